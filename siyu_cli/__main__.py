@@ -1,0 +1,3 @@
+from siyu_cli.cli import main
+
+main()

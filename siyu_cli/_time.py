@@ -1,0 +1,79 @@
+"""Times, durations and the one text form the store keeps them in (UTC, seconds)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from siyu_cli.errors import SiyuError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SiyuError(f"unknown timezone {name!r}", hint="use an IANA name such as Asia/Shanghai") from exc
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '30m', '2h', '1d', '1w' (an integer and one unit)."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. 30m, 2h, 1d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_hhmm(text: str) -> time:
+    match = _HHMM.match(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a time of day; write HH:MM, e.g. 08:30")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_when(text: str, tz: tzinfo) -> datetime:
+    """An ISO date or date-time; one without a zone is read in `tz`."""
+    raw = str(text).strip()
+    if not raw:
+        raise ValueError("empty time")
+    candidate = raw.replace("/", "-")
+    if candidate.endswith("Z"):
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a time; write e.g. 2026-12-01 08:30 or 2026-12-01T08:30:00+08:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment
+
+
+def to_db(moment: datetime) -> str:
+    """The store's form: UTC, second precision, sortable as text."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_db(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def local_midnight(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=tz)

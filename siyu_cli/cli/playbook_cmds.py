@@ -1,0 +1,5 @@
+"""playbook_cmds"""
+
+from __future__ import annotations
+
+from siyu_cli.cli._app import app

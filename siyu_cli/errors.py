@@ -1,0 +1,118 @@
+"""Typed errors of the core. The CLI turns them into located messages and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located finding about a user's file: an error or a lint warning."""
+
+    message: str
+    file: str = ""
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+    hint: str = ""
+    severity: str = "error"
+    code: str = ""
+
+    @property
+    def location(self) -> str:
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.severity}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class SiyuError(Exception):
+    """Base of every error caused by input, environment or state, never by a bug."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class UsageError(SiyuError):
+    """The command line itself is wrong (exit 2)."""
+
+    exit_code = 2
+
+
+class PlaybookInvalid(SiyuError):
+    """A playbook failed validation; carries every problem, not only the first."""
+
+    def __init__(self, problems: list[Problem], file: str = "") -> None:
+        errors = [p for p in problems if p.severity == "error"]
+        super().__init__(f"{file or 'playbook'}: {len(errors)} error(s)")
+        self.problems = problems
+        self.file = file
+
+
+class PlaybookNotFound(SiyuError):
+    """No playbook was named and none could be found."""
+
+
+class TemplateFailure(SiyuError):
+    """A template did not compile or render; names the template, its line and the beat."""
+
+    def __init__(self, message: str, *, template: str, line: int | None = None, beat: str = "") -> None:
+        where = template + (f":{line}" if line else "")
+        prefix = f"beat {beat}: " if beat else ""
+        super().__init__(f"{where}: {prefix}{message}")
+        self.template = template
+        self.line = line
+        self.beat = beat
+        self.detail = message
+
+
+class StoreError(SiyuError):
+    """The SQLite store cannot be opened, is locked, or is not a siyu store."""
+
+
+class ImportRejected(SiyuError):
+    """An import found bad rows; nothing was imported. `rows` holds (row number, reason)."""
+
+    def __init__(self, file: str, rows: list[tuple[int, str]], *, total_bad: int | None = None) -> None:
+        count = total_bad if total_bad is not None else len(rows)
+        super().__init__(
+            f"{file}: {count} bad row(s); nothing was imported",
+            hint="fix the rows, map columns with --map, or import the rest with --skip-bad FILE",
+        )
+        self.file = file
+        self.rows = rows
+        self.total_bad = count
+
+
+class DeliveryError(SiyuError):
+    """An output could not deliver a draft. `transient` errors are worth retrying."""
+
+    def __init__(self, message: str, *, transient: bool = False, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.transient = transient
+
+
+class LockHeld(SiyuError):
+    """Another live process holds what this command needs."""

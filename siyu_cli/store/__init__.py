@@ -1,0 +1,9 @@
+"""The SQLite store: contacts, events and the draft ledger, in one file.
+
+The ledger is the truth; everything that must not happen twice is decided
+inside `immediate()` so that concurrent processes serialize on SQLite's lock.
+"""
+
+from siyu_cli.store._db import default_path, immediate, open_store
+
+__all__ = ["default_path", "immediate", "open_store"]

@@ -1,0 +1,102 @@
+"""Schema migrations. Append new migrations; never edit an applied one."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("siyu")
+
+
+@MIGRATIONS()
+def m001_contacts_events(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE contacts (
+            contact_id TEXT PRIMARY KEY,
+            name TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',   -- JSON array of tag strings
+            source TEXT,                        -- hook code it came in through
+            tier TEXT,                          -- precise | semi | general (or the team's own words)
+            account TEXT,                       -- persona account that owns the contact
+            cohort TEXT,
+            added_at TEXT,                      -- UTC, YYYY-MM-DDTHH:MM:SSZ
+            extra TEXT NOT NULL DEFAULT '{}',   -- JSON object of unmapped columns
+            updated_at TEXT
+        );
+        CREATE INDEX contacts_cohort ON contacts(cohort);
+        CREATE INDEX contacts_source ON contacts(source);
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,      -- given, or derived from the row: dedups re-imports
+            type TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            at TEXT NOT NULL,                   -- UTC, YYYY-MM-DDTHH:MM:SSZ
+            hook TEXT,
+            cohort TEXT,
+            group_id TEXT,
+            amount REAL,
+            props TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX events_contact_at ON events(contact_id, at);
+        CREATE INDEX events_type_at ON events(type, at);
+        """
+    )
+
+
+@MIGRATIONS()
+def m002_ledger(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            playbook_id TEXT,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            mode TEXT NOT NULL,                 -- once | service | retry
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+
+        CREATE TABLE drafts (
+            draft_id TEXT PRIMARY KEY,          -- short hash of the unique key
+            playbook_id TEXT NOT NULL,
+            cohort TEXT NOT NULL,
+            beat TEXT NOT NULL,
+            occurrence_at TEXT NOT NULL,        -- the scheduled time, UTC
+            target TEXT NOT NULL,               -- group:<id> | persona:<id> | contact:<id>
+            day INTEGER,
+            channel TEXT NOT NULL,
+            persona TEXT,
+            category TEXT,
+            variant TEXT,
+            due_at TEXT NOT NULL,               -- occurrence, or the end of quiet hours
+            content_hash TEXT NOT NULL,         -- the playbook's hash when the draft was made
+            text TEXT,
+            state TEXT NOT NULL,                -- pending claimed sent failed skipped unknown
+            reason TEXT,                        -- why skipped / deferred, or the error
+            attempts INTEGER NOT NULL DEFAULT 0,
+            run_id TEXT,                        -- the run holding the claim
+            created_at TEXT NOT NULL,
+            claimed_at TEXT,
+            finished_at TEXT,
+            done_by TEXT,                       -- who marked it sent by hand
+            UNIQUE (playbook_id, cohort, beat, occurrence_at, target)
+        );
+        CREATE INDEX drafts_state_due ON drafts(state, due_at);
+        CREATE INDEX drafts_playbook_day ON drafts(playbook_id, day);
+        CREATE INDEX drafts_target_due ON drafts(target, due_at);
+
+        CREATE TABLE deliveries (
+            draft_id TEXT NOT NULL REFERENCES drafts(draft_id),
+            output TEXT NOT NULL,               -- outbox | console | webhook:<name>
+            state TEXT NOT NULL,                -- pending inflight delivered failed unknown
+            location TEXT,                      -- file written, or URL host
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (draft_id, output)
+        );
+        """
+    )
