@@ -1,0 +1,389 @@
+"""Reading a playbook: YAML → located data → model, with every problem collected, not only the first."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import typing
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from siyu_cli._time import zone
+from siyu_cli.errors import PlaybookInvalid, Problem
+from siyu_cli.playbook import _days, _tags
+from siyu_cli.playbook._model import Beat, Cohort, Playbook
+from siyu_cli.playbook._yaml import Located, Path_, load_located
+
+DEFAULT_COHORT = "default"
+
+
+@dataclass(frozen=True)
+class CohortRun:
+    """One batch of the campaign: its own day 1 and its groups."""
+
+    id: str
+    start: date
+    group_ids: tuple[str, ...]
+
+
+@dataclass
+class LoadedPlaybook:
+    """A valid playbook and what was derived from it once: days per beat, parsed segments, the zone."""
+
+    model: Playbook
+    path: Path
+    located: Located
+    content_hash: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+    @cached_property
+    def tz(self) -> tzinfo:
+        return zone(self.model.timezone)
+
+    @cached_property
+    def phase_days(self) -> dict[str, Any]:
+        return {phase.id: phase.days for phase in self.model.phases}
+
+    def days_of(self, spec: Any) -> list[int]:
+        return _days.resolve(spec, self.model.days, self.phase_days)
+
+    @cached_property
+    def beat_days(self) -> dict[str, frozenset[int]]:
+        return {beat.id: frozenset(self.days_of(beat.days)) for beat in self.model.beats}
+
+    def phase_of(self, day: int) -> Any:
+        for phase in self.model.phases:
+            if day in self.days_of(phase.days):
+                return phase
+        return None
+
+    @cached_property
+    def cohorts(self) -> list[CohortRun]:
+        all_groups = tuple(group.id for group in self.model.groups)
+        if not self.model.cohorts:
+            return [CohortRun(DEFAULT_COHORT, self.model.start, all_groups)]
+        return [_cohort_run(cohort, all_groups) for cohort in self.model.cohorts]
+
+    def cohort(self, cohort_id: str | None) -> CohortRun:
+        from siyu_cli.errors import SiyuError
+
+        if cohort_id is None:
+            return self.cohorts[0]
+        for cohort in self.cohorts:
+            if cohort.id == cohort_id:
+                return cohort
+        known = ", ".join(c.id for c in self.cohorts)
+        raise SiyuError(f"{self.path}: no cohort {cohort_id!r}", hint=f"cohorts: {known}")
+
+    def audience(self, beat: Beat) -> _tags.TagExpr:
+        expr = self.model.segments.get(beat.audience or "", beat.audience or "")
+        return _tags.parse(expr)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent
+
+
+def _cohort_run(cohort: Cohort, all_groups: tuple[str, ...]) -> CohortRun:
+    groups = tuple(cohort.groups) if cohort.groups is not None else all_groups
+    return CohortRun(cohort.id, cohort.start, groups)
+
+
+def read(path: Path) -> LoadedPlaybook:
+    """Load and validate; raise PlaybookInvalid with every structural and reference problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PlaybookInvalid([Problem(f"cannot read playbook: {exc.strerror or exc}", file=str(path))], str(path)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problem = Problem(f"not UTF-8 (byte {exc.start})", file=str(path), hint="save the playbook as UTF-8")
+        raise PlaybookInvalid([problem], str(path)) from None
+    located, problems = load_located(text, str(path))
+    if located is None:
+        raise PlaybookInvalid(problems, str(path))
+    if not isinstance(located.data, dict):
+        problems.append(located.problem((), "a playbook is a YAML mapping (siyu: 1, id: …, beats: …)"))
+        raise PlaybookInvalid(problems, str(path))
+    model: Playbook | None = None
+    try:
+        model = Playbook.model_validate(located.data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(exc, located))
+    problems.extend(_reference_problems(located))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or model is None:
+        raise PlaybookInvalid(_dedupe(problems), str(path))
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return LoadedPlaybook(model=model, path=path, located=located, content_hash=digest, problems=problems)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for problem in problems:
+        key = (problem.line, problem.column, problem.path, problem.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(problem)
+    return sorted(unique, key=lambda p: (p.line or 0, p.column or 0))
+
+
+def _validation_problems(exc: ValidationError, located: Located) -> list[Problem]:
+    problems: list[Problem] = []
+    union_seen: set[Path_] = set()
+    for error in exc.errors():
+        path, branched = _clean_loc(error["loc"], located.data)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            problems.append(_unknown_key(path, located))
+            continue
+        if branched:
+            if path in union_seen:
+                continue
+            union_seen.add(path)
+        message = _message(error)
+        if kind == "missing":
+            problems.append(located.problem(path, f"missing required field {path[-1]!r}", hint=_missing_hint(path)))
+            continue
+        problems.append(located.problem(path, message))
+    return problems
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Path_, bool]:
+    """Drop pydantic's union-branch tags, which are not in the file."""
+    path: list[str | int] = []
+    branched = False
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif last and isinstance(node, dict) and isinstance(part, str) and not _is_branch_tag(part):
+            path.append(part)
+        else:
+            branched = True
+    return tuple(path), branched
+
+
+def _is_branch_tag(part: str) -> bool:
+    return part[:1].isupper() or "[" in part or part in {"str", "int", "float", "list", "dict", "date", "bool"}
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error["msg"])
+    if error["type"] == "string_pattern_mismatch":
+        message = "must be an id: letters, digits, '-', '_' or '.', starting with a letter or digit"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    value = error.get("input")
+    if error["type"] in {"string_type", "int_type", "int_parsing", "float_parsing", "literal_error", "date_from_datetime_parsing", "date_parsing", "string_pattern_mismatch", "bool_type", "list_type", "dict_type", "model_type", "float_type"} and not isinstance(value, (dict, list)):
+        message += f" (got {value!r})"
+    return message
+
+
+def _missing_hint(path: Path_) -> str:
+    hints = {
+        "siyu": "start the file with `siyu: 1`",
+        "id": "give it a slug id, e.g. reading-camp-7d",
+        "at": 'give a time of day, e.g. at: "08:30"',
+        "channel": "one of group, moments, private, live",
+    }
+    return hints.get(str(path[-1]), "")
+
+
+def _unknown_key(path: Path_, located: Located) -> Problem:
+    key = str(path[-1])
+    allowed = _allowed_keys(path[:-1], located.data)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else (f"allowed keys: {', '.join(sorted(allowed))}" if allowed else "")
+    return located.problem(path, f"unknown key {key!r}", hint=hint, key=True, code="unknown-key")
+
+
+def _allowed_keys(parent: Path_, data: Any) -> list[str]:
+    model: Any = Playbook
+    node = data
+    for part in parent:
+        node = node[part] if isinstance(node, (dict, list)) else None
+        model = _descend(model, part, node)
+        if model is None:
+            return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _descend(model: Any, part: str | int, node: Any) -> Any:
+    """The annotation found one step down `part` from `model` (a model class or a container type)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        info = model.model_fields.get(str(part))
+        return _pick(info.annotation, node) if info else None
+    origin = typing.get_origin(model)
+    if origin in (list, dict):
+        args = typing.get_args(model)
+        return _pick(args[-1], node) if args else None
+    return None
+
+
+def _pick(annotation: Any, node: Any) -> Any:
+    """Unwrap Optional/Annotated/Union to the member that fits the data."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _pick(typing.get_args(annotation)[0], node)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        members = [m for m in typing.get_args(annotation) if m is not type(None)]
+        for member in members:
+            base = typing.get_origin(member) or member
+            if isinstance(node, dict) and (base is dict or (isinstance(base, type) and issubclass(base, BaseModel))):
+                if isinstance(base, type) and issubclass(base, BaseModel):
+                    wanted = node.get("type")
+                    literal = base.model_fields.get("type")
+                    if wanted is not None and literal is not None and wanted not in typing.get_args(literal.annotation):
+                        continue
+                return _pick(member, node)
+            if isinstance(node, list) and base is list:
+                return member
+        return members[0] if members else None
+    return annotation
+
+
+def _reference_problems(located: Located) -> list[Problem]:
+    """Cross-references and day coverage, checked on the raw data so they show beside type errors."""
+    data: dict[str, Any] = located.data
+    problems: list[Problem] = []
+
+    def ids(section: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        items = data.get(section)
+        if not isinstance(items, list):
+            return found
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                if item["id"] in found:
+                    problems.append(located.problem((section, index, "id"), f"duplicate id {item['id']!r} in {section}", hint=f"first used at {section}[{found[item['id']]}]"))
+                else:
+                    found[item["id"]] = index
+        return found
+
+    personas = ids("personas")
+    ids("products")
+    phases = ids("phases")
+    groups = ids("groups")
+    beats_ = ids("beats")
+    ids("hooks")
+    ids("cohorts")
+    segments = data.get("segments") if isinstance(data.get("segments"), dict) else {}
+    days = data.get("days") if isinstance(data.get("days"), int) and not isinstance(data.get("days"), bool) else None
+    phase_specs = {item["id"]: item.get("days") for item in data.get("phases") or [] if isinstance(item, dict) and isinstance(item.get("id"), str)}
+
+    def ref(path: Path_, value: Any, known: dict[str, int], what: str) -> None:
+        if isinstance(value, str) and value not in known:
+            close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else (f"{what}s: {', '.join(known)}" if known else f"define it under {what}s:")
+            problems.append(located.problem(path, f"unknown {what} {value!r}", hint=hint, code="reference"))
+
+    def day_range(path: Path_, spec: Any) -> list[int] | None:
+        if days is None or spec is None:
+            return None
+        try:
+            return _days.resolve(spec, days, phase_specs)
+        except _days.DaySpecError as exc:
+            hint = "" if "phase" not in str(exc) else "phase ranges name a phase id from phases:"
+            problems.append(located.problem(path, str(exc), hint=hint, code="days"))
+            return None
+
+    for index, group in enumerate(data.get("groups") or []):
+        if isinstance(group, dict):
+            ref(("groups", index, "persona"), group.get("persona"), personas, "persona")
+
+    covered: dict[int, str] = {}
+    for index, phase in enumerate(data.get("phases") or []):
+        if not isinstance(phase, dict):
+            continue
+        spec = phase.get("days")
+        if isinstance(spec, dict):
+            problems.append(located.problem(("phases", index, "days"), "a phase's days are numbers, not another phase", code="days"))
+            continue
+        for day in day_range(("phases", index, "days"), spec) or []:
+            if day in covered:
+                problems.append(located.problem(("phases", index, "days"), f"day {day} is already in phase {covered[day]!r}", hint="phases must not overlap", code="phases"))
+                break
+            covered[day] = str(phase.get("id"))
+    if phases and days is not None:
+        missing = [day for day in range(1, days + 1) if day not in covered]
+        if missing and len(covered) > 0:
+            problems.append(located.problem(("phases",), f"days {_compact(missing)} are in no phase", hint=f"phases must cover days 1-{days}", code="phases"))
+
+    for index, beat in enumerate(data.get("beats") or []):
+        if not isinstance(beat, dict):
+            continue
+        here = ("beats", index)
+        ref(here + ("persona",), beat.get("persona"), personas, "persona")
+        for gi, gid in enumerate(beat.get("groups") or []):
+            ref(here + ("groups", gi), gid, groups, "group")
+        if "days" in beat:
+            day_range(here + ("days",), beat.get("days"))
+        audience = beat.get("audience")
+        if isinstance(audience, str) and audience not in segments:
+            try:
+                _tags.parse(audience)
+            except _tags.TagExprError as exc:
+                problems.append(located.problem(here + ("audience",), f"not a segment id and not a tag expression: {exc}", hint=f"segments: {', '.join(segments) or 'none defined'}", code="segment"))
+        if beat.get("channel") in ("moments", "live") and beat.get("persona") is None and len(personas) > 1:
+            problems.append(located.problem(here, f"{beat.get('channel')} beat has no persona and the playbook has several", hint="name the persona that posts it", code="reference"))
+        for mi, entry in enumerate(beat.get("mix") or []):
+            if isinstance(entry, dict):
+                day_range(here + ("mix", mi, "days"), entry.get("days"))
+                pools = beat.get("pools") if isinstance(beat.get("pools"), dict) else {}
+                for category in (entry.get("ratio") or {}) if isinstance(entry.get("ratio"), dict) else {}:
+                    if category not in pools:
+                        problems.append(located.problem(here + ("mix", mi, "ratio", category), f"category {category!r} has no pool", hint=f"add pools.{category}: a list or glob of templates", code="reference"))
+    for index, hook in enumerate(data.get("hooks") or []):
+        if isinstance(hook, dict):
+            ref(("hooks", index, "persona"), hook.get("persona"), personas, "persona")
+    for index, cohort in enumerate(data.get("cohorts") or []):
+        if isinstance(cohort, dict):
+            for gi, gid in enumerate(cohort.get("groups") or []):
+                ref(("cohorts", index, "groups", gi), gid, groups, "group")
+    funnel = data.get("funnel")
+    if isinstance(funnel, dict):
+        stage_ids = {s.get("id"): i for i, s in enumerate(funnel.get("stages") or []) if isinstance(s, dict)}
+        for key in (funnel.get("targets") or {}) if isinstance(funnel.get("targets"), dict) else {}:
+            ref(("funnel", "targets", key), key, {str(k): v for k, v in stage_ids.items() if k}, "funnel stage")
+    del beats_
+    return problems
+
+
+def _compact(days: list[int]) -> str:
+    runs: list[str] = []
+    start = prev = days[0]
+    for day in days[1:] + [None]:  # type: ignore[list-item]
+        if day is not None and day == prev + 1:
+            prev = day
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if day is not None:
+            start = prev = day
+    return ", ".join(runs)
+
+
+def beat_by_id(playbook: LoadedPlaybook, beat_id: str) -> Beat:
+    for beat in playbook.model.beats:
+        if beat.id == beat_id:
+            return beat
+    raise KeyError(beat_id)

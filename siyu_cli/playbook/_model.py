@@ -1,0 +1,354 @@
+"""The playbook format, version 1, as pydantic models: the contract of playbook-spec.md."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from siyu_cli._time import parse_duration, parse_hhmm
+from siyu_cli.playbook import _days, _tags
+
+SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Slug = Annotated[str, Field(pattern=SLUG, description="an id: letters, digits, '-', '_' or '.'")]
+DaySpec = Annotated[
+    str | int | list[int | str] | dict[str, str],
+    Field(description='days: "3", "2-5", "8-", [1, 3, 5], all, or {phase: ID}'),
+]
+EVENTS = (
+    "card_sent",
+    "friend_added",
+    "friend_deleted",
+    "group_joined",
+    "group_left",
+    "checkin",
+    "message_replied",
+    "order",
+    "refund",
+)
+EventType = Literal[
+    "card_sent",
+    "friend_added",
+    "friend_deleted",
+    "group_joined",
+    "group_left",
+    "checkin",
+    "message_replied",
+    "order",
+    "refund",
+]
+Tier = Literal["relationship", "experience", "profit", "traffic", "lock_in"]
+Channel = Literal["group", "moments", "private", "live"]
+_QUIET = re.compile(r"^\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$")
+
+
+def _days_ok(value: Any) -> Any:
+    try:
+        _days.check_syntax(value)
+    except _days.DaySpecError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _duration_ok(value: Any) -> str:
+    try:
+        parse_duration(str(value))
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return str(value)
+
+
+def _expr_ok(value: str) -> str:
+    try:
+        _tags.parse(value)
+    except _tags.TagExprError as exc:
+        raise ValueError(f"tag expression does not parse: {exc}") from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _Content(_Strict):
+    """Either a template file or inline Jinja text."""
+
+    template: str | None = Field(None, description="template file, looked up beside the playbook, in templates/, then built-ins")
+    text: str | None = Field(None, description="inline Jinja text instead of a template file")
+
+
+def _one_content(item: _Content, *, required: bool = True) -> None:
+    if item.template and item.text:
+        raise ValueError("give either template or text, not both")
+    if required and not item.template and item.text is None:
+        raise ValueError("needs a template or a text")
+
+
+class Persona(_Strict):
+    id: Slug
+    name: str
+    role: str | None = None
+    voice: str | None = None
+    account: str | None = Field(None, description="the WeChat/WeCom account this persona speaks from")
+
+
+class Product(_Strict):
+    id: Slug
+    name: str
+    price: float = Field(ge=0)
+    tier: Tier
+
+
+class Phase(_Strict):
+    id: Slug
+    title: str
+    days: DaySpec
+
+    _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v)))
+
+
+class Group(_Strict):
+    id: Slug
+    name: str
+    persona: str | None = None
+
+
+class MixEntry(_Strict):
+    days: DaySpec
+    ratio: dict[str, Annotated[float, Field(gt=0)]]
+
+    _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v)))
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("a ratio needs at least one category")
+        return value
+
+
+class PoolText(_Strict):
+    text: str
+
+
+class Variant(_Content):
+    weight: float = Field(gt=0)
+
+
+class Beat(_Content):
+    id: Slug
+    title: str | None = None
+    at: str | list[str]
+    days: DaySpec = "all"
+    channel: Channel
+    persona: str | None = None
+    groups: list[str] | None = Field(None, description="group beats: the groups to post in (default all)")
+    audience: str | None = Field(None, description="private beats: a segment id or an inline tag expression")
+    mix: list[MixEntry] | None = None
+    pools: dict[str, str | list[str | PoolText]] | None = None
+    variants: dict[str, Variant] | None = Field(None, description="private beats: A/B variants; one without template/text is a holdout")
+
+    _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v)))
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            parse_hhmm(item)
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one time")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> Beat:
+        if self.mix or self.pools:
+            if not (self.mix and self.pools):
+                raise ValueError("mix and pools go together")
+            if self.template or self.text is not None or self.variants:
+                raise ValueError("a beat with mix/pools takes its content from the pools, not template/text/variants")
+        elif self.variants:
+            if self.channel != "private":
+                raise ValueError("variants are for private beats")
+            if self.template or self.text is not None:
+                raise ValueError("give variants instead of template/text, not both")
+            for variant in self.variants.values():
+                _one_content(variant, required=False)
+            if all(v.template is None and v.text is None for v in self.variants.values()):
+                raise ValueError("every variant is a holdout; give at least one a template or text")
+        else:
+            _one_content(self)
+        if self.channel == "private" and not self.audience:
+            raise ValueError("a private beat needs an audience (a segment id or tag expression)")
+        if self.channel != "private" and self.audience:
+            raise ValueError("audience is for private beats; group beats use groups:")
+        if self.channel != "group" and self.groups is not None:
+            raise ValueError("groups: is for group beats")
+        return self
+
+    @property
+    def times(self) -> list[str]:
+        return [self.at] if isinstance(self.at, str) else list(self.at)
+
+
+class WelcomeStep(_Content):
+    after: str = Field(description="delay after the add: 0m, 30m, 1d …")
+    at: str | None = Field(None, description="with a delay in days: the time of day to send")
+
+    _after = field_validator("after")(classmethod(lambda cls, v: _duration_ok(v)))
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hhmm(value)
+        return value
+
+    @model_validator(mode="after")
+    def _content(self) -> WelcomeStep:
+        _one_content(self)
+        return self
+
+
+class Hook(_Strict):
+    id: Slug
+    kind: Literal["package_card", "qr_code", "form", "live", "referral"]
+    title: str | None = None
+    offer: str | None = None
+    code: str | None = None
+    tags: list[str] = []
+    persona: str | None = None
+    welcome: list[WelcomeStep] = []
+
+
+class Cohort(_Strict):
+    id: Slug
+    start: date
+    groups: list[str] | None = None
+
+
+class Missed(_Strict):
+    max_late: str = "2h"
+    action: Literal["skip", "send"] = "skip"
+
+    _late = field_validator("max_late")(classmethod(lambda cls, v: _duration_ok(v)))
+
+    @property
+    def max_late_delta(self) -> timedelta:
+        return parse_duration(self.max_late)
+
+
+class Limits(_Strict):
+    quiet_hours: str | None = Field(None, description='"22:30-08:00": nothing is dispatched inside')
+    on_quiet: Literal["defer", "skip"] = "defer"
+    per_contact_per_day: int | None = Field(None, ge=1)
+    private_per_account_per_day: int | None = Field(None, ge=1)
+    missed: Missed = Missed()
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _QUIET.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a quiet-hours range; write HH:MM-HH:MM, e.g. 22:30-08:00")
+        parse_hhmm(match.group(1))
+        parse_hhmm(match.group(2))
+        return value
+
+
+class WebhookOutput(_Strict):
+    type: Literal["webhook"]
+    format: Literal["wecom", "feishu", "dingtalk", "json"]
+    url_env: str = Field(description="environment variable holding the URL (secrets never go in the playbook)")
+    secret_env: str | None = None
+    timeout: str | None = None
+    name: str | None = None
+
+    _timeout = field_validator("timeout")(classmethod(lambda cls, v: v if v is None else _duration_ok(v)))
+
+
+class OutboxOutput(_Strict):
+    type: Literal["outbox"]
+    dir: str | None = None
+
+
+class ConsoleOutput(_Strict):
+    type: Literal["console"]
+
+
+OutputSpec = Annotated[
+    Literal["outbox", "console"] | WebhookOutput | OutboxOutput | ConsoleOutput,
+    Field(description="outbox | console | {type: webhook, format, url_env}"),
+]
+
+
+class Stage(_Strict):
+    id: Slug
+    label: str | None = None
+    event: EventType
+    nth: int = Field(1, ge=1)
+
+
+class Funnel(_Strict):
+    stages: list[Stage] = Field(min_length=1)
+    targets: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    window: str | None = "30d"
+
+    _window = field_validator("window")(classmethod(lambda cls, v: v if v is None else _duration_ok(v)))
+
+    @property
+    def window_delta(self) -> timedelta | None:
+        return parse_duration(self.window) if self.window else None
+
+
+class Playbook(_Strict):
+    """A campaign: who speaks, what is said where and when, guardrails, and the funnel it is held to."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="siyu playbook",
+        json_schema_extra={"$id": "https://siyu.dev/schema/playbook-1.json"},
+    )
+
+    siyu: Literal[1] = Field(description="format version")
+    id: Slug = Field(description="keys the ledger: renaming starts a new campaign")
+    title: str
+    timezone: str = "Asia/Shanghai"
+    start: date
+    days: int = Field(ge=1, le=3660)
+    vars: dict[str, Any] = {}
+    personas: list[Persona] = Field(min_length=1)
+    products: list[Product] = []
+    phases: list[Phase] = []
+    segments: dict[str, str] = {}
+    groups: list[Group] = []
+    beats: list[Beat] = []
+    hooks: list[Hook] = []
+    cohorts: list[Cohort] = []
+    limits: Limits = Limits()
+    outputs: list[OutputSpec] = ["outbox"]
+    funnel: Funnel | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from siyu_cli._time import zone
+
+        try:
+            zone(value)
+        except Exception:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Asia/Shanghai") from None
+        return value
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, expr in value.items():
+            if not re.match(SLUG, key):
+                raise ValueError(f"segment id {key!r} must be a slug (letters, digits, '-', '_')")
+            _expr_ok(expr)
+        return value

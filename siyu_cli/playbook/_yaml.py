@@ -1,0 +1,133 @@
+"""YAML loading that remembers where every value came from, so errors point at file:line:col."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from siyu_cli.errors import Problem
+
+Path_ = tuple[str | int, ...]
+_PLAIN_CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+
+
+@dataclass
+class Located:
+    """The data of a YAML document and a map from each path to its (line, column), 1-based."""
+
+    data: Any
+    file: str
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
+        """The closest known position to `path` (walking up when a path does not exist)."""
+        probe = tuple(path)
+        while True:
+            table = self.key_marks if key and probe in self.key_marks else self.marks
+            if probe in table:
+                return table[probe]
+            if not probe:
+                return (None, None)
+            probe = probe[:-1]
+
+    def problem(self, path: Path_, message: str, *, hint: str = "", severity: str = "error", code: str = "", key: bool = False) -> Problem:
+        line, column = self.where(path, key=key)
+        return Problem(
+            message=message,
+            file=self.file,
+            line=line,
+            column=column,
+            path=format_path(path),
+            hint=hint,
+            severity=severity,
+            code=code,
+        )
+
+
+def format_path(path: Path_) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader; plain HH:MM scalars stay strings instead of YAML 1.1 base-60 integers."""
+
+
+def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        return None, [
+            Problem(
+                message=f"YAML syntax: {message}",
+                file=file,
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
+                hint="check indentation, colons and quotes on this line",
+                code="yaml",
+            )
+        ]
+    except yaml.YAMLError as exc:
+        return None, [Problem(message=f"YAML syntax: {exc}", file=file, code="yaml")]
+    finally:
+        loader.dispose()
+    located = Located(data=None, file=file)
+    problems: list[Problem] = []
+    if node is None:
+        located.data = None
+        return located, problems
+    located.data = _build(node, (), located, problems, loader)
+    return located, problems
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _build(node: yaml.Node, path: Path_, located: Located, problems: list[Problem], loader: _Loader) -> Any:
+    located.marks[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, loader) if isinstance(key_node, yaml.ScalarNode) else str(_mark(key_node))
+            if not isinstance(key, str):
+                key = str(key)
+            child = path + (key,)
+            if key in result:
+                line, column = _mark(key_node)
+                problems.append(
+                    Problem(
+                        message=f"duplicate key {key!r}",
+                        file=located.file,
+                        line=line,
+                        column=column,
+                        path=format_path(child),
+                        hint="each key may appear once; the later one would silently win",
+                        code="duplicate-key",
+                    )
+                )
+            located.key_marks[child] = _mark(key_node)
+            result[key] = _build(value_node, child, located, problems, loader)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (index,), located, problems, loader) for index, item in enumerate(node.value)]
+    return _scalar(node, loader)
+
+
+def _scalar(node: yaml.ScalarNode, loader: _Loader) -> Any:
+    if node.style is None and _PLAIN_CLOCK.match(node.value):
+        return node.value
+    return loader.construct_object(node, deep=True)

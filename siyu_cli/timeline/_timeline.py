@@ -1,0 +1,135 @@
+"""Every occurrence of a campaign: which beat, when, by whom, to which target, with what content."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from siyu_cli._time import parse_hhmm
+from siyu_cli.playbook import Beat, CohortRun, LoadedPlaybook
+from siyu_cli.timeline._mix import Rotation, choose_categories
+
+
+@dataclass(frozen=True)
+class Content:
+    """A template file name or inline text, with a label for error messages."""
+
+    template: str | None
+    text: str | None
+    label: str
+
+    @property
+    def name(self) -> str:
+        return self.template or self.label
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One beat at one time for one target. Private beats carry their audience, not each contact."""
+
+    cohort: str
+    day: int
+    date: date
+    at: datetime
+    beat: Beat
+    channel: str
+    persona: str
+    target_kind: str  # group | persona | audience
+    target_id: str
+    category: str | None
+    content: Content | None  # None for variant beats: the variant picks it per contact
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_kind}:{self.target_id}"
+
+
+def pool_entries(playbook: LoadedPlaybook, beat: Beat, category: str, search: list[Path]) -> list[Content]:
+    """A pool's templates: a list, or a glob looked up along the template search path."""
+    spec = (beat.pools or {})[category]
+    path = f"beats.{beat.id}.pools.{category}"
+    if isinstance(spec, str):
+        if any(ch in spec for ch in "*?["):
+            for root in search:
+                found = sorted(p for p in root.glob(spec) if p.is_file())
+                if found:
+                    return [Content(str(p.relative_to(root)).replace("\\", "/"), None, path) for p in found]
+            return []
+        return [Content(spec, None, path)]
+    entries: list[Content] = []
+    for index, item in enumerate(spec):
+        if isinstance(item, str):
+            entries.append(Content(item, None, f"{path}[{index}]"))
+        else:
+            entries.append(Content(None, item.text, f"<inline {path}[{index}]>"))
+    return entries
+
+
+def occurrences(
+    playbook: LoadedPlaybook,
+    cohort: CohortRun,
+    search: list[Path],
+    *,
+    days: set[int] | None = None,
+) -> Iterator[Occurrence]:
+    """Occurrences in time order. The mix is computed over the whole campaign so day N matches a full run."""
+    model = playbook.model
+    personas = [p.id for p in model.personas]
+    group_persona = {g.id: g.persona for g in model.groups}
+    mix_plan = {beat.id: _mix_plan(playbook, beat, cohort, search, personas) for beat in model.beats if beat.mix}
+    found: list[Occurrence] = []
+    for day in range(1, model.days + 1):
+        if days is not None and day not in days:
+            continue
+        when = cohort.start + timedelta(days=day - 1)
+        for beat in model.beats:
+            if day not in playbook.beat_days[beat.id]:
+                continue
+            for clock in beat.times:
+                at = datetime.combine(when, parse_hhmm(clock), tzinfo=playbook.tz)
+                base = dict(cohort=cohort.id, day=day, date=when, at=at, beat=beat, channel=beat.channel)
+                content = None if beat.variants else Content(beat.template, beat.text, f"<inline beats.{beat.id}.text>")
+                if beat.channel == "group":
+                    targets = [g for g in (beat.groups or cohort.group_ids) if g in cohort.group_ids or not model.cohorts]
+                    for group in targets:
+                        persona = beat.persona or group_persona.get(group) or personas[0]
+                        found.append(Occurrence(**base, persona=persona, target_kind="group", target_id=group, category=None, content=content))
+                elif beat.channel == "private":
+                    persona = beat.persona or personas[0]
+                    found.append(Occurrence(**base, persona=persona, target_kind="audience", target_id=beat.audience or "", category=None, content=content))
+                else:
+                    for persona in [beat.persona] if beat.persona else personas:
+                        category, mixed = (None, content)
+                        if beat.id in mix_plan:
+                            category, mixed = mix_plan[beat.id].get((persona, at), (None, None))
+                        found.append(Occurrence(**base, persona=persona, target_kind="persona", target_id=persona, category=category, content=mixed))
+    found.sort(key=lambda o: (o.at, o.beat.id, o.target))
+    return iter(found)
+
+
+def _mix_plan(
+    playbook: LoadedPlaybook, beat: Beat, cohort: CohortRun, search: list[Path], personas: list[str]
+) -> dict[tuple[str, datetime], tuple[str | None, Content | None]]:
+    """Categories per post, range by range, and the template each post rotates to."""
+    plan: dict[tuple[str, datetime], tuple[str | None, Content | None]] = {}
+    pools = {name: pool_entries(playbook, beat, name, search) for name in beat.pools or {}}
+    for persona in [beat.persona] if beat.persona else personas:
+        rotation = Rotation({name: list(range(len(entries))) for name, entries in pools.items() if entries})
+        for entry in beat.mix or []:
+            entry_days = [d for d in playbook.days_of(entry.days) if d in playbook.beat_days[beat.id]]
+            slots = [
+                datetime.combine(cohort.start + timedelta(days=d - 1), parse_hhmm(clock), tzinfo=playbook.tz)
+                for d in entry_days
+                for clock in sorted(beat.times)
+            ]
+            for slot, category in zip(slots, choose_categories(entry.ratio, len(slots)), strict=True):
+                if (persona, slot) in plan:
+                    continue
+                if not pools.get(category):
+                    plan[(persona, slot)] = (category, None)
+                    continue
+                index, _ = rotation.next(category)
+                plan[(persona, slot)] = (category, pools[category][index])
+    return plan
