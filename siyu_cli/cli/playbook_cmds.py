@@ -1,5 +1,222 @@
-"""playbook_cmds"""
+"""Commands a strategy team uses before a campaign touches a customer."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import typer
+
 from siyu_cli.cli._app import app
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
+
+CHANNEL_LABELS = {
+    "group": "group 群",
+    "moments": "Moments 朋友圈",
+    "private": "1v1 私聊",
+    "live": "live 直播",
+    "welcome": "welcome 欢迎语",
+}
+
+
+@app.command()
+def check(
+    playbooks: list[Path] = typer.Argument(None, help="Playbook files (default: the playbook found as for -p)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on lint warnings too."),
+    db: str = typer.Option(None, "--db", help=DB_HELP + " Its contacts size the 1v1 volume lint."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Validate and lint playbooks (校验): every error and warning, located by file, line and field."""
+    from siyu_cli.check import check_file
+
+    files = list(playbooks) if playbooks else [find_playbook(None)]
+    contacts = _store_contacts(db)
+    results = [check_file(path, contacts=contacts) for path in files]
+    failed = any(r.errors for r in results) or (strict and any(r.warnings for r in results))
+    if as_json:
+        print_json(
+            {
+                "ok": not failed,
+                "files": [
+                    {"file": r.file, "errors": len(r.errors), "warnings": len(r.warnings), "problems": [p.to_dict() for p in r.problems]}
+                    for r in results
+                ],
+            }
+        )
+        raise typer.Exit(1 if failed else 0)
+    console, errors = out(), err()
+    from rich.markup import escape
+
+    for result in results:
+        for problem in result.problems:
+            colour = "red" if problem.severity == "error" else "yellow"
+            errors.print(f"[{colour}]{escape(str(problem))}[/]")
+        if result.errors:
+            status = f"[red]✗ {len(result.errors)} error(s)[/]"
+        elif result.warnings:
+            status = f"[yellow]! {len(result.warnings)} warning(s)[/]" + (" [red](--strict)[/]" if strict else "")
+        else:
+            status = "[green]✓ ok[/]"
+        summary = ""
+        if result.playbook is not None:
+            model = result.playbook.model
+            summary = f" · {model.id} · {model.days} days · {len(model.beats)} beats · {len(model.hooks)} hooks · {len(result.playbook.cohorts)} cohort(s)"
+        console.print(f"{escape(result.file)}: {status}{escape(summary)}")
+    raise typer.Exit(1 if failed else 0)
+
+
+def _store_contacts(db: str | None) -> list[dict[str, Any]]:
+    from siyu_cli.store import default_path
+
+    path = default_path(db)
+    if not path.exists():
+        return []
+    from siyu_cli.store import contacts, open_store
+
+    return list(contacts(open_store(path, readonly=True)))
+
+
+@app.command()
+def schema() -> None:
+    """Print the playbook JSON Schema, for editors with yaml-language-server."""
+    from siyu_cli.playbook import Playbook
+
+    print_json(Playbook.model_json_schema())
+
+
+@app.command()
+def timeline(
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show the whole campaign as a calendar (日历): days as rows, beats as columns."""
+    from siyu_cli.playbook import read
+    from siyu_cli.render import search_path
+    from siyu_cli.timeline import occurrences
+
+    loaded = read(find_playbook(playbook))
+    run = loaded.cohort(cohort)
+    items = list(occurrences(loaded, run, search_path(loaded)))
+    if as_json:
+        print_json(
+            [
+                {
+                    "cohort": o.cohort,
+                    "day": o.day,
+                    "date": o.date.isoformat(),
+                    "at": o.at.isoformat(),
+                    "beat": o.beat.id,
+                    "title": o.beat.title,
+                    "channel": o.channel,
+                    "persona": o.persona,
+                    "target": o.target,
+                    "category": o.category,
+                    "template": o.content.name if o.content else None,
+                }
+                for o in items
+            ]
+        )
+        return
+    from rich.table import Table
+
+    beats = loaded.model.beats
+    table = Table(title=f"{loaded.model.title} · cohort {run.id} · from {run.start}", show_lines=False)
+    table.add_column("day", justify="right")
+    table.add_column("date")
+    table.add_column("phase")
+    for beat in beats:
+        table.add_column(f"{beat.title or beat.id}\n{CHANNEL_LABELS.get(beat.channel, beat.channel)}", overflow="fold")
+    by_day: dict[int, dict[str, list[str]]] = {}
+    for o in items:
+        cell = by_day.setdefault(o.day, {}).setdefault(o.beat.id, [])
+        label = o.at.strftime("%H:%M")
+        if o.category:
+            label += f" {o.category}"
+        if label not in cell:
+            cell.append(label)
+    for day in range(1, loaded.model.days + 1):
+        phase = loaded.phase_of(day)
+        cells = by_day.get(day, {})
+        table.add_row(
+            str(day),
+            str(run.start.fromordinal(run.start.toordinal() + day - 1)),
+            phase.title if phase else "",
+            *["\n".join(cells.get(beat.id, [])) or "·" for beat in beats],
+        )
+    out().print(table)
+
+
+preview_app = typer.Typer(help="Show what the campaign will send, without sending (预览).", no_args_is_help=True)
+app.add_typer(preview_app, name="preview")
+
+
+@preview_app.command("day")
+def preview_day(
+    day: int = typer.Argument(..., help="Campaign day (1 = the cohort's start)."),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
+    contact: str = typer.Option(None, "--contact", help="Only drafts for this contact id."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    out_dir: Path = typer.Option(None, "--out", help="Also write each draft as a Markdown file in this folder."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show every draft of day N in time order, rendered, with what quiet hours and limits would do."""
+    from siyu_cli.dispatch import preview
+
+    result = preview(find_playbook(playbook), day, cohort=cohort, contact=contact, db_path=db)
+    if out_dir is not None:
+        written = result.write(out_dir)
+        err().print(f"wrote {len(written)} draft file(s) to {out_dir}")
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _print_preview(result)
+
+
+def _print_preview(result: Any) -> None:
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = out()
+    console.print(
+        f"[bold]{escape(result.title)}[/] · cohort {escape(result.cohort)} · day {result.day} ({result.date}, {escape(result.phase or '-')}) · {len(result.items)} draft(s)"
+    )
+    if result.sample:
+        console.print("[yellow]No contacts in the store: 1v1 beats are shown once for a sample contact 示例联系人 (sample).[/]")
+    if not result.items:
+        console.print("Nothing is scheduled on this day.")
+    for item in result.items:
+        header = f"{item.time} · {CHANNEL_LABELS.get(item.channel, item.channel)} · {escape(item.beat_title)} · {escape(item.persona)} → {escape(item.target)}"
+        if item.category:
+            header += f" · {escape(item.category)}"
+        if item.variant:
+            header += f" · variant {escape(item.variant)}"
+        style, notes = "green", []
+        if item.decision != "send":
+            style = "yellow" if item.decision.startswith("defer") else "red"
+            notes.append(item.decision_text)
+        body = Text(item.text or "", style="")
+        if item.error:
+            body = Text(item.error, style="red")
+            style = "red"
+        elif item.holdout:
+            body = Text("holdout 对照组: no message; recorded and counted in the funnel", style="dim")
+        subtitle = " · ".join(notes) if notes else None
+        console.print(Panel(body, title=header, title_align="left", subtitle=subtitle, subtitle_align="left", border_style=style))
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="Folder to create the project in."),
+    archetype: str = typer.Option("education", "--from", help="Starter: education (群转 camp), skincare (个微 persona), ecommerce (企微 package card)."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+) -> None:
+    """Scaffold a project from a starter playbook (初始化): playbook, templates and a README."""
+    from siyu_cli.starters import scaffold
+
+    created = scaffold(directory, archetype, force=force)
+    console = out()
+    console.print(f"[green]created[/] {directory} from the {archetype} starter ({len(created)} files)")
+    console.print(f"next: cd {directory} && siyu check && siyu preview day 1")

@@ -1,0 +1,363 @@
+from __future__ import annotations
+
+import itertools
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from siyu_cli._time import parse_hhmm
+from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
+from siyu_cli.playbook import LoadedPlaybook, read
+from siyu_cli.playbook._yaml import Path_
+from siyu_cli.render import SAMPLE_CONTACT, Planner
+from siyu_cli.render._context import ContextBuilder
+from siyu_cli.timeline import Content, choose_categories, pool_entries
+
+MOMENTS_MAX_CHARS = 2000
+_MAX_TAG_UNIVERSE = 12
+
+
+@dataclass
+class CheckResult:
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+    playbook: LoadedPlaybook | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def quiet_window(spec: str | None) -> tuple[time, time] | None:
+    if not spec:
+        return None
+    start, end = (parse_hhmm(part) for part in spec.split("-", 1))
+    return start, end
+
+
+def in_quiet(moment: time, window: tuple[time, time] | None) -> bool:
+    if window is None:
+        return False
+    start, end = window
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end
+
+
+def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = ()) -> CheckResult:
+    """Every problem of a playbook: structure, references, templates, then the lint."""
+    result = CheckResult(file=str(path))
+    try:
+        playbook = read(path)
+    except PlaybookInvalid as exc:
+        result.problems = exc.problems
+        return result
+    result.playbook = playbook
+    result.problems.extend(playbook.problems)
+    result.problems.extend(_template_problems(playbook))
+    result.problems.extend(_mix_problems(playbook))
+    result.problems.extend(_lint(playbook, contacts))
+    return result
+
+
+def _content_path(playbook: LoadedPlaybook, beat_id: str, content: Content | None) -> tuple[Path_, str]:
+    for index, beat in enumerate(playbook.model.beats):
+        if beat.id == beat_id:
+            if content is not None and content.template is None:
+                return ("beats", index, "text"), "text"
+            return ("beats", index, "template"), "template"
+    return (), ""
+
+
+def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
+    """Compile every template and render it against the real context of each occurrence."""
+    problems: dict[tuple[str, int | None, str], Problem] = {}
+    located = playbook.located
+    planner = Planner(playbook, sample_contact=True)
+
+    def add(failure: TemplateFailure, path: Path_) -> None:
+        key = (failure.template, failure.line, failure.detail)
+        if key in problems:
+            return
+        template_file = _resolve_template(planner, failure.template)
+        if template_file is not None:
+            problems[key] = Problem(
+                message=failure.detail,
+                file=str(template_file),
+                line=failure.line,
+                path=_path_text(path),
+                hint=f"used by beat {failure.beat}" if failure.beat else "",
+                code="template",
+            )
+        else:
+            problems[key] = located.problem(path, f"{failure.template}: {failure.detail}", code="template")
+
+    seen_contents: set[tuple[str | None, str | None]] = set()
+    for draft in planner.drafts():
+        if draft.holdout:
+            continue
+        for stats_sample in (False, True):
+            draft.text, draft.error = None, None
+            if stats_sample:
+                planner._stats_cache = {key: _sample_stats() for key in [(draft.date, draft.group_id, draft.cohort)]}
+            planner.render(draft)
+            planner._stats_cache = {}
+            if draft.error is not None:
+                add(draft.error, _draft_path(playbook, draft))
+                break
+            if draft.channel == "moments" and draft.text and len(draft.text) > MOMENTS_MAX_CHARS:
+                path = _draft_path(playbook, draft)
+                problems[(draft.content.name if draft.content else "", None, "long")] = located.problem(
+                    path, f"a Moments post of {len(draft.text)} characters (WeChat allows {MOMENTS_MAX_CHARS})", severity="warning", code="moments-length"
+                )
+        if draft.content is not None:
+            seen_contents.add((draft.content.template, draft.content.text))
+    contexts = ContextBuilder(playbook)
+    first = playbook.cohorts[0]
+    for bi, beat in enumerate(playbook.model.beats):
+        extra: list[tuple[Content, Path_]] = []
+        for category in beat.pools or {}:
+            entries = pool_entries(playbook, beat, category, planner.renderer.search)
+            if not entries:
+                problems[(f"pool:{beat.id}:{category}", None, "")] = located.problem(
+                    ("beats", bi, "pools", category), f"pool {category!r} matches no template", hint="check the glob or list", code="template"
+                )
+            extra += [(entry, ("beats", bi, "pools", category)) for entry in entries]
+        for name, variant in (beat.variants or {}).items():
+            if variant.template or variant.text is not None:
+                extra.append((Content(variant.template, variant.text, f"<inline beats.{beat.id}.variants.{name}.text>"), ("beats", bi, "variants", name)))
+        days = sorted(playbook.beat_days[beat.id]) or [1]
+        for content, path in extra:
+            if (content.template, content.text) in seen_contents:
+                continue
+            seen_contents.add((content.template, content.text))
+            occ = _fake_occurrence(playbook, beat, days[0], first)
+            context = contexts.for_occurrence(occ, first, contact=SAMPLE_CONTACT if beat.channel == "private" else None)
+            try:
+                planner.renderer.render(content, context, beat=beat.id)
+            except TemplateFailure as exc:
+                add(exc, path)
+    for hi, hook in enumerate(playbook.model.hooks):
+        persona = hook.persona or playbook.model.personas[0].id
+        for si, step in enumerate(hook.welcome):
+            content = Content(step.template, step.text, f"<inline hooks.{hook.id}.welcome[{si}].text>")
+            context = contexts.for_welcome(hook.id, persona, SAMPLE_CONTACT, first, 1, first.start, si + 1)
+            try:
+                planner.renderer.render(content, context, beat=f"welcome:{hook.id}:{si + 1}")
+            except TemplateFailure as exc:
+                add(exc, ("hooks", hi, "welcome", si, "template" if step.template else "text"))
+    return list(problems.values())
+
+
+def _fake_occurrence(playbook: LoadedPlaybook, beat: Any, day: int, cohort: Any) -> Any:
+    from siyu_cli.timeline import Occurrence
+
+    when = cohort.start + timedelta(days=day - 1)
+    at = datetime.combine(when, parse_hhmm(beat.times[0]), tzinfo=playbook.tz)
+    persona = beat.persona or playbook.model.personas[0].id
+    group = (beat.groups or cohort.group_ids or ("",))[0] if beat.channel == "group" else persona
+    kind = "group" if beat.channel == "group" else ("audience" if beat.channel == "private" else "persona")
+    return Occurrence(cohort.id, day, when, at, beat, beat.channel, persona, kind, group, None, None)
+
+
+def _sample_stats() -> dict[str, list[Any]]:
+    people = [{"id": "sample-1", "name": "示例学员一", "tags": []}, {"id": "sample-2", "name": "示例学员二", "tags": []}]
+    return {name + suffix: people for name in ("checkins", "joined", "orders") for suffix in ("", "_yesterday")}
+
+
+def _draft_path(playbook: LoadedPlaybook, draft: Any) -> Path_:
+    if draft.beat.startswith("welcome:"):
+        _, hook_id, step = draft.beat.split(":")
+        for hi, hook in enumerate(playbook.model.hooks):
+            if hook.id == hook_id:
+                return ("hooks", hi, "welcome", int(step) - 1)
+        return ("hooks",)
+    if draft.category is not None:
+        for bi, beat in enumerate(playbook.model.beats):
+            if beat.id == draft.beat:
+                return ("beats", bi, "pools", draft.category)
+    if draft.variant is not None:
+        for bi, beat in enumerate(playbook.model.beats):
+            if beat.id == draft.beat:
+                return ("beats", bi, "variants", draft.variant)
+    return _content_path(playbook, draft.beat, draft.content)[0]
+
+
+def _path_text(path: Path_) -> str:
+    from siyu_cli.playbook._yaml import format_path
+
+    return format_path(path)
+
+
+def _resolve_template(planner: Planner, name: str) -> Path | None:
+    if name.startswith("<") or name.startswith("beats."):
+        return None
+    for root in planner.renderer.search:
+        candidate = root / name
+        if candidate.is_file():
+            try:
+                return candidate.relative_to(Path.cwd())
+            except ValueError:
+                return candidate
+    return None
+
+
+def _mix_problems(playbook: LoadedPlaybook) -> list[Problem]:
+    problems: list[Problem] = []
+    for bi, beat in enumerate(playbook.model.beats):
+        if not beat.mix:
+            continue
+        covered: dict[int, int] = {}
+        for mi, entry in enumerate(beat.mix):
+            for day in playbook.days_of(entry.days):
+                if day in covered:
+                    problems.append(playbook.located.problem(("beats", bi, "mix", mi, "days"), f"day {day} is already in mix[{covered[day]}]", hint="mix ranges must not overlap", code="mix"))
+                    break
+                covered[day] = mi
+        uncovered = sorted(d for d in playbook.beat_days[beat.id] if d not in covered)
+        if uncovered:
+            problems.append(playbook.located.problem(("beats", bi, "mix"), f"day(s) {_days_text(uncovered)} of this beat are in no mix range", hint="extend a mix range or narrow the beat's days", code="mix"))
+    return problems
+
+
+def _days_text(days: list[int]) -> str:
+    from siyu_cli.playbook._load import _compact
+
+    return _compact(days)
+
+
+def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    model = playbook.model
+    located = playbook.located
+    problems: list[Problem] = []
+    quiet = quiet_window(model.limits.quiet_hours)
+    action = "deferred to the end of quiet hours" if model.limits.on_quiet == "defer" else "skipped"
+    for bi, beat in enumerate(model.beats):
+        for ti, clock in enumerate(beat.times):
+            if in_quiet(parse_hhmm(clock), quiet):
+                path: Path_ = ("beats", bi, "at") if isinstance(beat.at, str) else ("beats", bi, "at", ti)
+                problems.append(located.problem(path, f"{clock} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", hint="move the beat out of quiet hours", severity="warning", code="quiet-hours"))
+    for hi, hook in enumerate(model.hooks):
+        for si, step in enumerate(hook.welcome):
+            if step.at and in_quiet(parse_hhmm(step.at), quiet):
+                problems.append(located.problem(("hooks", hi, "welcome", si, "at"), f"{step.at} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", severity="warning", code="quiet-hours"))
+    problems.extend(_touch_budget(playbook))
+    problems.extend(_account_cap(playbook, contacts))
+    problems.extend(_pool_sizes(playbook))
+    return problems
+
+
+def _touch_budget(playbook: LoadedPlaybook) -> list[Problem]:
+    """Days where some contact would get more group + private touches than per_contact_per_day."""
+    model = playbook.model
+    limit = model.limits.per_contact_per_day
+    if limit is None:
+        return []
+    private = [(bi, beat, playbook.audience(beat)) for bi, beat in enumerate(model.beats) if beat.channel == "private"]
+    universe = sorted(set().union(*(expr.tags for _, _, expr in private))) if private else []
+    if len(universe) <= _MAX_TAG_UNIVERSE:
+        tag_sets = [frozenset(c) for n in range(len(universe) + 1) for c in itertools.combinations(universe, n)]
+    else:
+        tag_sets = [frozenset(expr.tags) for _, _, expr in private]
+    worst: dict[int, tuple[int, str, frozenset[str]]] = {}
+    for cohort in playbook.cohorts:
+        for day in range(1, model.days + 1):
+            per_group: Counter[str] = Counter()
+            for beat in model.beats:
+                if beat.channel == "group" and day in playbook.beat_days[beat.id]:
+                    for group in beat.groups or cohort.group_ids:
+                        per_group[group] += len(beat.times)
+            group_touches = max(per_group.values(), default=0)
+            todays = [(beat, expr) for _, beat, expr in private if day in playbook.beat_days[beat.id]]
+            best = (0, frozenset[str]())
+            for tags in tag_sets or [frozenset()]:
+                count = sum(len(beat.times) for beat, expr in todays if expr.matches(tags))
+                if count > best[0]:
+                    best = (count, tags)
+            total = group_touches + best[0]
+            if total > limit and (day not in worst or worst[day][0] < total):
+                who = "a group member" + (f" tagged {'/'.join(sorted(best[1]))}" if best[1] else "")
+                worst[day] = (total, who, best[1])
+    if not worst:
+        return []
+    days = sorted(worst)
+    total, who, _ = max(worst.values(), key=lambda item: item[0])
+    return [
+        playbook.located.problem(
+            ("limits", "per_contact_per_day"),
+            f"on day(s) {_days_text(days)} {who} would get up to {total} touches, above per_contact_per_day {limit}; the extra private drafts will be skipped",
+            hint="raise the limit, move beats to other days, or narrow audiences",
+            severity="warning",
+            code="touch-budget",
+        )
+    ]
+
+
+def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """1v1 volume per persona account above private_per_account_per_day, from the contacts in the store."""
+    model = playbook.model
+    cap = model.limits.private_per_account_per_day
+    if cap is None or not contacts:
+        return []
+    planner = Planner(playbook, contacts=contacts)
+    volume: dict[tuple[str, str, int], int] = defaultdict(int)
+    for bi, beat in enumerate(model.beats):
+        if beat.channel != "private":
+            continue
+        expr = playbook.audience(beat)
+        for cohort in playbook.cohorts:
+            size = len(planner.audience(cohort, beat.id, expr))
+            for day in playbook.beat_days[beat.id]:
+                volume[(cohort.id, beat.persona or model.personas[0].id, day)] += size * len(beat.times)
+    over = {key: count for key, count in volume.items() if count > cap}
+    if not over:
+        return []
+    (cohort, persona, day), count = max(over.items(), key=lambda item: item[1])
+    days = sorted({key[2] for key in over})
+    return [
+        playbook.located.problem(
+            ("limits", "private_per_account_per_day"),
+            f"persona {persona} would send up to {count} 1v1 drafts on day {day} (cohort {cohort}), above the cap of {cap}; days {_days_text(days)} are over",
+            hint="raise the cap, split the audience across personas, or spread the beat over more days",
+            severity="warning",
+            code="account-cap",
+        )
+    ]
+
+
+def _pool_sizes(playbook: LoadedPlaybook) -> list[Problem]:
+    """A pool smaller than the posts it must feed repeats a post within the campaign."""
+    problems: list[Problem] = []
+    from siyu_cli.render import search_path
+
+    search = search_path(playbook)
+    for bi, beat in enumerate(playbook.model.beats):
+        if not beat.mix:
+            continue
+        needed: Counter[str] = Counter()
+        for entry in beat.mix:
+            slots = len([d for d in playbook.days_of(entry.days) if d in playbook.beat_days[beat.id]]) * len(beat.times)
+            needed.update(choose_categories(entry.ratio, slots))
+        for category, count in needed.items():
+            size = len(pool_entries(playbook, beat, category, search)) if category in (beat.pools or {}) else 0
+            if 0 < size < count:
+                problems.append(
+                    playbook.located.problem(
+                        ("beats", bi, "pools", category),
+                        f"pool {category!r} has {size} template(s) but feeds {count} posts; posts repeat after {size}",
+                        hint=f"add {count - size} more {category} template(s)",
+                        severity="warning",
+                        code="pool-size",
+                    )
+                )
+    return problems
+
+

@@ -1,0 +1,205 @@
+"""What a due draft looks like when it leaves siyu, and the outputs that take it.
+
+The runner turns each due draft into an `Outgoing` and hands it to every output
+the playbook's `outputs:` list names. Outputs differ in one way the ledger cares
+about: an idempotent output (the outbox) can be asked after a crash whether a
+draft already arrived; a non-idempotent one (a webhook) cannot, so an in-flight
+delivery to it becomes `unknown` rather than being sent twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from siyu_cli.dispatch._console import ConsoleOutput
+from siyu_cli.dispatch._outbox import OutboxOutput
+from siyu_cli.dispatch._webhook import FORMATS, RateLimiter, WebhookOutput, parse_timeout, platform
+from siyu_cli.errors import SiyuError
+
+CHANNEL_LABELS = {
+    "group": "群 group",
+    "moments": "朋友圈 Moments",
+    "private": "私聊 1v1",
+    "live": "直播 live",
+    "welcome": "欢迎语 welcome",
+}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One draft on its way to one or more outputs."""
+
+    draft_id: str
+    playbook_id: str
+    playbook_title: str
+    cohort: str
+    beat: str
+    beat_title: str
+    channel: str
+    persona: str
+    account: str | None
+    target: str
+    target_id: str
+    due_at: datetime
+    day: int
+    category: str | None
+    variant: str | None
+    text: str
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNEL_LABELS.get(self.channel, self.channel)
+
+    @property
+    def speaker(self) -> str:
+        """Persona with its account, the way the front line recognises who sends."""
+        return f"{self.persona} ({self.account})" if self.account else self.persona
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the due time as ISO 8601 with its offset."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["due_at"] = self.due_at.isoformat()
+        return data
+
+
+@runtime_checkable
+class Output(Protocol):
+    """Where drafts go. `deliver` raises DeliveryError; it never prints."""
+
+    name: str
+    idempotent: bool
+
+    def deliver(self, msg: Outgoing) -> str: ...
+
+    def delivered_location(self, msg: Outgoing) -> str | None: ...
+
+
+def build_outputs(
+    specs: list[Any],
+    *,
+    outbox_dir: Path,
+    environ: Mapping[str, str],
+    console: Callable[[Outgoing], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Output]:
+    """Outputs for a playbook's `outputs:` entries; fails before anything is sent.
+
+    Names are stable so the ledger keeps recognising an output when others are
+    added: the first of a kind is `outbox`, `console` or `webhook:<format>`, later
+    ones of the same kind get `:2`, `:3`. Webhooks posting to the same URL share
+    one rate limiter, so two outputs cannot together exceed the platform's limit.
+    """
+    outputs: list[Output] = []
+    taken: set[str] = set()
+    limiters: dict[tuple[str, str], RateLimiter] = {}
+
+    def unique(base: str, explicit: bool) -> str:
+        if explicit:
+            if base in taken:
+                raise SiyuError(
+                    f"two outputs are both named {base!r}",
+                    hint="give each output its own name: so the ledger can tell them apart",
+                )
+            return base
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}:{n}"
+        return name
+
+    for index, raw in enumerate(specs or ["outbox"], start=1):
+        spec = _as_dict(raw, index)
+        kind = spec.get("type")
+        explicit = spec.get("name")
+        if explicit is not None and (not isinstance(explicit, str) or not explicit.strip()):
+            raise SiyuError(f"outputs[{index}]: name must be a non-empty text")
+        output: Output
+        if kind == "outbox":
+            folder = Path(spec["dir"]) if spec.get("dir") else Path(outbox_dir)
+            output = OutboxOutput(folder, name=unique(explicit or "outbox", bool(explicit)))
+        elif kind == "console":
+            output = ConsoleOutput(console, name=unique(explicit or "console", bool(explicit)))
+        elif kind == "webhook":
+            output = _webhook(spec, index, environ, clock, sleep, limiters, unique)
+        else:
+            raise SiyuError(
+                f"outputs[{index}]: unknown output type {kind!r}",
+                hint="use outbox, console, or {type: webhook, format: wecom|feishu|dingtalk|json, url_env: NAME}",
+            )
+        taken.add(output.name)
+        outputs.append(output)
+    return outputs
+
+
+def _as_dict(raw: Any, index: int) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"type": raw.strip()}
+    if hasattr(raw, "model_dump"):
+        return {k: v for k, v in raw.model_dump().items() if v is not None}
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    raise SiyuError(f"outputs[{index}]: expected a name such as outbox, or a mapping, not {type(raw).__name__}")
+
+
+def _webhook(
+    spec: dict[str, Any],
+    index: int,
+    environ: Mapping[str, str],
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    limiters: dict[tuple[str, str], RateLimiter],
+    unique: Callable[[str, bool], str],
+) -> WebhookOutput:
+    fmt = spec.get("format")
+    if fmt not in FORMATS:
+        raise SiyuError(
+            f"outputs[{index}]: unknown webhook format {fmt!r}",
+            hint="use one of: " + ", ".join(FORMATS),
+        )
+    info = platform(fmt)
+    url_env = spec.get("url_env")
+    if not url_env or not isinstance(url_env, str):
+        raise SiyuError(
+            f"outputs[{index}]: the {info.label} webhook needs url_env, the environment variable holding its URL",
+            hint=f"add url_env: SIYU_{fmt.upper()}_WEBHOOK and export SIYU_{fmt.upper()}_WEBHOOK='{info.example_url}'",
+        )
+    url = environ.get(url_env, "").strip()
+    if not url:
+        raise SiyuError(
+            f"environment variable {url_env} is not set; the {info.label} webhook takes its URL from it",
+            hint=f"export {url_env}='{info.example_url}' (secrets live in the environment, never in the playbook)",
+        )
+    secret: str | None = None
+    secret_env = spec.get("secret_env")
+    if secret_env:
+        if fmt not in ("feishu", "dingtalk"):
+            raise SiyuError(
+                f"outputs[{index}]: secret_env is only used by feishu and dingtalk webhooks, not {fmt}",
+                hint="remove secret_env, or keep the key inside the URL for wecom and json",
+            )
+        secret = environ.get(secret_env, "").strip()
+        if not secret:
+            raise SiyuError(
+                f"environment variable {secret_env} is not set; the {info.label} webhook signs its messages with it",
+                hint=f"export {secret_env}='SEC...' (the signing secret from the robot's security settings)",
+            )
+    try:
+        timeout = parse_timeout(spec.get("timeout"))
+    except ValueError as exc:
+        raise SiyuError(f"outputs[{index}]: timeout: {exc}") from None
+    explicit = spec.get("name")
+    name = unique(explicit or f"webhook:{fmt}", bool(explicit))
+    output = WebhookOutput(
+        name=name, format=fmt, url=url, secret=secret, timeout=timeout, clock=clock, sleep=sleep, url_env=url_env
+    )
+    key = (fmt, output.url)
+    if key not in limiters:
+        limiters[key] = output.limiter
+    output.limiter = limiters[key]
+    return output

@@ -1,0 +1,36 @@
+"""What planning needs from the store: contacts, their adds, their groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from siyu_cli.playbook import LoadedPlaybook
+from siyu_cli.render import Planner
+from siyu_cli.store import contacts, default_path, first_adds, group_memberships, open_store
+
+
+@dataclass
+class PlanInputs:
+    planner: Planner
+    memberships: dict[str, set[str]]
+    db: Any
+
+
+def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool, db: Any = None) -> PlanInputs:
+    """Planner and group memberships; a missing store means no contacts (preview uses a sample)."""
+    if db is None:
+        path = default_path(db_path)
+        if readonly and not path.exists():
+            return PlanInputs(Planner(playbook, sample_contact=True), {}, None)
+        db = open_store(path, readonly=readonly)
+    people = list(contacts(db))
+    planner = Planner(playbook, contacts=people, adds=first_adds(db), db=db, sample_contact=True)
+    members = group_memberships(db)
+    cohort_groups = {run.id: run.group_ids for run in playbook.cohorts}
+    for person in people:
+        if person["id"] not in members:
+            groups = cohort_groups.get(planner.cohort_of(person), ())
+            if len(groups) == 1:
+                members[person["id"]] = {groups[0]}
+    return PlanInputs(planner, members, db)

@@ -1,0 +1,106 @@
+"""What a template sees (playbook-spec.md, "What a template sees")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from siyu_cli.playbook import CohortRun, LoadedPlaybook
+from siyu_cli.timeline import Occurrence
+
+SAMPLE_CONTACT: dict[str, Any] = {
+    "id": "sample",
+    "name": "示例联系人",
+    "tags": [],
+    "source": None,
+    "tier": None,
+    "account": None,
+    "cohort": None,
+    "added_at": None,
+    "sample": True,
+}
+
+
+class ContextBuilder:
+    """Builds the parts shared by every draft once, then layers the per-draft ones on top."""
+
+    def __init__(self, playbook: LoadedPlaybook) -> None:
+        model = playbook.model
+        self.playbook = playbook
+        self.personas = {p.id: p.model_dump() for p in model.personas}
+        self.products = {p.id: p.model_dump() for p in model.products}
+        self.groups = {g.id: g.model_dump() for g in model.groups}
+        self.hooks = {h.id: h.model_dump(exclude={"welcome"}) for h in model.hooks}
+        self.base = {
+            "personas": self.personas,
+            "products": self.products,
+            "vars": dict(model.vars),
+            "playbook": {"id": model.id, "title": model.title, "days": model.days, "timezone": model.timezone},
+        }
+        self._phase_cache: dict[int, dict[str, Any] | None] = {}
+
+    def phase(self, day: int) -> dict[str, Any] | None:
+        if day not in self._phase_cache:
+            phase = self.playbook.phase_of(day) if 1 <= day <= self.playbook.model.days else None
+            self._phase_cache[day] = {"id": phase.id, "title": phase.title} if phase else {"id": None, "title": None}
+        return self._phase_cache[day]
+
+    def for_occurrence(
+        self,
+        occurrence: Occurrence,
+        cohort: CohortRun,
+        *,
+        contact: Mapping[str, Any] | None = None,
+        stats: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        beat = occurrence.beat
+        context = dict(self.base)
+        context.update(
+            day=occurrence.day,
+            date=occurrence.date,
+            time=occurrence.at.strftime("%H:%M"),
+            phase=self.phase(occurrence.day),
+            beat={"id": beat.id, "title": beat.title or beat.id, "channel": beat.channel, "at": occurrence.at.strftime("%H:%M")},
+            persona=self.personas.get(occurrence.persona),
+            cohort={"id": cohort.id, "start": cohort.start},
+            category=occurrence.category,
+            stats=stats if stats is not None else _empty(),
+        )
+        if occurrence.target_kind == "group":
+            context["group"] = self.groups.get(occurrence.target_id, {"id": occurrence.target_id, "name": occurrence.target_id})
+        if contact is not None:
+            context["contact"] = contact
+        return context
+
+    def for_welcome(
+        self, hook_id: str, persona: str, contact: Mapping[str, Any], cohort: CohortRun, day: int, when: date, step: int
+    ) -> dict[str, Any]:
+        context = dict(self.base)
+        context.update(
+            day=day,
+            date=when,
+            phase=self.phase(day),
+            beat={"id": f"welcome:{hook_id}:{step}", "title": "欢迎语", "channel": "private"},
+            persona=self.personas.get(persona),
+            cohort={"id": cohort.id, "start": cohort.start},
+            hook=self.hooks[hook_id],
+            contact=contact,
+            stats=_empty(),
+        )
+        return context
+
+
+def campaign_day(cohort: CohortRun, when: date) -> int:
+    return (when - cohort.start).days + 1
+
+
+def _empty() -> dict[str, list[Any]]:
+    return {name + suffix: [] for name in ("checkins", "joined", "orders") for suffix in ("", "_yesterday")}
+
+
+def day_bounds(when: date, tz: Any) -> tuple[Any, Any]:
+    from datetime import datetime, time
+
+    start = datetime.combine(when, time(0, 0), tzinfo=tz)
+    return start, start + timedelta(days=1)

@@ -1,0 +1,278 @@
+"""Drafts: occurrences expanded to each target and rendered. Shared by preview and the runner."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from siyu_cli._time import parse_duration, parse_hhmm, to_db
+from siyu_cli.errors import TemplateFailure
+from siyu_cli.playbook import CohortRun, LoadedPlaybook
+from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
+from siyu_cli.render._render import Renderer
+from siyu_cli.timeline import Content, Occurrence, occurrences
+
+STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
+
+
+@dataclass
+class Draft:
+    """One message for one target at one time. Its key is unique in the ledger."""
+
+    playbook_id: str
+    cohort: str
+    beat: str
+    beat_title: str
+    occurrence_at: datetime
+    day: int
+    date: date
+    channel: str
+    persona: str
+    persona_name: str
+    account: str | None
+    target: str
+    target_label: str
+    category: str | None = None
+    variant: str | None = None
+    holdout: bool = False
+    sample: bool = False
+    contact_id: str | None = None
+    group_id: str | None = None
+    text: str | None = None
+    error: TemplateFailure | None = None
+    content: Content | None = field(default=None, repr=False)
+    context: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.playbook_id, self.cohort, self.beat, to_db(self.occurrence_at), self.target)
+
+    @property
+    def draft_id(self) -> str:
+        return draft_id(self.key)
+
+
+def draft_id(key: Sequence[str]) -> str:
+    return hashlib.sha1("\x1f".join(key).encode("utf-8")).hexdigest()[:12]
+
+
+def assign_variant(beat_id: str, contact_id: str, weights: Mapping[str, float]) -> str:
+    """Stable across runs and machines: a hash of (beat, contact) picks a point on the weights."""
+    digest = hashlib.sha256(f"{beat_id}\x1f{contact_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(weights.values())
+    running = 0.0
+    for name, weight in weights.items():
+        running += weight
+        if point < running:
+            return name
+    return next(reversed(list(weights)))
+
+
+class Planner:
+    """Expands a playbook into drafts; renders only the drafts asked for."""
+
+    def __init__(
+        self,
+        playbook: LoadedPlaybook,
+        *,
+        contacts: Sequence[Mapping[str, Any]] = (),
+        adds: Mapping[str, tuple[datetime, str | None]] | None = None,
+        db: Any = None,
+        sample_contact: bool = False,
+    ) -> None:
+        self.playbook = playbook
+        self.renderer = Renderer(playbook)
+        self.contexts = ContextBuilder(playbook)
+        self.contacts = list(contacts)
+        self.adds = dict(adds or {})
+        self.db = db
+        self.sample_contact = sample_contact and not self.contacts
+        self._stats_cache: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
+        self._audiences: dict[str, list[Mapping[str, Any]]] = {}
+        model = playbook.model
+        self.persona_names = {p.id: p.name for p in model.personas}
+        self.accounts = {p.id: p.account for p in model.personas}
+        self.group_names = {g.id: g.name for g in model.groups}
+
+    def cohort_of(self, contact: Mapping[str, Any]) -> str:
+        """A contact's cohort: its own field, else the first cohort."""
+        ids = [c.id for c in self.playbook.cohorts]
+        own = contact.get("cohort")
+        return own if own in ids else ids[0]
+
+    def drafts(
+        self,
+        *,
+        cohort: str | None = None,
+        days: set[int] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        contact: str | None = None,
+    ) -> Iterator[Draft]:
+        """Unrendered drafts in time order per cohort, beats and welcome sequences together."""
+        for run in self.playbook.cohorts:
+            if cohort is not None and run.id != cohort:
+                continue
+            found = list(self._beat_drafts(run, days, since, until, contact))
+            found.extend(self._welcome_drafts(run, days, since, until, contact))
+            found.sort(key=lambda d: (d.occurrence_at, d.beat, d.target))
+            yield from found
+
+    def _window(self, at: datetime, since: datetime | None, until: datetime | None) -> bool:
+        return (since is None or at >= since) and (until is None or at <= until)
+
+    def _beat_drafts(
+        self, run: CohortRun, days: set[int] | None, since: datetime | None, until: datetime | None, contact: str | None
+    ) -> Iterator[Draft]:
+        for occ in occurrences(self.playbook, run, self.renderer.search, days=days):
+            if not self._window(occ.at, since, until):
+                continue
+            if occ.target_kind == "audience":
+                yield from self._private(run, occ, contact)
+            elif contact is None:
+                label = self.group_names.get(occ.target_id, occ.target_id) if occ.target_kind == "group" else f"朋友圈 Moments · {self.persona_names.get(occ.persona, occ.persona)}"
+                if occ.channel == "live":
+                    label = f"直播 live · {self.persona_names.get(occ.persona, occ.persona)}"
+                yield self._draft(run, occ, target=occ.target, label=label, content=occ.content)
+
+    def audience(self, run: CohortRun, beat_id: str, expr: Any) -> list[Mapping[str, Any]]:
+        key = f"{run.id}\x1f{beat_id}"
+        if key not in self._audiences:
+            if self.sample_contact:
+                self._audiences[key] = [SAMPLE_CONTACT]
+            else:
+                self._audiences[key] = [c for c in self.contacts if self.cohort_of(c) == run.id and expr.matches(c.get("tags") or ())]
+        return self._audiences[key]
+
+    def _private(self, run: CohortRun, occ: Occurrence, only: str | None) -> Iterator[Draft]:
+        beat = occ.beat
+        expr = self.playbook.audience(beat)
+        weights = {name: variant.weight for name, variant in (beat.variants or {}).items()}
+        for person in self.audience(run, beat.id, expr):
+            if only is not None and person["id"] != only:
+                continue
+            content, variant, holdout = occ.content, None, False
+            if weights:
+                variant = assign_variant(beat.id, str(person["id"]), weights)
+                chosen = (beat.variants or {})[variant]
+                holdout = chosen.template is None and chosen.text is None
+                content = None if holdout else Content(chosen.template, chosen.text, f"<inline beats.{beat.id}.variants.{variant}.text>")
+            draft = self._draft(
+                run, occ, target=f"contact:{person['id']}", label=f"{person.get('name') or person['id']} ({person['id']})", content=content
+            )
+            draft.variant, draft.holdout, draft.contact_id = variant, holdout, str(person["id"])
+            draft.sample = bool(person.get("sample"))
+            draft.context = {"occurrence": occ, "contact": person}
+            yield draft
+
+    def _draft(self, run: CohortRun, occ: Occurrence, *, target: str, label: str, content: Content | None) -> Draft:
+        return Draft(
+            playbook_id=self.playbook.id,
+            cohort=run.id,
+            beat=occ.beat.id,
+            beat_title=occ.beat.title or occ.beat.id,
+            occurrence_at=occ.at,
+            day=occ.day,
+            date=occ.date,
+            channel=occ.channel,
+            persona=occ.persona,
+            persona_name=self.persona_names.get(occ.persona, occ.persona),
+            account=self.accounts.get(occ.persona),
+            target=target,
+            target_label=label,
+            category=occ.category,
+            group_id=occ.target_id if occ.target_kind == "group" else None,
+            content=content,
+            context={"occurrence": occ},
+        )
+
+    def _welcome_drafts(
+        self, run: CohortRun, days: set[int] | None, since: datetime | None, until: datetime | None, only: str | None
+    ) -> Iterator[Draft]:
+        hooks = [h for h in self.playbook.model.hooks if h.welcome]
+        if not hooks or self.sample_contact:
+            return
+        by_code: dict[str, Any] = {}
+        for hook in hooks:
+            by_code[hook.id] = hook
+            if hook.code:
+                by_code[hook.code] = hook
+        personas = [p.id for p in self.playbook.model.personas]
+        for person in self.contacts:
+            if (only is not None and person["id"] != only) or self.cohort_of(person) != run.id:
+                continue
+            added, hook_ref = self.adds.get(str(person["id"]), (person.get("added_at"), None))
+            hook = by_code.get(hook_ref or "") or by_code.get(person.get("source") or "")
+            if hook is None or added is None:
+                continue
+            persona = hook.persona or personas[0]
+            local_add = added.astimezone(self.playbook.tz)
+            for index, step in enumerate(hook.welcome):
+                due = local_add + parse_duration(step.after)
+                if step.at:
+                    due = datetime.combine(due.date(), parse_hhmm(step.at), tzinfo=self.playbook.tz)
+                day = campaign_day(run, due.date())
+                if days is not None and day not in days:
+                    continue
+                if not self._window(due, since, until):
+                    continue
+                content = Content(step.template, step.text, f"<inline hooks.{hook.id}.welcome[{index}].text>")
+                yield Draft(
+                    playbook_id=self.playbook.id,
+                    cohort=run.id,
+                    beat=f"welcome:{hook.id}:{index + 1}",
+                    beat_title=f"欢迎语 welcome {index + 1} · {hook.title or hook.id}",
+                    occurrence_at=due.replace(second=0, microsecond=0) if step.at else due.replace(microsecond=0),
+                    day=day,
+                    date=due.date(),
+                    channel="welcome",
+                    persona=persona,
+                    persona_name=self.persona_names.get(persona, persona),
+                    account=self.accounts.get(persona),
+                    target=f"contact:{person['id']}",
+                    target_label=f"{person.get('name') or person['id']} ({person['id']})",
+                    contact_id=str(person["id"]),
+                    content=content,
+                    context={"welcome": (hook.id, index + 1), "contact": person},
+                )
+
+    def render(self, draft: Draft) -> Draft:
+        """Fill `text`, or `error` when the template fails. Holdouts get no text."""
+        if draft.holdout or draft.text is not None or draft.error is not None:
+            return draft
+        run = self.playbook.cohort(draft.cohort)
+        extra = draft.context or {}
+        try:
+            if draft.content is None:
+                raise TemplateFailure("no content for this post (its day is in no mix range, or its pool is empty)", template=f"beats.{draft.beat}", beat=draft.beat)
+            if "welcome" in extra:
+                hook_id, step = extra["welcome"]
+                context = self.contexts.for_welcome(hook_id, draft.persona, extra["contact"], run, draft.day, draft.date, step)
+            else:
+                occ: Occurrence = extra["occurrence"]
+                stats = self._stats(draft, run) if self.renderer.needs_stats(draft.content) else None
+                context = self.contexts.for_occurrence(occ, run, contact=extra.get("contact"), stats=stats)
+            draft.text = self.renderer.render(draft.content, context, beat=draft.beat)
+        except TemplateFailure as exc:
+            draft.error = exc
+        return draft
+
+    def _stats(self, draft: Draft, run: CohortRun) -> dict[str, list[Any]]:
+        key = (draft.date, draft.group_id, run.id)
+        if key in self._stats_cache:
+            return self._stats_cache[key]
+        stats: dict[str, list[Any]] = {name: [] for name in STAT_EVENTS}
+        stats.update({name + "_yesterday": [] for name in STAT_EVENTS})
+        if self.db is not None:
+            from siyu_cli.store import contacts_with_event
+
+            cohort = run.id if self.playbook.model.cohorts else None
+            for offset, suffix in ((0, ""), (1, "_yesterday")):
+                start, end = day_bounds(draft.date - timedelta(days=offset), self.playbook.tz)
+                for name, event in STAT_EVENTS.items():
+                    stats[name + suffix] = contacts_with_event(self.db, event, start, end, group=draft.group_id, cohort=cohort)
+        self._stats_cache[key] = stats
+        return stats

@@ -1,0 +1,113 @@
+"""Jinja in an immutable sandbox: templates are data, not code; undefined variables are errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from siyu_cli.errors import TemplateFailure
+from siyu_cli.playbook import LoadedPlaybook
+from siyu_cli.timeline import Content
+
+BUILTIN = Path(__file__).resolve().parent.parent / "builtin_templates"
+
+
+def search_path(playbook: LoadedPlaybook) -> list[Path]:
+    """Beside the playbook, then the project's templates/, then siyu's built-ins."""
+    base = playbook.base_dir
+    candidates = [base, base / "templates", base.parent / "templates", Path.cwd() / "templates", BUILTIN]
+    seen: list[Path] = []
+    for candidate in candidates:
+        resolved = candidate.resolve()
+        if resolved not in seen and resolved.is_dir():
+            seen.append(resolved)
+    return seen
+
+
+class Renderer:
+    """Compiles each template once per playbook and renders it against a context."""
+
+    def __init__(self, playbook: LoadedPlaybook) -> None:
+        self.playbook = playbook
+        self.search = search_path(playbook)
+        self.env = ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader([str(p) for p in self.search], encoding="utf-8"),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self._compiled: dict[tuple[str | None, str | None], jinja2.Template] = {}
+        self._needs_stats: dict[tuple[str | None, str | None], bool] = {}
+
+    def compile(self, content: Content, *, beat: str = "") -> jinja2.Template:
+        key = (content.template, content.text)
+        cached = self._compiled.get(key)
+        if cached is not None:
+            return cached
+        try:
+            if content.template is not None:
+                template = self.env.get_template(content.template)
+                source = Path(template.filename or "").read_text(encoding="utf-8") if template.filename else ""
+            else:
+                source = content.text or ""
+                template = self.env.from_string(source)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateFailure(
+                f"template not found (looked in {', '.join(_short(p) for p in self.search)})",
+                template=str(exc.name or content.name),
+                beat=beat,
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateFailure(f"syntax error: {exc.message}", template=content.name, line=exc.lineno, beat=beat) from None
+        except UnicodeDecodeError:
+            raise TemplateFailure("not UTF-8", template=content.name, beat=beat) from None
+        self._compiled[key] = template
+        self._needs_stats[key] = "stats" in meta.find_undeclared_variables(self.env.parse(source))
+        return template
+
+    def needs_stats(self, content: Content) -> bool:
+        self.compile(content)
+        return self._needs_stats[(content.template, content.text)]
+
+    def render(self, content: Content, context: Mapping[str, Any], *, beat: str = "") -> str:
+        template = self.compile(content, beat=beat)
+        try:
+            return template.render(context).strip()
+        except jinja2.UndefinedError as exc:
+            raise TemplateFailure(f"undefined: {exc.message}", template=content.name, line=_line(exc, template), beat=beat) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateFailure(str(exc), template=content.name, line=_line(exc, template), beat=beat) from None
+        except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError) as exc:
+            raise TemplateFailure(f"{type(exc).__name__}: {exc}", template=content.name, line=_line(exc, template), beat=beat) from None
+
+
+def _line(exc: BaseException, template: jinja2.Template) -> int | None:
+    """The template line from Jinja's rewritten traceback."""
+    wanted = template.filename or "<template>"
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == wanted:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

@@ -1,0 +1,88 @@
+"""Reads of contacts and events that several parts need (drafts, preview, stats)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from siyu_cli._time import from_db, to_db
+
+
+def contacts(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
+    """Every contact as a template sees it: id, name, tags, source, tier, account, cohort, added_at, extras."""
+    cursor = db.execute(
+        "SELECT contact_id, name, tags, source, tier, account, cohort, added_at, extra FROM contacts ORDER BY contact_id"
+    )
+    for cid, name, tags, source, tier, account, cohort, added_at, extra in cursor:
+        contact: dict[str, Any] = json.loads(extra) if extra and extra != "{}" else {}
+        contact.update(
+            id=cid,
+            name=name or cid,
+            tags=json.loads(tags) if tags else [],
+            source=source,
+            tier=tier,
+            account=account,
+            cohort=cohort,
+            added_at=from_db(added_at) if added_at else None,
+        )
+        yield contact
+
+
+def first_adds(db: sqlite_utils.Database) -> dict[str, tuple[datetime, str | None]]:
+    """Each contact's first friend_added event: when, and through which hook."""
+    found: dict[str, tuple[datetime, str | None]] = {}
+    try:
+        rows = db.execute("SELECT contact_id, MIN(at), hook FROM events WHERE type = 'friend_added' GROUP BY contact_id")
+    except sqlite3.OperationalError:
+        return found
+    for cid, at, hook in rows:
+        found[cid] = (from_db(at), hook)
+    return found
+
+
+def contacts_with_event(
+    db: sqlite_utils.Database,
+    event: str,
+    start: datetime,
+    end: datetime,
+    *,
+    group: str | None = None,
+    cohort: str | None = None,
+) -> list[dict[str, Any]]:
+    """Contacts with `event` in [start, end): in the group when events name one, else in the cohort."""
+    sql = [
+        "SELECT e.contact_id, COALESCE(c.name, e.contact_id), MIN(e.at), c.tags FROM events e",
+        "LEFT JOIN contacts c ON c.contact_id = e.contact_id",
+        "WHERE e.type = ? AND e.at >= ? AND e.at < ?",
+    ]
+    params: list[Any] = [event, to_db(start), to_db(end)]
+    if group is not None:
+        sql.append("AND (e.group_id = ? OR (e.group_id IS NULL AND (? IS NULL OR e.cohort = ? OR c.cohort = ?)))")
+        params += [group, cohort, cohort, cohort]
+    elif cohort is not None:
+        sql.append("AND (e.cohort = ? OR c.cohort = ?)")
+        params += [cohort, cohort]
+    sql.append("GROUP BY e.contact_id ORDER BY MIN(e.at), e.contact_id")
+    return [
+        {"id": cid, "name": name, "at": from_db(at), "tags": json.loads(tags) if tags else []}
+        for cid, name, at, tags in db.execute(" ".join(sql), params)
+    ]
+
+
+def group_memberships(db: sqlite_utils.Database) -> dict[str, set[str]]:
+    """Groups each contact is in now, from group_joined / group_left events in time order."""
+    members: dict[str, set[str]] = {}
+    rows = db.execute(
+        "SELECT contact_id, type, group_id FROM events WHERE type IN ('group_joined', 'group_left') AND group_id IS NOT NULL ORDER BY at, id"
+    )
+    for cid, kind, group in rows:
+        if kind == "group_joined":
+            members.setdefault(cid, set()).add(group)
+        else:
+            members.get(cid, set()).discard(group)
+    return members
