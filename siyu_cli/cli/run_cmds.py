@@ -1,5 +1,295 @@
-"""run_cmds"""
+"""Running the campaign: the runner, cron, and the front line's view of the ledger."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
 from siyu_cli.cli._app import app
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
+from siyu_cli.errors import UsageError
+
+NOW_HELP = "Pretend it is this moment (ISO; a time without zone is in the playbook's zone). For tests and rehearsals."
+STATES = ("pending", "claimed", "sent", "failed", "skipped", "unknown")
+
+
+def _when(text: str | None, tz: Any) -> datetime | None:
+    if text is None:
+        return None
+    from siyu_cli._time import parse_when
+
+    try:
+        return parse_when(text, tz)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _console_sink() -> Any:
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    console = out()
+
+    def show(message: Any) -> None:
+        title = f"{message.due_at:%m-%d %H:%M} · {escape(message.beat_title)} · {escape(message.persona)} → {escape(message.target)}"
+        console.print(Panel(escape(message.text), title=title, title_align="left", subtitle=message.draft_id, subtitle_align="right"))
+
+    return show
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items())) or "0"
+    line = (
+        f"{summary.now:%Y-%m-%d %H:%M} · recorded {summary.recorded} · sent {summary.sent} · deferred {summary.deferred} · "
+        f"skipped {skipped} · failed {summary.failed} · unknown {summary.unknown}"
+    )
+    if summary.recovered:
+        line += f" · recovered {summary.recovered} from a dead run"
+    if summary.next_due:
+        line += f" · next due {summary.next_due:%m-%d %H:%M}"
+    console = err()
+    console.print(line, markup=False)
+    for error in summary.errors[:5]:
+        console.print(f"  [red]failed:[/] {error}", markup=True)
+
+
+@app.command()
+def run(
+    playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
+    once: bool = typer.Option(False, "--once", help="One idempotent pass, then exit (for cron)."),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
+    until: str = typer.Option(None, "--until", help="Stop the service at this moment (ISO)."),
+    clock: str = typer.Option("real", "--clock", help="real, or fast: run the whole campaign in simulated time (demos, rehearsals)."),
+    reload: bool = typer.Option(False, "--reload", help="Pick up an edited playbook on the next wake-up."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    outbox: Path = typer.Option(Path("outbox"), "--outbox", help="Folder for outbox drafts (one Markdown file per draft)."),
+    console: bool = typer.Option(False, "--console", help="Also print each draft to the terminal."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Run the campaign (执行): dispatch every draft when it is due, record every decision in the ledger."""
+    from siyu_cli.dispatch import Runner
+
+    if clock not in ("real", "fast"):
+        raise UsageError(f"--clock must be real or fast, not {clock!r}")
+    runner = Runner(find_playbook(playbook), db_path=db, outbox_dir=outbox, console=_console_sink() if console else None, extra_outputs=["console"] if console else None)
+    moment = _when(now, runner.playbook.tz)
+    stop = _when(until, runner.playbook.tz)
+    if once:
+        _print_summary(runner.run_once(moment), as_json)
+        return
+    if clock == "fast":
+        from siyu_cli.dispatch import run_fast
+
+        start = moment or datetime.combine(min(r.start for r in runner.playbook.cohorts), datetime.min.time(), tzinfo=runner.playbook.tz)
+        total = _with_progress(runner, start, stop, as_json, run_fast)
+        _print_summary(total, as_json)
+        return
+    from siyu_cli.dispatch import run_service
+
+    if moment is not None:
+        raise UsageError("--now goes with --once or --clock fast; the service runs on the real clock")
+    err().print(f"siyu run: {runner.playbook.id} · store {runner.db_path} · Ctrl-C to stop")
+    total = run_service(
+        runner,
+        until=stop,
+        reload=reload,
+        on_pass=lambda s: _print_summary(s, False),
+        on_event=lambda text: err().print(text, markup=False),
+    )
+    _print_summary(total, as_json)
+
+
+def _with_progress(runner: Any, start: datetime, stop: datetime | None, as_json: bool, run_fast: Any) -> Any:
+    from rich.progress import Progress
+
+    console = err()
+    end = stop or runner.campaign_end()
+    span = max((end - start).total_seconds(), 1.0)
+    with Progress(console=console, disable=as_json or not console.is_terminal, transient=True) as progress:
+        task = progress.add_task("simulating campaign", total=span)
+
+        def on_pass(summary: Any) -> None:
+            progress.update(task, completed=min((summary.now - start).total_seconds(), span))
+
+        return run_fast(runner, start, stop, on_pass)
+
+
+@app.command()
+def cron(
+    playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
+    every: int = typer.Option(1, "--every", help="Minutes between passes."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Print a crontab line (with flock) and a systemd service + timer that run `siyu run --once`."""
+    from siyu_cli.store import default_path
+
+    path = find_playbook(playbook).resolve()
+    store = default_path(db).resolve()
+    workdir = Path.cwd().resolve()
+    exe = shlex.quote(str(Path(sys.argv[0]).resolve())) if Path(sys.argv[0]).name == "siyu" else "siyu"
+    base = f"{exe} run {shlex.quote(str(path))} --once --db {shlex.quote(str(store))}"
+    lock = f"/tmp/siyu-{path.stem}.lock"
+    schedule = "*" if every == 1 else f"*/{every}"
+    text = f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once)
+{schedule} * * * * cd {shlex.quote(str(workdir))} && flock -n {lock} {base} >> {shlex.quote(str(workdir / 'siyu-cron.log'))} 2>&1
+
+# /etc/systemd/system/siyu-{path.stem}.service
+[Unit]
+Description=siyu pass for {path.name}
+
+[Service]
+Type=oneshot
+WorkingDirectory={workdir}
+ExecStart={base}
+
+# /etc/systemd/system/siyu-{path.stem}.timer
+[Unit]
+Description=run siyu for {path.name} every {every} minute(s)
+
+[Timer]
+OnCalendar=*:0/{every}
+Persistent=true
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+
+# then: systemctl daemon-reload && systemctl enable --now siyu-{path.stem}.timer"""
+    sys.stdout.write(text + "\n")
+
+
+@app.command()
+def retry(
+    ids: list[str] = typer.Argument(None, help="Draft ids (or unique prefixes); default: every failed draft."),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    unknown: bool = typer.Option(False, "--unknown", help="Also send drafts in doubt (unknown after a crash); they may arrive twice."),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    outbox: Path = typer.Option(Path("outbox"), "--outbox", help="Folder for outbox drafts."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Send failed drafts again (重试); with --unknown, the ones in doubt after a crash too."""
+    from siyu_cli.dispatch import Runner
+    from siyu_cli.dispatch._retry import retry as do_retry
+
+    runner = Runner(find_playbook(playbook), db_path=db, outbox_dir=outbox)
+    summary = do_retry(runner, ids or None, include_unknown=unknown, now=_when(now, runner.playbook.tz))
+    _print_summary(summary, as_json)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+outbox_app = typer.Typer(help="The front line's drafts (待发): list them, mark them done.", invoke_without_command=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.callback(invoke_without_command=True)
+def outbox_list(
+    ctx: typer.Context,
+    date: str = typer.Option(None, "--date", help="Only drafts due on this date (YYYY-MM-DD, playbook zone); 'today' works."),
+    status: str = typer.Option(None, "--status", help=f"Only drafts in this state: {', '.join(STATES)}, or 'todo' (sent, not done)."),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    limit: int = typer.Option(200, "--limit", help="Show at most this many."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List drafts from the ledger."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from siyu_cli.dispatch._frontline import list_drafts
+
+    rows, tz = list_drafts(find_playbook(playbook), db, date=date, status=status, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} draft(s)")
+    for column in ("id", "due", "beat", "channel", "persona", "target", "state", "reason", "done"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["draft_id"], row["due_local"], row["beat"], row["channel"], row["persona"] or "", row["target"],
+            row["state"], row["reason"] or "", row["done_by"] or "",
+        )
+    out().print(table)
+
+
+@outbox_app.command("done")
+def outbox_done(
+    ids: list[str] = typer.Argument(..., help="Draft ids (or unique prefixes) the front line has sent by hand."),
+    by: str = typer.Option(None, "--by", help="Who sent them (default: $USER)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Mark drafts as sent by hand (已发送): the person copied them into WeChat."""
+    from siyu_cli.dispatch._frontline import mark_done
+
+    changed = mark_done(db, ids, by)
+    out().print(f"marked {len(changed)} draft(s) done: {', '.join(changed)}")
+
+
+@app.command()
+def status(
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Campaigns in the ledger, counts by state, next due drafts, drafts in doubt, and who holds the lock."""
+    from siyu_cli.dispatch._frontline import ledger_status
+
+    report = ledger_status(db, now=_when(now, __import__("datetime").timezone.utc))
+    if as_json:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    console = out()
+    table = Table(title="campaigns")
+    for column in ("playbook", *STATES):
+        table.add_column(column, justify="right" if column != "playbook" else "left")
+    for playbook_id, counts in report["campaigns"].items():
+        table.add_row(playbook_id, *[str(counts.get(state, 0)) for state in STATES])
+    console.print(table)
+    if report["next_due"]:
+        upcoming = Table(title="next due")
+        for column in ("id", "due (UTC)", "playbook", "beat", "target"):
+            upcoming.add_column(column)
+        for row in report["next_due"]:
+            upcoming.add_row(row["draft_id"], row["due_at"], row["playbook_id"], row["beat"], row["target"])
+        console.print(upcoming)
+    if report["in_doubt"]:
+        console.print(f"[yellow]{len(report['in_doubt'])} draft(s) in doubt (unknown): a delivery was in flight when its process died.[/]")
+        for row in report["in_doubt"][:20]:
+            console.print(f"  {row['draft_id']} {row['beat']} → {row['target']}  (check the channel, then `siyu outbox done {row['draft_id']}` or `siyu retry --unknown`)")
+    if report["locks"]:
+        for lock in report["locks"]:
+            state = "alive" if lock["alive"] else "stale (process gone: `siyu unlock`)"
+            console.print(f"lock: {lock['mode']} run {lock['run_id']} · pid {lock['pid']} on {lock['host']} · since {lock['started_at']} · {state}")
+    else:
+        console.print("lock: free (no run in progress)")
+
+
+@app.command()
+def unlock(
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    force: bool = typer.Option(False, "--force", help="Also release runs on other hosts whose process cannot be checked."),
+) -> None:
+    """Release a stale lock: runs whose process is gone; their claimed drafts are settled on the next pass."""
+    from siyu_cli.dispatch._frontline import unlock as do_unlock
+
+    released, alive = do_unlock(db, force=force)
+    console = out()
+    for run in released:
+        console.print(f"released run {run.run_id} (pid {run.pid} on {run.host}, {run.mode})")
+    for run in alive:
+        console.print(f"[yellow]kept run {run.run_id}: pid {run.pid} on {run.host} is still running[/]")
+    if not released and not alive:
+        console.print("nothing to release")

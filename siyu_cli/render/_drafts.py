@@ -96,6 +96,7 @@ class Planner:
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
         self.group_names = {g.id: g.name for g in model.groups}
+        self.contact_names = {str(c["id"]): c.get("name") or str(c["id"]) for c in self.contacts}
 
     def cohort_of(self, contact: Mapping[str, Any]) -> str:
         """A contact's cohort: its own field, else the first cohort."""

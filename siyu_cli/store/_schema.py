@@ -100,3 +100,9 @@ def m002_ledger(db: Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS()
+def m010_done_at(db: Database) -> None:
+    db.execute("ALTER TABLE drafts ADD COLUMN done_at TEXT")
+    db.execute("ALTER TABLE drafts ADD COLUMN error TEXT")

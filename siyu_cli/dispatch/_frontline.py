@@ -1,0 +1,106 @@
+"""The front line's view of the ledger: what to send, what was sent by hand, what is in doubt."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date as date_type
+from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+
+from siyu_cli._time import from_db, to_db, utcnow
+from siyu_cli.errors import SiyuError, UsageError
+from siyu_cli.ledger import Ledger, Run
+from siyu_cli.playbook import read
+from siyu_cli.store import default_path, open_store
+
+DONE_FROM = ("sent", "pending", "failed", "unknown", "claimed")
+
+
+def _store(db_path: str | None) -> Any:
+    return open_store(default_path(db_path), create=False)
+
+
+def list_drafts(playbook_path: Path, db_path: str | None, *, date: str | None, status: str | None, limit: int) -> tuple[list[dict[str, Any]], tzinfo]:
+    playbook = read(playbook_path)
+    db = _store(db_path)
+    sql = "SELECT draft_id, due_at, beat, channel, persona, target, state, reason, done_by, text FROM drafts WHERE playbook_id = ?"
+    params: list[Any] = [playbook.id]
+    if date:
+        try:
+            day = datetime.now(playbook.tz).date() if date == "today" else date_type.fromisoformat(date)
+        except ValueError:
+            raise UsageError(f"--date {date!r} is not a date; write YYYY-MM-DD or today") from None
+        start = datetime.combine(day, datetime.min.time(), tzinfo=playbook.tz)
+        sql += " AND due_at >= ? AND due_at < ?"
+        params += [to_db(start), to_db(start + timedelta(days=1))]
+    if status:
+        if status == "todo":
+            sql += " AND state = 'sent' AND done_by IS NULL"
+        elif status in ("pending", "claimed", "sent", "failed", "skipped", "unknown"):
+            sql += " AND state = ?"
+            params.append(status)
+        else:
+            raise UsageError(f"--status {status!r} is not a state; use pending, claimed, sent, failed, skipped, unknown or todo")
+    sql += " ORDER BY due_at, beat, target LIMIT ?"
+    params.append(limit)
+    cursor = db.execute(sql, params)
+    columns = [c[0] for c in cursor.description]
+    rows = []
+    for values in cursor:
+        row = dict(zip(columns, values, strict=True))
+        row["due_local"] = from_db(row["due_at"]).astimezone(playbook.tz).strftime("%Y-%m-%d %H:%M")
+        rows.append(row)
+    return rows, playbook.tz
+
+
+def mark_done(db_path: str | None, ids: list[str], by: str | None) -> list[str]:
+    db = _store(db_path)
+    ledger = Ledger(db)
+    resolved = ledger.find(ids)
+    who = by or _user()
+    full = list(resolved.values())
+    states = dict(db.execute(f"SELECT draft_id, state FROM drafts WHERE draft_id IN ({', '.join('?' * len(full))})", full).fetchall())
+    refused = [draft_id for draft_id in full if states.get(draft_id) not in DONE_FROM]
+    if refused:
+        raise SiyuError(
+            f"cannot mark {', '.join(refused)} done: state {states.get(refused[0])}",
+            hint="skipped drafts (holdout, quiet hours, limit, missed) were decided not to be sent",
+        )
+    ledger.set_state(full, "sent", done_by=who, now=utcnow(), allowed=DONE_FROM)
+    return full
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "front-line"
+
+
+def ledger_status(db_path: str | None, *, now: datetime | None) -> dict[str, Any]:
+    db = _store(db_path)
+    moment = now or utcnow()
+    campaigns: dict[str, dict[str, int]] = {}
+    for playbook_id, state, count in db.execute("SELECT playbook_id, state, COUNT(*) FROM drafts GROUP BY playbook_id, state ORDER BY playbook_id"):
+        campaigns.setdefault(playbook_id, {})[state] = count
+    cursor = db.execute(
+        "SELECT draft_id, due_at, playbook_id, beat, target FROM drafts WHERE state = 'pending' ORDER BY due_at LIMIT 10"
+    )
+    next_due = [dict(zip(("draft_id", "due_at", "playbook_id", "beat", "target"), row, strict=True)) for row in cursor]
+    doubt = [
+        dict(zip(("draft_id", "playbook_id", "beat", "target", "error"), row, strict=True))
+        for row in db.execute("SELECT draft_id, playbook_id, beat, target, error FROM drafts WHERE state = 'unknown' ORDER BY due_at")
+    ]
+    locks = [
+        {**run.__dict__, "alive": run.alive}
+        for run in Ledger(db).runs()
+    ]
+    return {"now": moment.astimezone(timezone.utc).isoformat(), "campaigns": campaigns, "next_due": next_due, "in_doubt": doubt, "locks": locks}
+
+
+def unlock(db_path: str | None, *, force: bool) -> tuple[list[Run], list[Run]]:
+    ledger = Ledger(_store(db_path))
+    released = ledger.release_dead_runs(utcnow(), force=force)
+    alive = ledger.runs(live_only=True)
+    return released, alive

@@ -1,0 +1,153 @@
+"""The outbox: one Markdown file per draft, for a person to copy and send.
+
+Files are written atomically (temp file, fsync, rename, fsync the folder), so a
+crash leaves either no file or the whole file; the final file existing is what
+crash recovery takes as "delivered". The name is a function of the draft alone,
+so delivering again rewrites the same file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from siyu_cli.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from siyu_cli.dispatch._outputs import Outgoing
+
+_UNSAFE = re.compile(r"[^\w.-]+")
+_UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9_.-]+")
+# Errors a later attempt may not meet again; the rest need a person to fix something.
+_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY}
+
+
+def _safe(text: str, pattern: re.Pattern[str], limit: int) -> str:
+    cleaned = pattern.sub("_", text).strip("._") or "_"
+    return cleaned[:limit]
+
+
+def outbox_path(folder: Path, msg: Outgoing) -> Path:
+    """`<folder>/<YYYY-MM-DD>/<HHMM>-<beat>-<target>-<draft>.md`, in the playbook's zone."""
+    due = msg.due_at
+    target = msg.target_id.replace(":", "-")
+    name = "-".join(
+        (
+            due.strftime("%H%M"),
+            _safe(msg.beat, _UNSAFE, 60),
+            _safe(target, _UNSAFE, 80),
+            _safe(msg.draft_id, _UNSAFE_ASCII, 40),
+        )
+    )
+    return folder / due.strftime("%Y-%m-%d") / f"{name}.md"
+
+
+def _yaml_text(value: object) -> str:
+    """A YAML scalar that reads back as the same text (JSON strings are valid YAML)."""
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render_markdown(msg: Outgoing) -> str:
+    """YAML front matter a person (or a script) can read, then the draft itself."""
+    header = [
+        ("time", msg.due_at.isoformat()),
+        ("day", msg.day),
+        ("beat", msg.beat),
+        ("beat_title", msg.beat_title),
+        ("channel", msg.channel),
+        ("persona", msg.persona),
+        ("account", msg.account),
+        ("target", msg.target),
+        ("target_id", msg.target_id),
+        ("cohort", msg.cohort),
+        ("category", msg.category),
+        ("variant", msg.variant),
+        ("playbook", msg.playbook_id),
+        ("playbook_title", msg.playbook_title),
+        ("draft", msg.draft_id),
+    ]
+    lines = ["---", *(f"{key}: {_yaml_text(value)}" for key, value in header), "---", ""]
+    title = f"# {msg.due_at:%m-%d %H:%M} {msg.beat_title} → {msg.target}"
+    who = f"> {msg.channel_label} · {msg.speaker} · 第{msg.day}天 day {msg.day}"
+    text = msg.text if msg.text.endswith("\n") else msg.text + "\n"
+    return "\n".join([*lines, title, "", who, "", text])
+
+
+class OutboxOutput:
+    """Writes each draft to its own Markdown file under the outbox folder."""
+
+    idempotent = True
+
+    def __init__(self, folder: Path, *, name: str = "outbox") -> None:
+        self.folder = Path(folder)
+        self.name = name
+
+    def deliver(self, msg: Outgoing) -> str:
+        path = outbox_path(self.folder, msg)
+        _write_atomic(path, render_markdown(msg).encode("utf-8"))
+        return str(path)
+
+    def delivered_location(self, msg: Outgoing) -> str | None:
+        path = outbox_path(self.folder, msg)
+        return str(path) if path.is_file() else None
+
+
+def _failure(what: str, where: Path, exc: OSError) -> DeliveryError:
+    reason = exc.strerror or str(exc)
+    transient = exc.errno in _TRANSIENT
+    hint = (
+        "free some disk space; the draft stays pending and is written on the next run"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        else "check that the outbox folder is a writable directory, or set another one"
+    )
+    return DeliveryError(f"outbox: cannot {what} {where}: {reason}", transient=transient, hint=hint)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _failure("create the folder", folder, exc) from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _failure("write in the folder", folder, exc) from None
+    tmp = Path(tmp_name)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _failure("write", path, exc) from None
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; some filesystems cannot fsync a folder, which is fine."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,50 @@
+"""Sending failed (and, when asked, unknown) drafts again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from siyu_cli._time import to_db, utcnow
+from siyu_cli.dispatch._runner import PassSummary, Runner
+from siyu_cli.errors import SiyuError
+from siyu_cli.store import immediate
+
+
+def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: datetime | None) -> PassSummary:
+    """Failed deliveries go back to pending and are delivered now; template errors are re-planned."""
+    moment = (now or utcnow()).astimezone(runner.playbook.tz)
+    db = runner.db
+    states = ("failed", "unknown") if include_unknown else ("failed",)
+    marks = ", ".join("?" * len(states))
+    if ids:
+        resolved = list(runner.ledger.find(ids).values())
+        rows = db.execute(
+            f"SELECT draft_id, state, reason FROM drafts WHERE draft_id IN ({', '.join('?' * len(resolved))})", resolved
+        ).fetchall()
+        wrong = [r for r in rows if r[1] not in states]
+        if wrong:
+            hint = "add --unknown for drafts in doubt" if wrong[0][1] == "unknown" else "only failed drafts can be retried"
+            raise SiyuError(f"draft {wrong[0][0]} is {wrong[0][1]}, not failed", hint=hint)
+    else:
+        rows = db.execute(
+            f"SELECT draft_id, state, reason FROM drafts WHERE playbook_id = ? AND state IN ({marks})", [runner.playbook.id, *states]
+        ).fetchall()
+    resend = [r[0] for r in rows if r[2] != "template_error"]
+    replan = [r[0] for r in rows if r[2] == "template_error"]
+    with immediate(db):
+        for draft_id in resend:
+            db.execute("UPDATE deliveries SET state = 'pending' WHERE draft_id = ? AND state IN ('failed', 'unknown', 'inflight')", [draft_id])
+            db.execute("UPDATE drafts SET state = 'pending', due_at = MIN(due_at, ?), error = NULL WHERE draft_id = ?", [to_db(moment), draft_id])
+        for draft_id in replan:
+            db.execute("DELETE FROM drafts WHERE draft_id = ? AND state = 'failed'", [draft_id])
+    run_id = runner.ledger.start_run(runner.playbook.id, "retry", moment)
+    summary = PassSummary(now=moment)
+    try:
+        inputs = runner.inputs()
+        if replan:
+            runner.plan(moment, inputs, summary)
+        runner.deliver_due(run_id, moment, inputs, summary, only=resend + replan)
+    finally:
+        runner.ledger.finish_run(run_id, utcnow())
+    return summary
+

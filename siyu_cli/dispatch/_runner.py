@@ -1,0 +1,346 @@
+"""The runner: one idempotent pass (for cron) and the foreground service around it.
+
+The ledger is the truth. A pass settles what dead runs left, records every draft that has come due
+with its decision, claims due drafts inside BEGIN IMMEDIATE, delivers them, and records the result.
+"""
+
+from __future__ import annotations
+
+import os
+import time as _time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from siyu_cli._time import from_db, to_db, utcnow
+from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
+from siyu_cli.dispatch._policy import Budget, Guard
+from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
+from siyu_cli.errors import DeliveryError
+from siyu_cli.ledger import Ledger
+from siyu_cli.playbook import LoadedPlaybook, read
+from siyu_cli.render import Draft
+from siyu_cli.store import default_path, immediate, open_store
+from siyu_cli.timeline import occurrences
+
+CLAIM_BATCH = 1000
+
+
+@dataclass
+class PassSummary:
+    """What one pass did: the numbers an operator reads after each run."""
+
+    now: datetime
+    recorded: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    recovered: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    next_due: datetime | None = None
+    stopped: bool = False
+
+    def add(self, other: PassSummary) -> None:
+        self.recorded += other.recorded
+        self.sent += other.sent
+        self.deferred += other.deferred
+        self.failed += other.failed
+        self.unknown += other.unknown
+        self.recovered += other.recovered
+        self.skipped.update(other.skipped)
+        self.errors.extend(other.errors)
+        self.next_due = other.next_due
+        self.now = other.now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "recorded": self.recorded,
+            "sent": self.sent,
+            "deferred": self.deferred,
+            "skipped": dict(self.skipped),
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "recovered": self.recovered,
+            "errors": self.errors[:20],
+            "next_due": self.next_due.isoformat() if self.next_due else None,
+        }
+
+
+class Runner:
+    """Everything a pass needs, loaded once; `reload()` picks up an edited playbook."""
+
+    def __init__(
+        self,
+        playbook_path: Path,
+        *,
+        db_path: str | None = None,
+        outbox_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        console: Callable[[Outgoing], None] | None = None,
+        extra_outputs: list[str] | None = None,
+        sleep: Callable[[float], None] = _time.sleep,
+    ) -> None:
+        self.playbook_path = playbook_path
+        self.db_path = default_path(db_path)
+        self.db = open_store(self.db_path)
+        self.ledger = Ledger(self.db)
+        self.outbox_dir = outbox_dir or Path("outbox")
+        self.environ = dict(os.environ if environ is None else environ)
+        self.console = console
+        self.extra_outputs = extra_outputs or []
+        self.sleep = sleep
+        self.stop_requested = False
+        self.playbook: LoadedPlaybook = read(playbook_path)
+        self.outputs: list[Output] = self._outputs()
+
+    def _outputs(self) -> list[Output]:
+        specs: list[Any] = [o if isinstance(o, str) else o.model_dump(exclude_none=True) for o in self.playbook.model.outputs]
+        specs += [name for name in self.extra_outputs if name not in specs]
+        return build_outputs(specs, outbox_dir=self.outbox_dir, environ=self.environ, console=self.console, sleep=self.sleep)
+
+    def reload(self) -> bool:
+        """Re-read the playbook if its content changed; a broken edit keeps the old one and raises."""
+        fresh = read(self.playbook_path)
+        if fresh.content_hash == self.playbook.content_hash:
+            return False
+        self.playbook = fresh
+        self.outputs = self._outputs()
+        return True
+
+    def inputs(self) -> PlanInputs:
+        return plan_inputs(self.playbook, None, readonly=False, db=self.db)
+
+    def run_once(self, now: datetime | None = None, *, mode: str = "once", run_id: str | None = None) -> PassSummary:
+        moment = (now or utcnow()).astimezone(self.playbook.tz)
+        own_run = run_id is None
+        run = run_id or self.ledger.start_run(self.playbook.id, mode, moment)
+        summary = PassSummary(now=moment)
+        try:
+            inputs = self.inputs()
+            summary.recovered = self.recover(moment, inputs)
+            self.plan(moment, inputs, summary)
+            self.deliver_due(run, moment, inputs, summary)
+            summary.next_due = self.next_due(moment, inputs)
+        finally:
+            if own_run:
+                self.ledger.finish_run(run, utcnow())
+        return summary
+
+    def recover(self, now: datetime, inputs: PlanInputs) -> int:
+        """Settle drafts claimed by runs that died: delivered, pending again, or unknown (never resent blindly)."""
+        orphans = self.ledger.orphaned()
+        if not orphans:
+            return 0
+        known = self.ledger.deliveries([row["draft_id"] for row in orphans])
+        results = []
+        for row in orphans:
+            message = self._outgoing(row, inputs)
+            outcome, missing = [], False
+            for output in self.outputs:
+                state = known.get(row["draft_id"], {}).get(output.name)
+                if state == "delivered":
+                    continue
+                location = output.delivered_location(message) if output.idempotent else None
+                if location:
+                    outcome.append((output.name, "delivered", location, None))
+                elif state == "inflight" and not output.idempotent:
+                    outcome.append((output.name, "unknown", None, "delivery was in flight when its process died"))
+                else:
+                    missing = True
+            if any(state == "unknown" for _, state, _, _ in outcome):
+                results.append((row["draft_id"], outcome, "unknown", "crash"))
+            elif missing:
+                results.append((row["draft_id"], outcome, "pending", row["reason"]))
+            else:
+                results.append((row["draft_id"], outcome, "sent", row["reason"]))
+        self.ledger.settle(results, now)
+        return len(results)
+
+    def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary) -> None:
+        """Record every draft that has come due and is not in the ledger yet, with its decision."""
+        playbook = self.playbook
+        guard = Guard(playbook)
+        existing = self.ledger.existing_ids(playbook.id)
+        fresh: list[Draft] = []
+        for draft in inputs.planner.drafts(until=now):
+            if draft.draft_id in existing:
+                continue
+            fresh.append(inputs.planner.render(draft))
+        if not fresh:
+            return
+        days = {d.occurrence_at.astimezone(playbook.tz).date() for d in fresh}
+        with immediate(self.db):
+            existing = self.ledger.existing_ids(playbook.id)
+            budget = self._budget(inputs, guard, days)
+            rows = []
+            stamp = to_db(now)
+            for draft in fresh:
+                if draft.draft_id in existing:
+                    continue
+                existing.add(draft.draft_id)
+                schedule = guard.schedule(draft.occurrence_at)
+                state, reason, error = "pending", None, None
+                if schedule.skip_reason:
+                    state, reason = "skipped", schedule.skip_reason
+                elif draft.holdout:
+                    state, reason = "skipped", "holdout"
+                elif draft.error is not None:
+                    state, reason, error = "failed", "template_error", str(draft.error)
+                elif schedule.due_at <= now and guard.missed(schedule.due_at, now):
+                    state, reason = "skipped", "missed"
+                else:
+                    refusal = budget.take(draft, schedule.due_at)
+                    if refusal:
+                        state, reason = "skipped", refusal
+                    elif schedule.deferred:
+                        reason = "quiet_hours:deferred"
+                if state == "skipped":
+                    summary.skipped[reason or "?"] += 1
+                elif state == "failed":
+                    summary.failed += 1
+                    summary.errors.append(error or "")
+                elif schedule.due_at > now:
+                    summary.deferred += 1
+                rows.append(
+                    (
+                        draft.draft_id, playbook.id, draft.cohort, draft.beat, to_db(draft.occurrence_at), draft.target,
+                        draft.day, draft.channel, draft.persona, draft.category, draft.variant, to_db(schedule.due_at),
+                        playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None,
+                    )
+                )
+            self.ledger.insert(rows)
+            summary.recorded += len(rows)
+
+    def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any]) -> Budget:
+        """The day's budget as the ledger has it now, plus every group post scheduled those days."""
+        playbook = self.playbook
+        budget = Budget(playbook, inputs.memberships)
+        start = min(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days)
+        end = max(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days) + timedelta(days=2)
+        for target, persona, due in self.ledger.private_counts(playbook.id, start, end):
+            budget.note_private(target.split(":", 1)[1], persona, from_db(due))
+        for run in playbook.cohorts:
+            campaign_days = {(d - run.start).days + 1 for d in days}
+            for occ in occurrences(playbook, run, inputs.planner.renderer.search, days=campaign_days):
+                if occ.target_kind == "group":
+                    budget.note_group_post(occ.target_id, guard.schedule(occ.at).due_at)
+        return budget
+
+    def deliver_due(self, run_id: str, now: datetime, inputs: PlanInputs, summary: PassSummary, only: list[str] | None = None) -> None:
+        while not self.stop_requested:
+            batch = self.ledger.claim(run_id, now, CLAIM_BATCH, self.playbook.id, only=only)
+            if not batch:
+                return
+            results = []
+            for index, row in enumerate(batch):
+                if self.stop_requested:
+                    leftover = [r["draft_id"] for r in batch[index:]]
+                    results.extend((draft_id, [], "pending", None) for draft_id in leftover)
+                    summary.stopped = True
+                    break
+                results.append(self._deliver(row, now, inputs, summary))
+            self.ledger.settle(results, now)
+
+    def _deliver(self, row: dict[str, Any], now: datetime, inputs: PlanInputs, summary: PassSummary) -> tuple[str, list[Any], str, str | None]:
+        message = self._outgoing(row, inputs)
+        done = self.ledger.deliveries([row["draft_id"]]).get(row["draft_id"], {})
+        outcome: list[tuple[str, str, str | None, str | None]] = []
+        failed = False
+        for output in self.outputs:
+            if done.get(output.name) == "delivered":
+                continue
+            if not output.idempotent:
+                self.ledger.mark_inflight(row["draft_id"], output.name, now)
+            try:
+                location = output.deliver(message)
+            except DeliveryError as exc:
+                outcome.append((output.name, "failed", None, exc.message))
+                summary.errors.append(f"{row['draft_id']} {output.name}: {exc.message}")
+                failed = True
+                continue
+            outcome.append((output.name, "delivered", location, None))
+        if failed:
+            summary.failed += 1
+            return (row["draft_id"], outcome, "failed", "delivery")
+        summary.sent += 1
+        return (row["draft_id"], outcome, "sent", row["reason"])
+
+    def _outgoing(self, row: Mapping[str, Any], inputs: PlanInputs) -> Outgoing:
+        playbook = self.playbook
+        planner = inputs.planner
+        target = str(row["target"])
+        kind, _, ident = target.partition(":")
+        persona = str(row["persona"] or "")
+        if kind == "group":
+            label = planner.group_names.get(ident, ident)
+        elif kind == "contact":
+            label = f"{planner.contact_names.get(ident, ident)} ({ident})"
+        else:
+            label = f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
+        beat_title = str(row["beat"])
+        for beat in playbook.model.beats:
+            if beat.id == row["beat"]:
+                beat_title = beat.title or beat.id
+        if str(row["beat"]).startswith("welcome:"):
+            beat_title = f"欢迎语 welcome · {row['beat'].split(':')[1]}"
+        return Outgoing(
+            draft_id=str(row["draft_id"]),
+            playbook_id=playbook.id,
+            playbook_title=playbook.model.title,
+            cohort=str(row["cohort"]),
+            beat=str(row["beat"]),
+            beat_title=beat_title,
+            channel=str(row["channel"]),
+            persona=planner.persona_names.get(persona, persona),
+            account=planner.accounts.get(persona),
+            target=label,
+            target_id=target,
+            due_at=from_db(str(row["due_at"])).astimezone(playbook.tz),
+            day=int(row["day"] or 0),
+            category=row["category"],
+            variant=row["variant"],
+            text=str(row["text"] or ""),
+        )
+
+    def next_due(self, now: datetime, inputs: PlanInputs) -> datetime | None:
+        """The next moment anything becomes due: a pending draft, or a planned occurrence."""
+        row = self.db.execute(
+            "SELECT MIN(due_at) FROM drafts WHERE playbook_id = ? AND state = 'pending' AND due_at > ?", [self.playbook.id, to_db(now)]
+        ).fetchone()
+        candidates = [from_db(row[0]).astimezone(self.playbook.tz)] if row and row[0] else []
+        upcoming = self.wake_times(now, inputs, limit=1)
+        candidates += upcoming
+        return min(candidates) if candidates else None
+
+    def wake_times(self, after: datetime, inputs: PlanInputs, *, limit: int | None = None, until: datetime | None = None) -> list[datetime]:
+        """Distinct moments after `after` when something falls due (occurrences, deferrals, welcome steps)."""
+        guard = Guard(self.playbook)
+        moments: set[datetime] = set()
+        for draft in inputs.planner.drafts(since=after - timedelta(days=1), until=until):
+            due = guard.schedule(draft.occurrence_at).due_at
+            for moment in (draft.occurrence_at, due):
+                if moment > after and (until is None or moment <= until):
+                    moments.add(moment.astimezone(self.playbook.tz))
+        ordered = sorted(moments)
+        return ordered[:limit] if limit else ordered
+
+    def campaign_end(self) -> datetime:
+        playbook = self.playbook
+        last = max(run.start for run in playbook.cohorts) + timedelta(days=playbook.model.days)
+        end = datetime.combine(last, datetime.min.time(), tzinfo=playbook.tz)
+        if playbook.model.hooks:
+            longest = max((_delay(step.after) for hook in playbook.model.hooks for step in hook.welcome), default=timedelta(0))
+            end += longest + timedelta(days=1)
+        return end
+
+
+def _delay(text: str) -> timedelta:
+    from siyu_cli._time import parse_duration
+
+    return parse_duration(text)

@@ -1,0 +1,112 @@
+"""The foreground service: APScheduler wakes the process, the ledger decides what is sent."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from siyu_cli._time import utcnow
+from siyu_cli.dispatch._runner import PassSummary, Runner
+from siyu_cli.errors import PlaybookInvalid
+
+HEARTBEAT_SECONDS = 30
+
+
+def run_fast(runner: Runner, start: datetime, end: datetime | None, on_pass: Callable[[PassSummary], None]) -> PassSummary:
+    """The whole campaign in simulated time: jump from one wake-up to the next, no sleeping."""
+    stop = end or runner.campaign_end()
+    run_id = runner.ledger.start_run(runner.playbook.id, "service", start, exclusive=True)
+    total = PassSummary(now=start)
+    try:
+        moments = [start] + runner.wake_times(start, runner.inputs(), until=stop)
+        for moment in moments:
+            if runner.stop_requested:
+                break
+            summary = runner.run_once(moment, run_id=run_id)
+            total.add(summary)
+            on_pass(summary)
+    finally:
+        runner.ledger.finish_run(run_id, utcnow())
+    return total
+
+
+def run_service(
+    runner: Runner,
+    *,
+    until: datetime | None,
+    reload: bool,
+    on_pass: Callable[[PassSummary], None],
+    on_event: Callable[[str], None],
+    clock: Callable[[], datetime] = utcnow,
+) -> PassSummary:
+    """Catch up, then sleep until the next due moment; SIGINT/SIGTERM finish the draft in hand."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    tz = runner.playbook.tz
+    now = clock()
+    run_id = runner.ledger.start_run(runner.playbook.id, "service", now, exclusive=True)
+    scheduler = BlockingScheduler(
+        timezone=tz,
+        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
+    busy = threading.Lock()
+    total = PassSummary(now=now)
+    seen: dict[str, Any] = {"store": None}
+    end = min(until, runner.campaign_end()) if until else runner.campaign_end()
+
+    def store_mark() -> tuple[Any, ...]:
+        row = runner.db.execute("SELECT (SELECT COUNT(*) FROM contacts), (SELECT MAX(id) FROM events)").fetchone()
+        return tuple(row)
+
+    def wake() -> None:
+        with busy:
+            if runner.stop_requested:
+                return
+            if reload:
+                try:
+                    if runner.reload():
+                        on_event(f"reloaded {runner.playbook_path} ({runner.playbook.content_hash})")
+                except PlaybookInvalid as exc:
+                    on_event(f"playbook edit ignored, it does not validate: {exc.message}")
+            moment = clock()
+            summary = runner.run_once(moment, run_id=run_id)
+            seen["store"] = store_mark()
+            total.add(summary)
+            on_pass(summary)
+            upcoming = summary.next_due
+            if upcoming is None or upcoming > end:
+                pending = runner.db.execute("SELECT COUNT(*) FROM drafts WHERE playbook_id = ? AND state = 'pending'", [runner.playbook.id]).fetchone()[0]
+                if not pending or moment >= end:
+                    on_event("campaign over: nothing more is due")
+                    scheduler.shutdown(wait=False)
+                    return
+                upcoming = end
+            scheduler.add_job(wake, "date", run_date=upcoming, id="wake", replace_existing=True)
+
+    def heartbeat() -> None:
+        runner.ledger.heartbeat(run_id, clock())
+        if store_mark() != seen["store"]:
+            wake()
+
+    def stop(signum: int, _frame: Any) -> None:
+        on_event(f"received {signal.Signals(signum).name}: finishing the draft in hand")
+        runner.stop_requested = True
+        scheduler.shutdown(wait=False)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        scheduler.add_job(wake, "date", run_date=now, id="wake")
+        scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", next_run_time=now + timedelta(seconds=HEARTBEAT_SECONDS))
+        if until is not None:
+            scheduler.add_job(scheduler.shutdown, "date", run_date=until, kwargs={"wait": False}, id="until")
+        scheduler.start()
+        with busy:
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        runner.ledger.finish_run(run_id, utcnow())
+    return total

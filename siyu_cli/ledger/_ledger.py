@@ -1,0 +1,243 @@
+"""The draft ledger: one row per draft under a UNIQUE key; claims taken inside BEGIN IMMEDIATE.
+
+States: pending → claimed → sent | failed | skipped(reason) | unknown. A claim belongs to a run;
+a run whose process is gone leaves claims that `recover` settles without sending anything twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from siyu_cli._time import from_db, to_db
+from siyu_cli.errors import LockHeld, SiyuError
+from siyu_cli.store import immediate
+
+HOST = socket.gethostname()
+STALE_REMOTE = timedelta(minutes=15)
+DRAFT_COLUMNS = (
+    "draft_id",
+    "playbook_id",
+    "cohort",
+    "beat",
+    "occurrence_at",
+    "target",
+    "day",
+    "channel",
+    "persona",
+    "category",
+    "variant",
+    "due_at",
+    "content_hash",
+    "text",
+    "state",
+    "reason",
+    "error",
+    "created_at",
+    "finished_at",
+)
+_INSERT = f"INSERT OR IGNORE INTO drafts ({', '.join(DRAFT_COLUMNS)}) VALUES ({', '.join('?' * len(DRAFT_COLUMNS))})"
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    playbook_id: str | None
+    host: str
+    pid: int
+    mode: str
+    started_at: str
+    heartbeat_at: str
+    finished_at: str | None
+
+    @property
+    def alive(self) -> bool:
+        if self.finished_at is not None:
+            return False
+        if self.host == HOST:
+            return pid_alive(self.pid)
+        return datetime.now(from_db(self.heartbeat_at).tzinfo) - from_db(self.heartbeat_at) < STALE_REMOTE
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Ledger:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def start_run(self, playbook_id: str | None, mode: str, now: datetime, *, exclusive: bool = False) -> str:
+        """Register this process; an exclusive (service) run refuses to start beside a live one."""
+        run_id = uuid.uuid4().hex[:12]
+        with immediate(self.db):
+            if exclusive:
+                for run in self.runs(live_only=True):
+                    if run.mode == "service" and run.playbook_id == playbook_id:
+                        raise LockHeld(
+                            f"a siyu service for {playbook_id} is already running (pid {run.pid} on {run.host}, since {run.started_at})",
+                            hint="stop it first, or if its process is gone run `siyu unlock`",
+                        )
+            self.db.execute(
+                "INSERT INTO runs (run_id, playbook_id, host, pid, mode, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, playbook_id, HOST, os.getpid(), mode, to_db(now), to_db(now)],
+            )
+        return run_id
+
+    def heartbeat(self, run_id: str, now: datetime) -> None:
+        with immediate(self.db):
+            self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [to_db(now), run_id])
+
+    def finish_run(self, run_id: str, now: datetime) -> None:
+        with immediate(self.db):
+            self.db.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", [to_db(now), run_id])
+
+    def runs(self, *, live_only: bool = False) -> list[Run]:
+        rows = self.db.execute(
+            "SELECT run_id, playbook_id, host, pid, mode, started_at, heartbeat_at, finished_at FROM runs WHERE finished_at IS NULL ORDER BY started_at"
+        ).fetchall()
+        found = [Run(*row) for row in rows]
+        return [run for run in found if run.alive] if live_only else found
+
+    def existing_ids(self, playbook_id: str) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE playbook_id = ?", [playbook_id])}
+
+    def insert(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Within the caller's IMMEDIATE transaction; duplicates of the unique key are ignored."""
+        self.db.conn.executemany(_INSERT, rows)
+
+    def private_counts(self, playbook_id: str, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
+        """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until)."""
+        return self.db.execute(
+            "SELECT target, persona, due_at FROM drafts WHERE playbook_id = ? AND channel = 'private' "
+            "AND state NOT IN ('skipped', 'failed') AND due_at >= ? AND due_at < ?",
+            [playbook_id, to_db(since), to_db(until)],
+        ).fetchall()
+
+    def claim(self, run_id: str, now: datetime, limit: int, playbook_id: str | None = None, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Take up to `limit` due pending drafts for this run. Two processes never get the same draft."""
+        sql = "SELECT draft_id FROM drafts WHERE state = 'pending' AND due_at <= ?"
+        params: list[Any] = [to_db(now)]
+        if playbook_id is not None:
+            sql += " AND playbook_id = ?"
+            params.append(playbook_id)
+        if only is not None:
+            sql += f" AND draft_id IN ({', '.join('?' * len(only))})"
+            params.extend(only)
+        sql += " ORDER BY due_at, draft_id LIMIT ?"
+        params.append(limit)
+        with immediate(self.db):
+            ids = [row[0] for row in self.db.execute(sql, params)]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            self.db.execute(
+                f"UPDATE drafts SET state = 'claimed', run_id = ?, claimed_at = ?, attempts = attempts + 1 WHERE draft_id IN ({marks}) AND state = 'pending'",
+                [run_id, to_db(now), *ids],
+            )
+            cursor = self.db.execute(f"SELECT * FROM drafts WHERE draft_id IN ({marks}) AND run_id = ? AND state = 'claimed' ORDER BY due_at, draft_id", [*ids, run_id])
+            columns = [c[0] for c in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+    def deliveries(self, draft_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """draft id → output → state."""
+        found: dict[str, dict[str, str]] = {}
+        for chunk in _chunks(list(draft_ids), 500):
+            rows = self.db.execute(f"SELECT draft_id, output, state FROM deliveries WHERE draft_id IN ({', '.join('?' * len(chunk))})", chunk)
+            for draft_id, output, state in rows:
+                found.setdefault(draft_id, {})[output] = state
+        return found
+
+    def mark_inflight(self, draft_id: str, output: str, now: datetime) -> None:
+        """Committed before a non-idempotent send, so a crash mid-send leaves evidence: unknown, not resent."""
+        with immediate(self.db):
+            self._upsert_delivery(draft_id, output, "inflight", None, None, now)
+
+    def settle(self, results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]], now: datetime) -> None:
+        """Record each draft's delivery results and its final state in one transaction.
+
+        results: (draft_id, [(output, state, location, error)], draft_state, reason)
+        """
+        with immediate(self.db):
+            for draft_id, outputs, state, reason in results:
+                for output, delivery_state, location, error in outputs:
+                    self._upsert_delivery(draft_id, output, delivery_state, location, error, now)
+                errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
+                self.db.execute(
+                    "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?",
+                    [state, reason, errors or None, to_db(now) if state in ("sent", "failed", "unknown") else None, draft_id],
+                )
+
+    def _upsert_delivery(self, draft_id: str, output: str, state: str, location: str | None, error: str | None, now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(draft_id, output) DO UPDATE SET state = excluded.state, location = COALESCE(excluded.location, location), "
+            "error = excluded.error, attempts = attempts + (excluded.state = 'inflight'), updated_at = excluded.updated_at",
+            [draft_id, output, state, location, error, 1 if state == "inflight" else 0, to_db(now)],
+        )
+
+    def orphaned(self) -> list[dict[str, Any]]:
+        """Claimed drafts whose run is finished or whose process is gone."""
+        live = {run.run_id for run in self.runs(live_only=True)}
+        cursor = self.db.execute("SELECT * FROM drafts WHERE state = 'claimed'")
+        columns = [c[0] for c in cursor.description]
+        return [row for row in (dict(zip(columns, r, strict=True)) for r in cursor) if row["run_id"] not in live]
+
+    def release_dead_runs(self, now: datetime, *, force: bool = False) -> list[Run]:
+        """Close runs whose process is gone (or, with force, every run but this process's)."""
+        gone = [run for run in self.runs() if not run.alive or (force and run.pid != os.getpid())]
+        if gone:
+            with immediate(self.db):
+                for run in gone:
+                    self.db.execute("UPDATE runs SET finished_at = ? WHERE run_id = ? AND finished_at IS NULL", [to_db(now), run.run_id])
+        return gone
+
+    def set_state(self, draft_ids: Sequence[str], state: str, *, reason: str | None = None, done_by: str | None = None, now: datetime, allowed: Sequence[str]) -> int:
+        marks = ", ".join("?" * len(allowed))
+        changed = 0
+        with immediate(self.db):
+            for draft_id in draft_ids:
+                cursor = self.db.execute(
+                    f"UPDATE drafts SET state = ?, reason = COALESCE(?, reason), done_by = COALESCE(?, done_by), "
+                    f"done_at = CASE WHEN ? IS NULL THEN done_at ELSE ? END, finished_at = COALESCE(finished_at, ?) "
+                    f"WHERE draft_id = ? AND state IN ({marks})",
+                    [state, reason, done_by, done_by, to_db(now), to_db(now), draft_id, *allowed],
+                )
+                changed += cursor.rowcount
+        return changed
+
+    def find(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """Resolve draft ids given in full or as a unique prefix; raise naming any that do not match."""
+        resolved: dict[str, str] = {}
+        for prefix in prefixes:
+            rows = self.db.execute("SELECT draft_id FROM drafts WHERE draft_id LIKE ? LIMIT 2", [prefix + "%"]).fetchall()
+            if not rows:
+                raise SiyuError(f"no draft {prefix!r} in the ledger", hint="list drafts with `siyu outbox`")
+            if len(rows) > 1:
+                raise SiyuError(f"draft id {prefix!r} is ambiguous", hint="give more characters of the id")
+            resolved[prefix] = rows[0][0]
+        return resolved
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
