@@ -27,7 +27,7 @@ JSON_HELP = "Print JSON for scripts instead of tables."
 def out() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False)
 
 
 def err() -> Console:

@@ -61,7 +61,7 @@ def check(
         if result.playbook is not None:
             model = result.playbook.model
             summary = f" · {model.id} · {model.days} days · {len(model.beats)} beats · {len(model.hooks)} hooks · {len(result.playbook.cohorts)} cohort(s)"
-        console.print(f"{escape(result.file)}: {status}{escape(summary)}")
+        console.print(f"{escape(result.file)}: {status}{escape(summary)}", soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,9 @@ _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR, errno.EIO, 
 
 
 def _safe(text: str, pattern: re.Pattern[str], limit: int) -> str:
+    """Filename-safe, at most `limit` UTF-8 bytes, so name and temp name stay under 255 bytes."""
     cleaned = pattern.sub("_", text).strip("._") or "_"
-    return cleaned[:limit]
+    return cleaned.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def outbox_path(folder: Path, msg: Outgoing) -> Path:
@@ -39,8 +40,8 @@ def outbox_path(folder: Path, msg: Outgoing) -> Path:
     name = "-".join(
         (
             due.strftime("%H%M"),
-            _safe(msg.beat, _UNSAFE, 60),
-            _safe(target, _UNSAFE, 80),
+            _safe(msg.beat, _UNSAFE, 48),
+            _safe(target, _UNSAFE, 64),
             _safe(msg.draft_id, _UNSAFE_ASCII, 40),
         )
     )
@@ -105,7 +106,7 @@ def _failure(what: str, where: Path, exc: OSError) -> DeliveryError:
     reason = exc.strerror or str(exc)
     transient = exc.errno in _TRANSIENT
     hint = (
-        "free some disk space; the draft stays pending and is written on the next run"
+        "free some disk space, then deliver again"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT)
         else "check that the outbox folder is a writable directory, or set another one"
     )
@@ -118,11 +119,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _failure("create the folder", folder, exc) from None
+    # Not mkstemp: its 0600 mode would hide drafts from colleagues; 0666 minus the umask is what editors make.
+    tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise _failure("write in the folder", folder, exc) from None
-    tmp = Path(tmp_name)
     try:
         try:
             view = memoryview(data)

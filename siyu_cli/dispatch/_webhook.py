@@ -311,7 +311,8 @@ class WebhookOutput:
     def _error(self, failure: _Failure, attempts: int, part: str) -> DeliveryError:
         tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
         where = f" {part}" if part else ""
-        message = f"{self.platform.label} webhook {self.name} ({self.location}){where}: {failure.detail}; gave up after {tries}"
+        source = f"{self.platform.label} webhook {self.name} ({self.location}){where}"
+        message = f"{source}: {failure.detail}; gave up after {tries}"
         if failure.transient:
             hint = "a temporary problem; delivering again later should work"
         else:
@@ -353,7 +354,9 @@ class WebhookOutput:
         if parts.scheme == "https":
             if self._tls is None:
                 self._tls = ssl.create_default_context()
-            conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=self.timeout, context=self._tls)
+            conn = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=self.timeout, context=self._tls
+            )
         else:
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=self.timeout)
         headers = {
@@ -373,7 +376,8 @@ class WebhookOutput:
     def _judge(self, reply: _Reply) -> _Failure | None:
         status = reply.status
         code, message = self._platform_code(reply.body)
-        said = f"errcode {code} ({message})" if code is not None else ""
+        word = "code" if self.platform.format == "feishu" else "errcode"
+        said = f"{word} {code} ({message})" if code is not None else ""
         if 200 <= status < 300:
             if self.platform.format == "json" or code == 0:
                 return None

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 
 def choose_categories(ratio: Mapping[str, float], count: int) -> list[str]:
     """The categories of `count` consecutive posts under one ratio.
 
-    Each post goes to the category whose share lags its target most, measured
-    against the post being placed (target × (n+1) − count); ties go to the
-    category listed first. After any n posts every category is within 1 of n × share.
+    Largest shortfall first, scheduled so that no category ever falls a whole post
+    behind: among the categories allowed another post (count < n × share), the one
+    whose next post is owed soonest goes first; ties go to the one that lags its
+    target most, then to the order the ratio lists them. Plain "largest lag" can
+    drift past the bound (e.g. 1:6:6:51:69 after 60 posts); this cannot: after any
+    n posts every category is strictly within 1 of n × share. Exact fractions keep
+    it deterministic on every machine.
     """
-    total = float(sum(ratio.values()))
-    shares = [(name, weight / total) for name, weight in ratio.items()]
-    counts = {name: 0 for name, _ in shares}
+    weights = [(name, Fraction(str(weight))) for name, weight in ratio.items()]
+    total = sum((weight for _, weight in weights), Fraction(0))
+    counts = [0] * len(weights)
     chosen: list[str] = []
-    for n in range(count):
-        best = max(shares, key=lambda item: (item[1] * (n + 1) - counts[item[0]], -_order(shares, item[0])))
-        counts[best[0]] += 1
-        chosen.append(best[0])
+    for n in range(1, count + 1):
+        best: tuple[int, Fraction, int] | None = None
+        for index, (_, weight) in enumerate(weights):
+            if n * weight <= counts[index] * total:
+                continue
+            deadline = math.ceil((counts[index] + 1) * total / weight)
+            key = (deadline, counts[index] * total - n * weight, index)
+            if best is None or key < best:
+                best = key
+        assert best is not None
+        counts[best[2]] += 1
+        chosen.append(weights[best[2]][0])
     return chosen
-
-
-def _order(shares: Sequence[tuple[str, float]], name: str) -> int:
-    return next(index for index, (candidate, _) in enumerate(shares) if candidate == name)
 
 
 class Rotation:
