@@ -14,8 +14,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+SIYU    = $(abspath $(BIN))/siyu
+
+# The e-commerce starter end to end: scaffold, check, 300 synthetic package-card buyers,
+# the whole 60-day campaign in simulated time, then the funnel against its targets.
 demo: $(STAMP)
-	$(BIN)/python -m siyu_cli.demo $(DEMO)
+	rm -rf $(DEMO)
+	$(SIYU) init $(DEMO) --from ecommerce
+	cd $(DEMO) && $(SIYU) check --strict
+	cd $(DEMO) && $(SIYU) simulate playbooks/ecommerce-card.yaml --contacts 300 --seed 7
+	cd $(DEMO) && $(SIYU) preview day 3 -p playbooks/ecommerce-card.yaml --contact sim-000001
+	cd $(DEMO) && $(SIYU) run playbooks/ecommerce-card.yaml --clock fast
+	cd $(DEMO) && $(SIYU) status
+	cd $(DEMO) && $(SIYU) report funnel -p playbooks/ecommerce-card.yaml
+	cd $(DEMO) && $(SIYU) report funnel -p playbooks/ecommerce-card.yaml --by hook
+	cd $(DEMO) && $(SIYU) report html -p playbooks/ecommerce-card.yaml --out report.html
+	@echo "demo: drafts in $(DEMO)/outbox/, ledger in $(DEMO)/siyu.db, report in $(DEMO)/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
