@@ -106,10 +106,7 @@ def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
             continue
         for stats_sample in (False, True):
             draft.text, draft.error = None, None
-            if stats_sample:
-                planner._stats_cache = {key: _sample_stats() for key in [(draft.date, draft.group_id, draft.cohort)]}
-            planner.render(draft)
-            planner._stats_cache = {}
+            planner.render(draft, stats=_sample_stats() if stats_sample else None)
             if draft.error is not None:
                 add(draft.error, _draft_path(playbook, draft))
                 break

@@ -50,12 +50,13 @@ def run_service(
     run_id = runner.ledger.start_run(runner.playbook.id, "service", now, exclusive=True)
     scheduler = BlockingScheduler(
         timezone=tz,
+        executors={"default": {"type": "threadpool", "max_workers": 1}},
         job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
     )
     busy = threading.Lock()
     total = PassSummary(now=now)
     seen: dict[str, Any] = {"store": None}
-    end = min(until, runner.campaign_end()) if until else runner.campaign_end()
+    campaign_end = runner.campaign_end()
 
     def store_mark() -> tuple[Any, ...]:
         row = runner.db.execute("SELECT (SELECT COUNT(*) FROM contacts), (SELECT MAX(id) FROM events)").fetchone()
@@ -77,17 +78,21 @@ def run_service(
             total.add(summary)
             on_pass(summary)
             upcoming = summary.next_due
-            if upcoming is None or upcoming > end:
+            if upcoming is None or upcoming > campaign_end:
                 pending = runner.db.execute("SELECT COUNT(*) FROM drafts WHERE playbook_id = ? AND state = 'pending'", [runner.playbook.id]).fetchone()[0]
-                if not pending or moment >= end:
+                if not pending:
                     on_event("campaign over: nothing more is due")
                     scheduler.shutdown(wait=False)
                     return
-                upcoming = end
+                upcoming = max(moment, campaign_end)
+            if until is not None and upcoming > until:
+                on_event(f"next due {upcoming:%Y-%m-%d %H:%M} is after --until; waiting for --until")
+                return
             scheduler.add_job(wake, "date", run_date=upcoming, id="wake", replace_existing=True)
 
     def heartbeat() -> None:
-        runner.ledger.heartbeat(run_id, clock())
+        with busy:
+            runner.ledger.heartbeat(run_id, clock())
         if store_mark() != seen["store"]:
             wake()
 

@@ -240,8 +240,11 @@ class Planner:
                     context={"welcome": (hook.id, index + 1), "contact": person},
                 )
 
-    def render(self, draft: Draft) -> Draft:
-        """Fill `text`, or `error` when the template fails. Holdouts get no text."""
+    def render(self, draft: Draft, *, stats: Mapping[str, Any] | None = None) -> Draft:
+        """Fill `text`, or `error` when the template fails. Holdouts get no text.
+
+        `stats` replaces what the store would say (check renders with sample stats too).
+        """
         if draft.holdout or draft.text is not None or draft.error is not None:
             return draft
         run = self.playbook.cohort(draft.cohort)
@@ -254,7 +257,8 @@ class Planner:
                 context = self.contexts.for_welcome(hook_id, draft.persona, extra["contact"], run, draft.day, draft.date, step)
             else:
                 occ: Occurrence = extra["occurrence"]
-                stats = self._stats(draft, run) if self.renderer.needs_stats(draft.content) else None
+                if stats is None and self.renderer.needs_stats(draft.content):
+                    stats = self._stats(draft, run)
                 context = self.contexts.for_occurrence(occ, run, contact=extra.get("contact"), stats=stats)
             draft.text = self.renderer.render(draft.content, context, beat=draft.beat)
         except TemplateFailure as exc:

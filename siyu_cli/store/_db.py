@@ -22,14 +22,17 @@ def default_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def open_store(path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False) -> sqlite_utils.Database:
-    """Open (and migrate) the store; WAL so readers never block the runner."""
+    """Open (and migrate) the store; WAL so readers never block the runner.
+
+    The connection may be used from the scheduler's worker thread; callers serialize access.
+    """
     target = Path(path)
     if not create and not target.exists():
         raise StoreError(f"{target}: no such store", hint="run `siyu import`, `siyu run` or pass --db PATH")
     if readonly:
         uri = f"file:{target.resolve()}?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             conn.execute("select count(*) from sqlite_master").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"{target}: cannot read store: {exc}") from exc
@@ -37,7 +40,7 @@ def open_store(path: str | os.PathLike[str], *, create: bool = True, readonly: b
     if target.parent and not target.parent.exists():
         raise StoreError(f"{target}: folder {target.parent} does not exist")
     try:
-        conn = sqlite3.connect(str(target), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(str(target), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = NORMAL")
