@@ -153,6 +153,8 @@ def print_report(results: Sequence[Result], info: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console.width = 150
     table = Table(title=f"siyu benchmarks · {info['nproc']} cores · Python {info['python']} · SQLite {info['sqlite']}")
     for column, justify in (("benchmark", "left"), ("ours", "right"), ("floor", "left"), ("floor time", "right"), ("ratio", "right"), ("target", "right"), ("met?", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]

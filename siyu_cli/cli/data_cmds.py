@@ -1,5 +1,320 @@
-"""data_cmds"""
+"""Getting data in and looking at it: `import contacts|events`, `track`, `contacts list|show|tag`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+import typer
+
 from siyu_cli.cli._app import app
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
+from siyu_cli.errors import UsageError
+
+DEFAULT_TZ = "Asia/Shanghai"
+TZ_HELP = f"Zone for times written without one when no playbook is given or found (default {DEFAULT_TZ})."
+OPT_PLAYBOOK_HELP = "Playbook whose timezone reads zone-less times (default: $SIYU_PLAYBOOK, the only playbook in ./playbooks/, or ./playbook.yaml; optional)."
+MAP_HELP = "Map one of the file's columns to a field: THEIR_COLUMN=FIELD (repeatable; FIELD '-' drops the column)."
+MAP_FILE_HELP = "YAML or JSON file of `their column: field` lines, e.g. for a WeCom export (客户ID: contact_id)."
+DRY_RUN_HELP = "Validate and count, write nothing."
+SKIP_BAD_HELP = "Import the good rows and write the bad ones, with a `reason` column, to this CSV (instead of rejecting the file)."
+
+import_app = typer.Typer(help="Import contacts and events (CSV/XLSX) into the store 导入", no_args_is_help=True)
+contacts_app = typer.Typer(help="List, show and tag contacts 联系人", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(contacts_app, name="contacts")
+
+
+def _zone(playbook: str | None, tz: str | None) -> tzinfo:
+    """--tz, else the named or found playbook's zone, else Asia/Shanghai. A named playbook must exist."""
+    from siyu_cli._time import zone
+    from siyu_cli.errors import PlaybookNotFound
+    from siyu_cli.playbook import read
+
+    if tz:
+        return zone(tz)
+    if playbook:
+        return read(find_playbook(playbook)).tz
+    try:
+        path = find_playbook(None)
+    except PlaybookNotFound:
+        return zone(DEFAULT_TZ)
+    return read(path).tz
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[Any]:
+    from siyu_cli.store import default_path, open_store
+
+    handle = open_store(default_path(db))
+    try:
+        yield handle
+    finally:
+        handle.conn.close()
+
+
+@contextmanager
+def _progress(label: str, hidden: bool) -> Iterator[Callable[[int, int], None]]:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    console = err()
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=hidden or not console.is_terminal, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total or None)
+
+
+def _run_import(
+    kind: str,
+    file: Path,
+    maps: list[str] | None,
+    map_file: Path | None,
+    dry_run: bool,
+    skip_bad: Path | None,
+    db: str | None,
+    playbook: str | None,
+    tz: str | None,
+    as_json: bool,
+) -> None:
+    from siyu_cli.ingest import import_contacts, import_events, load_mapping, parse_map_options
+
+    mapping = load_mapping(map_file) if map_file is not None else {}
+    mapping.update(parse_map_options(maps or []))
+    zone = _zone(playbook, tz)
+    action = import_contacts if kind == "contacts" else import_events
+    with _store(db) as store, _progress(f"importing {file.name}", as_json) as progress:
+        result = action(store, file, tz=zone, mapping=mapping, dry_run=dry_run, skip_bad_to=skip_bad, progress=progress)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    for name in result.unused_mapping:
+        err().print(f"note: the mapping names column {name!r}, which {file.name} does not have", markup=False, soft_wrap=True)
+    parts = [f"read {result.read}", f"inserted {result.inserted}"]
+    if kind == "contacts":
+        parts += [f"updated {result.updated}", f"unchanged {result.unchanged}"]
+    else:
+        parts.append(f"duplicates skipped {result.duplicates}")
+    if skip_bad is not None:
+        parts.append(f"bad rows skipped {result.skipped} (written to {skip_bad})")
+    encoding = "" if result.format == "xlsx" else f", {result.encoding}"
+    prefix = "dry run, nothing written: " if dry_run else ""
+    out().print(f"{prefix}{kind} from {file} ({result.format}{encoding}): " + " · ".join(parts), markup=False, soft_wrap=True)
+
+
+@import_app.command("contacts")
+def import_contacts_cmd(
+    file: Path = typer.Argument(..., help="CSV (UTF-8, UTF-8 BOM, GBK/GB18030) or XLSX with columns contact_id, name, tags, source, tier, account, cohort, added_at."),
+    maps: list[str] = typer.Option(None, "--map", help=MAP_HELP),
+    map_file: Path = typer.Option(None, "--map-file", help=MAP_FILE_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    skip_bad: Path = typer.Option(None, "--skip-bad", help=SKIP_BAD_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
+    tz: str = typer.Option(None, "--tz", help=TZ_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import contacts 联系人: upsert by contact_id; tags (split on , ， ; ； | 、) replace the stored tags. All or nothing."""
+    _run_import("contacts", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json)
+
+
+@import_app.command("events")
+def import_events_cmd(
+    file: Path = typer.Argument(..., help="CSV or XLSX with columns event_id (optional), type, contact_id, at, hook, cohort, group, amount."),
+    maps: list[str] = typer.Option(None, "--map", help=MAP_HELP),
+    map_file: Path = typer.Option(None, "--map-file", help=MAP_FILE_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    skip_bad: Path = typer.Option(None, "--skip-bad", help=SKIP_BAD_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
+    tz: str = typer.Option(None, "--tz", help=TZ_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import events 事件 (加微, 进群, 打卡, 下单…) for known contacts; re-importing a file adds nothing. All or nothing."""
+    _run_import("events", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json)
+
+
+@app.command()
+def track(
+    kind: str = typer.Argument(..., metavar="TYPE", help="Event type: card_sent, friend_added, friend_deleted, group_joined, group_left, checkin, message_replied, order, refund."),
+    contact: str = typer.Option(..., "--contact", help="Contact id."),
+    at: str = typer.Option(None, "--at", help="When it happened (ISO; zone-less times are in the playbook's zone). Default: now."),
+    hook: str = typer.Option(None, "--hook", help="Hook code 钩子 the event came through."),
+    cohort: str = typer.Option(None, "--cohort", help="Cohort id."),
+    group: str = typer.Option(None, "--group", help="Group id 群."),
+    amount: str = typer.Option(None, "--amount", help="Amount (orders and refunds), a number."),
+    event_id: str = typer.Option(None, "--event-id", help="Your id for the event; recording the same id again adds nothing."),
+    props: list[str] = typer.Option(None, "--prop", help="Extra property k=v (repeatable)."),
+    create_contact: bool = typer.Option(False, "--create-contact", help="Create a bare contact when the id is not in the store."),
+    now: str = typer.Option(None, "--now", help="Pretend it is this moment (ISO); the default for --at. For tests and rehearsals."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
+    tz: str = typer.Option(None, "--tz", help=TZ_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Record one event 记录事件 (e.g. an order closed in 1v1), validated like an imported row."""
+    from siyu_cli._time import utcnow
+    from siyu_cli.ingest import track as record
+
+    zone = _zone(playbook, tz)
+    moment = _moment(at, zone, "--at") or _moment(now, zone, "--now") or utcnow()
+    extra: dict[str, str] = {}
+    for item in props or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--prop {item!r}: write KEY=VALUE")
+        extra[key.strip()] = value
+    with _store(db) as store:
+        result = record(
+            store, kind, contact, at=moment, hook=hook, cohort=cohort, group=group, amount=amount,
+            event_id=event_id, props=extra, create_contact=create_contact,
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console = out()
+    if result.contact_created:
+        console.print(f"created contact {result.contact_id}", markup=False, soft_wrap=True)
+    local = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
+    verb = "recorded" if result.inserted else "already recorded"
+    console.print(f"{verb} {result.type} for {result.contact_id} at {local} (event {result.event_id})", markup=False, soft_wrap=True)
+
+
+def _moment(text: str | None, zone: tzinfo, option: str) -> datetime | None:
+    if text is None:
+        return None
+    from siyu_cli._time import from_db
+    from siyu_cli.ingest import time_parser
+
+    try:
+        return from_db(time_parser(zone)(text))
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+@contacts_app.command(
+    "tag",
+    context_settings={"ignore_unknown_options": True},
+)
+def contacts_tag(
+    contact_id: str = typer.Argument(..., help="Contact id."),
+    changes: list[str] = typer.Argument(None, help="+tag adds, -tag removes, a bare tag adds (use `--` before -tags if a tag looks like an option)."),
+    add: list[str] = typer.Option(None, "--add", help="Tag to add (repeatable)."),
+    remove: list[str] = typer.Option(None, "--remove", help="Tag to remove (repeatable)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Add and remove tags 标签 on one contact; prints the tags after the edit."""
+    from siyu_cli.ingest import edit_tags
+
+    adds, removes = list(add or []), list(remove or [])
+    for change in changes or []:
+        if change.startswith("-"):
+            removes.append(change[1:])
+        else:
+            adds.append(change[1:] if change.startswith("+") else change)
+    if not [t for t in adds + removes if t.strip()]:
+        raise UsageError("no tags to change", hint="e.g. siyu contacts tag c001 +已购 -潜客, or --add 已购 --remove 潜客")
+    with _store(db) as store:
+        tags = edit_tags(store, contact_id, adds, removes)
+    if as_json:
+        print_json({"contact_id": contact_id, "tags": tags})
+        return
+    out().print(f"{contact_id}: {', '.join(tags) if tags else '(no tags)'}", markup=False, soft_wrap=True)
+
+
+@contacts_app.command("list")
+def contacts_list(
+    segment: str = typer.Option(None, "--segment", help="A segment id of the playbook, or a tag expression such as '家长 and not 已购'."),
+    cohort: str = typer.Option(None, "--cohort", help="Only contacts of this cohort."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Show at most this many contacts."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    playbook: str = typer.Option(None, "-p", "--playbook", help="Playbook whose segments and zone to use (optional; found as usual when omitted)."),
+    tz: str = typer.Option(None, "--tz", help=TZ_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List contacts 联系人 with their tags, filtered by segment and cohort."""
+    from itertools import islice
+
+    from siyu_cli.ingest import list_contacts
+
+    zone, segments = _playbook_view(playbook, tz)
+    expr = segments.get(segment, segment) if segment else None
+    with _store(db) as store:
+        rows = list(islice(list_contacts(store, segment=expr, cohort=cohort), limit))
+    if as_json:
+        print_json([_jsonable(row) for row in rows])
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} contact(s)" + (f" in {escape(segment)}" if segment else ""))
+    for column in ("id", "name", "tags", "source", "tier", "cohort", "added_at"):
+        table.add_column(column)
+    for row in rows:
+        added = row["added_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M") if row["added_at"] else ""
+        table.add_row(*(escape(str(v or "")) for v in (row["id"], row["name"], ", ".join(row["tags"]), row["source"], row["tier"], row["cohort"])), added)
+    out().print(table)
+
+
+@contacts_app.command("show")
+def contacts_show(
+    contact_id: str = typer.Argument(..., help="Contact id."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
+    tz: str = typer.Option(None, "--tz", help=TZ_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show one contact and its events 事件 in time order."""
+    from siyu_cli.ingest import contact_events, get_contact
+
+    zone = _zone(playbook, tz)
+    with _store(db) as store:
+        contact = get_contact(store, contact_id)
+        events = contact_events(store, contact_id)
+    if as_json:
+        print_json({**_jsonable(contact), "events": [_jsonable(event) for event in events]})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    fields = [("name", contact["name"]), ("tags", ", ".join(contact["tags"])), ("source", contact["source"]), ("tier", contact["tier"]),
+              ("account", contact["account"]), ("cohort", contact["cohort"]),
+              ("added_at", contact["added_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M") if contact["added_at"] else None)]
+    fields += sorted(contact["extra"].items())
+    console.print(f"[bold]{escape(contact['id'])}[/]")
+    for name, value in fields:
+        if value not in (None, ""):
+            console.print(f"  {escape(str(name))}: {escape(str(value))}")
+    table = Table(title=f"{len(events)} event(s)")
+    for column in ("at", "type", "hook", "cohort", "group", "amount"):
+        table.add_column(column)
+    for event in events:
+        amount = "" if event["amount"] is None else f"{event['amount']:g}"
+        table.add_row(event["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M"), *(escape(str(event[k] or "")) for k in ("type", "hook", "cohort", "group")), amount)
+    console.print(table)
+
+
+def _playbook_view(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[str, str]]:
+    """Zone and named segments: from the named playbook, or a found one when it reads cleanly."""
+    from siyu_cli._time import zone
+    from siyu_cli.errors import PlaybookInvalid, PlaybookNotFound
+    from siyu_cli.playbook import read
+
+    if playbook:
+        loaded = read(find_playbook(playbook))
+    else:
+        try:
+            loaded = read(find_playbook(None))
+        except (PlaybookNotFound, PlaybookInvalid):
+            return zone(tz or DEFAULT_TZ), {}
+    return (zone(tz) if tz else loaded.tz), dict(loaded.model.segments)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    from siyu_cli._time import to_db
+
+    return {key: to_db(value) if isinstance(value, datetime) else value for key, value in row.items()}

@@ -83,7 +83,10 @@ def run(
     moment = _when(now, runner.playbook.tz)
     stop = _when(until, runner.playbook.tz)
     if once:
-        _print_summary(runner.run_once(moment), as_json)
+        summary = runner.run_once(moment)
+        _print_summary(summary, as_json)
+        if summary.failed:
+            raise typer.Exit(1)
         return
     if clock == "fast":
         from siyu_cli.dispatch import run_fast
@@ -136,7 +139,7 @@ def cron(
     workdir = Path.cwd().resolve()
     exe = shlex.quote(str(Path(sys.argv[0]).resolve())) if Path(sys.argv[0]).name == "siyu" else "siyu"
     base = f"{exe} run {shlex.quote(str(path))} --once --db {shlex.quote(str(store))}"
-    lock = f"/tmp/siyu-{path.stem}.lock"
+    lock = shlex.quote(str(store.parent / f".siyu-{path.stem}.lock"))
     schedule = "*" if every == 1 else f"*/{every}"
     text = f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once)
 {schedule} * * * * cd {shlex.quote(str(workdir))} && flock -n {lock} {base} >> {shlex.quote(str(workdir / 'siyu-cron.log'))} 2>&1

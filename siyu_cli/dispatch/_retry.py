@@ -37,12 +37,12 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
             db.execute("UPDATE drafts SET state = 'pending', due_at = MIN(due_at, ?), error = NULL WHERE draft_id = ?", [to_db(moment), draft_id])
         for draft_id in replan:
             db.execute("DELETE FROM drafts WHERE draft_id = ? AND state = 'failed'", [draft_id])
-    run_id = runner.ledger.start_run(runner.playbook.id, "retry", moment)
+    run_id = runner.ledger.start_run(runner.playbook.id, "retry", utcnow())
     summary = PassSummary(now=moment)
     try:
         inputs = runner.inputs()
         if replan:
-            runner.plan(moment, inputs, summary)
+            runner.plan(moment, inputs, summary, late_ok=frozenset(replan))
         runner.deliver_due(run_id, moment, inputs, summary, only=resend + replan)
     finally:
         runner.ledger.finish_run(run_id, utcnow())

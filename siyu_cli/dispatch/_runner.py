@@ -119,12 +119,13 @@ class Runner:
     def run_once(self, now: datetime | None = None, *, mode: str = "once", run_id: str | None = None) -> PassSummary:
         moment = (now or utcnow()).astimezone(self.playbook.tz)
         own_run = run_id is None
-        run = run_id or self.ledger.start_run(self.playbook.id, mode, moment)
+        run = run_id or self.ledger.start_run(self.playbook.id, mode, utcnow())
         summary = PassSummary(now=moment)
         try:
             inputs = self.inputs()
             summary.recovered = self.recover(moment, inputs)
             self.plan(moment, inputs, summary)
+            self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
             summary.next_due = self.next_due(moment, inputs)
         finally:
@@ -133,9 +134,13 @@ class Runner:
         return summary
 
     def recover(self, now: datetime, inputs: PlanInputs) -> int:
-        """Settle drafts claimed by runs that died: delivered, pending again, or unknown (never resent blindly)."""
+        """Settle drafts claimed by runs that died: delivered, pending again, or unknown (never resent blindly).
+
+        The dead runs are then closed, so `siyu status` stops showing their stale lock.
+        """
         orphans = self.ledger.orphaned()
         if not orphans:
+            self.ledger.release_dead_runs(utcnow())
             return 0
         known = self.ledger.deliveries([row["draft_id"] for row in orphans])
         results = []
@@ -159,11 +164,24 @@ class Runner:
                 results.append((row["draft_id"], outcome, "pending", row["reason"]))
             else:
                 results.append((row["draft_id"], outcome, "sent", row["reason"]))
-        self.ledger.settle(results, now)
+        self.ledger.settle(results, now, claimed_by={row["draft_id"]: row["run_id"] for row in orphans})
+        self.ledger.release_dead_runs(utcnow())
         return len(results)
 
-    def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary) -> None:
-        """Record every draft that has come due and is not in the ledger yet, with its decision."""
+    def skip_missed(self, now: datetime, summary: PassSummary) -> None:
+        """Pending drafts already in the ledger are held to max_late too, counted from their due time."""
+        guard = Guard(self.playbook)
+        if guard.late_action != "skip":
+            return
+        missed = self.ledger.skip_missed(self.playbook.id, now - guard.max_late, now)
+        if missed:
+            summary.skipped["missed"] += missed
+
+    def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary, *, late_ok: frozenset[str] = frozenset()) -> None:
+        """Record every draft that has come due and is not in the ledger yet, with its decision.
+
+        `late_ok`: drafts an operator asked to send again (retry), which max_late does not stop.
+        """
         playbook = self.playbook
         guard = Guard(playbook)
         existing = self.ledger.existing_ids(playbook.id)
@@ -192,7 +210,7 @@ class Runner:
                     state, reason = "skipped", "holdout"
                 elif draft.error is not None:
                     state, reason, error = "failed", "template_error", str(draft.error)
-                elif schedule.due_at <= now and guard.missed(schedule.due_at, now):
+                elif schedule.due_at <= now and guard.missed(schedule.due_at, now) and draft.draft_id not in late_ok:
                     state, reason = "skipped", "missed"
                 else:
                     refusal = budget.take(draft, schedule.due_at)
@@ -264,6 +282,8 @@ class Runner:
                 summary.errors.append(f"{row['draft_id']} {output.name}: {exc.message}")
                 failed = True
                 continue
+            if not output.idempotent:
+                self.ledger.mark_delivered(row["draft_id"], output.name, location, now)
             outcome.append((output.name, "delivered", location, None))
         if failed:
             summary.failed += 1
@@ -337,6 +357,9 @@ class Runner:
         if playbook.model.hooks:
             longest = max((_delay(step.after) for hook in playbook.model.hooks for step in hook.welcome), default=timedelta(0))
             end += longest + timedelta(days=1)
+        guard = Guard(playbook)
+        if guard.on_quiet == "defer" and guard.in_quiet(end):
+            end = guard.quiet_end(end)  # the last night's beats are deferred to the morning after
         return end
 
 

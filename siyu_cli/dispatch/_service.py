@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from siyu_cli._time import utcnow
+from siyu_cli._time import from_db, utcnow
 from siyu_cli.dispatch._runner import PassSummary, Runner
 from siyu_cli.errors import PlaybookInvalid
 
@@ -18,7 +18,7 @@ HEARTBEAT_SECONDS = 30
 def run_fast(runner: Runner, start: datetime, end: datetime | None, on_pass: Callable[[PassSummary], None]) -> PassSummary:
     """The whole campaign in simulated time: jump from one wake-up to the next, no sleeping."""
     stop = end or runner.campaign_end()
-    run_id = runner.ledger.start_run(runner.playbook.id, "service", start, exclusive=True)
+    run_id = runner.ledger.start_run(runner.playbook.id, "service", utcnow(), exclusive=True)
     total = PassSummary(now=start)
     try:
         moments = [start] + runner.wake_times(start, runner.inputs(), until=stop)
@@ -79,12 +79,12 @@ def run_service(
             on_pass(summary)
             upcoming = summary.next_due
             if upcoming is None or upcoming > campaign_end:
-                pending = runner.db.execute("SELECT COUNT(*) FROM drafts WHERE playbook_id = ? AND state = 'pending'", [runner.playbook.id]).fetchone()[0]
-                if not pending:
+                first = runner.db.execute("SELECT MIN(due_at) FROM drafts WHERE playbook_id = ? AND state = 'pending'", [runner.playbook.id]).fetchone()[0]
+                if first is None:
                     on_event("campaign over: nothing more is due")
                     scheduler.shutdown(wait=False)
                     return
-                upcoming = max(moment, campaign_end)
+                upcoming = max(from_db(first).astimezone(tz), moment + timedelta(seconds=1))
             if until is not None and upcoming > until:
                 on_event(f"next due {upcoming:%Y-%m-%d %H:%M} is after --until; waiting for --until")
                 return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,6 +118,15 @@ class Ledger:
         found = [Run(*row) for row in rows]
         return [run for run in found if run.alive] if live_only else found
 
+    def skip_missed(self, playbook_id: str, cutoff: datetime, now: datetime) -> int:
+        """Pending drafts due before `cutoff` are too late to send (a deferral or a dead run's claim found late)."""
+        with immediate(self.db):
+            cursor = self.db.execute(
+                "UPDATE drafts SET state = 'skipped', reason = 'missed', finished_at = ? WHERE playbook_id = ? AND state = 'pending' AND due_at < ?",
+                [to_db(now), playbook_id, to_db(cutoff)],
+            )
+            return cursor.rowcount
+
     def existing_ids(self, playbook_id: str) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE playbook_id = ?", [playbook_id])}
 
@@ -172,20 +181,36 @@ class Ledger:
         with immediate(self.db):
             self._upsert_delivery(draft_id, output, "inflight", None, None, now)
 
-    def settle(self, results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]], now: datetime) -> None:
+    def mark_delivered(self, draft_id: str, output: str, location: str | None, now: datetime) -> None:
+        """Committed right after a non-idempotent send, so a crash later in the batch does not put it in doubt."""
+        with immediate(self.db):
+            self._upsert_delivery(draft_id, output, "delivered", location, None, now)
+
+    def settle(
+        self,
+        results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]],
+        now: datetime,
+        *,
+        claimed_by: Mapping[str, str] | None = None,
+    ) -> None:
         """Record each draft's delivery results and its final state in one transaction.
 
         results: (draft_id, [(output, state, location, error)], draft_state, reason)
+        claimed_by: draft id → the run whose claim is being settled; a draft no longer claimed by
+        that run (another process recovered it first) is left alone.
         """
         with immediate(self.db):
             for draft_id, outputs, state, reason in results:
+                errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
+                sql = "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?"
+                params = [state, reason, errors or None, to_db(now) if state in ("sent", "failed", "unknown") else None, draft_id]
+                if claimed_by is not None:
+                    sql += " AND state = 'claimed' AND run_id = ?"
+                    params.append(claimed_by[draft_id])
+                if self.db.execute(sql, params).rowcount == 0:
+                    continue
                 for output, delivery_state, location, error in outputs:
                     self._upsert_delivery(draft_id, output, delivery_state, location, error, now)
-                errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
-                self.db.execute(
-                    "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?",
-                    [state, reason, errors or None, to_db(now) if state in ("sent", "failed", "unknown") else None, draft_id],
-                )
 
     def _upsert_delivery(self, draft_id: str, output: str, state: str, location: str | None, error: str | None, now: datetime) -> None:
         self.db.execute(
@@ -196,15 +221,23 @@ class Ledger:
         )
 
     def orphaned(self) -> list[dict[str, Any]]:
-        """Claimed drafts whose run is finished or whose process is gone."""
-        live = {run.run_id for run in self.runs(live_only=True)}
+        """Claimed drafts whose run is finished or whose process is gone.
+
+        Claims are read before runs: a run's row is committed before its first claim, so a claim
+        made in between still finds its run alive. Reading runs first would take a claim made
+        meanwhile by a process that just started for an orphan.
+        """
         cursor = self.db.execute("SELECT * FROM drafts WHERE state = 'claimed'")
         columns = [c[0] for c in cursor.description]
-        return [row for row in (dict(zip(columns, r, strict=True)) for r in cursor) if row["run_id"] not in live]
+        claimed = [dict(zip(columns, r, strict=True)) for r in cursor]
+        if not claimed:
+            return []
+        live = {run.run_id for run in self.runs(live_only=True)}
+        return [row for row in claimed if row["run_id"] not in live]
 
     def release_dead_runs(self, now: datetime, *, force: bool = False) -> list[Run]:
-        """Close runs whose process is gone (or, with force, every run but this process's)."""
-        gone = [run for run in self.runs() if not run.alive or (force and run.pid != os.getpid())]
+        """Close runs whose process is gone (or, with force, also runs on other hosts, whose process cannot be checked)."""
+        gone = [run for run in self.runs() if not run.alive or (force and run.host != HOST)]
         if gone:
             with immediate(self.db):
                 for run in gone:

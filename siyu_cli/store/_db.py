@@ -11,7 +11,7 @@ import sqlite_utils
 from siyu_cli.errors import StoreError
 from siyu_cli.store._schema import MIGRATIONS
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = int(os.environ.get("SIYU_BUSY_TIMEOUT_MS") or 30_000)
 
 
 def default_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -1,0 +1,129 @@
+"""import: the `siyu import events` core on an N-row CSV against csv + one sqlite3 executemany.
+
+Both write into a fresh file whose `events` table is the store's own (same columns, keys and
+indexes), so the floor pays for the same unique event ids and indexes that ours does.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, write_playbook
+from bench._harness import Config, Result, best_of, skipped
+
+NAME = "import"
+FLOOR = "csv module + sqlite3 executemany"
+TARGET = 1.5
+
+
+def _events_ddl() -> list[str]:
+    from siyu_cli.store import open_store
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = open_store(Path(folder) / "ddl.db")
+        try:
+            return [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL ORDER BY type DESC")]
+        finally:
+            db.conn.close()
+
+
+def _rows(path: Path) -> Iterator[tuple[str | None, ...]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for row in reader:
+            yield tuple(value or None for value in row)
+
+
+def floor_import(csv_path: Path, db_path: Path, ddl: list[str]) -> int:
+    conn = sqlite3.connect(db_path)
+    try:
+        for statement in ddl:
+            conn.execute(statement)
+        with conn:
+            conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", _rows(csv_path))
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _caller(import_events: Callable[..., Any], playbook: Path) -> Callable[[Any, Path], Any]:
+    """Bind the core's arguments by name: the store, the file, and the zone for zone-less times."""
+    params = inspect.signature(import_events).parameters
+    names = list(params)
+
+    def call(db: Any, csv_path: Path) -> Any:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name in names[:2]:
+            args.append(db if name in ("db", "store", "database", "conn") else csv_path)
+        if "tz" in params:
+            from siyu_cli._time import zone
+
+            kwargs["tz"] = zone(TZ_NAME)
+        for name in ("timezone", "tz_name"):
+            if name in params:
+                kwargs[name] = TZ_NAME
+        if "playbook" in params:
+            from siyu_cli.playbook import read
+
+            kwargs["playbook"] = read(playbook)
+        return import_events(*args, **kwargs)
+
+    return call
+
+
+def run(cfg: Config) -> list[Result]:
+    rows = 10_000 if cfg.quick else 1_000_000
+    csv_path = events_csv(cfg.out, rows)
+    ddl = _events_ddl()
+    n = cfg.times(3)
+    work = Path(tempfile.mkdtemp(prefix="siyu-bench-import-"))
+    state: dict[str, Any] = {}
+    info: dict[str, Any] = {"rows": rows, "best_of": n, "csv_bytes": csv_path.stat().st_size}
+
+    def empty() -> None:
+        for leftover in work.iterdir():
+            leftover.unlink()
+
+    try:
+        floor_s = best_of(lambda: state.__setitem__("floor_rows", floor_import(csv_path, work / "floor.db", ddl)), n, setup=empty)
+        if state["floor_rows"] != rows:
+            raise RuntimeError(f"floor stored {state['floor_rows']} rows of {rows}")
+        try:
+            from siyu_cli.ingest import import_events
+        except ImportError:
+            result = skipped(NAME, FLOOR, TARGET, "ingest not available")
+            result.floor_s, result.info = floor_s, info
+            return [result]
+        from siyu_cli.store import open_store
+
+        call = _caller(import_events, write_playbook(cfg.out))
+
+        def fresh() -> None:
+            empty()
+            state["db"] = open_store(work / "ours.db")
+
+        def ours() -> None:
+            db = state.pop("db")
+            try:
+                call(db, csv_path)
+                state["ours_rows"] = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            finally:
+                db.conn.close()
+
+        ours_s = best_of(ours, n, setup=fresh)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if state["ours_rows"] != rows:
+        raise RuntimeError(f"import stored {state['ours_rows']} rows of {rows}")
+    result = Result(NAME, ours_s, FLOOR, floor_s, TARGET, info=info)
+    result.info["notes"] = [f"{rows:,} CSV rows ({csv_path.stat().st_size / 1e6:.0f} MB)"]
+    return [result]

@@ -1,0 +1,185 @@
+"""One contact at a time: track an event, edit tags, list and show contacts, load them all for drafts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from siyu_cli._time import to_db, utcnow
+from siyu_cli.errors import SiyuError, UsageError
+from siyu_cli.ingest._parse import derived_event_id, event_type, parse_amount
+from siyu_cli.playbook import EVENTS, TagExprError, parse_tags
+from siyu_cli.store import immediate
+
+_CONTACT_COLUMNS = "contact_id, name, tags, source, tier, account, cohort, added_at, extra"
+_fromiso = datetime.fromisoformat
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    event_id: str
+    type: str
+    contact_id: str
+    at: str
+    inserted: bool
+    contact_created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def track(
+    db: sqlite_utils.Database,
+    kind: str,
+    contact_id: str,
+    *,
+    at: datetime,
+    hook: str | None = None,
+    cohort: str | None = None,
+    group: str | None = None,
+    amount: float | str | None = None,
+    event_id: str | None = None,
+    props: Mapping[str, Any] | None = None,
+    create_contact: bool = False,
+) -> TrackResult:
+    """Record one event, validated like an imported row; recording the same event twice adds it once."""
+    standard = event_type(kind)
+    if standard is None:
+        raise UsageError(f"unknown event type {kind!r}", hint=f"use one of: {', '.join(EVENTS)}")
+    contact_id = contact_id.strip()
+    if not contact_id:
+        raise UsageError("missing contact id", hint="pass --contact ID")
+    if at.tzinfo is None:
+        raise UsageError("the event time needs a zone")
+    try:
+        number = parse_amount(amount)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="write the amount as a number, e.g. --amount 365") from None
+    stamp = to_db(at)
+    eid = (event_id or "").strip() or derived_event_id(standard, contact_id, stamp, hook, cohort, group, number)
+    created = False
+    with immediate(db):
+        exists = db.execute("SELECT 1 FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
+        if not exists:
+            if not create_contact:
+                raise SiyuError(
+                    f"contact {contact_id!r} is not in the store",
+                    hint="import contacts first with `siyu import contacts FILE`, or pass --create-contact",
+                )
+            db.execute("INSERT INTO contacts (contact_id, updated_at) VALUES (?, ?)", [contact_id, to_db(utcnow())])
+            created = True
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO events (event_id, type, contact_id, at, hook, cohort, group_id, amount, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [eid, standard, contact_id, stamp, hook, cohort, group, number, json.dumps(dict(props or {}), ensure_ascii=False)],
+        )
+        inserted = cursor.rowcount == 1
+    return TrackResult(eid, standard, contact_id, stamp, inserted, created)
+
+
+def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] = (), remove: Collection[str] = ()) -> list[str]:
+    """Remove, then add (keeping the order tags were first given); returns the contact's tags after the edit."""
+    with immediate(db):
+        row = db.execute("SELECT tags FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
+        if row is None:
+            raise SiyuError(f"contact {contact_id!r} is not in the store", hint="list contacts with `siyu contacts list`")
+        before = _tags(row[0])
+        dropped = {tag.strip() for tag in remove}
+        tags = [tag for tag in before if tag not in dropped]
+        for tag in (t.strip() for t in add):
+            if tag and tag not in tags:
+                tags.append(tag)
+        if tags != before:
+            db.execute(
+                "UPDATE contacts SET tags = ?, updated_at = ? WHERE contact_id = ?",
+                [json.dumps(tags, ensure_ascii=False), to_db(utcnow()), contact_id],
+            )
+    return tags
+
+
+def load_contacts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every contact as a template sees it (extra columns merged in; name falls back to the id)."""
+    found = []
+    for cid, name, tags, source, tier, account, cohort, added_at, extra in db.execute(f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY contact_id"):
+        contact: dict[str, Any] = json.loads(extra) if extra and extra != "{}" else {}
+        contact["id"] = cid
+        contact["name"] = name or cid
+        contact["tags"] = _tags(tags)
+        contact["source"] = source
+        contact["tier"] = tier
+        contact["account"] = account
+        contact["cohort"] = cohort
+        contact["added_at"] = _fromiso(added_at) if added_at else None
+        found.append(contact)
+    return found
+
+
+def list_contacts(db: sqlite_utils.Database, segment: str | None = None, cohort: str | None = None) -> Iterator[dict[str, Any]]:
+    """Contacts in id order, filtered by a tag expression (`家长 and not 已购`) and a cohort."""
+    try:
+        expr = parse_tags(segment) if segment else None
+    except TagExprError as exc:
+        raise UsageError(f"--segment: {exc}", hint="write a tag expression, e.g. '家长 and not 已购'") from None
+    sql = f"SELECT {_CONTACT_COLUMNS} FROM contacts"
+    params: list[Any] = []
+    if cohort is not None:
+        sql += " WHERE cohort = ?"
+        params.append(cohort)
+    for row in db.execute(sql + " ORDER BY contact_id", params):
+        contact = _contact(row)
+        if expr is None or expr.matches(contact["tags"]):
+            yield contact
+
+
+def get_contact(db: sqlite_utils.Database, contact_id: str) -> dict[str, Any]:
+    """One contact as stored (name may be None), with `extra` as a dict."""
+    row = db.execute(f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
+    if row is None:
+        raise SiyuError(f"contact {contact_id!r} is not in the store", hint="list contacts with `siyu contacts list`")
+    return _contact(row)
+
+
+def contact_events(db: sqlite_utils.Database, contact_id: str) -> list[dict[str, Any]]:
+    """A contact's events in time order."""
+    rows = db.execute(
+        "SELECT event_id, type, at, hook, cohort, group_id, amount, props FROM events WHERE contact_id = ? ORDER BY at, id",
+        [contact_id],
+    )
+    return [
+        {
+            "event_id": eid,
+            "type": kind,
+            "at": _fromiso(at),
+            "hook": hook,
+            "cohort": cohort,
+            "group": group,
+            "amount": amount,
+            "props": json.loads(props) if props and props != "{}" else {},
+        }
+        for eid, kind, at, hook, cohort, group, amount, props in rows
+    ]
+
+
+def _contact(row: tuple[Any, ...]) -> dict[str, Any]:
+    cid, name, tags, source, tier, account, cohort, added_at, extra = row
+    return {
+        "id": cid,
+        "name": name,
+        "tags": _tags(tags),
+        "source": source,
+        "tier": tier,
+        "account": account,
+        "cohort": cohort,
+        "added_at": _fromiso(added_at) if added_at else None,
+        "extra": json.loads(extra) if extra and extra != "{}" else {},
+    }
+
+
+def _tags(text: str | None) -> list[str]:
+    if not text or text == "[]":
+        return []
+    return list(json.loads(text))
