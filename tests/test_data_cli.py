@@ -127,6 +127,14 @@ def test_a_bad_gb18030_file_is_rejected_whole_with_every_bad_row(tmp_path: Path)
     assert rows(db, "SELECT contact_id, amount FROM events") == [("c1", 365.0)]
 
 
+def test_create_contacts_on_import(tmp_path: Path) -> None:
+    db = seed(tmp_path)
+    cards = write_csv(tmp_path / "cards.csv", [["type", "contact_id", "at"], ["card_sent", "tb-9", "2026-11-20 10:00"]])
+    result = siyu("import", "events", str(cards), "--create-contacts", "--db", str(db))
+    assert result.exit_code == 0 and "contacts created 1" in result.stdout
+    assert rows(db, "SELECT contact_id FROM contacts WHERE contact_id = 'tb-9'") == [("tb-9",)]
+
+
 def test_dry_run_and_xlsx_events(tmp_path: Path) -> None:
     from datetime import datetime
 

@@ -320,3 +320,15 @@ def test_tags_edit_list_and_load(db: sqlite_utils.Database, tmp_path: Path) -> N
     loaded = {c["id"]: c for c in load_contacts(db)}
     assert loaded["c001"]["added_at"] == datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc)
     assert loaded["c003"]["added_at"] is None and loaded["c003"]["name"] == "张伟"
+
+
+def test_create_contacts_adds_bare_contacts_for_unknown_ids(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    seed(db, tmp_path)
+    rows = [["type", "contact_id", "at", "hook"], ["card_sent", "tb-1", "2026-11-20", "EYE100"], ["card_sent", "tb-2", "2026-11-20", "EYE100"], ["friend_added", "tb-1", "2026-11-22", "EYE100"], ["card_sent", "c001", "2026-11-20", "EYE100"]]
+    path = write_csv(tmp_path / "cards.csv", rows)
+    with pytest.raises(ImportRejected):
+        import_events(db, path, tz=SHANGHAI)
+    result = import_events(db, path, tz=SHANGHAI, create_contacts=True)
+    assert (result.inserted, result.contacts_created) == (4, 2)
+    assert get_contact(db, "tb-1")["tags"] == [] and len(table(db, "contacts")) == 5
+    assert import_events(db, path, tz=SHANGHAI, create_contacts=True).contacts_created == 0

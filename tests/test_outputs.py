@@ -84,9 +84,21 @@ def test_outbox_delivering_twice_rewrites_the_same_file(tmp_path: Path) -> None:
     assert output.delivered_location(outgoing()) is None
     first = output.deliver(outgoing())
     second = output.deliver(outgoing(text="改过的文案"))
-    assert first == second == output.delivered_location(outgoing())
+    assert first == second == output.delivered_location(outgoing(text="改过的文案"))
     assert read_draft(Path(first))[1].endswith("改过的文案\n")
     assert len(list((tmp_path / "2026-12-01").iterdir())) == 1
+
+
+def test_outbox_recovery_trusts_only_a_complete_file(tmp_path: Path) -> None:
+    """A file cut short (a power loss before the batch sync) is not taken as delivered."""
+    output = OutboxOutput(tmp_path)
+    path = Path(output.deliver(outgoing()))
+    output.flush()
+    assert output.delivered_location(outgoing()) == str(path)
+    path.write_bytes(path.read_bytes()[:10])
+    assert output.delivered_location(outgoing()) is None
+    assert output.deliver(outgoing()) == str(path)
+    assert output.delivered_location(outgoing()) == str(path)
 
 
 def test_outbox_folder_that_cannot_be_created(tmp_path: Path) -> None:

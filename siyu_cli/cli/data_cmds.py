@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from siyu_cli.cli._app import app
-from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, err, find_playbook, out, print_json
 from siyu_cli.errors import UsageError
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -78,6 +78,7 @@ def _run_import(
     playbook: str | None,
     tz: str | None,
     as_json: bool,
+    **options: bool,
 ) -> None:
     from siyu_cli.ingest import import_contacts, import_events, load_mapping, parse_map_options
 
@@ -86,7 +87,7 @@ def _run_import(
     zone = _zone(playbook, tz)
     action = import_contacts if kind == "contacts" else import_events
     with _store(db) as store, _progress(f"importing {file.name}", as_json) as progress:
-        result = action(store, file, tz=zone, mapping=mapping, dry_run=dry_run, skip_bad_to=skip_bad, progress=progress)
+        result = action(store, file, tz=zone, mapping=mapping, dry_run=dry_run, skip_bad_to=skip_bad, progress=progress, **options)
     if as_json:
         print_json(result.to_dict())
         return
@@ -97,6 +98,8 @@ def _run_import(
         parts += [f"updated {result.updated}", f"unchanged {result.unchanged}"]
     else:
         parts.append(f"duplicates skipped {result.duplicates}")
+        if result.contacts_created:
+            parts.append(f"contacts created {result.contacts_created}")
     if skip_bad is not None:
         parts.append(f"bad rows skipped {result.skipped} (written to {skip_bad})")
     encoding = "" if result.format == "xlsx" else f", {result.encoding}"
@@ -130,10 +133,11 @@ def import_events_cmd(
     db: str = typer.Option(None, "--db", help=DB_HELP),
     playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
     tz: str = typer.Option(None, "--tz", help=TZ_HELP),
+    create_contacts: bool = typer.Option(False, "--create-contacts", help="Create a bare contact for an unknown contact id instead of rejecting its rows (e.g. card_sent to buyers not yet added)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import events 事件 (加微, 进群, 打卡, 下单…) for known contacts; re-importing a file adds nothing. All or nothing."""
-    _run_import("events", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json)
+    _run_import("events", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json, create_contacts=create_contacts)
 
 
 @app.command()

@@ -43,3 +43,6 @@ class ConsoleOutput:
 
     def delivered_location(self, msg: Outgoing) -> str | None:
         return None
+
+    def flush(self) -> None:
+        """Nothing to sync: a request that returned is done."""

@@ -1,8 +1,8 @@
 """The outbox: one Markdown file per draft, for a person to copy and send.
 
-Files are written atomically (temp file, fsync, rename, fsync the folder), so a
-crash leaves either no file or the whole file; the final file existing is what
-crash recovery takes as "delivered". The name is a function of the draft alone,
+Files are written atomically (temp file, rename; synced to disk once per batch), so a
+crash leaves either no file or the whole file; a final file holding exactly the
+draft is what crash recovery takes as "delivered". The name is a function of the draft alone,
 so delivering again rewrites the same file.
 """
 
@@ -91,15 +91,35 @@ class OutboxOutput:
     def __init__(self, folder: Path, *, name: str = "outbox") -> None:
         self.folder = Path(folder)
         self.name = name
+        self._unsynced = False
 
     def deliver(self, msg: Outgoing) -> str:
+        """Atomic (temp file + rename); durable at the next `flush`, which the runner calls before the ledger records it."""
         path = outbox_path(self.folder, msg)
         _write_atomic(path, render_markdown(msg).encode("utf-8"))
+        self._unsynced = True
         return str(path)
 
+    def flush(self) -> None:
+        """One sync per batch instead of two fsyncs per file: the ledger is settled only after it."""
+        if self._unsynced:
+            os.sync()
+            self._unsynced = False
+
     def delivered_location(self, msg: Outgoing) -> str | None:
+        """The file, if it holds exactly this draft (a file cut short by a power loss is written again).
+
+        A file found here may still be only in the page cache of a process that died, so it is
+        synced at the next `flush`, before the ledger trusts it.
+        """
         path = outbox_path(self.folder, msg)
-        return str(path) if path.is_file() else None
+        try:
+            if path.read_bytes() != render_markdown(msg).encode("utf-8"):
+                return None
+        except OSError:
+            return None
+        self._unsynced = True
+        return str(path)
 
 
 def _failure(what: str, where: Path, exc: OSError) -> DeliveryError:
@@ -131,25 +151,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _failure("write", path, exc) from None
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; some filesystems cannot fsync a folder, which is fine."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

@@ -78,6 +78,9 @@ class Output(Protocol):
 
     def delivered_location(self, msg: Outgoing) -> str | None: ...
 
+    def flush(self) -> None:
+        """Make every delivery so far durable; called before the ledger records a batch."""
+
 
 def build_outputs(
     specs: list[Any],

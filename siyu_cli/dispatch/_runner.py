@@ -164,6 +164,8 @@ class Runner:
                 results.append((row["draft_id"], outcome, "pending", row["reason"]))
             else:
                 results.append((row["draft_id"], outcome, "sent", row["reason"]))
+        for output in self.outputs:
+            output.flush()
         self.ledger.settle(results, now, claimed_by={row["draft_id"]: row["run_id"] for row in orphans})
         self.ledger.release_dead_runs(utcnow())
         return len(results)
@@ -256,18 +258,22 @@ class Runner:
             if not batch:
                 return
             results = []
+            done = self.ledger.deliveries([row["draft_id"] for row in batch])
             for index, row in enumerate(batch):
                 if self.stop_requested:
                     leftover = [r["draft_id"] for r in batch[index:]]
                     results.extend((draft_id, [], "pending", None) for draft_id in leftover)
                     summary.stopped = True
                     break
-                results.append(self._deliver(row, now, inputs, summary))
+                results.append(self._deliver(row, now, inputs, summary, done.get(row["draft_id"], {})))
+            for output in self.outputs:
+                output.flush()
             self.ledger.settle(results, now)
 
-    def _deliver(self, row: dict[str, Any], now: datetime, inputs: PlanInputs, summary: PassSummary) -> tuple[str, list[Any], str, str | None]:
+    def _deliver(
+        self, row: dict[str, Any], now: datetime, inputs: PlanInputs, summary: PassSummary, done: Mapping[str, str]
+    ) -> tuple[str, list[Any], str, str | None]:
         message = self._outgoing(row, inputs)
-        done = self.ledger.deliveries([row["draft_id"]]).get(row["draft_id"], {})
         outcome: list[tuple[str, str, str | None, str | None]] = []
         failed = False
         for output in self.outputs:

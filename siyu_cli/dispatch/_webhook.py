@@ -250,6 +250,9 @@ class WebhookOutput:
     def delivered_location(self, msg: Outgoing) -> str | None:
         return None
 
+    def flush(self) -> None:
+        """Nothing to sync: a request that returned is done."""
+
     def deliver(self, msg: Outgoing) -> str:
         payloads = self.payloads(msg)
         total = len(payloads)

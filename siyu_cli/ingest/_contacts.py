@@ -102,13 +102,31 @@ def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] =
 
 
 def load_contacts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Every contact as a template sees it (extra columns merged in; name falls back to the id)."""
+    """Every contact as a template sees it (extra columns merged in; name falls back to the id).
+
+    Contacts share a few tag sets and extra values, so each distinct JSON text is decoded once.
+    """
     found = []
+    tag_lists: dict[str, list[str]] = {}
+    extras: dict[str, dict[str, Any]] = {}
     for cid, name, tags, source, tier, account, cohort, added_at, extra in db.execute(f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY contact_id"):
-        contact: dict[str, Any] = json.loads(extra) if extra and extra != "{}" else {}
+        if extra and extra != "{}":
+            base = extras.get(extra)
+            if base is None:
+                base = json.loads(extra)
+                if len(extras) < 100_000:
+                    extras[extra] = base
+            contact = dict(base)
+        else:
+            contact = {}
+        tag_list = tag_lists.get(tags)
+        if tag_list is None:
+            tag_list = _tags(tags)
+            if len(tag_lists) < 100_000:
+                tag_lists[tags] = tag_list
         contact["id"] = cid
         contact["name"] = name or cid
-        contact["tags"] = _tags(tags)
+        contact["tags"] = list(tag_list)
         contact["source"] = source
         contact["tier"] = tier
         contact["account"] = account

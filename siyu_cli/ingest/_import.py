@@ -24,7 +24,7 @@ import sqlite_utils
 
 from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import ImportRejected, SiyuError, UsageError
-from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, derived_event_id, event_type, parse_amount, split_tags, time_parser
+from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, derived_event_id, dumps, event_type, parse_amount, split_tags, time_parser
 from siyu_cli.ingest._source import Progress, Source
 from siyu_cli.playbook import EVENTS
 from siyu_cli.store import immediate
@@ -52,6 +52,7 @@ class ImportResult:
     unchanged: int = 0
     duplicates: int = 0
     skipped: int = 0
+    contacts_created: int = 0
     dry_run: bool = False
     rejects_file: str | None = None
     unused_mapping: list[str] = field(default_factory=list)
@@ -94,8 +95,17 @@ def import_contacts(
         stamp = to_db(utcnow())
         width = len(source.header)
         conn = db.conn
-        before = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
         changes = 0
+        tag_json: dict[Any, str] = {}
+
+        def tags_of(cell: Any) -> str:
+            """Exports repeat a few tag combinations many times: encode each once."""
+            found = tag_json.get(cell)
+            if found is None:
+                found = dumps(split_tags(cell))
+                if len(tag_json) < 100_000:
+                    tag_json[cell] = found
+            return found
 
         def row_of(cells: list[Any]) -> tuple[Any, ...] | str:
             reasons = []
@@ -106,7 +116,7 @@ def import_contacts(
             for name, index in getters:
                 cell = cells[index]
                 if name == "tags":
-                    values.append(json.dumps(split_tags(cell), ensure_ascii=False))
+                    values.append(tags_of(cell))
                 elif name == "added_at":
                     if cell is None or cell == "":
                         values.append(None)
@@ -125,17 +135,18 @@ def import_contacts(
             bad = _Bad(file, rejects)
             try:
                 with _bulk(db), immediate(db):
+                    before = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
                     batch: list[tuple[Any, ...]] = []
                     for rowno, cells in source.rows():
                         result.read += 1
                         cells, overflow = _fit(cells, width)
                         row = overflow or row_of(cells)
-                        if row.__class__ is str:
-                            bad.add(rowno, cells, row)  # type: ignore[arg-type]
+                        if isinstance(row, str):
+                            bad.add(rowno, cells, row)
                             continue
                         if bad.blocking:
                             continue
-                        batch.append(row)  # type: ignore[arg-type]
+                        batch.append(row)
                         if len(batch) >= BATCH:
                             changes += _flush(conn, sql, batch)
                     if not bad.blocking:
@@ -163,8 +174,12 @@ def import_events(
     dry_run: bool = False,
     skip_bad_to: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    create_contacts: bool = False,
 ) -> ImportResult:
-    """Add events for known contacts; an event already stored (same event_id, given or derived) is skipped."""
+    """Add events for known contacts; an event already stored (same event_id, given or derived) is skipped.
+
+    With `create_contacts`, an unknown contact id gets a bare contact instead of making its row bad.
+    """
     file = Path(path)
     with Source(file, progress) as source:
         cols = _columns(source.header, EVENT_FIELDS, mapping, "events", file)
@@ -179,6 +194,9 @@ def import_events(
         conn = db.conn
         sql = "INSERT OR IGNORE INTO events (event_id, type, contact_id, at, hook, cohort, group_id, amount, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         types = EVENT_TYPES
+        stamp = to_db(utcnow())
+        new_contacts: list[tuple[str, str]] = []
+        contact_sql = "INSERT OR IGNORE INTO contacts (contact_id, updated_at) VALUES (?, ?)"
 
         def row_of(cells: list[Any]) -> tuple[Any, ...] | str:
             reasons = []
@@ -188,12 +206,15 @@ def import_events(
                 if kind is None:
                     reasons.append(_bad_type(cells[i_type]))
             cid = cells[i_cid]
+            unknown = False
             if cid not in known:
                 cid = cell_text(cid)
                 if cid is None:
                     reasons.append("missing contact_id")
                 elif cid not in known:
-                    reasons.append(f"contact {cid!r} is not in the store (import it first with `siyu import contacts`)")
+                    unknown = True
+                    if not create_contacts:
+                        reasons.append(f"contact {cid!r} is not in the store (import it first with `siyu import contacts`)")
             try:
                 at = parse_at(cells[i_at])
             except ValueError as exc:
@@ -214,6 +235,9 @@ def import_events(
                             reasons.append(str(exc))
             if reasons:
                 return "; ".join(reasons)
+            if unknown:
+                known.add(cid)
+                new_contacts.append((cid, stamp))
             hook = cohort = group = eid = None
             # Inlined cell_text for text cells: this runs a million times on a big import.
             if i_hook is not None:
@@ -234,7 +258,7 @@ def import_events(
 
         with _rejects_file(skip_bad_to, source.header) as rejects:
             bad = _Bad(file, rejects)
-            inserted = 0
+            inserted = created = 0
             try:
                 with _bulk(db), immediate(db):
                     batch: list[tuple[Any, ...]] = []
@@ -246,15 +270,17 @@ def import_events(
                                 bad.add(rowno, cells, overflow)
                                 continue
                         row = row_of(cells)
-                        if row.__class__ is str:
-                            bad.add(rowno, cells, row)  # type: ignore[arg-type]
+                        if isinstance(row, str):
+                            bad.add(rowno, cells, row)
                             continue
                         if bad.blocking:
                             continue
-                        batch.append(row)  # type: ignore[arg-type]
+                        batch.append(row)
                         if len(batch) >= BATCH:
+                            created += _flush(conn, contact_sql, new_contacts)
                             inserted += _flush(conn, sql, batch)
                     if not bad.blocking:
+                        created += _flush(conn, contact_sql, new_contacts)
                         inserted += _flush(conn, sql, batch)
                     if dry_run or bad.blocking:
                         raise _Rollback
@@ -264,6 +290,7 @@ def import_events(
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
         result.inserted = inserted
+        result.contacts_created = created
         result.duplicates = result.read - bad.total - inserted
         return result
 
@@ -386,7 +413,7 @@ def _extra_json(cells: list[Any], extra: list[tuple[str, int]]) -> str:
         text = cell_text(cells[i])
         if text is not None:
             values[name] = text
-    return json.dumps(values, ensure_ascii=False) if values else "{}"
+    return dumps(values) if values else "{}"
 
 
 def _bad_type(cell: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import Any
 from siyu_cli._time import to_db
 from siyu_cli.playbook import EVENTS
 
+# One encoder for every row: json.dumps(..., ensure_ascii=False) would build a new one per call.
+dumps = json.JSONEncoder(ensure_ascii=False).encode
 TAG_SEPARATORS = re.compile(r"[,，;；|、]")
 EVENT_TYPES = frozenset(EVENTS)
 # Words Chinese exports use for the standard events.

@@ -106,3 +106,9 @@ def m002_ledger(db: Database) -> None:
 def m010_done_at(db: Database) -> None:
     db.execute("ALTER TABLE drafts ADD COLUMN done_at TEXT")
     db.execute("ALTER TABLE drafts ADD COLUMN error TEXT")
+
+
+@MIGRATIONS()
+def m011_claim_order(db: Database) -> None:
+    """Claims take the oldest due drafts in (due_at, draft_id) order without sorting the backlog."""
+    db.execute("CREATE INDEX IF NOT EXISTS drafts_claim ON drafts(state, due_at, draft_id)")
