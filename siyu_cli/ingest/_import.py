@@ -10,7 +10,6 @@ Memory holds one batch, the bad-row list (capped) and, for events, the set of kn
 from __future__ import annotations
 
 import csv
-import json
 import os
 from math import isfinite
 from collections.abc import Collection, Iterator, Mapping
