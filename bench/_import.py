@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, write_playbook
+from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, insert_contacts, write_playbook
 from bench._harness import Config, Result, best_of, skipped
 
 NAME = "import"
@@ -109,6 +109,8 @@ def run(cfg: Config) -> list[Result]:
 
         def fresh() -> None:
             empty()
+            open_store(work / "ours.db").conn.close()
+            insert_contacts(work / "ours.db", max(rows // 5, 1))  # events must name known contacts
             state["db"] = open_store(work / "ours.db")
 
         def ours() -> None:

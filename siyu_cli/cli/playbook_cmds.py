@@ -71,9 +71,10 @@ def _store_contacts(db: str | None) -> list[dict[str, Any]]:
     path = default_path(db)
     if not path.exists():
         return []
-    from siyu_cli.store import contacts, open_store
+    from siyu_cli.ingest import load_contacts
+    from siyu_cli.store import open_store
 
-    return list(contacts(open_store(path, readonly=True)))
+    return load_contacts(open_store(path, readonly=True))
 
 
 @app.command()

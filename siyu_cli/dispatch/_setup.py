@@ -7,7 +7,8 @@ from typing import Any
 
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Planner
-from siyu_cli.store import contacts, default_path, first_adds, group_memberships, open_store
+from siyu_cli.ingest import load_contacts
+from siyu_cli.store import default_path, first_adds, group_memberships, open_store
 
 
 @dataclass
@@ -24,7 +25,7 @@ def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool
         if readonly and not path.exists():
             return PlanInputs(Planner(playbook, sample_contact=True), {}, None)
         db = open_store(path, readonly=readonly)
-    people = list(contacts(db))
+    people = load_contacts(db)
     planner = Planner(playbook, contacts=people, adds=first_adds(db), db=db, sample_contact=True)
     members = group_memberships(db)
     cohort_groups = {run.id: run.group_ids for run in playbook.cohorts}

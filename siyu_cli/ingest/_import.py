@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import os
-from math import isfinite
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import tzinfo
+from math import isfinite
 from pathlib import Path
 from typing import Any, TextIO
 

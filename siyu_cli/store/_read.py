@@ -1,36 +1,15 @@
-"""Reads of contacts and events that several parts need (drafts, preview, stats)."""
+"""Reads of events that several parts need (drafts, preview, stats)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
 from siyu_cli._time import from_db, to_db
-
-
-def contacts(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
-    """Every contact as a template sees it: id, name, tags, source, tier, account, cohort, added_at, extras."""
-    cursor = db.execute(
-        "SELECT contact_id, name, tags, source, tier, account, cohort, added_at, extra FROM contacts ORDER BY contact_id"
-    )
-    for cid, name, tags, source, tier, account, cohort, added_at, extra in cursor:
-        contact: dict[str, Any] = json.loads(extra) if extra and extra != "{}" else {}
-        contact.update(
-            id=cid,
-            name=name or cid,
-            tags=json.loads(tags) if tags else [],
-            source=source,
-            tier=tier,
-            account=account,
-            cohort=cohort,
-            added_at=from_db(added_at) if added_at else None,
-        )
-        yield contact
 
 
 def first_adds(db: sqlite_utils.Database) -> dict[str, tuple[datetime, str | None]]:
