@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,17 +18,6 @@ DaySpec = Annotated[
     str | int | list[int | str] | dict[str, str],
     Field(description='days: "3", "2-5", "8-", [1, 3, 5], all, or {phase: ID}'),
 ]
-EVENTS = (
-    "card_sent",
-    "friend_added",
-    "friend_deleted",
-    "group_joined",
-    "group_left",
-    "checkin",
-    "message_replied",
-    "order",
-    "refund",
-)
 EventType = Literal[
     "card_sent",
     "friend_added",
@@ -39,6 +29,7 @@ EventType = Literal[
     "order",
     "refund",
 ]
+EVENTS: tuple[str, ...] = typing.get_args(EventType)
 Tier = Literal["relationship", "experience", "profit", "traffic", "lock_in"]
 Channel = Literal["group", "moments", "private", "live"]
 _QUIET = re.compile(r"^\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$")
