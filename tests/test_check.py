@@ -175,3 +175,14 @@ def test_missing_file_and_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_unquoted_clock_time_is_read_as_time(tmp_path: Path) -> None:
     code, _ = run(tmp_path, BASE.replace('at: "08:30"', "at: 20:00"))
     assert code == 0
+
+
+def test_yaml_boolean_looking_keys_stay_text_and_prices_render_as_yuan(tmp_path: Path) -> None:
+    text = BASE.replace("vars:", "x:") + "vars: {coupon: {off: 6, 'on': 36}}\n"
+    text = text.replace('text: "{{ contact.name }}，{{ products.member.price }}元"', 'text: "{{ contact.name }}，满{{ vars.coupon.on }}减{{ vars.coupon.off }}，会员{{ products.member.price | yuan }}元"')
+    path = tmp_path / "playbook.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["preview", "day", "4", "-p", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    texts = [d["text"] for d in json.loads(result.output)["drafts"] if d["channel"] == "private"]
+    assert texts == ["示例联系人，满36减6，会员365元"]

@@ -102,9 +102,8 @@ def _build(node: yaml.Node, path: Path_, located: Located, problems: list[Proble
         result: dict[Any, Any] = {}
         loader.flatten_mapping(node)
         for key_node, value_node in node.value:
-            key = _scalar(key_node, loader) if isinstance(key_node, yaml.ScalarNode) else str(_mark(key_node))
-            if not isinstance(key, str):
-                key = str(key)
+            # Keys keep their text: YAML 1.1 would turn `off:` into False and `1:` into 1.
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_mark(key_node))
             child = path + (key,)
             if key in result:
                 line, column = _mark(key_node)

@@ -45,6 +45,7 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
+        self.env.filters["yuan"] = yuan
         self._compiled: dict[tuple[str | None, str | None], jinja2.Template] = {}
         self._needs_stats: dict[tuple[str | None, str | None], bool] = {}
 
@@ -88,6 +89,14 @@ class Renderer:
             raise TemplateFailure(str(exc), template=content.name, line=_line(exc, template), beat=beat) from None
         except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError) as exc:
             raise TemplateFailure(f"{type(exc).__name__}: {exc}", template=content.name, line=_line(exc, template), beat=beat) from None
+
+
+def yuan(value: float | int | str) -> str:
+    """Prices as people write them: 365, 9.9, 49.9 (never 365.0)."""
+    try:
+        return f"{float(value):.2f}".rstrip("0").rstrip(".")
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _line(exc: BaseException, template: jinja2.Template) -> int | None:
