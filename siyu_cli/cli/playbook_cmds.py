@@ -145,7 +145,10 @@ def timeline(
             phase.title if phase else "",
             *["\n".join(cells.get(beat.id, [])) or "·" for beat in beats],
         )
-    out().print(table)
+    console = out()
+    if not console.is_terminal:
+        console.width = max(console.width, 30 + 16 * len(beats))
+    console.print(table)
 
 
 preview_app = typer.Typer(help="Show what the campaign will send, without sending (预览).", no_args_is_help=True)

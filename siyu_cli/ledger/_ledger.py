@@ -43,6 +43,11 @@ DRAFT_COLUMNS = (
     "created_at",
     "finished_at",
 )
+_UPSERT_DELIVERY = (
+    "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(draft_id, output) DO UPDATE SET state = excluded.state, location = COALESCE(excluded.location, location), "
+    "error = excluded.error, attempts = attempts + (excluded.state = 'inflight'), updated_at = excluded.updated_at"
+)
 _INSERT = f"INSERT OR IGNORE INTO drafts ({', '.join(DRAFT_COLUMNS)}) VALUES ({', '.join('?' * len(DRAFT_COLUMNS))})"
 
 
@@ -199,6 +204,9 @@ class Ledger:
         claimed_by: draft id → the run whose claim is being settled; a draft no longer claimed by
         that run (another process recovered it first) is left alone.
         """
+        if claimed_by is None:
+            self._settle_batch(results, now)
+            return
         with immediate(self.db):
             for draft_id, outputs, state, reason in results:
                 errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
@@ -212,11 +220,22 @@ class Ledger:
                 for output, delivery_state, location, error in outputs:
                     self._upsert_delivery(draft_id, output, delivery_state, location, error, now)
 
+    def _settle_batch(self, results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]], now: datetime) -> None:
+        """The runner's own claims: two executemany statements for the whole batch."""
+        stamp = to_db(now)
+        drafts = []
+        deliveries = []
+        for draft_id, outputs, state, reason in results:
+            errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
+            drafts.append((state, reason, errors or None, stamp if state in ("sent", "failed", "unknown") else None, draft_id))
+            deliveries.extend((draft_id, output, delivery_state, location, error, 0, stamp) for output, delivery_state, location, error in outputs)
+        with immediate(self.db):
+            self.db.conn.executemany("UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?", drafts)
+            self.db.conn.executemany(_UPSERT_DELIVERY, deliveries)
+
     def _upsert_delivery(self, draft_id: str, output: str, state: str, location: str | None, error: str | None, now: datetime) -> None:
         self.db.execute(
-            "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(draft_id, output) DO UPDATE SET state = excluded.state, location = COALESCE(excluded.location, location), "
-            "error = excluded.error, attempts = attempts + (excluded.state = 'inflight'), updated_at = excluded.updated_at",
+            _UPSERT_DELIVERY,
             [draft_id, output, state, location, error, 1 if state == "inflight" else 0, to_db(now)],
         )
 
