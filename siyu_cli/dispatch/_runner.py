@@ -348,9 +348,9 @@ class Runner:
         """Distinct moments after `after` when something falls due (occurrences, deferrals, welcome steps)."""
         guard = Guard(self.playbook)
         moments: set[datetime] = set()
-        for draft in inputs.planner.drafts(since=after - timedelta(days=1), until=until):
-            due = guard.schedule(draft.occurrence_at).due_at
-            for moment in (draft.occurrence_at, due):
+        for occurrence in inputs.planner.moments(since=after - timedelta(days=1), until=until):
+            due = guard.schedule(occurrence).due_at
+            for moment in (occurrence, due):
                 if moment > after and (until is None or moment <= until):
                     moments.add(moment.astimezone(self.playbook.tz))
         ordered = sorted(moments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -46,11 +47,11 @@ class Draft:
     content: Content | None = field(default=None, repr=False)
     context: dict[str, Any] | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str, str, str, str]:
         return (self.playbook_id, self.cohort, self.beat, to_db(self.occurrence_at), self.target)
 
-    @property
+    @cached_property
     def draft_id(self) -> str:
         return draft_id(self.key)
 
@@ -121,6 +122,15 @@ class Planner:
             found.extend(self._welcome_drafts(run, days, since, until, contact))
             found.sort(key=lambda d: (d.occurrence_at, d.beat, d.target))
             yield from found
+
+    def moments(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[datetime]:
+        """When drafts fall due, without expanding beats per contact (the runner only needs the times)."""
+        for run in self.playbook.cohorts:
+            for occ in occurrences(self.playbook, run, self.renderer.search):
+                if self._window(occ.at, since, until):
+                    yield occ.at
+            for draft in self._welcome_drafts(run, None, since, until, None):
+                yield draft.occurrence_at
 
     def _window(self, at: datetime, since: datetime | None, until: datetime | None) -> bool:
         return (since is None or at >= since) and (until is None or at <= until)
