@@ -1,5 +1,400 @@
-"""report_cmds"""
+"""Measuring the campaign: `report funnel|sop|html` and `simulate`."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+import typer
+
 from siyu_cli.cli._app import app
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, find_playbook, out, print_json
+from siyu_cli.errors import UsageError
+
+report_app = typer.Typer(help="Measure the campaign: funnel vs targets, SOP execution, HTML report 数据报告", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+_DATE_ONLY = re.compile(r"^\s*\d{4}[-/]\d{1,2}[-/]\d{1,2}\s*$")
+BAR_WIDTH = 40
+EIGHTHS = " ▏▎▍▌▋▊▉"
+NO_ENTRY = "no contacts entered the funnel; import events with `siyu import events`"
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[Any]:
+    from siyu_cli.store import default_path, open_store
+
+    handle = open_store(default_path(db), create=False)
+    try:
+        yield handle
+    finally:
+        handle.conn.close()
+
+
+def _bound(text: str | None, tz: tzinfo, *, end: bool) -> datetime | None:
+    """A date or date-time in the playbook's zone; a bare date as --until includes that whole day."""
+    if text is None:
+        return None
+    from siyu_cli._time import parse_when
+
+    try:
+        moment = parse_when(text, tz)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if end and _DATE_ONLY.match(text):
+        moment += timedelta(days=1)
+    return moment
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _ci(interval: Any) -> str:
+    return "" if interval is None else f" [{interval[0] * 100:.1f}–{interval[1] * 100:.1f}%]"
+
+
+def _stage_name(label: str, stage_id: str) -> str:
+    return f"{label} {stage_id}" if label != stage_id else stage_id
+
+
+def _bar(fraction: float) -> str:
+    eighths = round(max(0.0, min(1.0, fraction)) * BAR_WIDTH * 8)
+    full, part = divmod(eighths, 8)
+    return "█" * full + (EIGHTHS[part] if part else "")
+
+
+def _print_funnel(report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from siyu_cli.report import human_duration
+
+    console = out()
+    window = f" · window {human_duration(report.window_seconds)}" if report.window_seconds else ""
+    scope = f" · cohort {report.cohort}" if report.cohort else ""
+    console.print(f"[bold]Funnel 漏斗[/] · {escape(report.title)} ({escape(report.playbook)}){escape(window + scope)} · {report.entered:,} contacts entered")
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("stage", no_wrap=True)
+    for name in ("contacts", "step rate", "from top", "median from prev.", "target"):
+        table.add_column(name, justify="right")
+    table.add_column("met", justify="center")
+    for k, stage in enumerate(report.stages):
+        met = "" if stage.met is None else ("[green]✓[/]" if stage.met else "[red]✗[/]")
+        table.add_row(
+            escape(_stage_name(stage.label, stage.id)),
+            f"{stage.count:,}",
+            _pct(stage.step_rate) if k else "–",
+            _pct(stage.from_top),
+            human_duration(stage.median_seconds) if k else "–",
+            _pct(stage.target) if stage.target is not None else "",
+            met,
+        )
+    console.print(table)
+    chart = Table.grid(padding=(0, 1))
+    chart.add_column(justify="right", no_wrap=True)
+    chart.add_column(no_wrap=True)
+    chart.add_column(justify="right", no_wrap=True)
+    for stage in report.stages:
+        fraction = stage.count / report.entered if report.entered else 0.0
+        chart.add_row(escape(_stage_name(stage.label, stage.id)), f"[blue]{_bar(fraction)}[/]", f"{stage.count:,} {_pct(stage.from_top)}")
+    console.print(chart)
+    console.print(f"[dim]{escape(_target_note(report))}[/]")
+    _synthetic_note(report)
+
+
+def _target_note(report: Any) -> str:
+    """Say what a target means with the playbook's own first target, e.g. 'added 15% = of carded contacts, 15% add'."""
+    stages = report.stages
+    example = next((k for k in range(1, len(stages)) if stages[k].target is not None), None)
+    text = "Targets are benchmarks for the step rate (a stage's count over the previous stage's count)"
+    if example is None:
+        return text + "."
+    stage, previous = stages[example], stages[example - 1]
+    return text + f": {stage.id} {stage.target:g} means {stage.target * 100:g}% of the contacts who reached {previous.id} reach {stage.id}."
+
+
+def _synthetic_note(report: Any) -> None:
+    if report.synthetic:
+        out().print(f"[yellow]includes {report.synthetic:,} synthetic contacts (siyu simulate): not real customers[/]")
+
+
+GROUP_COLUMN = 24  # characters one group needs side by side: "16.8% [11.6–23.6%]" and a label
+
+
+def _print_groups(report: Any) -> None:
+    """Groups side by side (a column each) when they fit the terminal, else one table per stage."""
+    from rich.markup import escape
+
+    console = out()
+    console.print(f"[bold]Funnel 漏斗 by {report.by}[/] · {escape(report.title)} ({escape(report.playbook)}) · {report.entered:,} contacts entered")
+    if 20 + GROUP_COLUMN * len(report.groups) <= console.width:
+        _groups_side_by_side(report)
+    else:
+        _groups_per_stage(report)
+    if report.by == "variant":
+        if any(g.holdout for g in report.groups):
+            console.print("[dim]Lift: each variant's rate from the top minus the holdout's, two-proportion z-test, significant at p < 0.05.[/]")
+        else:
+            console.print("[dim]No holdout drafts recorded: nothing to compare the variants against.[/]")
+    _synthetic_note(report)
+
+
+def _lift_cell(row: Any) -> str:
+    if row.lift is None:
+        return ""
+    relative = "" if row.relative_lift is None else f" ({row.relative_lift * 100:+.0f}%)"
+    verdict = "" if row.significant is None else (" [green]significant[/]" if row.significant else " not sig.")
+    p_value = "" if row.p_value is None else f" p {row.p_value:.3f}"
+    return f"{row.lift * 100:+.1f} pt{relative}{p_value}{verdict}"
+
+
+def _groups_side_by_side(report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    variants = report.by == "variant"
+    table = Table(show_edge=False, header_style="bold", show_lines=True)
+    table.add_column("stage", no_wrap=True)
+    for group in report.groups:
+        table.add_column(escape(group.label), justify="right")
+    for k, stage in enumerate(report.stages):
+        name = escape(_stage_name(stage.label, stage.id))
+        cells = []
+        for group in report.groups:
+            row = group.stages[k]
+            lines = [f"[bold]{row.count:,}[/]"]
+            if k:
+                lines.append(f"step {_pct(row.step_rate)}{_ci(row.step_ci)}")
+                lines.append(f"top {_pct(row.from_top)}{_ci(row.top_ci)}")
+                if variants and row.lift is not None:
+                    lines.append("lift " + _lift_cell(row))
+            cells.append("\n".join(lines))
+        table.add_row(name if k else f"{name}\n[dim]entered[/]", *cells)
+    out().print(table)
+    out().print("[dim]step = of the previous stage, top = of those who entered; [95% Wilson interval].[/]")
+
+
+def _groups_per_stage(report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    variants = report.by == "variant"
+    for k, stage in enumerate(report.stages):
+        title = f"{_stage_name(stage.label, stage.id)} ({stage.event}{'' if stage.nth == 1 else f' #{stage.nth}'})"
+        table = Table(title=escape(title), title_justify="left", show_edge=False, header_style="bold")
+        table.add_column(report.by, no_wrap=True)
+        table.add_column("contacts", justify="right")
+        if k:
+            table.add_column("step rate [95% CI]", justify="right")
+            table.add_column("from top [95% CI]", justify="right")
+        if variants and k:
+            table.add_column("lift vs holdout", justify="right")
+        for group in report.groups:
+            row = group.stages[k]
+            cells = [escape(group.label), f"{row.count:,}"]
+            if k:
+                cells += [_pct(row.step_rate) + _ci(row.step_ci), _pct(row.from_top) + _ci(row.top_ci)]
+            if variants and k:
+                cells.append(_lift_cell(row))
+            table.add_row(*cells)
+        console.print(table)
+
+
+def _write_csv(report: Any) -> None:
+    import csv
+    import sys
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if report.by is None:
+        writer.writerow(["stage", "label", "event", "nth", "count", "step_rate", "from_top", "median_seconds", "target", "met"])
+        for s in report.stages:
+            writer.writerow([s.id, s.label, s.event, s.nth, s.count, _num(s.step_rate), _num(s.from_top), _num(s.median_seconds), _num(s.target), "" if s.met is None else str(s.met).lower()])
+        return
+    writer.writerow(
+        [report.by, "holdout", "stage", "count", "step_rate", "step_low", "step_high", "from_top", "top_low", "top_high", "lift", "relative_lift", "p_value", "significant"]
+    )
+    for group in report.groups:
+        for s in group.stages:
+            step = s.step_ci or (None, None)
+            top = s.top_ci or (None, None)
+            writer.writerow(
+                [
+                    group.key, str(group.holdout).lower(), s.id, s.count, _num(s.step_rate), _num(step[0]), _num(step[1]),
+                    _num(s.from_top), _num(top[0]), _num(top[1]), _num(s.lift), _num(s.relative_lift), _num(s.p_value),
+                    "" if s.significant is None else str(s.significant).lower(),
+                ]
+            )
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+@report_app.command("funnel")
+def funnel_cmd(
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    cohort: str = typer.Option(None, "--cohort", help="Only contacts of this cohort (the contact's cohort, else its entry event's)."),
+    since: str = typer.Option(None, "--since", help="Only contacts who entered at or after this date/time (playbook zone)."),
+    until: str = typer.Option(None, "--until", help="Only contacts who entered before this date/time; a bare date includes that day."),
+    by: str = typer.Option(None, "--by", help="Compare groups side by side: hook, cohort, tier, source, variant or persona."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV to stdout (one row per stage, or per group and stage with --by)."),
+) -> None:
+    """The funnel 漏斗 against the playbook's targets: count, step rate, rate from the top, median time, met or not."""
+    from siyu_cli.playbook import read
+    from siyu_cli.report import funnel
+
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be combined; pick one")
+    pb = read(find_playbook(playbook))
+    start, end = _bound(since, pb.tz, end=False), _bound(until, pb.tz, end=True)
+    with _store(db) as store:
+        report = funnel(store, pb, cohort=cohort, since=start, until=end, by=by)
+    if as_json:
+        print_json(report.to_dict())
+    elif as_csv:
+        _write_csv(report)
+    elif not report.entered:
+        out().print(NO_ENTRY, markup=False)
+    elif by:
+        _print_groups(report)
+    else:
+        _print_funnel(report)
+
+
+@report_app.command("sop")
+def sop_cmd(
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    day: int = typer.Option(None, "--day", min=1, help="Only this campaign day."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """SOP execution 执行情况 per day, beat and persona: due, sent, done by the front line, late, skipped by reason, failed."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from siyu_cli.playbook import read
+    from siyu_cli.report import sop
+
+    pb = read(find_playbook(playbook))
+    with _store(db) as store:
+        report = sop(store, pb, day=day)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    console = out()
+    if not report.rows:
+        scope = f" on day {day}" if day is not None else ""
+        console.print(f"no drafts recorded for {pb.id}{scope} yet; run `siyu run` first", markup=False)
+        return
+    wide = console.width >= 120
+    table = Table(
+        title=f"SOP execution 执行情况 · {escape(pb.model.title)}",
+        title_justify="left",
+        box=None,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+        show_edge=False,
+        header_style="bold",
+    )
+    table.add_column("day", justify="right", no_wrap=True)
+    table.add_column("beat", min_width=10)
+    table.add_column("persona", no_wrap=True)
+    for name in ("due", "sent", "done", "late", "skipped", "failed", "unknown", "pending"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    if wide:
+        table.add_column("skipped by reason")
+    for row in [*report.rows, report.total]:
+        total = row is report.total
+        cells = [
+            "" if total or row.day is None else str(row.day),
+            "[bold]total[/]" if total else escape(row.title),
+            escape(row.persona or ""),
+            str(row.due),
+            str(row.sent),
+            str(row.done),
+            f"[yellow]{row.late}[/]" if row.late else "0",
+            str(row.skipped_total),
+            f"[red]{row.failed}[/]" if row.failed else "0",
+            f"[red]{row.unknown}[/]" if row.unknown else "0",
+            str(row.pending),
+        ]
+        if wide:
+            cells.append(escape(", ".join(f"{reason} {count}" for reason, count in row.skipped.items())))
+        table.add_row(*cells, end_section=not total and row is report.rows[-1])
+    console.print(table)
+    if report.total.skipped and not wide:
+        reasons = " · ".join(f"{reason} {count}" for reason, count in report.total.skipped.items())
+        console.print(f"skipped by reason: {escape(reasons)}")
+    console.print("[dim]late = sent more than 10 minutes after due; done = marked sent by the front line (siyu outbox done).[/]")
+
+
+@report_app.command("html")
+def html_cmd(
+    out_file: Path = typer.Option(..., "--out", help="HTML file to write (one self-contained file: inline CSS and SVG, no network)."),
+    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """One HTML file: funnel chart, hook comparison, SOP execution and the campaign timeline."""
+    from siyu_cli._time import utcnow
+    from siyu_cli.playbook import read
+    from siyu_cli.report import write_html
+
+    pb = read(find_playbook(playbook))
+    with _store(db) as store:
+        path = write_html(store, pb, out_file, generated_at=utcnow())
+    out().print(f"wrote {path} (funnel, hooks, SOP execution, timeline)", markup=False)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    playbook: str = typer.Argument(None, help="Playbook whose funnel to simulate (default: found as for -p)."),
+    contacts: int = typer.Option(200, "--contacts", "-n", min=1, max=999_999, help="How many synthetic contacts (sim-000001 …)."),
+    seed: int = typer.Option(1, "--seed", help="Random seed: the same seed writes the same rows (re-running adds nothing)."),
+    rates: list[str] = typer.Option(None, "--rates", help="Step rate of a stage, STAGE=RATE (repeatable; default: the playbook's target, else 0.5)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    start: str = typer.Option(None, "--start", help="When the first contacts enter (ISO; default: each cohort's day 1 at 09:00)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Write a labelled synthetic event log (contacts sim-…, marked synthetic) that walks the funnel at given rates."""
+    from rich.table import Table
+
+    from siyu_cli.playbook import read
+    from siyu_cli.report import parse_rates, simulate
+    from siyu_cli.store import default_path, open_store
+
+    pb = read(find_playbook(playbook))
+    wanted = parse_rates(rates or [])
+    begin = _bound(start, pb.tz, end=False)
+    store = open_store(default_path(db))
+    try:
+        result = simulate(store, pb, contacts=contacts, seed=seed, rates=wanted, start=begin)
+    finally:
+        store.conn.close()
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console = out()
+    console.print(
+        f"simulated {result.contacts:,} synthetic contacts (sim-000001 … sim-{result.contacts:06d}) for {pb.id}, seed {seed}: "
+        f"{result.events:,} events ({result.new_events:,} new, {result.removed_events:,} replaced)",
+        markup=False,
+    )
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("stage")
+    table.add_column("step rate", justify="right")
+    table.add_column("contacts", justify="right")
+    spec = pb.model.funnel
+    assert spec is not None
+    for stage in spec.stages:
+        rate = result.rates.get(stage.id)
+        table.add_row(_stage_name(stage.label or stage.id, stage.id), "entry" if rate is None else _pct(rate), f"{result.reached[stage.id]:,}")
+    console.print(table)
+    console.print("[dim]Labelled synthetic (contacts.extra / events.props {\"synthetic\": true}); reports say how many they include.[/]")
