@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(SIYU) init $(DEMO) --from ecommerce
 	cd $(DEMO) && $(SIYU) check --strict
 	cd $(DEMO) && $(SIYU) simulate playbooks/ecommerce-card.yaml --contacts 300 --seed 7
-	cd $(DEMO) && $(SIYU) preview day 3 -p playbooks/ecommerce-card.yaml --contact sim-000001
+	cd $(DEMO) && $(SIYU) preview day 2 -p playbooks/ecommerce-card.yaml
 	cd $(DEMO) && $(SIYU) run playbooks/ecommerce-card.yaml --clock fast
 	cd $(DEMO) && $(SIYU) status
 	cd $(DEMO) && $(SIYU) report funnel -p playbooks/ecommerce-card.yaml
