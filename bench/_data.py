@@ -10,7 +10,7 @@ import csv
 import random
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SEED = 7
@@ -27,7 +27,7 @@ EVENT_COLUMNS = ("event_id", "type", "contact_id", "at", "hook", "cohort", "grou
 CSV_COLUMNS = ("event_id", "type", "contact_id", "at", "hook", "cohort", "group", "amount")
 FUNNEL_STAGES = (("carded", "card_sent", 1), ("added", "friend_added", 1), ("joined", "group_joined", 1), ("ordered", "order", 1), ("repurchased", "order", 2))
 FUNNEL_WINDOW_DAYS = 30
-BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def playbook_yaml() -> str:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from siyu_cli.report import funnel, human_duration, two_proportion_z, wilson
 from siyu_cli.store import open_store
 from tests.playbooks_fixtures import add_contacts, create_store, write_playbook
 
-T0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 STAGES = [
     {"id": "carded", "label": "包裹卡发出", "event": "card_sent"},
     {"id": "added", "label": "加微", "event": "friend_added"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,7 +98,7 @@ def test_xlsx_with_excel_datetimes_and_numeric_ids(db: sqlite_utils.Database, tm
     result = import_contacts(db, path, tz=SHANGHAI, mapping=mapping)
     assert (result.format, result.read, result.inserted) == ("xlsx", 2, 2)
     first = get_contact(db, "10001")
-    assert first["added_at"] == datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc)
+    assert first["added_at"] == datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
     assert first["extra"] == {"备注": "老客户"}
     assert get_contact(db, "10002")["tags"] == []
 
@@ -267,7 +267,7 @@ def test_times_are_read_in_the_playbook_zone_and_stored_in_utc(db: sqlite_utils.
 
 def test_a_naive_time_in_another_zone(db: sqlite_utils.Database, tmp_path: Path) -> None:
     seed(db, tmp_path)
-    import_events(db, write_csv(tmp_path / "t.csv", [["type", "contact_id", "at"], ["checkin", "c001", "2026-12-01 08:30"]]), tz=timezone.utc)
+    import_events(db, write_csv(tmp_path / "t.csv", [["type", "contact_id", "at"], ["checkin", "c001", "2026-12-01 08:30"]]), tz=UTC)
     assert db.execute("SELECT at FROM events").fetchone()[0] == "2026-12-01T08:30:00Z"
 
 
@@ -318,7 +318,7 @@ def test_tags_edit_list_and_load(db: sqlite_utils.Database, tmp_path: Path) -> N
     with pytest.raises(UsageError):
         list(list_contacts(db, segment="家长 and ("))
     loaded = {c["id"]: c for c in load_contacts(db)}
-    assert loaded["c001"]["added_at"] == datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc)
+    assert loaded["c001"]["added_at"] == datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
     assert loaded["c003"]["added_at"] is None and loaded["c003"]["name"] == "张伟"
 
 

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def test_eight_processes_at_the_same_moment_deliver_each_draft_once(tmp_path: Pa
         for _ in range(8)
     ]
     results = [(proc.communicate(timeout=120), proc.returncode) for proc in procs]
-    for (stdout, stderr), code in results:
+    for (_, stderr), code in results:
         assert code == 0, stderr
         assert "Traceback" not in stderr
     summaries = [json.loads(stdout) for (stdout, _), _ in results]
@@ -276,7 +276,7 @@ def test_fast_clock_stops_at_until(tmp_path: Path) -> None:
 
 
 def _utc_in(seconds: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).replace(microsecond=0).isoformat()
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0).isoformat()
 
 
 def test_service_on_the_real_clock_exits_by_itself_at_until(tmp_path: Path) -> None:
@@ -334,7 +334,7 @@ def test_service_past_the_campaign_waits_for_a_pending_draft_then_exits(tmp_path
     """A draft still pending after the campaign's end is waited for (not polled in a busy loop)."""
     write_playbook(tmp_path, beats=[MORNING], start="2020-01-01", days=1)
     add_contacts(tmp_path / "siyu.db", [])
-    due = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    due = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     conn = sqlite3.connect(tmp_path / "siyu.db")
     with conn:
         conn.execute(

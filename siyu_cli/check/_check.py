@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import itertools
-
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -306,7 +305,7 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
         return []
     planner = Planner(playbook, contacts=contacts)
     volume: dict[tuple[str, str, int], int] = defaultdict(int)
-    for bi, beat in enumerate(model.beats):
+    for beat in model.beats:
         if beat.channel != "private":
             continue
         expr = playbook.audience(beat)

@@ -367,7 +367,7 @@ def simulate_cmd(
     from rich.table import Table
 
     from siyu_cli.playbook import read
-    from siyu_cli.report import parse_rates, simulate
+    from siyu_cli.report import parse_rates, require_funnel, simulate
     from siyu_cli.store import default_path, open_store
 
     pb = read(find_playbook(playbook))
@@ -391,9 +391,7 @@ def simulate_cmd(
     table.add_column("stage")
     table.add_column("step rate", justify="right")
     table.add_column("contacts", justify="right")
-    spec = pb.model.funnel
-    assert spec is not None
-    for stage in spec.stages:
+    for stage in require_funnel(pb, "to simulate").stages:
         rate = result.rates.get(stage.id)
         table.add_row(_stage_name(stage.label or stage.id, stage.id), "entry" if rate is None else _pct(rate), f"{result.reached[stage.id]:,}")
     console.print(table)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import getpass
+from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import date as date_type
-from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def ledger_status(db_path: str | None, *, now: datetime | None) -> dict[str, Any
         {**run.__dict__, "alive": run.alive}
         for run in Ledger(db).runs()
     ]
-    return {"now": moment.astimezone(timezone.utc).isoformat(), "campaigns": campaigns, "next_due": next_due, "in_doubt": doubt, "locks": locks}
+    return {"now": moment.astimezone(UTC).isoformat(), "campaigns": campaigns, "next_due": next_due, "in_doubt": doubt, "locks": locks}
 
 
 def unlock(db_path: str | None, *, force: bool) -> tuple[list[Run], list[Run]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from siyu_cli.ingest import load_contacts
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Planner
-from siyu_cli.ingest import load_contacts
 from siyu_cli.store import default_path, first_adds, group_memberships, open_store
 
 

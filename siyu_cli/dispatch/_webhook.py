@@ -134,7 +134,7 @@ class RateLimiter:
         while True:
             now = self.clock()
             wait = 0.0
-            for (count, span), sent in zip(self.windows, self._sent):
+            for (count, span), sent in zip(self.windows, self._sent, strict=True):
                 while sent and sent[0] <= now - span:
                     sent.popleft()
                 if len(sent) >= count:

@@ -466,7 +466,7 @@ def _rejects_file(path: str | os.PathLike[str] | None, header: list[str]) -> Ite
         yield None
         return
     try:
-        handle = open(path, "w", encoding="utf-8-sig", newline="")
+        handle = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed by the with below; open errors get their own message)
     except OSError as exc:
         raise SiyuError(f"{path}: cannot write the rejects file: {exc.strerror}") from None
     with handle:

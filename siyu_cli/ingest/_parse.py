@@ -7,7 +7,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time, timezone, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -150,7 +150,7 @@ def _loose(text: str) -> datetime:
         raise ValueError(f"{text!r} is not a valid time: {exc}") from None
     if offset:
         if offset == "Z":
-            return moment.replace(tzinfo=timezone.utc)
+            return moment.replace(tzinfo=UTC)
         return datetime.fromisoformat(f"{moment.isoformat()}{offset[:3]}:{offset[-2:]}")
     return moment
 

@@ -38,7 +38,7 @@ def check_syntax(spec: Any) -> None:
         if not spec:
             raise DaySpecError("an empty list of days")
         for item in spec:
-            if isinstance(item, list) or isinstance(item, dict) or item == "all":
+            if isinstance(item, list | dict) or item == "all":
                 raise DaySpecError(f"{item!r} inside a day list; list day numbers or ranges")
             check_syntax(item)
         return

@@ -167,10 +167,7 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Path_, bool]:
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
         elif last and isinstance(node, dict) and isinstance(part, str) and not _is_branch_tag(part):

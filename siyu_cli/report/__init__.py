@@ -1,6 +1,6 @@
 """Measuring the campaign: the funnel against its targets, SOP execution, the HTML report, simulation."""
 
-from siyu_cli.report._funnel import GROUPINGS, NONE, FunnelGroup, FunnelReport, GroupStage, StageResult, funnel, human_duration
+from siyu_cli.report._funnel import GROUPINGS, NONE, FunnelGroup, FunnelReport, GroupStage, StageResult, funnel, human_duration, require_funnel
 from siyu_cli.report._html import funnel_svg, hook_svg, html_report, write_html
 from siyu_cli.report._simulate import Simulation, parse_rates, simulate
 from siyu_cli.report._sop import SopReport, SopRow, sop
@@ -23,6 +23,7 @@ __all__ = [
     "html_report",
     "human_duration",
     "parse_rates",
+    "require_funnel",
     "simulate",
     "sop",
     "two_proportion_z",

@@ -14,7 +14,7 @@ import sqlite3
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from siyu_cli.errors import SiyuError, UsageError
-from siyu_cli.playbook import LoadedPlaybook
+from siyu_cli.playbook import Funnel, LoadedPlaybook
 from siyu_cli.report._stats import two_proportion_z, wilson
 
 GROUPINGS = ("hook", "cohort", "tier", "source", "variant", "persona")
@@ -119,7 +119,17 @@ def _median(values: array) -> float | None:  # type: ignore[type-arg]
 
 
 def _epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.astimezone(timezone.utc).timestamp())
+    return None if moment is None else int(moment.astimezone(UTC).timestamp())
+
+
+def require_funnel(playbook: LoadedPlaybook, purpose: str) -> Funnel:
+    """The playbook's funnel, or an error that says how to add one."""
+    if playbook.model.funnel is None:
+        raise SiyuError(
+            f"{playbook.path}: the playbook has no funnel {purpose}",
+            hint="add `funnel: {stages: [{id: added, label: 加微, event: friend_added}, ...], targets: {...}}` (see playbook-spec.md, Funnel)",
+        )
+    return playbook.model.funnel
 
 
 def _walk(evs: list[tuple[Any, ...]], types: tuple[str, ...], nths: tuple[int, ...], window: int | None) -> list[int] | None:
@@ -176,12 +186,7 @@ def funnel(
     by: str | None = None,
 ) -> FunnelReport:
     """Count each stage of the playbook's funnel; `since`/`until` bound the entry time ([since, until))."""
-    spec = playbook.model.funnel
-    if spec is None:
-        raise SiyuError(
-            f"{playbook.path}: the playbook has no funnel",
-            hint="add `funnel: {stages: [{id: added, label: 加微, event: friend_added}, ...], targets: {...}}` (see playbook-spec.md, Funnel)",
-        )
+    spec = require_funnel(playbook, "to report")
     if by is not None and by not in GROUPINGS:
         raise UsageError(f"cannot group by {by!r}", hint=f"use --by one of: {', '.join(GROUPINGS)}")
     stages = spec.stages

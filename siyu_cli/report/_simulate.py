@@ -20,7 +20,8 @@ import sqlite_utils
 
 from siyu_cli._time import to_db
 from siyu_cli.errors import SiyuError, UsageError
-from siyu_cli.playbook import LoadedPlaybook, parse_tags
+from siyu_cli.playbook import Funnel, LoadedPlaybook, parse_tags
+from siyu_cli.report._funnel import require_funnel
 from siyu_cli.store import immediate
 
 DEFAULT_RATE = 0.5
@@ -80,9 +81,7 @@ def parse_rates(items: list[str]) -> dict[str, float]:
     return rates
 
 
-def _step_rates(playbook: LoadedPlaybook, rates: dict[str, float]) -> dict[str, float]:
-    spec = playbook.model.funnel
-    assert spec is not None
+def _step_rates(spec: Funnel, rates: dict[str, float]) -> dict[str, float]:
     ids = [s.id for s in spec.stages]
     for name, rate in rates.items():
         if name not in ids:
@@ -109,15 +108,10 @@ def simulate(
     start: datetime | None = None,
 ) -> Simulation:
     """Write contacts sim-000001… and their funnel events; defaults: the playbook's targets, else 0.5."""
-    spec = playbook.model.funnel
-    if spec is None:
-        raise SiyuError(
-            f"{playbook.path}: the playbook has no funnel to simulate",
-            hint="add a `funnel:` with stages (see playbook-spec.md, Funnel)",
-        )
+    spec = require_funnel(playbook, "to simulate")
     if contacts < 1:
         raise UsageError("--contacts must be at least 1")
-    step = _step_rates(playbook, rates or {})
+    step = _step_rates(spec, rates or {})
     _refuse_real_ids(db)
     model = playbook.model
     window = spec.window_delta
