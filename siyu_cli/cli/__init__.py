@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from siyu_cli.cli import (  # noqa: F401  (each module registers its commands)
-    data_cmds,
-    playbook_cmds,
-    report_cmds,
-    run_cmds,
-)
+# Each module registers its commands; this order is the order of `siyu --help`.
+# isort: off
+from siyu_cli.cli import playbook_cmds  # noqa: F401
+from siyu_cli.cli import run_cmds  # noqa: F401
+from siyu_cli.cli import data_cmds  # noqa: F401
+from siyu_cli.cli import report_cmds  # noqa: F401
+# isort: on
 from siyu_cli.cli._app import app
 from siyu_cli.cli._common import guard_all
 

@@ -14,6 +14,8 @@ from siyu_cli.cli._app import app
 from siyu_cli.cli._common import DB_HELP, JSON_HELP, err, find_playbook, out, print_json
 from siyu_cli.errors import UsageError
 
+PANEL = "Data 数据"
+
 DEFAULT_TZ = "Asia/Shanghai"
 TZ_HELP = f"Zone for times written without one when no playbook is given or found (default {DEFAULT_TZ})."
 OPT_PLAYBOOK_HELP = "Playbook whose timezone reads zone-less times (default: $SIYU_PLAYBOOK, the only playbook in ./playbooks/, or ./playbook.yaml; optional)."
@@ -24,8 +26,8 @@ SKIP_BAD_HELP = "Import the good rows and write the bad ones, with a `reason` co
 
 import_app = typer.Typer(help="Import contacts and events (CSV/XLSX) into the store 导入", no_args_is_help=True)
 contacts_app = typer.Typer(help="List, show and tag contacts 联系人", no_args_is_help=True)
-app.add_typer(import_app, name="import")
-app.add_typer(contacts_app, name="contacts")
+app.add_typer(import_app, name="import", rich_help_panel=PANEL)
+app.add_typer(contacts_app, name="contacts", rich_help_panel=PANEL)
 
 
 def _zone(playbook: str | None, tz: str | None) -> tzinfo:
@@ -140,7 +142,7 @@ def import_events_cmd(
     _run_import("events", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json, create_contacts=create_contacts)
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def track(
     kind: str = typer.Argument(..., metavar="TYPE", help="Event type: card_sent, friend_added, friend_deleted, group_joined, group_left, checkin, message_replied, order, refund."),
     contact: str = typer.Option(..., "--contact", help="Contact id."),

@@ -10,6 +10,8 @@ import typer
 from siyu_cli.cli._app import app
 from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
 
+PANEL = "Plan 策划"
+
 CHANNEL_LABELS = {
     "group": "group 群",
     "moments": "Moments 朋友圈",
@@ -19,7 +21,7 @@ CHANNEL_LABELS = {
 }
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def check(
     playbooks: list[Path] = typer.Argument(None, help="Playbook files (default: the playbook found as for -p)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on lint warnings too."),
@@ -77,7 +79,7 @@ def _store_contacts(db: str | None) -> list[dict[str, Any]]:
     return load_contacts(open_store(path, readonly=True))
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def schema() -> None:
     """Print the playbook JSON Schema, for editors with yaml-language-server."""
     from siyu_cli.playbook import Playbook
@@ -85,7 +87,7 @@ def schema() -> None:
     print_json(Playbook.model_json_schema())
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def timeline(
     playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
     cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
@@ -152,7 +154,7 @@ def timeline(
 
 
 preview_app = typer.Typer(help="Show what the campaign will send, without sending (预览).", no_args_is_help=True)
-app.add_typer(preview_app, name="preview")
+app.add_typer(preview_app, name="preview", rich_help_panel=PANEL)
 
 
 @preview_app.command("day")
@@ -211,7 +213,7 @@ def _print_preview(result: Any) -> None:
         console.print(Panel(body, title=header, title_align="left", subtitle=subtitle, subtitle_align="left", border_style=style))
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the project in."),
     archetype: str = typer.Option("education", "--from", help="Starter: education (群转 camp), skincare (个微 persona), ecommerce (企微 package card)."),

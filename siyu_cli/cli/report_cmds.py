@@ -15,8 +15,10 @@ from siyu_cli.cli._app import app
 from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, find_playbook, out, print_json
 from siyu_cli.errors import UsageError
 
+PANEL = "Measure 复盘"
+
 report_app = typer.Typer(help="Measure the campaign: funnel vs targets, SOP execution, HTML report 数据报告", no_args_is_help=True)
-app.add_typer(report_app, name="report")
+app.add_typer(report_app, name="report", rich_help_panel=PANEL)
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}[-/]\d{1,2}[-/]\d{1,2}\s*$")
 BAR_WIDTH = 40
@@ -353,7 +355,7 @@ def html_cmd(
     out().print(f"wrote {path} (funnel, hooks, SOP execution, timeline)", markup=False)
 
 
-@app.command("simulate")
+@app.command("simulate", rich_help_panel=PANEL)
 def simulate_cmd(
     playbook: str = typer.Argument(None, help="Playbook whose funnel to simulate (default: found as for -p)."),
     contacts: int = typer.Option(200, "--contacts", "-n", min=1, max=999_999, help="How many synthetic contacts (sim-000001 …)."),

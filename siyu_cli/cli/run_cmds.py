@@ -14,6 +14,8 @@ from siyu_cli.cli._app import app
 from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
 from siyu_cli.errors import UsageError
 
+PANEL = "Run 执行"
+
 NOW_HELP = "Pretend it is this moment (ISO; a time without zone is in the playbook's zone). For tests and rehearsals."
 STATES = ("pending", "claimed", "sent", "failed", "skipped", "unknown")
 
@@ -61,7 +63,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         console.print(f"  [red]failed:[/] {error}", markup=True)
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def run(
     playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
     once: bool = typer.Option(False, "--once", help="One idempotent pass, then exit (for cron)."),
@@ -125,7 +127,7 @@ def _with_progress(runner: Any, start: datetime, stop: datetime | None, as_json:
         return run_fast(runner, start, stop, on_pass)
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def cron(
     playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
     every: int = typer.Option(1, "--every", help="Minutes between passes."),
@@ -169,7 +171,7 @@ WantedBy=timers.target
     sys.stdout.write(text + "\n")
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def retry(
     ids: list[str] = typer.Argument(None, help="Draft ids (or unique prefixes); default: every failed draft."),
     playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
@@ -191,7 +193,7 @@ def retry(
 
 
 outbox_app = typer.Typer(help="The front line's drafts (待发): list them, mark them done.", invoke_without_command=True)
-app.add_typer(outbox_app, name="outbox")
+app.add_typer(outbox_app, name="outbox", rich_help_panel=PANEL)
 
 
 @outbox_app.callback(invoke_without_command=True)
@@ -239,7 +241,7 @@ def outbox_done(
     out().print(f"marked {len(changed)} draft(s) done: {', '.join(changed)}")
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def status(
     db: str = typer.Option(None, "--db", help=DB_HELP),
     now: str = typer.Option(None, "--now", help=NOW_HELP),
@@ -280,7 +282,7 @@ def status(
         console.print("lock: free (no run in progress)")
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def unlock(
     db: str = typer.Option(None, "--db", help=DB_HELP),
     force: bool = typer.Option(False, "--force", help="Also release runs on other hosts whose process cannot be checked."),
