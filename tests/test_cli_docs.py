@@ -33,11 +33,22 @@ def test_every_command_and_option_has_help() -> None:
                 assert (param.help or "").strip(), f"`siyu {' '.join(path)}` option {param.opts} has no help"
 
 
-def test_help_lists_commands() -> None:
+def test_help_lists_every_command_under_its_panel() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("check", "preview", "run", "schema", "timeline", "init"):
-        assert name in result.output
+    sections: dict[str, list[str]] = {}
+    for line in result.output.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":") and not line.startswith("Usage"):
+            heading = line[:-1]
+            sections[heading] = []
+        elif line.startswith("  ") and sections and heading != "Options":
+            sections[heading].append(line.split()[0])
+    assert {k: v for k, v in sections.items() if k != "Options"} == {
+        "Plan 策划": ["check", "schema", "timeline", "init", "preview"],
+        "Run 执行": ["run", "cron", "retry", "status", "unlock", "outbox"],
+        "Data 数据": ["track", "import", "contacts"],
+        "Measure 复盘": ["simulate", "report"],
+    }
 
 
 def test_version() -> None:

@@ -160,7 +160,7 @@ def track(
     tz: str = typer.Option(None, "--tz", help=TZ_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Record one event 记录事件 (e.g. an order closed in 1v1), validated like an imported row."""
+    """Record one event 记录事件, such as an order closed in 1v1, validated like an imported row."""
     from siyu_cli._time import utcnow
     from siyu_cli.ingest import track as record
 
