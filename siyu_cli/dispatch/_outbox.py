@@ -8,11 +8,13 @@ so delivering again rewrites the same file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import json
 import os
 import re
 import secrets
+from datetime import datetime
+from json.encoder import encode_basestring as _json_string  # what json.dumps(text, ensure_ascii=False) returns
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,10 @@ _UNSAFE = re.compile(r"[^\w.-]+")
 _UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9_.-]+")
 # Errors a later attempt may not meet again; the rest need a person to fix something.
 _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY}
+# A pass writes thousands of drafts at a handful of times and beats: their text forms are made once.
+_CACHE_LIMIT = 4096
+_stamps: dict[tuple[datetime, object, int], tuple[str, str, str, str]] = {}
+_beats: dict[str, str] = {}
 
 
 def _safe(text: str, pattern: re.Pattern[str], limit: int) -> str:
@@ -33,19 +39,33 @@ def _safe(text: str, pattern: re.Pattern[str], limit: int) -> str:
     return cleaned.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
+def _stamp(due: datetime) -> tuple[str, str, str, str]:
+    """(ISO 8601, HHMM, YYYY-MM-DD, "MM-DD HH:MM") of a due time; keyed with its zone and fold, which equality ignores."""
+    key = (due, due.tzinfo, due.fold)
+    found = _stamps.get(key)
+    if found is None:
+        if len(_stamps) >= _CACHE_LIMIT:
+            _stamps.clear()
+        found = _stamps[key] = (due.isoformat(), due.strftime("%H%M"), due.strftime("%Y-%m-%d"), due.strftime("%m-%d %H:%M"))
+    return found
+
+
+def _parts(msg: Outgoing) -> tuple[str, str]:
+    """(day folder, file name) of a draft in the outbox."""
+    _iso, hhmm, day, _title = _stamp(msg.due_at)
+    beat = _beats.get(msg.beat)
+    if beat is None:
+        if len(_beats) >= _CACHE_LIMIT:
+            _beats.clear()
+        beat = _beats[msg.beat] = _safe(msg.beat, _UNSAFE, 48)
+    target = _safe(msg.target_id.replace(":", "-"), _UNSAFE, 64)
+    return day, f"{hhmm}-{beat}-{target}-{_safe(msg.draft_id, _UNSAFE_ASCII, 40)}.md"
+
+
 def outbox_path(folder: Path, msg: Outgoing) -> Path:
     """`<folder>/<YYYY-MM-DD>/<HHMM>-<beat>-<target>-<draft>.md`, in the playbook's zone."""
-    due = msg.due_at
-    target = msg.target_id.replace(":", "-")
-    name = "-".join(
-        (
-            due.strftime("%H%M"),
-            _safe(msg.beat, _UNSAFE, 48),
-            _safe(target, _UNSAFE, 64),
-            _safe(msg.draft_id, _UNSAFE_ASCII, 40),
-        )
-    )
-    return folder / due.strftime("%Y-%m-%d") / f"{name}.md"
+    day, name = _parts(msg)
+    return folder / day / name
 
 
 def _yaml_text(value: object) -> str:
@@ -54,13 +74,14 @@ def _yaml_text(value: object) -> str:
         return "null"
     if isinstance(value, int):
         return str(value)
-    return json.dumps(str(value), ensure_ascii=False)
+    return _json_string(str(value))
 
 
 def render_markdown(msg: Outgoing) -> str:
     """YAML front matter a person (or a script) can read, then the draft itself."""
-    header = [
-        ("time", msg.due_at.isoformat()),
+    iso, _hhmm, _day, when = _stamp(msg.due_at)
+    header = (
+        ("time", iso),
         ("day", msg.day),
         ("beat", msg.beat),
         ("beat_title", msg.beat_title),
@@ -75,12 +96,12 @@ def render_markdown(msg: Outgoing) -> str:
         ("playbook", msg.playbook_id),
         ("playbook_title", msg.playbook_title),
         ("draft", msg.draft_id),
-    ]
-    lines = ["---", *(f"{key}: {_yaml_text(value)}" for key, value in header), "---", ""]
-    title = f"# {msg.due_at:%m-%d %H:%M} {msg.beat_title} → {msg.target}"
+    )
+    front = "".join(f"{key}: {_yaml_text(value)}\n" for key, value in header)
+    title = f"# {when} {msg.beat_title} → {msg.target}"
     who = f"> {msg.channel_label} · {msg.speaker} · 第{msg.day}天 day {msg.day}"
     text = msg.text if msg.text.endswith("\n") else msg.text + "\n"
-    return "\n".join([*lines, title, "", who, "", text])
+    return f"---\n{front}---\n\n{title}\n\n{who}\n\n{text}"
 
 
 class OutboxOutput:
@@ -92,13 +113,28 @@ class OutboxOutput:
         self.folder = Path(folder)
         self.name = name
         self._unsynced = False
+        self._made: dict[str, str] = {}  # day → its folder, made by this output
 
     def deliver(self, msg: Outgoing) -> str:
         """Atomic (temp file + rename); durable at the next `flush`, which the runner calls before the ledger records it."""
-        path = outbox_path(self.folder, msg)
-        _write_atomic(path, render_markdown(msg).encode("utf-8"))
+        day, name = _parts(msg)
+        folder = self._made.get(day)
+        if folder is None:
+            folder = str(self.folder / day)
+            _make_folder(folder)
+            self._made[day] = folder
+        path = f"{folder}/{name}"
+        data = render_markdown(msg).encode("utf-8")
+        for attempt in (1, 2):
+            try:
+                _write_atomic(folder, path, name, data)
+                break
+            except FileNotFoundError as exc:
+                if attempt == 2:
+                    raise _failure("write in the folder", folder, exc) from None
+                _make_folder(folder)  # removed since this output made it
         self._unsynced = True
-        return str(path)
+        return path
 
     def flush(self) -> None:
         """One sync per batch instead of two fsyncs per file: the ledger is settled only after it."""
@@ -122,7 +158,7 @@ class OutboxOutput:
         return str(path)
 
 
-def _failure(what: str, where: Path, exc: OSError) -> DeliveryError:
+def _failure(what: str, where: str | Path, exc: OSError) -> DeliveryError:
     reason = exc.strerror or str(exc)
     transient = exc.errno in _TRANSIENT
     hint = (
@@ -133,16 +169,21 @@ def _failure(what: str, where: Path, exc: OSError) -> DeliveryError:
     return DeliveryError(f"outbox: cannot {what} {where}: {reason}", transient=transient, hint=hint)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    folder = path.parent
+def _make_folder(folder: str) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise _failure("create the folder", folder, exc) from None
+
+
+def _write_atomic(folder: str, path: str, name: str, data: bytes) -> None:
+    """Temp file, then rename; a missing folder is raised as FileNotFoundError for the caller to make."""
     # Not mkstemp: its 0600 mode would hide drafts from colleagues; 0666 minus the umask is what editors make.
-    tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    tmp = f"{folder}/.{name}.{secrets.token_hex(4)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         raise _failure("write in the folder", folder, exc) from None
     try:
@@ -155,5 +196,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise _failure("write", path, exc) from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from siyu_cli._time import from_db, to_db, utcnow
 from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
-from siyu_cli.dispatch._policy import Budget, Guard
+from siyu_cli.dispatch._policy import Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.errors import DeliveryError
 from siyu_cli.ledger import Ledger
@@ -98,6 +98,11 @@ class Runner:
         self.stop_requested = False
         self.playbook: LoadedPlaybook = read(playbook_path)
         self.outputs: list[Output] = self._outputs()
+        self._beat_titles: dict[str, str] = self._titles()
+        self._dues: dict[str, datetime] = {}
+
+    def _titles(self) -> dict[str, str]:
+        return {beat.id: beat.title or beat.id for beat in self.playbook.model.beats}
 
     def _outputs(self) -> list[Output]:
         specs: list[Any] = [o if isinstance(o, str) else o.model_dump(exclude_none=True) for o in self.playbook.model.outputs]
@@ -111,6 +116,8 @@ class Runner:
             return False
         self.playbook = fresh
         self.outputs = self._outputs()
+        self._beat_titles = self._titles()
+        self._dues = {}
         return True
 
     def inputs(self) -> PlanInputs:
@@ -194,17 +201,25 @@ class Runner:
             fresh.append(inputs.planner.render(draft))
         if not fresh:
             return
-        days = {d.occurrence_at.astimezone(playbook.tz).date() for d in fresh}
+        days = {moment.astimezone(playbook.tz).date() for moment in {d.occurrence_at for d in fresh}}
         with immediate(self.db):
             existing = self.ledger.existing_ids(playbook.id)
             budget = self._budget(inputs, guard, days)
             rows = []
             stamp = to_db(now)
+            # Thousands of drafts share an occurrence time: each time is scheduled once (keyed with the zone
+            # and fold that datetime equality ignores).
+            timings: dict[tuple[datetime, Any, int], tuple[Schedule, str]] = {}
             for draft in fresh:
                 if draft.draft_id in existing:
                     continue
                 existing.add(draft.draft_id)
-                schedule = guard.schedule(draft.occurrence_at)
+                at = draft.occurrence_at
+                timing = timings.get((at, at.tzinfo, at.fold))
+                if timing is None:
+                    schedule = guard.schedule(at)
+                    timing = timings[(at, at.tzinfo, at.fold)] = (schedule, to_db(schedule.due_at))
+                schedule, due_text = timing
                 state, reason, error = "pending", None, None
                 if schedule.skip_reason:
                     state, reason = "skipped", schedule.skip_reason
@@ -229,11 +244,13 @@ class Runner:
                     summary.deferred += 1
                 rows.append(
                     (
-                        draft.draft_id, playbook.id, draft.cohort, draft.beat, to_db(draft.occurrence_at), draft.target,
-                        draft.day, draft.channel, draft.persona, draft.category, draft.variant, to_db(schedule.due_at),
+                        draft.draft_id, playbook.id, draft.cohort, draft.beat, draft.key[3], draft.target,
+                        draft.day, draft.channel, draft.persona, draft.category, draft.variant, due_text,
                         playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None,
                     )
                 )
+            # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
+            rows.sort(key=_claim_order)
             self.ledger.insert(rows)
             summary.recorded += len(rows)
 
@@ -309,10 +326,7 @@ class Runner:
             label = f"{planner.contact_names.get(ident, ident)} ({ident})"
         else:
             label = f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
-        beat_title = str(row["beat"])
-        for beat in playbook.model.beats:
-            if beat.id == row["beat"]:
-                beat_title = beat.title or beat.id
+        beat_title = self._beat_titles.get(row["beat"]) or str(row["beat"])
         if str(row["beat"]).startswith("welcome:"):
             beat_title = f"欢迎语 welcome · {row['beat'].split(':')[1]}"
         return Outgoing(
@@ -327,12 +341,21 @@ class Runner:
             account=planner.accounts.get(persona),
             target=label,
             target_id=target,
-            due_at=from_db(str(row["due_at"])).astimezone(playbook.tz),
+            due_at=self._due(str(row["due_at"])),
             day=int(row["day"] or 0),
             category=row["category"],
             variant=row["variant"],
             text=str(row["text"] or ""),
         )
+
+    def _due(self, stamp: str) -> datetime:
+        """A ledger time in the playbook's zone; a batch shares a few, so each is parsed once."""
+        found = self._dues.get(stamp)
+        if found is None:
+            if len(self._dues) >= 4096:
+                self._dues.clear()
+            found = self._dues[stamp] = from_db(stamp).astimezone(self.playbook.tz)
+        return found
 
     def next_due(self, now: datetime, inputs: PlanInputs) -> datetime | None:
         """The next moment anything becomes due: a pending draft, or a planned occurrence."""
@@ -367,6 +390,10 @@ class Runner:
         if guard.on_quiet == "defer" and guard.in_quiet(end):
             end = guard.quiet_end(end)  # the last night's beats are deferred to the morning after
         return end
+
+
+def _claim_order(row: tuple[Any, ...]) -> tuple[str, str]:
+    return (row[11], row[0])
 
 
 def _delay(text: str) -> timedelta:

@@ -148,29 +148,32 @@ class Ledger:
         ).fetchall()
 
     def claim(self, run_id: str, now: datetime, limit: int, playbook_id: str | None = None, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Take up to `limit` due pending drafts for this run. Two processes never get the same draft."""
-        sql = "SELECT draft_id FROM drafts WHERE state = 'pending' AND due_at <= ?"
-        params: list[Any] = [to_db(now)]
+        """Take up to `limit` due pending drafts for this run. Two processes never get the same draft.
+
+        One statement: the oldest due drafts in (due_at, draft_id) order are marked and returned.
+        `+state` keeps the update on the draft_id key instead of scanning every pending draft.
+        """
+        pick = "SELECT draft_id FROM drafts WHERE state = 'pending' AND due_at <= ?"
+        stamp = to_db(now)
+        params: list[Any] = [run_id, stamp, stamp]
         if playbook_id is not None:
-            sql += " AND playbook_id = ?"
+            pick += " AND playbook_id = ?"
             params.append(playbook_id)
         if only is not None:
-            sql += f" AND draft_id IN ({', '.join('?' * len(only))})"
+            pick += f" AND draft_id IN ({', '.join('?' * len(only))})"
             params.extend(only)
-        sql += " ORDER BY due_at, draft_id LIMIT ?"
+        pick += " ORDER BY due_at, draft_id LIMIT ?"
         params.append(limit)
         with immediate(self.db):
-            ids = [row[0] for row in self.db.execute(sql, params)]
-            if not ids:
-                return []
-            marks = ", ".join("?" * len(ids))
-            self.db.execute(
-                f"UPDATE drafts SET state = 'claimed', run_id = ?, claimed_at = ?, attempts = attempts + 1 WHERE draft_id IN ({marks}) AND state = 'pending'",
-                [run_id, to_db(now), *ids],
+            cursor = self.db.conn.execute(
+                "UPDATE drafts SET state = 'claimed', run_id = ?, claimed_at = ?, attempts = attempts + 1 "
+                f"WHERE draft_id IN ({pick}) AND +state = 'pending' RETURNING *",
+                params,
             )
-            cursor = self.db.execute(f"SELECT * FROM drafts WHERE draft_id IN ({marks}) AND run_id = ? AND state = 'claimed' ORDER BY due_at, draft_id", [*ids, run_id])
             columns = [c[0] for c in cursor.description]
-            return [dict(zip(columns, row, strict=True)) for row in cursor]
+            claimed = [dict(zip(columns, row, strict=True)) for row in cursor]
+        claimed.sort(key=_due_then_id)
+        return claimed
 
     def deliveries(self, draft_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """draft id → output → state."""
@@ -288,6 +291,10 @@ class Ledger:
                 raise SiyuError(f"draft id {prefix!r} is ambiguous", hint="give more characters of the id")
             resolved[prefix] = rows[0][0]
         return resolved
+
+
+def _due_then_id(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (row["due_at"], row["draft_id"])
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

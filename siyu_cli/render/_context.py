@@ -39,6 +39,8 @@ class ContextBuilder:
             "playbook": {"id": model.id, "title": model.title, "days": model.days, "timezone": model.timezone},
         }
         self._phase_cache: dict[int, dict[str, Any] | None] = {}
+        # The last occurrence's context without its contact: an audience of thousands shares it.
+        self._last: tuple[Occurrence, CohortRun, Mapping[str, Any] | None, dict[str, Any]] | None = None
 
     def phase(self, day: int) -> dict[str, Any] | None:
         if day not in self._phase_cache:
@@ -54,21 +56,27 @@ class ContextBuilder:
         contact: Mapping[str, Any] | None = None,
         stats: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        beat = occurrence.beat
-        context = dict(self.base)
-        context.update(
-            day=occurrence.day,
-            date=occurrence.date,
-            time=occurrence.at.strftime("%H:%M"),
-            phase=self.phase(occurrence.day),
-            beat={"id": beat.id, "title": beat.title or beat.id, "channel": beat.channel, "at": occurrence.at.strftime("%H:%M")},
-            persona=self.personas.get(occurrence.persona),
-            cohort={"id": cohort.id, "start": cohort.start},
-            category=occurrence.category,
-            stats=stats if stats is not None else _empty(),
-        )
-        if occurrence.target_kind == "group":
-            context["group"] = self.groups.get(occurrence.target_id, {"id": occurrence.target_id, "name": occurrence.target_id})
+        last = self._last
+        if last is not None and last[0] is occurrence and last[1] is cohort and last[2] is stats:
+            shared = last[3]
+        else:
+            beat = occurrence.beat
+            shared = dict(self.base)
+            shared.update(
+                day=occurrence.day,
+                date=occurrence.date,
+                time=occurrence.at.strftime("%H:%M"),
+                phase=self.phase(occurrence.day),
+                beat={"id": beat.id, "title": beat.title or beat.id, "channel": beat.channel, "at": occurrence.at.strftime("%H:%M")},
+                persona=self.personas.get(occurrence.persona),
+                cohort={"id": cohort.id, "start": cohort.start},
+                category=occurrence.category,
+                stats=stats if stats is not None else _empty(),
+            )
+            if occurrence.target_kind == "group":
+                shared["group"] = self.groups.get(occurrence.target_id, {"id": occurrence.target_id, "name": occurrence.target_id})
+            self._last = (occurrence, cohort, stats, shared)
+        context = dict(shared)
         if contact is not None:
             context["contact"] = contact
         return context

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from siyu_cli._time import parse_duration, parse_hhmm, to_db
@@ -49,11 +49,26 @@ class Draft:
 
     @cached_property
     def key(self) -> tuple[str, str, str, str, str]:
-        return (self.playbook_id, self.cohort, self.beat, to_db(self.occurrence_at), self.target)
+        """(playbook, cohort, beat, occurrence time as the ledger writes it, target)."""
+        return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
 
     @cached_property
     def draft_id(self) -> str:
         return draft_id(self.key)
+
+
+_DB_TIMES: dict[tuple[datetime, Any, int], str] = {}
+
+
+def _db_time(moment: datetime) -> str:
+    """`to_db`, once per distinct time: an audience of thousands shares one (keyed with the zone and fold equality ignores)."""
+    key = (moment, moment.tzinfo, moment.fold)
+    found = _DB_TIMES.get(key)
+    if found is None:
+        if len(_DB_TIMES) >= 4096:
+            _DB_TIMES.clear()
+        found = _DB_TIMES[key] = to_db(moment)
+    return found
 
 
 def draft_id(key: Sequence[str]) -> str:
