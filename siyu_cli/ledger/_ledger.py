@@ -213,11 +213,12 @@ class Ledger:
         with immediate(self.db):
             for draft_id, outputs, state, reason in results:
                 errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
-                sql = "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?"
-                params = [state, reason, errors or None, to_db(now) if state in ("sent", "failed", "unknown") else None, draft_id]
-                if claimed_by is not None:
-                    sql += " AND state = 'claimed' AND run_id = ?"
-                    params.append(claimed_by[draft_id])
+                sql = (
+                    "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL "
+                    "WHERE draft_id = ? AND state = 'claimed' AND run_id = ?"
+                )
+                finished = to_db(now) if state in ("sent", "failed", "unknown") else None
+                params = [state, reason, errors or None, finished, draft_id, claimed_by[draft_id]]
                 if self.db.execute(sql, params).rowcount == 0:
                     continue
                 for output, delivery_state, location, error in outputs:
