@@ -77,3 +77,22 @@ def utcnow() -> datetime:
 
 def local_midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=tz)
+
+
+def wall_clock(day: date, clock: time, tz: tzinfo) -> datetime:
+    """`day` at `clock` in `tz`. A time the clocks skip (spring forward) becomes the first moment after
+    the gap, as cron does: read literally it would land on the same instant as a time an hour later,
+    and the ledger would keep only one of the two drafts."""
+    moment = datetime.combine(day, clock, tzinfo=tz)
+    if moment.astimezone(UTC).astimezone(tz).replace(tzinfo=None, fold=0) == moment.replace(tzinfo=None):
+        return moment
+    before = moment.replace(fold=1).astimezone(UTC)  # with the offset after the gap: an instant before it
+    after = moment.astimezone(UTC)  # with the offset before the gap: an instant after it
+    offset = after.astimezone(tz).utcoffset()
+    while after - before > timedelta(seconds=1):
+        middle = before + (after - before) / 2
+        if middle.astimezone(tz).utcoffset() == offset:
+            after = middle
+        else:
+            before = middle
+    return after.replace(microsecond=0).astimezone(tz)

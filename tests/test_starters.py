@@ -86,7 +86,7 @@ def test_preview_out_writes_files(tmp_path: Path) -> None:
 def test_preview_day_outside_campaign(tmp_path: Path) -> None:
     path = next(p for p in STARTERS if "education" in p.name)
     result = CliRunner().invoke(app, ["preview", "day", "99", "-p", str(path)])
-    assert result.exit_code == 1 and "outside the campaign" in result.output
+    assert result.exit_code == 2 and "outside the campaign" in result.output
 
 
 @pytest.mark.parametrize("archetype", ["education", "skincare", "ecommerce"])

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from siyu_cli._time import parse_hhmm
+from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.playbook import LoadedPlaybook, read
 from siyu_cli.playbook._yaml import Path_
@@ -105,7 +105,7 @@ def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
             continue
         for stats_sample in (False, True):
             draft.text, draft.error = None, None
-            planner.render(draft, stats=_sample_stats() if stats_sample else None)
+            planner.render(draft, stats=_sample_stats(draft.occurrence_at) if stats_sample else None)
             if draft.error is not None:
                 add(draft.error, _draft_path(playbook, draft))
                 break
@@ -157,15 +157,16 @@ def _fake_occurrence(playbook: LoadedPlaybook, beat: Any, day: int, cohort: Any)
     from siyu_cli.timeline import Occurrence
 
     when = cohort.start + timedelta(days=day - 1)
-    at = datetime.combine(when, parse_hhmm(beat.times[0]), tzinfo=playbook.tz)
+    at = wall_clock(when, parse_hhmm(beat.times[0]), playbook.tz)
     persona = beat.persona or playbook.model.personas[0].id
     group = (beat.groups or cohort.group_ids or ("",))[0] if beat.channel == "group" else persona
     kind = "group" if beat.channel == "group" else ("audience" if beat.channel == "private" else "persona")
     return Occurrence(cohort.id, day, when, at, beat, beat.channel, persona, kind, group, None, None)
 
 
-def _sample_stats() -> dict[str, list[Any]]:
-    people = [{"id": "sample-1", "name": "示例学员一", "tags": []}, {"id": "sample-2", "name": "示例学员二", "tags": []}]
+def _sample_stats(at: datetime) -> dict[str, list[Any]]:
+    """The shape of real `stats` entries (store.contacts_with_event), so a template is checked against what it will get."""
+    people = [{"id": "sample-1", "name": "示例学员一", "at": at, "tags": []}, {"id": "sample-2", "name": "示例学员二", "at": at, "tags": []}]
     return {name + suffix: people for name in ("checkins", "joined", "orders") for suffix in ("", "_yesterday")}
 
 
@@ -241,6 +242,7 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> li
             if in_quiet(parse_hhmm(clock), quiet):
                 path: Path_ = ("beats", bi, "at") if isinstance(beat.at, str) else ("beats", bi, "at", ti)
                 problems.append(located.problem(path, f"{clock} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", hint="move the beat out of quiet hours", severity="warning", code="quiet-hours"))
+    problems.extend(_clock_gaps(playbook))
     for hi, hook in enumerate(model.hooks):
         for si, step in enumerate(hook.welcome):
             if step.at and in_quiet(parse_hhmm(step.at), quiet):
@@ -248,6 +250,25 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> li
     problems.extend(_touch_budget(playbook))
     problems.extend(_account_cap(playbook, contacts))
     problems.extend(_pool_sizes(playbook))
+    return problems
+
+
+def _clock_gaps(playbook: LoadedPlaybook) -> list[Problem]:
+    """Beat times the clocks skip on a campaign day (daylight saving): each is sent at the end of the gap."""
+    problems: list[Problem] = []
+    for bi, beat in enumerate(playbook.model.beats):
+        for ti, clock in enumerate(beat.times):
+            wanted = parse_hhmm(clock)
+            for cohort in playbook.cohorts:
+                dates = (cohort.start + timedelta(days=d - 1) for d in sorted(playbook.beat_days[beat.id]))
+                skipped = next((d for d in dates if wall_clock(d, wanted, playbook.tz).time() != wanted), None)
+                if skipped is None:
+                    continue
+                sent = wall_clock(skipped, wanted, playbook.tz)
+                path: Path_ = ("beats", bi, "at") if isinstance(beat.at, str) else ("beats", bi, "at", ti)
+                message = f"{clock} does not exist on {skipped} in {playbook.model.timezone} (clocks go forward); it is sent at {sent:%H:%M}"
+                problems.append(playbook.located.problem(path, message, hint="move the beat out of the small hours", severity="warning", code="clock-gap"))
+                break
     return problems
 
 

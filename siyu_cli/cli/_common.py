@@ -107,6 +107,11 @@ def guarded(func: F) -> F:
             raise typer.Exit(130) from None
         except BrokenPipeError:
             raise typer.Exit(1) from None
+        except OSError as exc:
+            # The core turns the failures it expects into SiyuError; this is the last net for the rest.
+            where = f"{exc.filename}: " if exc.filename else ""
+            report_error(SiyuError(f"{where}{exc.strerror or exc}", hint="check the path and its permissions"))
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

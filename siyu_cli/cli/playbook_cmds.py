@@ -176,11 +176,15 @@ def preview_day(
         err().print(f"wrote {len(written)} draft file(s) to {out_dir}")
     if as_json:
         print_json(result.to_dict())
-        return
-    _print_preview(result)
+    else:
+        _print_preview(result, contact)
+    failed = sum(1 for item in result.items if item.error)
+    if failed:
+        err().print(f"[red]error:[/] {failed} draft(s) of day {day} do not render; `siyu check` names the template and line")
+        raise typer.Exit(1)
 
 
-def _print_preview(result: Any) -> None:
+def _print_preview(result: Any, contact: str | None) -> None:
     from rich.markup import escape
     from rich.panel import Panel
     from rich.text import Text
@@ -192,7 +196,7 @@ def _print_preview(result: Any) -> None:
     if result.sample:
         console.print("[yellow]No contacts in the store: 1v1 beats are shown once for a sample contact 示例联系人 (sample).[/]")
     if not result.items:
-        console.print("Nothing is scheduled on this day.")
+        console.print(f"Nothing for {escape(contact)} on this day." if contact else "Nothing is scheduled on this day.")
     for item in result.items:
         header = f"{item.time} · {CHANNEL_LABELS.get(item.channel, item.channel)} · {escape(item.beat_title)} · {escape(item.persona)} → {escape(item.target)}"
         if item.category:

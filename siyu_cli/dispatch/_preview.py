@@ -9,7 +9,7 @@ from typing import Any
 
 from siyu_cli.dispatch._policy import Budget, Guard
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
-from siyu_cli.errors import SiyuError
+from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.playbook import read
 from siyu_cli.render import Draft
 
@@ -84,12 +84,18 @@ def _safe(name: str) -> str:
 
 def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | None = None, db_path: str | None = None) -> PreviewResult:
     playbook = read(path)
-    if not 1 <= day <= playbook.model.days and not playbook.model.hooks:
-        raise SiyuError(f"day {day} is outside the campaign (days 1-{playbook.model.days})", hint=f"pick a day from 1 to {playbook.model.days}")
-    run = playbook.cohort(cohort)
+    # Welcome sequences of contacts added late run past the last day; nothing runs before day 1.
+    if day < 1 or (day > playbook.model.days and not playbook.model.hooks):
+        raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days})", hint=f"pick a day from 1 to {playbook.model.days}")
     inputs: PlanInputs = plan_inputs(playbook, db_path, readonly=True)
-    if contact is not None and inputs.planner.contacts and not any(c["id"] == contact for c in inputs.planner.contacts):
-        raise SiyuError(f"no contact {contact!r} in the store", hint="list contacts with `siyu contacts list`")
+    person = None
+    if contact is not None and inputs.planner.contacts:
+        person = next((c for c in inputs.planner.contacts if c["id"] == contact), None)
+        if person is None:
+            raise SiyuError(f"no contact {contact!r} in the store", hint="list contacts with `siyu contacts list`")
+    if cohort is None and person is not None and playbook.model.cohorts and person.get("cohort"):
+        cohort = str(person["cohort"])  # the contact's own day N, not the first cohort's
+    run = playbook.cohort(cohort)
     guard = Guard(playbook)
     budget = Budget(playbook, inputs.memberships)
     phase = playbook.phase_of(day) if 1 <= day <= playbook.model.days else None
@@ -106,8 +112,9 @@ def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | N
     for draft in drafts:
         if draft.group_id is not None:
             budget.note_group_post(draft.group_id, guard.schedule(draft.occurrence_at).due_at)
+    groups = inputs.memberships.get(contact, set()) if contact is not None else set()
     for draft in drafts:
-        if contact is not None and draft.contact_id != contact:
+        if contact is not None and draft.contact_id != contact and draft.group_id not in groups:
             continue
         result.items.append(_item(inputs, guard, budget, draft))
     return result
@@ -129,7 +136,8 @@ def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft) -> Pre
         if refusal:
             decision, text = f"skip:{refusal}", f"limit 限频: {refusal.split(':', 1)[1]} reached, not sent"
         elif schedule.deferred:
-            decision, text = f"defer {due:%H:%M}", f"quiet hours 免打扰: deferred to {due:%H:%M}"
+            when = f"{due:%H:%M}" if due.date() == draft.occurrence_at.astimezone(guard.tz).date() else f"{due:%m-%d %H:%M} (next day)"
+            decision, text = f"defer {due:%H:%M}", f"quiet hours 免打扰: deferred to {when}"
     return PreviewItem(
         draft_id=draft.draft_id,
         time=draft.occurrence_at.astimezone(guard.tz).strftime("%H:%M"),

@@ -17,7 +17,7 @@ from siyu_cli._time import zone
 from siyu_cli.errors import PlaybookInvalid, Problem
 from siyu_cli.playbook import _days, _tags
 from siyu_cli.playbook._model import Beat, Cohort, Playbook
-from siyu_cli.playbook._yaml import Located, Path_, load_located
+from siyu_cli.playbook._yaml import Located, Path_, format_path, load_located
 
 DEFAULT_COHORT = "default"
 
@@ -264,17 +264,20 @@ def _reference_problems(located: Located) -> list[Problem]:
     data: dict[str, Any] = located.data
     problems: list[Problem] = []
 
-    def ids(section: str) -> dict[str, int]:
+    def ids(section: str, items: Any = None, key: str = "id") -> dict[str, int]:
+        """Each item's `key` → its index; a value used twice is a problem (the second would shadow the first)."""
         found: dict[str, int] = {}
-        items = data.get(section)
+        items = data.get(section) if items is None else items
         if not isinstance(items, list):
             return found
+        where = tuple(section.split("."))
         for index, item in enumerate(items):
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                if item["id"] in found:
-                    problems.append(located.problem((section, index, "id"), f"duplicate id {item['id']!r} in {section}", hint=f"first used at {section}[{found[item['id']]}]"))
+            if isinstance(item, dict) and isinstance(item.get(key), str):
+                if item[key] in found:
+                    first = format_path(where + (found[item[key]],))
+                    problems.append(located.problem(where + (index, key), f"duplicate {key} {item[key]!r} in {section}", hint=f"first used at {first}"))
                 else:
-                    found[item["id"]] = index
+                    found[item[key]] = index
         return found
 
     personas = ids("personas")
@@ -283,6 +286,7 @@ def _reference_problems(located: Located) -> list[Problem]:
     groups = ids("groups")
     beats_ = ids("beats")
     ids("hooks")
+    ids("hooks", key="code")
     ids("cohorts")
     segments = data.get("segments") if isinstance(data.get("segments"), dict) else {}
     days = data.get("days") if isinstance(data.get("days"), int) and not isinstance(data.get("days"), bool) else None
@@ -338,9 +342,21 @@ def _reference_problems(located: Located) -> list[Problem]:
         audience = beat.get("audience")
         if isinstance(audience, str) and audience not in segments:
             try:
-                _tags.parse(audience)
+                parsed = _tags.parse(audience)
             except _tags.TagExprError as exc:
                 problems.append(located.problem(here + ("audience",), f"not a segment id and not a tag expression: {exc}", hint=f"segments: {', '.join(segments) or 'none defined'}", code="segment"))
+            else:
+                close = difflib.get_close_matches(audience.strip(), list(segments), n=1, cutoff=0.6)
+                if parsed.tags == {audience.strip()} and close:
+                    problems.append(
+                        located.problem(
+                            here + ("audience",),
+                            f"{audience!r} is not a segment; it targets contacts tagged {audience!r} (did you mean the segment {close[0]!r}?)",
+                            hint="write the segment id; to target the tag on purpose, rename the segment it resembles",
+                            severity="warning",
+                            code="segment",
+                        )
+                    )
         if beat.get("channel") in ("moments", "live") and beat.get("persona") is None and len(personas) > 1:
             problems.append(located.problem(here, f"{beat.get('channel')} beat has no persona and the playbook has several", hint="name the persona that posts it", code="reference"))
         for mi, entry in enumerate(beat.get("mix") or []):
@@ -359,6 +375,7 @@ def _reference_problems(located: Located) -> list[Problem]:
                 ref(("cohorts", index, "groups", gi), gid, groups, "group")
     funnel = data.get("funnel")
     if isinstance(funnel, dict):
+        ids("funnel.stages", funnel.get("stages"))
         stage_ids = {s.get("id"): i for i, s in enumerate(funnel.get("stages") or []) if isinstance(s, dict)}
         for key in (funnel.get("targets") or {}) if isinstance(funnel.get("targets"), dict) else {}:
             ref(("funnel", "targets", key), key, {str(k): v for k, v in stage_ids.items() if k}, "funnel stage")

@@ -7,7 +7,7 @@ import typing
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from siyu_cli._time import parse_duration, parse_hhmm
 from siyu_cli.playbook import _days, _tags
@@ -59,6 +59,12 @@ def _expr_ok(value: str) -> str:
     return value
 
 
+def _segment_id(value: str) -> str:
+    if not re.match(SLUG, value):
+        raise ValueError(f"segment id {value!r} must be a slug (letters, digits, '-', '_')")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -88,7 +94,7 @@ class Persona(_Strict):
 class Product(_Strict):
     id: Slug
     name: str
-    price: float = Field(ge=0)
+    price: float = Field(ge=0, allow_inf_nan=False)
     tier: Tier
 
 
@@ -108,7 +114,7 @@ class Group(_Strict):
 
 class MixEntry(_Strict):
     days: DaySpec
-    ratio: dict[str, Annotated[float, Field(gt=0)]]
+    ratio: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]]
 
     _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v)))
 
@@ -125,7 +131,7 @@ class PoolText(_Strict):
 
 
 class Variant(_Content):
-    weight: float = Field(gt=0)
+    weight: float = Field(gt=0, allow_inf_nan=False)
 
 
 class Beat(_Content):
@@ -146,8 +152,12 @@ class Beat(_Content):
     @field_validator("at")
     @classmethod
     def _at(cls, value: str | list[str]) -> str | list[str]:
+        seen: dict[Any, str] = {}
         for item in [value] if isinstance(value, str) else value:
-            parse_hhmm(item)
+            clock = parse_hhmm(item)
+            if clock in seen:
+                raise ValueError(f"{item!r} is listed twice (as {seen[clock]!r}); give each time once")
+            seen[clock] = item
         if isinstance(value, list) and not value:
             raise ValueError("give at least one time")
         return value
@@ -258,7 +268,13 @@ class WebhookOutput(_Strict):
     timeout: str | None = None
     name: str | None = None
 
-    _timeout = field_validator("timeout")(classmethod(lambda cls, v: v if v is None else _duration_ok(v)))
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        """A bare number is seconds (`timeout: 5`), as in every HTTP client."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return f"{value}s"
+        return value if value is None else _duration_ok(value)
 
 
 class OutboxOutput(_Strict):
@@ -270,8 +286,26 @@ class ConsoleOutput(_Strict):
     type: Literal["console"]
 
 
+def _output_kind(value: Any) -> str | None:
+    """Which output model to validate against, so an error speaks of that one kind only."""
+    if isinstance(value, str):
+        return "name"
+    if isinstance(value, dict):
+        kind = value.get("type")
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "type", None)
+
+
 OutputSpec = Annotated[
-    Literal["outbox", "console"] | WebhookOutput | OutboxOutput | ConsoleOutput,
+    Annotated[Literal["outbox", "console"], Tag("name")]
+    | Annotated[WebhookOutput, Tag("webhook")]
+    | Annotated[OutboxOutput, Tag("outbox")]
+    | Annotated[ConsoleOutput, Tag("console")],
+    Discriminator(
+        _output_kind,
+        custom_error_type="output_type",
+        custom_error_message="an output is outbox, console, or a mapping whose type is webhook, outbox or console",
+    ),
     Field(description="outbox | console | {type: webhook, format, url_env}"),
 ]
 
@@ -285,7 +319,7 @@ class Stage(_Strict):
 
 class Funnel(_Strict):
     stages: list[Stage] = Field(min_length=1)
-    targets: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    targets: dict[str, Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = {}
     window: str | None = "30d"
 
     _window = field_validator("window")(classmethod(lambda cls, v: v if v is None else _duration_ok(v)))
@@ -315,7 +349,7 @@ class Playbook(_Strict):
     personas: list[Persona] = Field(min_length=1)
     products: list[Product] = []
     phases: list[Phase] = []
-    segments: dict[str, str] = {}
+    segments: dict[Annotated[str, AfterValidator(_segment_id)], Annotated[str, AfterValidator(_expr_ok)]] = {}
     groups: list[Group] = []
     beats: list[Beat] = []
     hooks: list[Hook] = []
@@ -335,11 +369,3 @@ class Playbook(_Strict):
             raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Asia/Shanghai") from None
         return value
 
-    @field_validator("segments")
-    @classmethod
-    def _segments(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, expr in value.items():
-            if not re.match(SLUG, key):
-                raise ValueError(f"segment id {key!r} must be a slug (letters, digits, '-', '_')")
-            _expr_ok(expr)
-        return value

@@ -86,47 +86,79 @@ def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
     located = Located(data=None, file=file)
     problems: list[Problem] = []
     if node is None:
-        located.data = None
         return located, problems
-    located.data = _build(node, (), located, problems, loader)
+    try:
+        located.data = _Builder(located, problems, loader).build(node, ())
+    except _TooBig:
+        return None, [
+            Problem(
+                message=f"the document expands to more than {_MAX_VALUES:,} values",
+                file=file,
+                line=1,
+                column=1,
+                hint="YAML aliases (*name) that repeat anchors inside anchors multiply; write the values out",
+                code="yaml",
+            )
+        ]
     return located, problems
+
+
+# A real playbook has a few thousand values; aliases of aliases can expand to billions.
+_MAX_VALUES = 200_000
+
+
+class _TooBig(Exception):
+    pass
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _build(node: yaml.Node, path: Path_, located: Located, problems: list[Problem], loader: _Loader) -> Any:
-    located.marks[path] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        loader.flatten_mapping(node)
-        for key_node, value_node in node.value:
-            # Keys keep their text: YAML 1.1 would turn `off:` into False and `1:` into 1.
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_mark(key_node))
-            child = path + (key,)
-            if key in result:
-                line, column = _mark(key_node)
-                problems.append(
-                    Problem(
-                        message=f"duplicate key {key!r}",
-                        file=located.file,
-                        line=line,
-                        column=column,
-                        path=format_path(child),
-                        hint="each key may appear once; the later one would silently win",
-                        code="duplicate-key",
-                    )
-                )
-            located.key_marks[child] = _mark(key_node)
-            result[key] = _build(value_node, child, located, problems, loader)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (index,), located, problems, loader) for index, item in enumerate(node.value)]
-    return _scalar(node, loader)
+class _Builder:
+    """Python values from YAML nodes, recording where each path came from."""
 
+    def __init__(self, located: Located, problems: list[Problem], loader: _Loader) -> None:
+        self.located = located
+        self.problems = problems
+        self.loader = loader
+        self.count = 0
 
-def _scalar(node: yaml.ScalarNode, loader: _Loader) -> Any:
-    if node.style is None and _PLAIN_CLOCK.match(node.value):
-        return node.value
-    return loader.construct_object(node, deep=True)
+    def problem(self, node: yaml.Node, path: Path_, message: str, hint: str, code: str) -> None:
+        line, column = _mark(node)
+        self.problems.append(
+            Problem(message=message, file=self.located.file, line=line, column=column, path=format_path(path), hint=hint, code=code)
+        )
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > _MAX_VALUES:
+            raise _TooBig
+        self.located.marks[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            self.loader.flatten_mapping(node)
+            for key_node, value_node in node.value:
+                # Keys keep their text: YAML 1.1 would turn `off:` into False and `1:` into 1.
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_mark(key_node))
+                child = path + (key,)
+                if key in result:
+                    self.problem(key_node, child, f"duplicate key {key!r}", "each key may appear once; the later one would silently win", "duplicate-key")
+                self.located.key_marks[child] = _mark(key_node)
+                result[key] = self.build(value_node, child)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        if node.style is None and _PLAIN_CLOCK.match(node.value):
+            return node.value
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            self.problem(node, path, f"YAML value {node.value!r}: {exc.problem}", "remove the explicit !!tag or fix the value", "yaml")
+        except ValueError:
+            # Looks like a date or number to YAML but is not one (2026-02-30): the model judges the text.
+            return node.value
+        return None

@@ -45,7 +45,9 @@ class ContextBuilder:
     def phase(self, day: int) -> dict[str, Any] | None:
         if day not in self._phase_cache:
             phase = self.playbook.phase_of(day) if 1 <= day <= self.playbook.model.days else None
-            self._phase_cache[day] = {"id": phase.id, "title": phase.title} if phase else {"id": None, "title": None}
+            # No phase (none defined, or a welcome step after the campaign): an empty mapping, so `{% if phase %}`
+            # reads false and `{{ phase.id }}` is an undefined-variable error in check instead of "None" in a draft.
+            self._phase_cache[day] = {"id": phase.id, "title": phase.title} if phase else {}
         return self._phase_cache[day]
 
     def for_occurrence(

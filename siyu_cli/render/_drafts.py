@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from siyu_cli._time import parse_duration, parse_hhmm, to_db
+from siyu_cli._time import parse_duration, parse_hhmm, to_db, wall_clock
 from siyu_cli.errors import TemplateFailure
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
 from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
@@ -239,7 +239,7 @@ class Planner:
             for index, step in enumerate(hook.welcome):
                 due = local_add + parse_duration(step.after)
                 if step.at:
-                    due = datetime.combine(due.date(), parse_hhmm(step.at), tzinfo=self.playbook.tz)
+                    due = wall_clock(due.date(), parse_hhmm(step.at), self.playbook.tz)
                 day = campaign_day(run, due.date())
                 if days is not None and day not in days:
                     continue

@@ -28,10 +28,12 @@ def scaffold(directory: Path, archetype: str, *, force: bool = False) -> list[Pa
     if archetype not in ARCHETYPES:
         raise UsageError(f"unknown starter {archetype!r}; choose one of: {', '.join(ARCHETYPES)}")
     playbook_file, template_dir = ARCHETYPES[archetype]
-    if directory.exists() and any(directory.iterdir()) and not force:
-        raise SiyuError(f"{directory} is not empty", hint="pick a new folder, or pass --force to write into it")
+    if directory.exists() and not directory.is_dir():
+        raise SiyuError(f"{directory} is a file, not a folder", hint="pick a new folder name for the project")
     created: list[Path] = []
     try:
+        if directory.exists() and any(directory.iterdir()) and not force:
+            raise SiyuError(f"{directory} is not empty", hint="pick a new folder, or pass --force to write into it")
         (directory / "playbooks").mkdir(parents=True, exist_ok=True)
         target = directory / "playbooks" / playbook_file
         shutil.copyfile(_root("playbooks") / playbook_file, target)

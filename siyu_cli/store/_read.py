@@ -33,7 +33,10 @@ def contacts_with_event(
     group: str | None = None,
     cohort: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Contacts with `event` in [start, end): in the group when events name one, else in the cohort."""
+    """Contacts with `event` in [start, end): in the group when events name one, else in the cohort.
+
+    Each entry's `at` (the first such event) is in `start`'s zone, so a template prints local time.
+    """
     sql = [
         "SELECT e.contact_id, COALESCE(c.name, e.contact_id), MIN(e.at), c.tags FROM events e",
         "LEFT JOIN contacts c ON c.contact_id = e.contact_id",
@@ -48,7 +51,7 @@ def contacts_with_event(
         params += [cohort, cohort]
     sql.append("GROUP BY e.contact_id ORDER BY MIN(e.at), e.contact_id")
     return [
-        {"id": cid, "name": name, "at": from_db(at), "tags": json.loads(tags) if tags else []}
+        {"id": cid, "name": name, "at": from_db(at).astimezone(start.tzinfo), "tags": json.loads(tags) if tags else []}
         for cid, name, at, tags in db.execute(" ".join(sql), params)
     ]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from siyu_cli._time import parse_hhmm
+from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.playbook import Beat, CohortRun, LoadedPlaybook
 from siyu_cli.timeline._mix import Rotation, choose_categories
 
@@ -88,7 +88,7 @@ def occurrences(
             if day not in playbook.beat_days[beat.id]:
                 continue
             for clock in beat.times:
-                at = datetime.combine(when, parse_hhmm(clock), tzinfo=playbook.tz)
+                at = wall_clock(when, parse_hhmm(clock), playbook.tz)
                 base = dict(cohort=cohort.id, day=day, date=when, at=at, beat=beat, channel=beat.channel)
                 content = None if beat.variants else Content(beat.template, beat.text, f"<inline beats.{beat.id}.text>")
                 if beat.channel == "group":
@@ -106,7 +106,15 @@ def occurrences(
                             category, mixed = mix_plan[beat.id].get((persona, at), (None, None))
                         found.append(Occurrence(**base, persona=persona, target_kind="persona", target_id=persona, category=category, content=mixed))
     found.sort(key=lambda o: (o.at, o.beat.id, o.target))
-    return iter(found)
+    # Two times the clocks skip can land on one instant; the ledger holds one draft per instant, so does the timeline.
+    seen: set[tuple[datetime, str, str]] = set()
+    unique = []
+    for occurrence in found:
+        key = (occurrence.at, occurrence.beat.id, occurrence.target)
+        if key not in seen:
+            seen.add(key)
+            unique.append(occurrence)
+    return iter(unique)
 
 
 def _mix_plan(
@@ -120,7 +128,7 @@ def _mix_plan(
         for entry in beat.mix or []:
             entry_days = [d for d in playbook.days_of(entry.days) if d in playbook.beat_days[beat.id]]
             slots = [
-                datetime.combine(cohort.start + timedelta(days=d - 1), parse_hhmm(clock), tzinfo=playbook.tz)
+                wall_clock(cohort.start + timedelta(days=d - 1), parse_hhmm(clock), playbook.tz)
                 for d in entry_days
                 for clock in sorted(beat.times)
             ]
