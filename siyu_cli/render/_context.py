@@ -45,9 +45,14 @@ class ContextBuilder:
     def phase(self, day: int) -> dict[str, Any] | None:
         if day not in self._phase_cache:
             phase = self.playbook.phase_of(day) if 1 <= day <= self.playbook.model.days else None
-            # No phase (none defined, or a welcome step after the campaign): an empty mapping, so `{% if phase %}`
-            # reads false and `{{ phase.id }}` is an undefined-variable error in check instead of "None" in a draft.
-            self._phase_cache[day] = {"id": phase.id, "title": phase.title} if phase else {}
+            if phase is not None:
+                self._phase_cache[day] = {"id": phase.id, "title": phase.title}
+            elif self.playbook.model.phases:
+                # A welcome step after the last day: `phase.id == "convert"` stays false, and nothing prints "None".
+                self._phase_cache[day] = {"id": "", "title": ""}
+            else:
+                # No phases at all: `{{ phase.title }}` is an undefined-variable error in check, not "None" in a draft.
+                self._phase_cache[day] = {}
         return self._phase_cache[day]
 
     def for_occurrence(
