@@ -1,7 +1,7 @@
 """The playbook format: a campaign written as YAML, validated into a model."""
 
 from siyu_cli.playbook._load import DEFAULT_COHORT, CohortRun, LoadedPlaybook, read
-from siyu_cli.playbook._model import EVENTS, Beat, Funnel, Hook, Playbook, Stage, WelcomeStep
+from siyu_cli.playbook._model import EVENTS, Beat, ExitCondition, Funnel, Hook, Journey, JourneyStep, Playbook, Rule, Stage, TargetOf, Trigger, WelcomeStep
 from siyu_cli.playbook._tags import TagExpr, TagExprError
 from siyu_cli.playbook._tags import parse as parse_tags
 
@@ -9,14 +9,20 @@ __all__ = [
     "DEFAULT_COHORT",
     "EVENTS",
     "Beat",
+    "ExitCondition",
     "CohortRun",
     "Funnel",
     "Hook",
+    "Journey",
+    "JourneyStep",
     "LoadedPlaybook",
     "Playbook",
+    "Rule",
     "Stage",
     "TagExpr",
     "TagExprError",
+    "TargetOf",
+    "Trigger",
     "WelcomeStep",
     "parse_tags",
     "read",

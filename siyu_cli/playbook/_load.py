@@ -264,13 +264,13 @@ def _reference_problems(located: Located) -> list[Problem]:
     data: dict[str, Any] = located.data
     problems: list[Problem] = []
 
-    def ids(section: str, items: Any = None, key: str = "id") -> dict[str, int]:
+    def ids(section: str, items: Any = None, key: str = "id", where: Path_ | None = None) -> dict[str, int]:
         """Each item's `key` → its index; a value used twice is a problem (the second would shadow the first)."""
         found: dict[str, int] = {}
         items = data.get(section) if items is None else items
         if not isinstance(items, list):
             return found
-        where = tuple(section.split("."))
+        where = tuple(section.split(".")) if where is None else where
         for index, item in enumerate(items):
             if isinstance(item, dict) and isinstance(item.get(key), str):
                 if item[key] in found:
@@ -285,8 +285,8 @@ def _reference_problems(located: Located) -> list[Problem]:
     phases = ids("phases")
     groups = ids("groups")
     beats_ = ids("beats")
-    ids("hooks")
-    ids("hooks", key="code")
+    hooks = ids("hooks")
+    hook_codes = ids("hooks", key="code")
     ids("cohorts")
     segments = data.get("segments") if isinstance(data.get("segments"), dict) else {}
     days = data.get("days") if isinstance(data.get("days"), int) and not isinstance(data.get("days"), bool) else None
@@ -366,9 +366,59 @@ def _reference_problems(located: Located) -> list[Problem]:
                 for category in (entry.get("ratio") or {}) if isinstance(entry.get("ratio"), dict) else {}:
                     if category not in pools:
                         problems.append(located.problem(here + ("mix", mi, "ratio", category), f"category {category!r} has no pool", hint=f"add pools.{category}: a list or glob of templates", code="reference"))
+    hook_refs = dict(hooks)
+    hook_refs.update(hook_codes)
+
+    def hook_ref(path: Path_, value: Any) -> None:
+        if value is not None and not isinstance(value, str):
+            return
+        ref(path, value, hook_refs, "hook")
+
+    def segment_ref(path: Path_, value: Any) -> None:
+        """A segment id, or a tag expression that parses; a bare word resembling a segment is a likely typo."""
+        if not isinstance(value, str) or value in segments:
+            return
+        try:
+            parsed = _tags.parse(value)
+        except _tags.TagExprError as exc:
+            problems.append(located.problem(path, f"not a segment id and not a tag expression: {exc}", hint=f"segments: {', '.join(segments) or 'none defined'}", code="segment"))
+            return
+        close = difflib.get_close_matches(value.strip(), list(segments), n=1, cutoff=0.6)
+        if parsed.tags == {value.strip()} and close:
+            problems.append(
+                located.problem(
+                    path,
+                    f"{value!r} is not a segment; it targets contacts tagged {value!r} (did you mean the segment {close[0]!r}?)",
+                    hint="write the segment id; to target the tag on purpose, rename the segment it resembles",
+                    severity="warning",
+                    code="segment",
+                )
+            )
+
+    def exits(where: Path_, items: Any) -> None:
+        for ei, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                hook_ref(where + (ei, "hook"), item.get("hook"))
+                segment_ref(where + (ei, "segment"), item.get("segment"))
+
     for index, hook in enumerate(data.get("hooks") or []):
         if isinstance(hook, dict):
             ref(("hooks", index, "persona"), hook.get("persona"), personas, "persona")
+            exits(("hooks", index, "exit"), hook.get("exit"))
+    for index, rule in enumerate(data.get("rules") or []):
+        if isinstance(rule, dict) and isinstance(rule.get("on"), dict):
+            hook_ref(("rules", index, "on", "hook"), rule["on"].get("hook"))
+    ids("journeys")
+    for index, journey in enumerate(data.get("journeys") or []):
+        if not isinstance(journey, dict):
+            continue
+        here = ("journeys", index)
+        ref(here + ("persona",), journey.get("persona"), personas, "persona")
+        if isinstance(journey.get("enter"), dict):
+            hook_ref(here + ("enter", "hook"), journey["enter"].get("hook"))
+        segment_ref(here + ("audience",), journey.get("audience"))
+        exits(here + ("exit",), journey.get("exit"))
+        ids(f"journeys[{index}].steps", journey.get("steps"), where=here + ("steps",))
     for index, cohort in enumerate(data.get("cohorts") or []):
         if isinstance(cohort, dict):
             for gi, gid in enumerate(cohort.get("groups") or []):
@@ -377,8 +427,22 @@ def _reference_problems(located: Located) -> list[Problem]:
     if isinstance(funnel, dict):
         ids("funnel.stages", funnel.get("stages"))
         stage_ids = {s.get("id"): i for i, s in enumerate(funnel.get("stages") or []) if isinstance(s, dict)}
-        for key in (funnel.get("targets") or {}) if isinstance(funnel.get("targets"), dict) else {}:
-            ref(("funnel", "targets", key), key, {str(k): v for k, v in stage_ids.items() if k}, "funnel stage")
+        known_stages = {str(k): v for k, v in stage_ids.items() if k}
+        targets = funnel.get("targets") if isinstance(funnel.get("targets"), dict) else {}
+        for key, target in targets.items():
+            ref(("funnel", "targets", key), key, known_stages, "funnel stage")
+            base = target.get("of") if isinstance(target, dict) else None
+            if isinstance(base, str):
+                ref(("funnel", "targets", key, "of"), base, known_stages, "funnel stage")
+                if base in known_stages and key in known_stages and known_stages[base] >= known_stages[key]:
+                    problems.append(
+                        located.problem(
+                            ("funnel", "targets", key, "of"),
+                            f"the base of {key!r} must be a stage before it; {base!r} is not",
+                            hint="name an earlier stage, e.g. ordered: {rate: 0.10, of: added}",
+                            code="reference",
+                        )
+                    )
     del beats_
     return problems
 

@@ -212,6 +212,98 @@ class WelcomeStep(_Content):
         return self
 
 
+class Trigger(_Strict):
+    """An event that starts something: a rule's `on:` or a journey's `enter:`."""
+
+    event: EventType
+    hook: str | None = Field(None, description="only events through this hook (its id or code)")
+    nth: int | None = Field(None, ge=1, description="only the contact's nth such event (1 = the first)")
+
+
+class ExitCondition(_Strict):
+    """Ends a journey run for a contact: an event after the entering one, or tags that come to match."""
+
+    event: EventType | None = Field(None, description="an event of this type after the one that entered the journey")
+    hook: str | None = Field(None, description="with event: only events through this hook (its id or code)")
+    segment: str | None = Field(None, description="a segment id or a tag expression over the contact's effective tags")
+
+    @model_validator(mode="after")
+    def _one(self) -> ExitCondition:
+        if (self.event is None) == (self.segment is None):
+            raise ValueError("an exit is either {event: TYPE} or {segment: EXPR}")
+        if self.hook is not None and self.event is None:
+            raise ValueError("hook: goes with event:")
+        return self
+
+
+class Rule(_Strict):
+    """What an event does to its contact's tags: `on: {event: order}`, `tag: [+已购, -潜客]`."""
+
+    on: Trigger
+    tag: list[str] = Field(min_length=1, description="'+tag' adds, '-tag' removes, in order")
+
+    @field_validator("tag", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tag")
+    @classmethod
+    def _signed(cls, value: list[str]) -> list[str]:
+        for item in value:
+            text = item.strip()
+            if len(text) < 2 or text[0] not in "+-":
+                raise ValueError(f"{item!r} needs a sign: '+{text.lstrip('+-') or 'tag'}' adds the tag, '-{text.lstrip('+-') or 'tag'}' removes it")
+        return [item.strip() for item in value]
+
+    @property
+    def changes(self) -> list[tuple[bool, str]]:
+        """(adds?, tag) in the order written."""
+        return [(item[0] == "+", item[1:].strip()) for item in self.tag]
+
+
+class JourneyStep(_Content):
+    id: Slug
+    after: str = Field(description="delay after the entering event: 0m, 30m, 1d …")
+    at: str | None = Field(None, description="the local time of day on the day `after` lands on")
+    variants: dict[str, Variant] | None = Field(None, description="A/B variants; one without template/text is a holdout")
+
+    _after = field_validator("after")(classmethod(lambda cls, v: _duration_ok(v)))
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hhmm(value)
+        return value
+
+    @model_validator(mode="after")
+    def _content(self) -> JourneyStep:
+        if self.variants:
+            if self.template or self.text is not None:
+                raise ValueError("give variants instead of template/text, not both")
+            for variant in self.variants.values():
+                _one_content(variant, required=False)
+            if all(v.template is None and v.text is None for v in self.variants.values()):
+                raise ValueError("every variant is a holdout; give at least one a template or text")
+        else:
+            _one_content(self)
+        return self
+
+
+class Journey(_Strict):
+    """旅程: private drafts on each contact's own clock, from an entering event until an exit."""
+
+    id: Slug
+    title: str | None = None
+    enter: Trigger
+    audience: str | None = Field(None, description="a segment id or tag expression, tested when each step comes due")
+    exit: list[ExitCondition] = []
+    persona: str | None = Field(None, description="default: the hook's persona, else the contact's account's, else the first")
+    repeat: bool = Field(False, description="true: every matching event starts a new run")
+    steps: list[JourneyStep] = Field(min_length=1)
+
+
 class Hook(_Strict):
     id: Slug
     kind: Literal["package_card", "qr_code", "form", "live", "referral"]
@@ -221,6 +313,7 @@ class Hook(_Strict):
     tags: list[str] = []
     persona: str | None = None
     welcome: list[WelcomeStep] = []
+    exit: list[ExitCondition] = Field([], description="ends the welcome sequence for a contact (e.g. {event: order})")
 
 
 class Cohort(_Strict):
@@ -315,11 +408,22 @@ class Stage(_Strict):
     label: str | None = None
     event: EventType
     nth: int = Field(1, ge=1)
+    optional: bool = Field(False, description="a contact may skip it; it does not move the clock")
+
+
+Rate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class TargetOf(_Strict):
+    """A target held against count(stage) / count(of): `ordered: {rate: 0.10, of: added}` is 开单率."""
+
+    rate: Rate
+    of: str = Field(description="the stage whose count is the base")
 
 
 class Funnel(_Strict):
     stages: list[Stage] = Field(min_length=1)
-    targets: dict[str, Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = {}
+    targets: dict[str, Rate | TargetOf] = {}
     window: str | None = "30d"
 
     _window = field_validator("window")(classmethod(lambda cls, v: v if v is None else _duration_ok(v)))
@@ -327,6 +431,21 @@ class Funnel(_Strict):
     @property
     def window_delta(self) -> timedelta | None:
         return parse_duration(self.window) if self.window else None
+
+    def target(self, stage_id: str) -> tuple[float, str | None] | None:
+        """(rate, base stage) of a stage's target; base None means the step rate."""
+        found = self.targets.get(stage_id)
+        if found is None:
+            return None
+        if isinstance(found, TargetOf):
+            return found.rate, found.of
+        return float(found), None
+
+    @model_validator(mode="after")
+    def _first_required(self) -> Funnel:
+        if self.stages[0].optional:
+            raise ValueError("the first stage is where contacts enter; it cannot be optional")
+        return self
 
 
 class Playbook(_Strict):
@@ -353,6 +472,8 @@ class Playbook(_Strict):
     groups: list[Group] = []
     beats: list[Beat] = []
     hooks: list[Hook] = []
+    rules: list[Rule] = Field([], description="what events do to contacts' tags (标签)")
+    journeys: list[Journey] = Field([], description="旅程: private sequences on each contact's own clock")
     cohorts: list[Cohort] = []
     limits: Limits = Limits()
     outputs: list[OutputSpec] = ["outbox"]
