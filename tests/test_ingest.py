@@ -25,6 +25,7 @@ from siyu_cli.ingest import (
     parse_map_options,
     track,
 )
+from siyu_cli.rules import TagRules, contact_tag_state
 from siyu_cli.store import open_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -215,7 +216,7 @@ def test_reimporting_contacts_changes_nothing_and_tags_from_the_file_replace(db:
     again = import_contacts(db, path, tz=SHANGHAI)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
     assert table(db, "contacts") == snapshot
-    edit_tags(db, "c001", add=["VIP"])
+    edit_tags(db, "c001", add=["VIP"], at=datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI))
     update = write_csv(tmp_path / "u.csv", [["contact_id", "tags", "tier"], ["c001", "已购", ""], ["c002", "家长", "semi"]])
     changed = import_contacts(db, update, tz=SHANGHAI)
     assert (changed.updated, changed.unchanged) == (2, 0)
@@ -223,6 +224,8 @@ def test_reimporting_contacts_changes_nothing_and_tags_from_the_file_replace(db:
     assert first["tags"] == ["已购"]
     assert (first["name"], first["tier"], first["source"]) == ("王小明妈妈", "precise", "EYE100")
     assert get_contact(db, "c002")["tier"] == "semi"
+    # The hand edit is an event: it still applies on top of the re-imported tags.
+    assert contact_tag_state(db, TagRules(), first).tags == ["已购", "VIP"]
 
 
 def test_events_dedup_with_and_without_event_id(db: sqlite_utils.Database, tmp_path: Path) -> None:
@@ -311,9 +314,11 @@ def test_track_validates_dedups_and_can_create_the_contact(db: sqlite_utils.Data
 
 def test_tags_edit_list_and_load(db: sqlite_utils.Database, tmp_path: Path) -> None:
     seed(db, tmp_path)
-    assert edit_tags(db, "c002", add=["已购", "家长"], remove=["潜客"]) == ["家长", "宝妈", "已购"]
+    edit_tags(db, "c002", add=["已购", "家长"], remove=["潜客"], at=datetime(2026, 12, 2, tzinfo=UTC))
+    assert next(c for c in list_contacts(db) if c["id"] == "c002")["tags"] == ["家长", "宝妈", "已购"]
+    assert get_contact(db, "c002")["tags"] == ["家长", "潜客", "宝妈"]  # the contact's own tags stay as imported
     with pytest.raises(SiyuError, match="not in the store"):
-        edit_tags(db, "nobody", add=["x"])
+        edit_tags(db, "nobody", add=["x"], at=datetime(2026, 12, 2, tzinfo=UTC))
     assert [c["id"] for c in list_contacts(db, segment="家长 and not 已购")] == ["c003"]
     with pytest.raises(UsageError):
         list(list_contacts(db, segment="家长 and ("))

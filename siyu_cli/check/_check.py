@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from siyu_cli._time import parse_hhmm, wall_clock
+from siyu_cli.check._journeys import journey_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
+from siyu_cli.journeys import sample_run, step_due
 from siyu_cli.playbook import LoadedPlaybook, read
 from siyu_cli.playbook._yaml import Path_
 from siyu_cli.render import SAMPLE_CONTACT, Planner
@@ -51,8 +53,12 @@ def in_quiet(moment: time, window: tuple[time, time] | None) -> bool:
     return moment >= start or moment < end
 
 
-def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = ()) -> CheckResult:
-    """Every problem of a playbook: structure, references, templates, then the lint."""
+def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: Any = None, now: datetime | None = None) -> CheckResult:
+    """Every problem of a playbook: structure, references, templates, then the lint.
+
+    `contacts` (and the store `db` they came from) size the lints that depend on who is there;
+    their tags are the effective ones as of `now`, under this playbook's hooks and rules.
+    """
     result = CheckResult(file=str(path))
     try:
         playbook = read(path)
@@ -60,10 +66,16 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = ()) -> Che
         result.problems = exc.problems
         return result
     result.playbook = playbook
+    people: Sequence[Mapping[str, Any]] = contacts
+    if contacts:
+        planner = Planner(playbook, contacts=contacts, db=db, as_of=now)
+        planner.prepare()
+        people = planner.contacts
     result.problems.extend(playbook.problems)
     result.problems.extend(_template_problems(playbook))
     result.problems.extend(_mix_problems(playbook))
-    result.problems.extend(_lint(playbook, contacts))
+    result.problems.extend(_lint(playbook, people))
+    result.problems.extend(journey_problems(playbook, people))
     return result
 
 
@@ -141,15 +153,29 @@ def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
                 planner.renderer.render(content, context, beat=beat.id)
             except TemplateFailure as exc:
                 add(exc, path)
-    for hi, hook in enumerate(playbook.model.hooks):
-        persona = hook.persona or playbook.model.personas[0].id
-        for si, step in enumerate(hook.welcome):
-            content = Content(step.template, step.text, f"<inline hooks.{hook.id}.welcome[{si}].text>")
-            context = contexts.for_welcome(hook.id, persona, SAMPLE_CONTACT, first, 1, first.start, si + 1)
-            try:
-                planner.renderer.render(content, context, beat=f"welcome:{hook.id}:{si + 1}")
-            except TemplateFailure as exc:
-                add(exc, ("hooks", hi, "welcome", si, "template" if step.template else "text"))
+    book = planner.book
+    for route in book.routes:
+        for step in route.steps:
+            run, person = sample_run(playbook, book, route, step, first, 1)
+            persona = book.persona_of(run, person, planner.account_personas, playbook.model.personas[0].id)
+            due = step_due(run.entered_at, step, playbook.tz)
+            context = contexts.for_step(run, step, persona, person, first, (due.date() - first.start).days + 1, due)
+            here = route.path + (("welcome", step.index) if route.kind == "welcome" else ("steps", step.index))
+            contents = [(Content(step.template, step.text, step.label), here + ("template" if step.template else "text",))]
+            for name, variant in (step.variants or {}).items():
+                if variant.template or variant.text is not None:
+                    label = f"<inline journeys.{route.id}.steps.{step.id}.variants.{name}.text>"
+                    contents.append((Content(variant.template, variant.text, label), here + ("variants", name)))
+            for content, path in contents:
+                if content.template is None and content.text is None:
+                    continue
+                for stats_sample in (False, True):
+                    context["stats"] = _sample_stats(due) if stats_sample else _sample_stats(due, empty=True)
+                    try:
+                        planner.renderer.render(content, context, beat=route.beat_id(step))
+                    except TemplateFailure as exc:
+                        add(exc, path)
+                        break
     return list(problems.values())
 
 
@@ -164,9 +190,11 @@ def _fake_occurrence(playbook: LoadedPlaybook, beat: Any, day: int, cohort: Any)
     return Occurrence(cohort.id, day, when, at, beat, beat.channel, persona, kind, group, None, None)
 
 
-def _sample_stats(at: datetime) -> dict[str, list[Any]]:
+def _sample_stats(at: datetime, *, empty: bool = False) -> dict[str, list[Any]]:
     """The shape of real `stats` entries (store.contacts_with_event), so a template is checked against what it will get."""
-    people = [{"id": "sample-1", "name": "示例学员一", "at": at, "tags": []}, {"id": "sample-2", "name": "示例学员二", "at": at, "tags": []}]
+    people: list[dict[str, Any]] = []
+    if not empty:
+        people = [{"id": "sample-1", "name": "示例学员一", "at": at, "tags": []}, {"id": "sample-2", "name": "示例学员二", "at": at, "tags": []}]
     return {name + suffix: people for name in ("checkins", "joined", "orders") for suffix in ("", "_yesterday")}
 
 
@@ -243,10 +271,11 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> li
                 path: Path_ = ("beats", bi, "at") if isinstance(beat.at, str) else ("beats", bi, "at", ti)
                 problems.append(located.problem(path, f"{clock} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", hint="move the beat out of quiet hours", severity="warning", code="quiet-hours"))
     problems.extend(_clock_gaps(playbook))
-    for hi, hook in enumerate(model.hooks):
-        for si, step in enumerate(hook.welcome):
-            if step.at and in_quiet(parse_hhmm(step.at), quiet):
-                problems.append(located.problem(("hooks", hi, "welcome", si, "at"), f"{step.at} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", severity="warning", code="quiet-hours"))
+    steps = [(("hooks", hi, "welcome", si, "at"), step.at) for hi, hook in enumerate(model.hooks) for si, step in enumerate(hook.welcome)]
+    steps += [(("journeys", ji, "steps", si, "at"), step.at) for ji, journey in enumerate(model.journeys) for si, step in enumerate(journey.steps)]
+    for where, clock in steps:
+        if clock and in_quiet(parse_hhmm(clock), quiet):
+            problems.append(located.problem(where, f"{clock} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", severity="warning", code="quiet-hours"))
     problems.extend(_touch_budget(playbook))
     problems.extend(_account_cap(playbook, contacts))
     problems.extend(_pool_sizes(playbook))

@@ -210,10 +210,18 @@ def contacts_tag(
     add: list[str] = typer.Option(None, "--add", help="Tag to add (repeatable)."),
     remove: list[str] = typer.Option(None, "--remove", help="Tag to remove (repeatable)."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
+    playbook: str = typer.Option(None, "-p", "--playbook", help="Playbook whose hooks and rules give the effective tags printed (optional; found as usual)."),
+    now: str = typer.Option(None, "--now", help="When the edit was made (default: now); it takes its place among the contact's events at that time."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Add and remove tags 标签 on one contact; prints the tags after the edit."""
-    from siyu_cli.ingest import edit_tags
+    """Add and remove tags 标签 on one contact; prints its effective tags after the edit.
+
+    The edit is recorded as a `tagged` event, so it takes its place among the contact's events:
+    a rule that fires on a later event can still change the tag.
+    """
+    from siyu_cli._time import utcnow
+    from siyu_cli.ingest import edit_tags, get_contact
+    from siyu_cli.rules import contact_tag_state
 
     adds, removes = list(add or []), list(remove or [])
     for change in changes or []:
@@ -223,12 +231,21 @@ def contacts_tag(
             adds.append(change[1:] if change.startswith("+") else change)
     if not [t for t in adds + removes if t.strip()]:
         raise UsageError("no tags to change", hint="e.g. siyu contacts tag c001 +已购 -潜客, or --add 已购 --remove 潜客")
+    zone, loaded = _playbook_view(playbook, None)
+    moment = _moment(now, zone, "--now") or utcnow()
     with _store(db) as store:
-        tags = edit_tags(store, contact_id, adds, removes)
+        edit_tags(store, contact_id, adds, removes, at=moment)
+        tags = contact_tag_state(store, _tag_rules(loaded), get_contact(store, contact_id), explain=False).tags
     if as_json:
         print_json({"contact_id": contact_id, "tags": tags})
         return
     out().print(f"{contact_id}: {', '.join(tags) if tags else '(no tags)'}", markup=False, soft_wrap=True)
+
+
+def _tag_rules(loaded: Any) -> Any:
+    from siyu_cli.rules import TagRules
+
+    return TagRules.of(loaded.model if loaded is not None else None)
 
 
 @contacts_app.command("list")
@@ -246,10 +263,11 @@ def contacts_list(
 
     from siyu_cli.ingest import list_contacts
 
-    zone, segments = _playbook_view(playbook, tz)
+    zone, loaded = _playbook_view(playbook, tz)
+    segments = dict(loaded.model.segments) if loaded is not None else {}
     expr = segments.get(segment, segment) if segment else None
     with _store(db) as store:
-        rows = list(islice(list_contacts(store, segment=expr, cohort=cohort), limit))
+        rows = list(islice(list_contacts(store, segment=expr, cohort=cohort, rules=_tag_rules(loaded)), limit))
     if as_json:
         print_json([_jsonable(row) for row in rows])
         return
@@ -273,21 +291,28 @@ def contacts_show(
     tz: str = typer.Option(None, "--tz", help=TZ_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show one contact and its events 事件 in time order."""
+    """Show one contact, its effective tags with where each came from, and its events 事件 in time order."""
     from siyu_cli.ingest import contact_events, get_contact
+    from siyu_cli.rules import contact_tag_state
 
-    zone = _zone(playbook, tz)
+    zone, loaded = _playbook_view(playbook, tz, strict=bool(playbook))
     with _store(db) as store:
         contact = get_contact(store, contact_id)
+        state = contact_tag_state(store, _tag_rules(loaded), contact)
         events = contact_events(store, contact_id)
+    origins = {tag: state.origins[tag] for tag in state.tags} if state.origins is not None else {}
+    own_tags = contact["tags"]
+    contact = {**contact, "own_tags": own_tags, "tags": state.tags, "source": state.source}
     if as_json:
-        print_json({**_jsonable(contact), "events": [_jsonable(event) for event in events]})
+        data = _jsonable(contact)
+        data["tag_origins"] = {tag: {"kind": o.kind, "detail": o.detail, "at": o.at, "event_id": o.event_id} for tag, o in origins.items()}
+        print_json({**data, "events": [_jsonable(event) for event in events]})
         return
     from rich.markup import escape
     from rich.table import Table
 
     console = out()
-    fields = [("name", contact["name"]), ("tags", ", ".join(contact["tags"])), ("source", contact["source"]), ("tier", contact["tier"]),
+    fields = [("name", contact["name"]), ("source", contact["source"]), ("tier", contact["tier"]),
               ("account", contact["account"]), ("cohort", contact["cohort"]),
               ("added_at", contact["added_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M") if contact["added_at"] else None)]
     fields += sorted(contact["extra"].items())
@@ -295,6 +320,11 @@ def contacts_show(
     for name, value in fields:
         if value not in (None, ""):
             console.print(f"  {escape(str(name))}: {escape(str(value))}")
+    console.print("  tags 标签:" + ("" if state.tags else " (none)"))
+    for tag in state.tags:
+        origin = origins.get(tag)
+        how = origin.describe() if origin is not None else "imported"
+        console.print(f"    {escape(tag)}  [dim]← {escape(_local_origin(how, origin, zone))}[/]")
     table = Table(title=f"{len(events)} event(s)")
     for column in ("at", "type", "hook", "cohort", "group", "amount"):
         table.add_column(column)
@@ -304,8 +334,8 @@ def contacts_show(
     console.print(table)
 
 
-def _playbook_view(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[str, str]]:
-    """Zone and named segments: from the named playbook, or a found one when it reads cleanly."""
+def _playbook_view(playbook: str | None, tz: str | None, *, strict: bool = True) -> tuple[tzinfo, Any]:
+    """Zone and the playbook (its segments, hooks and rules): the named one, or a found one when it reads cleanly."""
     from siyu_cli._time import zone
     from siyu_cli.errors import PlaybookInvalid, PlaybookNotFound
     from siyu_cli.playbook import read
@@ -316,8 +346,18 @@ def _playbook_view(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[s
         try:
             loaded = read(find_playbook(None))
         except (PlaybookNotFound, PlaybookInvalid):
-            return zone(tz or DEFAULT_TZ), {}
-    return (zone(tz) if tz else loaded.tz), dict(loaded.model.segments)
+            return zone(tz or DEFAULT_TZ), None
+    return (zone(tz) if tz else loaded.tz), loaded
+
+
+def _local_origin(how: str, origin: Any, zone: tzinfo) -> str:
+    """An origin's UTC time in the zone the operator reads."""
+    from siyu_cli._time import from_db
+
+    if origin is None or not origin.at:
+        return how
+    local = from_db(origin.at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return how.replace(origin.at, local)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

@@ -32,8 +32,8 @@ def check(
     from siyu_cli.check import check_file
 
     files = list(playbooks) if playbooks else [find_playbook(None)]
-    contacts = _store_contacts(db)
-    results = [check_file(path, contacts=contacts) for path in files]
+    store, contacts = _store_contacts(db)
+    results = [check_file(path, contacts=contacts, db=store) for path in files]
     failed = any(r.errors for r in results) or (strict and any(r.warnings for r in results))
     if as_json:
         print_json(
@@ -67,16 +67,18 @@ def check(
     raise typer.Exit(1 if failed else 0)
 
 
-def _store_contacts(db: str | None) -> list[dict[str, Any]]:
+def _store_contacts(db: str | None) -> tuple[Any, list[dict[str, Any]]]:
+    """The store (read-only) and its contacts, when there is one."""
     from siyu_cli.store import default_path
 
     path = default_path(db)
     if not path.exists():
-        return []
+        return None, []
     from siyu_cli.ingest import load_contacts
     from siyu_cli.store import open_store
 
-    return load_contacts(open_store(path, readonly=True))
+    store = open_store(path, readonly=True)
+    return store, load_contacts(store)
 
 
 @app.command(rich_help_panel=PANEL)

@@ -11,7 +11,8 @@ from siyu_cli._time import parse_hhmm
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft
 
-BUDGETED = ("private",)
+# Journey steps obey the limits like private beats; welcome messages answer the contact's own add and count against neither.
+BUDGETED = ("private", "journey")
 
 
 @dataclass(frozen=True)

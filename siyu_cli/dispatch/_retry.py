@@ -40,7 +40,7 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
     run_id = runner.ledger.start_run(runner.playbook.id, "retry", utcnow())
     summary = PassSummary(now=moment)
     try:
-        inputs = runner.inputs()
+        inputs = runner.inputs(moment)
         if replan:
             runner.plan(moment, inputs, summary, late_ok=frozenset(replan))
         runner.deliver_due(run_id, moment, inputs, summary, only=resend + replan)

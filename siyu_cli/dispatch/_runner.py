@@ -120,8 +120,8 @@ class Runner:
         self._dues = {}
         return True
 
-    def inputs(self) -> PlanInputs:
-        return plan_inputs(self.playbook, None, readonly=False, db=self.db)
+    def inputs(self, now: datetime | None = None) -> PlanInputs:
+        return plan_inputs(self.playbook, None, readonly=False, db=self.db, as_of=now)
 
     def run_once(self, now: datetime | None = None, *, mode: str = "once", run_id: str | None = None) -> PassSummary:
         moment = (now or utcnow()).astimezone(self.playbook.tz)
@@ -129,7 +129,7 @@ class Runner:
         run = run_id or self.ledger.start_run(self.playbook.id, mode, utcnow())
         summary = PassSummary(now=moment)
         try:
-            inputs = self.inputs()
+            inputs = self.inputs(moment)
             summary.recovered = self.recover(moment, inputs)
             self.plan(moment, inputs, summary)
             self.skip_missed(moment, summary)
@@ -246,7 +246,7 @@ class Runner:
                     (
                         draft.draft_id, playbook.id, draft.cohort, draft.beat, draft.key[3], draft.target,
                         draft.day, draft.channel, draft.persona, draft.category, draft.variant, due_text,
-                        playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None,
+                        playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None, draft.entry,
                     )
                 )
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
@@ -290,6 +290,9 @@ class Runner:
     def _deliver(
         self, row: dict[str, Any], now: datetime, inputs: PlanInputs, summary: PassSummary, done: Mapping[str, str]
     ) -> tuple[str, list[Any], str, str | None]:
+        if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
+            summary.skipped["exit"] += 1
+            return (row["draft_id"], [], "skipped", "exit")
         message = self._outgoing(row, inputs)
         outcome: list[tuple[str, str, str | None, str | None]] = []
         failed = False
@@ -326,9 +329,7 @@ class Runner:
             label = f"{planner.contact_names.get(ident, ident)} ({ident})"
         else:
             label = f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
-        beat_title = self._beat_titles.get(row["beat"]) or str(row["beat"])
-        if str(row["beat"]).startswith("welcome:"):
-            beat_title = f"欢迎语 welcome · {row['beat'].split(':')[1]}"
+        beat_title = self._beat_titles.get(row["beat"]) or planner.step_title(str(row["beat"]))
         return Outgoing(
             draft_id=str(row["draft_id"]),
             playbook_id=playbook.id,
@@ -383,9 +384,11 @@ class Runner:
         playbook = self.playbook
         last = max(run.start for run in playbook.cohorts) + timedelta(days=playbook.model.days)
         end = datetime.combine(last, datetime.min.time(), tzinfo=playbook.tz)
-        if playbook.model.hooks:
-            longest = max((_delay(step.after) for hook in playbook.model.hooks for step in hook.welcome), default=timedelta(0))
-            end += longest + timedelta(days=1)
+        steps = [step.after for hook in playbook.model.hooks for step in hook.welcome]
+        steps += [step.after for journey in playbook.model.journeys for step in journey.steps]
+        if steps:
+            # Contacts who enter on the last day still get every step.
+            end += max(_delay(after) for after in steps) + timedelta(days=1)
         guard = Guard(playbook)
         if guard.on_quiet == "defer" and guard.in_quiet(end):
             end = guard.quiet_end(end)  # the last night's beats are deferred to the morning after

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from siyu_cli.ingest import load_contacts
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Planner
-from siyu_cli.store import default_path, first_adds, group_memberships, open_store
+from siyu_cli.store import default_path, group_memberships, open_store
 
 
 @dataclass
@@ -18,15 +19,19 @@ class PlanInputs:
     db: Any
 
 
-def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool, db: Any = None) -> PlanInputs:
-    """Planner and group memberships; a missing store means no contacts (preview uses a sample)."""
+def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool, db: Any = None, as_of: datetime | None = None) -> PlanInputs:
+    """Planner and group memberships; a missing store means no contacts (preview uses a sample).
+
+    `as_of`: events after it are not seen yet (tags, journey entries and exits), so a pass at T
+    behaves as it would have at T even when the store already holds later events.
+    """
     if db is None:
         path = default_path(db_path)
         if readonly and not path.exists():
             return PlanInputs(Planner(playbook, sample_contact=True), {}, None)
         db = open_store(path, readonly=readonly)
     people = load_contacts(db)
-    planner = Planner(playbook, contacts=people, adds=first_adds(db), db=db, sample_contact=True)
+    planner = Planner(playbook, contacts=people, db=db, as_of=as_of, sample_contact=True)
     members = group_memberships(db)
     cohort_groups = {run.id: run.group_ids for run in playbook.cohorts}
     for person in people:

@@ -14,6 +14,7 @@ from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.ingest._parse import derived_event_id, event_type, parse_amount
 from siyu_cli.playbook import EVENTS, TagExprError, parse_tags
+from siyu_cli.rules import TAGGED, TagRules, apply_effective
 from siyu_cli.store import immediate
 
 _CONTACT_COLUMNS = "contact_id, name, tags, source, tier, account, cohort, added_at, extra"
@@ -81,24 +82,26 @@ def track(
     return TrackResult(eid, standard, contact_id, stamp, inserted, created)
 
 
-def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] = (), remove: Collection[str] = ()) -> list[str]:
-    """Remove, then add (keeping the order tags were first given); returns the contact's tags after the edit."""
+def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] = (), remove: Collection[str] = (), *, at: datetime) -> str:
+    """Record the edit as a `tagged` event at `at`, so it takes its place among the contact's events.
+
+    Returns the event id. The contact's own (imported) tags stay as they were: effective tags are
+    derived from them and the events, in time order.
+    """
+    removed = [tag.strip() for tag in remove if tag.strip()]
+    added = [tag.strip() for tag in add if tag.strip()]
+    props = json.dumps({"add": added, "remove": removed}, ensure_ascii=False)
+    stamp = to_db(at)
     with immediate(db):
-        row = db.execute("SELECT tags FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
-        if row is None:
+        if db.execute("SELECT 1 FROM contacts WHERE contact_id = ?", [contact_id]).fetchone() is None:
             raise SiyuError(f"contact {contact_id!r} is not in the store", hint="list contacts with `siyu contacts list`")
-        before = _tags(row[0])
-        dropped = {tag.strip() for tag in remove}
-        tags = [tag for tag in before if tag not in dropped]
-        for tag in (t.strip() for t in add):
-            if tag and tag not in tags:
-                tags.append(tag)
-        if tags != before:
-            db.execute(
-                "UPDATE contacts SET tags = ?, updated_at = ? WHERE contact_id = ?",
-                [json.dumps(tags, ensure_ascii=False), to_db(utcnow()), contact_id],
-            )
-    return tags
+        taken = {row[0] for row in db.execute("SELECT event_id FROM events WHERE contact_id = ? AND type = ? AND at = ?", [contact_id, TAGGED, stamp])}
+        eid = derived_event_id(TAGGED, contact_id, stamp, None, None, None, None) + (f"-{len(taken)}" if taken else "")
+        db.execute(
+            "INSERT INTO events (event_id, type, contact_id, at, props) VALUES (?, ?, ?, ?, ?)",
+            [eid, TAGGED, contact_id, stamp, props],
+        )
+    return eid
 
 
 def load_contacts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
@@ -136,8 +139,10 @@ def load_contacts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return found
 
 
-def list_contacts(db: sqlite_utils.Database, segment: str | None = None, cohort: str | None = None) -> Iterator[dict[str, Any]]:
-    """Contacts in id order, filtered by a tag expression (`家长 and not 已购`) and a cohort."""
+def list_contacts(
+    db: sqlite_utils.Database, segment: str | None = None, cohort: str | None = None, *, rules: TagRules | None = None
+) -> Iterator[dict[str, Any]]:
+    """Contacts in id order with their effective tags, filtered by a tag expression (`家长 and not 已购`) and a cohort."""
     try:
         expr = parse_tags(segment) if segment else None
     except TagExprError as exc:
@@ -147,8 +152,9 @@ def list_contacts(db: sqlite_utils.Database, segment: str | None = None, cohort:
     if cohort is not None:
         sql += " WHERE cohort = ?"
         params.append(cohort)
-    for row in db.execute(sql + " ORDER BY contact_id", params):
-        contact = _contact(row)
+    contacts = [_contact(row) for row in db.execute(sql + " ORDER BY contact_id", params)]
+    apply_effective(db, rules or TagRules(), contacts)
+    for contact in contacts:
         if expr is None or expr.matches(contact["tags"]):
             yield contact
 

@@ -42,6 +42,7 @@ DRAFT_COLUMNS = (
     "error",
     "created_at",
     "finished_at",
+    "entry",
 )
 _UPSERT_DELIVERY = (
     "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -142,7 +143,7 @@ class Ledger:
     def private_counts(self, playbook_id: str, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
         """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until)."""
         return self.db.execute(
-            "SELECT target, persona, due_at FROM drafts WHERE playbook_id = ? AND channel = 'private' "
+            "SELECT target, persona, due_at FROM drafts WHERE playbook_id = ? AND channel IN ('private', 'journey') "
             "AND state NOT IN ('skipped', 'failed') AND due_at >= ? AND due_at < ?",
             [playbook_id, to_db(since), to_db(until)],
         ).fetchall()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
@@ -88,21 +89,41 @@ class ContextBuilder:
             context["contact"] = contact
         return context
 
-    def for_welcome(
-        self, hook_id: str, persona: str, contact: Mapping[str, Any], cohort: CohortRun, day: int, when: date, step: int
-    ) -> dict[str, Any]:
+    def for_step(self, run: Any, step: Any, persona: str, contact: Mapping[str, Any], cohort: CohortRun, day: int, due: datetime) -> dict[str, Any]:
+        """A journey or welcome step: what a private beat sees, plus `journey` and `entry` (and `hook` when it came through one)."""
+        route = run.route
+        tz = self.playbook.tz
+        entered = run.entered_at.astimezone(tz)
+        local_due = due.astimezone(tz)
+        entry = run.entry
         context = dict(self.base)
         context.update(
             day=day,
-            date=when,
+            date=local_due.date(),
+            time=local_due.strftime("%H:%M"),
             phase=self.phase(day),
-            beat={"id": f"welcome:{hook_id}:{step}", "title": "欢迎语", "channel": "private"},
+            beat={"id": route.beat_id(step), "title": route.title, "channel": "private", "at": local_due.strftime("%H:%M")},
             persona=self.personas.get(persona),
             cohort={"id": cohort.id, "start": cohort.start},
-            hook=self.hooks[hook_id],
             contact=contact,
             stats=_empty(),
+            journey={
+                "id": route.id,
+                "title": route.title,
+                "step": step.id,
+                "entered_at": entered,
+                "day": (local_due.date() - entered.date()).days + 1,
+            },
+            entry={
+                "type": entry[1],
+                "at": entered,
+                "hook": run.hook.id if run.hook is not None else entry[3],
+                "amount": entry[4],
+                "props": json.loads(entry[5]) if entry[5] else {},
+            },
         )
+        if run.hook is not None:
+            context["hook"] = self.hooks[run.hook.id]
         return context
 
 

@@ -9,11 +9,13 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from siyu_cli._time import parse_duration, parse_hhmm, to_db, wall_clock
+from siyu_cli._time import to_db
 from siyu_cli.errors import TemplateFailure
+from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
 from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
 from siyu_cli.render._render import Renderer
+from siyu_cli.rules import TagRules, history
 from siyu_cli.timeline import Content, Occurrence, occurrences
 
 STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
@@ -42,6 +44,7 @@ class Draft:
     sample: bool = False
     contact_id: str | None = None
     group_id: str | None = None
+    entry: str | None = None  # journey and welcome steps: the entering event that keys the run
     text: str | None = None
     error: TemplateFailure | None = None
     content: Content | None = field(default=None, repr=False)
@@ -54,6 +57,10 @@ class Draft:
 
     @cached_property
     def draft_id(self) -> str:
+        """A journey step is keyed by its run (journey, step, entering event, contact), not by its clock time,
+        so a step whose `after` is edited is not sent again. Welcome steps keep the key they always had."""
+        if self.channel == "journey" and self.entry is not None:
+            return draft_id((self.playbook_id, "journey", self.beat, self.entry, self.target))
         return draft_id(self.key)
 
 
@@ -88,31 +95,72 @@ def assign_variant(beat_id: str, contact_id: str, weights: Mapping[str, float]) 
 
 
 class Planner:
-    """Expands a playbook into drafts; renders only the drafts asked for."""
+    """Expands a playbook into drafts; renders only the drafts asked for.
+
+    Contacts come with their own tags; the first read of an audience or a journey replays their
+    events once (up to `as_of`) into effective tags and journey runs.
+    """
 
     def __init__(
         self,
         playbook: LoadedPlaybook,
         *,
         contacts: Sequence[Mapping[str, Any]] = (),
-        adds: Mapping[str, tuple[datetime, str | None]] | None = None,
         db: Any = None,
+        as_of: datetime | None = None,
         sample_contact: bool = False,
     ) -> None:
         self.playbook = playbook
         self.renderer = Renderer(playbook)
         self.contexts = ContextBuilder(playbook)
-        self.contacts = list(contacts)
-        self.adds = dict(adds or {})
+        self.contacts = [dict(c) for c in contacts]
         self.db = db
+        self.as_of = as_of
         self.sample_contact = sample_contact and not self.contacts
         self._stats_cache: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
         self._audiences: dict[str, list[Mapping[str, Any]]] = {}
         model = playbook.model
+        self.tag_rules = TagRules.of(model)
+        self.book = JourneyBook(playbook, self.tag_rules)
+        self.runs: dict[str, list[Run]] = {}
+        self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
+        self.account_personas = {p.account: p.id for p in model.personas if p.account}
         self.group_names = {g.id: g.name for g in model.groups}
         self.contact_names = {str(c["id"]): c.get("name") or str(c["id"]) for c in self.contacts}
+
+    def prepare(self) -> None:
+        """Effective tags and journey runs for every contact: one sorted scan of the events that matter."""
+        if self._prepared:
+            return
+        self._prepared = True
+        if not self.contacts:
+            return
+        by_id = {str(c["id"]): c for c in self.contacts}
+        seen: set[str] = set()
+        shared: dict[tuple[str, ...], list[str]] = {}
+        found = history(self.db, self.book.types, as_of=self.as_of) if self.db is not None else iter(())
+        for cid, events in found:
+            contact = by_id.get(cid)
+            if contact is not None:
+                seen.add(cid)
+                self._replay(contact, events, shared)
+        if self.book.routes:
+            for cid, contact in by_id.items():
+                if cid not in seen and contact.get("added_at") is not None:
+                    self._replay(contact, [], shared)
+
+    def _replay(self, contact: dict[str, Any], events: Sequence[Any], shared: dict[tuple[str, ...], list[str]]) -> None:
+        path = self.book.replay(contact, events, as_of=self.as_of)
+        key = tuple(path.state.tags)
+        tags = shared.get(key)
+        if tags is None:
+            tags = shared[key] = list(key)
+        contact["tags"] = tags
+        contact["source"] = path.state.source
+        if path.runs:
+            self.runs[str(contact["id"])] = path.runs
 
     def cohort_of(self, contact: Mapping[str, Any]) -> str:
         """A contact's cohort: its own field, else the first cohort."""
@@ -134,7 +182,7 @@ class Planner:
             if cohort is not None and run.id != cohort:
                 continue
             found = list(self._beat_drafts(run, days, since, until, contact))
-            found.extend(self._welcome_drafts(run, days, since, until, contact))
+            found.extend(self._journey_drafts(run, days, since, until, contact))
             found.sort(key=lambda d: (d.occurrence_at, d.beat, d.target))
             yield from found
 
@@ -144,7 +192,7 @@ class Planner:
             for occ in occurrences(self.playbook, run, self.renderer.search):
                 if self._window(occ.at, since, until):
                     yield occ.at
-            for draft in self._welcome_drafts(run, None, since, until, None):
+            for draft in self._journey_drafts(run, None, since, until, None):
                 yield draft.occurrence_at
 
     def _window(self, at: datetime, since: datetime | None, until: datetime | None) -> bool:
@@ -167,6 +215,7 @@ class Planner:
     def audience(self, run: CohortRun, beat_id: str, expr: Any) -> list[Mapping[str, Any]]:
         key = f"{run.id}\x1f{beat_id}"
         if key not in self._audiences:
+            self.prepare()
             if self.sample_contact:
                 self._audiences[key] = [SAMPLE_CONTACT]
             else:
@@ -215,55 +264,107 @@ class Planner:
             context={"occurrence": occ},
         )
 
-    def _welcome_drafts(
-        self, run: CohortRun, days: set[int] | None, since: datetime | None, until: datetime | None, only: str | None
+    def _journey_drafts(
+        self, cohort: CohortRun, days: set[int] | None, since: datetime | None, until: datetime | None, only: str | None
     ) -> Iterator[Draft]:
-        hooks = [h for h in self.playbook.model.hooks if h.welcome]
-        if not hooks or self.sample_contact:
+        """Steps of journeys and welcome sequences, per run, due in the window; none after the run's exit."""
+        if not self.book.routes:
             return
-        by_code: dict[str, Any] = {}
-        for hook in hooks:
-            by_code[hook.id] = hook
-            if hook.code:
-                by_code[hook.code] = hook
-        personas = [p.id for p in self.playbook.model.personas]
+        if self.sample_contact:
+            if days is not None:
+                yield from self._sample_journey_drafts(cohort, days)
+            return
+        self.prepare()
+        tz = self.playbook.tz
+        first = self.playbook.model.personas[0].id
         for person in self.contacts:
-            if (only is not None and person["id"] != only) or self.cohort_of(person) != run.id:
+            cid = str(person["id"])
+            runs = self.runs.get(cid)
+            if not runs or (only is not None and cid != only) or self.cohort_of(person) != cohort.id:
                 continue
-            added, hook_ref = self.adds.get(str(person["id"]), (person.get("added_at"), None))
-            hook = by_code.get(hook_ref or "") or by_code.get(person.get("source") or "")
-            if hook is None or added is None:
-                continue
-            persona = hook.persona or personas[0]
-            local_add = added.astimezone(self.playbook.tz)
-            for index, step in enumerate(hook.welcome):
-                due = local_add + parse_duration(step.after)
-                if step.at:
-                    due = wall_clock(due.date(), parse_hhmm(step.at), self.playbook.tz)
-                day = campaign_day(run, due.date())
-                if days is not None and day not in days:
+            for run in runs:
+                route = run.route
+                if route.audience is not None and not route.audience.matches(person.get("tags") or ()):
                     continue
-                if not self._window(due, since, until):
-                    continue
-                content = Content(step.template, step.text, f"<inline hooks.{hook.id}.welcome[{index}].text>")
-                yield Draft(
-                    playbook_id=self.playbook.id,
-                    cohort=run.id,
-                    beat=f"welcome:{hook.id}:{index + 1}",
-                    beat_title=f"欢迎语 welcome {index + 1} · {hook.title or hook.id}",
-                    occurrence_at=due.replace(second=0, microsecond=0) if step.at else due.replace(microsecond=0),
-                    day=day,
-                    date=due.date(),
-                    channel="welcome",
-                    persona=persona,
-                    persona_name=self.persona_names.get(persona, persona),
-                    account=self.accounts.get(persona),
-                    target=f"contact:{person['id']}",
-                    target_label=f"{person.get('name') or person['id']} ({person['id']})",
-                    contact_id=str(person["id"]),
-                    content=content,
-                    context={"welcome": (hook.id, index + 1), "contact": person},
-                )
+                persona = self.book.persona_of(run, person, self.account_personas, first)
+                for step in route.steps:
+                    due = step_due(run.entered_at, step, tz)
+                    if run.exited_by(due) or not self._window(due, since, until):
+                        continue
+                    day = campaign_day(cohort, due.date())
+                    if days is not None and day not in days:
+                        continue
+                    yield self._step_draft(cohort, run, step, person, persona, due, day)
+
+    def _step_draft(self, cohort: CohortRun, run: Run, step: Step, person: Mapping[str, Any], persona: str, due: datetime, day: int) -> Draft:
+        route = run.route
+        cid = str(person["id"])
+        content: Content | None = Content(step.template, step.text, step.label)
+        variant, holdout = None, False
+        if step.variants:
+            weights = {name: v.weight for name, v in step.variants.items()}
+            variant = assign_variant(route.beat_id(step), cid, weights)
+            chosen = step.variants[variant]
+            holdout = chosen.template is None and chosen.text is None
+            content = None if holdout else Content(chosen.template, chosen.text, f"<inline journeys.{route.id}.steps.{step.id}.variants.{variant}.text>")
+        title = route.title if route.kind == "welcome" else f"旅程 journey · {route.title}"
+        return Draft(
+            playbook_id=self.playbook.id,
+            cohort=cohort.id,
+            beat=route.beat_id(step),
+            beat_title=f"{title} · {step.id if route.kind == 'journey' else step.index + 1}",
+            occurrence_at=due,
+            day=day,
+            date=due.date(),
+            channel=route.kind,
+            persona=persona,
+            persona_name=self.persona_names.get(persona, persona),
+            account=self.accounts.get(persona),
+            target=f"contact:{cid}",
+            target_label=f"{person.get('name') or cid} ({cid})",
+            variant=variant,
+            holdout=holdout,
+            sample=bool(person.get("sample")),
+            contact_id=cid,
+            entry=run.entry_key,
+            content=content,
+            context={"run": run, "step": step, "contact": person},
+        )
+
+    def _sample_journey_drafts(self, cohort: CohortRun, days: set[int]) -> Iterator[Draft]:
+        """With no contacts: for each step, a sample contact who entered so that the step falls on the day asked for."""
+        tz = self.playbook.tz
+        first = self.playbook.model.personas[0].id
+        for route in self.book.routes:
+            for step in route.steps:
+                for day in sorted(days):
+                    run, person = sample_run(self.playbook, self.book, route, step, cohort, day)
+                    due = step_due(run.entered_at, step, tz)
+                    persona = self.book.persona_of(run, person, self.account_personas, first)
+                    yield self._step_draft(cohort, run, step, person, persona, due, campaign_day(cohort, due.date()))
+
+    def exited(self, beat: str, target: str, entry: str, now: datetime) -> bool:
+        """At dispatch: has the run this step belongs to ended by `now` (an exit event or segment, or a delete)?"""
+        found = self.book.by_beat.get(beat)
+        if found is None:
+            return False
+        self.prepare()
+        route = found[0]
+        cid = target.partition(":")[2]
+        for run in self.runs.get(cid, ()):
+            if run.route is route and run.entry_key == entry:
+                return run.exited_by(now)
+        return False
+
+    def step_title(self, beat: str) -> str:
+        """A journey or welcome step's title for people, from its ledger beat id."""
+        found = self.book.by_beat.get(beat)
+        if found is None:
+            return beat
+        route, step = found
+        if route.kind == "welcome":
+            return f"{route.title} · {step.index + 1}"
+        return f"旅程 journey · {route.title} · {step.id}"
 
     def render(self, draft: Draft, *, stats: Mapping[str, Any] | None = None) -> Draft:
         """Fill `text`, or `error` when the template fails. Holdouts get no text.
@@ -277,9 +378,12 @@ class Planner:
         try:
             if draft.content is None:
                 raise TemplateFailure("no content for this post (its day is in no mix range, or its pool is empty)", template=f"beats.{draft.beat}", beat=draft.beat)
-            if "welcome" in extra:
-                hook_id, step = extra["welcome"]
-                context = self.contexts.for_welcome(hook_id, draft.persona, extra["contact"], run, draft.day, draft.date, step)
+            if "run" in extra:
+                context = self.contexts.for_step(extra["run"], extra["step"], draft.persona, extra["contact"], run, draft.day, draft.occurrence_at)
+                if stats is None and self.renderer.needs_stats(draft.content):
+                    stats = self._stats(draft, run)
+                if stats is not None:
+                    context["stats"] = stats
             else:
                 occ: Occurrence = extra["occurrence"]
                 if stats is None and self.renderer.needs_stats(draft.content):

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
 from siyu_cli._time import from_db, to_db
-
-
-def first_adds(db: sqlite_utils.Database) -> dict[str, tuple[datetime, str | None]]:
-    """Each contact's first friend_added event: when, and through which hook."""
-    found: dict[str, tuple[datetime, str | None]] = {}
-    try:
-        rows = db.execute("SELECT contact_id, MIN(at), hook FROM events WHERE type = 'friend_added' GROUP BY contact_id")
-    except sqlite3.OperationalError:
-        return found
-    for cid, at, hook in rows:
-        found[cid] = (from_db(at), hook)
-    return found
 
 
 def contacts_with_event(

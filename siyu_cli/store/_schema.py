@@ -118,3 +118,9 @@ def m011_claim_order(db: Database) -> None:
 def m012_drop_covered_index(db: Database) -> None:
     """drafts_claim (state, due_at, draft_id) covers drafts_state_due; one index less to keep up per state change."""
     db.execute("DROP INDEX IF EXISTS drafts_state_due")
+
+
+@MIGRATIONS()
+def m013_journey_entry(db: Database) -> None:
+    """Journey and welcome steps remember the entering event of their run (`type@at`), for exits at dispatch."""
+    db.execute("ALTER TABLE drafts ADD COLUMN entry TEXT")
