@@ -18,6 +18,7 @@ CHANNEL_LABELS = {
     "private": "1v1 私聊",
     "live": "live 直播",
     "welcome": "welcome 欢迎语",
+    "journey": "journey 旅程",
 }
 
 
@@ -199,6 +200,7 @@ def _print_preview(result: Any, contact: str | None) -> None:
         console.print("[yellow]No contacts in the store: 1v1 beats are shown once for a sample contact 示例联系人 (sample).[/]")
     if not result.items:
         console.print(f"Nothing for {escape(contact)} on this day." if contact else "Nothing is scheduled on this day.")
+    _print_positions(result.journeys)
     for item in result.items:
         header = f"{item.time} · {CHANNEL_LABELS.get(item.channel, item.channel)} · {escape(item.beat_title)} · {escape(item.persona)} → {escape(item.target)}"
         if item.category:
@@ -217,6 +219,31 @@ def _print_preview(result: Any, contact: str | None) -> None:
             body = Text("holdout 对照组: no message; recorded and counted in the funnel", style="dim")
         subtitle = " · ".join(notes) if notes else None
         console.print(Panel(body, title=header, title_align="left", subtitle=subtitle, subtitle_align="left", border_style=style))
+
+
+def _print_positions(positions: list[Any]) -> None:
+    """`preview --contact`: where the contact is in each journey and what it gets next."""
+    if not positions:
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="journeys 旅程 of this contact", title_justify="left")
+    for column in ("journey", "entered", "step", "due", "status"):
+        table.add_column(column)
+    for position in positions:
+        for index, step in enumerate(position.steps):
+            head = index == 0
+            status = step.status + (f" · {position.exited}" if step.status == "exited" and position.exited else "")
+            style = "bold" if step.status == "next" else ("dim" if step.status in ("exited", "not in audience") else "")
+            table.add_row(
+                escape(f"{position.title} ({position.journey})") if head else "",
+                escape(f"{position.entered_at} by {position.entry}") if head else "",
+                escape(step.step),
+                step.due,
+                f"[{style}]{escape(status)}[/]" if style else escape(status),
+            )
+    out().print(table)
 
 
 @app.command(rich_help_panel=PANEL)

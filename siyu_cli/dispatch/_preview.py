@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from siyu_cli._time import utcnow
 from siyu_cli.dispatch._policy import Budget, Guard
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.errors import SiyuError, UsageError
+from siyu_cli.journeys import step_due
 from siyu_cli.playbook import read
 from siyu_cli.render import Draft
 
@@ -37,6 +39,29 @@ class PreviewItem:
 
 
 @dataclass
+class StepPosition:
+    step: str
+    due: str
+    status: str  # sent | skipped(reason) | pending | … from the ledger; else next | upcoming | due | exited | not in audience
+
+
+@dataclass
+class JourneyPosition:
+    """Where one contact is in one run of a journey or welcome sequence: what it got and what comes next."""
+
+    journey: str
+    title: str
+    kind: str
+    entered_at: str
+    entry: str
+    exited: str | None
+    steps: list[StepPosition] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.__dict__.items() if k != "steps"}, "steps": [dict(s.__dict__) for s in self.steps]}
+
+
+@dataclass
 class PreviewResult:
     title: str
     playbook_id: str
@@ -46,6 +71,7 @@ class PreviewResult:
     phase: str | None
     sample: bool
     items: list[PreviewItem] = field(default_factory=list)
+    journeys: list[JourneyPosition] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +83,7 @@ class PreviewResult:
             "phase": self.phase,
             "sample_contact": self.sample,
             "drafts": [item.to_dict() for item in self.items],
+            "journeys": [position.to_dict() for position in self.journeys],
         }
 
     def write(self, folder: Path) -> list[Path]:
@@ -85,9 +112,12 @@ def _safe(name: str) -> str:
 def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | None = None, db_path: str | None = None) -> PreviewResult:
     playbook = read(path)
     # Welcome sequences of contacts added late run past the last day; nothing runs before day 1.
-    if day < 1 or (day > playbook.model.days and not playbook.model.hooks):
+    if day < 1 or (day > playbook.model.days and not (playbook.model.hooks or playbook.model.journeys)):
         raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days})", hint=f"pick a day from 1 to {playbook.model.days}")
-    inputs: PlanInputs = plan_inputs(playbook, db_path, readonly=True)
+    # Events up to the end of the day shown count (tags, entries, exits); later ones are not known yet on that day.
+    shown = playbook.cohort(cohort).start + timedelta(days=day)
+    as_of = datetime.combine(shown, time(0, 0), tzinfo=playbook.tz)
+    inputs: PlanInputs = plan_inputs(playbook, db_path, readonly=True, as_of=as_of)
     person = None
     if contact is not None and inputs.planner.contacts:
         person = next((c for c in inputs.planner.contacts if c["id"] == contact), None)
@@ -117,7 +147,53 @@ def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | N
         if contact is not None and draft.contact_id != contact and draft.group_id not in groups:
             continue
         result.items.append(_item(inputs, guard, budget, draft))
+    if person is not None:
+        result.journeys = positions(inputs, person, min(as_of, utcnow()))
     return result
+
+
+def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list[JourneyPosition]:
+    """Each run of the contact: entered when, exited or not, and every step's state in the ledger or what comes next."""
+    planner = inputs.planner
+    planner.prepare()
+    tz = planner.playbook.tz
+    first = planner.playbook.model.personas[0].id
+    cohort = planner.playbook.cohort(planner.cohort_of(person))
+    found: list[JourneyPosition] = []
+    for run in planner.runs.get(str(person["id"]), []):
+        route = run.route
+        persona = planner.book.persona_of(run, person, planner.account_personas, first)
+        exited = f"{run.exit_reason} at {run.exit_at.astimezone(tz):%Y-%m-%d %H:%M}" if run.exit_at is not None else None
+        position = JourneyPosition(route.id, route.title, route.kind, f"{run.entered_at.astimezone(tz):%Y-%m-%d %H:%M}", run.entry[1], exited)
+        drafts = []
+        for step in route.steps:
+            due = step_due(run.entered_at, step, tz)
+            drafts.append((step, due, planner._step_draft(cohort, run, step, person, persona, due, (due.date() - cohort.start).days + 1)))
+        states = _ledger_states(inputs.db, [d.draft_id for _, _, d in drafts])
+        upcoming = False
+        in_audience = route.audience is None or route.audience.matches(person.get("tags") or ())
+        for step, due, draft in drafts:
+            status = states.get(draft.draft_id)
+            if status is None:
+                if run.exited_by(due):
+                    status = "exited"
+                elif not in_audience:
+                    status = "not in audience"
+                elif due > now:
+                    status = "upcoming" if upcoming else "next"
+                    upcoming = True
+                else:
+                    status = "due"
+            position.steps.append(StepPosition(step.id, f"{due:%Y-%m-%d %H:%M}", status))
+        found.append(position)
+    return found
+
+
+def _ledger_states(db: Any, ids: list[str]) -> dict[str, str]:
+    if db is None or not ids:
+        return {}
+    rows = db.execute(f"SELECT draft_id, state, reason FROM drafts WHERE draft_id IN ({', '.join('?' * len(ids))})", ids)
+    return {draft_id: f"{state}({reason})" if state == "skipped" and reason else state for draft_id, state, reason in rows}
 
 
 def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft) -> PreviewItem:

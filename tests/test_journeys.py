@@ -1,0 +1,294 @@
+"""Each contact on its own clock, through the CLI: effective tags from hooks and rules, journeys with exits and repeats.
+
+The scenario is a package-card shop: buyers add through the EYE100 card, a rule tags 已购 on
+an order, a welcome sequence stops at the first order, and every order starts its own
+repurchase journey that ends at the next order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from siyu_cli.cli import app
+from tests.playbooks_fixtures import outbox_files, query, write_playbook
+
+HOOK = {
+    "id": "card-eye",
+    "kind": "package_card",
+    "title": "回购卡",
+    "code": "EYE100",
+    "tags": ["包裹卡", "回购卡"],
+    "persona": "host",
+    "welcome": [
+        {"after": "0m", "text": "{{ contact.name }}您好，眼霜券已到账～"},
+        {"after": "1d", "at": "10:00", "text": "眼霜用上了吗？满350减200券还在等您"},
+        {"after": "3d", "at": "10:00", "text": "券还有几天过期哦"},
+    ],
+    "exit": [{"event": "order"}],
+}
+RULES = [
+    {"on": {"event": "order"}, "tag": ["+已购"]},
+    {"on": {"event": "order", "nth": 2}, "tag": ["+复购"]},
+    {"on": {"event": "refund"}, "tag": ["+已退款"]},
+]
+SEGMENTS = {"parents": "家长", "eye_unordered": "回购卡 and not 已购", "refunded": "已退款", "repeat_buyers": "复购"}
+REMIND = {"id": "remind", "title": "券提醒", "at": "12:00", "days": "all", "channel": "private", "audience": "eye_unordered", "text": "{{ contact.name }}，券快过期啦"}
+LOYAL = {"id": "loyal", "title": "老客特权", "at": "12:10", "days": "all", "channel": "private", "audience": "repeat_buyers", "text": "老客专享"}
+REPURCHASE = {
+    "id": "repurchase",
+    "title": "复购提醒",
+    "enter": {"event": "order"},
+    "repeat": True,
+    "exit": [{"event": "order"}, {"segment": "refunded"}],
+    "steps": [
+        {"id": "usage", "after": "3d", "at": "20:00", "text": "您{{ entry.at.month }}月{{ entry.at.day }}日下单的{{ entry.amount | yuan }}元好物用得怎么样？（旅程第{{ journey.day }}天）"},
+        {"id": "push", "after": "5d", "at": "10:00", "text": "{{ contact.name }}，该补货啦"},
+    ],
+}
+
+
+@pytest.fixture
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    write_playbook(
+        tmp_path,
+        beats=[REMIND, LOYAL],
+        hooks=[HOOK],
+        days=14,
+        segments=SEGMENTS,
+        rules=RULES,
+        journeys=[REPURCHASE],
+        limits={"quiet_hours": "22:30-08:00", "missed": {"max_late": "6h"}},
+    )
+    return tmp_path
+
+
+def siyu(*args: str, code: int = 0) -> Any:
+    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def track(kind: str, contact: str, at: str, *extra: str) -> None:
+    siyu("track", kind, "--contact", contact, "--at", at, "--create-contact", *extra)
+
+
+def once(now: str) -> dict[str, Any]:
+    return json.loads(siyu("run", "--once", "--now", now, "--json").stdout)
+
+
+def ledger(root: Path, where: str = "1") -> list[dict[str, Any]]:
+    columns = ("beat", "target", "state", "reason", "due_at", "text", "channel", "entry")
+    rows = query(root / "siyu.db", f"SELECT {', '.join(columns)} FROM drafts WHERE {where} ORDER BY due_at, beat, target")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def sent(root: Path, contact: str) -> list[tuple[str, str]]:
+    return [(d["beat"], d["due_at"]) for d in ledger(root, f"target = 'contact:{contact}' AND state = 'sent'")]
+
+
+# --- effective tags --------------------------------------------------------------------------
+
+
+def test_a_contact_tracked_through_a_hook_gets_its_tags_and_source_and_the_tag_based_beat_reaches_it(shop: Path) -> None:
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    shown = json.loads(siyu("contacts", "show", "b1", "--json").stdout)
+    assert shown["tags"] == ["包裹卡", "回购卡"] and shown["source"] == "EYE100"
+    assert shown["own_tags"] == []
+    assert {tag: origin["kind"] for tag, origin in shown["tag_origins"].items()} == {"包裹卡": "hook", "回购卡": "hook"}
+    text = siyu("contacts", "show", "b1").stdout
+    assert "回购卡  ← hook card-eye at 2026-12-01 09:00" in text
+
+    once("2026-12-01 12:00")
+    assert sent(shop, "b1") == [("welcome:card-eye:1", "2026-12-01T01:00:00Z"), ("remind", "2026-12-01T04:00:00Z")]
+    assert "b1，券快过期啦" in [d["text"] for d in ledger(shop, "beat = 'remind'")]
+
+
+def test_an_order_tags_by_rule_and_the_segment_stops_matching_without_any_reimport(shop: Path) -> None:
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    track("order", "b1", "2026-12-01 20:00", "--amount", "199")
+    once("2026-12-01 12:00")
+    once("2026-12-02 12:00")
+    # Day 1 noon: not yet ordered, reminded. Day 2: 已购 by the rule, so the reminder skips it.
+    assert [beat for beat, _ in sent(shop, "b1") if beat == "remind"] == ["remind"]
+    listed = json.loads(siyu("contacts", "list", "--segment", "eye_unordered", "--json").stdout)
+    assert listed == []
+    show = json.loads(siyu("contacts", "show", "b1", "--json").stdout)
+    assert show["tag_origins"]["已购"]["kind"] == "rule"
+
+    # Edit the rule: the next command sees the new tag for every contact at once.
+    playbook = yaml.safe_load((shop / "playbook.yaml").read_text("utf-8"))
+    playbook["rules"][0]["tag"] = ["+已下单"]
+    (shop / "playbook.yaml").write_text(yaml.safe_dump(playbook, allow_unicode=True), encoding="utf-8")
+    assert json.loads(siyu("contacts", "show", "b1", "--json").stdout)["tags"] == ["包裹卡", "回购卡", "已下单"]
+
+
+def test_a_hand_edit_is_a_tagged_event_in_time_order(shop: Path) -> None:
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    siyu("contacts", "tag", "b1", "--now", "2026-12-01 10:00", "--", "+VIP", "-回购卡")
+    assert query(shop / "siyu.db", "SELECT type, props FROM events WHERE type = 'tagged'") == [("tagged", '{"add": ["VIP"], "remove": ["回购卡"]}')]
+    shown = json.loads(siyu("contacts", "show", "b1", "--json").stdout)
+    assert shown["tags"] == ["包裹卡", "VIP"]
+    assert shown["tag_origins"]["VIP"]["kind"] == "manual"
+    assert "VIP  ← edited by hand at 2026-12-01 10:00" in siyu("contacts", "show", "b1").stdout
+
+
+def test_reimporting_the_same_events_applies_nothing_twice(shop: Path) -> None:
+    rows = "type,contact_id,at,hook,amount\nfriend_added,b1,2026-12-01 09:00,EYE100,\norder,b1,2026-12-02 09:00,,199\norder,b1,2026-12-03 09:00,,99\n"
+    (shop / "events.csv").write_text(rows, encoding="utf-8")
+    siyu("import", "events", "events.csv", "--create-contacts")
+    first = json.loads(siyu("contacts", "show", "b1", "--json").stdout)["tags"]
+    siyu("import", "events", "events.csv", "--create-contacts")
+    assert json.loads(siyu("contacts", "show", "b1", "--json").stdout)["tags"] == first == ["包裹卡", "回购卡", "已购", "复购"]
+    once("2026-12-06 20:00")
+    once("2026-12-06 20:00")
+    # The 12-03 order ended the first run before its usage step (12-05) and started its own (usage 12-06).
+    assert [(d["beat"], d["entry"]) for d in ledger(shop, "channel = 'journey'")] == [("journey:repurchase:usage", "order@2026-12-03T01:00:00Z")]
+
+
+# --- journeys ----------------------------------------------------------------------------------
+
+
+def test_each_step_goes_once_at_its_local_time_to_contacts_who_entered_on_different_days(shop: Path) -> None:
+    track("order", "b2", "2026-12-02 15:00", "--amount", "199")
+    track("order", "b3", "2026-12-04 09:30", "--amount", "49.9")
+    for now in ("2026-12-05 20:00", "2026-12-05 20:00", "2026-12-07 10:00", "2026-12-07 20:00", "2026-12-09 10:00", "2026-12-09 10:00"):
+        once(now)
+    # usage: 3 days later at 20:00 local (12:00 UTC); push: 5 days later at 10:00 local (02:00 UTC).
+    assert [(b, d) for b, d in sent(shop, "b2")] == [("journey:repurchase:usage", "2026-12-05T12:00:00Z"), ("journey:repurchase:push", "2026-12-07T02:00:00Z")]
+    assert [(b, d) for b, d in sent(shop, "b3")] == [("journey:repurchase:usage", "2026-12-07T12:00:00Z"), ("journey:repurchase:push", "2026-12-09T02:00:00Z")]
+    usage = next(d["text"] for d in ledger(shop, "target = 'contact:b3' AND beat = 'journey:repurchase:usage'"))
+    assert usage == "您12月4日下单的49.9元好物用得怎么样？（旅程第4天）"
+    files = [p for p in outbox_files(shop / "outbox") if "repurchase" in p.name]
+    assert len(files) == 4
+
+
+def test_the_next_order_ends_a_run_and_starts_a_new_one_with_repeat(shop: Path) -> None:
+    track("order", "b2", "2026-12-02 15:00", "--amount", "199")
+    once("2026-12-05 20:00")
+    track("order", "b2", "2026-12-06 11:00", "--amount", "99")
+    for now in ("2026-12-07 10:00", "2026-12-09 20:00", "2026-12-11 10:00"):
+        once(now)
+    journey = ledger(shop, "channel = 'journey'")
+    assert [(d["beat"], d["due_at"], d["state"], d["entry"]) for d in journey] == [
+        ("journey:repurchase:usage", "2026-12-05T12:00:00Z", "sent", "order@2026-12-02T07:00:00Z"),
+        ("journey:repurchase:usage", "2026-12-09T12:00:00Z", "sent", "order@2026-12-06T03:00:00Z"),
+        ("journey:repurchase:push", "2026-12-11T02:00:00Z", "sent", "order@2026-12-06T03:00:00Z"),
+    ]
+    # The first run's push (12-07 10:00) was never created: the 12-06 order had ended that run.
+
+
+def test_the_welcome_sequence_stops_at_the_first_order(shop: Path) -> None:
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    once("2026-12-01 09:00")
+    once("2026-12-02 10:00")
+    track("order", "b1", "2026-12-02 18:00", "--amount", "199")
+    once("2026-12-04 10:00")
+    welcome = [d["beat"] for d in ledger(shop, "channel = 'welcome'")]
+    assert welcome == ["welcome:card-eye:1", "welcome:card-eye:2"]
+
+
+def test_a_step_deferred_by_quiet_hours_is_skipped_exit_when_the_exit_comes_first(shop: Path) -> None:
+    playbook = yaml.safe_load((shop / "playbook.yaml").read_text("utf-8"))
+    playbook["journeys"][0]["steps"][0]["at"] = "23:00"
+    (shop / "playbook.yaml").write_text(yaml.safe_dump(playbook, allow_unicode=True), encoding="utf-8")
+    track("order", "b2", "2026-12-02 15:00", "--amount", "199")
+    summary = once("2026-12-05 23:00")
+    assert summary["deferred"] == 1
+    track("refund", "b2", "2026-12-06 07:00", "--amount", "199")
+    summary = once("2026-12-06 08:00")
+    assert summary["skipped"] == {"exit": 1}
+    usage = ledger(shop, "beat = 'journey:repurchase:usage'")
+    assert [(d["state"], d["reason"]) for d in usage] == [("skipped", "exit")]
+    assert not [p for p in outbox_files(shop / "outbox") if "repurchase" in p.name]
+
+
+def test_a_pass_does_not_see_events_recorded_ahead_of_it(shop: Path) -> None:
+    """A rehearsal's log holds the future: a pass at T acts on what had happened by T."""
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    track("order", "b1", "2026-12-03 20:00", "--amount", "199")
+    once("2026-12-02 12:00")
+    assert ("remind", "2026-12-02T04:00:00Z") in sent(shop, "b1")
+    assert ("welcome:card-eye:2", "2026-12-02T02:00:00Z") in sent(shop, "b1")
+
+
+def test_preview_contact_lists_where_it_is_in_each_journey(shop: Path) -> None:
+    track("order", "b2", "2026-12-02 15:00", "--amount", "199")
+    once("2026-12-05 20:00")
+    result = json.loads(siyu("preview", "day", "5", "--contact", "b2", "--json").stdout)
+    (position,) = result["journeys"]
+    assert (position["journey"], position["entered_at"], position["exited"]) == ("repurchase", "2026-12-02 15:00", None)
+    assert [(s["step"], s["due"], s["status"]) for s in position["steps"]] == [("usage", "2026-12-05 20:00", "sent"), ("push", "2026-12-07 10:00", "next")]
+    text = siyu("preview", "day", "5", "--contact", "b2").stdout
+    assert "journeys 旅程 of this contact" in text and "next" in text
+
+
+def test_preview_with_an_empty_store_shows_every_journey_and_welcome_step_for_a_sample_contact(shop: Path) -> None:
+    result = json.loads(siyu("preview", "day", "3", "--json").stdout)
+    beats = {d["beat"] for d in result["drafts"]}
+    assert {"welcome:card-eye:1", "welcome:card-eye:2", "welcome:card-eye:3", "journey:repurchase:usage", "journey:repurchase:push"} <= beats
+    usage = next(d for d in result["drafts"] if d["beat"] == "journey:repurchase:usage")
+    assert usage["text"].startswith("您11月30日下单的") and usage["time"] == "20:00"
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def _edit(shop: Path, change: Any) -> None:
+    playbook = yaml.safe_load((shop / "playbook.yaml").read_text("utf-8"))
+    change(playbook)
+    (shop / "playbook.yaml").write_text(yaml.safe_dump(playbook, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _problems(code: int) -> str:
+    result = json.loads(siyu("check", "--json", code=code).stdout)
+    return "\n".join(f"{p['severity']} {p['path']} {p['message']}" for p in result["files"][0]["problems"])
+
+
+def test_check_names_every_bad_reference_of_a_journey(shop: Path) -> None:
+    _edit(shop, lambda pb: pb["journeys"].append({"id": "broken", "enter": {"event": "friend_added", "hook": "EYE999"}, "persona": "nobody", "audience": "eye_unorderd", "exit": [{"segment": "refundd"}], "steps": [{"id": "s", "after": "1d", "text": "x"}]}))
+    text = _problems(1)
+    assert "error journeys[1].enter.hook unknown hook 'EYE999'" in text
+    assert "error journeys[1].persona unknown persona 'nobody'" in text
+    assert "warning journeys[1].audience 'eye_unorderd' is not a segment" in text
+    assert "warning journeys[1].exit[0].segment 'refundd' is not a segment" in text
+
+
+def test_check_lints_rules_exits_and_step_order(shop: Path) -> None:
+    def change(playbook: dict[str, Any]) -> None:
+        playbook["rules"].append({"on": {"event": "checkin"}, "tag": ["+打卡达人"]})
+        playbook["journeys"].append(
+            {
+                "id": "odd",
+                "enter": {"event": "friend_added", "hook": "EYE100"},
+                "exit": [{"segment": "已购买"}, {"segment": "已购 and not 已购"}],
+                "steps": [{"id": "late", "after": "3d", "text": "三天后"}, {"id": "early", "after": "1d", "text": "一天后"}],
+            }
+        )
+        playbook["journeys"].append({"id": "instant", "enter": {"event": "order"}, "exit": [{"segment": "已购"}], "steps": [{"id": "s", "after": "1d", "text": "x"}]})
+
+    _edit(shop, change)
+    text = _problems(0)
+    assert "warning rules[3].tag[0] this rule adds tag '打卡达人', but no segment, audience or exit reads it" in text
+    assert "exit '已购买' can hold only through tags no hook or rule gives (已购买)" in text
+    assert "exit '已购 and not 已购' can never hold" in text
+    assert "step 'early' comes before step 'late'" in text
+    assert "exit '已购' holds as soon as a contact enters" in text
+    siyu("check", "--strict", code=1)
+
+
+def test_check_with_the_store_warns_when_an_audience_reaches_nobody(shop: Path) -> None:
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    result = json.loads(siyu("check", "--json", "--db", "siyu.db").stdout)
+    warnings = [p["message"] for p in result["files"][0]["problems"] if p["severity"] == "warning"]
+    assert "audience 'repeat_buyers' matches 0 of the 1 contacts in the store" in warnings
+    assert not any("eye_unordered" in w for w in warnings)
