@@ -360,7 +360,7 @@ def simulate_cmd(
     playbook: str = typer.Argument(None, help="Playbook whose funnel to simulate (default: found as for -p)."),
     contacts: int = typer.Option(200, "--contacts", "-n", min=1, max=999_999, help="How many synthetic contacts (sim-000001 …)."),
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed writes the same rows (re-running adds nothing)."),
-    rates: list[str] = typer.Option(None, "--rates", help="Step rate of a stage, STAGE=RATE (repeatable; default: the playbook's target, else 0.5)."),
+    rates: list[str] = typer.Option(None, "--rates", help="Rate of a stage, STAGE=RATE (repeatable), over the same base as its target (a {rate, of} target's of, else the stage before); default: the playbook's target, else 0.5."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     start: str = typer.Option(None, "--start", help="When the first contacts enter (ISO; default: each cohort's day 1 at 09:00)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
