@@ -292,3 +292,24 @@ def test_check_with_the_store_warns_when_an_audience_reaches_nobody(shop: Path) 
     warnings = [p["message"] for p in result["files"][0]["problems"] if p["severity"] == "warning"]
     assert "audience 'repeat_buyers' matches 0 of the 1 contacts in the store" in warnings
     assert not any("eye_unordered" in w for w in warnings)
+
+
+def test_timeline_places_journey_steps_for_a_sample_then_for_real_contacts(shop: Path) -> None:
+    text = siyu("timeline").stdout
+    assert "复购提醒" in text and "journeys 旅程 · relative to each contact's entering event" in text
+    assert "+3d at 20:00" in text and "order (every time)" in text
+    sample = [row for row in json.loads(siyu("timeline", "--json").stdout) if row["channel"] == "journey"]
+    assert [(r["beat"], r["day"], r["at"][11:16], r["target"]) for r in sample] == [
+        ("journey:repurchase:usage", 4, "20:00", "sample"),
+        ("journey:repurchase:push", 6, "10:00", "sample"),
+    ]
+    track("order", "b2", "2026-12-02 15:00", "--amount", "199")
+    track("order", "b3", "2026-12-02 16:00", "--amount", "99")
+    real = [row for row in json.loads(siyu("timeline", "--json").stdout) if row["channel"] == "journey"]
+    assert [(r["beat"], r["day"], r["target"]) for r in real] == [
+        ("journey:repurchase:usage", 5, "contact:b2"),
+        ("journey:repurchase:usage", 5, "contact:b3"),
+        ("journey:repurchase:push", 7, "contact:b2"),
+        ("journey:repurchase:push", 7, "contact:b3"),
+    ]
+    assert "usage ×2" in siyu("timeline").stdout

@@ -94,9 +94,15 @@ def schema() -> None:
 def timeline(
     playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
     cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP + " Its contacts place journey and welcome steps on the calendar."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show the whole campaign as a calendar (日历): days as rows, beats as columns."""
+    """Show the whole campaign as a calendar (日历): days as rows, beats and journeys as columns.
+
+    Journey and welcome steps run on each contact's own clock: with contacts in the store each
+    cell counts the steps due that day; with none, a sample contact enters every journey on day 1.
+    """
+    from siyu_cli.dispatch._setup import plan_inputs
     from siyu_cli.playbook import read
     from siyu_cli.render import search_path
     from siyu_cli.timeline import occurrences
@@ -104,35 +110,59 @@ def timeline(
     loaded = read(find_playbook(playbook))
     run = loaded.cohort(cohort)
     items = list(occurrences(loaded, run, search_path(loaded)))
+    planner = plan_inputs(loaded, db, readonly=True).planner
+    steps = sorted(planner.journey_calendar(run), key=lambda d: (d.occurrence_at, d.beat, d.target))
     if as_json:
-        print_json(
-            [
-                {
-                    "cohort": o.cohort,
-                    "day": o.day,
-                    "date": o.date.isoformat(),
-                    "at": o.at.isoformat(),
-                    "beat": o.beat.id,
-                    "title": o.beat.title,
-                    "channel": o.channel,
-                    "persona": o.persona,
-                    "target": o.target,
-                    "category": o.category,
-                    "template": o.content.name if o.content else None,
-                }
-                for o in items
-            ]
-        )
+        rows = [
+            {
+                "cohort": o.cohort,
+                "day": o.day,
+                "date": o.date.isoformat(),
+                "at": o.at.isoformat(),
+                "beat": o.beat.id,
+                "title": o.beat.title,
+                "channel": o.channel,
+                "persona": o.persona,
+                "target": o.target,
+                "category": o.category,
+                "template": o.content.name if o.content else None,
+            }
+            for o in items
+        ]
+        rows += [
+            {
+                "cohort": d.cohort,
+                "day": d.day,
+                "date": d.date.isoformat(),
+                "at": d.occurrence_at.isoformat(),
+                "beat": d.beat,
+                "title": d.beat_title,
+                "channel": d.channel,
+                "persona": d.persona,
+                "target": "sample" if d.sample else d.target,
+                "category": None,
+                "template": d.content.name if d.content else None,
+                "variant": d.variant,
+            }
+            for d in steps
+        ]
+        print_json(rows)
         return
+    from collections import Counter
+
     from rich.table import Table
 
     beats = loaded.model.beats
-    table = Table(title=f"{loaded.model.title} · cohort {run.id} · from {run.start}", show_lines=False)
+    routes = planner.book.routes
+    who = "sample contact entering on day 1 at 10:00" if planner.sample_contact else f"{len(planner.contacts)} contacts in the store"
+    table = Table(title=f"{loaded.model.title} · cohort {run.id} · from {run.start}", caption=f"journey and welcome columns: {who}" if routes else None, show_lines=False)
     table.add_column("day", justify="right")
     table.add_column("date")
     table.add_column("phase")
     for beat in beats:
         table.add_column(f"{beat.title or beat.id}\n{CHANNEL_LABELS.get(beat.channel, beat.channel)}", overflow="fold")
+    for route in routes:
+        table.add_column(f"{route.title}\n{CHANNEL_LABELS.get(route.kind, route.kind)}", overflow="fold")
     by_day: dict[int, dict[str, list[str]]] = {}
     for o in items:
         cell = by_day.setdefault(o.day, {}).setdefault(o.beat.id, [])
@@ -141,19 +171,64 @@ def timeline(
             label += f" {o.category}"
         if label not in cell:
             cell.append(label)
-    for day in range(1, loaded.model.days + 1):
-        phase = loaded.phase_of(day)
+    counts: Counter[tuple[int, str, str]] = Counter()
+    for d in steps:
+        route_id, step = planner.book.by_beat[d.beat][0].id, planner.book.by_beat[d.beat][1]
+        label = step.id if planner.book.by_id[route_id].kind == "journey" else f"#{step.index + 1}"
+        counts[(d.day, route_id, label if not planner.sample_contact else f"{label} {d.occurrence_at:%H:%M}")] += 1
+    for (day, route_id, label), count in sorted(counts.items()):
+        by_day.setdefault(day, {}).setdefault(route_id, []).append(label if planner.sample_contact else f"{label} ×{count}")
+    last = max([loaded.model.days, *(d.day for d in steps)])
+    for day in range(1, last + 1):
+        phase = loaded.phase_of(day) if day <= loaded.model.days else None
         cells = by_day.get(day, {})
+        if day > loaded.model.days and not cells:
+            continue
         table.add_row(
             str(day),
             str(run.start.fromordinal(run.start.toordinal() + day - 1)),
-            phase.title if phase else "",
+            phase.title if phase else ("" if day <= loaded.model.days else "after"),
             *["\n".join(cells.get(beat.id, [])) or "·" for beat in beats],
+            *["\n".join(cells.get(route.id, [])) or "·" for route in routes],
         )
     console = out()
     if not console.is_terminal:
-        console.width = max(console.width, 30 + 16 * len(beats))
+        console.width = max(console.width, 30 + 16 * (len(beats) + len(routes)))
     console.print(table)
+    if routes:
+        _print_routes(loaded, routes)
+
+
+def _print_routes(loaded: Any, routes: Any) -> None:
+    """Journeys relative to each contact: when each step goes after the entering event."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from siyu_cli._time import format_duration
+
+    table = Table(title="journeys 旅程 · relative to each contact's entering event", title_justify="left")
+    for column in ("journey", "enter", "audience", "exit", "step", "when", "content"):
+        table.add_column(column, overflow="fold")
+    model = loaded.model
+    for route in routes:
+        owner = model.hooks[int(route.path[1])] if route.kind == "welcome" else model.journeys[int(route.path[1])]
+        exits = ", ".join(e.segment or (e.event + (f" via {e.hook}" if e.hook else "")) for e in owner.exit) or "-"
+        enter = route.enter_type + (f" via {route.enter_hook}" if route.enter_hook else "") + (f" #{route.enter_nth}" if route.enter_nth else "") + (" (every time)" if route.repeat else "")
+        audience = route.audience.source if route.audience is not None else "everyone who enters"
+        for index, step in enumerate(route.steps):
+            when = ("+" + format_duration(step.after) if step.after else "at once") + (f" at {step.at:%H:%M}" if step.at else "")
+            content = step.template or ("inline text" if step.text is not None else "variants " + "/".join(step.variants or {}))
+            head = index == 0
+            table.add_row(
+                escape(f"{route.title} ({route.id})") if head else "",
+                escape(enter) if head else "",
+                escape(audience) if head else "",
+                escape(exits) if head else "",
+                escape(step.id),
+                when,
+                escape(content),
+            )
+    out().print(table)
 
 
 preview_app = typer.Typer(help="Show what the campaign will send, without sending (预览).", no_args_is_help=True)

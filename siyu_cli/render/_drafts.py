@@ -331,6 +331,21 @@ class Planner:
             context={"run": run, "step": step, "contact": person},
         )
 
+    def journey_calendar(self, cohort: CohortRun) -> Iterator[Draft]:
+        """Every journey and welcome step of the cohort's contacts; with none, a sample contact per route entering on day 1 at 10:00."""
+        if not self.sample_contact:
+            yield from self._journey_drafts(cohort, None, None, None, None)
+            return
+        tz = self.playbook.tz
+        first = self.playbook.model.personas[0].id
+        for route in self.book.routes:
+            entry_step = Step("entry", 0, timedelta(0), None, None, None, None, "")
+            run, person = sample_run(self.playbook, self.book, route, entry_step, cohort, 1)
+            for step in route.steps:
+                due = step_due(run.entered_at, step, tz)
+                persona = self.book.persona_of(run, person, self.account_personas, first)
+                yield self._step_draft(cohort, run, step, person, persona, due, campaign_day(cohort, due.date()))
+
     def _sample_journey_drafts(self, cohort: CohortRun, days: set[int]) -> Iterator[Draft]:
         """With no contacts: for each step, a sample contact who entered so that the step falls on the day asked for."""
         tz = self.playbook.tz
