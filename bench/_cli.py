@@ -16,6 +16,7 @@ BENCHMARKS = {
     "idle": "bench._idle",
     "funnel": "bench._funnel",
     "import": "bench._import",
+    "tags": "bench._tags",
 }
 
 

@@ -68,7 +68,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.playbook = playbook
     people: Sequence[Mapping[str, Any]] = contacts
     if contacts:
-        planner = Planner(playbook, contacts=contacts, db=db, as_of=now)
+        planner = Planner(playbook, contacts=[dict(c) for c in contacts], db=db, as_of=now)
         planner.prepare()
         people = planner.contacts
     result.problems.extend(playbook.problems)

@@ -113,7 +113,7 @@ class Planner:
         self.playbook = playbook
         self.renderer = Renderer(playbook)
         self.contexts = ContextBuilder(playbook)
-        self.contacts = [dict(c) for c in contacts]
+        self.contacts = list(contacts)  # prepare() writes effective tags into these dicts: callers hand over fresh ones
         self.db = db
         self.as_of = as_of
         self.sample_contact = sample_contact and not self.contacts

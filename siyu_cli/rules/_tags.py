@@ -72,6 +72,10 @@ class TagRules:
             (index, rule.on.event, self.hooks[rule.on.hook].id if rule.on.hook in self.hooks else rule.on.hook, rule.on.nth, rule.changes, _rule_text(rule))
             for index, rule in enumerate(rules)
         ]
+        self.by_type: dict[str, list[tuple[int, str, str | None, int | None, list[tuple[bool, str]], str]]] = {}
+        for compiled in self.rules:
+            self.by_type.setdefault(compiled[1], []).append(compiled)
+        self.hooked_types = {kind for kind, items in self.by_type.items() if any(item[2] is not None for item in items)} | {"friend_added"}
         types = {TAGGED} | {rule.on.event for rule in rules}
         if hooks:
             types.add("friend_added")  # an add through a hook gives its tags and sets the source
@@ -98,30 +102,30 @@ class TagRules:
 
     def apply(self, state: TagState, row: EventRow, own_source: str | None) -> None:
         """Fold one event into the state: the hook's tags first, then manual edits, then each matching rule."""
-        event_id, kind, at, hook_ref, _, props, _ = row
+        kind = row[1]
         explain = state.origins is not None
-        hook = self.event_hook(hook_ref, state.source or own_source) if kind == "friend_added" or self.rules else None
+        hook = self.event_hook(row[3], state.source or own_source) if kind in self.hooked_types else None
         if kind == "friend_added" and hook is not None:
-            origin = Origin("hook", hook.id, at, event_id) if explain else None
+            origin = Origin("hook", hook.id, row[2], row[0]) if explain else None
             for tag in hook.tags:
                 state.add(tag, origin)
             if not state.source:
                 state.source = hook.code or hook.id
         elif kind == TAGGED:
-            change = json.loads(props) if props else {}
-            origin = Origin("manual", None, at, event_id) if explain else None
+            change = json.loads(row[5]) if row[5] else {}
+            origin = Origin("manual", None, row[2], row[0]) if explain else None
             for tag in change.get("remove") or ():
                 state.remove(str(tag))
             for tag in change.get("add") or ():
                 state.add(str(tag), origin)
-        for index, event, rule_hook, nth, changes, text in self.rules:
-            if event != kind or (rule_hook is not None and (hook is None or hook.id != rule_hook)):
+        for index, _, rule_hook, nth, changes, text in self.by_type.get(kind, ()):
+            if rule_hook is not None and (hook is None or hook.id != rule_hook):
                 continue
             seen = state.counts.get(index, 0) + 1
             state.counts[index] = seen
             if nth is not None and seen != nth:
                 continue
-            origin = Origin("rule", text, at, event_id) if explain else None
+            origin = Origin("rule", text, row[2], row[0]) if explain else None
             for adds, tag in changes:
                 if adds:
                     state.add(tag, origin)
