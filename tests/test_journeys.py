@@ -313,3 +313,20 @@ def test_timeline_places_journey_steps_for_a_sample_then_for_real_contacts(shop:
         ("journey:repurchase:push", 7, "contact:b3"),
     ]
     assert "usage ×2" in siyu("timeline").stdout
+
+
+def test_two_runs_of_one_contact_with_a_step_due_the_same_minute_both_send(shop: Path) -> None:
+    """Two orders the same day: each run's `usage` step falls on 12-05 20:00; neither may be lost."""
+    _edit(shop, lambda pb: pb["journeys"][0].update(exit=[{"segment": "refunded"}]))
+    track("order", "b1", "2026-12-02 10:00", "--amount", "99")
+    track("order", "b1", "2026-12-02 15:00", "--amount", "199")
+    first = once("2026-12-05 20:00")
+    again = once("2026-12-05 20:05")
+    usage = ledger(shop, "beat = 'journey:repurchase:usage'")
+    assert sorted((d["entry"], d["due_at"], d["state"]) for d in usage) == [
+        ("order@2026-12-02T02:00:00Z", "2026-12-05T12:00:00Z", "sent"),
+        ("order@2026-12-02T07:00:00Z", "2026-12-05T12:00:00Z", "sent"),
+    ]
+    assert sorted(d["text"] for d in usage) == ["您12月2日下单的199元好物用得怎么样？（旅程第4天）", "您12月2日下单的99元好物用得怎么样？（旅程第4天）"]
+    assert first["sent"] >= 2
+    assert (again["recorded"], again["sent"]) == (0, 0)  # nothing left to plan again

@@ -251,8 +251,9 @@ class Runner:
                 )
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
             rows.sort(key=_claim_order)
+            before = self.db.conn.total_changes
             self.ledger.insert(rows)
-            summary.recorded += len(rows)
+            summary.recorded += self.db.conn.total_changes - before
 
     def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any]) -> Budget:
         """The day's budget as the ledger has it now, plus every group post scheduled those days."""

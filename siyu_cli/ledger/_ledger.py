@@ -218,7 +218,7 @@ class Ledger:
                     "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL "
                     "WHERE draft_id = ? AND state = 'claimed' AND run_id = ?"
                 )
-                finished = to_db(now) if state in ("sent", "failed", "unknown") else None
+                finished = to_db(now) if state in ("sent", "failed", "unknown", "skipped") else None
                 params = [state, reason, errors or None, finished, draft_id, claimed_by[draft_id]]
                 if self.db.execute(sql, params).rowcount == 0:
                     continue
@@ -232,7 +232,7 @@ class Ledger:
         deliveries = []
         for draft_id, outputs, state, reason in results:
             errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
-            drafts.append((state, reason, errors or None, stamp if state in ("sent", "failed", "unknown") else None, draft_id))
+            drafts.append((state, reason, errors or None, stamp if state in ("sent", "failed", "unknown", "skipped") else None, draft_id))
             deliveries.extend((draft_id, output, delivery_state, location, error, 0, stamp) for output, delivery_state, location, error in outputs)
         with immediate(self.db):
             self.db.conn.executemany("UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?", drafts)

@@ -15,7 +15,7 @@ from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
 from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
 from siyu_cli.render._render import Renderer
-from siyu_cli.rules import TagRules, history
+from siyu_cli.rules import TagRules, apply_effective, history
 from siyu_cli.timeline import Content, Occurrence, occurrences
 
 STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
@@ -52,7 +52,14 @@ class Draft:
 
     @cached_property
     def key(self) -> tuple[str, str, str, str, str]:
-        """(playbook, cohort, beat, occurrence time as the ledger writes it, target)."""
+        """(playbook, cohort, beat, occurrence time as the ledger writes it, target).
+
+        A journey step's "occurrence" is its run's entering event: two runs of one contact
+        (two orders the same day) may have a step due at the same minute, and the ledger's unique
+        key must tell them apart. The step's own time is its due_at.
+        """
+        if self.channel == "journey" and self.entry is not None:
+            return (self.playbook_id, self.cohort, self.beat, self.entry.partition("@")[2], self.target)
         return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
 
     @cached_property
@@ -136,6 +143,10 @@ class Planner:
             return
         self._prepared = True
         if not self.contacts:
+            return
+        if not self.book.routes:
+            if self.db is not None:
+                apply_effective(self.db, self.tag_rules, self.contacts, as_of=self.as_of)
             return
         by_id = {str(c["id"]): c for c in self.contacts}
         seen: set[str] = set()

@@ -11,7 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from siyu_cli._time import to_db
-from siyu_cli.rules._tags import EventRow, TagRules, TagState
+from siyu_cli.rules._tags import TAGGED, EventRow, TagRules, TagState
 
 _COLUMNS = "contact_id, event_id, type, at, hook, amount, props, group_id"
 
@@ -61,23 +61,31 @@ def apply_effective(
 ) -> None:
     """Replace each contact's `tags` and `source` with the effective ones as of `as_of`, in place.
 
-    Contacts share a few tag sets, so each distinct result is one list shared by all who have it.
+    Most contacts share their story (the same own tags, source and sequence of events that can
+    change tags), so each distinct story is folded once and its result list shared by all who have it.
     """
+    if not contacts:
+        return
     by_id: dict[str, MutableMapping[str, Any]] = {str(c["id"]): c for c in contacts}
-    shared: dict[tuple[str, ...], list[str]] = {}
-    for cid, events in history(db, rules.types, as_of=as_of):
+    kinds = sorted(rules.types)
+    where = f"type IN ({', '.join('?' * len(kinds))})"
+    params: list[Any] = list(kinds)
+    if as_of is not None:
+        where += " AND at <= ?"
+        params.append(to_db(as_of))
+    sql = f"SELECT contact_id, type, hook, CASE WHEN type = '{TAGGED}' THEN props END FROM events WHERE {where} ORDER BY contact_id, at, id"
+    folded: dict[tuple[Any, ...], tuple[list[str], str | None]] = {}
+    for cid, group in groupby(db.conn.execute(sql, params), itemgetter(0)):
         contact = by_id.get(cid)
         if contact is None:
             continue
-        state = rules.fold(contact.get("tags") or (), contact.get("source"), events)
-        key = tuple(state.tags)
-        tags = shared.get(key)
-        if tags is None:
-            tags = shared[key] = list(key)
-        contact["tags"] = tags
-        contact["source"] = state.source
-
-
+        story = (tuple(contact.get("tags") or ()), contact.get("source"), *((kind, hook, props) for _, kind, hook, props in group))
+        result = folded.get(story)
+        if result is None:
+            events = [("", kind, "", hook, None, props, None) for kind, hook, props in story[2:]]
+            state = rules.fold(story[0], story[1], events)
+            result = folded[story] = (state.tags, state.source)
+        contact["tags"], contact["source"] = result
 def contact_tag_state(
     db: sqlite_utils.Database, rules: TagRules, contact: Mapping[str, Any], *, as_of: datetime | None = None, explain: bool = True
 ) -> TagState:
