@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench._funnel import raw_sql
+from bench._data import FUNNEL_STAGES
+from bench._funnel import raw_sql, reference
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.playbook import read
 from siyu_cli.report import funnel, human_duration, two_proportion_z, wilson
@@ -162,7 +163,7 @@ def test_edge_cases_agree_with_the_raw_sql_query(tmp_path: Path) -> None:
     add_events(db_path, EDGE_EVENTS)
     conn = sqlite3.connect(db_path)
     try:
-        row = conn.execute(raw_sql()).fetchone()
+        row = conn.execute(raw_sql(FUNNEL_STAGES)).fetchone()
     finally:
         conn.close()
     assert dict(zip(EDGE_EXPECTED, row, strict=True)) == EDGE_EXPECTED
@@ -471,7 +472,171 @@ def test_random_logs_agree_with_the_raw_sql_query(tmp_path_factory: pytest.TempP
         report = funnel(db, pb)
     conn = sqlite3.connect(db_path)
     try:
-        row = conn.execute(raw_sql()).fetchone()
+        row = conn.execute(raw_sql(FUNNEL_STAGES)).fetchone()
     finally:
         conn.close()
     assert [s.count for s in report.stages] == list(row)
+
+
+OPTIONAL_STAGES = [{**s, "optional": True} if s["id"] == "joined" else s for s in STAGES]
+# joined is optional. Each contact says what it shows; times are days after T0.
+OPTIONAL_EVENTS = [
+    # P1 orders without ever joining: it still goes on to ordered.
+    ("P1", "card_sent", at(0)), ("P1", "friend_added", at(1)), ("P1", "order", at(2)),
+    # P2 walks every stage.
+    ("P2", "card_sent", at(0)), ("P2", "friend_added", at(1)), ("P2", "group_joined", at(1.5)), ("P2", "order", at(3)), ("P2", "order", at(5)),
+    # P3 orders first and joins later: both count, because joining does not move the clock.
+    ("P3", "card_sent", at(0)), ("P3", "friend_added", at(1)), ("P3", "order", at(2)), ("P3", "group_joined", at(4)),
+    # P4 adds two days after the card and stops there.
+    ("P4", "card_sent", at(0)), ("P4", "friend_added", at(2)),
+    # P5 only got the card.
+    ("P5", "card_sent", at(0)),
+    # P6 joins without adding: added is required, so P6 stops at carded.
+    ("P6", "card_sent", at(0)), ("P6", "group_joined", at(1)), ("P6", "order", at(2)),
+    # P7 joined before adding (does not count) and orders two days after adding.
+    ("P7", "card_sent", at(0)), ("P7", "group_joined", at(0.5)), ("P7", "friend_added", at(1)), ("P7", "order", at(3)),
+]
+
+
+def test_an_optional_stage_is_counted_skipped_and_does_not_move_the_clock(tmp_path: Path) -> None:
+    db_path = tmp_path / "siyu.db"
+    add_events(db_path, OPTIONAL_EVENTS)
+    pb = read(funnel_playbook(tmp_path, stages=OPTIONAL_STAGES))
+    with opened(db_path) as db:
+        report = funnel(db, pb)
+    assert counts(report) == {"carded": 7, "added": 5, "joined": 2, "ordered": 4, "repurchased": 1}
+    rows = {s.id: s for s in report.stages}
+    assert rows["joined"].optional and not rows["ordered"].optional
+    # Step rates over the last required stage before each: ordered is 4 of the 5 who added, not 4 of the 2 who joined.
+    assert (rows["joined"].base, rows["joined"].step_rate) == ("added", pytest.approx(2 / 5))
+    assert (rows["ordered"].base, rows["ordered"].step_rate) == ("added", pytest.approx(4 / 5))
+    assert (rows["repurchased"].base, rows["repurchased"].step_rate) == ("ordered", pytest.approx(1 / 4))
+    # Medians from the last required stage: joined 0.5d and 3d after adding; ordered 1d, 2d, 1d, 2d after adding.
+    assert rows["added"].median_seconds == 86400
+    assert rows["joined"].median_seconds == 1.75 * 86400
+    assert rows["ordered"].median_seconds == 1.5 * 86400
+    assert rows["repurchased"].median_seconds == 2 * 86400
+    with opened(db_path) as db:
+        required = funnel(db, read(funnel_playbook(tmp_path / "required")))
+    assert counts(required) == {"carded": 7, "added": 5, "joined": 2, "ordered": 1, "repurchased": 1}, "with joined required only P2 orders after joining"
+
+
+def test_optional_stages_agree_with_the_reference_and_the_sql_query(tmp_path: Path) -> None:
+    db_path = tmp_path / "siyu.db"
+    add_events(db_path, OPTIONAL_EVENTS + EDGE_EVENTS)
+    pb = read(funnel_playbook(tmp_path, stages=OPTIONAL_STAGES))
+    with opened(db_path) as db:
+        report = funnel(db, pb)
+    stages = [(s["id"], s["event"], s.get("nth", 1), bool(s.get("optional"))) for s in OPTIONAL_STAGES]
+    conn = sqlite3.connect(db_path)
+    try:
+        expected, medians = reference(conn, stages, 30 * 86400)
+        row = conn.execute(raw_sql(stages)).fetchone()
+    finally:
+        conn.close()
+    assert [s.count for s in report.stages] == expected == list(row)
+    assert [s.median_seconds for s in report.stages] == medians
+
+
+def test_a_target_of_a_base_stage_is_held_against_that_stage(tmp_path: Path) -> None:
+    """ordered {rate, of: added}: 4 of the 5 who added ordered, 80%; met at 0.5, not at 0.9."""
+    db_path = tmp_path / "siyu.db"
+    add_events(db_path, OPTIONAL_EVENTS)
+    targets: dict[str, Any] = {"added": 0.5, "ordered": {"rate": 0.5, "of": "added"}, "repurchased": {"rate": 0.9, "of": "carded"}}
+    pb = read(funnel_playbook(tmp_path, stages=OPTIONAL_STAGES, targets=targets))
+    with opened(db_path) as db:
+        rows = {s.id: s for s in funnel(db, pb).stages}
+    added, ordered, repurchased = rows["added"], rows["ordered"], rows["repurchased"]
+    assert (added.target, added.target_of, added.target_rate, added.met) == (0.5, None, pytest.approx(5 / 7), True)
+    assert (ordered.target, ordered.target_of, ordered.target_rate, ordered.met) == (0.5, "added", pytest.approx(4 / 5), True)
+    assert (repurchased.target, repurchased.target_of, repurchased.target_rate, repurchased.met) == (0.9, "carded", pytest.approx(1 / 7), False)
+    assert rows["joined"].target is None and rows["joined"].target_rate is None and rows["joined"].met is None
+
+
+def test_chunk_edges_and_the_memo_do_not_change_the_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contacts cut across fetches, and contacts walked one by one, count as the streaming default does."""
+    from siyu_cli.report import _funnel
+
+    db_path = tmp_path / "siyu.db"
+    add_events(db_path, OPTIONAL_EVENTS + EDGE_EVENTS)
+    pb = read(funnel_playbook(tmp_path, stages=OPTIONAL_STAGES, hooks=HOOKS))
+    with opened(db_path) as db:
+        plain = funnel(db, pb).to_dict()
+        hooked = funnel(db, pb, by="hook").to_dict()
+    for chunk, memo in ((2, 200_000), (3, 0), (1, 0)):
+        monkeypatch.setattr(_funnel, "CHUNK", chunk)
+        monkeypatch.setattr(_funnel, "MEMO_LIMIT", memo)
+        with opened(db_path) as db:
+            assert funnel(db, pb).to_dict() == plain, (chunk, memo)
+            assert funnel(db, pb, by="hook").to_dict() == hooked, (chunk, memo)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    logs=st.lists(st.tuples(st.integers(0, 5), st.sampled_from(EVENT_TYPES), st.integers(0, 40 * 24)), max_size=60),
+    window=st.sampled_from([None, "3d", "30d"]),
+)
+def test_random_logs_with_an_optional_stage_agree_with_the_reference(
+    tmp_path_factory: pytest.TempPathFactory, logs: list[tuple[int, str, int]], window: str | None
+) -> None:
+    """Any event log (hour-grained, so many events share a time): the pass and the plain reading agree on counts and medians."""
+    root = tmp_path_factory.mktemp("prop")
+    db_path = root / "siyu.db"
+    add_events(db_path, [(f"c{c}", kind, at(hours=hour)) for c, kind, hour in logs])
+    pb = read(funnel_playbook(root, stages=OPTIONAL_STAGES, window=window))
+    with opened(db_path) as db:
+        report = funnel(db, pb)
+    stages = [(s["id"], s["event"], s.get("nth", 1), bool(s.get("optional"))) for s in OPTIONAL_STAGES]
+    conn = sqlite3.connect(db_path)
+    try:
+        expected, medians = reference(conn, stages, None if window is None else int(window[:-1]) * 86400)
+    finally:
+        conn.close()
+    assert [s.count for s in report.stages] == expected
+    assert [s.median_seconds for s in report.stages] == medians
+
+
+HOOK_PLAN = {"card-a": (100, 30), "card-b": (100, 45), "card-c": (100, 15), "card-d": (12, 2)}
+FOUR_HOOKS = [
+    {"id": hook, "kind": "package_card", "title": f"卡{hook[-1].upper()}", "code": hook.upper().replace("-", ""), "persona": "host"} for hook in HOOK_PLAN
+]
+
+
+def hook_store(db_path: Path) -> None:
+    """Per hook (entered, ordered): card-a 30/100 is the baseline; b 45/100 better, c 15/100 worse, d 2/12 too small to test."""
+    events: list[tuple[str, ...]] = []
+    for hook, (entered, ordered) in HOOK_PLAN.items():
+        for i in range(entered):
+            cid = f"{hook}-{i:03d}"
+            events.append((cid, "friend_added", at(0), hook))
+            if i < ordered:
+                events.append((cid, "order", at(1)))
+    add_events(db_path, events)
+
+
+def test_by_hook_lift_and_verdict_against_the_first_hook(tmp_path: Path) -> None:
+    db_path = tmp_path / "siyu.db"
+    hook_store(db_path)
+    stages = [{"id": "added", "label": "加微", "event": "friend_added"}, {"id": "ordered", "label": "开单", "event": "order"}]
+    pb = read(funnel_playbook(tmp_path, stages=stages, targets={}, hooks=FOUR_HOOKS))
+    with opened(db_path) as db:
+        report = funnel(db, pb, by="hook")
+    groups = {g.key: g for g in report.groups}
+    assert report.baseline == "card-a" and groups["card-a"].baseline and groups["card-a"].stages[1].verdict is None
+    b, c, d = (groups[k].stages[1] for k in ("card-b", "card-c", "card-d"))
+    assert (b.lift, b.verdict, b.small_sample) == (pytest.approx(0.15), "better", False)
+    assert b.p_value == pytest.approx(0.02846, abs=1e-5)
+    assert (c.lift, c.verdict, c.small_sample) == (pytest.approx(-0.15), "worse", False)
+    assert (d.verdict, d.small_sample) == ("no significant difference", True)
+    assert len(report.warnings) == 1 and "hook card-d vs card-a" in report.warnings[0] and "ordered (2 of 12 vs 30 of 100)" in report.warnings[0]
+
+
+def test_by_hook_baseline_is_the_first_hook_with_contacts(tmp_path: Path) -> None:
+    db_path = tmp_path / "siyu.db"
+    add_events(db_path, [("x", "card_sent", at(0), "card-b"), ("y", "card_sent", at(0), "SPRING")])
+    pb = read(funnel_playbook(tmp_path, hooks=HOOKS))
+    with opened(db_path) as db:
+        report = funnel(db, pb, by="hook")
+        unknown_only = funnel(db, read(funnel_playbook(tmp_path / "nohooks")), by="hook")
+    assert report.baseline == "card-b" and [g.key for g in report.groups if g.baseline] == ["card-b"]
+    assert unknown_only.baseline is None and all(s.lift is None for g in unknown_only.groups for s in g.stages)

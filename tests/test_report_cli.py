@@ -14,7 +14,20 @@ from siyu_cli.cli import app
 from siyu_cli.playbook import read
 from siyu_cli.report import sop
 from tests.playbooks_fixtures import add_contacts, create_store, write_playbook
-from tests.test_funnel import EDGE_EVENTS, EDGE_EXPECTED, HOOKS, add_drafts, add_events, at, funnel_playbook, opened
+from tests.test_funnel import (
+    EDGE_EVENTS,
+    EDGE_EXPECTED,
+    FOUR_HOOKS,
+    HOOKS,
+    OPTIONAL_EVENTS,
+    OPTIONAL_STAGES,
+    add_drafts,
+    add_events,
+    at,
+    funnel_playbook,
+    hook_store,
+    opened,
+)
 
 
 def invoke(*args: str) -> Any:
@@ -99,12 +112,82 @@ def test_funnel_by_variant_shows_lift_and_significance(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "funnel", "-p", str(playbook), "--db", str(db_path), "--by", "variant"], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "+15.0 pt (+50%) p 0.028 significant" in text
-    assert "holdout 对照组" in text
+    assert "+15.0 pt (+50%) p 0.028" in text and "better" in text
+    assert "holdout 对照组 (baseline)" in text
     assert "Lift: each variant's rate from the top minus the holdout's" in text
     narrow = CliRunner().invoke(app, ["report", "funnel", "-p", str(playbook), "--db", str(db_path), "--by", "variant"], env={"COLUMNS": "60"})
     assert "加微 added (friend_added)" in narrow.output, "too narrow for side by side: one table per stage"
     assert "0.028" in narrow.output
+
+
+def optional_store(tmp_path: Path) -> tuple[str, str]:
+    """The hand-computed optional case (joined optional) with ordered held against added."""
+    db_path = tmp_path / "siyu.db"
+    add_events(db_path, OPTIONAL_EVENTS)
+    targets = {"added": 0.5, "ordered": {"rate": 0.9, "of": "added"}}
+    return str(funnel_playbook(tmp_path, stages=OPTIONAL_STAGES, targets=targets)), str(db_path)
+
+
+def test_optional_stage_and_a_target_of_a_base_stage_in_the_terminal(tmp_path: Path) -> None:
+    playbook, db = optional_store(tmp_path)
+    result = CliRunner().invoke(app, ["report", "funnel", "-p", playbook, "--db", db], env={"COLUMNS": "140"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split("│")[0].strip(): line for line in result.output.splitlines() if "│" in line}
+    joined, ordered = lines["进群 joined (optional)"], lines["开单 ordered"]
+    assert "40.0%" in joined  # 2 of the 5 who added
+    assert "80.0% of added" in ordered  # its step rate is over added, the last required stage
+    assert "90.0% of added" in ordered and "✗" in ordered  # the target and the rate held against it: 4 of 5 < 90%
+    assert "1d 12h" in ordered  # median 1.5 days after adding
+    text = " ".join(result.output.split())
+    assert "ordered {rate: 0.9, of: added} means 90% of the contacts who reached added reach ordered" in text
+    assert "Optional (joined): a contact who skips it still goes on" in text
+
+
+def test_optional_stage_and_a_target_of_a_base_stage_in_json_and_csv(tmp_path: Path) -> None:
+    playbook, db = optional_store(tmp_path)
+    data = json.loads(invoke("report", "funnel", "-p", playbook, "--db", db, "--json").output)
+    stages = {s["id"]: s for s in data["stages"]}
+    assert {k: s["count"] for k, s in stages.items()} == {"carded": 7, "added": 5, "joined": 2, "ordered": 4, "repurchased": 1}
+    assert stages["joined"]["optional"] is True and stages["ordered"]["base"] == "added"
+    ordered = stages["ordered"]
+    assert (ordered["target"], ordered["target_of"], ordered["target_rate"], ordered["met"]) == (0.9, "added", 0.8, False)
+    assert ordered["step_rate"] == 0.8 and ordered["median_seconds"] == 1.5 * 86400
+    added = stages["added"]
+    assert (added["target"], added["target_of"], added["target_rate"], added["met"]) == (0.5, None, 5 / 7, True)
+    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", playbook, "--db", db, "--csv").output)))
+    assert list(rows[0]) == [
+        "stage", "label", "event", "nth", "optional", "base", "count", "step_rate", "from_top", "median_seconds", "target", "target_of", "target_rate", "met",
+    ]
+    by_id = {r["stage"]: r for r in rows}
+    assert (by_id["joined"]["optional"], by_id["joined"]["base"]) == ("true", "added")
+    assert (by_id["ordered"]["target_of"], by_id["ordered"]["target_rate"], by_id["ordered"]["met"]) == ("added", "0.8", "false")
+    assert (by_id["carded"]["base"], by_id["carded"]["target"], by_id["carded"]["met"]) == ("", "", "")
+
+
+def test_by_hook_lift_verdict_and_small_sample_warning_in_every_format(tmp_path: Path) -> None:
+    db_path = tmp_path / "siyu.db"
+    hook_store(db_path)
+    stages = [{"id": "added", "label": "加微", "event": "friend_added"}, {"id": "ordered", "label": "开单", "event": "order"}]
+    playbook = str(funnel_playbook(tmp_path, stages=stages, targets={}, hooks=FOUR_HOOKS))
+    args = ["report", "funnel", "-p", playbook, "--db", str(db_path), "--by", "hook"]
+    wide = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
+    assert wide.exit_code == 0, wide.output
+    text = " ".join(wide.output.split())
+    assert "卡A card-a (baseline)" in text
+    assert "lift +15.0 pt (+50%) p 0.028" in text and "better" in text and "worse" in text and "no significant difference ⚠ small" in text
+    assert "each hook's rate from the top minus 卡A card-a's (the first hook in the playbook with contacts)" in text
+    assert "⚠ hook card-d vs card-a: fewer than 10 successes or failures at ordered (2 of 12 vs 30 of 100)" in text
+    narrow = CliRunner().invoke(app, args, env={"COLUMNS": "70"})
+    assert "卡B card-b vs card-a: lift +15.0 pt (+50%) p 0.028 better" in " ".join(narrow.output.split())
+    data = json.loads(invoke(*args, "--json").output)
+    assert data["baseline"] == "card-a" and len(data["warnings"]) == 1
+    verdicts = {g["key"]: (g["stages"][1]["verdict"], g["stages"][1]["small_sample"]) for g in data["groups"]}
+    assert verdicts == {"card-a": (None, None), "card-b": ("better", False), "card-c": ("worse", False), "card-d": ("no significant difference", True)}
+    rows = list(csv.DictReader(io.StringIO(invoke(*args, "--csv").output)))
+    b = next(r for r in rows if r["hook"] == "card-b" and r["stage"] == "ordered")
+    assert (b["baseline"], b["lift"], b["significant"], b["verdict"], b["small_sample"]) == ("false", "0.15", "true", "better", "false")
+    a = next(r for r in rows if r["hook"] == "card-a" and r["stage"] == "ordered")
+    assert (a["baseline"], a["verdict"], a["small_sample"]) == ("true", "", "")
 
 
 def test_no_events_is_a_clear_message_not_an_error(tmp_path: Path) -> None:
@@ -123,6 +206,7 @@ def test_errors_have_hints_and_exit_codes_never_tracebacks(tmp_path: Path) -> No
     cases = [
         (["report", "funnel", "-p", plain, "--db", str(db_path)], 1, "no funnel"),
         (["report", "funnel", "-p", playbook, "--db", str(db_path), "--by", "colour"], 2, "cannot group by"),
+        (["report", "funnel", "-p", playbook, "--db", str(db_path), "--by", "touchy"], 2, "touch"),
         (["report", "funnel", "-p", playbook, "--db", str(db_path), "--json", "--csv"], 2, "cannot be combined"),
         (["report", "funnel", "-p", playbook, "--db", str(db_path), "--since", "yesterday-ish"], 2, "is not a time"),
         (["report", "funnel", "-p", playbook, "--db", str(tmp_path / "missing.db")], 1, "no such store"),

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.playbooks_fixtures import run_siyu
 
@@ -49,10 +50,15 @@ def test_report_is_one_file_that_fetches_nothing(report: Path) -> None:
     assert not re.search(r"(src|href)\s*=", text)
     assert not re.search(r"url\(", text)
     assert re.findall(r"https?://[^\s\"']+", text) == ["http://www.w3.org/2000/svg"] * text.count("<svg")
-    for section in ("funnel-chart", "funnel-table", "hook-comparison", "hook-chart", "sop-table", "timeline"):
+    for section in ("funnel-chart", "funnel-table", "hook-comparison", "hook-chart", "hook-table", "touch-table", "sop-table", "timeline"):
         assert f'id="{section}"' in text
     assert "栖山旗舰店" in text and "包裹卡发出 carded" in text
     assert "Includes 120 synthetic contacts" in text
+    hooks = text[text.index('id="hook-table"') : text.index("</table>", text.index('id="hook-table"'))]
+    first = yaml.safe_load(STARTER.read_text(encoding="utf-8"))["hooks"][0]["id"]
+    assert f'{first} <span class="note">(baseline)</span>' in hooks, "the first hook of the playbook is the baseline"
+    assert re.search(r"lift [+-]\d+\.\d pt", hooks) and re.search(r"(better|worse|no significant difference)</span>", hooks)
+    assert "<th>actual</th>" in text and "live : group : 1v1" in text
     assert not report.with_name("report.html.partial").exists()
 
 
@@ -133,6 +139,8 @@ def test_charts_render_in_a_browser(report: Path, tmp_path: Path) -> None:
     sop = page[page.index('id="sop-table"') : page.index("</table>", page.index('id="sop-table"'))]
     assert "秒杀预告" in sop and "欢迎语 返现卡 #1" in sop  # beats and welcome steps the run recorded
     assert 'id="timeline"' in page and "复购期" in page
+    touch = page[page.index('id="touch-table"') : page.index("</table>", page.index('id="touch-table"'))]
+    assert len(re.findall(r'<tr data-stage="', touch)) == 5 and len(re.findall(r'data-channel="', touch)) == 5 * 6
 
     shot = tmp_path / "report.png"
     taken = _chromium("--window-size=1200,1400", f"--screenshot={shot}", report.as_uri())

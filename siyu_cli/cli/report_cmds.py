@@ -82,18 +82,19 @@ def _print_funnel(report: Any) -> None:
     console.print(f"[bold]Funnel 漏斗[/] · {escape(report.title)} ({escape(report.playbook)}){escape(window + scope)} · {report.entered:,} contacts entered")
     table = Table(show_edge=False, header_style="bold")
     table.add_column("stage", no_wrap=True)
-    for name in ("contacts", "step rate", "from top", "median from prev.", "target"):
+    for name in ("contacts", "step rate", "from top", "median time", "target", "actual"):
         table.add_column(name, justify="right")
     table.add_column("met", justify="center")
     for k, stage in enumerate(report.stages):
         met = "" if stage.met is None else ("[green]✓[/]" if stage.met else "[red]✗[/]")
         table.add_row(
-            escape(_stage_name(stage.label, stage.id)),
+            _stage_cell(stage),
             f"{stage.count:,}",
-            _pct(stage.step_rate) if k else "–",
+            escape(_step_text(report, k)),
             _pct(stage.from_top),
             human_duration(stage.median_seconds) if k else "–",
-            _pct(stage.target) if stage.target is not None else "",
+            escape(_target_text(stage)),
+            escape(_actual_text(stage)),
             met,
         )
     console.print(table)
@@ -105,19 +106,60 @@ def _print_funnel(report: Any) -> None:
         fraction = stage.count / report.entered if report.entered else 0.0
         chart.add_row(escape(_stage_name(stage.label, stage.id)), f"[blue]{_bar(fraction)}[/]", f"{stage.count:,} {_pct(stage.from_top)}")
     console.print(chart)
-    console.print(f"[dim]{escape(_target_note(report))}[/]")
+    for line in _funnel_notes(report):
+        console.print(f"[dim]{escape(line)}[/]")
     _synthetic_note(report)
 
 
-def _target_note(report: Any) -> str:
-    """Say what a target means with the playbook's own first target, e.g. 'added 15% = of carded contacts, 15% add'."""
+def _stage_cell(stage: Any) -> str:
+    from rich.markup import escape
+
+    name = escape(_stage_name(stage.label, stage.id))
+    return f"{name} [dim](optional)[/]" if stage.optional else name
+
+
+def _step_text(report: Any, k: int) -> str:
+    """The step rate, naming its base when that is not the stage just above (an optional stage lies between)."""
+    if not k:
+        return "–"
+    stage = report.stages[k]
+    if stage.base != report.stages[k - 1].id:
+        return f"{_pct(stage.step_rate)} of {stage.base}"
+    return _pct(stage.step_rate)
+
+
+def _target_text(stage: Any) -> str:
+    if stage.target is None:
+        return ""
+    return f"{_pct(stage.target)} of {stage.target_of}" if stage.target_of else _pct(stage.target)
+
+
+def _actual_text(stage: Any) -> str:
+    """The rate the target is held against: the step rate, or count / count(of)."""
+    if stage.target is None:
+        return ""
+    return f"{_pct(stage.target_rate)} of {stage.target_of}" if stage.target_of else _pct(stage.target_rate)
+
+
+def _funnel_notes(report: Any) -> list[str]:
+    """What the rates mean, told with the playbook's own stages and targets."""
     stages = report.stages
-    example = next((k for k in range(1, len(stages)) if stages[k].target is not None), None)
-    text = "Targets are benchmarks for the step rate (a stage's count over the previous stage's count)"
-    if example is None:
-        return text + "."
-    stage, previous = stages[example], stages[example - 1]
-    return text + f": {stage.id} {stage.target:g} means {stage.target * 100:g}% of the contacts who reached {previous.id} reach {stage.id}."
+    notes = ["Step rate and median time are counted from the last required stage before each stage."]
+    step = next((s for s in stages[1:] if s.target is not None and s.target_of is None), None)
+    if step is not None:
+        notes.append(f"A number as target is held against the step rate: {step.id} {step.target:g} means {step.target * 100:g}% of the contacts who reached {step.base} reach {step.id}.")
+    based = next((s for s in stages[1:] if s.target_of is not None), None)
+    if based is not None:
+        notes.append(
+            f"{{rate, of}} is held against count(stage) / count(of): {based.id} {{rate: {based.target:g}, of: {based.target_of}}} "
+            f"means {based.target * 100:g}% of the contacts who reached {based.target_of} reach {based.id}."
+        )
+    if step is None and based is None:
+        notes.append("No targets: add `targets:` to the funnel to hold stages against benchmarks.")
+    optional = [s.id for s in stages if s.optional]
+    if optional:
+        notes.append(f"Optional ({', '.join(optional)}): a contact who skips it still goes on; the next stage is looked for from the last required stage reached.")
+    return notes
 
 
 def _synthetic_note(report: Any) -> None:
@@ -125,7 +167,7 @@ def _synthetic_note(report: Any) -> None:
         out().print(f"[yellow]includes {report.synthetic:,} synthetic contacts (siyu simulate): not real customers[/]")
 
 
-GROUP_COLUMN = 24  # characters one group needs side by side: "16.8% [11.6–23.6%]" and a label
+GROUP_COLUMN = 28  # characters one group needs side by side: "top 16.8% [11.6–23.6%]", "no significant difference"
 
 
 def _print_groups(report: Any) -> None:
@@ -138,11 +180,20 @@ def _print_groups(report: Any) -> None:
         _groups_side_by_side(report)
     else:
         _groups_per_stage(report)
+    baseline = next((g for g in report.groups if g.baseline), None)
+    verdicts = "two-proportion z-test at p < 0.05: better, worse or no significant difference"
     if report.by == "variant":
-        if any(g.holdout for g in report.groups):
-            console.print("[dim]Lift: each variant's rate from the top minus the holdout's, two-proportion z-test, significant at p < 0.05.[/]")
+        if baseline is not None:
+            console.print(f"[dim]Lift: each variant's rate from the top minus the holdout's; {verdicts}.[/]")
         else:
             console.print("[dim]No holdout drafts recorded: nothing to compare the variants against.[/]")
+    elif report.by == "hook":
+        if baseline is not None:
+            console.print(f"[dim]Lift: each hook's rate from the top minus {escape(baseline.label)}'s (the first hook in the playbook with contacts); {verdicts}.[/]")
+        else:
+            console.print("[dim]No contacts came in through a hook of the playbook: nothing to compare the hooks against.[/]")
+    for warning in report.warnings:
+        console.print(f"[yellow]⚠ {escape(warning)}[/]")
     _synthetic_note(report)
 
 
@@ -150,22 +201,34 @@ def _lift_cell(row: Any) -> str:
     if row.lift is None:
         return ""
     relative = "" if row.relative_lift is None else f" ({row.relative_lift * 100:+.0f}%)"
-    verdict = "" if row.significant is None else (" [green]significant[/]" if row.significant else " not sig.")
     p_value = "" if row.p_value is None else f" p {row.p_value:.3f}"
-    return f"{row.lift * 100:+.1f} pt{relative}{p_value}{verdict}"
+    return f"{row.lift * 100:+.1f} pt{relative}{p_value}"
+
+
+def _verdict_cell(row: Any) -> str:
+    """better in green, worse in red; ⚠ small when the test has too few successes or failures to mean much."""
+    if row.verdict is None:
+        return ""
+    colour = {"better": "green", "worse": "red"}.get(row.verdict)
+    verdict = f"[{colour}]{row.verdict}[/]" if colour else row.verdict
+    return verdict + (" [yellow]⚠ small[/]" if row.small_sample else "")
+
+
+def _group_header(group: Any) -> str:
+    from rich.markup import escape
+
+    return escape(group.label) + (" [dim](baseline)[/]" if group.baseline else "")
 
 
 def _groups_side_by_side(report: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    variants = report.by == "variant"
     table = Table(show_edge=False, header_style="bold", show_lines=True)
     table.add_column("stage", no_wrap=True)
     for group in report.groups:
-        table.add_column(escape(group.label), justify="right")
+        table.add_column(_group_header(group), justify="right")
     for k, stage in enumerate(report.stages):
-        name = escape(_stage_name(stage.label, stage.id))
+        name = _stage_cell(stage)
         cells = []
         for group in report.groups:
             row = group.stages[k]
@@ -173,12 +236,12 @@ def _groups_side_by_side(report: Any) -> None:
             if k:
                 lines.append(f"step {_pct(row.step_rate)}{_ci(row.step_ci)}")
                 lines.append(f"top {_pct(row.from_top)}{_ci(row.top_ci)}")
-                if variants and row.lift is not None:
-                    lines.append("lift " + _lift_cell(row))
+                if row.lift is not None:
+                    lines += ["lift " + _lift_cell(row), _verdict_cell(row)]
             cells.append("\n".join(lines))
         table.add_row(name if k else f"{name}\n[dim]entered[/]", *cells)
     out().print(table)
-    out().print("[dim]step = of the previous stage, top = of those who entered; [95% Wilson interval].[/]")
+    out().print("[dim]step = of the last required stage before it, top = of those who entered; [95% Wilson interval].[/]")
 
 
 def _groups_per_stage(report: Any) -> None:
@@ -186,40 +249,86 @@ def _groups_per_stage(report: Any) -> None:
     from rich.table import Table
 
     console = out()
-    variants = report.by == "variant"
+    baseline = next((g for g in report.groups if g.baseline), None)
     for k, stage in enumerate(report.stages):
-        title = f"{_stage_name(stage.label, stage.id)} ({stage.event}{'' if stage.nth == 1 else f' #{stage.nth}'})"
+        title = f"{_stage_name(stage.label, stage.id)} ({stage.event}{'' if stage.nth == 1 else f' #{stage.nth}'}{', optional' if stage.optional else ''})"
         table = Table(title=escape(title), title_justify="left", show_edge=False, header_style="bold")
         table.add_column(report.by, no_wrap=True)
         table.add_column("contacts", justify="right")
         if k:
             table.add_column("step rate [95% CI]", justify="right")
             table.add_column("from top [95% CI]", justify="right")
-        if variants and k:
-            table.add_column("lift vs holdout", justify="right")
         for group in report.groups:
             row = group.stages[k]
-            cells = [escape(group.label), f"{row.count:,}"]
+            cells = [_group_header(group), f"{row.count:,}"]
             if k:
                 cells += [_pct(row.step_rate) + _ci(row.step_ci), _pct(row.from_top) + _ci(row.top_ci)]
-            if variants and k:
-                cells.append(_lift_cell(row))
             table.add_row(*cells)
         console.print(table)
+        for group in report.groups:  # one line each: a lift column would be squeezed unreadable here
+            row = group.stages[k]
+            if row.lift is not None and baseline is not None:
+                console.print(f"  {escape(group.label)} vs {escape(baseline.key)}: lift {_lift_cell(row)} {_verdict_cell(row)}")
+
+
+def _print_touches(report: Any) -> None:
+    """Stages by the channel of the last touch: counts and shares, and live : group : 1v1."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from siyu_cli.report._funnel import CHANNELS
+
+    console = out()
+    console.print(f"[bold]Funnel 漏斗 by touch 触达[/] · {escape(report.title)} ({escape(report.playbook)}) · {report.entered:,} contacts entered")
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("contacts", justify="right")
+    for name in CHANNELS:
+        table.add_column(name, justify="right")
+    table.add_column("live : group : 1v1", justify="right")
+    for stage, touch in zip(report.stages, report.touches, strict=True):
+        cells = [f"{touch.channels[name]:,} · {_pct(touch.share[name])}" if touch.count else "0" for name in CHANNELS]
+        ratio = touch.ratio
+        table.add_row(_stage_cell(stage), f"{touch.count:,}", *cells, f"1 : {ratio['group']:.1f} : {ratio['1v1']:.1f}" if ratio else "–")
+    console.print(table)
+    console.print(
+        "[dim]Each contact who reached a stage counts for the channel of the last draft sent to it, posted in a group it was in, "
+        "or sent live to its account, in the 24 h before that stage's event; none: no such draft. 1v1 = private + journey + welcome. "
+        "A draft counts from when the front line marked it done, else from when siyu sent it; Moments posts are not touches.[/]"
+    )
+    if all(touch.channels["none"] == touch.count for touch in report.touches):
+        console.print("[yellow]no sent drafts of this playbook reached these contacts in the 24 h before a stage: run `siyu run`, and mark drafts sent by hand with `siyu outbox done`[/]")
+    _synthetic_note(report)
 
 
 def _write_csv(report: Any) -> None:
     import csv
     import sys
 
+    from siyu_cli.report._funnel import CHANNELS
+
     writer = csv.writer(sys.stdout, lineterminator="\n")
+    if report.by == "touch":
+        writer.writerow(["stage", "label", "stage_count", "channel", "count", "share"])
+        for stage, touch in zip(report.stages, report.touches, strict=True):
+            for name in CHANNELS:
+                writer.writerow([stage.id, stage.label, touch.count, name, touch.channels[name], _num(touch.share[name])])
+        return
     if report.by is None:
-        writer.writerow(["stage", "label", "event", "nth", "count", "step_rate", "from_top", "median_seconds", "target", "met"])
+        writer.writerow(["stage", "label", "event", "nth", "optional", "base", "count", "step_rate", "from_top", "median_seconds", "target", "target_of", "target_rate", "met"])
         for s in report.stages:
-            writer.writerow([s.id, s.label, s.event, s.nth, s.count, _num(s.step_rate), _num(s.from_top), _num(s.median_seconds), _num(s.target), "" if s.met is None else str(s.met).lower()])
+            writer.writerow(
+                [
+                    s.id, s.label, s.event, s.nth, _flag(s.optional), s.base or "", s.count, _num(s.step_rate), _num(s.from_top),
+                    _num(s.median_seconds), _num(s.target), s.target_of or "", _num(s.target_rate), _flag(s.met),
+                ]
+            )
         return
     writer.writerow(
-        [report.by, "holdout", "stage", "count", "step_rate", "step_low", "step_high", "from_top", "top_low", "top_high", "lift", "relative_lift", "p_value", "significant"]
+        [
+            report.by, "holdout", "baseline", "stage", "count", "step_rate", "step_low", "step_high", "from_top", "top_low", "top_high",
+            "lift", "relative_lift", "p_value", "significant", "verdict", "small_sample",
+        ]
     )
     for group in report.groups:
         for s in group.stages:
@@ -227,15 +336,19 @@ def _write_csv(report: Any) -> None:
             top = s.top_ci or (None, None)
             writer.writerow(
                 [
-                    group.key, str(group.holdout).lower(), s.id, s.count, _num(s.step_rate), _num(step[0]), _num(step[1]),
+                    group.key, _flag(group.holdout), _flag(group.baseline), s.id, s.count, _num(s.step_rate), _num(step[0]), _num(step[1]),
                     _num(s.from_top), _num(top[0]), _num(top[1]), _num(s.lift), _num(s.relative_lift), _num(s.p_value),
-                    "" if s.significant is None else str(s.significant).lower(),
+                    _flag(s.significant), s.verdict or "", _flag(s.small_sample),
                 ]
             )
 
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
 
 
 @report_app.command("funnel")
@@ -245,9 +358,14 @@ def funnel_cmd(
     cohort: str = typer.Option(None, "--cohort", help="Only contacts of this cohort (the contact's cohort, else its entry event's)."),
     since: str = typer.Option(None, "--since", help="Only contacts who entered at or after this date/time (playbook zone)."),
     until: str = typer.Option(None, "--until", help="Only contacts who entered before this date/time; a bare date includes that day."),
-    by: str = typer.Option(None, "--by", help="Compare groups side by side: hook, cohort, tier, source, variant or persona."),
+    by: str = typer.Option(
+        None,
+        "--by",
+        help="Compare groups side by side: hook, cohort, tier, source, variant or persona (hook and variant with lift and verdict); "
+        "touch: each stage by the channel that last reached the contact in the 24 h before it.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    as_csv: bool = typer.Option(False, "--csv", help="Print CSV to stdout (one row per stage, or per group and stage with --by)."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV to stdout (one row per stage, per group and stage with --by, per stage and channel with --by touch)."),
 ) -> None:
     """The funnel 漏斗 against the playbook's targets: count, step rate, rate from the top, median time, met or not."""
     from siyu_cli.playbook import read
@@ -265,6 +383,8 @@ def funnel_cmd(
         _write_csv(report)
     elif not report.entered:
         out().print(NO_ENTRY, markup=False)
+    elif by == "touch":
+        _print_touches(report)
     elif by:
         _print_groups(report)
     else:
@@ -344,7 +464,7 @@ def html_cmd(
     playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """One HTML file: funnel chart, hook comparison, SOP execution and the campaign timeline."""
+    """One HTML file: funnel chart, hook comparison, touch attribution, SOP execution and the campaign timeline."""
     from siyu_cli._time import utcnow
     from siyu_cli.playbook import read
     from siyu_cli.report import write_html
@@ -352,7 +472,7 @@ def html_cmd(
     pb = read(find_playbook(playbook))
     with _store(db) as store:
         path = write_html(store, pb, out_file, generated_at=utcnow())
-    out().print(f"wrote {path} (funnel, hooks, SOP execution, timeline)", markup=False)
+    out().print(f"wrote {path} (funnel, hooks, touches, SOP execution, timeline)", markup=False)
 
 
 @app.command("simulate", rich_help_panel=PANEL)

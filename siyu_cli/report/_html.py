@@ -1,8 +1,8 @@
 """One self-contained HTML report: inline CSS and SVG drawn here, nothing fetched when it is viewed.
 
 Sections carry stable ids (`funnel-chart`, `funnel-table`, `hook-comparison`, `hook-chart`,
-`sop-table`, `timeline`) so people can link to them and tests can find them. Every piece of
-text from a playbook or the store goes through html.escape.
+`hook-table`, `touch-table`, `sop-table`, `timeline`) so people can link to them and tests can
+find them. Every piece of text from a playbook or the store goes through html.escape.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlite_utils
 
 from siyu_cli.errors import SiyuError
 from siyu_cli.playbook import LoadedPlaybook
-from siyu_cli.report._funnel import FunnelReport, funnel, human_duration
+from siyu_cli.report._funnel import CHANNELS, FunnelReport, GroupStage, StageResult, funnel, human_duration
 from siyu_cli.report._sop import SopReport, sop
 
 FONT = '"Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif'
@@ -34,6 +34,9 @@ td.l, th.l {{ text-align: left; }}
 .met {{ color: #16a34a; font-weight: bold; }}
 .miss {{ color: #dc2626; font-weight: bold; }}
 .ci {{ color: #6b7280; font-size: 11px; }}
+.better {{ color: #16a34a; }}
+.worse {{ color: #dc2626; }}
+.warn {{ color: #b45309; }}
 .timeline td {{ text-align: left; font-size: 12px; min-width: 70px; }}
 .timeline td.empty {{ background: #fafafa; }}
 .chip {{ display: block; white-space: nowrap; }}
@@ -78,6 +81,15 @@ def funnel_svg(report: FunnelReport) -> str:
     return "".join(parts)
 
 
+def _stage_cell(stage: StageResult) -> str:
+    name = escape(_stage_name(stage.label, stage.id))
+    return f'{name} <span class="note">(optional)</span>' if stage.optional else name
+
+
+def _rate_of(rate: float | None, base: str | None) -> str:
+    return _pct(rate) + (f' <span class="note">of {escape(base)}</span>' if base else "")
+
+
 def _funnel_table(report: FunnelReport) -> str:
     rows = []
     for k, stage in enumerate(report.stages):
@@ -85,14 +97,23 @@ def _funnel_table(report: FunnelReport) -> str:
             met = ""
         else:
             met = '<span class="met">✓ met</span>' if stage.met else '<span class="miss">✗ not met</span>'
+        step = "–"
+        if k:
+            step = _rate_of(stage.step_rate, stage.base if stage.base != report.stages[k - 1].id else None)
+        target = actual = ""
+        if stage.target is not None:
+            target, actual = _rate_of(stage.target, stage.target_of), _rate_of(stage.target_rate, stage.target_of)
         rows.append(
             "<tr>"
-            f'<td class="l">{escape(_stage_name(stage.label, stage.id))}</td>'
-            f"<td>{stage.count:,}</td><td>{_pct(stage.step_rate) if k else '–'}</td><td>{_pct(stage.from_top)}</td>"
-            f"<td>{escape(human_duration(stage.median_seconds))}</td><td>{_pct(stage.target) if stage.target is not None else ''}</td>"
+            f'<td class="l">{_stage_cell(stage)}</td>'
+            f"<td>{stage.count:,}</td><td>{step}</td><td>{_pct(stage.from_top)}</td>"
+            f"<td>{escape(human_duration(stage.median_seconds))}</td><td>{target}</td><td>{actual}</td>"
             f"<td>{met}</td></tr>"
         )
-    head = '<tr><th class="l">stage</th><th>contacts</th><th>step rate</th><th>from top</th><th>median from previous</th><th>target (step)</th><th>met</th></tr>'
+    head = (
+        '<tr><th class="l">stage</th><th>contacts</th><th>step rate</th><th>from top</th><th>median time</th>'
+        "<th>target</th><th>actual</th><th>met</th></tr>"
+    )
     return f'<table id="funnel-table">{head}{"".join(rows)}</table>'
 
 
@@ -136,18 +157,53 @@ def hook_svg(report: FunnelReport) -> str:
     return "".join(parts)
 
 
+def _lift(row: GroupStage) -> str:
+    if row.lift is None:
+        return ""
+    relative = "" if row.relative_lift is None else f" ({row.relative_lift * 100:+.0f}%)"
+    p_value = "" if row.p_value is None else f" p {row.p_value:.3f}"
+    verdict = f' <span class="{"better" if row.verdict == "better" else "worse" if row.verdict == "worse" else "note"}">{escape(row.verdict or "")}</span>'
+    small = ' <span class="warn">⚠ small</span>' if row.small_sample else ""
+    return f'<div class="ci">lift {row.lift * 100:+.1f} pt{relative}{p_value}{verdict}{small}</div>'
+
+
 def _hook_table(report: FunnelReport) -> str:
-    head = '<tr><th class="l">hook</th>' + "".join(f"<th>{escape(_stage_name(s.label, s.id))}</th>" for s in report.stages) + "</tr>"
+    head = '<tr><th class="l">hook</th>' + "".join(f"<th>{_stage_cell(s)}</th>" for s in report.stages) + "</tr>"
     rows = []
     for group in report.groups:
-        cells = [f'<td class="l">{escape(group.label)}</td>']
+        label = escape(group.label) + (' <span class="note">(baseline)</span>' if group.baseline else "")
+        cells = [f'<td class="l">{label}</td>']
         for k, stage in enumerate(group.stages):
             if k == 0:
                 cells.append(f"<td>{stage.count:,}</td>")
             else:
-                cells.append(f"<td>{stage.count:,} · {_pct(stage.from_top)}{_ci(stage.top_ci)}</td>")
+                cells.append(f"<td>{stage.count:,} · {_pct(stage.from_top)}{_ci(stage.top_ci)}{_lift(stage)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table id="hook-table">{head}{"".join(rows)}</table><p class="note">Count · rate from the top, with its 95% Wilson interval.</p>'
+    baseline = next((g for g in report.groups if g.baseline), None)
+    note = "Count · rate from the top, with its 95% Wilson interval."
+    if baseline is not None:
+        note += (
+            f" Lift: each hook's rate from the top minus {escape(baseline.label)}'s (the first hook in the playbook with contacts);"
+            " two-proportion z-test at p &lt; 0.05: better, worse or no significant difference."
+        )
+    warnings = "".join(f'<p class="note warn">⚠ {escape(w)}</p>' for w in report.warnings)
+    return f'<table id="hook-table">{head}{"".join(rows)}</table><p class="note">{note}</p>{warnings}'
+
+
+def _touch_table(report: FunnelReport) -> str:
+    """Stages by the channel of the last touch in the 24 h before: count · share, and live : group : 1v1."""
+    head = '<tr><th class="l">stage</th><th>contacts</th>' + "".join(f"<th>{name}</th>" for name in CHANNELS) + "<th>live : group : 1v1</th></tr>"
+    rows = []
+    for stage, touch in zip(report.stages, report.touches, strict=True):
+        cells = "".join(f'<td data-channel="{name}">{touch.channels[name]:,} · {_pct(touch.share[name])}</td>' for name in CHANNELS)
+        ratio = f"1 : {touch.ratio['group']:.1f} : {touch.ratio['1v1']:.1f}" if touch.ratio else "–"
+        rows.append(f'<tr data-stage="{escape(stage.id)}"><td class="l">{_stage_cell(stage)}</td><td>{touch.count:,}</td>{cells}<td>{ratio}</td></tr>')
+    note = (
+        "Each contact who reached a stage counts for the channel of the last draft sent to it, posted in a group it was in, "
+        "or sent live to its account, in the 24 h before that stage's event (none: no such draft). 1v1 = private + journey + welcome; "
+        "Moments posts are not touches."
+    )
+    return f'<table id="touch-table">{head}{"".join(rows)}</table><p class="note">{note}</p>'
 
 
 def _sop_table(report: SopReport) -> str:
@@ -228,7 +284,8 @@ def html_report(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, generate
         window = f" within {human_duration(overall.window_seconds)} of entering" if overall.window_seconds else ""
         sections.append(
             f'<h2>Funnel 漏斗</h2><p class="note">{overall.entered:,} contacts entered{escape(window)}. '
-            "Targets are benchmarks for the step rate (a stage's count over the previous stage's).</p>" + chart
+            "Step rate: a stage's count over the last required stage before it (an optional stage may be skipped and does not move the clock). "
+            "A number as target is held against the step rate, {rate, of} against count(stage) / count(of).</p>" + chart
         )
         if model.hooks:
             by_hook = funnel(db, playbook, by="hook")
@@ -239,6 +296,8 @@ def html_report(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, generate
         else:
             body = '<p class="note">The playbook has no hooks to compare.</p>'
         sections.append(f'<h2>Hooks 钩子对比</h2><section id="hook-comparison">{body}</section>')
+        if overall.entered:
+            sections.append("<h2>Touches 触达归因</h2>" + _touch_table(funnel(db, playbook, by="touch")))
     sections.append("<h2>SOP execution 执行情况</h2>" + _sop_table(sop(db, playbook)))
     sections.append("<h2>Campaign timeline 排期</h2>" + _timeline_table(playbook))
     banner = (
