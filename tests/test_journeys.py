@@ -330,3 +330,106 @@ def test_two_runs_of_one_contact_with_a_step_due_the_same_minute_both_send(shop:
     assert sorted(d["text"] for d in usage) == ["您12月2日下单的199元好物用得怎么样？（旅程第4天）", "您12月2日下单的99元好物用得怎么样？（旅程第4天）"]
     assert first["sent"] >= 2
     assert (again["recorded"], again["sent"]) == (0, 0)  # nothing left to plan again
+
+
+def test_an_audience_is_matched_with_the_tags_a_contact_had_when_the_draft_was_due(shop: Path) -> None:
+    """A pass that runs late acts as an on-time pass would have: an order after 12:00 does not make a buyer of the 12:00 beat."""
+    buyers = {"id": "buyers", "title": "买家专享", "at": "12:00", "days": "1-3", "channel": "private", "audience": "已购", "text": "老客专享券"}
+    _edit(shop, lambda pb: pb.update(beats=[buyers]))
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    track("order", "b1", "2026-12-01 12:30", "--amount", "99")
+    once("2026-12-01 13:00")  # late for 12:00: b1 was not a buyer then
+    assert ledger(shop, "beat = 'buyers'") == []
+    once("2026-12-02 12:00")
+    assert [(d["due_at"], d["state"]) for d in ledger(shop, "beat = 'buyers'")] == [("2026-12-02T04:00:00Z", "sent")]
+
+
+def test_a_journey_step_is_not_sent_to_a_contact_who_entered_the_audience_after_it_was_due(shop: Path) -> None:
+    vip = {"id": "vip", "title": "老客回访", "enter": {"event": "friend_added"}, "audience": "已购", "steps": [{"id": "ask", "after": "1d", "at": "10:00", "text": "回访"}]}
+    _edit(shop, lambda pb: pb["journeys"].append(vip))
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    track("order", "b1", "2026-12-02 11:00", "--amount", "99")
+    once("2026-12-02 12:00")  # the step was due at 10:00; b1 bought at 11:00
+    assert ledger(shop, "beat = 'journey:vip:ask'") == []
+
+
+def test_an_add_recorded_again_at_another_time_sends_no_step_twice(shop: Path) -> None:
+    """The live add, then an export a few minutes off: the welcome and a once-only journey go once."""
+    once_only = {"id": "guide", "title": "新客引导", "enter": {"event": "friend_added"}, "steps": [{"id": "tips", "after": "1h", "text": "使用小贴士"}]}
+    _edit(shop, lambda pb: pb["journeys"].append(once_only))
+    track("friend_added", "b1", "2026-12-01 10:00", "--hook", "EYE100")
+    once("2026-12-01 11:05")
+    track("friend_added", "b1", "2026-12-01 09:58", "--hook", "EYE100", "--event-id", "wecom-export-1")
+    once("2026-12-01 11:10")
+    once("2026-12-01 11:15")
+    sent_beats = [beat for beat, _ in sent(shop, "b1")]
+    assert sent_beats.count("welcome:card-eye:1") == 1
+    assert sent_beats.count("journey:guide:tips") == 1
+    assert len([p for p in outbox_files(shop / "outbox") if "guide" in p.name or "welcome" in p.name]) == 2
+
+
+def test_two_orders_in_the_same_second_are_two_runs(shop: Path) -> None:
+    _edit(shop, lambda pb: pb["journeys"][0].update(exit=[{"event": "order"}]))
+    rows = "event_id,type,contact_id,at,amount\no1,order,x,2026-12-02 11:00,9.9\no2,order,x,2026-12-02 11:00,398\n"
+    (shop / "orders.csv").write_text(rows, encoding="utf-8")
+    siyu("import", "events", "orders.csv", "--create-contacts")
+    once("2026-12-05 20:00")
+    usage = ledger(shop, "beat = 'journey:repurchase:usage'")
+    # o2 comes after o1 (recorded later), so it ends o1's run; its own run sends.
+    assert [(d["entry"], d["state"]) for d in usage] == [("order@2026-12-02T03:00:00Z#1", "sent")]
+    assert usage[0]["text"].startswith("您12月2日下单的398元")
+
+
+def test_fast_clock_runs_steps_of_contacts_who_enter_after_the_last_day(shop: Path) -> None:
+    track("order", "b9", "2026-12-20 10:00", "--amount", "99")  # the campaign has 14 days
+    siyu("run", "--clock", "fast", "--now", "2026-12-01 00:00")
+    assert [beat for beat, _ in sent(shop, "b9")] == ["journey:repurchase:usage", "journey:repurchase:push"]
+
+
+def test_check_warns_when_the_audience_already_matches_the_exit_or_the_hook_gives_it(shop: Path) -> None:
+    def change(playbook: dict[str, Any]) -> None:
+        playbook["journeys"].append({"id": "never", "enter": {"event": "order"}, "audience": "已购 and not 已退款", "exit": [{"segment": "已购"}], "steps": [{"id": "s", "after": "1d", "text": "x"}]})
+        playbook["journeys"].append({"id": "hooked", "enter": {"event": "friend_added", "hook": "card-eye"}, "exit": [{"segment": "回购卡"}], "steps": [{"id": "s", "after": "1d", "text": "x"}]})
+
+    _edit(shop, change)
+    text = _problems(0)
+    assert "every contact the audience '已购 and not 已退款' accepts already matches exit '已购': no step would be sent" in text
+    assert "journeys[2].exit[0].segment exit '回购卡' holds as soon as a contact enters" in text
+
+
+def test_check_with_a_store_that_is_not_there_says_so(shop: Path) -> None:
+    result = siyu("check", "--db", "nothere.db", code=1)
+    assert "nothere.db: no such store" in result.stderr
+
+
+def test_check_counts_journey_steps_against_the_account_cap(shop: Path) -> None:
+    _edit(shop, lambda pb: pb["limits"].update(private_per_account_per_day=1))
+    for n in range(3):
+        track("order", f"b{n}", "2026-12-02 15:00", "--amount", "99")
+    result = json.loads(siyu("check", "--json", "--db", "siyu.db").stdout)
+    caps = [p["message"] for p in result["files"][0]["problems"] if p["code"] == "account-cap"]
+    assert caps and "would send up to 3 1v1 drafts on day 5" in caps[0]
+
+
+def test_preview_past_the_last_step_exits_2_and_track_warns_of_an_unknown_hook(shop: Path) -> None:
+    siyu("preview", "day", "20", code=0)  # a contact who enters on day 14 gets its 5d step on day 19-20
+    result = siyu("preview", "day", "21", code=2)
+    assert "outside the campaign (days 1-14; welcome and journey steps of late entrants reach day 20)" in result.stderr
+    result = siyu("track", "friend_added", "--contact", "z1", "--hook", "NOPE", "--create-contact", "--at", "2026-12-01 09:00")
+    assert "warning: 'NOPE' is no hook of camp (EYE100)" in result.stderr
+
+
+def test_the_html_report_shows_each_journey_and_how_its_steps_ended(shop: Path) -> None:
+    _edit(shop, lambda pb: pb.update(funnel={"stages": [{"id": "added", "event": "friend_added"}, {"id": "ordered", "event": "order"}]}))
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    track("order", "b1", "2026-12-02 15:00", "--amount", "199")
+    track("order", "b2", "2026-12-02 15:00", "--amount", "99")
+    for now in ("2026-12-01 09:00", "2026-12-05 20:00", "2026-12-07 10:00"):
+        once(now)
+    siyu("report", "html", "--out", "report.html")
+    html = (shop / "report.html").read_text("utf-8")
+    section = html[html.index('<section id="journeys">') :]
+    assert 'data-journey="repurchase"' in section and 'data-journey="welcome:card-eye"' in section
+    assert "复购提醒" in section and "+3d at 20:00" in section and "order (every time)" in section
+    assert "sent 2" in section  # usage and push for b1 and b2
+    assert "2 run(s) with drafts" in section

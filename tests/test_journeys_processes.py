@@ -225,7 +225,8 @@ class Expected:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (f"journey:{self.journey}:{self.step}", f"contact:{self.contact}", f"{'friend_added' if self.journey == 'ladder' else 'order'}@{db_time(self.entered)}")
+        # ladder runs once per contact (keyed `first@`); repurchase repeats, keyed by its entering order.
+        return (f"journey:{self.journey}:{self.step}", f"contact:{self.contact}", f"{'first' if self.journey == 'ladder' else 'order'}@{db_time(self.entered)}")
 
 
 @dataclass

@@ -67,6 +67,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
         return result
     result.playbook = playbook
     people: Sequence[Mapping[str, Any]] = contacts
+    planner: Planner | None = None
     if contacts:
         planner = Planner(playbook, contacts=[dict(c) for c in contacts], db=db, as_of=now)
         planner.prepare()
@@ -74,7 +75,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(playbook.problems)
     result.problems.extend(_template_problems(playbook))
     result.problems.extend(_mix_problems(playbook))
-    result.problems.extend(_lint(playbook, people))
+    result.problems.extend(_lint(playbook, people, planner))
     result.problems.extend(journey_problems(playbook, people))
     return result
 
@@ -259,7 +260,7 @@ def _days_text(days: list[int]) -> str:
     return _compact(days)
 
 
-def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> list[Problem]:
+def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], planner: Planner | None = None) -> list[Problem]:
     model = playbook.model
     located = playbook.located
     problems: list[Problem] = []
@@ -277,7 +278,7 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> li
         if clock and in_quiet(parse_hhmm(clock), quiet):
             problems.append(located.problem(where, f"{clock} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", severity="warning", code="quiet-hours"))
     problems.extend(_touch_budget(playbook))
-    problems.extend(_account_cap(playbook, contacts))
+    problems.extend(_account_cap(playbook, contacts, planner))
     problems.extend(_pool_sizes(playbook))
     return problems
 
@@ -347,13 +348,13 @@ def _touch_budget(playbook: LoadedPlaybook) -> list[Problem]:
     ]
 
 
-def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]) -> list[Problem]:
-    """1v1 volume per persona account above private_per_account_per_day, from the contacts in the store."""
+def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], planner: Planner | None = None) -> list[Problem]:
+    """1v1 volume per persona account above private_per_account_per_day: beats' audiences and the journey steps of the store's contacts."""
     model = playbook.model
     cap = model.limits.private_per_account_per_day
     if cap is None or not contacts:
         return []
-    planner = Planner(playbook, contacts=contacts)
+    planner = planner or Planner(playbook, contacts=contacts)
     volume: dict[tuple[str, str, int], int] = defaultdict(int)
     for beat in model.beats:
         if beat.channel != "private":
@@ -363,6 +364,10 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
             size = len(planner.audience(cohort, beat.id, expr))
             for day in playbook.beat_days[beat.id]:
                 volume[(cohort.id, beat.persona or model.personas[0].id, day)] += size * len(beat.times)
+    for cohort in playbook.cohorts:
+        for draft in planner.journey_calendar(cohort):
+            if draft.channel == "journey":  # welcome messages answer the contact's own add and count against no limit
+                volume[(cohort.id, draft.persona, draft.day)] += 1
     over = {key: count for key, count in volume.items() if count > cap}
     if not over:
         return []

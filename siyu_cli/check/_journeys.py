@@ -117,6 +117,17 @@ def _exits(playbook: LoadedPlaybook, rules: TagRules, route: Route) -> list[Prob
                 )
             )
             continue
+        if route.audience is not None and _implies(route.audience, expr):
+            problems.append(
+                playbook.located.problem(
+                    where,
+                    f"every contact the audience {route.audience.source!r} accepts already matches exit {item.segment!r}: no step would be sent",
+                    hint="the audience and the exit contradict each other; narrow the exit or the audience",
+                    severity="warning",
+                    code="exit",
+                )
+            )
+            continue
         if _holds_at_entry(playbook, rules, route, expr):
             problems.append(
                 playbook.located.problem(
@@ -128,6 +139,20 @@ def _exits(playbook: LoadedPlaybook, rules: TagRules, route: Route) -> list[Prob
                 )
             )
     return problems
+
+
+def _implies(first: TagExpr, then: TagExpr) -> bool:
+    """Every tag set that satisfies `first` satisfies `then` (over the atoms the two read), and some set satisfies `first`."""
+    atoms = sorted(first.tags | then.tags)[:12]
+    matched = False
+    for n in range(len(atoms) + 1):
+        for combo in itertools.combinations(atoms, n):
+            tags = set(combo)
+            if first.matches(tags):
+                matched = True
+                if not then.matches(tags):
+                    return False
+    return matched
 
 
 def _satisfiable(expr: TagExpr, allowed: set[str] | frozenset[str]) -> bool:

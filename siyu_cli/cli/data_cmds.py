@@ -164,8 +164,11 @@ def track(
     from siyu_cli._time import utcnow
     from siyu_cli.ingest import track as record
 
-    zone = _zone(playbook, tz)
+    zone, loaded = _playbook_view(playbook, tz)
     moment = _moment(at, zone, "--at") or _moment(now, zone, "--now") or utcnow()
+    if hook and loaded is not None and loaded.model.hooks and hook not in {ref for h in loaded.model.hooks for ref in (h.id, h.code) if ref}:
+        known = ", ".join(h.code or h.id for h in loaded.model.hooks)
+        err().print(f"warning: {hook!r} is no hook of {loaded.id} ({known}); its tags and welcome will not apply", markup=False, soft_wrap=True)
     extra: dict[str, str] = {}
     for item in props or []:
         key, sep, value = item.partition("=")

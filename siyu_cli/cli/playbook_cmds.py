@@ -63,17 +63,23 @@ def check(
         summary = ""
         if result.playbook is not None:
             model = result.playbook.model
-            summary = f" · {model.id} · {model.days} days · {len(model.beats)} beats · {len(model.hooks)} hooks · {len(result.playbook.cohorts)} cohort(s)"
+            summary = (
+                f" · {model.id} · {model.days} days · {len(model.beats)} beats · {len(model.hooks)} hooks · {len(model.journeys)} journeys"
+                f" · {len(model.rules)} rules · {len(result.playbook.cohorts)} cohort(s)"
+            )
         console.print(f"{escape(result.file)}: {status}{escape(summary)}", soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
 
 
 def _store_contacts(db: str | None) -> tuple[Any, list[dict[str, Any]]]:
     """The store (read-only) and its contacts, when there is one."""
+    from siyu_cli.errors import StoreError
     from siyu_cli.store import default_path
 
     path = default_path(db)
     if not path.exists():
+        if db is not None:
+            raise StoreError(f"{path}: no such store", hint="pass the store siyu run/import wrote (default ./siyu.db), or leave out --db")
         return None, []
     from siyu_cli.ingest import load_contacts
     from siyu_cli.store import open_store

@@ -112,8 +112,10 @@ def _safe(name: str) -> str:
 def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | None = None, db_path: str | None = None) -> PreviewResult:
     playbook = read(path)
     # Welcome sequences of contacts added late run past the last day; nothing runs before day 1.
-    if day < 1 or (day > playbook.model.days and not (playbook.model.hooks or playbook.model.journeys)):
-        raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days})", hint=f"pick a day from 1 to {playbook.model.days}")
+    reach = _last_day(playbook)
+    if day < 1 or day > reach:
+        extra = f"; welcome and journey steps of late entrants reach day {reach}" if reach > playbook.model.days else ""
+        raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days}{extra})", hint=f"pick a day from 1 to {reach}")
     # Events up to the end of the day shown count (tags, entries, exits); later ones are not known yet on that day.
     shown = playbook.cohort(cohort).start + timedelta(days=day)
     as_of = datetime.combine(shown, time(0, 0), tzinfo=playbook.tz)
@@ -152,6 +154,17 @@ def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | N
     return result
 
 
+def _last_day(playbook: Any) -> int:
+    """The last day anything can fall on: the campaign, or a step of a contact who enters on its last day."""
+    from siyu_cli._time import parse_duration
+
+    model = playbook.model
+    delays = [parse_duration(s.after) for h in model.hooks for s in h.welcome] + [parse_duration(s.after) for j in model.journeys for s in j.steps]
+    if not delays:
+        return int(model.days)
+    return int(model.days) + max(delays).days + 1
+
+
 def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list[JourneyPosition]:
     """Each run of the contact: entered when, exited or not, and every step's state in the ledger or what comes next."""
     planner = inputs.planner
@@ -171,13 +184,12 @@ def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list
             drafts.append((step, due, planner._step_draft(cohort, run, step, person, persona, due, (due.date() - cohort.start).days + 1)))
         states = _ledger_states(inputs.db, [d.draft_id for _, _, d in drafts])
         upcoming = False
-        in_audience = route.audience is None or route.audience.matches(person.get("tags") or ())
         for step, due, draft in drafts:
             status = states.get(draft.draft_id)
             if status is None:
                 if run.exited_by(due):
                     status = "exited"
-                elif not in_audience:
+                elif route.audience is not None and not route.audience.matches(planner.tags_at(person, min(due, now))):
                     status = "not in audience"
                 elif due > now:
                     status = "upcoming" if upcoming else "next"

@@ -194,9 +194,11 @@ class Runner:
         playbook = self.playbook
         guard = Guard(playbook)
         existing = self.ledger.existing_ids(playbook.id)
+        welcomed = self.ledger.welcome_slots(playbook.id)
         fresh: list[Draft] = []
         for draft in inputs.planner.drafts(until=now):
-            if draft.draft_id in existing:
+            if draft.draft_id in existing or (draft.channel == "welcome" and (draft.beat, draft.target) in welcomed):
+                # A welcome step goes once per contact: an add recorded again at another time does not repeat it.
                 continue
             fresh.append(inputs.planner.render(draft))
         if not fresh:
@@ -204,6 +206,7 @@ class Runner:
         days = {moment.astimezone(playbook.tz).date() for moment in {d.occurrence_at for d in fresh}}
         with immediate(self.db):
             existing = self.ledger.existing_ids(playbook.id)
+            welcomed = self.ledger.welcome_slots(playbook.id) if any(d.channel == "welcome" for d in fresh) else set()
             budget = self._budget(inputs, guard, days)
             rows = []
             stamp = to_db(now)
@@ -211,9 +214,11 @@ class Runner:
             # and fold that datetime equality ignores).
             timings: dict[tuple[datetime, Any, int], tuple[Schedule, str]] = {}
             for draft in fresh:
-                if draft.draft_id in existing:
+                if draft.draft_id in existing or (draft.channel == "welcome" and (draft.beat, draft.target) in welcomed):
                     continue
                 existing.add(draft.draft_id)
+                if draft.channel == "welcome":
+                    welcomed.add((draft.beat, draft.target))
                 at = draft.occurrence_at
                 timing = timings.get((at, at.tzinfo, at.fold))
                 if timing is None:
@@ -388,7 +393,11 @@ class Runner:
         steps = [step.after for hook in playbook.model.hooks for step in hook.welcome]
         steps += [step.after for journey in playbook.model.journeys for step in journey.steps]
         if steps:
-            # Contacts who enter on the last day still get every step.
+            # Contacts who enter on the last day, or later (an order after the campaign), still get every step.
+            kinds = sorted({"friend_added"} | {j.enter.event for j in playbook.model.journeys})
+            row = self.db.execute(f"SELECT MAX(at) FROM events WHERE type IN ({', '.join('?' * len(kinds))})", kinds).fetchone()
+            if row and row[0]:
+                end = max(end, from_db(row[0]).astimezone(playbook.tz))
             end += max(_delay(after) for after in steps) + timedelta(days=1)
         guard = Guard(playbook)
         if guard.on_quiet == "defer" and guard.in_quiet(end):

@@ -14,7 +14,7 @@ from typing import Any
 
 from siyu_cli._time import from_db, parse_duration, parse_hhmm, to_db, wall_clock
 from siyu_cli.playbook import ExitCondition, Hook, LoadedPlaybook, TagExpr, Variant, parse_tags
-from siyu_cli.rules import EventRow, TagRules, TagState
+from siyu_cli.rules import EventRow, TagRules, TagState, Timeline
 
 # A contact who deleted the account cannot be reached: every run ends there (playbook-spec is silent; an operator expects it).
 DELETED = "friend_deleted"
@@ -72,11 +72,26 @@ class Run:
     hook: Hook | None
     exit_at: datetime | None = None
     exit_reason: str | None = None
+    same_moment: int = 0  # earlier entering events of this contact at the very same second
 
     @property
     def entry_key(self) -> str:
-        """What keys the run in the ledger: the entering event's type and time (not its id, which a re-import may change)."""
-        return f"{self.entry[1]}@{self.entry[2]}"
+        """What keys the run in the ledger.
+
+        A journey a contact runs once is keyed `first@<time>`, and only `first` counts: an earlier add
+        that arrives later (an export a minute off the live add) moves the run, never starts a second.
+        A repeat run is keyed by its entering event's type and time, not its id (a re-import may
+        change the id), with `#n` for the nth other entering event in the same second.
+        """
+        if not self.route.repeat:
+            return f"first@{self.entry[2]}"
+        suffix = f"#{self.same_moment}" if self.same_moment else ""
+        return f"{self.entry[1]}@{self.entry[2]}{suffix}"
+
+    @property
+    def run_key(self) -> str:
+        """The part of `entry_key` that identifies the run whatever its time: `first` for once-only journeys."""
+        return "first" if not self.route.repeat else self.entry_key
 
     def exited_by(self, moment: datetime) -> bool:
         return self.exit_at is not None and self.exit_at <= moment
@@ -88,6 +103,7 @@ class ContactPath:
 
     state: TagState
     runs: list[Run] = field(default_factory=list)
+    timeline: Timeline | None = None  # when its tags changed (None: never)
 
 
 def step_due(entered_at: datetime, step: Step, tz: tzinfo) -> datetime:
@@ -160,18 +176,21 @@ class JourneyBook:
         rules = self.rules
         state = rules.start(contact.get("tags") or (), own_source)
         path = ContactPath(state)
-        if not self.routes:
-            for row in events:
-                if row[1] in rules.types:
-                    rules.apply(state, row, own_source)
-            return path
+        own = tuple(state.tags)
+        before = list(own)
+        stamps: list[str] = []
+        changes: list[tuple[int, list[str]]] = []
         counts: dict[str, int] = {}
         open_runs: list[Run] = []
         cid = str(contact["id"])
         for row in with_implied_add(contact, events, as_of):
             kind, at = row[1], row[2]
-            if kind in rules.types:
+            stamps.append(at)
+            if kind in rules.types and not row[0].startswith(IMPLIED_ADD + ":"):
                 rules.apply(state, row, own_source)
+                if state.tags != before:
+                    before = list(state.tags)
+                    changes.append((len(stamps) - 1, before))
             hook = rules.event_hook(row[3], state.source or own_source)
             moment: datetime | None = None
             for run in open_runs:
@@ -193,11 +212,14 @@ class JourneyBook:
                     continue
                 moment = moment or from_db(at)
                 run = Run(route, cid, row, moment, hook if hook is not None else rules.hook_of(state.source or own_source))
+                run.same_moment = sum(1 for r in path.runs if r.route is route and r.entry[2] == at)
                 segment = next((text for text, expr in route.exit_segments if expr.matches(state.tags)), None)
                 if segment is not None:
                     run.exit_at, run.exit_reason = moment, f"segment {segment}"
                 path.runs.append(run)
                 open_runs.append(run)
+        if changes:
+            path.timeline = (stamps, own, changes)
         return path
 
     def persona_of(self, run: Run, contact: Mapping[str, Any], accounts: Mapping[str, str], first: str) -> str:

@@ -136,6 +136,11 @@ class Ledger:
     def existing_ids(self, playbook_id: str) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE playbook_id = ?", [playbook_id])}
 
+    def welcome_slots(self, playbook_id: str) -> set[tuple[str, str]]:
+        """(beat, target) of every welcome step recorded: each goes to a contact once, whatever time its add says."""
+        rows = self.db.execute("SELECT beat, target FROM drafts WHERE playbook_id = ? AND channel = 'welcome'", [playbook_id])
+        return {(beat, target) for beat, target in rows}
+
     def insert(self, rows: Iterable[Sequence[Any]]) -> None:
         """Within the caller's IMMEDIATE transaction; duplicates of the unique key are ignored."""
         self.db.conn.executemany(_INSERT, rows)

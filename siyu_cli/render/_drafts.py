@@ -15,7 +15,7 @@ from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
 from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
 from siyu_cli.render._render import Renderer
-from siyu_cli.rules import TagRules, apply_effective, history
+from siyu_cli.rules import TagRules, Timeline, apply_effective, history, last_change, tags_at
 from siyu_cli.timeline import Content, Occurrence, occurrences
 
 STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
@@ -60,6 +60,8 @@ class Draft:
         """
         if self.channel == "journey" and self.entry is not None:
             return (self.playbook_id, self.cohort, self.beat, self.entry.partition("@")[2], self.target)
+        if self.channel == "welcome":
+            return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
         return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
 
     @cached_property
@@ -67,7 +69,8 @@ class Draft:
         """A journey step is keyed by its run (journey, step, entering event, contact), not by its clock time,
         so a step whose `after` is edited is not sent again. Welcome steps keep the key they always had."""
         if self.channel == "journey" and self.entry is not None:
-            return draft_id((self.playbook_id, "journey", self.beat, self.entry, self.target))
+            run = "first" if self.entry.startswith("first@") else self.entry
+            return draft_id((self.playbook_id, "journey", self.beat, run, self.target))
         return draft_id(self.key)
 
 
@@ -130,6 +133,8 @@ class Planner:
         self.tag_rules = TagRules.of(model)
         self.book = JourneyBook(playbook, self.tag_rules)
         self.runs: dict[str, list[Run]] = {}
+        self.timelines: dict[str, Timeline] = {}
+        self._late: dict[str, set[str]] = {}  # moment → contacts whose tags changed after it
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
@@ -146,7 +151,7 @@ class Planner:
             return
         if not self.book.routes:
             if self.db is not None:
-                apply_effective(self.db, self.tag_rules, self.contacts, as_of=self.as_of)
+                apply_effective(self.db, self.tag_rules, self.contacts, as_of=self.as_of, timelines=self.timelines)
             return
         by_id = {str(c["id"]): c for c in self.contacts}
         seen: set[str] = set()
@@ -162,6 +167,19 @@ class Planner:
                 if cid not in seen and contact.get("added_at") is not None:
                     self._replay(contact, [], shared)
 
+    def _changed_after(self, stamp: str) -> set[str]:
+        """Contacts whose tags changed after `stamp`: the only ones an earlier moment may see otherwise."""
+        found = self._late.get(stamp)
+        if found is None:
+            if len(self._late) > 256:
+                self._late.clear()
+            found = self._late[stamp] = {cid for cid, timeline in self.timelines.items() if last_change(timeline) > stamp}
+        return found
+
+    def tags_at(self, person: Mapping[str, Any], moment: datetime) -> Sequence[str]:
+        """The contact's effective tags at `moment`: an audience is tested against the tags it had when the draft was due."""
+        return tags_at(person, self.timelines.get(str(person["id"])), _db_time(moment))
+
     def _replay(self, contact: dict[str, Any], events: Sequence[Any], shared: dict[tuple[str, ...], list[str]]) -> None:
         path = self.book.replay(contact, events, as_of=self.as_of)
         key = tuple(path.state.tags)
@@ -172,6 +190,8 @@ class Planner:
         contact["source"] = path.state.source
         if path.runs:
             self.runs[str(contact["id"])] = path.runs
+        if path.timeline:
+            self.timelines[str(contact["id"])] = path.timeline
 
     def cohort_of(self, contact: Mapping[str, Any]) -> str:
         """A contact's cohort: its own field, else the first cohort."""
@@ -223,7 +243,12 @@ class Planner:
                     label = f"直播 live · {self.persona_names.get(occ.persona, occ.persona)}"
                 yield self._draft(run, occ, target=occ.target, label=label, content=occ.content)
 
-    def audience(self, run: CohortRun, beat_id: str, expr: Any) -> list[Mapping[str, Any]]:
+    def audience(self, run: CohortRun, beat_id: str, expr: Any, at: datetime | None = None) -> list[Mapping[str, Any]]:
+        """The cohort's contacts the expression matches, with their tags as of `at` (default: now).
+
+        The match on current tags is made once per beat; for a past moment only the contacts whose
+        tags changed after it are tested again.
+        """
         key = f"{run.id}\x1f{beat_id}"
         if key not in self._audiences:
             self.prepare()
@@ -231,13 +256,24 @@ class Planner:
                 self._audiences[key] = [SAMPLE_CONTACT]
             else:
                 self._audiences[key] = [c for c in self.contacts if self.cohort_of(c) == run.id and expr.matches(c.get("tags") or ())]
-        return self._audiences[key]
+        found = self._audiences[key]
+        if at is None or self.sample_contact or not self.timelines or (self.as_of is not None and at >= self.as_of):
+            return found
+        changed = self._changed_after(_db_time(at))
+        if not changed:
+            return found
+        kept = [c for c in found if str(c["id"]) not in changed]
+        for person in self.contacts:
+            cid = str(person["id"])
+            if cid in changed and self.cohort_of(person) == run.id and expr.matches(self.tags_at(person, at)):
+                kept.append(person)
+        return kept
 
     def _private(self, run: CohortRun, occ: Occurrence, only: str | None) -> Iterator[Draft]:
         beat = occ.beat
         expr = self.playbook.audience(beat)
         weights = {name: variant.weight for name, variant in (beat.variants or {}).items()}
-        for person in self.audience(run, beat.id, expr):
+        for person in self.audience(run, beat.id, expr, at=occ.at):
             if only is not None and person["id"] != only:
                 continue
             content, variant, holdout = occ.content, None, False
@@ -295,12 +331,12 @@ class Planner:
                 continue
             for run in runs:
                 route = run.route
-                if route.audience is not None and not route.audience.matches(person.get("tags") or ()):
-                    continue
                 persona = self.book.persona_of(run, person, self.account_personas, first)
                 for step in route.steps:
                     due = step_due(run.entered_at, step, tz)
                     if run.exited_by(due) or not self._window(due, since, until):
+                        continue
+                    if route.audience is not None and not route.audience.matches(self.tags_at(person, due)):
                         continue
                     day = campaign_day(cohort, due.date())
                     if days is not None and day not in days:
@@ -377,8 +413,9 @@ class Planner:
         self.prepare()
         route = found[0]
         cid = target.partition(":")[2]
+        wanted = "first" if entry.startswith("first@") or route.kind == "welcome" else entry
         for run in self.runs.get(cid, ()):
-            if run.route is route and run.entry_key == entry:
+            if run.route is route and run.run_key == wanted:
                 return run.exited_by(now)
         return False
 

@@ -17,6 +17,7 @@ import sqlite_utils
 from siyu_cli.errors import SiyuError
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.report._funnel import CHANNELS, FunnelReport, GroupStage, StageResult, funnel, human_duration
+from siyu_cli.report._journeys import journey_report, journeys_html
 from siyu_cli.report._sop import SopReport, sop
 
 FONT = '"Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif'
@@ -298,6 +299,9 @@ def html_report(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, generate
         sections.append(f'<h2>Hooks 钩子对比</h2><section id="hook-comparison">{body}</section>')
         if overall.entered:
             sections.append("<h2>Touches 触达归因</h2>" + _touch_table(funnel(db, playbook, by="touch")))
+    journeys = journeys_html(journey_report(db, playbook))
+    if journeys:
+        sections.append("<h2>Journeys 旅程</h2>" + journeys)
     sections.append("<h2>SOP execution 执行情况</h2>" + _sop_table(sop(db, playbook)))
     sections.append("<h2>Campaign timeline 排期</h2>" + _timeline_table(playbook))
     banner = (

@@ -34,7 +34,8 @@ def history(
     where = [f"type IN ({', '.join('?' * len(kinds))})"]
     params: list[Any] = list(kinds)
     if as_of is not None:
-        where.append("at <= ?")
+        # `+at`: the bound must not steer SQLite to the (type, at) index; (type, contact, at) reads far less.
+        where.append("+at <= ?")
         params.append(to_db(as_of))
     chunks: list[Sequence[str] | None] = [None]
     if contact_ids is not None:
@@ -52,17 +53,25 @@ def history(
             yield cid, [row[1:] for row in group]
 
 
+# (the time of each of the contact's events, its own tags, [(index of an event that changed the tags, tags after it)]).
+# Kept as the scan left it: most timelines are never read, so none is reshaped up front.
+Timeline = tuple[list[str], Sequence[str], list[tuple[int, list[str]]]]
+
+
 def apply_effective(
     db: sqlite_utils.Database,
     rules: TagRules,
     contacts: Sequence[MutableMapping[str, Any]],
     *,
     as_of: datetime | None = None,
+    timelines: dict[str, Timeline] | None = None,
 ) -> None:
     """Replace each contact's `tags` and `source` with the effective ones as of `as_of`, in place.
 
-    Most contacts share their story (the same own tags, source and sequence of events that can
-    change tags), so each distinct story is folded once and its result list shared by all who have it.
+    `timelines`, when given, receives when each contact's tags changed, so a beat can be matched
+    against the tags a contact had at its own time. Most contacts share their story (the same own
+    tags, source and sequence of events that can change tags), so each distinct story is folded
+    once and its results shared by all who have it: per contact the work is a key and a lookup.
     """
     if not contacts:
         return
@@ -71,21 +80,59 @@ def apply_effective(
     where = f"type IN ({', '.join('?' * len(kinds))})"
     params: list[Any] = list(kinds)
     if as_of is not None:
-        where += " AND at <= ?"
+        where += " AND +at <= ?"
         params.append(to_db(as_of))
-    sql = f"SELECT contact_id, type, hook, CASE WHEN type = '{TAGGED}' THEN props END FROM events WHERE {where} ORDER BY contact_id, at, id"
-    folded: dict[tuple[Any, ...], tuple[list[str], str | None]] = {}
-    for cid, group in groupby(db.conn.execute(sql, params), itemgetter(0)):
+    sql = f"SELECT contact_id, type, at, hook, CASE WHEN type = '{TAGGED}' THEN props END FROM events WHERE {where} ORDER BY contact_id, at, id"
+    folded: dict[tuple[Any, ...], tuple[list[str], str | None, list[tuple[int, list[str]]]]] = {}
+
+    def settle(cid: str, story: list[tuple[str, str | None, str | None]], stamps: list[str]) -> None:
         contact = by_id.get(cid)
         if contact is None:
-            continue
-        story = (tuple(contact.get("tags") or ()), contact.get("source"), *((kind, hook, props) for _, kind, hook, props in group))
-        result = folded.get(story)
+            return
+        own = contact.get("tags") or ()
+        key = (tuple(own), contact.get("source"), *story)
+        result = folded.get(key)
         if result is None:
-            events = [("", kind, "", hook, None, props, None) for kind, hook, props in story[2:]]
-            state = rules.fold(story[0], story[1], events)
-            result = folded[story] = (state.tags, state.source)
-        contact["tags"], contact["source"] = result
+            events = [("", kind, "", hook, None, props, None) for kind, hook, props in story]
+            state, changes = rules.fold_changes(own, contact.get("source"), events)
+            result = folded[key] = (state.tags, state.source, changes)
+        contact["tags"], contact["source"] = result[0], result[1]
+        if timelines is not None and result[2]:
+            timelines[cid] = (stamps, own, result[2])
+
+    last: str | None = None
+    story: list[tuple[str, str | None, str | None]] = []
+    stamps: list[str] = []
+    for cid, kind, at, hook, props in db.conn.execute(sql, params):
+        if cid != last:
+            if last is not None:
+                settle(last, story, stamps)
+            last, story, stamps = cid, [], []
+        story.append((kind, hook, props))
+        stamps.append(at)
+    if last is not None:
+        settle(last, story, stamps)
+
+
+def last_change(timeline: Timeline) -> str:
+    stamps, _, changes = timeline
+    return stamps[changes[-1][0]]
+
+
+def tags_at(contact: Mapping[str, Any], timeline: Timeline | None, stamp: str) -> Sequence[str]:
+    """The effective tags a contact had at `stamp` (store time text): its own, then the last change at or before it."""
+    if timeline is None:
+        return contact.get("tags") or ()
+    stamps, found, changes = timeline
+    if stamps[changes[-1][0]] <= stamp:
+        return contact.get("tags") or ()
+    for index, tags in changes:
+        if stamps[index] > stamp:
+            break
+        found = tags
+    return found
+
+
 def contact_tag_state(
     db: sqlite_utils.Database, rules: TagRules, contact: Mapping[str, Any], *, as_of: datetime | None = None, explain: bool = True
 ) -> TagState:

@@ -7,7 +7,7 @@ contact at once and a re-imported event (deduplicated by its id) applies nothing
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from siyu_cli.playbook import Hook, Playbook, Rule
@@ -138,13 +138,17 @@ class TagRules:
             self.apply(state, row, source)
         return state
 
-    def replay(self, tags: Sequence[str], source: str | None, events: Iterable[EventRow]) -> Iterator[tuple[EventRow, TagState]]:
-        """The state after each event, in order (the same state object, updated): what journeys read exits from."""
+    def fold_changes(self, tags: Sequence[str], source: str | None, events: Sequence[EventRow]) -> tuple[TagState, list[tuple[int, list[str]]]]:
+        """The final state, and (event index, tags after it) for each event that changed the tags."""
         state = self.start(tags, source)
-        for row in events:
-            if row[1] in self.types:
-                self.apply(state, row, source)
-            yield row, state
+        changes: list[tuple[int, list[str]]] = []
+        before = list(state.tags)
+        for index, row in enumerate(events):
+            self.apply(state, row, source)
+            if state.tags != before:
+                before = list(state.tags)
+                changes.append((index, before))
+        return state, changes
 
 
 def _rule_text(rule: Rule) -> str:
