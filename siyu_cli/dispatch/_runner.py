@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from siyu_cli._bulk import bulk
 from siyu_cli._time import from_db, to_db, utcnow
 from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
 from siyu_cli.dispatch._policy import Budget, Guard, Schedule
@@ -129,9 +130,10 @@ class Runner:
         run = run_id or self.ledger.start_run(self.playbook.id, mode, utcnow())
         summary = PassSummary(now=moment)
         try:
-            inputs = self.inputs(moment)
-            summary.recovered = self.recover(moment, inputs)
-            self.plan(moment, inputs, summary)
+            with bulk():
+                inputs = self.inputs(moment)
+                summary.recovered = self.recover(moment, inputs)
+                self.plan(moment, inputs, summary)
             self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
             summary.next_due = self.next_due(moment, inputs)

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from siyu_cli._bulk import bulk
 from siyu_cli._time import to_db
 from siyu_cli.errors import TemplateFailure
 from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
@@ -143,10 +144,15 @@ class Planner:
         self.contact_names = {str(c["id"]): c.get("name") or str(c["id"]) for c in self.contacts}
 
     def prepare(self) -> None:
-        """Effective tags and journey runs for every contact: one sorted scan of the events that matter."""
+        """Effective tags and journey runs for every contact: one sorted scan of the events that matter.
+        """
         if self._prepared:
             return
         self._prepared = True
+        with bulk():
+            self._prepare()
+
+    def _prepare(self) -> None:
         if not self.contacts:
             return
         if not self.book.routes:

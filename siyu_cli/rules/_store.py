@@ -82,36 +82,33 @@ def apply_effective(
     if as_of is not None:
         where += " AND +at <= ?"
         params.append(to_db(as_of))
-    sql = f"SELECT contact_id, type, at, hook, CASE WHEN type = '{TAGGED}' THEN props END FROM events WHERE {where} ORDER BY contact_id, at, id"
+    # One text per event (type, hook, and the props of a hand edit): a contact's story is then a tuple
+    # of plain strings, built and looked up without a Python step per event.
+    code = f"type || char(31) || ifnull(hook, '') || char(31) || ifnull(CASE WHEN type = '{TAGGED}' THEN props END, '')"
+    sql = f"SELECT contact_id, {code}, at FROM events WHERE {where} ORDER BY contact_id, at, id"
     folded: dict[tuple[Any, ...], tuple[list[str], str | None, list[tuple[int, list[str]]]]] = {}
-
-    def settle(cid: str, story: list[tuple[str, str | None, str | None]], stamps: list[str]) -> None:
+    story_of, stamp_of = itemgetter(1), itemgetter(2)
+    for cid, group in groupby(db.conn.execute(sql, params), itemgetter(0)):
         contact = by_id.get(cid)
         if contact is None:
-            return
+            continue
+        rows = list(group)
         own = contact.get("tags") or ()
-        key = (tuple(own), contact.get("source"), *story)
+        source = contact.get("source")
+        key = (tuple(own), source, *map(story_of, rows))
         result = folded.get(key)
         if result is None:
-            events = [("", kind, "", hook, None, props, None) for kind, hook, props in story]
-            state, changes = rules.fold_changes(own, contact.get("source"), events)
+            events = [_decode(text) for text in key[2:]]
+            state, changes = rules.fold_changes(own, source, events)
             result = folded[key] = (state.tags, state.source, changes)
         contact["tags"], contact["source"] = result[0], result[1]
         if timelines is not None and result[2]:
-            timelines[cid] = (stamps, own, result[2])
+            timelines[cid] = (list(map(stamp_of, rows)), own, result[2])
 
-    last: str | None = None
-    story: list[tuple[str, str | None, str | None]] = []
-    stamps: list[str] = []
-    for cid, kind, at, hook, props in db.conn.execute(sql, params):
-        if cid != last:
-            if last is not None:
-                settle(last, story, stamps)
-            last, story, stamps = cid, [], []
-        story.append((kind, hook, props))
-        stamps.append(at)
-    if last is not None:
-        settle(last, story, stamps)
+
+def _decode(text: str) -> EventRow:
+    kind, hook, props = text.split("\x1f", 2)
+    return ("", kind, "", hook or None, None, props or None, None)
 
 
 def last_change(timeline: Timeline) -> str:
