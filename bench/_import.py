@@ -29,7 +29,12 @@ def _events_ddl() -> list[str]:
     with tempfile.TemporaryDirectory() as folder:
         db = open_store(Path(folder) / "ddl.db")
         try:
-            return [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL ORDER BY type DESC")]
+            # The store's events table as it is: its indexes, and the triggers that log changes for the tag cache (with their log).
+            rows = db.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name IN ('events', 'tag_log') AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+                "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END"
+            )
+            return [sql for (sql,) in rows]
         finally:
             db.conn.close()
 

@@ -258,9 +258,7 @@ class Runner:
                 )
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
             rows.sort(key=_claim_order)
-            before = self.db.conn.total_changes
-            self.ledger.insert(rows)
-            summary.recorded += self.db.conn.total_changes - before
+            summary.recorded += self.ledger.insert(rows)
 
     def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any]) -> Budget:
         """The day's budget as the ledger has it now, plus every group post scheduled those days."""
@@ -334,7 +332,7 @@ class Runner:
         if kind == "group":
             label = planner.group_names.get(ident, ident)
         elif kind == "contact":
-            label = f"{planner.contact_names.get(ident, ident)} ({ident})"
+            label = f"{planner.contact_name(ident)} ({ident})"
         else:
             label = f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
         beat_title = self._beat_titles.get(row["beat"]) or planner.step_title(str(row["beat"]))

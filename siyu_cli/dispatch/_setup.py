@@ -9,6 +9,7 @@ from typing import Any
 from siyu_cli.ingest import load_contacts
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Planner
+from siyu_cli.rules import TagRules, refresh
 from siyu_cli.store import default_path, group_memberships, open_store
 
 
@@ -30,8 +31,12 @@ def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool
         if readonly and not path.exists():
             return PlanInputs(Planner(playbook, sample_contact=True), {}, None)
         db = open_store(path, readonly=readonly)
-    people = load_contacts(db)
-    planner = Planner(playbook, contacts=people, db=db, as_of=as_of, sample_contact=True)
+    basis = None
+    if not readonly and not (playbook.model.journeys or any(h.welcome for h in playbook.model.hooks)):
+        # Journeys replay each contact's events anyway; a beats-only playbook reads its tags from the cache.
+        basis = refresh(db, TagRules.of(playbook.model))
+    people = load_contacts(db, tag_basis=basis)
+    planner = Planner(playbook, contacts=people, db=db, as_of=as_of, sample_contact=True, tags_cached=basis is not None)
     members = group_memberships(db)
     cohort_groups = {run.id: run.group_ids for run in playbook.cohorts}
     for person in people:

@@ -104,15 +104,26 @@ def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] =
     return eid
 
 
-def load_contacts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def load_contacts(db: sqlite_utils.Database, *, tag_basis: str | None = None) -> list[dict[str, Any]]:
     """Every contact as a template sees it (extra columns merged in; name falls back to the id).
 
+    With `tag_basis`, tags and source are the effective ones the tag cache holds for that basis
+    (siyu_cli.rules.refresh brought it up to date); without, the contact's own.
     Contacts share a few tag sets and extra values, so each distinct JSON text is decoded once.
     """
     found = []
     tag_lists: dict[str, list[str]] = {}
     extras: dict[str, dict[str, Any]] = {}
-    for cid, name, tags, source, tier, account, cohort, added_at, extra in db.execute(f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY contact_id"):
+    if tag_basis is None:
+        rows = db.execute(f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY contact_id")
+    else:
+        rows = db.execute(
+            "SELECT c.contact_id, c.name, COALESCE(t.tags, c.tags), CASE WHEN t.contact_id IS NULL THEN c.source ELSE t.source END, "
+            "c.tier, c.account, c.cohort, c.added_at, c.extra FROM contacts c "
+            "LEFT JOIN tag_cache t ON t.basis = ? AND t.contact_id = c.contact_id ORDER BY c.contact_id",
+            [tag_basis],
+        )
+    for cid, name, tags, source, tier, account, cohort, added_at, extra in rows:
         if extra and extra != "{}":
             base = extras.get(extra)
             if base is None:

@@ -391,10 +391,9 @@ def _flush(conn: Any, sql: str, batch: list[tuple[Any, ...]]) -> int:
     """Write a batch; returns the rows actually inserted or changed."""
     if not batch:
         return 0
-    before = conn.total_changes
-    conn.executemany(sql, batch)
+    cursor = conn.executemany(sql, batch)
     batch.clear()
-    return int(conn.total_changes - before)
+    return int(cursor.rowcount)  # the statement's own rows (total_changes would count the tag log's trigger rows too)
 
 
 def _fit(cells: list[Any], width: int) -> tuple[list[Any], str]:

@@ -141,9 +141,9 @@ class Ledger:
         rows = self.db.execute("SELECT beat, target FROM drafts WHERE playbook_id = ? AND channel = 'welcome'", [playbook_id])
         return {(beat, target) for beat, target in rows}
 
-    def insert(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Within the caller's IMMEDIATE transaction; duplicates of the unique key are ignored."""
-        self.db.conn.executemany(_INSERT, rows)
+    def insert(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Within the caller's IMMEDIATE transaction; duplicates of the unique key are ignored. Returns the rows inserted."""
+        return int(self.db.conn.executemany(_INSERT, rows).rowcount)
 
     def private_counts(self, playbook_id: str, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
         """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until)."""

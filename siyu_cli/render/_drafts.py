@@ -16,7 +16,7 @@ from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
 from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
 from siyu_cli.render._render import Renderer
-from siyu_cli.rules import TagRules, Timeline, apply_effective, history, last_change, tags_at
+from siyu_cli.rules import TagRules, Timeline, apply_effective, changed_after, history, last_change, tags_at
 from siyu_cli.timeline import Content, Occurrence, occurrences
 
 STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
@@ -120,6 +120,7 @@ class Planner:
         db: Any = None,
         as_of: datetime | None = None,
         sample_contact: bool = False,
+        tags_cached: bool = False,
     ) -> None:
         self.playbook = playbook
         self.renderer = Renderer(playbook)
@@ -136,12 +137,16 @@ class Planner:
         self.runs: dict[str, list[Run]] = {}
         self.timelines: dict[str, Timeline] = {}
         self._late: dict[str, set[str]] = {}  # moment → contacts whose tags changed after it
+        # The contacts came with the tag cache's effective tags (siyu_cli.rules.refresh): only
+        # contacts with events after `as_of`, or after an earlier moment asked about, are recomputed.
+        self.tags_cached = tags_cached and not self.book.routes and db is not None
+        self._past: dict[str, dict[str, tuple[list[str], str | None]]] = {}
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
         self.account_personas = {p.account: p.id for p in model.personas if p.account}
         self.group_names = {g.id: g.name for g in model.groups}
-        self.contact_names = {str(c["id"]): c.get("name") or str(c["id"]) for c in self.contacts}
+        self.by_id: dict[str, Any] = {str(c["id"]): c for c in self.contacts}
 
     def prepare(self) -> None:
         """Effective tags and journey runs for every contact: one sorted scan of the events that matter.
@@ -155,11 +160,17 @@ class Planner:
     def _prepare(self) -> None:
         if not self.contacts:
             return
+        if self.tags_cached:
+            if self.as_of is not None:
+                found = changed_after(self.db, self.tag_rules, self.as_of, as_of=self.as_of)
+                if found:
+                    self._overlay(found)
+            return
         if not self.book.routes:
             if self.db is not None:
                 apply_effective(self.db, self.tag_rules, self.contacts, as_of=self.as_of, timelines=self.timelines)
             return
-        by_id = {str(c["id"]): c for c in self.contacts}
+        by_id = self.by_id
         seen: set[str] = set()
         shared: dict[tuple[str, ...], list[str]] = {}
         found = history(self.db, self.book.types, as_of=self.as_of) if self.db is not None else iter(())
@@ -173,8 +184,31 @@ class Planner:
                 if cid not in seen and contact.get("added_at") is not None:
                     self._replay(contact, [], shared)
 
-    def _changed_after(self, stamp: str) -> set[str]:
-        """Contacts whose tags changed after `stamp`: the only ones an earlier moment may see otherwise."""
+    def _overlay(self, found: Mapping[str, tuple[list[str], str | None]]) -> None:
+        for cid, (tags, source) in found.items():
+            contact = self.by_id.get(cid)
+            if contact is not None:
+                contact["tags"], contact["source"] = tags, source
+
+    def contact_name(self, cid: str) -> str:
+        contact = self.by_id.get(cid)
+        return str(contact.get("name") or cid) if contact is not None else cid
+
+    def _before(self, moment: datetime) -> dict[str, tuple[list[str], str | None]]:
+        """With cached tags: the tags, at `moment`, of the contacts whose tags may have changed since."""
+        stamp = _db_time(moment)
+        found = self._past.get(stamp)
+        if found is None:
+            if len(self._past) > 64:
+                self._past.clear()
+            found = self._past[stamp] = changed_after(self.db, self.tag_rules, moment, until=self.as_of, as_of=moment)
+        return found
+
+    def _changed_after(self, moment: datetime) -> set[str]:
+        """Contacts whose tags changed after `moment`: the only ones an earlier moment may see otherwise."""
+        if self.tags_cached:
+            return set(self._before(moment))
+        stamp = _db_time(moment)
         found = self._late.get(stamp)
         if found is None:
             if len(self._late) > 256:
@@ -184,6 +218,11 @@ class Planner:
 
     def tags_at(self, person: Mapping[str, Any], moment: datetime) -> Sequence[str]:
         """The contact's effective tags at `moment`: an audience is tested against the tags it had when the draft was due."""
+        if self.as_of is not None and moment >= self.as_of:
+            return person.get("tags") or ()
+        if self.tags_cached:
+            hit = self._before(moment).get(str(person["id"]))
+            return hit[0] if hit is not None else (person.get("tags") or ())
         return tags_at(person, self.timelines.get(str(person["id"])), _db_time(moment))
 
     def _replay(self, contact: dict[str, Any], events: Sequence[Any], shared: dict[tuple[str, ...], list[str]]) -> None:
@@ -263,9 +302,9 @@ class Planner:
             else:
                 self._audiences[key] = [c for c in self.contacts if self.cohort_of(c) == run.id and expr.matches(c.get("tags") or ())]
         found = self._audiences[key]
-        if at is None or self.sample_contact or not self.timelines or (self.as_of is not None and at >= self.as_of):
+        if at is None or self.sample_contact or (self.as_of is not None and at >= self.as_of) or not (self.timelines or self.tags_cached):
             return found
-        changed = self._changed_after(_db_time(at))
+        changed = self._changed_after(at)
         if not changed:
             return found
         kept = [c for c in found if str(c["id"]) not in changed]

@@ -6,6 +6,7 @@ contact at once and a re-imported event (deduplicated by its id) applies nothing
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class TagRules:
         if hooks:
             types.add("friend_added")  # an add through a hook gives its tags and sets the source
         self.types: frozenset[str] = frozenset(types)
+        # What effective tags depend on: a cache of them is valid for exactly this basis.
+        spec = [[[h.id, h.code, list(h.tags)] for h in hooks], [[r.on.event, r.on.hook, r.on.nth, list(r.tag)] for r in rules], 1]
+        self.basis = hashlib.sha1(json.dumps(spec, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
     @classmethod
     def of(cls, model: Playbook | None) -> TagRules:

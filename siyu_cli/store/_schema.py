@@ -130,3 +130,47 @@ def m013_journey_entry(db: Database) -> None:
 def m014_events_by_type_contact(db: Database) -> None:
     """Effective tags and journeys read a few event types for every contact in (contact, time) order."""
     db.execute("CREATE INDEX IF NOT EXISTS events_type_contact ON events(type, contact_id, at)")
+
+
+@MIGRATIONS()
+def m015_tag_cache(db: Database) -> None:
+    """Effective tags kept per playbook basis (its hooks and rules), refreshed from a log of what changed.
+
+    Every change to an event or to a contact's own tags or source appends the contact to tag_log
+    (triggers, so no writer can forget); a pass recomputes only the contacts logged since its
+    basis was last brought up to date.
+    """
+    db.executescript(
+        """
+        CREATE TABLE tag_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, contact_id TEXT NOT NULL);
+        CREATE TABLE tag_bases (basis TEXT PRIMARY KEY, seq INTEGER NOT NULL, used_at TEXT NOT NULL);
+        CREATE TABLE tag_cache (
+            basis TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            tags TEXT NOT NULL,                 -- JSON array: the effective tags after all its events
+            source TEXT,
+            last_at TEXT,                       -- its latest event that can change tags (UTC)
+            PRIMARY KEY (basis, contact_id)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER tag_log_event_insert AFTER INSERT ON events BEGIN
+            INSERT INTO tag_log (contact_id) VALUES (NEW.contact_id);
+        END;
+        CREATE TRIGGER tag_log_event_update AFTER UPDATE ON events BEGIN
+            INSERT INTO tag_log (contact_id) VALUES (OLD.contact_id);
+            INSERT INTO tag_log (contact_id) VALUES (NEW.contact_id);
+        END;
+        CREATE TRIGGER tag_log_event_delete AFTER DELETE ON events BEGIN
+            INSERT INTO tag_log (contact_id) VALUES (OLD.contact_id);
+        END;
+        CREATE TRIGGER tag_log_contact_insert AFTER INSERT ON contacts BEGIN
+            INSERT INTO tag_log (contact_id) VALUES (NEW.contact_id);
+        END;
+        CREATE TRIGGER tag_log_contact_update AFTER UPDATE OF contact_id, tags, source ON contacts BEGIN
+            INSERT INTO tag_log (contact_id) VALUES (OLD.contact_id);
+            INSERT INTO tag_log (contact_id) VALUES (NEW.contact_id);
+        END;
+        CREATE TRIGGER tag_log_contact_delete AFTER DELETE ON contacts BEGIN
+            INSERT INTO tag_log (contact_id) VALUES (OLD.contact_id);
+        END;
+        """
+    )
