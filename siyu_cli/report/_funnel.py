@@ -1,11 +1,16 @@
 """The funnel of playbook-spec.md: ordered stages, optional stages, nth events, a window from entering.
 
 One sorted pass over the events of the stage types (`funnel_query`), fetched in chunks of whole
-contacts. A contact's walk depends only on the sequence of its event types unless two of its
-events share a time or a hit falls outside the window, so the walk is computed once per type
-sequence and looked up for every contact with that sequence (`_Memo`); contacts with ties or
-late hits are walked on their own times. Counting, medians and groups are tallied per outcome,
-in bulk, so a million contacts and five million events take seconds.
+contacts. A contact's walk depends only on the sequence of its event types unless a row that
+sets its clock shares a time with the row before it or a hit falls outside the window, so the
+walk is computed once per type sequence and looked up for every contact with that sequence
+(`_Memo`); contacts with such ties are walked on their own times, contacts with late hits on
+their rows inside the window. Python touches each row only inside C-level builtins (the chunk's
+columns, the contact boundaries, each contact's type sequence split out of one byte string);
+after that the work is per outcome (`_Chunk`): its contacts found with one pass over a byte per
+contact, their times to each stage picked and subtracted in bulk, medians selected near the
+middle instead of sorted, with the cyclic collector paused, so a million contacts and five
+million events cost little more than fetching them.
 
 Targets: a number is the benchmark for a stage's STEP rate (its count over the count of the last
 required stage before it): `added: 0.15` reads "15% of carded contacts add". `{rate, of}` is held
@@ -15,18 +20,19 @@ against count(stage) / count(of): `ordered: {rate: 0.10, of: added}` is 开单�
 from __future__ import annotations
 
 import sqlite3
-from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from itertools import compress, count, islice
-from operator import attrgetter, itemgetter, ne, not_, sub
+from itertools import accumulate, compress, islice, repeat
+from math import isqrt
+from operator import attrgetter, eq, ge, itemgetter, le, ne, not_, or_, sub
 from typing import Any
 
 import sqlite_utils
 
+from siyu_cli._bulk import bulk
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.playbook import Funnel, LoadedPlaybook
 from siyu_cli.report._stats import two_proportion_z, wilson
@@ -39,6 +45,9 @@ TOUCH_SECONDS = 24 * 3600
 MIN_CELL = 10  # fewer successes or failures than this and the z-test's normal approximation fails
 CHUNK = 16384  # rows per fetch: small enough to stay in cache, large enough to amortise the bulk steps
 MEMO_LIMIT = 200_000  # distinct event-type sequences remembered; beyond, contacts are walked one by one
+FEW = 32  # an outcome held by fewer than 1 in FEW of a chunk's contacts is found hit by hit, not by a pass over all
+SHIFTS = 16  # row offsets whose shifted copy of a chunk's times is kept for the chunk
+SELECT_FROM = 4096  # medians of this many values or more sort only the values near the middle
 BETTER, WORSE, SAME = "better", "worse", "no significant difference"
 
 
@@ -161,13 +170,32 @@ def human_duration(seconds: float | None) -> str:
     return " ".join(parts)
 
 
-def _median(values: array) -> float | None:  # type: ignore[type-arg]
-    if not values:
+def _median(values: list[int]) -> float | None:
+    """The median, as sorting all the values gives it; large lists sort only the values near it.
+
+    A sorted sample of every 64th value brackets the middle; two C-level filters count the values
+    below the bracket and keep the few inside, and only those are sorted. Should the middle fall
+    outside the bracket (a sample can miss it, most likely when the values come in a pattern
+    with period 64), the whole list is sorted: the answer is always the sorted one.
+    """
+    n = len(values)
+    if not n:
         return None
-    ordered = values.tolist()
-    ordered.sort()
-    mid = len(ordered) // 2
-    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    a, b = (n - 1) // 2, n // 2  # the middle one, or the middle two
+    if n >= SELECT_FROM:
+        sample = sorted(values[::64])
+        k = len(sample)
+        at = a * k // n
+        margin = 8 + 3 * isqrt(k)
+        low, high = sample[max(0, at - margin)], sample[min(k - 1, at + margin)]
+        above = list(compress(values, map(le, repeat(low), values)))
+        below = n - len(above)
+        near = sorted(compress(above, map(ge, repeat(high), above)))
+        if below <= a and b < below + len(near):
+            x, y = near[a - below], near[b - below]
+            return float(x) if a == b else (x + y) / 2
+    ordered = sorted(values)
+    return float(ordered[a]) if a == b else (ordered[a] + ordered[b]) / 2
 
 
 def _epoch(moment: datetime | None) -> int | None:
@@ -236,19 +264,23 @@ def contact_chunks(cursor: sqlite3.Cursor) -> Iterator[list[tuple[Any, ...]]]:
 class _Outcome:
     """Where a walk ended, as offsets from the contact's first row: one object per distinct outcome.
 
-    `starts` collects, per chunk, the first rows of the contacts with this outcome, so their
-    times to each stage are taken in bulk.
+    `id` numbers the outcomes in the order they were met; the first 255 are also a byte, so a
+    chunk's outcomes are one bytearray and each outcome's contacts are found in C.
     """
 
-    __slots__ = ("hits", "reached", "entry", "last", "pairs", "starts")
+    __slots__ = ("hits", "reached", "entry", "last", "pairs", "clocks", "offsets", "id")
 
-    def __init__(self, hits: tuple[int, ...], bases: Sequence[int]) -> None:
+    def __init__(self, hits: tuple[int, ...], bases: Sequence[int], required: Sequence[bool], id: int) -> None:
         self.hits = hits
         self.reached = tuple(k for k, hit in enumerate(hits) if hit >= 0)
         self.entry = hits[0]
         self.last = max(hits)
         self.pairs = tuple((k, hits[k], hits[bases[k]]) for k in self.reached if k)
-        self.starts: list[int] = []
+        # The rows that set the clock (the entry and each required stage reached) after a contact's first row:
+        # should one share its time with the row before it, the walk on times may differ from the memo's.
+        self.clocks = tuple(sorted({hits[k] for k in self.reached if (required[k] or not k) and hits[k] > 0}))
+        self.offsets = sorted({self.entry, self.last, *self.clocks, *(c - 1 for c in self.clocks), *(o for _, hit, base in self.pairs for o in (hit, base))})
+        self.id = id
 
 
 class _Walker:
@@ -259,16 +291,21 @@ class _Walker:
         self.first = codes[spec.stages[0].event]
         self.later = tuple((codes[s.event], s.nth, s.optional) for s in spec.stages[1:])
         self.size = len(spec.stages)
+        self.wide = len(codes) > _CUT
         self.bases = _stage_bases(spec)
+        self.required = tuple(not s.optional for s in spec.stages)
         self.window = window
         self.outcomes: dict[tuple[int, ...], _Outcome] = {}
-        self.nowhere = self.outcome((-1,) * self.size)
+        self.by_byte: list[_Outcome | None] = [None] * 256  # outcome of each id byte; SPECIAL has none
+        self.nowhere = self.outcome((-1,) * self.size)  # id 0: NOWHERE
         self.memo = _Memo(self)
 
     def outcome(self, hits: tuple[int, ...]) -> _Outcome:
         found = self.outcomes.get(hits)
         if found is None:
-            found = self.outcomes[hits] = _Outcome(hits, self.bases)
+            found = self.outcomes[hits] = _Outcome(hits, self.bases, self.required, len(self.outcomes))
+            if found.id < SPECIAL:
+                self.by_byte[found.id] = found
         return found
 
     def walk(self, codes: bytes, times: Sequence[int], start: int, end: int, window: int | None) -> _Outcome:
@@ -304,23 +341,44 @@ class _Walker:
         return self.outcome(tuple(hits))
 
 
-class _Memo(dict[bytes, _Outcome]):
-    """Event-type sequence → the walk's outcome when times do not matter (no ties, all in the window)."""
+class _Memo(dict[bytes, int]):
+    """Event-type sequence → the id byte of the walk's outcome when times do not matter (no ties, all in the window).
+
+    SPECIAL stands for an outcome met after the first 255: its contacts are walked on their own.
+    """
 
     def __init__(self, walker: _Walker) -> None:
         super().__init__()
         self.walker = walker
 
-    def __missing__(self, key: bytes) -> _Outcome:
-        found = self.walker.walk(key, range(len(key)), 0, len(key), None)
+    def __missing__(self, key: bytes) -> int:
+        found = min(self.walker.walk(key, range(len(key)), 0, len(key), None).id, SPECIAL)
         if len(self) < MEMO_LIMIT:
             self[key] = found
         return found
 
 
 _CONTACT, _CODE, _TIME = itemgetter(0), itemgetter(1), itemgetter(2)
-_PAIRS = attrgetter("pairs")
 _REACHED = attrgetter("reached")
+NOWHERE, SPECIAL = 0, 255  # id bytes: the outcome of contacts who never entered; "see `special`"
+_CUT, _FILL = 254, 255  # bytes no event code takes (codes count the stages' event types, far fewer)
+_MARKS = bytes([_FILL, _CUT]) + bytes(254)  # a new-contact flag (0 or 1) as the byte that follows a row's code
+
+
+def _sequences(codes: bytes, new: bytes, wide: bool) -> list[bytes]:
+    """Each contact's event codes, given new[r] = 1 where row r + 1 is another contact's: all in C.
+
+    Each row's code is followed by a byte that is _CUT where the contact ends and _FILL where it
+    goes on; the fill is deleted and the rest split at the cuts.
+    """
+    if wide:  # codes reach _CUT: a funnel of 255 event types, sliced contact by contact
+        ends = [*compress(range(1, len(codes)), new), len(codes)]
+        return list(map(codes.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+    paired = bytearray(2 * len(codes))
+    paired[0::2] = codes
+    paired[1:-1:2] = new.translate(_MARKS)
+    paired[-1] = _FILL
+    return bytes(paired).translate(None, bytes([_FILL])).split(bytes([_CUT]))
 
 
 class _Tally:
@@ -330,7 +388,7 @@ class _Tally:
         self.size = size
         self.outcomes: Counter[_Outcome] = Counter()
         self.grouped: Counter[tuple[str, _Outcome]] = Counter()
-        self.deltas = [array("q") for _ in range(size)]
+        self.deltas: list[list[int]] = [[] for _ in range(size)]
         self.touches: list[Counter[str]] = [Counter() for _ in range(size)]
         self.synthetic = 0
 
@@ -339,6 +397,157 @@ class _Tally:
         for outcome, n in outcomes.items():
             for k in outcome.reached:
                 found[k] += n
+        return found
+
+
+class _Chunk:
+    """One chunk of whole contacts: each contact's outcome as an id byte, counted per outcome in C.
+
+    Contact c holds rows [bounds[c], bounds[c + 1]); `ids[c]` is its outcome, or SPECIAL where
+    `special[c]` holds the outcome of a walk on its own times (rows sharing a time, or an outcome
+    beyond the first 255). A contact whose memo outcome reaches past the window is `moved` to the
+    memo's walk of its rows inside the window. Contacts are found by their first rows.
+    """
+
+    def __init__(self, rows: list[tuple[Any, ...]], walker: _Walker, tally: _Tally) -> None:
+        self.rows, self.walker, self.tally = rows, walker, tally
+        columns = list(zip(*rows, strict=True))
+        self.cids: Sequence[str] = columns[0]
+        self.codes = bytes(columns[1])
+        self.times: Sequence[int] = columns[2]
+        seqs = _sequences(self.codes, bytes(map(ne, islice(self.cids, 1, None), self.cids)), walker.wide)
+        self.bounds = list(accumulate(map(len, seqs), initial=0))
+        self.ids = bytearray(map(walker.memo.__getitem__, seqs))
+        self.m = len(seqs)
+        self.special: dict[int, _Outcome] = {}
+        self.moved: list[int] = []  # first rows of the moved contacts
+        self.moved_ids = bytearray()
+        self.shifted: dict[int, Sequence[int]] = {0: self.times}
+        if SPECIAL in self.ids:
+            for s in self.find(self.ids, SPECIAL, self.bounds):
+                self.walk(self.contact(s))
+
+    def contact(self, first_row: int) -> int:
+        return bisect_right(self.bounds, first_row) - 1
+
+    def outcome(self, c: int) -> _Outcome:
+        found = self.walker.by_byte[self.ids[c]]
+        return found if found is not None else self.special[c]
+
+    def walk(self, c: int) -> None:
+        """Contact c walked on its own times: the spec's walk, whatever the ties and the window."""
+        window = self.walker.window
+        self.special[c] = self.walker.walk(self.codes, self.times, self.bounds[c], self.bounds[c + 1], window)
+        self.ids[c] = SPECIAL
+
+    def drop(self, c: int) -> None:
+        self.ids[c] = NOWHERE
+        self.special.pop(c, None)
+
+    @staticmethod
+    def find(ids: bytearray, j: int, who: Sequence[int]) -> list[int]:
+        """who[p] for each position p of id byte j in ids: one pass in C, or one find() per hit when few."""
+        if ids.count(j) * FEW >= len(ids):
+            return list(compress(who, ids.translate(bytes(j) + b"\x01" + bytes(255 - j))))  # j → 1, any other → 0
+        found: list[int] = []
+        p = ids.find(j)
+        while p >= 0:
+            found.append(who[p])
+            p = ids.find(j, p + 1)
+        return found
+
+    def count(self, ids: bytearray, who: Sequence[int], window: int | None) -> None:
+        """Count the contacts whose first rows are who[p] by their outcome ids[p], each outcome in bulk."""
+        tally, by_byte, known = self.tally, self.walker.by_byte, len(self.walker.outcomes)
+        for j in range(known) if known <= 32 else set(ids):  # a `j not in ids` per known outcome is cheaper than a set
+            outcome = by_byte[j]
+            if outcome is None or j == NOWHERE or j not in ids:  # SPECIAL is counted with `special`; NOWHERE reaches nothing
+                continue
+            if outcome.pairs or outcome.clocks:
+                self.count_outcome(outcome, self.find(ids, j, who), window)
+            else:
+                tally.outcomes[outcome] += ids.count(j)
+
+    def times_at(self, offset: int, starts: list[int], pick: Callable[[Sequence[int]], tuple[int, ...]]) -> tuple[int, ...]:
+        """The times of rows s + offset for each first row s in `starts`; `pick` takes `starts` of a sequence.
+
+        For small offsets the chunk's times shifted by the offset are kept, so each is one pick in C.
+        """
+        if offset >= SHIFTS:
+            return tuple(map(self.times.__getitem__, map(offset.__add__, starts)))
+        shifted = self.shifted.get(offset)
+        if shifted is None:
+            shifted = self.shifted[offset] = self.times[offset:]
+        return pick(shifted)
+
+    def count_outcome(self, outcome: _Outcome, starts: list[int], window: int | None) -> None:
+        """The contacts of one outcome (by first row) counted, and their times to each stage taken in bulk.
+
+        Contacts with a row that sets the clock at the time of the row before it are walked on
+        their own times; with `window`, those whose last hit falls outside it are moved (see `move`).
+        """
+        if not starts:
+            return
+        pick = itemgetter(*starts) if len(starts) > 1 else lambda seq: (seq[starts[0]],)
+        taken = {offset: self.times_at(offset, starts, pick) for offset in outcome.offsets}
+        tied: list[bool] | None = None
+        for offset in outcome.clocks:
+            if any(map(eq, taken[offset], taken[offset - 1])):
+                same = list(map(eq, taken[offset], taken[offset - 1]))
+                tied = same if tied is None else list(map(or_, tied, same))
+        if tied is not None:
+            for s in compress(starts, tied):
+                self.walk(self.contact(s))
+            self.count_outcome(outcome, list(compress(starts, map(not_, tied))), window)
+            return
+        spans: list[int] | None = None
+        inside: list[bool] | None = None
+        if window is not None:
+            spans = list(map(sub, taken[outcome.last], taken[outcome.entry]))
+            if max(spans) > window:
+                inside = list(map(ge, repeat(window), spans))
+                self.move(list(compress(starts, map(not_, inside))), outcome.entry, window)
+        self.tally.outcomes[outcome] += len(starts) if inside is None else inside.count(True)
+        deltas = self.tally.deltas
+        for k, hit, base in outcome.pairs:
+            found = spans if spans is not None and (hit, base) == (outcome.last, outcome.entry) else map(sub, taken[hit], taken[base])
+            deltas[k].extend(found if inside is None else compress(found, inside))
+
+    def move(self, late: list[int], entry: int, window: int) -> None:
+        """The late contacts' walks over their rows inside the window, from the memo (ties are checked on counting)."""
+        times, bounds, codes = self.times, self.bounds, self.codes
+        ends = map(bounds.__getitem__, map(bisect_right, repeat(bounds), late))
+        limits = map(window.__add__, map(times.__getitem__, map(entry.__add__, late)))
+        insides = map(bisect_right, repeat(times), limits, late, ends)
+        self.moved.extend(late)
+        self.moved_ids.extend(map(self.walker.memo.__getitem__, map(codes.__getitem__, map(slice, late, insides))))
+
+    def finish(self) -> None:
+        """Everything counted: the bulk of the contacts, the moved ones, then those walked on their own."""
+        self.count(self.ids, self.bounds, self.walker.window)
+        if self.moved:
+            if SPECIAL in self.moved_ids:
+                for p in self.find(self.moved_ids, SPECIAL, range(len(self.moved))):
+                    self.moved_ids[p] = NOWHERE  # counted with `special` from here on
+                    self.walk(self.contact(self.moved[p]))
+            self.count(self.moved_ids, self.moved, None)
+        tally, times, bounds = self.tally, self.times, self.bounds
+        for c, outcome in self.special.items():
+            tally.outcomes[outcome] += 1
+            s = bounds[c]
+            for k, hit, base in outcome.pairs:
+                tally.deltas[k].append(times[s + hit] - times[s + base])
+
+    def final(self) -> list[_Outcome]:
+        """Each contact's outcome, in order (for groups, touches and synthetic contacts)."""
+        ids = self.ids
+        for s, j in zip(self.moved, self.moved_ids, strict=True):
+            c = self.contact(s)
+            if ids[c] != SPECIAL:
+                ids[c] = j
+        found: list[Any] = list(map(self.walker.by_byte.__getitem__, ids))
+        for c, outcome in self.special.items():
+            found[c] = outcome
         return found
 
 
@@ -355,59 +564,35 @@ def _scan(
 ) -> _Tally:
     """One pass over the events: each contact's outcome, then everything counted per outcome in bulk.
 
-    `keep` decides from a contact's entry row whether it is in the report (--since, --until,
+    Per contact in Python only what needs it: `keep` and `key` read the entry row, `touch` and
+    synthetic ids the final outcomes. `keep` decides from a contact's entry row whether it is in the report (--since, --until,
     --cohort); `key` names its group (--by); `touch` attributes each stage reached to a channel.
     """
     walker = _Walker(spec, window)
-    memo, nowhere = walker.memo, walker.nowhere
-    latest = window if window is not None else 1 << 62
+    nowhere = walker.nowhere
     tally = _Tally(walker.size)
     sql, params = funnel_query(spec, entry=entry_columns)
     for rows in contact_chunks(db.conn.execute(sql, params)):
-        n = len(rows)
-        cids = list(map(_CONTACT, rows))
-        codes = bytes(map(_CODE, rows))
-        times = list(map(_TIME, rows))
-        starts = [0, *compress(range(1, n), map(ne, islice(cids, 1, None), cids))]
-        ends = starts[1:]
-        ends.append(n)
-        outcomes = list(map(memo.__getitem__, map(codes.__getitem__, map(slice, starts, ends))))
-        keys = [NONE] * len(starts) if key is not None else None
-        if keep is not None or key is not None:
-            for c, (outcome, s) in enumerate(zip(outcomes, starts, strict=True)):
+        chunk = _Chunk(rows, walker, tally)
+        keys = [NONE] * chunk.m if key is not None else None
+        if keep is not None or keys is not None:
+            for c, s in enumerate(islice(chunk.bounds, chunk.m)):
+                outcome = chunk.outcome(c)
                 if outcome is nowhere:
                     continue
                 entry = rows[s + outcome.entry]  # the entry row: the same whatever the times say
                 if keep is not None and not keep(entry):
-                    outcomes[c] = nowhere
+                    chunk.drop(c)
                 elif keys is not None and key is not None:
                     keys[c] = key(entry[0], entry)
-        gaps = list(map(sub, islice(times, 1, None), times))  # gaps[i]: from row i to row i + 1
-        if 0 in gaps:  # rows sharing a time: those contacts are walked on their own times
-            for r in compress(range(n - 1), map(not_, gaps)):
-                c = bisect_right(starts, r) - 1
-                if r + 1 < ends[c] and outcomes[c] is not nowhere:
-                    outcomes[c] = walker.walk(codes, times, starts[c], ends[c], window)
-        for c, outcome, s in compress(zip(count(), outcomes, starts), map(_PAIRS, outcomes)):
-            if times[s + outcome.last] - times[s + outcome.entry] > latest:
-                # A hit outside the window: without ties, the walk over the rows inside it is the memo's.
-                inside = bisect_right(times, times[s + outcome.entry] + latest, s, ends[c])
-                outcome = outcomes[c] = memo[codes[s:inside]]
-                if not outcome.pairs:
-                    continue
-            outcome.starts.append(s)
-        tally.outcomes.update(outcomes)
+        chunk.finish()
+        if keys is None and touch is None and not synthetic_ids:
+            continue
+        outcomes = chunk.final()
+        starts = chunk.bounds[: chunk.m]
         if keys is not None:
             tally.grouped.update(zip(keys, outcomes, strict=True))
-        for outcome in walker.outcomes.values():
-            if outcome.starts:
-                at = outcome.starts
-                for k, hit, base in outcome.pairs:
-                    if hit == base + 1:
-                        tally.deltas[k].extend(map(gaps.__getitem__, map(base.__add__, at)))
-                    else:
-                        tally.deltas[k].extend(map(sub, map(times.__getitem__, map(hit.__add__, at)), map(times.__getitem__, map(base.__add__, at))))
-                outcome.starts = []
+        cids, times = chunk.cids, chunk.times
         if synthetic_ids:
             entered = compress(map(cids.__getitem__, starts), map(_REACHED, outcomes))
             tally.synthetic += sum(map(synthetic_ids.__contains__, entered))
@@ -448,16 +633,17 @@ def funnel(
                 return False
             return cohort is None or keyer.cohort_of(entry[0], entry) == cohort
 
-    tally = _scan(
-        db,
-        spec,
-        window,
-        keep=keep,
-        key=keyer.key if by not in (None, "touch") else None,
-        touch=_Touches(db, playbook) if by == "touch" else None,
-        synthetic_ids=_synthetic_ids(db),
-        entry_columns=entry_columns,
-    )
+    with bulk():  # nothing the pass holds forms cycles: collections would only walk the chunk's rows
+        tally = _scan(
+            db,
+            spec,
+            window,
+            keep=keep,
+            key=keyer.key if by not in (None, "touch") else None,
+            touch=_Touches(db, playbook) if by == "touch" else None,
+            synthetic_ids=_synthetic_ids(db),
+            entry_columns=entry_columns,
+        )
     counts = tally.counts(tally.outcomes)
     bases = _stage_bases(spec)
     index = {s.id: k for k, s in enumerate(stages)}
