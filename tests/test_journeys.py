@@ -414,9 +414,15 @@ def test_check_counts_journey_steps_against_the_account_cap(shop: Path) -> None:
 def test_preview_past_the_last_step_exits_2_and_track_warns_of_an_unknown_hook(shop: Path) -> None:
     siyu("preview", "day", "20", code=0)  # a contact who enters on day 14 gets its 5d step on day 19-20
     result = siyu("preview", "day", "21", code=2)
-    assert "outside the campaign (days 1-14; welcome and journey steps of late entrants reach day 20)" in result.stderr
+    assert "outside the campaign (days 1-14; welcome and journey steps reach day 20)" in result.stderr
     result = siyu("track", "friend_added", "--contact", "z1", "--hook", "NOPE", "--create-contact", "--at", "2026-12-01 09:00")
     assert "warning: 'NOPE' is no hook of camp (EYE100)" in result.stderr
+    track("order", "late", "2026-12-25 10:00", "--amount", "99")  # an order after the campaign: its steps reach further
+    siyu("preview", "day", "30", "--contact", "late")
+    siyu("preview", "day", "32", code=2)
+    assert "no such store" in siyu("preview", "day", "3", "--db", "missing.db", code=1).stderr
+    assert "no such store" in siyu("contacts", "list", "--db", "missing.db", code=1).stderr
+    assert not (shop / "missing.db").exists()
 
 
 def test_the_html_report_shows_each_journey_and_how_its_steps_ended(shop: Path) -> None:
@@ -433,3 +439,22 @@ def test_the_html_report_shows_each_journey_and_how_its_steps_ended(shop: Path) 
     assert "复购提醒" in section and "+3d at 20:00" in section and "order (every time)" in section
     assert "sent 2" in section  # usage and push for b1 and b2
     assert "2 run(s) with drafts" in section
+
+
+def test_cron_refuses_schedules_it_cannot_print_and_fast_refuses_an_end_before_its_start(shop: Path) -> None:
+    for every in ("0", "90", "1500"):
+        assert "cron can run a pass every 1-59 minutes or every whole number of hours" in siyu("cron", "--every", every, code=2).stderr
+    text = siyu("cron", "--every", "120").stdout
+    assert "\n0 */2 * * * cd " in text and "OnCalendar=*-*-* 00/2:00:00" in text
+    assert "*/5 * * * * cd " in siyu("cron", "--every", "5").stdout
+    assert "is before the start" in siyu("run", "--clock", "fast", "--now", "2026-12-05", "--until", "2026-12-01", code=2).stderr
+
+
+def test_the_welcome_an_add_triggers_is_not_the_touch_that_brought_the_add(shop: Path) -> None:
+    _edit(shop, lambda pb: pb.update(funnel={"stages": [{"id": "added", "event": "friend_added"}, {"id": "ordered", "event": "order"}]}))
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    once("2026-12-01 09:00")  # the welcome goes at the add's own second
+    track("order", "b1", "2026-12-01 12:30", "--amount", "99")
+    report = json.loads(siyu("report", "funnel", "--by", "touch", "--json").stdout)
+    by_stage = {t["id"]: {k: v for k, v in t["channels"].items() if v} for t in report["touches"]}
+    assert by_stage == {"added": {"none": 1}, "ordered": {"welcome": 1}}  # the welcome of 09:00 is the last touch before the order

@@ -114,3 +114,14 @@ def test_writes_by_hand_to_the_store_are_seen_too(shop: Path) -> None:
     assert got(shop, "2026-12-02") == {"buyers": ["a"]}
     assert json.loads(query(shop / "siyu.db", "SELECT tags FROM tag_cache WHERE contact_id = 'a'")[0][0]) == ["包裹卡", "已购"]
     assert query(shop / "siyu.db", "SELECT count(*) FROM tag_log")[0][0] == 0  # every basis has read it
+
+
+def test_an_event_replaced_by_hand_onto_another_contact_leaves_no_stale_tags(shop: Path) -> None:
+    track("order", "m1", "2026-12-01 10:00", "--amount", "1", "--event-id", "o1")
+    track("checkin", "m2", "2026-12-01 10:00")
+    once("2026-12-01 12:10")
+    assert got(shop, "2026-12-01") == {"buyers": ["m1"]}
+    with sqlite3.connect(shop / "siyu.db") as conn:
+        conn.execute("INSERT OR REPLACE INTO events (event_id, type, contact_id, at, amount, props) VALUES ('o1', 'order', 'm2', '2026-12-01T02:00:00Z', 1, '{}')")
+    once("2026-12-02 12:10")
+    assert got(shop, "2026-12-02") == {"buyers": ["m2"]}

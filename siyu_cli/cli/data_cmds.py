@@ -48,10 +48,11 @@ def _zone(playbook: str | None, tz: str | None) -> tzinfo:
 
 
 @contextmanager
-def _store(db: str | None) -> Iterator[Any]:
+def _store(db: str | None, *, create: bool = True) -> Iterator[Any]:
+    """The store; `create=False` for commands that only read or edit what is there (a typo in --db is an error, not a new file)."""
     from siyu_cli.store import default_path, open_store
 
-    handle = open_store(default_path(db))
+    handle = open_store(default_path(db), create=create)
     try:
         yield handle
     finally:
@@ -236,7 +237,7 @@ def contacts_tag(
         raise UsageError("no tags to change", hint="e.g. siyu contacts tag c001 +已购 -潜客, or --add 已购 --remove 潜客")
     zone, loaded = _playbook_view(playbook, None)
     moment = _moment(now, zone, "--now") or utcnow()
-    with _store(db) as store:
+    with _store(db, create=False) as store:
         edit_tags(store, contact_id, adds, removes, at=moment)
         tags = contact_tag_state(store, _tag_rules(loaded), get_contact(store, contact_id), explain=False).tags
     if as_json:
@@ -269,7 +270,7 @@ def contacts_list(
     zone, loaded = _playbook_view(playbook, tz)
     segments = dict(loaded.model.segments) if loaded is not None else {}
     expr = segments.get(segment, segment) if segment else None
-    with _store(db) as store:
+    with _store(db, create=False) as store:
         rows = list(islice(list_contacts(store, segment=expr, cohort=cohort, rules=_tag_rules(loaded)), limit))
     if as_json:
         print_json([_jsonable(row) for row in rows])
@@ -299,7 +300,7 @@ def contacts_show(
     from siyu_cli.rules import contact_tag_state
 
     zone, loaded = _playbook_view(playbook, tz, strict=bool(playbook))
-    with _store(db) as store:
+    with _store(db, create=False) as store:
         contact = get_contact(store, contact_id)
         state = contact_tag_state(store, _tag_rules(loaded), contact)
         events = contact_events(store, contact_id)

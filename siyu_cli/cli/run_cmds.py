@@ -94,6 +94,8 @@ def run(
         from siyu_cli.dispatch import run_fast
 
         start = moment or datetime.combine(min(r.start for r in runner.playbook.cohorts), datetime.min.time(), tzinfo=runner.playbook.tz)
+        if stop is not None and stop < start:
+            raise UsageError(f"--until {until} is before the start {start:%Y-%m-%d %H:%M}", hint="give an --until after --now (or after the campaign's start)")
         total = _with_progress(runner, start, stop, as_json, run_fast)
         _print_summary(total, as_json)
         return
@@ -130,7 +132,7 @@ def _with_progress(runner: Any, start: datetime, stop: datetime | None, as_json:
 @app.command(rich_help_panel=PANEL)
 def cron(
     playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
-    every: int = typer.Option(1, "--every", help="Minutes between passes."),
+    every: int = typer.Option(1, "--every", help="Minutes between passes: 1-59, or whole hours (60, 120, … 1440)."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Print a crontab line (with flock) and a systemd service + timer that run `siyu run --once`."""
@@ -142,9 +144,17 @@ def cron(
     exe = shlex.quote(str(Path(sys.argv[0]).resolve())) if Path(sys.argv[0]).name == "siyu" else "siyu"
     base = f"{exe} run {shlex.quote(str(path))} --once --db {shlex.quote(str(store))}"
     lock = shlex.quote(str(store.parent / f".siyu-{path.stem}.lock"))
-    schedule = "*" if every == 1 else f"*/{every}"
+    if 1 <= every <= 59:
+        schedule, calendar, words = ("*" if every == 1 else f"*/{every}") + " * * * *", f"*:0/{every}", f"{every} minute(s)"
+    elif every % 60 == 0 and 60 <= every <= 1440:
+        hours = every // 60
+        schedule = "0 * * * *" if hours == 1 else ("0 0 * * *" if hours == 24 else f"0 */{hours} * * *")
+        calendar = "*-*-* *:00:00" if hours == 1 else ("*-*-* 00:00:00" if hours == 24 else f"*-*-* 00/{hours}:00:00")
+        words = f"{hours} hour(s)"
+    else:
+        raise UsageError(f"--every {every}: cron can run a pass every 1-59 minutes or every whole number of hours", hint="e.g. --every 5, or --every 120 for every two hours")
     text = f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once)
-{schedule} * * * * cd {shlex.quote(str(workdir))} && flock -n {lock} {base} >> {shlex.quote(str(workdir / 'siyu-cron.log'))} 2>&1
+{schedule} cd {shlex.quote(str(workdir))} && flock -n {lock} {base} >> {shlex.quote(str(workdir / 'siyu-cron.log'))} 2>&1
 
 # /etc/systemd/system/siyu-{path.stem}.service
 [Unit]
@@ -157,10 +167,10 @@ ExecStart={base}
 
 # /etc/systemd/system/siyu-{path.stem}.timer
 [Unit]
-Description=run siyu for {path.name} every {every} minute(s)
+Description=run siyu for {path.name} every {words}
 
 [Timer]
-OnCalendar=*:0/{every}
+OnCalendar={calendar}
 Persistent=true
 AccuracySec=1s
 

@@ -112,14 +112,16 @@ def _safe(name: str) -> str:
 def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | None = None, db_path: str | None = None) -> PreviewResult:
     playbook = read(path)
     # Welcome sequences of contacts added late run past the last day; nothing runs before day 1.
-    reach = _last_day(playbook)
-    if day < 1 or day > reach:
-        extra = f"; welcome and journey steps of late entrants reach day {reach}" if reach > playbook.model.days else ""
-        raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days}{extra})", hint=f"pick a day from 1 to {reach}")
+    if day < 1:
+        raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days})", hint="campaign days start at 1")
     # Events up to the end of the day shown count (tags, entries, exits); later ones are not known yet on that day.
     shown = playbook.cohort(cohort).start + timedelta(days=day)
     as_of = datetime.combine(shown, time(0, 0), tzinfo=playbook.tz)
     inputs: PlanInputs = plan_inputs(playbook, db_path, readonly=True, as_of=as_of)
+    reach = _last_day(playbook, inputs.db, playbook.cohort(cohort))
+    if day > reach:
+        extra = f"; welcome and journey steps reach day {reach}" if reach > playbook.model.days else ""
+        raise UsageError(f"day {day} is outside the campaign (days 1-{playbook.model.days}{extra})", hint=f"pick a day from 1 to {reach}")
     person = None
     if contact is not None and inputs.planner.contacts:
         person = next((c for c in inputs.planner.contacts if c["id"] == contact), None)
@@ -154,15 +156,21 @@ def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | N
     return result
 
 
-def _last_day(playbook: Any) -> int:
-    """The last day anything can fall on: the campaign, or a step of a contact who enters on its last day."""
-    from siyu_cli._time import parse_duration
+def _last_day(playbook: Any, db: Any, cohort: Any) -> int:
+    """The last day anything can fall on: the campaign's, or a step of a contact who enters on its last day or later."""
+    from siyu_cli._time import from_db, parse_duration
 
     model = playbook.model
     delays = [parse_duration(s.after) for h in model.hooks for s in h.welcome] + [parse_duration(s.after) for j in model.journeys for s in j.steps]
     if not delays:
         return int(model.days)
-    return int(model.days) + max(delays).days + 1
+    last = int(model.days)
+    if db is not None:
+        kinds = sorted({"friend_added"} | {j.enter.event for j in model.journeys})
+        row = db.execute(f"SELECT MAX(at) FROM events WHERE type IN ({', '.join('?' * len(kinds))})", kinds).fetchone()
+        if row and row[0]:
+            last = max(last, (from_db(row[0]).astimezone(playbook.tz).date() - cohort.start).days + 1)
+    return last + max(delays).days + 1
 
 
 def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list[JourneyPosition]:

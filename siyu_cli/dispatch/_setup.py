@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from siyu_cli.errors import StoreError
 from siyu_cli.ingest import load_contacts
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Planner
@@ -29,6 +30,8 @@ def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool
     if db is None:
         path = default_path(db_path)
         if readonly and not path.exists():
+            if db_path is not None:
+                raise StoreError(f"{path}: no such store", hint="pass the store siyu run/import wrote, or leave out --db to preview with a sample contact")
             return PlanInputs(Planner(playbook, sample_contact=True), {}, None)
         db = open_store(path, readonly=readonly)
     basis = None

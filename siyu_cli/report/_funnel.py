@@ -785,7 +785,9 @@ class _Touches:
     marked it done by hand, else `finished_at`. Moments posts are not touches. A live draft
     (target persona:P) touches the contacts whose account is P's, or everyone when no contact
     has an account. A contact is in a group from its join (inclusive) to its leave (exclusive).
-    At the same second, a draft to the contact beats a group post, which beats a live session.
+    A touch is sent before the stage's event (the welcome a contact's add triggers does not count
+    for that add). At the same second, a draft to the contact beats a group post, which beats a
+    live session; among drafts to the contact, private beats journey, which beats welcome.
     """
 
     RANK = {"live": 0, "group": 1, "private": 2, "journey": 2, "welcome": 2}
@@ -795,7 +797,8 @@ class _Touches:
         rows = db.conn.execute(
             f"SELECT channel, target, {sent_at} AS t FROM drafts WHERE playbook_id = ? "
             f"AND (state = 'sent' OR done_at IS NOT NULL) AND {sent_at} IS NOT NULL "
-            "AND channel IN ('live', 'group', 'private', 'journey', 'welcome') ORDER BY t, draft_id",
+            "AND channel IN ('live', 'group', 'private', 'journey', 'welcome') "
+            "ORDER BY t, CASE channel WHEN 'welcome' THEN 0 WHEN 'journey' THEN 1 ELSE 2 END, draft_id",
             [playbook.id],
         )
         accounts = {p.id: p.account for p in playbook.model.personas}
@@ -834,13 +837,13 @@ class _Touches:
         return found
 
     def channel(self, cid: str, t: int) -> str:
-        """The channel of the latest touch in [t − 24 h, t], or 'none'."""
+        """The channel of the latest touch in [t − 24 h, t), or 'none'."""
         floor = t - TOUCH_SECONDS
         best: tuple[int, int] = (floor - 1, -1)
         name = "none"
         direct = self.direct.get(cid)
         if direct is not None:
-            i = bisect_right(direct[0], t) - 1
+            i = bisect_left(direct[0], t) - 1
             if i >= 0 and direct[0][i] >= floor:
                 best, name = (direct[0][i], self.RANK[direct[1][i]]), direct[1][i]
         for gid, spans in self.member.get(cid, {}).items():
@@ -848,7 +851,7 @@ class _Touches:
             if not posts:
                 continue
             for joined, left in spans:
-                upper = t if left > t else int(left) - 1
+                upper = t - 1 if left > t - 1 else int(left) - 1
                 i = bisect_right(posts, upper) - 1
                 if i >= 0 and posts[i] >= max(joined, floor) and (posts[i], 1) > best:
                     best, name = (posts[i], 1), "group"
@@ -858,7 +861,7 @@ class _Touches:
         else:
             live = self.live.get(None)
         if live:
-            i = bisect_right(live, t) - 1
+            i = bisect_left(live, t) - 1
             if i >= 0 and live[i] >= floor and (live[i], 0) > best:
                 name = "live"
         return name

@@ -174,3 +174,15 @@ def m015_tag_cache(db: Database) -> None:
         END;
         """
     )
+
+
+@MIGRATIONS()
+def m016_tag_log_replace(db: Database) -> None:
+    """`INSERT OR REPLACE` removes the row it replaces without firing delete triggers: log that row's contact first."""
+    db.executescript(
+        """
+        CREATE TRIGGER tag_log_event_replace BEFORE INSERT ON events BEGIN
+            INSERT INTO tag_log (contact_id) SELECT contact_id FROM events WHERE event_id = NEW.event_id OR id = NEW.id;
+        END;
+        """
+    )
