@@ -167,3 +167,15 @@ def run_siyu(cwd: Path, *args: str, env: Mapping[str, str] | None = None, timeou
     return subprocess.run(
         siyu_cmd(*args), cwd=cwd, env=dict(env or siyu_env()), capture_output=True, text=True, encoding="utf-8", timeout=timeout, check=False
     )
+
+
+def invoke(*args: str, code: int = 0) -> Any:
+    """`siyu ARGS` through typer's CliRunner, without colour and wide; asserts the exit code and that nothing raised."""
+    from typer.testing import CliRunner
+
+    from siyu_cli.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result

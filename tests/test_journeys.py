@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from siyu_cli.cli import app
-from tests.playbooks_fixtures import outbox_files, query, write_playbook
+from tests.playbooks_fixtures import invoke, outbox_files, query, write_playbook
 
 HOOK = {
     "id": "card-eye",
@@ -71,11 +69,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def siyu(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+siyu = invoke
 
 
 def track(kind: str, contact: str, at: str, *extra: str) -> None:

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from siyu_cli.cli import app
 from tests.playbooks_fixtures import (
     MORNING,
     NOON_1V1,
     add_contacts,
     add_event,
+    invoke,
     outbox_files,
     parents,
     query,
@@ -39,11 +38,7 @@ def camp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def siyu(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+siyu = invoke
 
 
 def once(now: str, *extra: str, code: int = 0) -> dict[str, Any]:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from siyu_cli.cli import app
-from tests.playbooks_fixtures import query, write_playbook
+from tests.playbooks_fixtures import invoke, query, write_playbook
 
 HOOKS = [{"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["包裹卡"]}]
 RULES = [{"on": {"event": "order"}, "tag": ["+已购"]}, {"on": {"event": "refund"}, "tag": ["-已购", "+已退款"]}]
@@ -33,10 +30,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def siyu(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
+siyu = invoke
 
 
 def track(kind: str, contact: str, at: str, *extra: str) -> None:

@@ -38,7 +38,7 @@ def plan_inputs(playbook: LoadedPlaybook, db_path: str | None, *, readonly: bool
     if not readonly and not (playbook.model.journeys or any(h.welcome for h in playbook.model.hooks)):
         # Journeys replay each contact's events anyway; a beats-only playbook reads its tags from the cache.
         basis = refresh(db, TagRules.of(playbook.model))
-    people = load_contacts(db, tag_basis=basis)
+    people = load_contacts(db, tag_basis=basis, as_of=as_of)
     planner = Planner(playbook, contacts=people, db=db, as_of=as_of, sample_contact=True, tags_cached=basis is not None)
     members = group_memberships(db)
     cohort_groups = {run.id: run.group_ids for run in playbook.cohorts}

@@ -14,7 +14,7 @@ from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.ingest._parse import derived_event_id, event_type, parse_amount
 from siyu_cli.playbook import EVENTS, TagExprError, parse_tags
-from siyu_cli.rules import TAGGED, TagRules, apply_effective
+from siyu_cli.rules import TAGGED, TagRules, apply_effective, as_of_timeline
 from siyu_cli.store import immediate
 
 _CONTACT_COLUMNS = "contact_id, name, tags, source, tier, account, cohort, added_at, extra"
@@ -104,26 +104,29 @@ def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] =
     return eid
 
 
-def load_contacts(db: sqlite_utils.Database, *, tag_basis: str | None = None) -> list[dict[str, Any]]:
+def load_contacts(db: sqlite_utils.Database, *, tag_basis: str | None = None, as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Every contact as a template sees it (extra columns merged in; name falls back to the id).
 
     With `tag_basis`, tags and source are the effective ones the tag cache holds for that basis
-    (siyu_cli.rules.refresh brought it up to date); without, the contact's own.
+    (siyu_cli.rules.refresh brought it up to date) as of `as_of`: a contact whose latest event
+    comes later is read from its cached timeline. Without, the contact's own.
     Contacts share a few tag sets and extra values, so each distinct JSON text is decoded once.
     """
     found = []
     tag_lists: dict[str, list[str]] = {}
     extras: dict[str, dict[str, Any]] = {}
+    stamp = to_db(as_of) if as_of is not None else "9999"
     if tag_basis is None:
-        rows = db.execute(f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY contact_id")
+        rows = db.execute(f"SELECT {_CONTACT_COLUMNS}, NULL, NULL, NULL FROM contacts ORDER BY contact_id")
     else:
         rows = db.execute(
             "SELECT c.contact_id, c.name, COALESCE(t.tags, c.tags), CASE WHEN t.contact_id IS NULL THEN c.source ELSE t.source END, "
-            "c.tier, c.account, c.cohort, c.added_at, c.extra FROM contacts c "
+            "c.tier, c.account, c.cohort, c.added_at, c.extra, "
+            "CASE WHEN t.last_at > ? THEN t.timeline END, CASE WHEN t.last_at > ? THEN c.tags END, c.source FROM contacts c "
             "LEFT JOIN tag_cache t ON t.basis = ? AND t.contact_id = c.contact_id ORDER BY c.contact_id",
-            [tag_basis],
+            [stamp, stamp, tag_basis],
         )
-    for cid, name, tags, source, tier, account, cohort, added_at, extra in rows:
+    for cid, name, tags, source, tier, account, cohort, added_at, extra, timeline, own_tags, own_source in rows:
         if extra and extra != "{}":
             base = extras.get(extra)
             if base is None:
@@ -142,6 +145,8 @@ def load_contacts(db: sqlite_utils.Database, *, tag_basis: str | None = None) ->
         contact["name"] = name or cid
         contact["tags"] = list(tag_list)
         contact["source"] = source
+        if timeline is not None:
+            contact["tags"], contact["source"] = as_of_timeline(own_tags, own_source, timeline, stamp)
         contact["tier"] = tier
         contact["account"] = account
         contact["cohort"] = cohort

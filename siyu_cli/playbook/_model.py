@@ -76,6 +76,22 @@ class _Content(_Strict):
     text: str | None = Field(None, description="inline Jinja text instead of a template file")
 
 
+def _clock_ok(value: str | None) -> str | None:
+    if value is not None:
+        parse_hhmm(value)
+    return value
+
+
+def _variants_ok(item: _Content, variants: dict[str, Any]) -> None:
+    """Variants instead of template/text, each its own content or a holdout, and not all holdouts."""
+    if item.template or item.text is not None:
+        raise ValueError("give variants instead of template/text, not both")
+    for variant in variants.values():
+        _one_content(variant, required=False)
+    if all(v.template is None and v.text is None for v in variants.values()):
+        raise ValueError("every variant is a holdout; give at least one a template or text")
+
+
 def _one_content(item: _Content, *, required: bool = True) -> None:
     if item.template and item.text:
         raise ValueError("give either template or text, not both")
@@ -172,12 +188,7 @@ class Beat(_Content):
         elif self.variants:
             if self.channel != "private":
                 raise ValueError("variants are for private beats")
-            if self.template or self.text is not None:
-                raise ValueError("give variants instead of template/text, not both")
-            for variant in self.variants.values():
-                _one_content(variant, required=False)
-            if all(v.template is None and v.text is None for v in self.variants.values()):
-                raise ValueError("every variant is a holdout; give at least one a template or text")
+            _variants_ok(self, self.variants)
         else:
             _one_content(self)
         if self.channel == "private" and not self.audience:
@@ -198,13 +209,7 @@ class WelcomeStep(_Content):
     at: str | None = Field(None, description="with a delay in days: the time of day to send")
 
     _after = field_validator("after")(classmethod(lambda cls, v: _duration_ok(v)))
-
-    @field_validator("at")
-    @classmethod
-    def _at(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_hhmm(value)
-        return value
+    _at = field_validator("at")(classmethod(lambda cls, v: _clock_ok(v)))
 
     @model_validator(mode="after")
     def _content(self) -> WelcomeStep:
@@ -269,23 +274,12 @@ class JourneyStep(_Content):
     variants: dict[str, Variant] | None = Field(None, description="A/B variants; one without template/text is a holdout")
 
     _after = field_validator("after")(classmethod(lambda cls, v: _duration_ok(v)))
-
-    @field_validator("at")
-    @classmethod
-    def _at(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_hhmm(value)
-        return value
+    _at = field_validator("at")(classmethod(lambda cls, v: _clock_ok(v)))
 
     @model_validator(mode="after")
     def _content(self) -> JourneyStep:
         if self.variants:
-            if self.template or self.text is not None:
-                raise ValueError("give variants instead of template/text, not both")
-            for variant in self.variants.values():
-                _one_content(variant, required=False)
-            if all(v.template is None and v.text is None for v in self.variants.values()):
-                raise ValueError("every variant is a holdout; give at least one a template or text")
+            _variants_ok(self, self.variants)
         else:
             _one_content(self)
         return self

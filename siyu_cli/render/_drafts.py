@@ -161,11 +161,7 @@ class Planner:
         if not self.contacts:
             return
         if self.tags_cached:
-            if self.as_of is not None:
-                found = changed_after(self.db, self.tag_rules, self.as_of, as_of=self.as_of)
-                if found:
-                    self._overlay(found)
-            return
+            return  # load_contacts read them from the cache as of `as_of`
         if not self.book.routes:
             if self.db is not None:
                 apply_effective(self.db, self.tag_rules, self.contacts, as_of=self.as_of, timelines=self.timelines)
@@ -183,12 +179,6 @@ class Planner:
             for cid, contact in by_id.items():
                 if cid not in seen and contact.get("added_at") is not None:
                     self._replay(contact, [], shared)
-
-    def _overlay(self, found: Mapping[str, tuple[list[str], str | None]]) -> None:
-        for cid, (tags, source) in found.items():
-            contact = self.by_id.get(cid)
-            if contact is not None:
-                contact["tags"], contact["source"] = tags, source
 
     def contact_name(self, cid: str) -> str:
         contact = self.by_id.get(cid)

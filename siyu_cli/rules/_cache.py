@@ -54,16 +54,41 @@ def _store(db: sqlite_utils.Database, basis: str, rules: TagRules, dirty: Sequen
             db.execute(f"DELETE FROM tag_cache WHERE basis = ? AND contact_id IN ({', '.join('?' * len(chunk))})", [basis, *chunk])
     own = _own(db, dirty)
     rows = []
+    insert = "INSERT INTO tag_cache (basis, contact_id, tags, source, last_at, timeline) VALUES (?, ?, ?, ?, ?, ?)"
     for cid, events in history(db, rules.types, contact_ids=dirty):
         if cid not in own:
             continue
         tags, source = own[cid]
-        state = rules.fold(tags, source, events)
-        rows.append((basis, cid, json.dumps(state.tags, ensure_ascii=False), state.source, events[-1][2]))
+        state, timeline = _fold_timeline(rules, tags, source, events)
+        rows.append((basis, cid, json.dumps(state.tags, ensure_ascii=False), state.source, events[-1][2], json.dumps(timeline, ensure_ascii=False)))
         if len(rows) >= 10_000:
-            db.conn.executemany("INSERT INTO tag_cache (basis, contact_id, tags, source, last_at) VALUES (?, ?, ?, ?, ?)", rows)
+            db.conn.executemany(insert, rows)
             rows = []
-    db.conn.executemany("INSERT INTO tag_cache (basis, contact_id, tags, source, last_at) VALUES (?, ?, ?, ?, ?)", rows)
+    db.conn.executemany(insert, rows)
+
+
+def _fold_timeline(rules: TagRules, tags: list[str], source: str | None, events: Sequence[Any]) -> tuple[Any, list[list[Any]]]:
+    """The final state and [at, tags, source] after each event that changed the tags or the source."""
+    state = rules.start(tags, source)
+    timeline: list[list[Any]] = []
+    before = (list(state.tags), state.source)
+    for row in events:
+        rules.apply(state, row, source)
+        if (state.tags, state.source) != before:
+            before = (list(state.tags), state.source)
+            timeline.append([row[2], before[0], before[1]])
+    return state, timeline
+
+
+def as_of_timeline(own_tags: str, own_source: str | None, timeline: str, stamp: str) -> tuple[list[str], str | None]:
+    """A cached contact's tags and source at `stamp` (store time text), from its timeline and its own tags."""
+    tags: list[str] = json.loads(own_tags) if own_tags and own_tags != "[]" else []
+    source = own_source
+    for at, changed, changed_source in json.loads(timeline):
+        if at > stamp:
+            break
+        tags, source = changed, changed_source
+    return tags, source
 
 
 def _own(db: sqlite_utils.Database, ids: Sequence[str] | None) -> dict[str, tuple[list[str], str | None]]:

@@ -186,3 +186,12 @@ def m016_tag_log_replace(db: Database) -> None:
         END;
         """
     )
+
+
+@MIGRATIONS()
+def m017_tag_cache_timeline(db: Database) -> None:
+    """Each cached contact keeps when its tags changed, so a pass before its latest event reads its tags then
+    without replaying events. Caches built before are dropped: the next pass rebuilds them with timelines."""
+    db.execute("ALTER TABLE tag_cache ADD COLUMN timeline TEXT")  # JSON [[at, tags, source], ...], one per change
+    db.execute("DELETE FROM tag_cache")
+    db.execute("DELETE FROM tag_bases")
