@@ -133,52 +133,27 @@ def _with_progress(runner: Any, start: datetime, stop: datetime | None, as_json:
 def cron(
     playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
     every: int = typer.Option(1, "--every", help="Minutes between passes: 1-59, or whole hours (60, 120, … 1440)."),
+    env_file: Path = typer.Option(None, "--env-file", help="File of NAME=value lines the passes read their secrets from (default: siyu.env beside the playbook; created, mode 600, with the variables the outputs name)."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Print a crontab line (with flock) and a systemd service + timer that run `siyu run --once`."""
+    """Print a crontab line (with flock) and a systemd service + timer that run `siyu run --once` with the env file's secrets."""
+    from siyu_cli.dispatch._cron import cron_text, ensure_env_file, schedule, secret_names
+    from siyu_cli.playbook import read
     from siyu_cli.store import default_path
 
+    when = schedule(every)
     path = find_playbook(playbook).resolve()
-    store = default_path(db).resolve()
-    workdir = Path.cwd().resolve()
+    names = secret_names(read(path))
+    env = (env_file or path.parent / "siyu.env").resolve()
+    created, missing = ensure_env_file(env, names)
     exe = shlex.quote(str(Path(sys.argv[0]).resolve())) if Path(sys.argv[0]).name == "siyu" else "siyu"
-    base = f"{exe} run {shlex.quote(str(path))} --once --db {shlex.quote(str(store))}"
-    lock = shlex.quote(str(store.parent / f".siyu-{path.stem}.lock"))
-    if 1 <= every <= 59:
-        schedule, calendar, words = ("*" if every == 1 else f"*/{every}") + " * * * *", f"*:0/{every}", f"{every} minute(s)"
-    elif every % 60 == 0 and 60 <= every <= 1440:
-        hours = every // 60
-        schedule = "0 * * * *" if hours == 1 else ("0 0 * * *" if hours == 24 else f"0 */{hours} * * *")
-        calendar = "*-*-* *:00:00" if hours == 1 else ("*-*-* 00:00:00" if hours == 24 else f"*-*-* 00/{hours}:00:00")
-        words = f"{hours} hour(s)"
-    else:
-        raise UsageError(f"--every {every}: cron can run a pass every 1-59 minutes or every whole number of hours", hint="e.g. --every 5, or --every 120 for every two hours")
-    text = f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once)
-{schedule} cd {shlex.quote(str(workdir))} && flock -n {lock} {base} >> {shlex.quote(str(workdir / 'siyu-cron.log'))} 2>&1
-
-# /etc/systemd/system/siyu-{path.stem}.service
-[Unit]
-Description=siyu pass for {path.name}
-
-[Service]
-Type=oneshot
-WorkingDirectory={workdir}
-ExecStart={base}
-
-# /etc/systemd/system/siyu-{path.stem}.timer
-[Unit]
-Description=run siyu for {path.name} every {words}
-
-[Timer]
-OnCalendar={calendar}
-Persistent=true
-AccuracySec=1s
-
-[Install]
-WantedBy=timers.target
-
-# then: systemctl daemon-reload && systemctl enable --now siyu-{path.stem}.timer"""
+    text = cron_text(exe=exe, playbook_path=path, store=default_path(db).resolve(), workdir=Path.cwd().resolve(), env_file=env, every=when)
     sys.stdout.write(text + "\n")
+    if created:
+        listed = ", ".join(names) if names else "no variables: the outputs need none"
+        err().print(f"created {env} (mode 600): {listed}; fill in the values", markup=False, soft_wrap=True)
+    elif missing:
+        err().print(f"warning: {env} has no line for {', '.join(missing)}; add NAME=value lines", markup=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=PANEL)

@@ -1,0 +1,105 @@
+"""What `siyu cron` prints and writes: a crontab line and systemd units that run a pass with the secrets they need.
+
+cron and systemd start a pass with an empty environment: the webhook URLs and secrets the
+playbook's outputs name come from an env file beside the playbook (mode 600), sourced by the
+crontab line and named by the unit's EnvironmentFile=.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from siyu_cli.errors import SiyuError, UsageError
+from siyu_cli.playbook import LoadedPlaybook
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str  # the five crontab fields
+    calendar: str  # systemd OnCalendar=
+    words: str
+
+
+def schedule(every: int) -> Schedule:
+    """1-59 minutes, or a whole number of hours up to a day: what both cron and systemd can say."""
+    if 1 <= every <= 59:
+        return Schedule(("*" if every == 1 else f"*/{every}") + " * * * *", f"*:0/{every}", f"{every} minute(s)")
+    if every % 60 == 0 and 60 <= every <= 1440:
+        hours = every // 60
+        if hours == 1:
+            return Schedule("0 * * * *", "*-*-* *:00:00", "hour")
+        if hours == 24:
+            return Schedule("0 0 * * *", "*-*-* 00:00:00", "day")
+        return Schedule(f"0 */{hours} * * *", f"*-*-* 00/{hours}:00:00", f"{hours} hours")
+    raise UsageError(f"--every {every}: cron can run a pass every 1-59 minutes or every whole number of hours", hint="e.g. --every 5, or --every 120 for every two hours")
+
+
+def secret_names(playbook: LoadedPlaybook) -> list[str]:
+    """The environment variables the playbook's outputs read (webhook URLs and secrets)."""
+    names: list[str] = []
+    for output in playbook.model.outputs:
+        for attribute in ("url_env", "secret_env"):
+            name = getattr(output, attribute, None)
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def ensure_env_file(path: Path, names: list[str]) -> tuple[bool, list[str]]:
+    """Create the env file (mode 600) with an empty line per variable; an existing one is never rewritten.
+
+    Returns (created, the names an existing file lacks).
+    """
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SiyuError(f"{path}: cannot read: {exc.strerror}") from None
+        present = {line.split("=", 1)[0].strip().removeprefix("export ").strip() for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")}
+        return False, [name for name in names if name not in present]
+    lines = ["# siyu: secrets for the scheduled passes (cron sources this file; systemd reads it as EnvironmentFile=).", "# Fill in each value; quote values with spaces: NAME=\"a b\". Never commit this file."]
+    lines += [f"{name}=" for name in names]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise SiyuError(f"{path}: cannot create the env file: {exc.strerror}", hint="pass --env-file PATH in a folder you can write") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return True, []
+
+
+def cron_text(*, exe: str, playbook_path: Path, store: Path, workdir: Path, env_file: Path, every: Schedule) -> str:
+    base = f"{exe} run {shlex.quote(str(playbook_path))} --once --db {shlex.quote(str(store))}"
+    lock = shlex.quote(str(store.parent / f".siyu-{playbook_path.stem}.lock"))
+    env = shlex.quote(str(env_file))
+    log = shlex.quote(str(workdir / "siyu-cron.log"))
+    stem = playbook_path.stem
+    return f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once; the env file holds the secrets)
+{every.cron} cd {shlex.quote(str(workdir))} && set -a && . {env} && set +a && flock -n {lock} {base} >> {log} 2>&1
+
+# /etc/systemd/system/siyu-{stem}.service
+[Unit]
+Description=siyu pass for {playbook_path.name}
+
+[Service]
+Type=oneshot
+WorkingDirectory={workdir}
+EnvironmentFile={env_file}
+ExecStart={base}
+
+# /etc/systemd/system/siyu-{stem}.timer
+[Unit]
+Description=run siyu for {playbook_path.name} every {every.words}
+
+[Timer]
+OnCalendar={every.calendar}
+Persistent=true
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+
+# then: systemctl daemon-reload && systemctl enable --now siyu-{stem}.timer"""

@@ -1,0 +1,48 @@
+"""`siyu cron` as printed: the crontab command runs a real pass with an empty environment, from another folder.
+
+cron starts commands with almost no environment: the webhook URL must come from the env file
+`siyu cron` created beside the playbook, and every path in the line must be absolute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest_http import RecordingServer
+from tests.playbooks_fixtures import MORNING, query, siyu_env, write_playbook
+
+
+def test_the_printed_crontab_command_sends_under_env_i_from_another_folder(tmp_path: Path) -> None:
+    camp = tmp_path / "camp"
+    write_playbook(camp, beats=[MORNING], outputs=["outbox", {"type": "webhook", "format": "json", "url_env": "SIYU_TEST_HOOK"}])
+    siyu = Path(sys.executable).parent / "siyu"
+    printed = subprocess.run([str(siyu), "cron", "playbook.yaml", "--every", "5"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert printed.returncode == 0, printed.stderr
+    env_file = camp / "siyu.env"
+    assert f"created {env_file} (mode 600): SIYU_TEST_HOOK" in printed.stderr
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert "SIYU_TEST_HOOK=\n" in env_file.read_text("utf-8")
+    [line] = [text for text in printed.stdout.splitlines() if text.startswith("*/5 * * * * ")]
+    assert f"EnvironmentFile={env_file}" in printed.stdout
+
+    with RecordingServer() as server:
+        env_file.write_text(env_file.read_text("utf-8").replace("SIYU_TEST_HOOK=", f'SIYU_TEST_HOOK="{server.url("/hook")}"'), encoding="utf-8")
+        command = line.split(" ", 5)[5].replace("--once", "--once --now '2026-12-01 08:31'")
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        ran = subprocess.run(["env", "-i", "/bin/sh", "-c", command], cwd=elsewhere, capture_output=True, text=True, check=False, timeout=60)
+        assert ran.returncode == 0, (ran.stdout, ran.stderr, (camp / "siyu-cron.log").read_text("utf-8") if (camp / "siyu-cron.log").exists() else "")
+        assert len(server.requests) == 1
+        assert json.loads(server.requests[0].body)["text"] == "早上好，第1天"
+    assert query(camp / "siyu.db", "SELECT state FROM drafts") == [("sent",)]
+    assert "sent 1" in (camp / "siyu-cron.log").read_text("utf-8")
+
+    again = subprocess.run([str(siyu), "cron", "playbook.yaml"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and "created" not in again.stderr  # an existing env file is never rewritten
+    assert server.url("/hook") in env_file.read_text("utf-8")
+    assert os.environ.get("SIYU_TEST_HOOK") is None
