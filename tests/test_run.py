@@ -199,6 +199,19 @@ def test_private_drafts_per_account_per_day(camp: Path) -> None:
     assert len(outbox_files(camp / "outbox")) == 4
 
 
+def test_the_contacts_an_account_cap_refused_go_first_the_next_day(camp: Path) -> None:
+    write_playbook(camp, beats=[NOON_1V1], limits={"private_per_account_per_day": 2}, days=3)
+    add_contacts(camp / "siyu.db", parents(3))
+    served = []
+    for day in ("01", "02", "03"):
+        once(f"2026-12-{day} 12:31")
+        served.append(sorted(d["target"][-5:] for d in drafts(camp, "state = 'sent' AND due_at LIKE ?", (f"2026-12-{day}%",))))
+    # Day 1 in contact order; then whoever was served least, then longest ago, first: nobody loses every day.
+    assert served[1] == ["c0000", "c0002"]
+    counts = {c: sum(c in day for day in served) for c in ("c0000", "c0001", "c0002")}
+    assert sorted(counts.values()) == [2, 2, 2], served
+
+
 # --- variants ------------------------------------------------------------------------------------
 
 VARIANT_BEAT = {
@@ -256,7 +269,7 @@ def test_template_error_is_recorded_and_retry_after_the_fix_sends_it(camp: Path)
     assert once("2026-12-01 08:40")["failed"] == 0
 
     (camp / "morning.md.j2").write_text("早上好，第{{ day }}天\n", encoding="utf-8")
-    result = siyu("retry", "--now", "2026-12-01 11:00", "--json")
+    result = siyu("retry", "--now", "2026-12-01 10:00", "--json")
     assert json.loads(result.stdout)["sent"] == 1
     [row] = drafts(camp)
     assert (row["state"], row["error"]) == ("sent", None) and row["text"] == "早上好，第1天"
@@ -374,3 +387,14 @@ def test_recovery_never_takes_a_claim_made_while_it_looks(camp: Path, monkeypatc
     finally:
         runner.db.conn.close()
         other.db.conn.close()
+
+
+def test_retry_of_a_fixed_template_error_is_held_to_max_late(camp: Path) -> None:
+    beat = {"id": "morning", "title": "早分享", "at": "08:30", "days": "all", "channel": "group", "template": "morning.md.j2"}
+    write_playbook(camp, beats=[beat], templates={"morning.md.j2": "早上好 {{ missing_var }}\n"})
+    once("2026-12-01 08:31", code=1)
+    (camp / "morning.md.j2").write_text("早上好，第{{ day }}天\n", encoding="utf-8")
+    result = json.loads(siyu("retry", "--now", "2026-12-01 11:00", "--json").stdout)  # 2.5 h late; max_late is 2h
+    assert (result["sent"], result["skipped"]) == (0, {"missed": 1})
+    assert [(d["state"], d["reason"]) for d in drafts(camp)] == [("skipped", "missed")]
+    assert outbox_files(camp / "outbox") == []

@@ -18,7 +18,7 @@ from typing import Any
 from siyu_cli._bulk import bulk
 from siyu_cli._time import from_db, to_db, utcnow
 from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
-from siyu_cli.dispatch._policy import Budget, Guard, Schedule
+from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.errors import DeliveryError
 from siyu_cli.ledger import Ledger
@@ -188,11 +188,8 @@ class Runner:
         if missed:
             summary.skipped["missed"] += missed
 
-    def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary, *, late_ok: frozenset[str] = frozenset()) -> None:
-        """Record every draft that has come due and is not in the ledger yet, with its decision.
-
-        `late_ok`: drafts an operator asked to send again (retry), which max_late does not stop.
-        """
+    def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary) -> None:
+        """Record every draft that has come due and is not in the ledger yet, with its decision."""
         playbook = self.playbook
         guard = Guard(playbook)
         existing = self.ledger.existing_ids(playbook.id)
@@ -210,6 +207,7 @@ class Runner:
             existing = self.ledger.existing_ids(playbook.id)
             welcomed = self.ledger.welcome_slots(playbook.id) if any(d.channel == "welcome" for d in fresh) else set()
             budget = self._budget(inputs, guard, days)
+            fresh = self._fair_order(fresh, budget, guard)
             rows = []
             stamp = to_db(now)
             # Thousands of drafts share an occurrence time: each time is scheduled once (keyed with the zone
@@ -234,7 +232,7 @@ class Runner:
                     state, reason = "skipped", "holdout"
                 elif draft.error is not None:
                     state, reason, error = "failed", "template_error", str(draft.error)
-                elif schedule.due_at <= now and guard.missed(schedule.due_at, now) and draft.draft_id not in late_ok:
+                elif schedule.due_at <= now and guard.missed(schedule.due_at, now):
                     state, reason = "skipped", "missed"
                 else:
                     refusal = budget.take(draft, schedule.due_at)
@@ -259,6 +257,26 @@ class Runner:
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
             rows.sort(key=_claim_order)
             summary.recorded += self.ledger.insert(rows)
+
+    def _fair_order(self, fresh: list[Draft], budget: Budget, guard: Guard) -> list[Draft]:
+        """When an account's 1v1 cap will refuse drafts, offer the cap first to the contacts served least, then longest ago.
+
+        The planner yields an occurrence's drafts in contact order, so without this the same tail
+        of the audience would lose every day; with it, who was refused yesterday goes first today.
+        """
+        cap = self.playbook.model.limits.private_per_account_per_day
+        if cap is None:
+            return fresh
+        wanted: Counter[tuple[str, Any]] = Counter()
+        for draft in fresh:
+            if draft.channel in BUDGETED and draft.contact_id is not None and not draft.holdout and draft.error is None:
+                wanted[(draft.persona, budget.local_day(guard.schedule(draft.occurrence_at).due_at))] += 1
+        if not any(budget.account_sends[key] + count > cap for key, count in wanted.items()):
+            return fresh
+        targets = sorted({d.target for d in fresh if d.channel in BUDGETED and d.contact_id is not None})
+        served = self.ledger.private_sends(self.playbook.id, targets)
+        never = (0, "")
+        return sorted(fresh, key=lambda d: (d.occurrence_at, served.get(d.target, never) if d.channel in BUDGETED else never, d.beat, d.target))
 
     def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any]) -> Budget:
         """The day's budget as the ledger has it now, plus every group post scheduled those days."""

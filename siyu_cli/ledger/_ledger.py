@@ -153,6 +153,18 @@ class Ledger:
             [playbook_id, to_db(since), to_db(until)],
         ).fetchall()
 
+    def private_sends(self, playbook_id: str, targets: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """target → (how many 1v1 drafts it was sent in this playbook, when the last one was due)."""
+        found: dict[str, tuple[int, str]] = {}
+        for chunk in _chunks(list(targets), 500):
+            rows = self.db.execute(
+                f"SELECT target, COUNT(*), MAX(due_at) FROM drafts WHERE target IN ({', '.join('?' * len(chunk))}) AND playbook_id = ? "
+                "AND state = 'sent' AND channel IN ('private', 'journey') GROUP BY target",
+                [*chunk, playbook_id],
+            )
+            found.update({target: (count, due) for target, count, due in rows})
+        return found
+
     def claim(self, run_id: str, now: datetime, limit: int, playbook_id: str | None = None, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Take up to `limit` due pending drafts for this run. Two processes never get the same draft.
 
