@@ -46,3 +46,26 @@ def test_the_printed_crontab_command_sends_under_env_i_from_another_folder(tmp_p
     assert again.returncode == 0 and "created" not in again.stderr  # an existing env file is never rewritten
     assert server.url("/hook") in env_file.read_text("utf-8")
     assert os.environ.get("SIYU_TEST_HOOK") is None
+
+
+def test_cron_warns_of_what_sh_cron_and_systemd_would_read_otherwise(tmp_path: Path) -> None:
+    camp = tmp_path / "活动 100%"
+    write_playbook(camp, beats=[MORNING], outputs=[{"type": "webhook", "format": "json", "url_env": "SIYU_TEST_HOOK"}])
+    siyu = Path(sys.executable).parent / "siyu"
+    (camp / "siyu.env").write_text("SIYU_TEST_HOOK=http://127.0.0.1:9/hook?a=1&b=2\n", encoding="utf-8")
+    printed = subprocess.run([str(siyu), "cron", "playbook.yaml", "--every", "45"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert printed.returncode == 0, printed.stderr
+    assert "quote the values of SIYU_TEST_HOOK" in printed.stderr
+    assert "will not be evenly 45 minutes apart" in printed.stderr
+    [line] = [text for text in printed.stdout.splitlines() if text.startswith("*/45 * * * * ")]
+    assert "100\\%" in line and "100%%" in printed.stdout.split("[Service]", 1)[1]  # crontab(5) and systemd specifiers
+
+    (camp / "siyu.env").write_bytes("# 注释\nSIYU_TEST_HOOK=x\n".encode("gbk"))
+    bad = subprocess.run([str(siyu), "cron", "playbook.yaml"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert bad.returncode == 1 and "not UTF-8" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_check_refuses_a_secret_for_a_webhook_that_takes_none(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], outputs=[{"type": "webhook", "format": "json", "url_env": "H", "secret_env": "S"}])
+    result = subprocess.run([sys.executable, "-m", "siyu_cli", "check", "playbook.yaml"], cwd=tmp_path, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and "secret_env is only used by feishu and dingtalk webhooks, not json" in result.stderr

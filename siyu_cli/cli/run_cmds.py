@@ -45,6 +45,8 @@ def _console_sink() -> Any:
 
 
 def _print_summary(summary: Any, as_json: bool) -> None:
+    from rich.markup import escape
+
     if as_json:
         print_json(summary.to_dict())
         return
@@ -53,6 +55,10 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         f"{summary.now:%Y-%m-%d %H:%M} · recorded {summary.recorded} · sent {summary.sent} · deferred {summary.deferred} · "
         f"skipped {skipped} · failed {summary.failed} · unknown {summary.unknown}"
     )
+    if summary.retrying:
+        line += f" · retrying {summary.retrying} later"
+    if summary.paused:
+        line += f" · paused {', '.join(summary.paused)} (failing; its drafts wait for the next pass)"
     if summary.recovered:
         line += f" · recovered {summary.recovered} from a dead run"
     if summary.next_due:
@@ -60,7 +66,9 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     console = err()
     console.print(line, markup=False)
     for error in summary.errors[:5]:
-        console.print(f"  [red]failed:[/] {error}", markup=True)
+        console.print(f"  [red]failed:[/] {escape(error)}", markup=True)
+    if summary.unknown:
+        console.print(f"  [yellow]in doubt:[/] {summary.unknown} draft(s) may have arrived; see `siyu status`, then `siyu outbox done ID` or `siyu retry --unknown ID`")
 
 
 @app.command(rich_help_panel=PANEL)
@@ -87,8 +95,8 @@ def run(
     if once:
         summary = runner.run_once(moment)
         _print_summary(summary, as_json)
-        if summary.failed:
-            raise typer.Exit(1)
+        if summary.failed or summary.unknown:
+            raise typer.Exit(1)  # so cron mails it
         return
     if clock == "fast":
         from siyu_cli.dispatch import run_fast
@@ -137,7 +145,7 @@ def cron(
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Print a crontab line (with flock) and a systemd service + timer that run `siyu run --once` with the env file's secrets."""
-    from siyu_cli.dispatch._cron import cron_text, ensure_env_file, schedule, secret_names
+    from siyu_cli.dispatch._cron import cron_text, ensure_env_file, schedule, secret_names, uneven, unquoted_values
     from siyu_cli.playbook import read
     from siyu_cli.store import default_path
 
@@ -151,9 +159,15 @@ def cron(
     sys.stdout.write(text + "\n")
     if created:
         listed = ", ".join(names) if names else "no variables: the outputs need none"
-        err().print(f"created {env} (mode 600): {listed}; fill in the values", markup=False, soft_wrap=True)
-    elif missing:
-        err().print(f"warning: {env} has no line for {', '.join(missing)}; add NAME=value lines", markup=False, soft_wrap=True)
+        err().print(f"created {env} (mode 600): {listed}; fill in the values (quote them: NAME=\"…\")", markup=False, soft_wrap=True)
+    else:
+        if missing:
+            err().print(f"warning: {env} has no line for {', '.join(missing)}; add NAME=value lines", markup=False, soft_wrap=True)
+        risky = unquoted_values(env)
+        if risky:
+            err().print(f"warning: quote the values of {', '.join(risky)} in {env} (NAME=\"…\"): sh, which reads it under cron, cuts a URL at & ; | $ or a space", markup=False, soft_wrap=True)
+    if uneven(every):
+        err().print(f"warning: cron's */{every if every < 60 else every // 60} restarts every {'hour' if every < 60 else 'day'}: the passes will not be evenly {every} minutes apart", markup=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=PANEL)

@@ -58,6 +58,8 @@ def ensure_env_file(path: Path, names: list[str]) -> tuple[bool, list[str]]:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise SiyuError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise SiyuError(f"{path}: not UTF-8 (byte {exc.start})", hint="save the env file as UTF-8; cron and systemd read it as such") from None
         present = {line.split("=", 1)[0].strip().removeprefix("export ").strip() for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")}
         return False, [name for name in names if name not in present]
     lines = ["# siyu: secrets for the scheduled passes (cron sources this file; systemd reads it as EnvironmentFile=).", "# Fill in each value; quote values with spaces: NAME=\"a b\". Never commit this file."]
@@ -71,14 +73,46 @@ def ensure_env_file(path: Path, names: list[str]) -> tuple[bool, list[str]]:
     return True, []
 
 
+_SHELL_SPECIAL = set(" \t&;|$`<>()\\'\"*?[]#~")
+
+
+def unquoted_values(path: Path) -> list[str]:
+    """Names whose value holds a character sh reads specially (`&` in a URL ends the line under cron) and is not quoted."""
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "=" not in line or line.lstrip().startswith("#"):
+            continue
+        name, value = line.split("=", 1)
+        value = value.strip()
+        if value and value[0] not in "'\"" and set(value) & _SHELL_SPECIAL:
+            found.append(name.strip().removeprefix("export ").strip())
+    return found
+
+
+def uneven(every: int) -> bool:
+    """cron's */N restarts each hour (or day): an N that does not divide it leaves one short gap."""
+    return (every < 60 and 60 % every != 0) or (every >= 60 and 24 % (every // 60) != 0)
+
+
+def _cron_escape(text: str) -> str:
+    return text.replace("%", "\\%")  # crontab(5): an unescaped % ends the command
+
+
+def _unit_escape(text: str) -> str:
+    return text.replace("%", "%%")  # systemd: % starts a specifier
+
+
 def cron_text(*, exe: str, playbook_path: Path, store: Path, workdir: Path, env_file: Path, every: Schedule) -> str:
     base = f"{exe} run {shlex.quote(str(playbook_path))} --once --db {shlex.quote(str(store))}"
     lock = shlex.quote(str(store.parent / f".siyu-{playbook_path.stem}.lock"))
     env = shlex.quote(str(env_file))
     log = shlex.quote(str(workdir / "siyu-cron.log"))
     stem = playbook_path.stem
+    line = _cron_escape(f"cd {shlex.quote(str(workdir))} && set -a && . {env} && set +a && flock -n {lock} {base} >> {log} 2>&1")
+    base = _unit_escape(base)
+    workdir_unit, env_unit = _unit_escape(str(workdir)), _unit_escape(str(env_file))
     return f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once; the env file holds the secrets)
-{every.cron} cd {shlex.quote(str(workdir))} && set -a && . {env} && set +a && flock -n {lock} {base} >> {log} 2>&1
+{every.cron} {line}
 
 # /etc/systemd/system/siyu-{stem}.service
 [Unit]
@@ -86,8 +120,8 @@ Description=siyu pass for {playbook_path.name}
 
 [Service]
 Type=oneshot
-WorkingDirectory={workdir}
-EnvironmentFile={env_file}
+WorkingDirectory={workdir_unit}
+EnvironmentFile={env_unit}
 ExecStart={base}
 
 # /etc/systemd/system/siyu-{stem}.timer

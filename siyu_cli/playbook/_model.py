@@ -355,6 +355,12 @@ class WebhookOutput(_Strict):
     timeout: str | None = None
     name: str | None = None
 
+    @model_validator(mode="after")
+    def _secret(self) -> WebhookOutput:
+        if self.secret_env and self.format not in ("feishu", "dingtalk"):
+            raise ValueError(f"secret_env is only used by feishu and dingtalk webhooks, not {self.format}; keep the key inside the URL for wecom and json")
+        return self
+
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> Any:
