@@ -107,11 +107,19 @@ class ImportRejected(SiyuError):
 
 
 class DeliveryError(SiyuError):
-    """An output could not deliver a draft. `transient` errors are worth retrying."""
+    """An output could not deliver a draft.
 
-    def __init__(self, message: str, *, transient: bool = False, hint: str = "") -> None:
+    `transient`: worth trying again later (nothing arrived: the server refused or was not reached).
+    `maybe_delivered`: the request may have reached the server (a timeout or a reset after it was
+    sent): never resent on its own, the draft is `unknown` until a person looks.
+    `parts_done`: of a message sent in parts, how many arrived before this one failed.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, maybe_delivered: bool = False, parts_done: int = 0, hint: str = "") -> None:
         super().__init__(message, hint=hint)
-        self.transient = transient
+        self.transient = transient and not maybe_delivered
+        self.maybe_delivered = maybe_delivered
+        self.parts_done = parts_done
 
 
 class LockHeld(SiyuError):

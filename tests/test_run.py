@@ -77,6 +77,8 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "skipped": {},
         "failed": 0,
         "unknown": 0,
+        "retrying": 0,
+        "paused": [],
         "recovered": 0,
         "errors": [],
         "next_due": "2026-12-02T08:30:00+08:00",

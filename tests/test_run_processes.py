@@ -221,20 +221,23 @@ def test_an_outbox_that_cannot_be_written_fails_the_draft_and_retry_sends_it(tmp
     assert states(tmp_path / "siyu.db") == {"sent": 1}
 
 
-def test_a_webhook_that_never_answers_fails_the_draft_with_the_timeout(tmp_path: Path) -> None:
+def test_a_webhook_that_never_answers_leaves_the_draft_in_doubt_and_no_pass_resends_it(tmp_path: Path) -> None:
+    """The robot may have posted it before the timeout: a person checks instead of siyu sending a second copy."""
     hook = {**JSON_HOOK, "timeout": "1s"}
     write_playbook(tmp_path, beats=[MORNING], outputs=[hook])
     with Counting(default=Reply(hang=True)) as hanging:
         env = siyu_env(SIYU_TEST_HOOK=hanging.url("/hook"))
         result = run_siyu(tmp_path, "run", "--once", "--now", "2026-12-01 08:31", env=env)
         assert result.returncode == 1
-        assert "no answer within 1s (timeout)" in result.stderr and "Traceback" not in result.stderr
-        [(state, error)] = query(tmp_path / "siyu.db", "SELECT state, error FROM drafts")
-        assert state == "failed" and "timeout" in error
-        assert "failed" in run_siyu(tmp_path, "status", env=env).stdout
-
+        assert "sent, but no answer within 1s (timeout)" in result.stderr and "in doubt" in result.stderr and "Traceback" not in result.stderr
+        [(state, reason, error)] = query(tmp_path / "siyu.db", "SELECT state, reason, error FROM drafts")
+        assert (state, reason) == ("unknown", "in_doubt") and "may have arrived" in error
         hanging.default = Reply()
-        retried = run_siyu(tmp_path, "retry", "--now", "2026-12-01 09:00", "--json", env=env)
+        later = run_siyu(tmp_path, "run", "--once", "--now", "2026-12-01 08:40", env=env)
+        assert later.returncode == 0 and len(hanging.requests) == 1  # never resent on its own
+        assert "in doubt" in run_siyu(tmp_path, "status", env=env).stdout.lower()
+
+        retried = run_siyu(tmp_path, "retry", "--unknown", "--now", "2026-12-01 09:00", "--json", env=env)
         assert retried.returncode == 0 and json.loads(retried.stdout)["sent"] == 1
     assert states(tmp_path / "siyu.db") == {"sent": 1}
 

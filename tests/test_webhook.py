@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -286,14 +287,32 @@ def test_a_hanging_server_times_out(server: RecordingServer, fake: FakeTime) -> 
     )
     with pytest.raises(DeliveryError) as caught:
         output.deliver(outgoing())
-    assert "no answer within 0.2s (timeout)" in caught.value.message
-    assert caught.value.transient is True
+    assert "sent, but no answer within 0.2s (timeout)" in caught.value.message
+    assert "may have arrived" in caught.value.message
+    assert (caught.value.maybe_delivered, caught.value.transient) == (True, False)
 
 
-def test_a_timeout_is_retried(server: RecordingServer, fake: FakeTime, tmp_path: Path) -> None:
+def test_a_timeout_after_sending_is_in_doubt_and_never_sent_again(server: RecordingServer, fake: FakeTime, tmp_path: Path) -> None:
+    """The robot may have posted it: a second copy is worse than a person checking."""
     server.queue(Reply(hang=True))
-    wecom(server, fake, tmp_path, timeout=0.2).deliver(outgoing())
-    assert len(server.requests) == 2 and fake.sleeps == [1.0]
+    with pytest.raises(DeliveryError) as caught:
+        wecom(server, fake, tmp_path, timeout=0.2).deliver(outgoing())
+    assert caught.value.maybe_delivered is True
+    assert len(server.requests) == 1 and fake.sleeps == []
+
+
+def test_a_failed_part_resumes_where_it_stopped(server: RecordingServer, fake: FakeTime, tmp_path: Path) -> None:
+    output = WebhookOutput(name="webhook:wecom", format="wecom", url=server.url("/cgi-bin/webhook/send", key=WECOM_KEY), attempts=1, clock=fake.clock, sleep=fake.sleep)
+    long_text = "\n".join(f"第{i}行：" + "阅读打卡提醒，" * 20 for i in range(60))
+    parts = len(output.payloads(outgoing(text=long_text)))
+    assert parts >= 3
+    server.queue(Reply(200, body={"errcode": 0, "errmsg": "ok"}), Reply(503))
+    with pytest.raises(DeliveryError) as caught:
+        output.deliver(outgoing(text=long_text))
+    assert (caught.value.transient, caught.value.parts_done) == (True, 1)
+    output.deliver(outgoing(text=long_text), first_part=2)
+    sent = [json.loads(r.body)["markdown"]["content"].split("\n", 1)[0] for r in server.requests]
+    assert len(sent) == 2 + (parts - 1) and sent[1] == sent[2]  # part 2 twice (the 503, then it), part 1 once
 
 
 def test_connection_refused_is_transient(fake: FakeTime, tmp_path: Path) -> None:

@@ -49,6 +49,12 @@ def _print_summary(summary: Any, as_json: bool) -> None:
 
     if as_json:
         print_json(summary.to_dict())
+        if summary.failed or summary.unknown:
+            # For cron's mail: what went wrong, on stderr, whatever stdout carries.
+            for error in summary.errors[:5]:
+                err().print(f"failed: {error}", markup=False, soft_wrap=True)
+            if summary.unknown:
+                err().print(f"in doubt: {summary.unknown} draft(s) may have arrived; see `siyu status`", markup=False)
         return
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items())) or "0"
     line = (

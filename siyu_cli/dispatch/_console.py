@@ -30,7 +30,7 @@ class ConsoleOutput:
         self.callback = callback
         self.name = name
 
-    def deliver(self, msg: Outgoing) -> str:
+    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str:
         if self.callback is not None:
             self.callback(msg)
             return "console"

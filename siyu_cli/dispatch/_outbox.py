@@ -115,7 +115,7 @@ class OutboxOutput:
         self._unsynced = False
         self._made: dict[str, str] = {}  # day → its folder, made by this output
 
-    def deliver(self, msg: Outgoing) -> str:
+    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str:
         """Atomic (temp file + rename); durable at the next `flush`, which the runner calls before the ledger records it."""
         day, name = _parts(msg)
         folder = self._made.get(day)

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from siyu_cli.dispatch._console import ConsoleOutput
 from siyu_cli.dispatch._outbox import OutboxOutput
-from siyu_cli.dispatch._webhook import FORMATS, RateLimiter, WebhookOutput, parse_timeout, platform
+from siyu_cli.dispatch._webhook import DEFAULT_ATTEMPTS, FORMATS, RateLimiter, WebhookOutput, parse_timeout, platform
 from siyu_cli.errors import SiyuError
 
 CHANNEL_LABELS = {
@@ -74,7 +74,7 @@ class Output(Protocol):
     name: str
     idempotent: bool
 
-    def deliver(self, msg: Outgoing) -> str: ...
+    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str: ...
 
     def delivered_location(self, msg: Outgoing) -> str | None: ...
 
@@ -90,6 +90,7 @@ def build_outputs(
     console: Callable[[Outgoing], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    attempts: int | None = None,
 ) -> list[Output]:
     """Outputs for a playbook's `outputs:` entries; fails before anything is sent.
 
@@ -97,6 +98,8 @@ def build_outputs(
     added: the first of a kind is `outbox`, `console` or `webhook:<format>`, later
     ones of the same kind get `:2`, `:3`. Webhooks posting to the same URL share
     one rate limiter, so two outputs cannot together exceed the platform's limit.
+    `attempts`: tries per webhook request within one call (the runner asks for one: later
+    passes retry on a backoff kept in the ledger, so a robot that is down stalls nothing).
     """
     outputs: list[Output] = []
     taken: set[str] = set()
@@ -129,7 +132,7 @@ def build_outputs(
         elif kind == "console":
             output = ConsoleOutput(console, name=unique(explicit or "console", bool(explicit)))
         elif kind == "webhook":
-            output = _webhook(spec, index, environ, clock, sleep, limiters, unique)
+            output = _webhook(spec, index, environ, clock, sleep, limiters, unique, attempts)
         else:
             raise SiyuError(
                 f"outputs[{index}]: unknown output type {kind!r}",
@@ -158,6 +161,7 @@ def _webhook(
     sleep: Callable[[float], None],
     limiters: dict[tuple[str, str], RateLimiter],
     unique: Callable[[str, bool], str],
+    attempts: int | None,
 ) -> WebhookOutput:
     fmt = spec.get("format")
     if fmt not in FORMATS:
@@ -199,7 +203,8 @@ def _webhook(
     explicit = spec.get("name")
     name = unique(explicit or f"webhook:{fmt}", bool(explicit))
     output = WebhookOutput(
-        name=name, format=fmt, url=url, secret=secret, timeout=timeout, clock=clock, sleep=sleep, url_env=url_env
+        name=name, format=fmt, url=url, secret=secret, timeout=timeout, clock=clock, sleep=sleep, url_env=url_env,
+        attempts=attempts if attempts is not None else DEFAULT_ATTEMPTS,
     )
     key = (fmt, output.url)
     if key not in limiters:

@@ -28,6 +28,22 @@ from siyu_cli.store import default_path, immediate, open_store
 from siyu_cli.timeline import occurrences
 
 CLAIM_BATCH = 1000
+# An output failing this many drafts in a row (transiently) is paused for the rest of the pass: its drafts wait.
+PAUSE_AFTER = 3
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
+
+
+@dataclass
+class _Attempt:
+    """What delivering one draft reads and fills in a batch."""
+
+    now: datetime
+    done: Mapping[str, str]  # output → delivery state already recorded
+    resume: Mapping[tuple[str, str], int]  # (draft, output) → parts that arrived before
+    retry_at: dict[str, str]
+    parts: dict[tuple[str, str], int]
+    streaks: Counter[str]  # output → transient failures in a row this pass
 
 
 @dataclass
@@ -45,6 +61,8 @@ class PassSummary:
     errors: list[str] = field(default_factory=list)
     next_due: datetime | None = None
     stopped: bool = False
+    retrying: int = 0
+    paused: list[str] = field(default_factory=list)
 
     def add(self, other: PassSummary) -> None:
         self.recorded += other.recorded
@@ -53,6 +71,8 @@ class PassSummary:
         self.failed += other.failed
         self.unknown += other.unknown
         self.recovered += other.recovered
+        self.retrying += other.retrying
+        self.paused.extend(name for name in other.paused if name not in self.paused)
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
         self.next_due = other.next_due
@@ -67,6 +87,8 @@ class PassSummary:
             "skipped": dict(self.skipped),
             "failed": self.failed,
             "unknown": self.unknown,
+            "retrying": self.retrying,
+            "paused": self.paused,
             "recovered": self.recovered,
             "errors": self.errors[:20],
             "next_due": self.next_due.isoformat() if self.next_due else None,
@@ -108,7 +130,7 @@ class Runner:
     def _outputs(self) -> list[Output]:
         specs: list[Any] = [o if isinstance(o, str) else o.model_dump(exclude_none=True) for o in self.playbook.model.outputs]
         specs += [name for name in self.extra_outputs if name not in specs]
-        return build_outputs(specs, outbox_dir=self.outbox_dir, environ=self.environ, console=self.console, sleep=self.sleep)
+        return build_outputs(specs, outbox_dir=self.outbox_dir, environ=self.environ, console=self.console, sleep=self.sleep, attempts=1)
 
     def reload(self) -> bool:
         """Re-read the playbook if its content changed; a broken edit keeps the old one and raises."""
@@ -184,9 +206,12 @@ class Runner:
         guard = Guard(self.playbook)
         if guard.late_action != "skip":
             return
-        missed = self.ledger.skip_missed(self.playbook.id, now - guard.max_late, now)
+        missed, gave_up = self.ledger.skip_missed(self.playbook.id, now - guard.max_late, now)
         if missed:
             summary.skipped["missed"] += missed
+        if gave_up:
+            summary.failed += gave_up
+            summary.errors.append(f"{gave_up} draft(s) still failing when max_late ran out")
 
     def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary) -> None:
         """Record every draft that has come due and is not in the ledger yet, with its decision."""
@@ -294,52 +319,92 @@ class Runner:
         return budget
 
     def deliver_due(self, run_id: str, now: datetime, inputs: PlanInputs, summary: PassSummary, only: list[str] | None = None) -> None:
+        """Claim, deliver and settle batches of due drafts until none is left, a stop is asked, or an output is paused."""
+        streaks: Counter[str] = Counter()
         while not self.stop_requested:
             batch = self.ledger.claim(run_id, now, CLAIM_BATCH, self.playbook.id, only=only)
             if not batch:
                 return
-            results = []
-            done = self.ledger.deliveries([row["draft_id"] for row in batch])
+            results: list[Any] = []
+            retry_at: dict[str, str] = {}
+            parts: dict[tuple[str, str], int] = {}
+            ids = [row["draft_id"] for row in batch]
+            done = self.ledger.deliveries(ids)
+            resume = self.ledger.partial_parts(ids)
+            paused: str | None = None
             for index, row in enumerate(batch):
-                if self.stop_requested:
-                    leftover = [r["draft_id"] for r in batch[index:]]
-                    results.extend((draft_id, [], "pending", None) for draft_id in leftover)
-                    summary.stopped = True
+                if self.stop_requested or paused is not None:
+                    # Not tried: back to pending as they were (due unchanged), for the next pass.
+                    results.extend((r["draft_id"], [], "pending", r["reason"]) for r in batch[index:])
+                    summary.stopped = summary.stopped or self.stop_requested
                     break
-                results.append(self._deliver(row, now, inputs, summary, done.get(row["draft_id"], {})))
+                attempt = _Attempt(now, done.get(row["draft_id"], {}), resume, retry_at, parts, streaks)
+                results.append(self._deliver(row, inputs, summary, attempt))
+                paused = next((name for name, streak in streaks.items() if streak >= PAUSE_AFTER), None)
             for output in self.outputs:
                 output.flush()
-            self.ledger.settle(results, now)
+            self.ledger.settle(results, now, retry_at=retry_at, parts=parts)
+            if paused is not None:
+                summary.paused.append(paused)
+                return
 
-    def _deliver(
-        self, row: dict[str, Any], now: datetime, inputs: PlanInputs, summary: PassSummary, done: Mapping[str, str]
-    ) -> tuple[str, list[Any], str, str | None]:
+    def _deliver(self, row: dict[str, Any], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt) -> tuple[str, list[Any], str, str | None]:
+        now = attempt.now
+        draft_id = row["draft_id"]
         if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
             summary.skipped["exit"] += 1
-            return (row["draft_id"], [], "skipped", "exit")
+            return (draft_id, [], "skipped", "exit")
         message = self._outgoing(row, inputs)
         outcome: list[tuple[str, str, str | None, str | None]] = []
-        failed = False
+        kinds: set[str] = set()
         for output in self.outputs:
-            if done.get(output.name) == "delivered":
+            if attempt.done.get(output.name) == "delivered":
                 continue
             if not output.idempotent:
-                self.ledger.mark_inflight(row["draft_id"], output.name, now)
+                self.ledger.mark_inflight(draft_id, output.name, now)
             try:
-                location = output.deliver(message)
+                location = output.deliver(message, first_part=attempt.resume.get((draft_id, output.name), 0) + 1)
             except DeliveryError as exc:
-                outcome.append((output.name, "failed", None, exc.message))
-                summary.errors.append(f"{row['draft_id']} {output.name}: {exc.message}")
-                failed = True
+                kind = "unknown" if exc.maybe_delivered else ("retry" if exc.transient else "failed")
+                kinds.add(kind)
+                outcome.append((output.name, kind, None, exc.message))
+                if exc.parts_done:
+                    attempt.parts[(draft_id, output.name)] = exc.parts_done
+                attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
+                if kind != "retry":
+                    summary.errors.append(f"{draft_id} {output.name}: {exc.message}")
                 continue
+            attempt.streaks[output.name] = 0
             if not output.idempotent:
-                self.ledger.mark_delivered(row["draft_id"], output.name, location, now)
+                self.ledger.mark_delivered(draft_id, output.name, location, now)
             outcome.append((output.name, "delivered", location, None))
-        if failed:
+        if "unknown" in kinds:
+            summary.unknown += 1
+            return (draft_id, outcome, "unknown", "in_doubt")
+        if "failed" in kinds:
             summary.failed += 1
-            return (row["draft_id"], outcome, "failed", "delivery")
+            return (draft_id, outcome, "failed", "delivery")
+        if "retry" in kinds:
+            later = self._next_try(row, now)
+            if later is None:
+                summary.failed += 1
+                summary.errors.append(f"{draft_id}: gave up, max_late ran out: " + "; ".join(e for _, _, _, e in outcome if e))
+                return (draft_id, outcome, "failed", "delivery")
+            attempt.retry_at[draft_id] = to_db(later)
+            summary.retrying += 1
+            return (draft_id, outcome, "pending", "retry")
         summary.sent += 1
-        return (row["draft_id"], outcome, "sent", row["reason"])
+        return (draft_id, outcome, "sent", None if row["reason"] == "retry" else row["reason"])
+
+    def _next_try(self, row: Mapping[str, Any], now: datetime) -> datetime | None:
+        """When a later pass tries a transient failure again: 1, 2, 4 … minutes (at most an hour) after this
+        attempt, while that is within max_late of when the draft was first due (a day when missed drafts are sent)."""
+        guard = Guard(self.playbook)
+        wait = timedelta(seconds=min(RETRY_FIRST.total_seconds() * 2 ** max(int(row["attempts"] or 1) - 1, 0), RETRY_CAP.total_seconds()))
+        first_due = from_db(str(row["first_due_at"] or row["due_at"]))
+        limit = guard.max_late if guard.late_action == "skip" else timedelta(days=1)
+        later = now + wait
+        return later if later <= first_due + limit else None
 
     def _outgoing(self, row: Mapping[str, Any], inputs: PlanInputs) -> Outgoing:
         playbook = self.playbook

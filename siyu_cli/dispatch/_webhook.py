@@ -5,10 +5,14 @@ picks them up. Standard library only (http.client): one request per message,
 no redirects followed, no proxy taken from the environment.
 
 Each platform caps how fast a robot may post; the cap is kept on the client side
-with a sliding window per URL, waiting rather than failing. Transient failures
-(timeouts, connection errors, HTTP 5xx and 429, the platforms' rate-limit codes)
-are retried with exponential backoff; anything else fails at once. Secrets (the
-key inside the URL, the signing secret) never appear in a message or a location.
+with a sliding window per URL, waiting rather than failing. Answers that say the
+message was not taken (HTTP 5xx and 429, the platforms' rate-limit codes) and
+failures before the request was sent (connection refused, a connect timeout) are
+transient: retried here a few times with a short backoff, then left to a later
+pass. A request that may have arrived (no answer within the timeout after it was
+sent, a connection reset after the body) is never retried: the draft is in doubt.
+Anything else fails at once. Secrets (the key inside the URL, the signing secret)
+never appear in a message or a location.
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class _Failure:
     detail: str
     transient: bool
     retry_after: float | None = None
+    maybe_sent: bool = False
 
 
 def split_text(text: str, budget: int, newline_cost: int = 1) -> list[str]:
@@ -253,13 +258,20 @@ class WebhookOutput:
     def flush(self) -> None:
         """Nothing to sync: a request that returned is done."""
 
-    def deliver(self, msg: Outgoing) -> str:
+    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str:
+        """Post the message's parts in order from `first_part` (the parts before it arrived on an earlier try)."""
         payloads = self.payloads(msg)
         total = len(payloads)
         for number, payload in enumerate(payloads, start=1):
+            if number < first_part:
+                continue
             key = msg.draft_id if total == 1 else f"{msg.draft_id}-{number}"
             part = f"part {number} of {total}" + (f" (parts 1-{number - 1} were sent)" if number > 1 else "")
-            self._send(payload, key, part if total > 1 else "")
+            try:
+                self._send(payload, key, part if total > 1 else "")
+            except DeliveryError as exc:
+                exc.parts_done = number - 1
+                raise
         return self.location
 
     def payloads(self, msg: Outgoing) -> list[dict[str, Any]]:
@@ -301,7 +313,7 @@ class WebhookOutput:
             failure = self._attempt(payload, key)
             if failure is None:
                 return
-            if not failure.transient or attempt == self.attempts:
+            if failure.maybe_sent or not failure.transient or attempt == self.attempts:
                 raise self._error(failure, attempt, part)
             wait = failure.retry_after
             if wait is None:
@@ -316,8 +328,12 @@ class WebhookOutput:
         where = f" {part}" if part else ""
         source = f"{self.platform.label} webhook {self.name} ({self.location}){where}"
         message = f"{source}: {failure.detail}; gave up after {tries}"
+        if failure.maybe_sent:
+            message = f"{source}: {failure.detail}; the message may have arrived, so it is not sent again"
+            hint = "look in the group: `siyu outbox done ID` if it arrived, `siyu retry --unknown ID` if not"
+            return DeliveryError(self._scrub(message), maybe_delivered=True, hint=hint)
         if failure.transient:
-            hint = "a temporary problem; delivering again later should work"
+            hint = "a temporary problem; a later pass tries again"
         else:
             hint = f"check the robot and the URL in ${self.url_env}"
             if self.secret:
@@ -326,13 +342,18 @@ class WebhookOutput:
 
     def _attempt(self, payload: dict[str, Any], key: str) -> _Failure | None:
         target, body = self._request(payload)
+        sent = [False]
         try:
-            reply = self._post(target, body, key)
+            reply = self._post(target, body, key, sent)
         except TimeoutError:
-            return _Failure(f"no answer within {self.timeout:g}s (timeout)", transient=True)
+            if sent[0]:
+                return _Failure(f"sent, but no answer within {self.timeout:g}s (timeout)", transient=True, maybe_sent=True)
+            return _Failure(f"could not connect within {self.timeout:g}s (timeout)", transient=True)
         except ssl.SSLCertVerificationError as exc:
             return _Failure(f"TLS certificate not trusted: {exc.verify_message}", transient=False)
         except (OSError, http.client.HTTPException) as exc:
+            if sent[0]:
+                return _Failure(f"sent, then the connection failed before an answer: {_describe(exc)}", transient=True, maybe_sent=True)
             return _Failure(f"connection failed: {_describe(exc)}", transient=True)
         return self._judge(reply)
 
@@ -351,7 +372,8 @@ class WebhookOutput:
         target = (parts.path or "/") + (f"?{query}" if query else "")
         return target, json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
-    def _post(self, target: str, body: bytes, key: str) -> _Reply:
+    def _post(self, target: str, body: bytes, key: str, sent: list[bool]) -> _Reply:
+        """One request; `sent[0]` turns true once bytes of the request may have left (from then on a failure is in doubt)."""
         parts = self._parts
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
@@ -369,6 +391,8 @@ class WebhookOutput:
             "Idempotency-Key": key,
         }
         try:
+            conn.connect()
+            sent[0] = True
             conn.request("POST", target, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read(MAX_ANSWER_BYTES)

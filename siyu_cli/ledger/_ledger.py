@@ -124,14 +124,32 @@ class Ledger:
         found = [Run(*row) for row in rows]
         return [run for run in found if run.alive] if live_only else found
 
-    def skip_missed(self, playbook_id: str, cutoff: datetime, now: datetime) -> int:
-        """Pending drafts due before `cutoff` are too late to send (a deferral or a dead run's claim found late)."""
+    def skip_missed(self, playbook_id: str, cutoff: datetime, now: datetime) -> tuple[int, int]:
+        """Pending drafts due before `cutoff` are too late to send (a deferral or a dead run's claim found late).
+
+        A draft waiting to be retried after a transient failure fails instead, with its last error.
+        Returns (skipped, failed).
+        """
+        stamp = to_db(now)
         with immediate(self.db):
-            cursor = self.db.execute(
+            failed = self.db.execute(
+                "UPDATE drafts SET state = 'failed', reason = 'delivery', finished_at = ? "
+                "WHERE playbook_id = ? AND state = 'pending' AND reason = 'retry' AND due_at < ?",
+                [stamp, playbook_id, to_db(cutoff)],
+            ).rowcount
+            skipped = self.db.execute(
                 "UPDATE drafts SET state = 'skipped', reason = 'missed', finished_at = ? WHERE playbook_id = ? AND state = 'pending' AND due_at < ?",
-                [to_db(now), playbook_id, to_db(cutoff)],
-            )
-            return cursor.rowcount
+                [stamp, playbook_id, to_db(cutoff)],
+            ).rowcount
+            return skipped, failed
+
+    def partial_parts(self, draft_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+        """(draft id, output) → parts of a long message that arrived before a failure."""
+        found: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(list(draft_ids), 500):
+            rows = self.db.execute(f"SELECT draft_id, output, parts FROM deliveries WHERE parts > 0 AND draft_id IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update({(d, o): int(n) for d, o, n in rows})
+        return found
 
     def existing_ids(self, playbook_id: str) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE playbook_id = ?", [playbook_id])}
@@ -218,15 +236,20 @@ class Ledger:
         now: datetime,
         *,
         claimed_by: Mapping[str, str] | None = None,
+        retry_at: Mapping[str, str] | None = None,
+        parts: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
         """Record each draft's delivery results and its final state in one transaction.
 
         results: (draft_id, [(output, state, location, error)], draft_state, reason)
         claimed_by: draft id → the run whose claim is being settled; a draft no longer claimed by
         that run (another process recovered it first) is left alone.
+        retry_at: draft id → when a later pass tries it again (it stays pending, due then; when it
+        was first due is kept, so max_late still counts from there).
+        parts: (draft id, output) → how many parts of a long message have arrived.
         """
         if claimed_by is None:
-            self._settle_batch(results, now)
+            self._settle_batch(results, now, retry_at or {}, parts or {})
             return
         with immediate(self.db):
             for draft_id, outputs, state, reason in results:
@@ -242,8 +265,14 @@ class Ledger:
                 for output, delivery_state, location, error in outputs:
                     self._upsert_delivery(draft_id, output, delivery_state, location, error, now)
 
-    def _settle_batch(self, results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]], now: datetime) -> None:
-        """The runner's own claims: two executemany statements for the whole batch."""
+    def _settle_batch(
+        self,
+        results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]],
+        now: datetime,
+        retry_at: Mapping[str, str],
+        parts: Mapping[tuple[str, str], int],
+    ) -> None:
+        """The runner's own claims: a few executemany statements for the whole batch."""
         stamp = to_db(now)
         drafts = []
         deliveries = []
@@ -254,6 +283,15 @@ class Ledger:
         with immediate(self.db):
             self.db.conn.executemany("UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?", drafts)
             self.db.conn.executemany(_UPSERT_DELIVERY, deliveries)
+            if retry_at:
+                self.db.conn.executemany(
+                    "UPDATE drafts SET first_due_at = COALESCE(first_due_at, due_at), due_at = ? WHERE draft_id = ?",
+                    [(due, draft_id) for draft_id, due in retry_at.items()],
+                )
+            if parts:
+                self.db.conn.executemany(
+                    "UPDATE deliveries SET parts = ? WHERE draft_id = ? AND output = ?", [(n, d, o) for (d, o), n in parts.items()]
+                )
 
     def _upsert_delivery(self, draft_id: str, output: str, state: str, location: str | None, error: str | None, now: datetime) -> None:
         self.db.execute(

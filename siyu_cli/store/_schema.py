@@ -195,3 +195,11 @@ def m017_tag_cache_timeline(db: Database) -> None:
     db.execute("ALTER TABLE tag_cache ADD COLUMN timeline TEXT")  # JSON [[at, tags, source], ...], one per change
     db.execute("DELETE FROM tag_cache")
     db.execute("DELETE FROM tag_bases")
+
+
+@MIGRATIONS()
+def m018_retries(db: Database) -> None:
+    """Transient failures are retried by later passes: a draft remembers when it was first due (max_late counts
+    from then) and a delivery how many parts of a long message arrived (a retry resumes after them)."""
+    db.execute("ALTER TABLE drafts ADD COLUMN first_due_at TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")

@@ -1,0 +1,105 @@
+"""Failures that heal by themselves: real `siyu run --once` processes against a real robot on 127.0.0.1.
+
+A robot that answers 5xx is tried again by later passes on a backoff the ledger keeps, until
+max_late runs out; a permanent error fails at once; a robot failing draft after draft is paused
+for the rest of the pass instead of stalling it; a long message resumes at its first part that
+did not arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest_http import RecordingServer, Reply
+from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, parents, query, run_siyu, siyu_env, write_playbook
+
+HOOK = {"type": "webhook", "format": "json", "url_env": "SIYU_TEST_HOOK", "timeout": "5s"}
+
+
+def passes(tmp_path: Path, server: RecordingServer, now: str) -> tuple[int, dict[str, Any], str]:
+    result = run_siyu(tmp_path, "run", "--once", "--now", now, "--json", env=siyu_env(SIYU_TEST_HOOK=server.url("/hook")))
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def ledger(tmp_path: Path) -> list[tuple[Any, ...]]:
+    return query(tmp_path / "siyu.db", "SELECT state, reason, due_at, first_due_at, attempts FROM drafts ORDER BY target")
+
+
+def test_a_robot_answering_500_is_tried_again_by_later_passes_and_the_draft_goes_once(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], outputs=[HOOK])
+    with RecordingServer(default=Reply(500)) as server:
+        code, summary, _ = passes(tmp_path, server, "2026-12-01 08:31")
+        assert (code, summary["retrying"], summary["failed"], summary["sent"]) == (0, 1, 0, 0)
+        assert ledger(tmp_path) == [("pending", "retry", "2026-12-01T00:32:00Z", "2026-12-01T00:30:00Z", 1)]
+        passes(tmp_path, server, "2026-12-01 08:31")  # not due again yet
+        assert len(server.requests) == 1
+        server.default = Reply()
+        code, summary, _ = passes(tmp_path, server, "2026-12-01 08:32")
+        assert (code, summary["sent"]) == (0, 1)
+    assert len(server.requests) == 2
+    [(state, reason, *_)] = ledger(tmp_path)
+    assert (state, reason) == ("sent", None)
+
+
+def test_a_robot_down_until_max_late_runs_out_fails_the_draft_with_its_last_error(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], outputs=[HOOK], limits={"missed": {"max_late": "10m"}})
+    with RecordingServer(default=Reply(503)) as server:
+        for now in ("2026-12-01 08:31", "2026-12-01 08:32", "2026-12-01 08:34"):  # retries after 1, 2, then 4 minutes
+            assert passes(tmp_path, server, now)[0] == 0
+        code, summary, stderr = passes(tmp_path, server, "2026-12-01 08:38")  # the next try, 8 minutes on, is past 08:40
+        assert code == 1 and summary["failed"] == 1 and "gave up, max_late ran out" in stderr and "HTTP 503" in stderr
+        assert len(server.requests) == 4
+        passes(tmp_path, server, "2026-12-01 09:00")
+        assert len(server.requests) == 4
+    [(state, reason, *_)] = ledger(tmp_path)
+    assert (state, reason) == ("failed", "delivery")
+    assert "HTTP 503" in query(tmp_path / "siyu.db", "SELECT error FROM drafts")[0][0]
+
+
+def test_a_permanent_error_fails_at_once_and_is_not_tried_again(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], outputs=[HOOK])
+    with RecordingServer(default=Reply(404)) as server:
+        code, summary, stderr = passes(tmp_path, server, "2026-12-01 08:31")
+        assert code == 1 and summary["failed"] == 1 and "HTTP 404" in stderr
+        passes(tmp_path, server, "2026-12-01 08:45")
+        assert len(server.requests) == 1
+    assert [row[:2] for row in ledger(tmp_path)] == [("failed", "delivery")]
+
+
+def test_a_robot_failing_three_drafts_in_a_row_is_paused_for_the_pass(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[NOON_1V1], outputs=[HOOK])
+    add_contacts(tmp_path / "siyu.db", parents(8))
+    with RecordingServer(default=Reply(502)) as server:
+        code, summary, stderr = passes(tmp_path, server, "2026-12-01 12:31")
+        assert code == 0 and summary["paused"] == ["webhook:json"] and summary["retrying"] == 3
+        assert len(server.requests) == 3
+        rows = ledger(tmp_path)
+        assert [r[1] for r in rows].count("retry") == 3
+        waiting = [r for r in rows if r[1] is None]
+        assert len(waiting) == 5 and all(r[0] == "pending" and r[2] == "2026-12-01T04:30:00Z" for r in waiting)  # not tried, due as before
+        server.default = Reply()
+        code, summary, _ = passes(tmp_path, server, "2026-12-01 12:33")
+        assert (code, summary["sent"]) == (0, 8)
+    assert len(server.requests) == 3 + 8
+    assert {row[0] for row in ledger(tmp_path)} == {"sent"}
+
+
+def test_a_long_message_resumes_at_its_first_part_that_did_not_arrive(tmp_path: Path) -> None:
+    long_text = "\n".join(f"第{i}条：" + "今天的阅读任务和打卡说明，" * 20 for i in range(60))
+    beat = {**MORNING, "text": long_text}
+    hook = {"type": "webhook", "format": "wecom", "url_env": "SIYU_TEST_HOOK", "timeout": "5s"}
+    write_playbook(tmp_path, beats=[beat], outputs=[hook])
+    with RecordingServer() as server:
+        server.queue(Reply(), Reply(503))
+        code, summary, _ = passes(tmp_path, server, "2026-12-01 08:31")
+        assert (code, summary["retrying"]) == (0, 1)
+        assert query(tmp_path / "siyu.db", "SELECT output, state, parts FROM deliveries") == [("webhook:wecom", "retry", 1)]
+        passes(tmp_path, server, "2026-12-01 08:32")
+        heads = [r.json["markdown"]["content"].split("\n", 1)[0] for r in server.requests]
+    total = len(heads) - 1  # part 2 was posted twice: the 503, then the retry
+    assert heads[0].endswith(f"(1/{total})") and heads[1] == heads[2] and heads[1].endswith(f"(2/{total})")
+    assert [h.rsplit("(", 1)[1] for h in heads[2:]] == [f"{n}/{total})" for n in range(2, total + 1)]
+    assert [row[:2] for row in ledger(tmp_path)] == [("sent", None)]
