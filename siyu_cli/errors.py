@@ -113,13 +113,17 @@ class DeliveryError(SiyuError):
     `maybe_delivered`: the request may have reached the server (a timeout or a reset after it was
     sent): never resent on its own, the draft is `unknown` until a person looks.
     `parts_done`: of a message sent in parts, how many arrived before this one failed.
+    `retry_after`: when known (a full rate window), how long until a try can succeed.
     """
 
-    def __init__(self, message: str, *, transient: bool = False, maybe_delivered: bool = False, parts_done: int = 0, hint: str = "") -> None:
+    def __init__(
+        self, message: str, *, transient: bool = False, maybe_delivered: bool = False, parts_done: int = 0, retry_after: float | None = None, hint: str = ""
+    ) -> None:
         super().__init__(message, hint=hint)
         self.transient = transient and not maybe_delivered
         self.maybe_delivered = maybe_delivered
         self.parts_done = parts_done
+        self.retry_after = retry_after  # seconds until trying again is worth it, when the output knows
 
 
 class LockHeld(SiyuError):

@@ -103,3 +103,43 @@ def test_a_long_message_resumes_at_its_first_part_that_did_not_arrive(tmp_path: 
     assert heads[0].endswith(f"(1/{total})") and heads[1] == heads[2] and heads[1].endswith(f"(2/{total})")
     assert [h.rsplit("(", 1)[1] for h in heads[2:]] == [f"{n}/{total})" for n in range(2, total + 1)]
     assert [row[:2] for row in ledger(tmp_path)] == [("sent", None)]
+
+
+def test_two_campaigns_and_back_to_back_passes_never_go_past_a_robots_limit(tmp_path: Path) -> None:
+    """The robot answers 45009 past 20 requests in any 60 s; the store's shared limit (18) keeps every process under it."""
+    import time
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    due = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(minutes=2)
+    beat = {**NOON_1V1, "at": due.strftime("%H:%M"), "days": "1"}
+    hook = {"type": "webhook", "format": "wecom", "url_env": "SIYU_TEST_HOOK", "timeout": "5s"}
+    store = tmp_path / "shared.db"
+    for name in ("a", "b"):
+        write_playbook(tmp_path / name, beats=[beat], outputs=[hook], playbook_id=f"camp-{name}", start=due.date().isoformat(), days=1)
+    add_contacts(store, parents(15))
+    arrivals: list[float] = []
+    refused: list[float] = []
+
+    def robot(request: Any) -> Reply:
+        now = time.monotonic()
+        recent = [t for t in arrivals if t > now - 60]
+        arrivals.append(now)
+        if len(recent) >= 20:
+            refused.append(now)
+            return Reply(200, body={"errcode": 45009, "errmsg": "api freq out of limit"})
+        return Reply()
+
+    with RecordingServer(responder=robot) as server:
+        env = siyu_env(SIYU_TEST_HOOK=server.url("/cgi-bin/webhook/send", key="k"))
+        for name in ("a", "b", "a", "b"):
+            result = run_siyu(tmp_path / name, "run", f"{tmp_path / name / 'playbook.yaml'}", "--once", "--db", str(store), "--json", env=env)
+            assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert refused == []
+    assert len(arrivals) == 18  # 30 drafts: 18 sent in this minute, the rest wait for a slot
+    rows = query(store, "SELECT state, reason FROM drafts")
+    assert set(rows) == {("pending", "retry"), ("pending", None), ("sent", None)} or set(rows) == {("pending", "retry"), ("sent", None)}
+    assert rows.count(("sent", None)) == 18
+    waits = query(store, "SELECT MIN(due_at) FROM drafts WHERE reason = 'retry'")[0][0]
+    assert waits > datetime.now(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")  # held back: tried again when a slot frees
+    assert "held back, the robot's limit (18 in 60s, shared by every process) is reached" in query(store, "SELECT error FROM drafts WHERE reason = 'retry'")[0][0]

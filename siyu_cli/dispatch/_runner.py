@@ -20,6 +20,7 @@ from siyu_cli._time import from_db, to_db, utcnow
 from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
 from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
+from siyu_cli.dispatch._webhook import WebhookOutput
 from siyu_cli.errors import DeliveryError
 from siyu_cli.ledger import Ledger
 from siyu_cli.playbook import LoadedPlaybook, read
@@ -44,6 +45,7 @@ class _Attempt:
     retry_at: dict[str, str]
     parts: dict[tuple[str, str], int]
     streaks: Counter[str]  # output → transient failures in a row this pass
+    hints: dict[str, float] = field(default_factory=dict)  # draft → seconds until a try can succeed
 
 
 @dataclass
@@ -321,6 +323,7 @@ class Runner:
     def deliver_due(self, run_id: str, now: datetime, inputs: PlanInputs, summary: PassSummary, only: list[str] | None = None) -> None:
         """Claim, deliver and settle batches of due drafts until none is left, a stop is asked, or an output is paused."""
         streaks: Counter[str] = Counter()
+        self._share_limits(now)
         while not self.stop_requested:
             batch = self.ledger.claim(run_id, now, CLAIM_BATCH, self.playbook.id, only=only)
             if not batch:
@@ -348,6 +351,14 @@ class Runner:
                 summary.paused.append(paused)
                 return
 
+    def _share_limits(self, now: datetime) -> None:
+        """Robots' rate limits kept in the store for this pass, so every process and campaign shares them."""
+        from siyu_cli.dispatch._limits import StoreRateLimiter
+
+        for output in self.outputs:
+            if isinstance(output, WebhookOutput) and output.platform.windows:
+                output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows, start=now)
+
     def _deliver(self, row: dict[str, Any], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt) -> tuple[str, list[Any], str, str | None]:
         now = attempt.now
         draft_id = row["draft_id"]
@@ -367,6 +378,8 @@ class Runner:
             except DeliveryError as exc:
                 kind = "unknown" if exc.maybe_delivered else ("retry" if exc.transient else "failed")
                 kinds.add(kind)
+                if exc.retry_after is not None:
+                    attempt.hints[draft_id] = max(attempt.hints.get(draft_id, 0.0), exc.retry_after)
                 outcome.append((output.name, kind, None, exc.message))
                 if exc.parts_done:
                     attempt.parts[(draft_id, output.name)] = exc.parts_done
@@ -385,7 +398,7 @@ class Runner:
             summary.failed += 1
             return (draft_id, outcome, "failed", "delivery")
         if "retry" in kinds:
-            later = self._next_try(row, now)
+            later = self._next_try(row, now, attempt.hints.get(draft_id))
             if later is None:
                 summary.failed += 1
                 summary.errors.append(f"{draft_id}: gave up, max_late ran out: " + "; ".join(e for _, _, _, e in outcome if e))
@@ -396,11 +409,15 @@ class Runner:
         summary.sent += 1
         return (draft_id, outcome, "sent", None if row["reason"] == "retry" else row["reason"])
 
-    def _next_try(self, row: Mapping[str, Any], now: datetime) -> datetime | None:
-        """When a later pass tries a transient failure again: 1, 2, 4 … minutes (at most an hour) after this
-        attempt, while that is within max_late of when the draft was first due (a day when missed drafts are sent)."""
+    def _next_try(self, row: Mapping[str, Any], now: datetime, hint: float | None = None) -> datetime | None:
+        """When a later pass tries a transient failure again: when the output said a try can succeed (a rate
+        window's next slot), else 1, 2, 4 … minutes (at most an hour) after this attempt; while that is within
+        max_late of when the draft was first due (a day when missed drafts are sent)."""
         guard = Guard(self.playbook)
-        wait = timedelta(seconds=min(RETRY_FIRST.total_seconds() * 2 ** max(int(row["attempts"] or 1) - 1, 0), RETRY_CAP.total_seconds()))
+        if hint is not None:
+            wait = timedelta(seconds=max(1, int(hint) + 1))
+        else:
+            wait = timedelta(seconds=min(RETRY_FIRST.total_seconds() * 2 ** max(int(row["attempts"] or 1) - 1, 0), RETRY_CAP.total_seconds()))
         first_due = from_db(str(row["first_due_at"] or row["due_at"]))
         limit = guard.max_late if guard.late_action == "skip" else timedelta(days=1)
         later = now + wait

@@ -249,6 +249,8 @@ class WebhookOutput:
         self._parts = parts
         self.location = redact(self.url)
         self.limiter = RateLimiter(self.platform.windows, clock, sleep)
+        # The limit kept in the store for every process (set by the runner); the in-memory one then only paces this process.
+        self.shared: Any = None
         self._tls: ssl.SSLContext | None = None
         self._secrets = self._collect_secrets()
 
@@ -309,6 +311,12 @@ class WebhookOutput:
 
     def _send(self, payload: dict[str, Any], key: str, part: str) -> None:
         for attempt in range(1, self.attempts + 1):
+            if self.shared is not None:
+                wait = self.shared.try_acquire()
+                if wait is not None:
+                    windows = ", ".join(f"{count} in {span:g}s" for count, span in self.shared.windows)
+                    message = f"{self.platform.label} webhook {self.name} ({self.location}): held back, the robot's limit ({windows}, shared by every process) is reached; next slot in {wait:.0f}s"
+                    raise DeliveryError(message, transient=True, retry_after=wait, hint="a later pass sends it")
             self.limiter.acquire()
             failure = self._attempt(payload, key)
             if failure is None:

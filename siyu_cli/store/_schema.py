@@ -203,3 +203,17 @@ def m018_retries(db: Database) -> None:
     from then) and a delivery how many parts of a long message arrived (a retry resumes after them)."""
     db.execute("ALTER TABLE drafts ADD COLUMN first_due_at TEXT")
     db.execute("ALTER TABLE deliveries ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS()
+def m019_sends(db: Database) -> None:
+    """Every request to a rate-limited destination, so all processes and campaigns share one limit per robot."""
+    db.executescript(
+        """
+        CREATE TABLE sends (
+            destination TEXT NOT NULL,          -- a hash of the URL (its key never stored)
+            at REAL NOT NULL                    -- epoch seconds on the sending pass's clock
+        );
+        CREATE INDEX sends_destination_at ON sends(destination, at);
+        """
+    )
