@@ -352,3 +352,33 @@ def test_service_past_the_campaign_waits_for_a_pending_draft_then_exits(tmp_path
     passes = [line for line in result.stderr.splitlines() if " · recorded " in line]
     assert len(passes) <= 4, result.stderr
     assert query(tmp_path / "siyu.db", "SELECT state FROM drafts WHERE draft_id = 'late0draft01'") == [("sent",)]
+
+
+def test_service_with_reload_picks_up_an_edit_within_five_seconds(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(minutes=1)
+    later = {**MORNING, "at": "23:59" if local.strftime("%H:%M") < "23:59" else "00:00", "days": "all"}
+    write_playbook(tmp_path, beats=[later], start=local.date().isoformat(), days=2)
+    log = tmp_path / "service.log"
+    with log.open("w", encoding="utf-8") as sink:
+        proc = subprocess.Popen(siyu_cmd("run", "--reload", "--until", _utc_in(30)), cwd=tmp_path, env=siyu_env(), stdout=subprocess.DEVNULL, stderr=sink)
+        try:
+            _wait_for(log, "next due", proc)
+            now_beat = {"id": "now", "title": "临时通知", "at": local.strftime("%H:%M"), "days": "1", "channel": "group", "text": "临时通知：今晚直播改到8点半"}
+            write_playbook(tmp_path, beats=[later, now_beat], start=local.date().isoformat(), days=2)
+            # Nothing is due before 23:59: only the file watch (every 5 s) can have woken the service.
+            _wait_for(log, "reloaded", proc, seconds=10)
+            deadline = time.monotonic() + 5
+            while not outbox_files(tmp_path / "outbox") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert outbox_files(tmp_path / "outbox"), log.read_text("utf-8")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    [path] = outbox_files(tmp_path / "outbox")
+    assert "临时通知：今晚直播改到8点半" in path.read_text("utf-8")
+    assert "Traceback" not in log.read_text("utf-8")

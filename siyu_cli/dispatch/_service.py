@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from siyu_cli.dispatch._runner import PassSummary, Runner
 from siyu_cli.errors import PlaybookInvalid
 
 HEARTBEAT_SECONDS = 30
+# With --reload, how often the service looks at the playbook file: an edit is picked up within this.
+RELOAD_SECONDS = 5
 
 
 def run_fast(runner: Runner, start: datetime, end: datetime | None, on_pass: Callable[[PassSummary], None]) -> PassSummary:
@@ -62,6 +65,12 @@ def run_service(
         row = runner.db.execute("SELECT (SELECT COUNT(*) FROM contacts), (SELECT MAX(id) FROM events)").fetchone()
         return tuple(row)
 
+    def digest() -> str | None:
+        try:
+            return hashlib.sha256(runner.playbook_path.read_bytes()).hexdigest()[:16]
+        except OSError:
+            return None
+
     def wake() -> None:
         with busy:
             if runner.stop_requested:
@@ -71,6 +80,7 @@ def run_service(
                     if runner.reload():
                         on_event(f"reloaded {runner.playbook_path} ({runner.playbook.content_hash})")
                 except PlaybookInvalid as exc:
+                    seen["ignored"] = digest()
                     on_event(f"playbook edit ignored, it does not validate: {exc.message}")
             moment = clock()
             summary = runner.run_once(moment, run_id=run_id)
@@ -96,6 +106,12 @@ def run_service(
         if store_mark() != seen["store"]:
             wake()
 
+    def watch() -> None:
+        """An edited playbook is planned at once, not at the next due moment."""
+        current = digest()
+        if current is not None and current != runner.playbook.content_hash and current != seen.get("ignored"):
+            wake()
+
     def stop(signum: int, _frame: Any) -> None:
         on_event(f"received {signal.Signals(signum).name}: finishing the draft in hand")
         runner.stop_requested = True
@@ -105,6 +121,8 @@ def run_service(
     try:
         scheduler.add_job(wake, "date", run_date=now, id="wake")
         scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", next_run_time=now + timedelta(seconds=HEARTBEAT_SECONDS))
+        if reload:
+            scheduler.add_job(watch, "interval", seconds=RELOAD_SECONDS, id="watch", next_run_time=now + timedelta(seconds=RELOAD_SECONDS))
         if until is not None:
             scheduler.add_job(scheduler.shutdown, "date", run_date=until, kwargs={"wait": False}, id="until")
         scheduler.start()
