@@ -452,3 +452,13 @@ def test_the_welcome_an_add_triggers_is_not_the_touch_that_brought_the_add(shop:
     report = json.loads(siyu("report", "funnel", "--by", "touch", "--json").stdout)
     by_stage = {t["id"]: {k: v for k, v in t["channels"].items() if v} for t in report["touches"]}
     assert by_stage == {"added": {"none": 1}, "ordered": {"welcome": 1}}  # the welcome of 09:00 is the last touch before the order
+
+
+def test_check_warns_when_the_store_holds_these_beats_under_another_id(shop: Path) -> None:
+    track("friend_added", "b1", "2026-12-01 09:00", "--hook", "EYE100")
+    once("2026-12-01 12:10")
+    _edit(shop, lambda pb: pb.update(id="camp-renamed"))
+    result = json.loads(siyu("check", "--json", "--db", "siyu.db").stdout)
+    [warning] = [p for p in result["files"][0]["problems"] if p["code"] == "renamed"]
+    assert "drafts of campaign 'camp'" in warning["message"] and "every beat due so far is sent again" in warning["message"]
+    assert warning["hint"] == "keep `id: camp` to go on with that campaign (the id keys the ledger)"

@@ -77,7 +77,47 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(_mix_problems(playbook))
     result.problems.extend(_lint(playbook, people, planner))
     result.problems.extend(journey_problems(playbook, people))
+    if db is not None:
+        result.problems.extend(_renamed(playbook, db))
     return result
+
+
+def _renamed(playbook: LoadedPlaybook, db: Any) -> list[Problem]:
+    """The store has another campaign id with most of these beats and none under this id: a rename starts over."""
+    import sqlite3
+
+    model = playbook.model
+    mine = {b.id for b in model.beats} | {f"journey:{j.id}:{s.id}" for j in model.journeys for s in j.steps}
+    mine |= {f"welcome:{h.id}:{n + 1}" for h in model.hooks for n in range(len(h.welcome))}
+    if not mine:
+        return []
+    try:
+        if db.execute("SELECT 1 FROM drafts WHERE playbook_id = ? LIMIT 1", [playbook.id]).fetchone():
+            return []
+        rows = db.execute("SELECT playbook_id, beat, COUNT(*) FROM drafts WHERE playbook_id != ? GROUP BY playbook_id, beat", [playbook.id]).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    shared: dict[str, tuple[set[str], set[str], int]] = {}
+    for other, beat, count in rows:
+        beats, theirs, total = shared.get(other, (set(), set(), 0))
+        theirs.add(beat)
+        if beat in mine:
+            beats.add(beat)
+        shared[other] = (beats, theirs, total + count)
+    problems = []
+    for other, (beats, theirs, total) in sorted(shared.items()):
+        if beats and len(beats) * 2 >= len(theirs):  # most of what that campaign sent, this playbook has too
+            problems.append(
+                playbook.located.problem(
+                    ("id",),
+                    f"the store holds {total} drafts of campaign {other!r}, of {len(beats)} of these beats, and none of {playbook.id!r}: "
+                    "a new id starts the campaign over, and every beat due so far is sent again",
+                    hint=f"keep `id: {other}` to go on with that campaign (the id keys the ledger)",
+                    severity="warning",
+                    code="renamed",
+                )
+            )
+    return problems
 
 
 def _content_path(playbook: LoadedPlaybook, beat_id: str, content: Content | None) -> tuple[Path_, str]:
