@@ -462,3 +462,18 @@ def test_check_warns_when_the_store_holds_these_beats_under_another_id(shop: Pat
     [warning] = [p for p in result["files"][0]["problems"] if p["code"] == "renamed"]
     assert "drafts of campaign 'camp'" in warning["message"] and "every beat due so far is sent again" in warning["message"]
     assert warning["hint"] == "keep `id: camp` to go on with that campaign (the id keys the ledger)"
+
+
+def test_a_missing_value_prints_nothing_and_a_whole_amount_prints_without_its_point(shop: Path) -> None:
+    _edit(shop, lambda pb: pb["journeys"][0]["steps"][0].update(text="来源[{{ contact.source }}] 金额{{ entry.amount }}元"))
+    track("order", "b2", "2026-12-02 15:00", "--amount", "398")
+    once("2026-12-05 20:00")
+    [usage] = ledger(shop, "beat = 'journey:repurchase:usage'")
+    assert usage["text"] == "来源[] 金额398元"
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(shop: Path) -> None:
+    (shop / "empty.db").write_bytes(b"")
+    for args in (("check", "--db", "empty.db"), ("preview", "day", "1", "--db", "empty.db")):
+        result = siyu(*args, code=1)
+        assert "not a siyu store" in result.stderr

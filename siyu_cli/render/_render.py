@@ -30,6 +30,15 @@ def search_path(playbook: LoadedPlaybook) -> list[Path]:
     return seen
 
 
+def _printable(value: Any) -> Any:
+    """What `{{ … }}` prints: nothing for a missing value (not "None"), 398 for 398.0 (not a customer's "398.0元")."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value
+
+
 class Renderer:
     """Compiles each template once per playbook and renders it against a context."""
 
@@ -44,6 +53,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
+            finalize=_printable,
         )
         self.env.filters["yuan"] = yuan
         self._compiled: dict[tuple[str | None, str | None], jinja2.Template] = {}

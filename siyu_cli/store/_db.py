@@ -33,9 +33,12 @@ def open_store(path: str | os.PathLike[str], *, create: bool = True, readonly: b
         uri = f"file:{target.resolve()}?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-            conn.execute("select count(*) from sqlite_master").fetchone()
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as exc:
             raise StoreError(f"{target}: cannot read store: {exc}") from exc
+        if not {"contacts", "events", "drafts"} <= tables:
+            conn.close()
+            raise StoreError(f"{target}: not a siyu store (an empty file, or another program's database)", hint="pass the store siyu import/run wrote with --db, or remove the file")
         return sqlite_utils.Database(conn)
     if target.parent and not target.parent.exists():
         raise StoreError(f"{target}: folder {target.parent} does not exist")
