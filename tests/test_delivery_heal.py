@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest_http import RecordingServer, Reply
-from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, parents, query, run_siyu, siyu_env, write_playbook
+from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, outbox_files, parents, query, run_siyu, siyu_env, write_playbook
 
 HOOK = {"type": "webhook", "format": "json", "url_env": "SIYU_TEST_HOOK", "timeout": "5s"}
 
@@ -69,22 +69,33 @@ def test_a_permanent_error_fails_at_once_and_is_not_tried_again(tmp_path: Path) 
     assert [row[:2] for row in ledger(tmp_path)] == [("failed", "delivery")]
 
 
-def test_a_robot_failing_three_drafts_in_a_row_is_paused_for_the_pass(tmp_path: Path) -> None:
-    write_playbook(tmp_path, beats=[NOON_1V1], outputs=[HOOK])
+def test_a_robot_failing_three_drafts_in_a_row_is_paused_for_the_pass_and_the_outbox_still_gets_every_draft(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[NOON_1V1], outputs=["outbox", HOOK])
     add_contacts(tmp_path / "siyu.db", parents(8))
     with RecordingServer(default=Reply(502)) as server:
-        code, summary, stderr = passes(tmp_path, server, "2026-12-01 12:31")
-        assert code == 0 and summary["paused"] == ["webhook:json"] and summary["retrying"] == 3
-        assert len(server.requests) == 3
-        rows = ledger(tmp_path)
-        assert [r[1] for r in rows].count("retry") == 3
-        waiting = [r for r in rows if r[1] is None]
-        assert len(waiting) == 5 and all(r[0] == "pending" and r[2] == "2026-12-01T04:30:00Z" for r in waiting)  # not tried, due as before
+        code, summary, _ = passes(tmp_path, server, "2026-12-01 12:31")
+        assert code == 0 and summary["paused"] == ["webhook:json"] and summary["retrying"] == 8
+        assert len(server.requests) == 3  # then paused: the other five are not tried this pass
+        assert len(outbox_files(tmp_path / "outbox")) == 8  # the outbox is not held back by the robot
+        assert {row[:2] for row in ledger(tmp_path)} == {("pending", "retry")}
+        errors = [e for (e,) in query(tmp_path / "siyu.db", "SELECT error FROM drafts")]
+        assert sum("paused for this pass after 3 failures in a row" in e for e in errors) == 5
         server.default = Reply()
         code, summary, _ = passes(tmp_path, server, "2026-12-01 12:33")
         assert (code, summary["sent"]) == (0, 8)
     assert len(server.requests) == 3 + 8
+    assert len(outbox_files(tmp_path / "outbox")) == 8  # written once each
     assert {row[0] for row in ledger(tmp_path)} == {"sent"}
+
+
+def test_a_draft_retried_past_max_late_fails_even_when_no_pass_ran_meanwhile(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], outputs=[HOOK], limits={"missed": {"max_late": "2h"}})
+    with RecordingServer(default=Reply(503)) as server:
+        passes(tmp_path, server, "2026-12-01 08:31")
+        server.default = Reply()
+        code, summary, _ = passes(tmp_path, server, "2026-12-01 12:45")  # 4 h later: max_late ran out meanwhile
+        assert code == 1 and summary["failed"] == 1 and summary["sent"] == 0
+        assert len(server.requests) == 1
 
 
 def test_a_long_message_resumes_at_its_first_part_that_did_not_arrive(tmp_path: Path) -> None:
@@ -143,3 +154,11 @@ def test_two_campaigns_and_back_to_back_passes_never_go_past_a_robots_limit(tmp_
     waits = query(store, "SELECT MIN(due_at) FROM drafts WHERE reason = 'retry'")[0][0]
     assert waits > datetime.now(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")  # held back: tried again when a slot frees
     assert "held back, the robot's limit (18 in 60s, shared by every process) is reached" in query(store, "SELECT error FROM drafts WHERE reason = 'retry'")[0][0]
+
+
+def test_a_robot_url_with_a_bad_port_or_host_is_a_clear_error(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], outputs=[HOOK])
+    for url in ("http://127.0.0.1:99999/x", "http://[::1/x"):
+        result = run_siyu(tmp_path, "run", "--once", "--now", "2026-12-01 08:31", env=siyu_env(SIYU_TEST_HOOK=url))
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "SIYU_TEST_HOOK does not hold a valid URL" in result.stderr

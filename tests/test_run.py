@@ -383,7 +383,7 @@ def test_recovery_never_takes_a_claim_made_while_it_looks(camp: Path, monkeypatc
             return found
 
         monkeypatch.setattr(Ledger, "runs", runs_while_another_claims)
-        assert runner.recover(moment, runner.inputs()) == 0
+        assert runner.recover(moment, runner.inputs()) == (0, 0)
         assert raced
         assert query(camp / "siyu.db", "SELECT state, run_id FROM drafts") == [("claimed", raced[0])]
     finally:

@@ -30,7 +30,7 @@ class ConsoleOutput:
         self.callback = callback
         self.name = name
 
-    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str:
+    def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> str:
         if self.callback is not None:
             self.callback(msg)
             return "console"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from siyu_cli.store import immediate
@@ -27,20 +26,18 @@ def destination(url: str) -> str:
 class StoreRateLimiter:
     """Sliding windows over the store's `sends`; `try_acquire` takes a slot or says when one frees.
 
-    Time is the pass's clock (its `now`, plus the time the pass has been running), so passes run
-    with `--now` in rehearsals and tests count in the same time as the drafts they send.
+    Time is the wall clock: the robot counts what arrives in real time, whatever moment a
+    rehearsal's `--now` says the pass is at.
     """
 
-    def __init__(self, db: Any, url: str, windows: tuple[tuple[int, float], ...], start: datetime, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, db: Any, url: str, windows: tuple[tuple[int, float], ...], wall: Callable[[], float] = time.time) -> None:
         self.db = db
         self.destination = destination(url)
         self.windows = tuple((max(1, int(count * MARGIN)), span) for count, span in windows)
-        self._base = start.timestamp()
-        self._t0 = monotonic()
-        self._monotonic = monotonic
+        self._wall = wall
 
     def now(self) -> float:
-        return self._base + (self._monotonic() - self._t0)
+        return self._wall()
 
     def try_acquire(self) -> float | None:
         """None: a slot was taken for a request now. Else the seconds until one frees."""

@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from json.encoder import encode_basestring as _json_string  # what json.dumps(text, ensure_ascii=False) returns
 from pathlib import Path
@@ -115,7 +116,7 @@ class OutboxOutput:
         self._unsynced = False
         self._made: dict[str, str] = {}  # day → its folder, made by this output
 
-    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str:
+    def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> str:
         """Atomic (temp file + rename); durable at the next `flush`, which the runner calls before the ledger records it."""
         day, name = _parts(msg)
         folder = self._made.get(day)

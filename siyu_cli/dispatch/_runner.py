@@ -156,7 +156,10 @@ class Runner:
         try:
             with bulk():
                 inputs = self.inputs(moment)
-                summary.recovered = self.recover(moment, inputs)
+                summary.recovered, doubted = self.recover(moment, inputs)
+                if doubted:
+                    summary.unknown += doubted
+                    summary.errors.append(f"{doubted} draft(s) were being delivered when their process died; they may have arrived")
                 self.plan(moment, inputs, summary)
             self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
@@ -166,7 +169,7 @@ class Runner:
                 self.ledger.finish_run(run, utcnow())
         return summary
 
-    def recover(self, now: datetime, inputs: PlanInputs) -> int:
+    def recover(self, now: datetime, inputs: PlanInputs) -> tuple[int, int]:
         """Settle drafts claimed by runs that died: delivered, pending again, or unknown (never resent blindly).
 
         The dead runs are then closed, so `siyu status` stops showing their stale lock.
@@ -174,7 +177,7 @@ class Runner:
         orphans = self.ledger.orphaned()
         if not orphans:
             self.ledger.release_dead_runs(utcnow())
-            return 0
+            return 0, 0
         known = self.ledger.deliveries([row["draft_id"] for row in orphans])
         results = []
         for row in orphans:
@@ -201,7 +204,7 @@ class Runner:
             output.flush()
         self.ledger.settle(results, now, claimed_by={row["draft_id"]: row["run_id"] for row in orphans})
         self.ledger.release_dead_runs(utcnow())
-        return len(results)
+        return len(results), sum(1 for result in results if result[2] == "unknown")
 
     def skip_missed(self, now: datetime, summary: PassSummary) -> None:
         """Pending drafts already in the ledger are held to max_late too, counted from their due time."""
@@ -321,7 +324,11 @@ class Runner:
         return budget
 
     def deliver_due(self, run_id: str, now: datetime, inputs: PlanInputs, summary: PassSummary, only: list[str] | None = None) -> None:
-        """Claim, deliver and settle batches of due drafts until none is left, a stop is asked, or an output is paused."""
+        """Claim, deliver and settle batches of due drafts until none is left or a stop is asked.
+
+        An output that fails PAUSE_AFTER drafts in a row is paused for the rest of the pass: the
+        other outputs still get every draft, and the paused one's part waits for a later pass.
+        """
         streaks: Counter[str] = Counter()
         self._share_limits(now)
         while not self.stop_requested:
@@ -334,22 +341,20 @@ class Runner:
             ids = [row["draft_id"] for row in batch]
             done = self.ledger.deliveries(ids)
             resume = self.ledger.partial_parts(ids)
-            paused: str | None = None
             for index, row in enumerate(batch):
-                if self.stop_requested or paused is not None:
+                if self.stop_requested:
                     # Not tried: back to pending as they were (due unchanged), for the next pass.
                     results.extend((r["draft_id"], [], "pending", r["reason"]) for r in batch[index:])
-                    summary.stopped = summary.stopped or self.stop_requested
+                    summary.stopped = True
                     break
                 attempt = _Attempt(now, done.get(row["draft_id"], {}), resume, retry_at, parts, streaks)
                 results.append(self._deliver(row, inputs, summary, attempt))
-                paused = next((name for name, streak in streaks.items() if streak >= PAUSE_AFTER), None)
+            for name, streak in streaks.items():
+                if streak >= PAUSE_AFTER and name not in summary.paused:
+                    summary.paused.append(name)
             for output in self.outputs:
                 output.flush()
             self.ledger.settle(results, now, retry_at=retry_at, parts=parts)
-            if paused is not None:
-                summary.paused.append(paused)
-                return
 
     def _share_limits(self, now: datetime) -> None:
         """Robots' rate limits kept in the store for this pass, so every process and campaign shares them."""
@@ -357,7 +362,7 @@ class Runner:
 
         for output in self.outputs:
             if isinstance(output, WebhookOutput) and output.platform.windows:
-                output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows, start=now)
+                output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows)
 
     def _deliver(self, row: dict[str, Any], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt) -> tuple[str, list[Any], str, str | None]:
         now = attempt.now
@@ -371,10 +376,20 @@ class Runner:
         for output in self.outputs:
             if attempt.done.get(output.name) == "delivered":
                 continue
+            if attempt.streaks[output.name] >= PAUSE_AFTER:
+                kinds.add("retry")
+                outcome.append((output.name, "retry", None, f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"))
+                continue
             if not output.idempotent:
                 self.ledger.mark_inflight(draft_id, output.name, now)
+            first_part = attempt.resume.get((draft_id, output.name), 0) + 1
+
+            def arrived(number: int, output_name: str = output.name) -> None:
+                # Each part that arrived is committed at once: a crash later never sends it again.
+                self.ledger.record_parts(draft_id, output_name, number, now)
+
             try:
-                location = output.deliver(message, first_part=attempt.resume.get((draft_id, output.name), 0) + 1)
+                location = output.deliver(message, first_part=first_part, on_part=arrived)
             except DeliveryError as exc:
                 kind = "unknown" if exc.maybe_delivered else ("retry" if exc.transient else "failed")
                 kinds.add(kind)
@@ -407,7 +422,7 @@ class Runner:
             summary.retrying += 1
             return (draft_id, outcome, "pending", "retry")
         summary.sent += 1
-        return (draft_id, outcome, "sent", None if row["reason"] == "retry" else row["reason"])
+        return (draft_id, outcome, "sent", None if row["reason"] in ("retry", "in_doubt", "crash") else row["reason"])
 
     def _next_try(self, row: Mapping[str, Any], now: datetime, hint: float | None = None) -> datetime | None:
         """When a later pass tries a transient failure again: when the output said a try can succeed (a rate

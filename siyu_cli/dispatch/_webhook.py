@@ -240,7 +240,14 @@ class WebhookOutput:
         self.sleep = sleep
         self.wall = wall
         self.url_env = url_env
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 — reading it checks the port is a number in range
+        except ValueError:
+            raise SiyuError(
+                f"{url_env} does not hold a valid URL for the {self.platform.label} webhook (a bad host or port)",
+                hint=f"export {url_env}='{self.platform.example_url}'",
+            ) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SiyuError(
                 f"{url_env} does not hold an http(s) URL for the {self.platform.label} webhook",
@@ -260,8 +267,9 @@ class WebhookOutput:
     def flush(self) -> None:
         """Nothing to sync: a request that returned is done."""
 
-    def deliver(self, msg: Outgoing, *, first_part: int = 1) -> str:
-        """Post the message's parts in order from `first_part` (the parts before it arrived on an earlier try)."""
+    def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> str:
+        """Post the message's parts in order from `first_part` (the parts before it arrived on an earlier try);
+        `on_part(n)` is told as soon as part n of several has arrived."""
         payloads = self.payloads(msg)
         total = len(payloads)
         for number, payload in enumerate(payloads, start=1):
@@ -274,6 +282,8 @@ class WebhookOutput:
             except DeliveryError as exc:
                 exc.parts_done = number - 1
                 raise
+            if on_part is not None and total > 1 and number < total:
+                on_part(number)
         return self.location
 
     def payloads(self, msg: Outgoing) -> list[dict[str, Any]]:

@@ -134,7 +134,7 @@ class Ledger:
         with immediate(self.db):
             failed = self.db.execute(
                 "UPDATE drafts SET state = 'failed', reason = 'delivery', finished_at = ? "
-                "WHERE playbook_id = ? AND state = 'pending' AND reason = 'retry' AND due_at < ?",
+                "WHERE playbook_id = ? AND state = 'pending' AND reason = 'retry' AND COALESCE(first_due_at, due_at) < ?",
                 [stamp, playbook_id, to_db(cutoff)],
             ).rowcount
             skipped = self.db.execute(
@@ -142,6 +142,11 @@ class Ledger:
                 [stamp, playbook_id, to_db(cutoff)],
             ).rowcount
             return skipped, failed
+
+    def record_parts(self, draft_id: str, output: str, parts: int, now: datetime) -> None:
+        """Committed after each part of a long message arrives, so neither a retry nor a crash sends it again."""
+        with immediate(self.db):
+            self.db.execute("UPDATE deliveries SET parts = MAX(parts, ?), updated_at = ? WHERE draft_id = ? AND output = ?", [parts, to_db(now), draft_id, output])
 
     def partial_parts(self, draft_ids: Sequence[str]) -> dict[tuple[str, str], int]:
         """(draft id, output) → parts of a long message that arrived before a failure."""
