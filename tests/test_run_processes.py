@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -305,24 +306,35 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen[Any], seconds: float
     raise AssertionError(f"{text!r} never appeared: {path.read_text('utf-8', errors='replace')}")
 
 
-def test_sigterm_stops_the_service_cleanly_and_a_second_service_is_refused(tmp_path: Path) -> None:
-    write_playbook(tmp_path, beats=[MORNING], start="2030-01-01")
-    log = tmp_path / "service.log"
+@contextmanager
+def _service(tmp_path: Path, log: Path, *args: str) -> Iterator[subprocess.Popen[Any]]:
+    """`siyu run ARGS` as a service writing stderr to `log`; the body must stop it (SIGTERM); killed if it did not."""
     with log.open("w", encoding="utf-8") as sink:
-        proc = subprocess.Popen(siyu_cmd("run"), cwd=tmp_path, env=siyu_env(), stdout=subprocess.DEVNULL, stderr=sink)
+        proc = subprocess.Popen(siyu_cmd("run", *args), cwd=tmp_path, env=siyu_env(), stdout=subprocess.DEVNULL, stderr=sink)
         try:
-            _wait_for(log, "next due", proc)
-            second = run_siyu(tmp_path, "run", "--clock", "fast", "--now", "2030-01-01 00:00")
-            assert second.returncode == 1
-            assert "already running" in second.stderr and f"pid {proc.pid}" in second.stderr
-            status = json.loads(run_siyu(tmp_path, "status", "--json").stdout)
-            assert [(lock["mode"], lock["pid"], lock["alive"]) for lock in status["locks"]] == [("service", proc.pid, True)]
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
+            yield proc
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _terminate(proc: subprocess.Popen[Any]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_sigterm_stops_the_service_cleanly_and_a_second_service_is_refused(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[MORNING], start="2030-01-01")
+    log = tmp_path / "service.log"
+    with _service(tmp_path, log) as proc:
+        _wait_for(log, "next due", proc)
+        second = run_siyu(tmp_path, "run", "--clock", "fast", "--now", "2030-01-01 00:00")
+        assert second.returncode == 1
+        assert "already running" in second.stderr and f"pid {proc.pid}" in second.stderr
+        status = json.loads(run_siyu(tmp_path, "status", "--json").stdout)
+        assert [(lock["mode"], lock["pid"], lock["alive"]) for lock in status["locks"]] == [("service", proc.pid, True)]
+        _terminate(proc)
     text = log.read_text("utf-8")
     assert "received SIGTERM" in text and "Traceback" not in text
     assert query(tmp_path / "siyu.db", "SELECT COUNT(*) FROM runs WHERE finished_at IS NULL") == [(0,)]
@@ -363,24 +375,17 @@ def test_service_with_reload_picks_up_an_edit_within_five_seconds(tmp_path: Path
     later = {**MORNING, "at": "23:59" if local.strftime("%H:%M") < "23:59" else "00:00", "days": "all"}
     write_playbook(tmp_path, beats=[later], start=local.date().isoformat(), days=2)
     log = tmp_path / "service.log"
-    with log.open("w", encoding="utf-8") as sink:
-        proc = subprocess.Popen(siyu_cmd("run", "--reload", "--until", _utc_in(30)), cwd=tmp_path, env=siyu_env(), stdout=subprocess.DEVNULL, stderr=sink)
-        try:
-            _wait_for(log, "next due", proc)
-            now_beat = {"id": "now", "title": "临时通知", "at": local.strftime("%H:%M"), "days": "1", "channel": "group", "text": "临时通知：今晚直播改到8点半"}
-            write_playbook(tmp_path, beats=[later, now_beat], start=local.date().isoformat(), days=2)
-            # Nothing is due before 23:59: only the file watch (every 5 s) can have woken the service.
-            _wait_for(log, "reloaded", proc, seconds=10)
-            deadline = time.monotonic() + 5
-            while not outbox_files(tmp_path / "outbox") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert outbox_files(tmp_path / "outbox"), log.read_text("utf-8")
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with _service(tmp_path, log, "--reload", "--until", _utc_in(30)) as proc:
+        _wait_for(log, "next due", proc)
+        now_beat = {"id": "now", "title": "临时通知", "at": local.strftime("%H:%M"), "days": "1", "channel": "group", "text": "临时通知：今晚直播改到8点半"}
+        write_playbook(tmp_path, beats=[later, now_beat], start=local.date().isoformat(), days=2)
+        # Nothing is due before 23:59: only the file watch (every 5 s) can have woken the service.
+        _wait_for(log, "reloaded", proc, seconds=10)
+        deadline = time.monotonic() + 5
+        while not outbox_files(tmp_path / "outbox") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert outbox_files(tmp_path / "outbox"), log.read_text("utf-8")
+        _terminate(proc)
     [path] = outbox_files(tmp_path / "outbox")
     assert "临时通知：今晚直播改到8点半" in path.read_text("utf-8")
     assert "Traceback" not in log.read_text("utf-8")
