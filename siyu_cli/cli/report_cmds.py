@@ -464,7 +464,7 @@ def html_cmd(
     playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """One HTML file: funnel chart, hook comparison, touch attribution, SOP execution and the campaign timeline."""
+    """One HTML file: funnel chart, hook comparison, touch attribution, journeys, SOP execution and the campaign timeline."""
     from siyu_cli._time import utcnow
     from siyu_cli.playbook import read
     from siyu_cli.report import write_html
@@ -472,7 +472,8 @@ def html_cmd(
     pb = read(find_playbook(playbook))
     with _store(db) as store:
         path = write_html(store, pb, out_file, generated_at=utcnow())
-    out().print(f"wrote {path} (funnel, hooks, touches, SOP execution, timeline)", markup=False)
+    sections = "funnel, hooks, touches, journeys, SOP execution, timeline" if (pb.model.journeys or any(h.welcome for h in pb.model.hooks)) else "funnel, hooks, touches, SOP execution, timeline"
+    out().print(f"wrote {path} ({sections})", markup=False)
 
 
 @app.command("simulate", rich_help_panel=PANEL)
