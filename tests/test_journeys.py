@@ -477,3 +477,14 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(shop: Path) -> None:
     for args in (("check", "--db", "empty.db"), ("preview", "day", "1", "--db", "empty.db")):
         result = siyu(*args, code=1)
         assert "not a siyu store" in result.stderr
+
+
+def test_funnel_by_tier_reads_a_fan_tier_tag_when_the_tier_column_is_empty(shop: Path) -> None:
+    hooks = [{**HOOK, "tags": ["包裹卡", "精准粉"]}, {"id": "lottery", "kind": "qr_code", "code": "LUCKY", "tags": ["泛粉"]}]
+    _edit(shop, lambda pb: pb.update(hooks=hooks, funnel={"stages": [{"id": "added", "event": "friend_added"}, {"id": "ordered", "event": "order"}]}))
+    track("friend_added", "p1", "2026-12-01 09:00", "--hook", "EYE100")
+    track("friend_added", "g1", "2026-12-01 09:00", "--hook", "LUCKY")
+    track("order", "p1", "2026-12-02 09:00", "--amount", "99")
+    report = json.loads(siyu("report", "funnel", "--by", "tier", "--json").stdout)
+    groups = {g["key"]: [s["count"] for s in g["stages"]] for g in report["groups"]}
+    assert groups == {"精准粉": [1, 1], "泛粉": [1, 0]}

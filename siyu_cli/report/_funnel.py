@@ -867,6 +867,19 @@ class _Touches:
         return name
 
 
+FAN_TIERS = ("精准粉", "半精准粉", "泛粉")
+
+
+def _own_tags(db: sqlite_utils.Database, ids: list[str]) -> Iterator[tuple[str, list[str], str | None]]:
+    import json
+
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = db.conn.execute(f"SELECT contact_id, tags, source FROM contacts WHERE contact_id IN ({', '.join('?' * len(chunk))})", chunk)
+        for cid, tags, source in rows:
+            yield cid, (json.loads(tags) if tags and tags != "[]" else []), source
+
+
 class _Keyer:
     """What group a contact falls in for `--by`, from its entry event and its contact row."""
 
@@ -896,7 +909,27 @@ class _Keyer:
             self.contacts = {row[0]: row for row in db.conn.execute(sql)}
         if by == "variant":
             self._load_variants(db, playbook.id)
+        if by == "tier":
+            self._tiers_from_tags(db, playbook)
         self.key = self._key_function()
+
+    def _tiers_from_tags(self, db: sqlite_utils.Database, playbook: LoadedPlaybook) -> None:
+        """A contact with no `tier` is grouped by the fan tier among its effective tags (精准粉, 半精准粉, 泛粉),
+        as hooks and rules give them; the tier column, when filled, wins."""
+        from siyu_cli.rules import TagRules, apply_effective
+
+        column = self.column["tier"]
+        untiered = [cid for cid, row in self.contacts.items() if not row[column]]
+        if not untiered:
+            return
+        found = {cid: {"id": cid, "tags": list(tags), "source": source} for cid, tags, source in _own_tags(db, untiered)}
+        apply_effective(db, TagRules.of(playbook.model), list(found.values()))
+        for cid, contact in found.items():
+            tier = next((tag for tag in contact["tags"] if tag in FAN_TIERS), None)
+            if tier is not None:
+                row = list(self.contacts[cid])
+                row[column] = tier
+                self.contacts[cid] = tuple(row)
 
     def _attr(self, cid: str, name: str) -> Any:
         row = self.contacts.get(cid)
