@@ -193,8 +193,8 @@ def retry(
     runner = Runner(find_playbook(playbook), db_path=db, outbox_dir=outbox)
     summary = do_retry(runner, ids or None, include_unknown=unknown, now=_when(now, runner.playbook.tz))
     _print_summary(summary, as_json)
-    if summary.failed:
-        raise typer.Exit(1)
+    if summary.failed or summary.unknown:
+        raise typer.Exit(1)  # failed again, or in doubt again
 
 
 outbox_app = typer.Typer(help="The front line's drafts (待发): list them, mark them done.", invoke_without_command=True)
