@@ -52,7 +52,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         if summary.failed or summary.unknown:
             # For cron's mail: what went wrong, on stderr, whatever stdout carries.
             for error in summary.errors[:5]:
-                err().print(f"failed: {error}", markup=False, soft_wrap=True)
+                err().print(error if error.startswith("in doubt: ") else f"failed: {error}", markup=False, soft_wrap=True)
             if summary.unknown:
                 err().print(f"in doubt: {summary.unknown} draft(s) may have arrived; see `siyu status`", markup=False)
         return
@@ -72,7 +72,10 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     console = err()
     console.print(line, markup=False)
     for error in summary.errors[:5]:
-        console.print(f"  [red]failed:[/] {escape(error)}", markup=True)
+        if error.startswith("in doubt: "):
+            console.print(f"  [yellow]in doubt:[/] {escape(error.removeprefix('in doubt: '))}", markup=True)
+        else:
+            console.print(f"  [red]failed:[/] {escape(error)}", markup=True)
     if summary.unknown:
         console.print(f"  [yellow]in doubt:[/] {summary.unknown} draft(s) may have arrived; see `siyu status`, then `siyu outbox done ID` or `siyu retry --unknown ID`")
 

@@ -29,6 +29,8 @@ from siyu_cli.store import default_path, immediate, open_store
 from siyu_cli.timeline import occurrences
 
 CLAIM_BATCH = 1000
+# Marks a summary error that is a draft in doubt (it may have arrived), not a failure.
+DOUBT = "in doubt: "
 # An output failing this many drafts in a row (transiently) is paused for the rest of the pass: its drafts wait.
 PAUSE_AFTER = 3
 RETRY_FIRST = timedelta(minutes=1)
@@ -159,7 +161,7 @@ class Runner:
                 summary.recovered, doubted = self.recover(moment, inputs)
                 if doubted:
                     summary.unknown += doubted
-                    summary.errors.append(f"{doubted} draft(s) were being delivered when their process died; they may have arrived")
+                    summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their process died; they may have arrived")
                 self.plan(moment, inputs, summary)
             self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
@@ -400,7 +402,7 @@ class Runner:
                     attempt.parts[(draft_id, output.name)] = exc.parts_done
                 attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
                 if kind != "retry":
-                    summary.errors.append(f"{draft_id} {output.name}: {exc.message}")
+                    summary.errors.append(f"{DOUBT if kind == 'unknown' else ''}{draft_id} {output.name}: {exc.message}")
                 continue
             attempt.streaks[output.name] = 0
             if not output.idempotent:
