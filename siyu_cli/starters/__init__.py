@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from importlib import resources
 from pathlib import Path
 
 from siyu_cli.errors import SiyuError, UsageError
@@ -20,7 +19,9 @@ def _root(kind: str) -> Path:
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / kind).is_dir():
         return checkout / kind
-    return Path(str(resources.files(f"siyu_cli.starters.{kind}")))
+    # Installed, the data folders sit beside this module (namespace packages without __init__: reading
+    # resources.files() as a str gives a MultiplexedPath's repr, not a folder).
+    return Path(__file__).resolve().parent / kind
 
 
 def scaffold(directory: Path, archetype: str, *, force: bool = False) -> list[Path]:
