@@ -240,7 +240,7 @@ def crash_mid_post(camp: Path, playbook: Path, env: dict[str, str]) -> str:
     add_run(camp / "siyu.db", "crashed", dead_pid())
     runner = Runner(playbook, outbox_dir=camp / "outbox", environ=env)
     try:
-        runner.plan(moment, runner.inputs(), PassSummary(now=moment))
+        runner.plan(moment, PassSummary(now=moment))
         [claimed] = runner.ledger.claim("crashed", moment, 10, "camp")
         runner.ledger.mark_inflight(claimed["draft_id"], "webhook:json", moment)
         return str(claimed["draft_id"])

@@ -370,7 +370,7 @@ def test_recovery_never_takes_a_claim_made_while_it_looks(camp: Path, monkeypatc
     runner = Runner(path, outbox_dir=camp / "outbox")
     other = Ledger(open_store(camp / "siyu.db"))
     try:
-        runner.plan(moment, runner.inputs(), PassSummary(now=moment))
+        runner.plan(moment, PassSummary(now=moment))
         original = Ledger.runs
         raced: list[str] = []
 

@@ -42,7 +42,7 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
     try:
         inputs = runner.inputs(moment)
         if replan:
-            runner.plan(moment, inputs, summary)  # re-rendered drafts are held to max_late like any other
+            runner.plan(moment, summary, full=True)  # re-rendered drafts are held to max_late like any other
         runner.deliver_due(run_id, moment, inputs, summary, only=resend + replan)
     finally:
         runner.ledger.finish_run(run_id, utcnow())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time as _time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,13 +22,16 @@ from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.dispatch._webhook import WebhookOutput
 from siyu_cli.errors import DeliveryError
-from siyu_cli.ledger import Ledger
+from siyu_cli.journeys import step_due
+from siyu_cli.ledger import Ledger, PlanCursor
 from siyu_cli.playbook import LoadedPlaybook, read
-from siyu_cli.render import Draft
+from siyu_cli.render import Draft, Planner
+from siyu_cli.rules import prune_log
 from siyu_cli.store import default_path, immediate, open_store
 from siyu_cli.timeline import occurrences
 
 CLAIM_BATCH = 1000
+_TICK = timedelta(microseconds=1)  # "after the last pass": occurrences at its moment were planned by it
 # Marks a summary error that is a draft in doubt (it may have arrived), not a failure.
 DOUBT = "in doubt: "
 # An output failing this many drafts in a row (transiently) is paused for the rest of the pass: its drafts wait.
@@ -127,6 +130,8 @@ class Runner:
         self.outputs: list[Output] = self._outputs()
         self._beat_titles: dict[str, str] = self._titles()
         self._dues: dict[str, datetime] = {}
+        self._moments: list[datetime] | None = None
+        self._bare: Planner | None = None
 
     def _titles(self) -> dict[str, str]:
         return {beat.id: beat.title or beat.id for beat in self.playbook.model.beats}
@@ -145,9 +150,16 @@ class Runner:
         self.outputs = self._outputs()
         self._beat_titles = self._titles()
         self._dues = {}
+        self._moments = None
+        self._bare = None
         return True
 
     def inputs(self, now: datetime | None = None) -> PlanInputs:
+        """What dispatch needs: a planner that loads the contacts of each claim batch (focus) and no others."""
+        return plan_inputs(self.playbook, None, readonly=False, db=self.db, as_of=now, contact_ids=())
+
+    def everyone(self, now: datetime | None = None) -> PlanInputs:
+        """Every contact with its journeys replayed (as of `now`, or all events): a full plan, the fast clock's calendar."""
         return plan_inputs(self.playbook, None, readonly=False, db=self.db, as_of=now)
 
     def run_once(self, now: datetime | None = None, *, mode: str = "once", run_id: str | None = None) -> PassSummary:
@@ -162,10 +174,10 @@ class Runner:
                 if doubted:
                     summary.unknown += doubted
                     summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their process died; they may have arrived")
-                self.plan(moment, inputs, summary)
+                self.plan(moment, summary)
             self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
-            summary.next_due = self.next_due(moment, inputs)
+            summary.next_due = self.next_due(moment)
         finally:
             if own_run:
                 self.ledger.finish_run(run, utcnow())
@@ -181,6 +193,7 @@ class Runner:
             self.ledger.release_dead_runs(utcnow())
             return 0, 0
         known = self.ledger.deliveries([row["draft_id"] for row in orphans])
+        inputs.planner.focus(_contacts_of(orphans))
         results = []
         for row in orphans:
             message = self._outgoing(row, inputs)
@@ -220,24 +233,91 @@ class Runner:
             summary.failed += gave_up
             summary.errors.append(f"{gave_up} draft(s) still failing when max_late ran out")
 
-    def plan(self, now: datetime, inputs: PlanInputs, summary: PassSummary) -> None:
-        """Record every draft that has come due and is not in the ledger yet, with its decision."""
+    def plan(self, now: datetime, summary: PassSummary, *, full: bool = False) -> None:
+        """Record every draft that has come due and is not in the ledger yet, with its decision.
+
+        Incremental (siyu_cli.ledger._cursor): with a valid cursor a pass plans what came due since
+        the last one, and the contacts that changed; otherwise (`full`, a first pass, an edited
+        playbook, a pass at an earlier moment) everything, once.
+        """
+        playbook = self.playbook
+        cursors = PlanCursor(self.db)
+        top = cursors.log_top()
+        cursor = cursors.get(playbook.id)
+        journeys = self._journeys()
+        if full or cursor is None or cursor.content_hash != playbook.content_hash or now < cursor.through or cursor.seq + 1 < cursors.log_low():
+            inputs = self.everyone(now)
+            self._record(inputs, inputs.planner.drafts(until=now), now, summary)
+            steps = _next_steps(inputs.planner, now) if journeys else {}
+            with immediate(self.db):
+                cursors.index_journeys(playbook.id, steps, everyone=True)
+                cursors.set(playbook.id, playbook.content_hash, now, top, utcnow())
+                prune_log(self.db)
+            return
+        through = cursor.through
+        changed = cursors.changed(cursor.seq, top)
+        if any(through < moment <= now for moment in self._beat_moments()):
+            beats = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, beats_only=True)
+            self._record(beats, beats.planner.drafts(since=through + _TICK, until=now, journeys=False), now, summary)
+        if changed:
+            # Imported, tagged or given a late event: its past occurrences are planned again (the ledger dedups).
+            some = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, contact_ids=changed)
+            self._record(some, some.planner.drafts(until=now, journeys=False), now, summary)
+        steps = {}
+        if journeys:
+            movers = changed | cursors.entered(self._light().book.types, through, now, added=True) | cursors.journeys_due(playbook.id, now)
+            if movers:
+                some = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, contact_ids=movers)
+                self._record(some, some.planner.drafts(until=now, beats=False), now, summary)
+                steps = _next_steps(some.planner, now)
+                steps.update((cid, None) for cid in movers if cid not in steps)
+        with immediate(self.db):
+            cursors.index_journeys(playbook.id, steps, everyone=False)
+            cursors.set(playbook.id, playbook.content_hash, now, top, utcnow())
+            prune_log(self.db)
+
+    def _journeys(self) -> bool:
+        model = self.playbook.model
+        return bool(model.journeys or any(hook.welcome for hook in model.hooks))
+
+    def _light(self) -> Planner:
+        """A planner without contacts: the playbook's calendar and journey book."""
+        if self._bare is None:
+            self._bare = Planner(self.playbook)
+        return self._bare
+
+    def _beat_moments(self) -> list[datetime]:
+        """When each beat occurrence of the campaign is scheduled, and when it is due (quiet hours): from the playbook alone."""
+        if self._moments is None:
+            guard = Guard(self.playbook)
+            found: set[datetime] = set()
+            for run in self.playbook.cohorts:
+                for occ in occurrences(self.playbook, run, self._light().renderer.search):
+                    found.add(occ.at)
+                    found.add(guard.schedule(occ.at).due_at)
+            self._moments = sorted(found)
+        return self._moments
+
+    def _record(self, inputs: PlanInputs, drafts: Iterable[Draft], now: datetime, summary: PassSummary) -> None:
+        """Record the drafts the ledger does not hold yet, rendered, each with its decision, in one write transaction."""
         playbook = self.playbook
         guard = Guard(playbook)
-        existing = self.ledger.existing_ids(playbook.id)
-        welcomed = self.ledger.welcome_slots(playbook.id)
+        cursors = PlanCursor(self.db)
         fresh: list[Draft] = []
-        for draft in inputs.planner.drafts(until=now):
-            if draft.draft_id in existing or (draft.channel == "welcome" and (draft.beat, draft.target) in welcomed):
-                # A welcome step goes once per contact: an add recorded again at another time does not repeat it.
-                continue
-            fresh.append(inputs.planner.render(draft))
+        chunk: list[Draft] = []
+        for draft in drafts:
+            chunk.append(draft)
+            if len(chunk) >= CLAIM_BATCH:
+                fresh.extend(self._unrecorded(cursors, chunk, inputs))
+                chunk = []
+        fresh.extend(self._unrecorded(cursors, chunk, inputs))
         if not fresh:
             return
         days = {moment.astimezone(playbook.tz).date() for moment in {d.occurrence_at for d in fresh}}
         with immediate(self.db):
-            existing = self.ledger.existing_ids(playbook.id)
-            welcomed = self.ledger.welcome_slots(playbook.id) if any(d.channel == "welcome" for d in fresh) else set()
+            # Another pass may have recorded some of them since: looked up again under the write lock.
+            existing = cursors.known(d.draft_id for d in fresh)
+            welcomed = cursors.welcomed(playbook.id, {d.target for d in fresh if d.channel == "welcome"})
             budget = self._budget(inputs, guard, days)
             fresh = self._fair_order(fresh, budget, guard)
             rows = []
@@ -290,6 +370,23 @@ class Runner:
             rows.sort(key=_claim_order)
             summary.recorded += self.ledger.insert(rows)
 
+    def _unrecorded(self, cursors: PlanCursor, chunk: list[Draft], inputs: PlanInputs) -> list[Draft]:
+        """The chunk's drafts the ledger does not hold, rendered; what rendering needed is let go."""
+        if not chunk:
+            return []
+        known = cursors.known(d.draft_id for d in chunk)
+        welcomes = {d.target for d in chunk if d.channel == "welcome"}
+        welcomed = cursors.welcomed(self.playbook.id, welcomes) if welcomes else set()
+        fresh = []
+        for draft in chunk:
+            if draft.draft_id in known or (draft.channel == "welcome" and (draft.beat, draft.target) in welcomed):
+                # A welcome step goes once per contact: an add recorded again at another time does not repeat it.
+                continue
+            inputs.planner.render(draft)
+            draft.context = draft.content = None
+            fresh.append(draft)
+        return fresh
+
     def _fair_order(self, fresh: list[Draft], budget: Budget, guard: Guard) -> list[Draft]:
         """When an account's 1v1 cap will refuse drafts, offer the cap first to the contacts served least, then longest ago.
 
@@ -341,6 +438,7 @@ class Runner:
             retry_at: dict[str, str] = {}
             parts: dict[tuple[str, str], int] = {}
             ids = [row["draft_id"] for row in batch]
+            inputs.planner.focus(_contacts_of(batch))
             done = self.ledger.deliveries(ids)
             resume = self.ledger.partial_parts(ids)
             for index, row in enumerate(batch):
@@ -481,14 +579,20 @@ class Runner:
             found = self._dues[stamp] = from_db(stamp).astimezone(self.playbook.tz)
         return found
 
-    def next_due(self, now: datetime, inputs: PlanInputs) -> datetime | None:
-        """The next moment anything becomes due: a pending draft, or a planned occurrence."""
+    def next_due(self, now: datetime) -> datetime | None:
+        """The next moment anything becomes due: a pending draft, a beat occurrence, a contact's next journey step.
+
+        From the ledger, the playbook and the journey index alone: no contact is loaded.
+        """
+        tz = self.playbook.tz
         row = self.db.execute(
             "SELECT MIN(due_at) FROM drafts WHERE playbook_id = ? AND state = 'pending' AND due_at > ?", [self.playbook.id, to_db(now)]
         ).fetchone()
-        candidates = [from_db(row[0]).astimezone(self.playbook.tz)] if row and row[0] else []
-        upcoming = self.wake_times(now, inputs, limit=1)
-        candidates += upcoming
+        candidates = [from_db(row[0]).astimezone(tz)] if row and row[0] else []
+        candidates += [moment.astimezone(tz) for moment in self._beat_moments() if moment > now][:1]
+        step = PlanCursor(self.db).next_journey_step(self.playbook.id) if self._journeys() else None
+        if step is not None and step > now:
+            candidates.append(step.astimezone(tz))
         return min(candidates) if candidates else None
 
     def wake_times(self, after: datetime, inputs: PlanInputs, *, limit: int | None = None, until: datetime | None = None) -> list[datetime]:
@@ -520,6 +624,20 @@ class Runner:
         if guard.on_quiet == "defer" and guard.in_quiet(end):
             end = guard.quiet_end(end)  # the last night's beats are deferred to the morning after
         return end
+
+
+def _contacts_of(rows: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(row["target"]).partition(":")[2] for row in rows if str(row["target"]).startswith("contact:")}
+
+
+def _next_steps(planner: Planner, now: datetime) -> dict[str, datetime | None]:
+    """Each replayed contact's next journey or welcome step after `now` (None: nothing left), for the journey index."""
+    tz = planner.playbook.tz
+    found: dict[str, datetime | None] = {}
+    for cid, runs in planner.runs.items():
+        upcoming = [due for run in runs for step in run.route.steps if (due := step_due(run.entered_at, step, tz)) > now and not run.exited_by(due)]
+        found[cid] = min(upcoming) if upcoming else None
+    return found
 
 
 def _claim_order(row: tuple[Any, ...]) -> tuple[str, str]:

@@ -24,7 +24,7 @@ def run_fast(runner: Runner, start: datetime, end: datetime | None, on_pass: Cal
     run_id = runner.ledger.start_run(runner.playbook.id, "service", utcnow(), exclusive=True)
     total = PassSummary(now=start)
     try:
-        moments = [start] + runner.wake_times(start, runner.inputs(), until=stop)
+        moments = [start] + runner.wake_times(start, runner.everyone(), until=stop)
         for moment in moments:
             if runner.stop_requested:
                 break

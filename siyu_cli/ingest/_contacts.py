@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -104,27 +104,41 @@ def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] =
     return eid
 
 
-def load_contacts(db: sqlite_utils.Database, *, tag_basis: str | None = None, as_of: datetime | None = None) -> list[dict[str, Any]]:
+def load_contacts(
+    db: sqlite_utils.Database, *, tag_basis: str | None = None, as_of: datetime | None = None, ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Every contact as a template sees it (extra columns merged in; name falls back to the id).
 
     With `tag_basis`, tags and source are the effective ones the tag cache holds for that basis
     (siyu_cli.rules.refresh brought it up to date) as of `as_of`: a contact whose latest event
     comes later is read from its cached timeline. Without, the contact's own.
     Contacts share a few tag sets and extra values, so each distinct JSON text is decoded once.
+    `ids`: only these contacts (a pass's changed or due ones), in chunks.
     """
+    if ids is not None:
+        wanted = sorted(set(ids))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 500):
+            found.extend(_load(db, tag_basis, as_of, wanted[start : start + 500]))
+        return found
+    return _load(db, tag_basis, as_of, None)
+
+
+def _load(db: sqlite_utils.Database, tag_basis: str | None, as_of: datetime | None, ids: Sequence[str] | None) -> list[dict[str, Any]]:
     found = []
     tag_lists: dict[str, list[str]] = {}
     extras: dict[str, dict[str, Any]] = {}
     stamp = to_db(as_of) if as_of is not None else "9999"
+    only = f" WHERE contact_id IN ({', '.join('?' * len(ids))})" if ids is not None else ""
     if tag_basis is None:
-        rows = db.execute(f"SELECT {_CONTACT_COLUMNS}, NULL, NULL, NULL FROM contacts ORDER BY contact_id")
+        rows = db.execute(f"SELECT {_CONTACT_COLUMNS}, NULL, NULL, NULL FROM contacts{only} ORDER BY contact_id", list(ids or ()))
     else:
         rows = db.execute(
             "SELECT c.contact_id, c.name, COALESCE(t.tags, c.tags), CASE WHEN t.contact_id IS NULL THEN c.source ELSE t.source END, "
             "c.tier, c.account, c.cohort, c.added_at, c.extra, "
             "CASE WHEN t.last_at > ? THEN t.timeline END, CASE WHEN t.last_at > ? THEN c.tags END, c.source FROM contacts c "
-            "LEFT JOIN tag_cache t ON t.basis = ? AND t.contact_id = c.contact_id ORDER BY c.contact_id",
-            [stamp, stamp, tag_basis],
+            f"LEFT JOIN tag_cache t ON t.basis = ? AND t.contact_id = c.contact_id{only.replace('contact_id', 'c.contact_id')} ORDER BY c.contact_id",
+            [stamp, stamp, tag_basis, *(ids or ())],
         )
     for cid, name, tags, source, tier, account, cohort, added_at, extra, timeline, own_tags, own_source in rows:
         if extra and extra != "{}":

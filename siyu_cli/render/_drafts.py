@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -19,6 +19,8 @@ from siyu_cli.render._render import Renderer
 from siyu_cli.rules import TagRules, Timeline, apply_effective, changed_after, history, last_change, tags_at
 from siyu_cli.timeline import Content, Occurrence, occurrences
 
+# A partial planner (a pass's dispatch side) keeps at most this many contacts loaded.
+FOCUS_KEEP = 5000
 STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
 
 
@@ -121,6 +123,7 @@ class Planner:
         as_of: datetime | None = None,
         sample_contact: bool = False,
         tags_cached: bool = False,
+        partial: bool = False,
     ) -> None:
         self.playbook = playbook
         self.renderer = Renderer(playbook)
@@ -139,7 +142,10 @@ class Planner:
         self._late: dict[str, set[str]] = {}  # moment → contacts whose tags changed after it
         # The contacts came with the tag cache's effective tags (siyu_cli.rules.refresh): only
         # contacts with events after `as_of`, or after an earlier moment asked about, are recomputed.
-        self.tags_cached = tags_cached and not self.book.routes and db is not None
+        # The caller loaded the cache's tags for beats only; journey runs are then never asked of this planner.
+        self.tags_cached = tags_cached and db is not None
+        # Only some contacts were loaded (what came due, what changed): their events are read by id.
+        self.partial = partial
         self._past: dict[str, dict[str, tuple[list[str], str | None]]] = {}
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
@@ -158,27 +164,51 @@ class Planner:
             self._prepare()
 
     def _prepare(self) -> None:
-        if not self.contacts:
-            return
-        if self.tags_cached:
-            return  # load_contacts read them from the cache as of `as_of`
+        self._prepare_some(self.contacts, list(self.by_id) if self.partial else None)
+
+    def _prepare_some(self, contacts: list[dict[str, Any]], ids: Sequence[str] | None) -> None:
+        """Effective tags (and journey runs) of these contacts; `ids`: read only their events."""
+        if not contacts or self.tags_cached:
+            return  # with cached tags, load_contacts read them from the cache as of `as_of`
         if not self.book.routes:
             if self.db is not None:
-                apply_effective(self.db, self.tag_rules, self.contacts, as_of=self.as_of, timelines=self.timelines)
+                apply_effective(self.db, self.tag_rules, contacts, as_of=self.as_of, timelines=self.timelines, contact_ids=ids)
             return
-        by_id = self.by_id
+        by_id = {str(c["id"]): c for c in contacts}
         seen: set[str] = set()
         shared: dict[tuple[str, ...], list[str]] = {}
-        found = history(self.db, self.book.types, as_of=self.as_of) if self.db is not None else iter(())
+        found = history(self.db, self.book.types, as_of=self.as_of, contact_ids=ids) if self.db is not None else iter(())
         for cid, events in found:
             contact = by_id.get(cid)
             if contact is not None:
                 seen.add(cid)
                 self._replay(contact, events, shared)
-        if self.book.routes:
-            for cid, contact in by_id.items():
-                if cid not in seen and contact.get("added_at") is not None:
-                    self._replay(contact, [], shared)
+        for cid, contact in by_id.items():
+            if cid not in seen and contact.get("added_at") is not None:
+                self._replay(contact, [], shared)
+
+    def focus(self, ids: Collection[str]) -> None:
+        """Load these contacts (a claim batch's) into a partial planner, their events replayed by id.
+
+        Past a few batches' worth the earlier ones are forgotten, so a pass of 100,000 drafts holds
+        one batch of contacts at a time, not the audience.
+        """
+        missing = sorted({str(cid) for cid in ids} - self.by_id.keys())
+        if not missing:
+            return
+        from siyu_cli.ingest import load_contacts
+
+        if len(self.by_id) + len(missing) > FOCUS_KEEP:
+            self.contacts, self.by_id, self.runs, self.timelines = [], {}, {}, {}
+        fresh = load_contacts(self.db, as_of=self.as_of, ids=missing)
+        with bulk():
+            self._prepare_some(fresh, missing)
+        self.contacts.extend(fresh)
+        self.by_id.update((str(c["id"]), c) for c in fresh)
+        self._audiences.clear()
+        self._late.clear()
+        self._past.clear()
+        self._prepared = True
 
     def contact_name(self, cid: str) -> str:
         contact = self.by_id.get(cid)
@@ -242,13 +272,16 @@ class Planner:
         since: datetime | None = None,
         until: datetime | None = None,
         contact: str | None = None,
+        beats: bool = True,
+        journeys: bool = True,
     ) -> Iterator[Draft]:
-        """Unrendered drafts in time order per cohort, beats and welcome sequences together."""
+        """Unrendered drafts in time order per cohort, beats and welcome sequences together (or either alone)."""
         for run in self.playbook.cohorts:
             if cohort is not None and run.id != cohort:
                 continue
-            found = list(self._beat_drafts(run, days, since, until, contact))
-            found.extend(self._journey_drafts(run, days, since, until, contact))
+            found = list(self._beat_drafts(run, days, since, until, contact)) if beats else []
+            if journeys:
+                found.extend(self._journey_drafts(run, days, since, until, contact))
             found.sort(key=lambda d: (d.occurrence_at, d.beat, d.target))
             yield from found
 

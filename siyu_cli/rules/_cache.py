@@ -111,12 +111,19 @@ def _own(db: sqlite_utils.Database, ids: Sequence[str] | None) -> dict[str, tupl
 
 
 def _prune(db: sqlite_utils.Database, now: str) -> None:
-    """Drop bases unused for STALE, and the log every remaining basis has read."""
+    """Drop bases and plan cursors unused for STALE, and the log every remaining reader has read."""
     cutoff = to_db(utcnow() - STALE)
     for (basis,) in db.execute("SELECT basis FROM tag_bases WHERE used_at < ?", [cutoff]).fetchall():
         db.execute("DELETE FROM tag_cache WHERE basis = ?", [basis])
         db.execute("DELETE FROM tag_bases WHERE basis = ?", [basis])
-    low = db.execute("SELECT MIN(seq) FROM tag_bases").fetchone()[0]
+    # A playbook's plan cursor reads the log too (siyu_cli.ledger); one unused as long is dropped, so that playbook plans in full again.
+    db.execute("DELETE FROM plan_cursor WHERE updated_at < ?", [cutoff])
+    prune_log(db)
+
+
+def prune_log(db: sqlite_utils.Database) -> None:
+    """Drop the log every reader (tag cache bases, plan cursors) has read."""
+    low = db.execute("SELECT MIN(seq) FROM (SELECT seq FROM tag_bases UNION ALL SELECT seq FROM plan_cursor)").fetchone()[0]
     if low is not None:
         db.execute("DELETE FROM tag_log WHERE seq <= ?", [low])
 

@@ -65,6 +65,7 @@ def apply_effective(
     *,
     as_of: datetime | None = None,
     timelines: dict[str, Timeline] | None = None,
+    contact_ids: Sequence[str] | None = None,
 ) -> None:
     """Replace each contact's `tags` and `source` with the effective ones as of `as_of`, in place.
 
@@ -72,6 +73,7 @@ def apply_effective(
     against the tags a contact had at its own time. Most contacts share their story (the same own
     tags, source and sequence of events that can change tags), so each distinct story is folded
     once and its results shared by all who have it: per contact the work is a key and a lookup.
+    `contact_ids`: read only these contacts' events (a few among many), by id.
     """
     if not contacts:
         return
@@ -85,10 +87,9 @@ def apply_effective(
     # One text per event (type, hook, and the props of a hand edit): a contact's story is then a tuple
     # of plain strings, built and looked up without a Python step per event.
     code = f"type || char(31) || ifnull(hook, '') || char(31) || ifnull(CASE WHEN type = '{TAGGED}' THEN props END, '')"
-    sql = f"SELECT contact_id, {code}, at FROM events WHERE {where} ORDER BY contact_id, at, id"
     folded: dict[tuple[Any, ...], tuple[list[str], str | None, list[tuple[int, list[str]]]]] = {}
     story_of, stamp_of = itemgetter(1), itemgetter(2)
-    for cid, group in groupby(db.conn.execute(sql, params), itemgetter(0)):
+    for cid, group in groupby(_story_rows(db, code, where, params, contact_ids), itemgetter(0)):
         contact = by_id.get(cid)
         if contact is None:
             continue
@@ -104,6 +105,17 @@ def apply_effective(
         contact["tags"], contact["source"] = result[0], result[1]
         if timelines is not None and result[2]:
             timelines[cid] = (list(map(stamp_of, rows)), own, result[2])
+
+
+def _story_rows(db: sqlite_utils.Database, code: str, where: str, params: list[Any], contact_ids: Sequence[str] | None) -> Iterator[Any]:
+    if contact_ids is None:
+        yield from db.conn.execute(f"SELECT contact_id, {code}, at FROM events WHERE {where} ORDER BY contact_id, at, id", params)
+        return
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = f"SELECT contact_id, {code}, at FROM events WHERE {where} AND contact_id IN ({', '.join('?' * len(chunk))}) ORDER BY contact_id, at, id"
+        yield from db.conn.execute(sql, [*params, *chunk])
 
 
 def _decode(text: str) -> EventRow:

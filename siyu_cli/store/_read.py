@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,12 +44,21 @@ def contacts_with_event(
     ]
 
 
-def group_memberships(db: sqlite_utils.Database) -> dict[str, set[str]]:
-    """Groups each contact is in now, from group_joined / group_left events in time order."""
+def group_memberships(db: sqlite_utils.Database, ids: Sequence[str] | None = None) -> dict[str, set[str]]:
+    """Groups each contact (of `ids`, or all) is in now, from group_joined / group_left events in time order."""
     members: dict[str, set[str]] = {}
-    rows = db.execute(
-        "SELECT contact_id, type, group_id FROM events WHERE type IN ('group_joined', 'group_left') AND group_id IS NOT NULL ORDER BY at, id"
-    )
+    sql = "SELECT contact_id, type, group_id FROM events WHERE type IN ('group_joined', 'group_left') AND group_id IS NOT NULL"
+    if ids is None:
+        rows: Iterable[Any] = db.execute(sql + " ORDER BY at, id")
+    else:
+        wanted = sorted(set(ids))
+        rows = [
+            row
+            for start in range(0, len(wanted), 500)
+            for row in db.execute(
+                sql + f" AND contact_id IN ({', '.join('?' * len(wanted[start : start + 500]))}) ORDER BY at, id", wanted[start : start + 500]
+            )
+        ]
     for cid, kind, group in rows:
         if kind == "group_joined":
             members.setdefault(cid, set()).add(group)

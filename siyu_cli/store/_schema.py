@@ -217,3 +217,32 @@ def m019_sends(db: Database) -> None:
         CREATE INDEX sends_destination_at ON sends(destination, at);
         """
     )
+
+
+@MIGRATIONS()
+def m020_plan_cursor(db: Database) -> None:
+    """Passes that cost what came due: how far each playbook was planned, and when each contact's next journey step is due.
+
+    `plan_cursor` holds the moment a playbook (by content hash) was last planned up to and the
+    tag_log position read then, so a pass plans only occurrences after that moment and contacts
+    logged since. `journey_due` is derived: a pass rebuilds it whenever the cursor is not valid.
+    """
+    db.executescript(
+        """
+        CREATE TABLE plan_cursor (
+            playbook_id TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL,         -- the playbook as planned; an edit plans everything once
+            through TEXT NOT NULL,              -- UTC: every draft due at or before it is in the ledger
+            seq INTEGER NOT NULL,               -- tag_log read up to here
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE journey_due (
+            playbook_id TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            next_at TEXT NOT NULL,              -- UTC: the contact's next journey or welcome step
+            PRIMARY KEY (playbook_id, contact_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX journey_due_next ON journey_due(playbook_id, next_at);
+        CREATE INDEX contacts_added ON contacts(added_at);
+        """
+    )
