@@ -330,7 +330,7 @@ def _clock_gaps(playbook: LoadedPlaybook) -> list[Problem]:
         for ti, clock in enumerate(beat.times):
             wanted = parse_hhmm(clock)
             for cohort in playbook.cohorts:
-                dates = (cohort.start + timedelta(days=d - 1) for d in sorted(playbook.beat_days[beat.id]))
+                dates = (cohort.start + timedelta(days=d - 1) for d in sorted(playbook.beat_days_of(cohort)[beat.id]))
                 skipped = next((d for d in dates if wall_clock(d, wanted, playbook.tz).time() != wanted), None)
                 if skipped is None:
                     continue
@@ -356,14 +356,15 @@ def _touch_budget(playbook: LoadedPlaybook) -> list[Problem]:
         tag_sets = [frozenset(expr.tags) for _, _, expr in private]
     worst: dict[int, tuple[int, str, frozenset[str]]] = {}
     for cohort in playbook.cohorts:
+        beat_days = playbook.beat_days_of(cohort)
         for day in range(1, model.days + 1):
             per_group: Counter[str] = Counter()
             for beat in model.beats:
-                if beat.channel == "group" and day in playbook.beat_days[beat.id]:
+                if beat.channel == "group" and day in beat_days[beat.id]:
                     for group in beat.groups or cohort.group_ids:
                         per_group[group] += len(beat.times)
             group_touches = max(per_group.values(), default=0)
-            todays = [(beat, expr) for _, beat, expr in private if day in playbook.beat_days[beat.id]]
+            todays = [(beat, expr) for _, beat, expr in private if day in beat_days[beat.id]]
             best = (0, frozenset[str]())
             for tags in tag_sets or [frozenset()]:
                 count = sum(len(beat.times) for beat, expr in todays if expr.matches(tags))
@@ -402,7 +403,7 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
         expr = playbook.audience(beat)
         for cohort in playbook.cohorts:
             size = len(planner.audience(cohort, beat.id, expr))
-            for day in playbook.beat_days[beat.id]:
+            for day in playbook.beat_days_of(cohort)[beat.id]:
                 volume[(cohort.id, beat.persona or model.personas[0].id, day)] += size * len(beat.times)
     for cohort in playbook.cohorts:
         for draft in planner.journey_calendar(cohort):
@@ -434,9 +435,12 @@ def _pool_sizes(playbook: LoadedPlaybook) -> list[Problem]:
         if not beat.mix:
             continue
         needed: Counter[str] = Counter()
-        for entry in beat.mix:
-            slots = len([d for d in playbook.days_of(entry.days) if d in playbook.beat_days[beat.id]]) * len(beat.times)
-            needed.update(choose_categories(entry.ratio, slots))
+        for cohort in playbook.cohorts:  # calendar rules give cohorts different days: the busiest one counts
+            here: Counter[str] = Counter()
+            for entry in beat.mix:
+                slots = len([d for d in playbook.days_of(entry.days) if d in playbook.beat_days_of(cohort)[beat.id]]) * len(beat.times)
+                here.update(choose_categories(entry.ratio, slots))
+            needed |= here
         for category, count in needed.items():
             size = len(pool_entries(playbook, beat, category, search)) if category in (beat.pools or {}) else 0
             if 0 < size < count:

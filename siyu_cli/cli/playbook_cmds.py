@@ -111,11 +111,12 @@ def timeline(
     from siyu_cli.dispatch._setup import plan_inputs
     from siyu_cli.playbook import read
     from siyu_cli.render import search_path
-    from siyu_cli.timeline import occurrences
+    from siyu_cli.timeline import calendar_days, occurrences
 
     loaded = read(find_playbook(playbook))
     run = loaded.cohort(cohort)
     items = list(occurrences(loaded, run, search_path(loaded)))
+    marks, unknown_years = calendar_days(loaded, run)
     planner = plan_inputs(loaded, db, readonly=True).planner
     steps = sorted(planner.journey_calendar(run), key=lambda d: (d.occurrence_at, d.beat, d.target))
     if as_json:
@@ -132,6 +133,7 @@ def timeline(
                 "target": o.target,
                 "category": o.category,
                 "template": o.content.name if o.content else None,
+                **_calendar_fields(marks.get(o.day)),
             }
             for o in items
         ]
@@ -149,6 +151,7 @@ def timeline(
                 "category": None,
                 "template": d.content.name if d.content else None,
                 "variant": d.variant,
+                **_calendar_fields(marks.get(d.day)),
             }
             for d in steps
         ]
@@ -161,7 +164,10 @@ def timeline(
     beats = loaded.model.beats
     routes = planner.book.routes
     who = "sample contact entering on day 1 at 10:00" if planner.sample_contact else f"{len(planner.contacts)} contacts in the store"
-    table = Table(title=f"{loaded.model.title} · cohort {run.id} · from {run.start}", caption=f"journey and welcome columns: {who}" if routes else None, show_lines=False)
+    notes = [f"journey and welcome columns: {who}"] if routes else []
+    if unknown_years:
+        notes.append(f"holidays not marked in {', '.join(map(str, unknown_years))}: no State Council schedule in the holidays package; see calendar: in the README")
+    table = Table(title=f"{loaded.model.title} · cohort {run.id} · from {run.start}", caption="\n".join(notes) or None, show_lines=False)
     table.add_column("day", justify="right")
     table.add_column("date")
     table.add_column("phase")
@@ -192,7 +198,7 @@ def timeline(
             continue
         table.add_row(
             str(day),
-            str(run.start.fromordinal(run.start.toordinal() + day - 1)),
+            "\n".join(filter(None, (str(run.start.fromordinal(run.start.toordinal() + day - 1)), marks[day].label if day in marks else ""))),
             phase.title if phase else ("" if day <= loaded.model.days else "after"),
             *["\n".join(cells.get(beat.id, [])) or "·" for beat in beats],
             *["\n".join(cells.get(route.id, [])) or "·" for route in routes],
@@ -203,6 +209,11 @@ def timeline(
     console.print(table)
     if routes:
         _print_routes(loaded, routes)
+
+
+def _calendar_fields(day: Any) -> dict[str, str | None]:
+    """A timeline row's place on China's calendar: workday, weekend or holiday (None where the year has no schedule)."""
+    return {"calendar": day.kind if day else None, "holiday": (day.name or None) if day else None}
 
 
 def _print_routes(loaded: Any, routes: Any) -> None:

@@ -6,7 +6,7 @@ import difflib
 import hashlib
 import typing
 from dataclasses import dataclass, field
-from datetime import date, tzinfo
+from datetime import date, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 from siyu_cli._time import zone
 from siyu_cli.errors import PlaybookInvalid, Problem
 from siyu_cli.playbook import _days, _tags
+from siyu_cli.playbook._calendar import WORDS as CALENDAR_WORDS
+from siyu_cli.playbook._calendar import Calendar, package_version
 from siyu_cli.playbook._model import Beat, Cohort, Playbook
 from siyu_cli.playbook._yaml import Located, Path_, format_path, load_located
 
@@ -40,6 +42,8 @@ class LoadedPlaybook:
     located: Located
     content_hash: str
     problems: list[Problem] = field(default_factory=list)
+    _kinds: dict[str, dict[str, set[int]]] = field(default_factory=dict, repr=False)
+    _beat_days: dict[str, dict[str, frozenset[int]]] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -53,12 +57,48 @@ class LoadedPlaybook:
     def phase_days(self) -> dict[str, Any]:
         return {phase.id: phase.days for phase in self.model.phases}
 
-    def days_of(self, spec: Any) -> list[int]:
-        return _days.resolve(spec, self.model.days, self.phase_days)
+    def days_of(self, spec: Any, cohort: CohortRun | None = None) -> list[int]:
+        """The campaign days a rule names; calendar rules are read on `cohort`'s dates (default: the first cohort)."""
+        run = cohort or self.cohorts[0]
+        calendar = self._calendar_days(run) if _days.uses_calendar(spec) else None
+        return _days.resolve(spec, self.model.days, self.phase_days, calendar)
+
+    @cached_property
+    def calendar(self) -> Calendar:
+        """China's calendar over every cohort's dates, with the playbook's overrides: built once per campaign."""
+        first = min(run.start for run in self.cohorts)
+        last = max(run.start for run in self.cohorts) + timedelta(days=self.model.days - 1)
+        overrides = self.model.calendar
+        return Calendar(first, last, off=overrides.off_dates, work=overrides.work_dates)
+
+    @cached_property
+    def uses_calendar(self) -> bool:
+        return any(_days.uses_calendar(beat.days) for beat in self.model.beats)
+
+    def _calendar_days(self, cohort: CohortRun) -> _days.CalendarDays:
+        if cohort.id not in self._kinds:
+            kinds: dict[str, set[int]] = {word: set() for word in CALENDAR_WORDS}
+            for day in range(1, self.model.days + 1):
+                known = self.calendar.known(cohort.start + timedelta(days=day - 1))  # read() refused rules reaching an unknown year
+                if known is not None:
+                    kinds[known.kind + "s"].add(day)
+            self._kinds[cohort.id] = kinds
+        return self._kinds[cohort.id].__getitem__
+
+    def beat_days_of(self, cohort: CohortRun) -> dict[str, frozenset[int]]:
+        """Each beat's days in one cohort: a calendar rule (workdays, not: holidays) depends on the cohort's dates."""
+        if cohort.id not in self._beat_days:
+            self._beat_days[cohort.id] = {beat.id: frozenset(self.days_of(beat.days, cohort)) for beat in self.model.beats}
+        return self._beat_days[cohort.id]
 
     @cached_property
     def beat_days(self) -> dict[str, frozenset[int]]:
-        return {beat.id: frozenset(self.days_of(beat.days)) for beat in self.model.beats}
+        """The days each beat runs in any cohort (per cohort: beat_days_of)."""
+        found: dict[str, set[int]] = {beat.id: set() for beat in self.model.beats}
+        for run in self.cohorts if self.uses_calendar else self.cohorts[:1]:
+            for beat_id, days in self.beat_days_of(run).items():
+                found[beat_id] |= days
+        return {beat_id: frozenset(days) for beat_id, days in found.items()}
 
     def phase_of(self, day: int) -> Any:
         for phase in self.model.phases:
@@ -125,7 +165,42 @@ def read(path: Path) -> LoadedPlaybook:
     if errors or model is None:
         raise PlaybookInvalid(_dedupe(problems), str(path))
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    return LoadedPlaybook(model=model, path=path, located=located, content_hash=digest, problems=problems)
+    loaded = LoadedPlaybook(model=model, path=path, located=located, content_hash=digest, problems=problems)
+    unknown = _calendar_problems(loaded)
+    if unknown:
+        raise PlaybookInvalid(_dedupe(problems + unknown), str(path))
+    return loaded
+
+
+def _calendar_problems(playbook: LoadedPlaybook) -> list[Problem]:
+    """Each calendar rule that reaches a year with no holiday schedule: one problem per beat, at its first such date."""
+    if not playbook.uses_calendar:
+        return []
+    problems = []
+    model = playbook.model
+    for index, beat in enumerate(model.beats):
+        if not _days.uses_calendar(beat.days):
+            continue
+        reach = _days.resolve(beat.days, model.days, playbook.phase_days)  # every day the rule could name
+        gap = next(
+            ((run, day, when) for run in playbook.cohorts for day in reach if (when := run.start + timedelta(days=day - 1)).year not in playbook.calendar.known_years),
+            None,
+        )
+        if gap is None:
+            continue
+        run, day, when = gap
+        cohort = f" of cohort {run.id}" if model.cohorts else ""
+        problems.append(
+            playbook.located.problem(
+                ("beats", index, "days"),
+                f"{_days.describe(beat.days)} needs China's {when.year} holiday schedule (day {day}{cohort} is {when}), "
+                f"and the holidays package ({package_version()}) has no State Council notice for {when.year}: siyu will not guess it",
+                hint=f"list {when.year}'s days off and make-up workdays from the State Council notice under calendar: {{off: [...], work: [...]}}, "
+                f"or upgrade holidays once it carries {when.year}: pip install -U holidays",
+                code="calendar",
+            )
+        )
+    return problems
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

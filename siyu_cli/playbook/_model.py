@@ -7,16 +7,55 @@ import typing
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, field_validator, model_validator
 
 from siyu_cli._time import parse_duration, parse_hhmm
 from siyu_cli.playbook import _days, _tags
+from siyu_cli.playbook._calendar import WORDS
 
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, description="an id: letters, digits, '-', '_' or '.'")]
+_RANGE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^\s*\d+\s*(-\s*\d*\s*)?$"}
+_NUMBERS_SCHEMA: list[dict[str, Any]] = [
+    {"type": "integer", "minimum": 1},
+    {"type": "string", "enum": ["all"]},
+    _RANGE_SCHEMA,
+    {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "integer", "minimum": 1}, _RANGE_SCHEMA]}},
+]
+_PHASE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"phase": {"type": "string"}}, "required": ["phase"], "additionalProperties": False}
+_WORD_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(WORDS)}
 DaySpec = Annotated[
     str | int | list[int | str] | dict[str, str],
+    WithJsonSchema({"anyOf": [*_NUMBERS_SCHEMA, _PHASE_SCHEMA]}),
     Field(description='days: "3", "2-5", "8-", [1, 3, 5], all, or {phase: ID}'),
+]
+BeatDays = Annotated[
+    str | int | list[int | str] | dict[str, Any],
+    WithJsonSchema(
+        {
+            "anyOf": [
+                *_NUMBERS_SCHEMA,
+                _PHASE_SCHEMA,
+                _WORD_SCHEMA,
+                {
+                    "type": "object",
+                    "properties": {
+                        "in": {"anyOf": _NUMBERS_SCHEMA, "description": "the campaign days to start from (default all)"},
+                        "phase": {"type": "string", "description": "or a phase's days"},
+                        "only": {**_WORD_SCHEMA, "description": "keep only these days of China's calendar"},
+                        "not": {**_WORD_SCHEMA, "description": "leave these days out (not: holidays)"},
+                    },
+                    "anyOf": [{"required": ["only"]}, {"required": ["not"]}],
+                    "not": {"required": ["in", "phase"]},
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+    Field(
+        description='days: "3", "2-5", "8-", [1, 3, 5], all, {phase: ID}; on China\'s calendar (调休 included): workdays, weekends, holidays, '
+        'or {in: RANGE | phase: ID, only: WORD, not: WORD}, e.g. {in: "8-", not: holidays}'
+    ),
 ]
 EventType = Literal[
     "card_sent",
@@ -35,9 +74,9 @@ Channel = Literal["group", "moments", "private", "live"]
 _QUIET = re.compile(r"^\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$")
 
 
-def _days_ok(value: Any) -> Any:
+def _days_ok(value: Any, *, calendar: bool = False) -> Any:
     try:
-        _days.check_syntax(value)
+        _days.check_syntax(value, calendar=calendar)
     except _days.DaySpecError as exc:
         raise ValueError(str(exc)) from None
     return value
@@ -154,7 +193,7 @@ class Beat(_Content):
     id: Slug
     title: str | None = None
     at: str | list[str]
-    days: DaySpec = "all"
+    days: BeatDays = "all"
     channel: Channel
     persona: str | None = None
     groups: list[str] | None = Field(None, description="group beats: the groups to post in (default all)")
@@ -163,7 +202,7 @@ class Beat(_Content):
     pools: dict[str, str | list[str | PoolText]] | None = None
     variants: dict[str, Variant] | None = Field(None, description="private beats: A/B variants; one without template/text is a holdout")
 
-    _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v)))
+    _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v, calendar=True)))
 
     @field_validator("at")
     @classmethod
@@ -347,6 +386,77 @@ class Limits(_Strict):
         return value
 
 
+_DATE_SPAN = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})\s*$")
+
+
+def _span(item: date | str) -> list[date]:
+    """A date, or "2027-02-05..2027-02-11" as the notice writes 2月5日至11日."""
+    if isinstance(item, date):
+        return [item]
+    match = _DATE_SPAN.match(item)
+    try:
+        if match is None:
+            return [date.fromisoformat(item.strip())]
+        first, last = date.fromisoformat(match.group(1)), date.fromisoformat(match.group(2))
+    except ValueError:
+        raise ValueError(f"{item!r} is not a date; write 2027-01-01 or a span 2027-02-05..2027-02-11") from None
+    if last < first:
+        raise ValueError(f"{item!r} ends before it starts")
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+DateItem = Annotated[date | str, Field(description="a date, or a span 2027-02-05..2027-02-11")]
+
+
+class CalendarOverrides(_Strict):
+    """The playbook's own days off and days worked, over China's calendar from the `holidays` package.
+
+    A year the package has no State Council notice for is taken from these alone (weekends,
+    plus `off`, less `work`) once they name a date in it."""
+
+    off: list[DateItem] = Field([], description="extra days off (holidays): a team day off, or a year's 放假 days the package lacks")
+    work: list[DateItem] = Field([], description="days worked, weekend or not (调休上班)")
+
+    @field_validator("off", "work")
+    @classmethod
+    def _dates(cls, value: list[date | str]) -> list[date | str]:
+        for item in value:
+            _span(item)
+        return value
+
+    @property
+    def off_dates(self) -> frozenset[date]:
+        return frozenset(d for item in self.off for d in _span(item))
+
+    @property
+    def work_dates(self) -> frozenset[date]:
+        return frozenset(d for item in self.work for d in _span(item))
+
+    @model_validator(mode="after")
+    def _apart(self) -> CalendarOverrides:
+        both = sorted(self.off_dates & self.work_dates)
+        if both:
+            raise ValueError(f"{both[0]} is both off and work; keep it in one list")
+        return self
+
+
+class LintWord(_Strict):
+    """A term the copy lint warns on, with why and the rule it comes from."""
+
+    term: str = Field(min_length=1)
+    category: str = Field("playbook", description="absolute | guarantee-education | guarantee-health | sharing, or your own")
+    why: str = ""
+    source: str = Field("", description="the rule: a law's article, a platform's policy")
+    except_: list[str] = Field([], alias="except", description="phrases containing the term that are fine (最近 for 最)")
+
+
+class Lint(_Strict):
+    """Per-playbook additions to the copy lint's word list, and phrases it lets through."""
+
+    words: list[str | LintWord] = Field([], description="more terms to warn on: a term, or {term, category, why, source, except}")
+    allow: list[str] = Field([], description="phrases that are fine in this playbook's copy; a whole term here turns it off")
+
+
 class WebhookOutput(_Strict):
     type: Literal["webhook"]
     format: Literal["wecom", "feishu", "dingtalk", "json"]
@@ -476,6 +586,8 @@ class Playbook(_Strict):
     journeys: list[Journey] = Field([], description="旅程: private sequences on each contact's own clock")
     cohorts: list[Cohort] = []
     limits: Limits = Limits()
+    calendar: CalendarOverrides = Field(CalendarOverrides(), description="days off and days worked over China's holiday calendar (调休)")
+    lint: Lint = Field(Lint(), description="copy lint: extra words to warn on, and phrases to allow")
     outputs: list[OutputSpec] = ["outbox"]
     funnel: Funnel | None = None
 

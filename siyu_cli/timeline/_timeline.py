@@ -9,6 +9,7 @@ from pathlib import Path
 
 from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.playbook import Beat, CohortRun, LoadedPlaybook
+from siyu_cli.playbook._calendar import Day
 from siyu_cli.timeline._mix import Rotation, choose_categories
 
 
@@ -67,6 +68,22 @@ def pool_entries(playbook: LoadedPlaybook, beat: Beat, category: str, search: li
     return entries
 
 
+def calendar_days(playbook: LoadedPlaybook, cohort: CohortRun) -> tuple[dict[int, Day], list[int]]:
+    """Each campaign day's place on China's calendar (holiday, weekend, workday), and the years it cannot tell.
+
+    For display: a day in a year with no holiday schedule is left out, never guessed."""
+    days: dict[int, Day] = {}
+    unknown: set[int] = set()
+    for day in range(1, playbook.model.days + 1):
+        when = cohort.start + timedelta(days=day - 1)
+        found = playbook.calendar.known(when)
+        if found is None:
+            unknown.add(when.year)
+        else:
+            days[day] = found
+    return days, sorted(unknown)
+
+
 def occurrences(
     playbook: LoadedPlaybook,
     cohort: CohortRun,
@@ -79,13 +96,14 @@ def occurrences(
     personas = [p.id for p in model.personas]
     group_persona = {g.id: g.persona for g in model.groups}
     mix_plan = {beat.id: _mix_plan(playbook, beat, cohort, search, personas) for beat in model.beats if beat.mix}
+    beat_days = playbook.beat_days_of(cohort)
     found: list[Occurrence] = []
     for day in range(1, model.days + 1):
         if days is not None and day not in days:
             continue
         when = cohort.start + timedelta(days=day - 1)
         for beat in model.beats:
-            if day not in playbook.beat_days[beat.id]:
+            if day not in beat_days[beat.id]:
                 continue
             for clock in beat.times:
                 at = wall_clock(when, parse_hhmm(clock), playbook.tz)
@@ -126,7 +144,7 @@ def _mix_plan(
     for persona in [beat.persona] if beat.persona else personas:
         rotation = Rotation({name: list(range(len(entries))) for name, entries in pools.items() if entries})
         for entry in beat.mix or []:
-            entry_days = [d for d in playbook.days_of(entry.days) if d in playbook.beat_days[beat.id]]
+            entry_days = [d for d in playbook.days_of(entry.days) if d in playbook.beat_days_of(cohort)[beat.id]]
             slots = [
                 wall_clock(cohort.start + timedelta(days=d - 1), parse_hhmm(clock), playbook.tz)
                 for d in entry_days
