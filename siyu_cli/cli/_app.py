@@ -28,12 +28,17 @@ class PanelGroup(typer.core.TyperGroup):
                 formatter.write_dl(rows)
 
 
+def examples(*lines: str) -> str:
+    """A help epilog of example command lines, printed as written (click's \\b keeps the lines unwrapped)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
 app = typer.Typer(
     cls=PanelGroup,
     name="siyu",
     help="Run 私域 (private-domain) campaigns as code: check, preview, run, measure.",
     no_args_is_help=True,
-    context_settings={"max_content_width": 120},
+    context_settings={"max_content_width": 120, "help_option_names": ["-h", "--help"]},  # subcommands inherit both
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

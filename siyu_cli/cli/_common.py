@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+import typer.core
 
 from siyu_cli.errors import ImportRejected, PlaybookInvalid, SiyuError
 
@@ -40,10 +41,53 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def find_playbook(explicit: str | None) -> Path:
-    """`-p`, else $SIYU_PLAYBOOK, else the only playbook in ./playbooks/, else ./playbook.yaml."""
-    from siyu_cli.errors import PlaybookNotFound
+def playbook_argument() -> Any:
+    """The playbook as a positional argument, beside `-p`: either form names it on every command that reads one."""
+    return typer.Argument(None, metavar="PLAYBOOK", show_default=False, help="Playbook file, the same as -p (default: found as for -p).")
 
+
+def playbook_option() -> Any:
+    return typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP)
+
+
+class PlaybookGroup(typer.core.TyperGroup):
+    """A group whose own callback reads a playbook (`siyu outbox PLAYBOOK`, `siyu outbox done ID`).
+
+    A positional argument on a group would swallow the subcommand's name, so a .yaml/.yml argument
+    before the subcommand is passed as the hidden `--playbook-arg` option instead.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        valued = {opt for param in self.params if param.param_type_name == "option" and not getattr(param, "is_flag", False) for opt in param.opts}
+        rewritten: list[str] = []
+        for index, arg in enumerate(args):
+            if arg in self.commands or arg == "--":
+                rewritten.extend(args[index:])
+                break
+            after_option = index > 0 and args[index - 1] in valued
+            if not after_option and not arg.startswith("-") and arg.endswith((".yaml", ".yml")):
+                rewritten += ["--playbook-arg", arg]
+            else:
+                rewritten.append(arg)
+        return super().parse_args(ctx, rewritten)
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return ["[PLAYBOOK]", *super().collect_usage_pieces(ctx)]
+
+
+def group_playbook_argument() -> Any:
+    """The positional PLAYBOOK of a PlaybookGroup's callback, as the option it is rewritten to."""
+    return typer.Option(None, "--playbook-arg", hidden=True, help="The PLAYBOOK argument (a .yaml/.yml before the subcommand).")
+
+
+def find_playbook(explicit: str | None, argument: str | None = None) -> Path:
+    """`-p` or the positional PLAYBOOK (both only if they name one file), else $SIYU_PLAYBOOK,
+    else the only playbook in ./playbooks/, else ./playbook.yaml."""
+    from siyu_cli.errors import PlaybookNotFound, UsageError
+
+    if explicit and argument and not _same_file(explicit, argument):
+        raise UsageError(f"two playbooks: {argument} (argument) and -p {explicit}", hint="name the playbook once: as an argument or with -p")
+    explicit = explicit or argument
     if explicit:
         path = Path(explicit)
         if not path.exists():
@@ -62,14 +106,29 @@ def find_playbook(explicit: str | None) -> Path:
         return Path("playbook.yaml")
     if candidates:
         listing = ", ".join(str(c) for c in candidates)
-        raise PlaybookNotFound(
-            f"several playbooks found: {listing}",
-            hint="pick one with -p PLAYBOOK or set SIYU_PLAYBOOK",
-        )
+        raise PlaybookNotFound(f"several playbooks found: {listing}", hint=f"pick one: {_naming_hint(str(candidates[0]))}, or set SIYU_PLAYBOOK")
     raise PlaybookNotFound(
         "no playbook found (looked for $SIYU_PLAYBOOK, ./playbooks/*.yaml, ./playbook.yaml)",
-        hint="pass -p PLAYBOOK, or start one with `siyu init DIR`",
+        hint=f"name it: {_naming_hint('PLAYBOOK')}; or start a project with `siyu init DIR`",
     )
+
+
+def _same_file(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _naming_hint(playbook: str) -> str:
+    """How the running command accepts a playbook: as an argument too, or only with -p."""
+    from typer._click.globals import get_current_context  # typer vendors click
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return f"-p {playbook}"
+    command = ctx.command_path
+    positional = any(param.metavar == "PLAYBOOK" if param.param_type_name == "argument" else "--playbook-arg" in param.opts for param in ctx.command.params)
+    if positional:
+        return f"`{command} {playbook}` or `{command} -p {playbook}`"
+    return f"`{command} -p {playbook}`"
 
 
 def report_error(exc: SiyuError) -> None:

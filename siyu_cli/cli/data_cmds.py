@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from siyu_cli.cli._app import app
+from siyu_cli.cli._app import app, examples
 from siyu_cli.cli._common import DB_HELP, JSON_HELP, err, find_playbook, out, print_json
 from siyu_cli.errors import UsageError
 
@@ -24,8 +24,16 @@ MAP_FILE_HELP = "YAML or JSON file of `their column: field` lines, e.g. for a We
 DRY_RUN_HELP = "Validate and count, write nothing."
 SKIP_BAD_HELP = "Import the good rows and write the bad ones, with a `reason` column, to this CSV (instead of rejecting the file)."
 
-import_app = typer.Typer(help="Import contacts and events (CSV/XLSX) into the store 导入", no_args_is_help=True)
-contacts_app = typer.Typer(help="List, show and tag contacts 联系人", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import contacts and events (CSV/XLSX) into the store 导入",
+    no_args_is_help=True,
+    epilog=examples("siyu import contacts 客户.xlsx --map 客户ID=contact_id", "siyu import events orders.csv --dry-run"),
+)
+contacts_app = typer.Typer(
+    help="List, show and tag contacts 联系人",
+    no_args_is_help=True,
+    epilog=examples("siyu contacts list --segment unpaid", "siyu contacts show c001"),
+)
 app.add_typer(import_app, name="import", rich_help_panel=PANEL)
 app.add_typer(contacts_app, name="contacts", rich_help_panel=PANEL)
 
@@ -110,7 +118,7 @@ def _run_import(
     out().print(f"{prefix}{kind} from {file} ({result.format}{encoding}): " + " · ".join(parts), markup=False, soft_wrap=True)
 
 
-@import_app.command("contacts")
+@import_app.command("contacts", epilog=examples("siyu import contacts contacts.csv", "siyu import contacts 客户.xlsx --map 客户ID=contact_id --dry-run"))
 def import_contacts_cmd(
     file: Path = typer.Argument(..., help="CSV (UTF-8, UTF-8 BOM, GBK/GB18030) or XLSX with columns contact_id, name, tags, source, tier, account, cohort, added_at."),
     maps: list[str] = typer.Option(None, "--map", help=MAP_HELP),
@@ -126,7 +134,7 @@ def import_contacts_cmd(
     _run_import("contacts", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json)
 
 
-@import_app.command("events")
+@import_app.command("events", epilog=examples("siyu import events events.csv -p playbooks/camp.yaml", "siyu import events orders.csv --create-contacts --skip-bad bad.csv"))
 def import_events_cmd(
     file: Path = typer.Argument(..., help="CSV or XLSX with columns event_id (optional), type, contact_id, at, hook, cohort, group, amount."),
     maps: list[str] = typer.Option(None, "--map", help=MAP_HELP),
@@ -143,7 +151,7 @@ def import_events_cmd(
     _run_import("events", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json, create_contacts=create_contacts)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu track order --contact c001 --amount 365", "siyu track friend_added --contact c002 --hook EYE100 --create-contact"))
 def track(
     kind: str = typer.Argument(..., metavar="TYPE", help="Event type: card_sent, friend_added, friend_deleted, group_joined, group_left, checkin, message_replied, order, refund."),
     contact: str = typer.Option(..., "--contact", help="Contact id."),
@@ -207,6 +215,7 @@ def _moment(text: str | None, zone: tzinfo, option: str) -> datetime | None:
 @contacts_app.command(
     "tag",
     context_settings={"ignore_unknown_options": True},
+    epilog=examples("siyu contacts tag c001 +已购 -潜客", "siyu contacts tag c001 --add 已购 --remove 潜客"),
 )
 def contacts_tag(
     contact_id: str = typer.Argument(..., help="Contact id."),
@@ -252,7 +261,7 @@ def _tag_rules(loaded: Any) -> Any:
     return TagRules.of(loaded.model if loaded is not None else None)
 
 
-@contacts_app.command("list")
+@contacts_app.command("list", epilog=examples("siyu contacts list --segment unpaid --limit 20", "siyu contacts list --segment '家长 and not 已购' --json"))
 def contacts_list(
     segment: str = typer.Option(None, "--segment", help="A segment id of the playbook, or a tag expression such as '家长 and not 已购'."),
     cohort: str = typer.Option(None, "--cohort", help="Only contacts of this cohort."),
@@ -287,7 +296,7 @@ def contacts_list(
     out().print(table)
 
 
-@contacts_app.command("show")
+@contacts_app.command("show", epilog=examples("siyu contacts show c001", "siyu contacts show c001 -p playbooks/camp.yaml --json"))
 def contacts_show(
     contact_id: str = typer.Argument(..., help="Contact id."),
     db: str = typer.Option(None, "--db", help=DB_HELP),

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from siyu_cli.cli._app import app
-from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
+from siyu_cli.cli._app import app, examples
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, err, find_playbook, out, playbook_argument, playbook_option, print_json
 
 PANEL = "Plan 策划"
 
@@ -22,17 +22,23 @@ CHANNEL_LABELS = {
 }
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu check", "siyu check playbooks/camp.yaml --strict --db siyu.db"))
 def check(
-    playbooks: list[Path] = typer.Argument(None, help="Playbook files (default: the playbook found as for -p)."),
+    playbooks: list[Path] = typer.Argument(None, metavar="PLAYBOOK", help="Playbook files, or one with -p (default: found as for -p)."),
+    playbook: str = playbook_option(),
     strict: bool = typer.Option(False, "--strict", help="Fail on lint warnings too."),
     db: str = typer.Option(None, "--db", help=DB_HELP + " Its contacts size the 1v1 volume lint."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Validate and lint playbooks (校验): every error and warning, located by file, line and field."""
     from siyu_cli.check import check_file
+    from siyu_cli.errors import UsageError
 
-    files = list(playbooks) if playbooks else [find_playbook(None)]
+    files = list(playbooks) if playbooks else [find_playbook(playbook)]
+    if playbooks and playbook:
+        files = [find_playbook(playbook, str(playbooks[0]))] if len(playbooks) == 1 else []
+        if not files:
+            raise UsageError(f"-p {playbook} and {len(playbooks)} playbook arguments", hint="name the playbooks as arguments, or one with -p")
     store, contacts = _store_contacts(db)
     results = [check_file(path, contacts=contacts, db=store) for path in files]
     failed = any(r.errors for r in results) or (strict and any(r.warnings for r in results))
@@ -88,7 +94,7 @@ def _store_contacts(db: str | None) -> tuple[Any, list[dict[str, Any]]]:
     return store, load_contacts(store)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu schema > schema.json"))
 def schema() -> None:
     """Print the playbook JSON Schema, for editors with yaml-language-server."""
     from siyu_cli.playbook import Playbook
@@ -96,9 +102,10 @@ def schema() -> None:
     print_json(Playbook.model_json_schema())
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu timeline playbooks/camp.yaml", "siyu timeline -p playbooks/camp.yaml --cohort batch-13 --json"))
 def timeline(
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    playbook_arg: str = playbook_argument(),
+    playbook: str = playbook_option(),
     cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
     db: str = typer.Option(None, "--db", help=DB_HELP + " Its contacts place journey and welcome steps on the calendar."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -113,7 +120,7 @@ def timeline(
     from siyu_cli.render import search_path
     from siyu_cli.timeline import calendar_days, occurrences
 
-    loaded = read(find_playbook(playbook))
+    loaded = read(find_playbook(playbook, playbook_arg))
     run = loaded.cohort(cohort)
     items = list(occurrences(loaded, run, search_path(loaded)))
     marks, unknown_years = calendar_days(loaded, run)
@@ -248,14 +255,16 @@ def _print_routes(loaded: Any, routes: Any) -> None:
     out().print(table)
 
 
-preview_app = typer.Typer(help="Show what the campaign will send, without sending (预览).", no_args_is_help=True)
+PREVIEW_EXAMPLES = examples("siyu preview day 1", "siyu preview day 6 playbooks/camp.yaml --contact c001")
+preview_app = typer.Typer(help="Show what the campaign will send, without sending (预览).", no_args_is_help=True, epilog=PREVIEW_EXAMPLES)
 app.add_typer(preview_app, name="preview", rich_help_panel=PANEL)
 
 
-@preview_app.command("day")
+@preview_app.command("day", epilog=PREVIEW_EXAMPLES)
 def preview_day(
     day: int = typer.Argument(..., help="Campaign day (1 = the cohort's start)."),
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    playbook_arg: str = playbook_argument(),
+    playbook: str = playbook_option(),
     cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
     contact: str = typer.Option(None, "--contact", help="Only drafts for this contact id."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
@@ -265,7 +274,7 @@ def preview_day(
     """Show every draft of day N in time order, rendered, with what quiet hours and limits would do."""
     from siyu_cli.dispatch import preview
 
-    result = preview(find_playbook(playbook), day, cohort=cohort, contact=contact, db_path=db)
+    result = preview(find_playbook(playbook, playbook_arg), day, cohort=cohort, contact=contact, db_path=db)
     if out_dir is not None:
         written = result.write(out_dir)
         err().print(f"wrote {len(written)} draft file(s) to {out_dir}")
@@ -338,7 +347,7 @@ def _print_positions(positions: list[Any]) -> None:
     out().print(table)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu init my-camp --from education", "siyu init . --from ecommerce --force"))
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the project in."),
     archetype: str = typer.Option("education", "--from", help="Starter: education (群转 camp), skincare (个微 persona), ecommerce (企微 package card)."),

@@ -11,13 +11,17 @@ from typing import Any
 
 import typer
 
-from siyu_cli.cli._app import app
-from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, find_playbook, out, print_json
+from siyu_cli.cli._app import app, examples
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, find_playbook, out, playbook_argument, playbook_option, print_json
 from siyu_cli.errors import UsageError
 
 PANEL = "Measure 复盘"
 
-report_app = typer.Typer(help="Measure the campaign: funnel vs targets, SOP execution, HTML report 数据报告", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Measure the campaign: funnel vs targets, SOP execution, HTML report 数据报告",
+    no_args_is_help=True,
+    epilog=examples("siyu report funnel playbooks/camp.yaml --by hook", "siyu report html -p playbooks/camp.yaml --out report.html"),
+)
 app.add_typer(report_app, name="report", rich_help_panel=PANEL)
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}[-/]\d{1,2}[-/]\d{1,2}\s*$")
@@ -351,9 +355,10 @@ def _flag(value: bool | None) -> str:
     return "" if value is None else str(value).lower()
 
 
-@report_app.command("funnel")
+@report_app.command("funnel", epilog=examples("siyu report funnel playbooks/camp.yaml", "siyu report funnel --by hook --csv > hooks.csv"))
 def funnel_cmd(
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    playbook_arg: str = playbook_argument(),
+    playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     cohort: str = typer.Option(None, "--cohort", help="Only contacts of this cohort (the contact's cohort, else its entry event's)."),
     since: str = typer.Option(None, "--since", help="Only contacts who entered at or after this date/time (playbook zone)."),
@@ -373,7 +378,7 @@ def funnel_cmd(
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be combined; pick one")
-    pb = read(find_playbook(playbook))
+    pb = read(find_playbook(playbook, playbook_arg))
     start, end = _bound(since, pb.tz, end=False), _bound(until, pb.tz, end=True)
     with _store(db) as store:
         report = funnel(store, pb, cohort=cohort, since=start, until=end, by=by)
@@ -391,9 +396,10 @@ def funnel_cmd(
         _print_funnel(report)
 
 
-@report_app.command("sop")
+@report_app.command("sop", epilog=examples("siyu report sop playbooks/camp.yaml", "siyu report sop --day 3 --json"))
 def sop_cmd(
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    playbook_arg: str = playbook_argument(),
+    playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     day: int = typer.Option(None, "--day", min=1, help="Only this campaign day."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -405,7 +411,7 @@ def sop_cmd(
     from siyu_cli.playbook import read
     from siyu_cli.report import sop
 
-    pb = read(find_playbook(playbook))
+    pb = read(find_playbook(playbook, playbook_arg))
     with _store(db) as store:
         report = sop(store, pb, day=day)
     if as_json:
@@ -458,10 +464,11 @@ def sop_cmd(
     console.print("[dim]late = sent more than 10 minutes after due; done = marked sent by the front line (siyu outbox done).[/]")
 
 
-@report_app.command("html")
+@report_app.command("html", epilog=examples("siyu report html playbooks/camp.yaml --out report.html"))
 def html_cmd(
+    playbook_arg: str = playbook_argument(),
     out_file: Path = typer.Option(..., "--out", help="HTML file to write (one self-contained file: inline CSS and SVG, no network)."),
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """One HTML file: funnel chart, hook comparison, touch attribution, journeys, SOP execution and the campaign timeline."""
@@ -469,16 +476,17 @@ def html_cmd(
     from siyu_cli.playbook import read
     from siyu_cli.report import write_html
 
-    pb = read(find_playbook(playbook))
+    pb = read(find_playbook(playbook, playbook_arg))
     with _store(db) as store:
         path = write_html(store, pb, out_file, generated_at=utcnow())
     sections = "funnel, hooks, touches, journeys, SOP execution, timeline" if (pb.model.journeys or any(h.welcome for h in pb.model.hooks)) else "funnel, hooks, touches, SOP execution, timeline"
     out().print(f"wrote {path} ({sections})", markup=False)
 
 
-@app.command("simulate", rich_help_panel=PANEL)
+@app.command("simulate", rich_help_panel=PANEL, epilog=examples("siyu simulate playbooks/camp.yaml --contacts 300 --seed 7", "siyu simulate -p playbooks/camp.yaml --rates added=0.2 --db rehearsal.db"))
 def simulate_cmd(
-    playbook: str = typer.Argument(None, help="Playbook whose funnel to simulate (default: found as for -p)."),
+    playbook_arg: str = playbook_argument(),
+    playbook: str = playbook_option(),
     contacts: int = typer.Option(200, "--contacts", "-n", min=1, max=999_999, help="How many synthetic contacts (sim-000001 …)."),
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed writes the same rows (re-running adds nothing)."),
     rates: list[str] = typer.Option(None, "--rates", help="Rate of a stage, STAGE=RATE (repeatable), over the same base as its target (a {rate, of} target's of, else the stage before); default: the playbook's target, else 0.5."),
@@ -493,7 +501,7 @@ def simulate_cmd(
     from siyu_cli.report import parse_rates, require_funnel, simulate
     from siyu_cli.store import default_path, open_store
 
-    pb = read(find_playbook(playbook))
+    pb = read(find_playbook(playbook, playbook_arg))
     wanted = parse_rates(rates or [])
     begin = _bound(start, pb.tz, end=False)
     store = open_store(default_path(db))

@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from siyu_cli.cli._app import app
-from siyu_cli.cli._common import DB_HELP, JSON_HELP, PLAYBOOK_HELP, err, find_playbook, out, print_json
+from siyu_cli.cli._app import app, examples
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, PlaybookGroup, err, find_playbook, group_playbook_argument, out, playbook_argument, playbook_option, print_json
 from siyu_cli.errors import UsageError
 
 PANEL = "Run 执行"
@@ -80,9 +80,10 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         console.print(f"  [yellow]in doubt:[/] {summary.unknown} draft(s) may have arrived; see `siyu status`, then `siyu outbox done ID` or `siyu retry --unknown ID`")
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu run playbooks/camp.yaml --clock fast", "siyu run -p playbooks/camp.yaml --once --json"))
 def run(
-    playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
     once: bool = typer.Option(False, "--once", help="One idempotent pass, then exit (for cron)."),
     now: str = typer.Option(None, "--now", help=NOW_HELP),
     until: str = typer.Option(None, "--until", help="Stop the service at this moment (ISO)."),
@@ -98,7 +99,7 @@ def run(
 
     if clock not in ("real", "fast"):
         raise UsageError(f"--clock must be real or fast, not {clock!r}")
-    runner = Runner(find_playbook(playbook), db_path=db, outbox_dir=outbox, console=_console_sink() if console else None, extra_outputs=["console"] if console else None)
+    runner = Runner(find_playbook(playbook_opt, playbook), db_path=db, outbox_dir=outbox, console=_console_sink() if console else None, extra_outputs=["console"] if console else None)
     moment = _when(now, runner.playbook.tz)
     stop = _when(until, runner.playbook.tz)
     if once:
@@ -146,9 +147,10 @@ def _with_progress(runner: Any, start: datetime, stop: datetime | None, as_json:
         return run_fast(runner, start, stop, on_pass)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu cron playbooks/camp.yaml --every 5", "siyu cron -p playbooks/camp.yaml --every 60 --env-file /etc/siyu/camp.env"))
 def cron(
-    playbook: str = typer.Argument(None, help=PLAYBOOK_HELP),
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
     every: int = typer.Option(1, "--every", help="Minutes between passes: 1-59, or whole hours (60, 120, … 1440)."),
     env_file: Path = typer.Option(None, "--env-file", help="File of NAME=value lines the passes read their secrets from (default: siyu.env beside the playbook; created, mode 600, with the variables the outputs name)."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
@@ -159,7 +161,7 @@ def cron(
     from siyu_cli.store import default_path
 
     when = schedule(every)
-    path = find_playbook(playbook).resolve()
+    path = find_playbook(playbook_opt, playbook).resolve()
     names = secret_names(read(path))
     env = (env_file or path.parent / "siyu.env").resolve()
     created, missing = ensure_env_file(env, names)
@@ -179,10 +181,10 @@ def cron(
         err().print(f"warning: cron's */{every if every < 60 else every // 60} restarts every {'hour' if every < 60 else 'day'}: the passes will not be evenly {every} minutes apart", markup=False, soft_wrap=True)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu retry", "siyu retry playbooks/camp.yaml 3f2a9c --unknown"))
 def retry(
-    ids: list[str] = typer.Argument(None, help="Draft ids (or unique prefixes); default: every failed draft."),
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    ids: list[str] = typer.Argument(None, metavar="PLAYBOOK|ID", help="Draft ids (or unique prefixes); default: every failed draft. A .yaml/.yml first is the playbook, as with -p."),
+    playbook: str = playbook_option(),
     unknown: bool = typer.Option(False, "--unknown", help="Also send drafts in doubt (unknown after a crash); they may arrive twice."),
     now: str = typer.Option(None, "--now", help=NOW_HELP),
     db: str = typer.Option(None, "--db", help=DB_HELP),
@@ -193,14 +195,21 @@ def retry(
     from siyu_cli.dispatch import Runner
     from siyu_cli.dispatch._retry import retry as do_retry
 
-    runner = Runner(find_playbook(playbook), db_path=db, outbox_dir=outbox)
+    named = ids[0] if ids and ids[0].endswith((".yaml", ".yml")) else None
+    ids = ids[1:] if named else ids
+    runner = Runner(find_playbook(playbook, named), db_path=db, outbox_dir=outbox)
     summary = do_retry(runner, ids or None, include_unknown=unknown, now=_when(now, runner.playbook.tz))
     _print_summary(summary, as_json)
     if summary.failed or summary.unknown:
         raise typer.Exit(1)  # failed again, or in doubt again
 
 
-outbox_app = typer.Typer(help="The front line's drafts (待发): list them, mark them done.", invoke_without_command=True)
+outbox_app = typer.Typer(
+    cls=PlaybookGroup,
+    help="The front line's drafts (待发): list them, mark them done.",
+    invoke_without_command=True,
+    epilog=examples("siyu outbox playbooks/camp.yaml --date today --status todo", "siyu outbox done 3f2a9c 7be104 --by 小丸子"),
+)
 app.add_typer(outbox_app, name="outbox", rich_help_panel=PANEL)
 
 
@@ -209,7 +218,8 @@ def outbox_list(
     ctx: typer.Context,
     date: str = typer.Option(None, "--date", help="Only drafts due on this date (YYYY-MM-DD, playbook zone); 'today' works."),
     status: str = typer.Option(None, "--status", help=f"Only drafts in this state: {', '.join(STATES)}, or 'todo' (sent, not done)."),
-    playbook: str = typer.Option(None, "-p", "--playbook", help=PLAYBOOK_HELP),
+    playbook_arg: str = group_playbook_argument(),
+    playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     limit: int = typer.Option(200, "--limit", help="Show at most this many."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -219,7 +229,7 @@ def outbox_list(
         return
     from siyu_cli.dispatch._frontline import list_drafts
 
-    rows, tz = list_drafts(find_playbook(playbook), db, date=date, status=status, limit=limit)
+    rows, tz = list_drafts(find_playbook(playbook, playbook_arg), db, date=date, status=status, limit=limit)
     if as_json:
         print_json(rows)
         return
@@ -236,7 +246,7 @@ def outbox_list(
     out().print(table)
 
 
-@outbox_app.command("done")
+@outbox_app.command("done", epilog=examples("siyu outbox done 3f2a9c", "siyu outbox done 3f2a9c 7be104 --by 小丸子"))
 def outbox_done(
     ids: list[str] = typer.Argument(..., help="Draft ids (or unique prefixes) the front line has sent by hand."),
     by: str = typer.Option(None, "--by", help="Who sent them (default: $USER)."),
@@ -249,7 +259,7 @@ def outbox_done(
     out().print(f"marked {len(changed)} draft(s) done: {', '.join(changed)}")
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu status", "siyu status --db /srv/siyu/siyu.db --json"))
 def status(
     db: str = typer.Option(None, "--db", help=DB_HELP),
     now: str = typer.Option(None, "--now", help=NOW_HELP),
@@ -290,7 +300,7 @@ def status(
         console.print("lock: free (no run in progress)")
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu unlock", "siyu unlock --force"))
 def unlock(
     db: str = typer.Option(None, "--db", help=DB_HELP),
     force: bool = typer.Option(False, "--force", help="Also release runs on other hosts whose process cannot be checked."),
