@@ -17,6 +17,7 @@ BENCHMARKS = {
     "funnel": "bench._funnel",
     "import": "bench._import",
     "tags": "bench._tags",
+    "scale": "bench._scale",
 }
 
 
@@ -26,6 +27,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME", help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}"
     )
+    parser.add_argument("--tiny", action="store_true", help="smaller than --quick, for the smoke test (scale only; implies --quick)")
     parser.add_argument("--repeat", type=int, help="timed runs per measurement, instead of each benchmark's default")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.json, profiles and cached data (default bench/out)")
     return parser.parse_args(argv)
@@ -35,11 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.repeat is not None and args.repeat < 1:
         sys.exit("--repeat must be at least 1")
-    cfg = Config(quick=args.quick, out=args.out.resolve(), repeat=args.repeat)
+    cfg = Config(quick=args.quick or args.tiny, out=args.out.resolve(), repeat=args.repeat, tiny=args.tiny)
     cfg.out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(BENCHMARKS)
     info = machine()
     results: list[Result] = []
+    tables: list[tuple[object, list[Result]]] = []
     started = time.perf_counter()
     for name in BENCHMARKS:
         if name not in names:
@@ -51,12 +54,16 @@ def main(argv: list[str] | None = None) -> None:
         for result in found:
             result.info.setdefault("wall_s", round(time.perf_counter() - began, 2))
         results.extend(found)
+        if hasattr(module, "print_table"):
+            tables.append((module, found))
         write_json(cfg.out / "results.json", results, info, _args(args, names))
     info["total_wall_s"] = round(time.perf_counter() - started, 1)
     write_json(cfg.out / "results.json", results, info, _args(args, names))
     print_report(results, info)
+    for module, found in tables:
+        module.print_table(found)  # type: ignore[attr-defined]
     print(f"results: {cfg.out / 'results.json'} · {info['total_wall_s']} s in all", file=sys.stderr)
 
 
 def _args(args: argparse.Namespace, names: list[str]) -> dict[str, object]:
-    return {"quick": args.quick, "only": names, "repeat": args.repeat}
+    return {"quick": args.quick, "tiny": args.tiny, "only": names, "repeat": args.repeat}

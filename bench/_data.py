@@ -70,6 +70,14 @@ outputs: [outbox]
 """
 
 
+def store_pragmas(conn: sqlite3.Connection) -> None:
+    """What `siyu_cli.store.open_store` sets on every connection, so a floor writes under the same rules."""
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
 def write_playbook(folder: Path) -> Path:
     path = folder / "bench.yaml"
     path.write_text(playbook_yaml(), encoding="utf-8")

@@ -3,7 +3,10 @@
 Ours: `Runner(...)` plus `run_once(now)` on a fresh store holding N contacts (timed together, as
 `siyu run --once` does both). Floor: the same template rendered by plain Jinja for the same N
 contexts, plus one executemany of the same N ledger rows into a table defined like the store's
-`drafts` (same columns, keys and indexes) in a fresh file, plus the same N files written plainly.
+`drafts` (same columns, keys and indexes) in a fresh file opened with the store's pragmas, plus
+the same N Markdown files written the way the outbox writes them: a temp file renamed into
+place, and one `os.sync()` per batch of 1,000 (the runner's claim batch). Both sides run the
+same number of times, in turns.
 """
 
 from __future__ import annotations
@@ -11,20 +14,24 @@ from __future__ import annotations
 import cProfile
 import hashlib
 import io
+import os
 import pstats
+import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench._data import CONTACT_COLUMNS, PRIVATE_TEMPLATE, TZ_NAME, contact_rows, insert_contacts, write_playbook
-from bench._harness import Config, Result, best_of
+from bench._data import CONTACT_COLUMNS, PRIVATE_TEMPLATE, TZ_NAME, contact_rows, insert_contacts, store_pragmas, write_playbook
+from bench._harness import Config, Result, Timing, interleaved
 
 NAME = "dispatch"
 TARGET = 2.0
+SYNC_EVERY = 1_000  # the runner's claim batch: the outbox syncs once per batch
 NOW = datetime(2026, 12, 1, 20, 5, tzinfo=ZoneInfo(TZ_NAME))
 # Functions whose cumulative time explains where a pass goes (matched on "file:function").
 HOTSPOTS = {
@@ -103,7 +110,7 @@ def _drafts_ddl() -> list[str]:
 
 
 class Floor:
-    """Plain Jinja, one executemany and plain file writes: what the pass cannot do with less."""
+    """Plain Jinja, one executemany and the outbox's own way of writing files: what the pass cannot do with less."""
 
     def __init__(self, root: Path, n: int) -> None:
         import jinja2
@@ -112,51 +119,79 @@ class Floor:
         self.template = jinja2.Environment().from_string(PRIVATE_TEMPLATE)
         self.contexts = _contexts(n)
         self.ddl = _drafts_ddl()
-        self.texts: list[str] = []
         self.work: Path | None = None
-        self.rows: list[tuple[Any, ...]] = []
+        self.parts: dict[str, list[float]] = {"floor: Jinja render": [], "floor: sqlite3 executemany": [], "floor: outbox-style files": []}
 
-    def render(self) -> None:
-        self.texts = [self.template.render(ctx) for ctx in self.contexts]
+    def fresh(self) -> None:
+        self.cleanup()
+        self.work = Path(tempfile.mkdtemp(prefix="floor-", dir=self.root))
 
-    def prepare_rows(self) -> None:
-        self.rows = []
-        for ctx, text in zip(self.contexts, self.texts, strict=True):
+    def __call__(self) -> None:
+        """Render, ledger, write: each part timed on its own, the whole timed by the caller."""
+        started = time.perf_counter()
+        texts = [self.template.render(ctx) for ctx in self.contexts]
+        rendered = time.perf_counter()
+        rows = self.rows(texts)
+        self.sql(rows)
+        stored = time.perf_counter()
+        self.files(rows)
+        done = time.perf_counter()
+        for name, seconds in zip(self.parts, (rendered - started, stored - rendered, done - stored), strict=True):
+            self.parts[name].append(seconds)
+
+    def rows(self, texts: list[str]) -> list[tuple[Any, ...]]:
+        found = []
+        for ctx, text in zip(self.contexts, texts, strict=True):
             cid = ctx["contact"]["contact_id"]
             did = hashlib.sha1(cid.encode()).hexdigest()[:12]
-            self.rows.append(
+            found.append(
                 (did, "bench-private", "default", "invite", "2026-12-01T12:00:00Z", f"contact:{cid}", 1, "private", "advisor", None, None,
                  "2026-12-01T12:00:00Z", "0" * 16, text, "sent", None, None, "2026-12-01T12:05:00Z", "2026-12-01T12:05:00Z")
             )  # fmt: skip
-        self.fresh()
+        return found
 
-    def fresh(self) -> None:
-        if self.work is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
-        self.work = Path(tempfile.mkdtemp(prefix="floor-", dir=self.root))
-        (self.work / "files").mkdir()
-
-    def sql(self) -> None:
+    def sql(self, rows: list[tuple[Any, ...]]) -> None:
+        """A fresh file with the store's pragmas (open_store's WAL, synchronous NORMAL, foreign keys) and its drafts DDL."""
         assert self.work is not None
-        conn = sqlite3.connect(self.work / "floor.db")
+        conn = sqlite3.connect(self.work / "floor.db", isolation_level=None)
         try:
+            store_pragmas(conn)
             for statement in self.ddl:
                 conn.execute(statement)
-            with conn:
-                conn.executemany(
-                    "INSERT INTO drafts (draft_id, playbook_id, cohort, beat, occurrence_at, target, day, channel, persona, category, variant, "
-                    "due_at, content_hash, text, state, reason, error, created_at, finished_at) VALUES (" + ", ".join("?" * 19) + ")",
-                    self.rows,
-                )
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO drafts (draft_id, playbook_id, cohort, beat, occurrence_at, target, day, channel, persona, category, variant, "
+                "due_at, content_hash, text, state, reason, error, created_at, finished_at) VALUES (" + ", ".join("?" * 19) + ")",
+                rows,
+            )
+            conn.execute("COMMIT")
         finally:
             conn.close()
 
-    def files(self) -> None:
+    def files(self, rows: list[tuple[Any, ...]]) -> None:
+        """The outbox's write: the same Markdown (front matter, title, text), a temp file renamed into place, one sync per batch."""
         assert self.work is not None
-        folder = self.work / "files"
-        for row in self.rows:
-            with open(folder / f"2000-invite-{row[5].replace(':', '-')}-{row[0]}.md", "w", encoding="utf-8") as handle:
-                handle.write(row[13])
+        folder = self.work / "outbox" / "2026-12-01"
+        os.makedirs(folder)
+        for index, row in enumerate(rows, 1):
+            target = row[5].replace(":", "-")
+            name = f"2000-invite-{target}-{row[0]}.md"
+            data = (
+                f'---\ntime: "2026-12-01T20:00:00+08:00"\nday: 1\nbeat: "invite"\nbeat_title: "一对一邀约"\nchannel: "private"\n'
+                f'persona: "周老师"\naccount: "wx_advisor_01"\ntarget: "{row[5]}"\ntarget_id: "{row[5]}"\ncohort: "default"\n'
+                f'category: null\nvariant: null\nplaybook: "bench-private"\nplaybook_title: "基准测试 · 一对一邀约"\ndraft: "{row[0]}"\n---\n\n'
+                f"# 12-01 20:00 一对一邀约 → {row[5]}\n\n> 私聊 1v1 · 周老师 (wx_advisor_01) · 第1天 day 1\n\n{row[13]}\n"
+            ).encode()
+            tmp = f"{folder}/.{name}.{secrets.token_hex(4)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, f"{folder}/{name}")
+            if index % SYNC_EVERY == 0:
+                os.sync()
+        os.sync()
 
     def cleanup(self) -> None:
         if self.work is not None:
@@ -190,28 +225,27 @@ def profile(step: Pass, out: Path) -> dict[str, float]:
 
 def run(cfg: Config) -> list[Result]:
     n = 1_000 if cfg.quick else 100_000
+    times = cfg.times(3)
     root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
     try:
         step = Pass(root, n)
-        ours = best_of(step, cfg.times(3 if cfg.quick else 1), setup=step.setup)
-        step.cleanup()
         floor = Floor(root, n)
-        render_s = best_of(floor.render, cfg.times(3))
-        floor.prepare_rows()
-        sql_s = best_of(floor.sql, cfg.times(3), setup=floor.fresh)
-        files_s = best_of(floor.files, cfg.times(3), setup=floor.fresh)
+        timed = interleaved({"ours": (step, step.setup), "floor": (floor, floor.fresh)}, times)
+        step.cleanup()
         floor.cleanup()
         hot = profile(step, cfg.out)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    result = Result(
+    parts = {name: Timing.of(found).median for name, found in floor.parts.items()}
+    result = Result.timed(
         NAME,
-        ours,
-        "plain Jinja + executemany + plain writes",
-        render_s + sql_s + files_s,
+        timed["ours"],
+        "plain Jinja + executemany + outbox-style writes",
+        timed["floor"],
         TARGET,
-        parts={"floor: Jinja render": render_s, "floor: sqlite3 executemany": sql_s, "floor: open/write files": files_s},
-        info={"drafts": n, "profile": {k: round(v, 3) for k, v in hot.items()}, "profile_file": str(cfg.out / "dispatch.prof.txt")},
+        parts=parts,
+        info={"drafts": n, "runs": times, "profile": {k: round(v, 3) for k, v in hot.items()}, "profile_file": str(cfg.out / "dispatch.prof.txt")},
     )
-    result.info["notes"] = [f"{n:,} drafts; profile (cumulative s): " + ", ".join(f"{k} {v:.2f}" for k, v in hot.items())]
+    result.info["floor_parts_runs"] = {name: [round(t, 3) for t in found] for name, found in floor.parts.items()}
+    result.info["notes"] = [f"{n:,} drafts, median of {times} each side in turns; profile (cumulative s): " + ", ".join(f"{k} {v:.2f}" for k, v in hot.items())]
     return [result]

@@ -16,8 +16,7 @@ rules as one SQL query with a CTE per stage.
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import yaml
 
 from bench._data import FUNNEL_STAGES, FUNNEL_WINDOW_DAYS, funnel_store, playbook_yaml
-from bench._harness import Config, Result, skipped
+from bench._harness import Config, Result, interleaved, skipped
 
 NAME = "funnel"
 FLOOR = "one sorted scan of the same SELECT (sqlite3 fetchmany, no walk)"
@@ -145,22 +144,11 @@ def scan(db_path: Path, spec: Any) -> int:
         conn.close()
 
 
-def _interleaved(fns: dict[str, Callable[[], Any]], n: int) -> dict[str, float]:
-    """Best of n for each, run in turns so a busy moment on the machine hits both sides alike."""
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(n):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def run(cfg: Config) -> list[Result]:
     contacts, events = (10_000, 50_000) if cfg.quick else (1_000_000, 5_000_000)
     db_path = funnel_store(cfg.out, contacts, events)
     n = cfg.times(3)
-    info: dict[str, Any] = {"contacts": contacts, "events": events, "best_of": n, "optional": sorted(OPTIONAL)}
+    info: dict[str, Any] = {"contacts": contacts, "events": events, "median_of": n, "optional": sorted(OPTIONAL)}
     try:
         from siyu_cli.report import funnel
     except ImportError:
@@ -180,7 +168,7 @@ def run(cfg: Config) -> list[Result]:
         finally:
             db.conn.close()
 
-    times = _interleaved({"floor": lambda: holder.__setitem__("rows", scan(db_path, spec)), "ours": ours}, n)
+    times = interleaved({"floor": (lambda: holder.__setitem__("rows", scan(db_path, spec)), None), "ours": (ours, None)}, n)
     report = holder["report"]
     mine = {s.id: s.count for s in report.stages}
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -197,7 +185,7 @@ def run(cfg: Config) -> list[Result]:
     finally:
         conn.close()
     info.update(rows_scanned=holder["rows"], report_counts=mine, expected_counts=expected, counts_agree=agree, checked_against=checked)
-    result = Result(NAME, times["ours"], FLOOR, times["floor"], TARGET, info=info)
+    result = Result.timed(NAME, times["ours"], FLOOR, times["floor"], TARGET, info=info)
     result.info["notes"] = [
         f"{contacts:,} contacts, {events:,} events ({holder['rows']:,} of the stage types); joined optional; "
         f"stage counts {mine}; agrees with {checked}: {agree}"

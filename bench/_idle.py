@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench._data import insert_contacts, write_playbook
 from bench._dispatch import NOW
-from bench._harness import Config, Result, run_quiet, time_command, venv_python
+from bench._harness import Config, Result, run_quiet, time_commands, venv_python
 
 NAME = "idle tick"
 
@@ -42,10 +42,10 @@ def run(cfg: Config) -> list[Result]:
         check = run_quiet(cmd, cwd=work, env=env)
         if b'"recorded": 0' not in check.stdout or b'"sent": 0' not in check.stdout:
             raise RuntimeError(f"idle tick was not idle: {check.stdout.decode(errors='replace')}")
-        ours = time_command(cmd, n, cwd=work, env=env)
-        bare = time_command([py, "-c", "pass"], n, cwd=work, env=env)
+        timed = time_commands({"ours": cmd, "bare": [py, "-c", "pass"]}, n, cwd=work, env=env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = Result(NAME, ours, "python -c pass", bare, None, info={"median_of": n, "contacts": contacts, "ledger_drafts": filled.recorded})
+    ours, bare = timed["ours"].median, timed["bare"].median
+    result = Result.timed(NAME, timed["ours"], "python -c pass", timed["bare"], None, info={"median_of": n, "contacts": contacts, "ledger_drafts": filled.recorded})
     result.info["notes"] = [f"an idle `siyu run --once` costs {ours * 1000:.0f} ms wall ({(ours - bare) * 1000:.0f} ms above bare Python) with {filled.recorded:,} drafts in the ledger"]
     return [result]

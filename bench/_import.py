@@ -1,7 +1,8 @@
 """import: the `siyu import events` core on an N-row CSV against csv + one sqlite3 executemany.
 
 Both write into a fresh file whose `events` table is the store's own (same columns, keys and
-indexes), so the floor pays for the same unique event ids and indexes that ours does.
+indexes) under the store's pragmas (WAL, synchronous NORMAL), so the floor pays for the same
+unique event ids, indexes and journal that ours does. Both run the same number of times, in turns.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, insert_contacts, write_playbook
-from bench._harness import Config, Result, best_of, skipped
+from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, insert_contacts, store_pragmas, write_playbook
+from bench._harness import Config, Result, Timing, interleaved, skipped, timings
 
 NAME = "import"
 FLOOR = "csv module + sqlite3 executemany"
@@ -48,12 +49,15 @@ def _rows(path: Path) -> Iterator[tuple[str | None, ...]]:
 
 
 def floor_import(csv_path: Path, db_path: Path, ddl: list[str]) -> int:
-    conn = sqlite3.connect(db_path)
+    """One transaction under the store's pragmas (WAL, synchronous NORMAL), as the import writes."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
     try:
+        store_pragmas(conn)
         for statement in ddl:
             conn.execute(statement)
-        with conn:
-            conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", _rows(csv_path))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", _rows(csv_path))
+        conn.execute("COMMIT")
         return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
     finally:
         conn.close()
@@ -92,21 +96,22 @@ def run(cfg: Config) -> list[Result]:
     n = cfg.times(3)
     work = Path(tempfile.mkdtemp(prefix="siyu-bench-import-"))
     state: dict[str, Any] = {}
-    info: dict[str, Any] = {"rows": rows, "best_of": n, "csv_bytes": csv_path.stat().st_size}
+    info: dict[str, Any] = {"rows": rows, "median_of": n, "csv_bytes": csv_path.stat().st_size}
 
     def empty() -> None:
         for leftover in work.iterdir():
             leftover.unlink()
 
+    def floor() -> None:
+        state["floor_rows"] = floor_import(csv_path, work / "floor.db", ddl)
+
     try:
-        floor_s = best_of(lambda: state.__setitem__("floor_rows", floor_import(csv_path, work / "floor.db", ddl)), n, setup=empty)
-        if state["floor_rows"] != rows:
-            raise RuntimeError(f"floor stored {state['floor_rows']} rows of {rows}")
         try:
             from siyu_cli.ingest import import_events
         except ImportError:
+            floor_t = timings(floor, n, setup=empty)
             result = skipped(NAME, FLOOR, TARGET, "ingest not available")
-            result.floor_s, result.info = floor_s, info
+            result.floor_s, result.floor_range, result.info = floor_t.median, floor_t.range, info
             return [result]
         from siyu_cli.store import open_store
 
@@ -126,11 +131,13 @@ def run(cfg: Config) -> list[Result]:
             finally:
                 db.conn.close()
 
-        ours_s = best_of(ours, n, setup=fresh)
+        timed: dict[str, Timing] = interleaved({"floor": (floor, empty), "ours": (ours, fresh)}, n)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if state["floor_rows"] != rows:
+        raise RuntimeError(f"floor stored {state['floor_rows']} rows of {rows}")
     if state["ours_rows"] != rows:
         raise RuntimeError(f"import stored {state['ours_rows']} rows of {rows}")
-    result = Result(NAME, ours_s, FLOOR, floor_s, TARGET, info=info)
+    result = Result.timed(NAME, timed["ours"], FLOOR, timed["floor"], TARGET, info=info)
     result.info["notes"] = [f"{rows:,} CSV rows ({csv_path.stat().st_size / 1e6:.0f} MB)"]
     return [result]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from bench._harness import Config, Result, time_command, venv_python
+from bench._harness import Config, Result, time_commands, venv_python
 
 NAME = "startup"
 DEPENDENCIES = "import typer, pydantic, jinja2, sqlite_utils, apscheduler.schedulers.blocking, yaml, rich.console, openpyxl"
@@ -29,15 +29,13 @@ def import_offenders(limit: int = 12) -> list[dict[str, object]]:
 def run(cfg: Config) -> list[Result]:
     py = venv_python()
     n = cfg.times(3 if cfg.quick else 9)
-    help_s = time_command([py, "-m", "siyu_cli", "--help"], n)
-    bare_s = time_command([py, "-c", "pass"], n)
-    deps_s = time_command([py, "-c", DEPENDENCIES], n)
+    timed = time_commands({"help": [py, "-m", "siyu_cli", "--help"], "bare": [py, "-c", "pass"], "deps": [py, "-c", DEPENDENCIES]}, n)
     offenders = import_offenders()
-    main = Result(NAME, help_s, "import every dependency", deps_s, TARGET, info={"median_of": n, "import_offenders": offenders})
+    main = Result.timed(NAME, timed["help"], "import every dependency", timed["deps"], TARGET, info={"median_of": n, "import_offenders": offenders})
     if main.met is False:
         main.info["notes"] = [
             "target missed; top imports by cumulative time (python -X importtime -m siyu_cli --help):",
             *(f"  {row['cumulative_ms']:8.1f} ms  {row['module']}" for row in offenders[:8]),
         ]
-    bare = Result(f"{NAME} (vs bare python)", help_s, "python -c pass", bare_s, None, info={"median_of": n})
+    bare = Result.timed(f"{NAME} (vs bare python)", timed["help"], "python -c pass", timed["bare"], None, info={"median_of": n})
     return [main, bare]

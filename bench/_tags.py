@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._data import funnel_store, playbook_yaml
-from bench._harness import Config, Result, best_of
+from bench._harness import Config, Result, interleaved
 
 TARGET = 1.2
 RULES = """hooks:
@@ -75,9 +75,8 @@ def run(cfg: Config) -> list[Result]:
     results = []
     for label, fn in (("tags: --once pass", once), ("tags: report funnel --by source", report)):
         fn(plain)  # warm-up: the copied store into the page cache, so neither side pays for the first read
-        floor_s = best_of(lambda fn=fn: fn(plain), n)
-        ours_s = best_of(lambda fn=fn: fn(ruled), n)
-        result = Result(label, ours_s, "same command, no hooks or rules", floor_s, TARGET, info={"contacts": contacts, "events": events, "best_of": n})
+        timed = interleaved({"floor": (lambda fn=fn: fn(plain), None), "ours": (lambda fn=fn: fn(ruled), None)}, n)
+        result = Result.timed(label, timed["ours"], "same command, no hooks or rules", timed["floor"], TARGET, info={"contacts": contacts, "events": events, "median_of": n})
         results.append(result)
     # The first pass after an edit to the hooks or rules rebuilds the cache for the new basis.
     import sqlite3
