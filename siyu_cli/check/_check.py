@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from siyu_cli._time import parse_hhmm, wall_clock
+from siyu_cli.check import _copy
 from siyu_cli.check._journeys import journey_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.journeys import sample_run, step_due
@@ -73,7 +74,9 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
         planner.prepare()
         people = planner.contacts
     result.problems.extend(playbook.problems)
-    result.problems.extend(_template_problems(playbook))
+    samples = _copy.Samples()
+    result.problems.extend(_template_problems(playbook, samples))
+    result.problems.extend(_copy.lint(playbook, samples))
     result.problems.extend(_mix_problems(playbook))
     result.problems.extend(_lint(playbook, people, planner))
     result.problems.extend(journey_problems(playbook, people))
@@ -129,11 +132,12 @@ def _content_path(playbook: LoadedPlaybook, beat_id: str, content: Content | Non
     return (), ""
 
 
-def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
-    """Compile every template and render it against the real context of each occurrence."""
+def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list[Problem]:
+    """Compile every template and render it against the real context of each occurrence (kept in `samples` for the copy lint)."""
     problems: dict[tuple[str, int | None, str], Problem] = {}
     located = playbook.located
     planner = Planner(playbook, sample_contact=True)
+    samples.env, samples.routes = planner.renderer.env, planner.book.routes
 
     def add(failure: TemplateFailure, path: Path_) -> None:
         key = (failure.template, failure.line, failure.detail)
@@ -169,6 +173,7 @@ def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
                 )
         if draft.content is not None:
             seen_contents.add((draft.content.template, draft.content.text))
+            samples.add(draft.content, _draft_path(playbook, draft), draft.channel, draft.text if draft.error is None else None)
     contexts = ContextBuilder(playbook)
     first = playbook.cohorts[0]
     for bi, beat in enumerate(playbook.model.beats):
@@ -191,8 +196,9 @@ def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
             occ = _fake_occurrence(playbook, beat, days[0], first)
             context = contexts.for_occurrence(occ, first, contact=SAMPLE_CONTACT if beat.channel == "private" else None)
             try:
-                planner.renderer.render(content, context, beat=beat.id)
+                samples.add(content, path, beat.channel, planner.renderer.render(content, context, beat=beat.id))
             except TemplateFailure as exc:
+                samples.add(content, path, beat.channel, None)
                 add(exc, path)
     book = planner.book
     for route in book.routes:
@@ -210,13 +216,16 @@ def _template_problems(playbook: LoadedPlaybook) -> list[Problem]:
             for content, path in contents:
                 if content.template is None and content.text is None:
                     continue
+                text: str | None = None
                 for stats_sample in (False, True):
                     context["stats"] = _sample_stats(due) if stats_sample else _sample_stats(due, empty=True)
                     try:
-                        planner.renderer.render(content, context, beat=route.beat_id(step))
+                        text = planner.renderer.render(content, context, beat=route.beat_id(step))
                     except TemplateFailure as exc:
                         add(exc, path)
+                        text = None
                         break
+                samples.add(content, path, route.kind, text)
     return list(problems.values())
 
 

@@ -1,0 +1,335 @@
+"""Copy lint: the words and formats that get a post removed, an ad fined or an account limited.
+
+Terms come from copy_words.yaml (广告法 absolute terms and guarantees of results, WeChat's
+induced-sharing rule) plus the playbook's `lint.words`; `lint.allow` lets phrases through.
+Each template is read twice: its raw text (so a warning names its line, even in a branch the
+sample does not take) and its rendered sample (so a term that comes from `vars` is found, and
+lengths are those of what is sent). Formats: Moments images, a WeCom robot's message size, and
+one staff member reaching one customer more than once a day.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from siyu_cli.errors import Problem
+from siyu_cli.playbook import LoadedPlaybook, TagExpr
+from siyu_cli.playbook._model import LintWord
+from siyu_cli.playbook._yaml import Path_, format_path
+from siyu_cli.timeline import Content
+
+MOMENTS_MAX_IMAGES = 9  # WeChat: a Moments post carries at most 9 images, or 1 video, or 1 link
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_MAX_TAG_UNIVERSE = 12
+
+
+@dataclass(frozen=True)
+class Word:
+    category: str
+    term: str
+    why: str
+    source: str
+    exceptions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One content as check rendered it with the sample context, and where the playbook names it."""
+
+    content: Content
+    path: Path_
+    channel: str
+    text: str
+
+
+@dataclass
+class Samples:
+    """What check rendered for its template errors, kept for the copy lint: each content once per channel."""
+
+    contents: list[tuple[Content, Path_]] = field(default_factory=list)
+    rendered: list[Rendered] = field(default_factory=list)
+    env: Any = None  # the renderer's Jinja environment, whose loader reads the raw templates
+    routes: Sequence[Any] = ()  # the journey book's routes
+    _seen: set[tuple[str | None, str | None, str]] = field(default_factory=set)
+    _done: set[tuple[str | None, str | None, str]] = field(default_factory=set)
+
+    def add(self, content: Content, path: Path_, channel: str, text: str | None) -> None:
+        key = (content.template, content.text, channel)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.contents.append((content, path))
+        if text and key not in self._done:
+            self._done.add(key)
+            self.rendered.append(Rendered(content, path, channel, text))
+
+
+def lint(playbook: LoadedPlaybook, samples: Samples) -> list[Problem]:
+    """The copy lint over what check rendered."""
+    return copy_problems(playbook, samples.rendered, samples.contents, source_of=sources(playbook, samples.env), routes=samples.routes)
+
+
+@dataclass(frozen=True)
+class Hit:
+    word: Word
+    start: int
+
+
+@functools.cache
+def shipped_words() -> tuple[Word, ...]:
+    """The curated list that ships with siyu (package data)."""
+    text = resources.files("siyu_cli.check").joinpath("copy_words.yaml").read_text(encoding="utf-8")
+    return tuple(_word(LintWord.model_validate(item)) for item in yaml.safe_load(text))
+
+
+def _word(item: LintWord) -> Word:
+    return Word(item.category, item.term, item.why, item.source, tuple(item.except_))
+
+
+class Matcher:
+    """Finds the list's terms in a text; the longest term at a place wins, and an excepted or allowed phrase covers its terms."""
+
+    def __init__(self, words: Sequence[Word], allow: Sequence[str]) -> None:
+        self.words = sorted(words, key=lambda w: -len(w.term))
+        self.allow = tuple(phrase.lower() for phrase in allow if phrase)
+
+    def hits(self, text: str) -> list[Hit]:
+        lowered = text.lower()
+        found: list[Hit] = []
+        taken: list[tuple[int, int]] = []
+        for word in self.words:
+            term = word.term.lower()
+            start = lowered.find(term)
+            while start != -1:
+                end = start + len(term)
+                if not any(a < end and start < b for a, b in taken) and not self._covered(lowered, start, term, word):
+                    found.append(Hit(word, start))
+                    taken.append((start, end))
+                start = lowered.find(term, start + 1)
+        return sorted(found, key=lambda hit: hit.start)
+
+    def _covered(self, text: str, start: int, term: str, word: Word) -> bool:
+        for phrase in itertools.chain(self.allow, (e.lower() for e in word.exceptions)):
+            offset = phrase.find(term)
+            while offset != -1:
+                if text.startswith(phrase, start - offset) and start - offset >= 0:
+                    return True
+                offset = phrase.find(term, offset + 1)
+        return False
+
+
+def matcher(playbook: LoadedPlaybook) -> Matcher:
+    own = [_word(w) if isinstance(w, LintWord) else Word("playbook", w, "a term this playbook's lint.words lists", "lint.words") for w in playbook.model.lint.words]
+    return Matcher([*shipped_words(), *own], playbook.model.lint.allow)
+
+
+def copy_problems(playbook: LoadedPlaybook, rendered: Sequence[Rendered], contents: Sequence[tuple[Content, Path_]], *, source_of: Any, routes: Sequence[Any]) -> list[Problem]:
+    """Every copy warning: terms in raw and rendered text, formats, and reaching a customer twice a day.
+
+    `contents` are every template and inline text the playbook names (with where it names them);
+    `source_of(content, path)` gives (raw text, file shown, first line), or None when it cannot be read."""
+    finder = matcher(playbook)
+    problems: dict[tuple[Any, ...], Problem] = {}
+    raw_terms: dict[tuple[str | None, str | None], set[str]] = defaultdict(set)
+    for content, path in contents:
+        key = (content.template, content.text)
+        if key in raw_terms:
+            continue
+        raw_terms[key] = set()
+        found = source_of(content, path)
+        if found is None:
+            continue
+        text, file, first_line = found
+        text = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text)  # comments are never sent
+        for hit in finder.hits(text):
+            raw_terms[key].add(hit.word.term)
+            line = first_line + text.count("\n", 0, hit.start)
+            problems.setdefault((file, line, hit.word.term), _term_problem(playbook, hit, text, content, file, line, path))
+    for sample in rendered:
+        for hit in finder.hits(sample.text):
+            if hit.word.term in raw_terms[(sample.content.template, sample.content.text)]:
+                continue
+            origin = _origin(playbook, hit.word.term, finder)
+            where = origin or sample.path
+            problem = _term_problem(playbook, hit, sample.text, sample.content, "", None, where, shown=origin is not None)
+            problems.setdefault(("rendered", format_path(where), hit.word.term), problem)
+    for problem in _formats(playbook, rendered):
+        problems.setdefault((problem.path, problem.code, problem.message), problem)
+    return [*problems.values(), *twice_a_day(playbook, routes)]
+
+
+_LABELS = {
+    "absolute": "广告法 absolute term",
+    "guarantee-education": "guarantee of results (education)",
+    "guarantee-health": "guarantee of results (health)",
+    "sharing": "induced sharing (诱导分享)",
+}
+
+
+def _term_problem(playbook: LoadedPlaybook, hit: Hit, text: str, content: Content, file: str, line: int | None, path: Path_, *, shown: bool = False) -> Problem:
+    """Names the template, the term in its words around it, and the rule (the file and line are the Problem's)."""
+    word = hit.word
+    what = _LABELS.get(word.category, word.category)
+    around = text[max(0, hit.start - 4) : hit.start + len(word.term) + 4].replace("\n", " ").strip()
+    if shown:
+        message = f"{content.name} shows {word.term!r} (“{around}”) from this value: {what}, {word.why} [{word.source}]"
+    else:
+        message = f"{content.name}: {word.term!r} in “{around}”: {what}, {word.why} [{word.source}]"
+    hint = "reword it; if it is fine here, add the phrase to lint.allow"
+    if file:
+        return Problem(message=message, file=file, line=line, path=format_path(path), hint=hint, severity="warning", code=f"copy-{word.category}")
+    return playbook.located.problem(path, message, hint=hint, severity="warning", code=f"copy-{word.category}")
+
+
+def _origin(playbook: LoadedPlaybook, term: str, finder: Matcher) -> Path_ | None:
+    """The playbook value a rendered term came from (vars, products, personas…), when one holds it."""
+    def walk(node: Any, path: Path_) -> Iterator[Path_]:
+        if isinstance(node, str):
+            if any(hit.word.term == term for hit in finder.hits(node)):
+                yield path
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, path + (key,))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from walk(value, path + (index,))
+
+    data = playbook.located.data
+    for section in ("vars", "products", "personas", "groups", "hooks"):
+        for path in walk(data.get(section), (section,)):
+            return path
+    return None
+
+
+def _formats(playbook: LoadedPlaybook, rendered: Sequence[Rendered]) -> Iterator[Problem]:
+    """Moments images, and the WeCom robot's message size when the playbook posts through one."""
+    from siyu_cli.dispatch._webhook import platform
+
+    robot = platform("wecom").chunk_bytes or 0
+    wecom = any(getattr(output, "format", None) == "wecom" for output in playbook.model.outputs)
+    for sample in rendered:
+        if sample.channel == "moments":
+            images = len(_IMAGE.findall(sample.text))
+            if images > MOMENTS_MAX_IMAGES:
+                yield playbook.located.problem(
+                    sample.path,
+                    f"{sample.content.name}: a Moments post with {images} images (WeChat allows {MOMENTS_MAX_IMAGES}, or 1 video, or 1 link)",
+                    hint="keep 9 images at most; split the rest into another post",
+                    severity="warning",
+                    code="moments-images",
+                )
+        size = len(sample.text.encode("utf-8"))
+        if wecom and size > robot:
+            yield playbook.located.problem(
+                sample.path,
+                f"{sample.content.name}: {size:,} bytes, above the {robot:,} bytes a WeCom group robot message holds; it arrives in {-(-size // robot)}+ parts",
+                hint="shorten it, or split it into two beats",
+                severity="warning",
+                code="robot-size",
+            )
+
+
+def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem]:
+    """The same staff member (persona) reaching the same customer twice on one day.
+
+    WeCom lets a staff member's mass sends reach a customer once a day. Private beats whose
+    audiences can hold one contact are counted per campaign day; each journey's steps are
+    placed for a contact entering at 10:00 (`routes`: the journey book's). Welcome messages
+    (after: 0m) go through the welcome API and do not count."""
+    from siyu_cli.journeys import step_due
+
+    model = playbook.model
+    problems: list[Problem] = []
+    private = [(bi, beat, playbook.audience(beat)) for bi, beat in enumerate(model.beats) if beat.channel == "private"]
+    reported: set[tuple[int, ...]] = set()
+    for cohort in playbook.cohorts:
+        days = playbook.beat_days_of(cohort)
+        for day in range(1, model.days + 1):
+            todays = [(bi, beat, expr) for bi, beat, expr in private if day in days[beat.id]]
+            for (bi, beat, expr), (bj, other, other_expr) in itertools.combinations_with_replacement(todays, 2):
+                persona = beat.persona or model.personas[0].id
+                if persona != (other.persona or model.personas[0].id) or (bi, bj) in reported:
+                    continue
+                if bi == bj and len(beat.times) < 2:
+                    continue
+                if bi != bj and not _overlap(expr, other_expr):
+                    continue
+                reported.add((bi, bj))
+                both = f"beat {beat.id} posts at {', '.join(beat.times)}" if bi == bj else f"beats {beat.id} and {other.id} can both reach one contact"
+                problems.append(
+                    playbook.located.problem(
+                        ("beats", bj, "days") if bi != bj else ("beats", bi, "at"),
+                        f"{both} on day {day} from persona {persona}: WeCom lets a staff member reach a customer once a day, the second mass send is refused",
+                        hint="move one to another day, give it to another persona, or make the audiences exclusive",
+                        severity="warning",
+                        code="twice-a-day",
+                    )
+                )
+    tz = playbook.tz
+    entered = datetime.combine(playbook.cohorts[0].start, time(10, 0), tzinfo=tz)
+    for route in routes:
+        by_date: dict[date, list[str]] = defaultdict(list)
+        for step in route.steps:
+            if route.kind == "welcome" and step.after == timedelta(0) and step.at is None:
+                continue
+            by_date[step_due(entered, step, tz).date()].append(step.id if route.kind == "journey" else f"#{step.index + 1}")
+        for ids in by_date.values():
+            if len(ids) > 1:
+                problems.append(
+                    playbook.located.problem(
+                        route.path + ("steps" if route.kind == "journey" else "welcome",),
+                        f"steps {', '.join(ids)} of {route.id} reach a contact on the same day (entering at 10:00): WeCom lets a staff member reach a customer once a day",
+                        hint="space the steps a day apart",
+                        severity="warning",
+                        code="twice-a-day",
+                    )
+                )
+    return problems
+
+
+def _overlap(first: TagExpr, second: TagExpr) -> bool:
+    """Whether some set of tags matches both expressions (both audiences can hold one contact)."""
+    universe = sorted(first.tags | second.tags)
+    if len(universe) > _MAX_TAG_UNIVERSE:
+        return True
+    return any(first.matches(tags) and second.matches(tags) for n in range(len(universe) + 1) for tags in map(frozenset, itertools.combinations(universe, n)))
+
+
+def display_file(path: Path) -> str:
+    """A template's file as check shows it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def sources(playbook: LoadedPlaybook, env: Any) -> Any:
+    """`source_of` for copy_problems: a template file's text from the renderer's loader, an inline text from the playbook."""
+    located = playbook.located
+    lines = playbook.path.read_text(encoding="utf-8-sig").splitlines()
+
+    def source_of(content: Content, path: Path_) -> tuple[str, str, int] | None:
+        if content.template is not None:
+            try:
+                text, filename, _ = env.loader.get_source(env, content.template)
+            except Exception:  # not found or unreadable: the template check reports it
+                return None
+            return text, display_file(Path(filename or content.template)), 1
+        line, column = located.where(path)
+        first = line or 1
+        if line is not None and column is not None and lines[line - 1][column - 1 : column] in ("|", ">"):
+            first += 1  # a block scalar's text starts on the next line
+        return content.text or "", str(playbook.path), first
+
+    return source_of

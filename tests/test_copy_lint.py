@@ -1,0 +1,157 @@
+"""`siyu check`'s copy lint: 广告法 absolute terms and guarantees, WeChat's induced sharing, Moments and robot
+formats, one staff member reaching a customer twice a day; each warning names the template, line, term and rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siyu_cli.check._copy import shipped_words
+from tests.playbooks_fixtures import NOON_1V1, invoke, write_playbook
+
+
+def _beat(text: str | None = None, *, template: str | None = None, channel: str = "group", beat_id: str = "post", **extra: Any) -> dict[str, Any]:
+    beat: dict[str, Any] = {"id": beat_id, "at": "10:00", "channel": channel, **extra}
+    if template:
+        beat["template"] = template
+    else:
+        beat["text"] = text
+    return beat
+
+
+def _check(path: Path, *args: str, code: int = 0) -> list[dict[str, Any]]:
+    result = invoke("check", str(path), "--json", *args, code=code)
+    return json.loads(result.stdout)["files"][0]["problems"]
+
+
+def _copy(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in problems if p["code"].startswith("copy-")]
+
+
+def test_a_term_in_a_template_names_file_line_term_and_rule(tmp_path: Path) -> None:
+    template = "早上好\n{# 内部备注：别写“最好用” #}\n这是全网最好用的精华\n"
+    path = write_playbook(tmp_path, beats=[_beat(template="posts/a.md.j2")], templates={"posts/a.md.j2": template})
+    (problem,) = _copy(_check(path))
+    assert problem["severity"] == "warning" and problem["code"] == "copy-absolute"
+    assert problem["file"].endswith("posts/a.md.j2") and problem["line"] == 3, "the comment is never sent, so it is not linted"
+    assert problem["path"] == "beats[0].template"
+    assert "posts/a.md.j2" in problem["message"] and "'最'" in problem["message"] and "全网最好用" in problem["message"]
+    assert "《广告法》第九条" in problem["message"]
+    # Rich output names file:line too, and --strict fails on it.
+    text = invoke("check", "--strict", str(path), code=1).output
+    assert "posts/a.md.j2:3: warning:" in text
+
+
+def test_time_order_ordinals_and_feelings_are_not_claims(tmp_path: Path) -> None:
+    text = "最近天冷，最后一天报名，第一天打卡，第一名是小明，我最喜欢这个季节，最多减200"
+    path = write_playbook(tmp_path, beats=[_beat(text)])
+    assert _copy(_check(path)) == []
+
+
+def test_a_branch_the_sample_skips_is_still_read(tmp_path: Path) -> None:
+    template = "{% if day == 99 %}\n国家级专家亲授\n{% endif %}\n今天见"
+    path = write_playbook(tmp_path, beats=[_beat(template="t.md.j2")], templates={"t.md.j2": template})
+    (problem,) = _copy(_check(path))
+    assert problem["line"] == 2 and "国家级" in problem["message"]
+
+
+def test_a_term_from_vars_points_at_the_playbook_value(tmp_path: Path) -> None:
+    path = write_playbook(tmp_path, beats=[_beat("今天推荐：{{ vars.claim }}")], vars={"brand": "禾屿", "claim": "顶级修护，效果看得见"})
+    (problem,) = _copy(_check(path))
+    assert problem["path"] == "vars.claim" and problem["file"].endswith("playbook.yaml") and problem["line"]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert "顶级" in lines[problem["line"] - 1]
+    assert "shows '顶级'" in problem["message"]
+
+
+def test_an_inline_block_text_gives_the_line_of_the_term(tmp_path: Path) -> None:
+    path = tmp_path / "playbook.yaml"
+    text = (
+        "siyu: 1\nid: camp\ntitle: 测试营\nstart: 2026-12-01\ndays: 2\npersonas:\n  - {id: host, name: 小丸子}\ngroups:\n  - {id: g1, name: 一群}\n"
+        "beats:\n  - id: note\n    at: '11:00'\n    channel: group\n    text: |\n      第一段\n      本课程保过，不过退款\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    problems = _copy(_check(path))
+    assert {p["code"] for p in problems} == {"copy-guarantee-education"}
+    term_line = text.splitlines().index("      本课程保过，不过退款") + 1
+    assert {p["line"] for p in problems} == {term_line}
+    assert sorted(p["message"].split("'")[1] for p in problems) == ["不过退款", "保过"]
+    assert all("《广告法》第二十四条" in p["message"] for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "rule"),
+    [
+        ("转发朋友圈集赞38个，到店领取面膜", "copy-sharing", "微信外部链接内容管理规范"),
+        ("邀请好友解锁第二课", "copy-sharing", "分享后方可进行下一步操作"),
+        ("转发领取：7天阅读营", "copy-sharing", "诱导分享"),
+        ("三个疗程根治痘痘", "copy-guarantee-health", "第十七条"),
+        ("这款精华无副作用，孕妇可用", "copy-guarantee-health", "安全性的断言"),
+        ("100%有效，无效退款", "copy-absolute", "第九条"),
+    ],
+)
+def test_each_category_cites_its_rule(tmp_path: Path, text: str, code: str, rule: str) -> None:
+    path = write_playbook(tmp_path, beats=[_beat(text)])
+    problems = _copy(_check(path))
+    assert problems and any(p["code"] == code and rule in p["message"] for p in problems), problems
+
+
+def test_the_playbook_adds_words_and_allows_phrases(tmp_path: Path) -> None:
+    lint = {"words": ["秒杀全网", {"term": "吊打", "category": "absolute", "why": "贬低同行", "source": "《广告法》第十三条"}], "allow": ["最用心", "唯一"]}
+    text = "秒杀全网！吊打同类。本周最用心的晒单，唯一指定"
+    path = write_playbook(tmp_path, beats=[_beat(text)], lint=lint)
+    found = {(p["code"], p["message"].split("'")[1]) for p in _copy(_check(path))}
+    assert found == {("copy-playbook", "秒杀全网"), ("copy-absolute", "吊打")}
+
+
+def test_moments_images_and_robot_size(tmp_path: Path) -> None:
+    images = "".join(f"![图{n}](https://example.com/{n}.jpg)\n" for n in range(10))
+    long = "今天的早分享" + "。" * 1500  # 1,506 characters, 4,518 bytes of UTF-8
+    beats = [_beat(images, channel="moments", persona="host", beat_id="gallery"), _beat(long, beat_id="long")]
+    path = write_playbook(tmp_path, beats=beats)
+    codes = {p["code"]: p for p in _check(path)}
+    assert "10 images" in codes["moments-images"]["message"] and codes["moments-images"]["path"] == "beats[0].text"
+    assert "robot-size" not in codes, "only a playbook that posts through a WeCom robot is held to its size"
+    path = write_playbook(tmp_path, beats=beats, outputs=[{"type": "webhook", "format": "wecom", "url_env": "SIYU_WECOM_WEBHOOK"}])
+    robot = [p for p in _check(path) if p["code"] == "robot-size"]
+    assert len(robot) == 1 and "4,518 bytes" in robot[0]["message"] and "4,096" in robot[0]["message"] and robot[0]["path"] == "beats[1].text"
+
+
+def test_one_staff_member_reaching_a_customer_twice_a_day(tmp_path: Path) -> None:
+    twice = {**NOON_1V1, "at": ["09:00", "19:30"]}
+    path = write_playbook(tmp_path, beats=[twice])
+    (problem,) = [p for p in _check(path) if p["code"] == "twice-a-day"]
+    assert problem["path"] == "beats[0].at" and "once a day" in problem["message"]
+    # Two beats of one persona whose audiences can hold one contact; exclusive audiences do not.
+    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "audience": "家长 and not 已购"}
+    paid = {**NOON_1V1, "id": "paid", "at": "20:00", "audience": "已购"}
+    path = write_playbook(tmp_path, beats=[NOON_1V1, evening])
+    assert [p["path"] for p in _check(path) if p["code"] == "twice-a-day"] == ["beats[1].days"]
+    path = write_playbook(tmp_path, beats=[{**NOON_1V1, "audience": "已购 and 家长"}, {**evening}])
+    assert not [p for p in _check(path) if p["code"] == "twice-a-day"]
+    path = write_playbook(tmp_path, beats=[NOON_1V1, {**paid, "persona": "advisor"}])
+    assert not [p for p in _check(path) if p["code"] == "twice-a-day"], "another staff member may"
+
+
+def test_journey_steps_on_one_day_and_welcomes_that_do_not_count(tmp_path: Path) -> None:
+    journey = {
+        "id": "ladder",
+        "enter": {"event": "friend_added"},
+        "steps": [{"id": "ask", "after": "1h", "text": "您好"}, {"id": "pain", "after": "3h", "text": "再聊"}, {"id": "close", "after": "2d", "text": "下单"}],
+    }
+    hooks = [{"id": "card", "kind": "package_card", "code": "C1", "welcome": [{"after": "0m", "text": "欢迎"}, {"after": "2h", "text": "领券"}]}]
+    path = write_playbook(tmp_path, journeys=[journey], hooks=hooks)
+    found = [p for p in _check(path) if p["code"] == "twice-a-day"]
+    assert [p["path"] for p in found] == ["journeys[0].steps"], found
+    assert "ask, pain" in found[0]["message"]
+
+
+def test_the_shipped_list_is_data_with_its_sources() -> None:
+    words = shipped_words()
+    assert {w.category for w in words} == {"absolute", "guarantee-education", "guarantee-health", "sharing"}
+    assert all(w.term and w.why and w.source for w in words)
+    assert all("广告法" in w.source or "化妆品监督管理条例" in w.source or "微信" in w.source for w in words)
+    assert {"最", "第一", "国家级", "顶级", "100%有效", "集赞", "转发领取", "邀请好友解锁"} <= {w.term for w in words}
