@@ -123,7 +123,7 @@ class Matcher:
         for phrase in itertools.chain(self.allow, (e.lower() for e in word.exceptions)):
             offset = phrase.find(term)
             while offset != -1:
-                if text.startswith(phrase, start - offset) and start - offset >= 0:
+                if start >= offset and text.startswith(phrase, start - offset):
                     return True
                 offset = phrase.find(term, offset + 1)
         return False
@@ -233,7 +233,7 @@ def _formats(playbook: LoadedPlaybook, rendered: Sequence[Rendered]) -> Iterator
         if wecom and size > robot:
             yield playbook.located.problem(
                 sample.path,
-                f"{sample.content.name}: {size:,} bytes, above the {robot:,} bytes a WeCom group robot message holds; it arrives in {-(-size // robot)}+ parts",
+                f"{sample.content.name}: {size:,} bytes, above the {robot:,} bytes a WeCom group robot message holds: the robot posts it in parts",
                 hint="shorten it, or split it into two beats",
                 severity="warning",
                 code="robot-size",
