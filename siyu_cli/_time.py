@@ -43,20 +43,59 @@ def parse_hhmm(text: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+_LOOSE_TIME = re.compile(
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[\sT]+(\d{1,2})\s*[:：时]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})(?:\.\d+)?\s*秒?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+TIME_EXAMPLES = "write e.g. 2026-12-01 08:30, 2026/12/1 8:30, 2026年12月1日 08:30 or 2026-12-01T08:30:00+08:00"
+
+
 def parse_when(text: str, tz: tzinfo) -> datetime:
-    """An ISO date or date-time; one without a zone is read in `tz`."""
+    """A date or date-time in any form an import accepts (ISO, 2026/12/1 8:30, 2026年12月1日); one without a zone is read in `tz`.
+
+    Raises ValueError (never OverflowError) for a time the store cannot hold, such as year 1 east of UTC.
+    """
     raw = str(text).strip()
     if not raw:
         raise ValueError("empty time")
     candidate = raw.replace("/", "-")
-    if candidate.endswith("Z"):
+    if candidate.endswith(("Z", "z")):
         candidate = candidate[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(candidate)
     except ValueError:
-        raise ValueError(f"{raw!r} is not a time; write e.g. 2026-12-01 08:30 or 2026-12-01T08:30:00+08:00") from None
+        moment = _loose(raw)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
+    return in_range(moment, raw)
+
+
+def in_range(moment: datetime, shown: object) -> datetime:
+    """`moment` when it has a UTC form in years 1-9999, else a ValueError naming `shown`."""
+    try:
+        utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{shown!r} is out of range (years 1-9999 in UTC)") from None
+    if utc.year < 1000:
+        # The store sorts times as text: a year before 1000 would print with fewer digits and sort wrong.
+        raise ValueError(f"{shown!r} is out of range; write a year from 1000 on")
+    return moment
+
+
+def _loose(text: str) -> datetime:
+    match = _LOOSE_TIME.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a time; {TIME_EXAMPLES}")
+    year, month, day, hour, minute, second, offset = match.groups()
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid time: {exc}") from None
+    if offset:
+        if offset == "Z":
+            return moment.replace(tzinfo=UTC)
+        return datetime.fromisoformat(f"{moment.isoformat()}{offset[:3]}:{offset[-2:]}")
     return moment
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, tzinfo
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +39,29 @@ app.add_typer(import_app, name="import", rich_help_panel=PANEL)
 app.add_typer(contacts_app, name="contacts", rich_help_panel=PANEL)
 
 
-def _zone(playbook: str | None, tz: str | None) -> tzinfo:
-    """--tz, else the named or found playbook's zone, else Asia/Shanghai. A named playbook must exist."""
+def _zone(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[str, str]]:
+    """--tz, else the named or found playbook's zone, else Asia/Shanghai; and the playbook's hooks (id or code -> code).
+
+    A named playbook must exist; a found one must read cleanly (its zone decides the times).
+    """
     from siyu_cli._time import zone
     from siyu_cli.errors import PlaybookNotFound
     from siyu_cli.playbook import read
 
-    if tz:
-        return zone(tz)
-    if playbook:
-        return read(find_playbook(playbook)).tz
     try:
-        path = find_playbook(None)
+        loaded = read(find_playbook(playbook)) if playbook else read(find_playbook(None))
     except PlaybookNotFound:
-        return zone(DEFAULT_TZ)
-    return read(path).tz
+        if playbook:
+            raise
+        loaded = None
+    hooks: dict[str, str] = {}
+    for hook in loaded.model.hooks if loaded is not None else ():
+        for ref in (hook.id, hook.code):
+            if ref:
+                hooks[ref] = hook.code or hook.id
+    if tz:
+        return zone(tz), hooks
+    return (loaded.tz if loaded is not None else zone(DEFAULT_TZ)), hooks
 
 
 @contextmanager
@@ -78,77 +87,188 @@ def _progress(label: str, hidden: bool) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total or None)
 
 
-def _run_import(
-    kind: str,
-    file: Path,
-    maps: list[str] | None,
-    map_file: Path | None,
-    dry_run: bool,
-    skip_bad: Path | None,
-    db: str | None,
-    playbook: str | None,
-    tz: str | None,
-    as_json: bool,
-    **options: bool,
-) -> None:
-    from siyu_cli.ingest import import_contacts, import_events, load_mapping, parse_map_options
+def _mapping(kind: str, preset: str | None, map_file: Path | None, maps: list[str] | None) -> Any:
+    """The preset, then the mapping file on top, then --map options on top of both."""
+    from siyu_cli.ingest import ColumnMap, load_mapping, load_preset, parse_map_options
 
-    mapping = load_mapping(map_file) if map_file is not None else {}
-    mapping.update(parse_map_options(maps or []))
-    zone = _zone(playbook, tz)
+    mapping = ColumnMap()
+    if preset:
+        mapping = load_preset(preset)
+        if mapping.kind not in (None, kind):
+            raise UsageError(f"--preset {preset} is for `siyu import {mapping.kind}`, not `import {kind}`", hint=f"run siyu import {mapping.kind} FILE --preset {preset}")
+    if map_file is not None:
+        mapping = mapping.then(load_mapping(map_file))
+    if maps:
+        mapping = mapping.then(parse_map_options(maps))
+    return mapping
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """The options both import commands share."""
+
+    maps: list[str] | None
+    map_file: Path | None
+    preset: str | None
+    dry_run: bool
+    skip_bad: Path | None
+    force: bool
+    encoding: str | None
+    sheet: str | None
+    db: str | None
+    playbook: str | None
+    tz: str | None
+    as_json: bool
+
+
+def _run_import(kind: str, file: Path, how: ImportOptions, **options: Any) -> None:
+    from siyu_cli.ingest import check_rejects_path, import_contacts, import_events
+
+    mapping = _mapping(kind, how.preset, how.map_file, how.maps)
+    if how.skip_bad is not None:
+        check_rejects_path(how.skip_bad, file, force=how.force)
+    zone, hooks = _zone(how.playbook, how.tz)
     action = import_contacts if kind == "contacts" else import_events
-    with _store(db) as store, _progress(f"importing {file.name}", as_json) as progress:
-        result = action(store, file, tz=zone, mapping=mapping, dry_run=dry_run, skip_bad_to=skip_bad, progress=progress, **options)
-    if as_json:
+    sheet: str | int | None = int(how.sheet) if how.sheet and how.sheet.isdigit() else how.sheet
+    with _store(how.db) as store, _progress(f"importing {file.name}", how.as_json) as progress:
+        result = action(
+            store, file, tz=zone, mapping=mapping, dry_run=how.dry_run, skip_bad_to=how.skip_bad, progress=progress,
+            encoding=how.encoding, sheet=sheet, hooks=hooks, **options,
+        )
+    if how.as_json:
         print_json(result.to_dict())
         return
+    _print_import(kind, file, result, how)
+
+
+def _print_import(kind: str, file: Path, result: Any, how: ImportOptions) -> None:
+    console, notes = out(), err()
     for name in result.unused_mapping:
-        err().print(f"note: the mapping names column {name!r}, which {file.name} does not have", markup=False, soft_wrap=True)
-    parts = [f"read {result.read}", f"inserted {result.inserted}"]
+        notes.print(f"note: the mapping names column {name!r}, which {file.name} does not have", markup=False, soft_wrap=True)
+    for column, count in result.unmatched_hooks.items():
+        notes.print(f"note: {count} row(s)' {column} named no hook of the playbook; their hook is empty (the cell is kept as {column})", markup=False, soft_wrap=True)
+    parts = [f"read {result.read}", f"inserted {result.inserted}", f"updated {result.updated}"]
     if kind == "contacts":
-        parts += [f"updated {result.updated}", f"unchanged {result.unchanged}"]
+        parts.append(f"unchanged {result.unchanged}")
+        if result.events_inserted or result.events_updated:
+            parts.append(f"add events inserted {result.events_inserted} updated {result.events_updated}")
     else:
         parts.append(f"duplicates skipped {result.duplicates}")
         if result.contacts_created:
             parts.append(f"contacts created {result.contacts_created}")
-    if skip_bad is not None:
-        parts.append(f"bad rows skipped {result.skipped} (written to {skip_bad})")
+    if result.aliases_linked:
+        parts.append(f"aliases linked {result.aliases_linked}" + (f" ({result.contacts_merged} contacts merged)" if result.contacts_merged else ""))
+    if result.left_out:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.left_out.items()))
+        parts.append(f"left out by the mapping {sum(result.left_out.values())} ({reasons})")
+    if how.skip_bad is not None:
+        parts.append(f"bad rows skipped {result.skipped} (written to {how.skip_bad})")
+    where = "" if result.format != "xlsx" else f", sheet {result.sheet}"
     encoding = "" if result.format == "xlsx" else f", {result.encoding}"
-    prefix = "dry run, nothing written: " if dry_run else ""
-    out().print(f"{prefix}{kind} from {file} ({result.format}{encoding}): " + " · ".join(parts), markup=False, soft_wrap=True)
+    header = f", header on row {result.header_row}" if result.header_row != 1 else ""
+    prefix = "dry run, nothing written: " if how.dry_run else ""
+    console.print(f"{prefix}{kind} from {file} ({result.format}{encoding}{where}{header}): " + " · ".join(parts), markup=False, soft_wrap=True)
+    for change in result.changes:
+        what = "; ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in change["changes"].items())
+        console.print(f"  {'would update' if how.dry_run else 'updated'} row {change['row']}: event {change['event_id']}: {what}", markup=False, soft_wrap=True)
+    if result.updated > len(result.changes):
+        console.print(f"  … and {result.updated - len(result.changes)} more", markup=False, soft_wrap=True)
 
 
-@import_app.command("contacts", epilog=examples("siyu import contacts contacts.csv", "siyu import contacts 客户.xlsx --map 客户ID=contact_id --dry-run"))
+FILE_HELP = "CSV (UTF-8, UTF-8 BOM, GBK/GB18030; the whole file is checked) or XLSX (first sheet, or --sheet); title rows above the header are passed over."
+PRESET_HELP = "A shipped mapping for a platform's export: wecom-customers, taobao-orders, douyin-orders (`siyu import presets` lists them); --map-file and --map go on top."
+ENCODING_HELP = "The CSV's encoding when detection guesses wrong (e.g. gb18030, utf-8, utf-16)."
+SHEET_HELP = "The XLSX sheet to read: its name, or its number from 1 (default: the mapping's, else the first)."
+FORCE_HELP = "Let --skip-bad overwrite an existing file (never the file being imported)."
+
+
+@import_app.command(
+    "contacts",
+    epilog=examples("siyu import contacts 客户列表.xlsx --preset wecom-customers -p playbooks/ecommerce-card.yaml", "siyu import contacts 客户.xlsx --map 客户ID=contact_id --dry-run"),
+)
 def import_contacts_cmd(
-    file: Path = typer.Argument(..., help="CSV (UTF-8, UTF-8 BOM, GBK/GB18030) or XLSX with columns contact_id, name, tags, source, tier, account, cohort, added_at."),
+    file: Path = typer.Argument(..., help=FILE_HELP + " Columns contact_id, name, tags, source, tier, account, cohort, added_at."),
     maps: list[str] = typer.Option(None, "--map", help=MAP_HELP),
     map_file: Path = typer.Option(None, "--map-file", help=MAP_FILE_HELP),
+    preset: str = typer.Option(None, "--preset", help=PRESET_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     skip_bad: Path = typer.Option(None, "--skip-bad", help=SKIP_BAD_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    encoding: str = typer.Option(None, "--encoding", help=ENCODING_HELP),
+    sheet: str = typer.Option(None, "--sheet", help=SHEET_HELP),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
     tz: str = typer.Option(None, "--tz", help=TZ_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Import contacts 联系人: upsert by contact_id; tags (split on , ， ; ； | 、) replace the stored tags. All or nothing."""
-    _run_import("contacts", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json)
+    """Import contacts 联系人: upsert by contact_id (or an alias of one); tags (split on , ， ; ； | 、) replace the stored tags. All or nothing."""
+    _run_import("contacts", file, ImportOptions(maps, map_file, preset, dry_run, skip_bad, force, encoding, sheet, db, playbook, tz, as_json))
 
 
-@import_app.command("events", epilog=examples("siyu import events events.csv -p playbooks/camp.yaml", "siyu import events orders.csv --create-contacts --skip-bad bad.csv"))
+@import_app.command(
+    "events",
+    epilog=examples(
+        "siyu import events 订单报表.csv --preset taobao-orders --create-contacts --also card_sent",
+        "siyu import events orders.csv --create-contacts --skip-bad bad.csv",
+    ),
+)
 def import_events_cmd(
-    file: Path = typer.Argument(..., help="CSV or XLSX with columns event_id (optional), type, contact_id, at, hook, cohort, group, amount."),
+    file: Path = typer.Argument(..., help=FILE_HELP + " Columns event_id (optional), type, contact_id, at, hook, cohort, group, amount."),
     maps: list[str] = typer.Option(None, "--map", help=MAP_HELP),
     map_file: Path = typer.Option(None, "--map-file", help=MAP_FILE_HELP),
-    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    preset: str = typer.Option(None, "--preset", help=PRESET_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP + " Lists the events that would be updated."),
     skip_bad: Path = typer.Option(None, "--skip-bad", help=SKIP_BAD_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    encoding: str = typer.Option(None, "--encoding", help=ENCODING_HELP),
+    sheet: str = typer.Option(None, "--sheet", help=SHEET_HELP),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     playbook: str = typer.Option(None, "-p", "--playbook", help=OPT_PLAYBOOK_HELP),
     tz: str = typer.Option(None, "--tz", help=TZ_HELP),
     create_contacts: bool = typer.Option(False, "--create-contacts", help="Create a bare contact for an unknown contact id instead of rejecting its rows (e.g. card_sent to buyers not yet added)."),
+    also: list[str] = typer.Option(None, "--also", help="Every imported row also records an event of this type at its time, e.g. --also card_sent: each order shipped a package card (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Import events 事件 (加微, 进群, 打卡, 下单…) for known contacts; re-importing a file adds nothing. All or nothing."""
-    _run_import("events", file, maps, map_file, dry_run, skip_bad, db, playbook, tz, as_json, create_contacts=create_contacts)
+    """Import events 事件 (加微, 进群, 打卡, 下单…); re-importing a file adds nothing, a changed event is an update, listed. All or nothing."""
+    how = ImportOptions(maps, map_file, preset, dry_run, skip_bad, force, encoding, sheet, db, playbook, tz, as_json)
+    _run_import("events", file, how, create_contacts=create_contacts, also=list(also or []))
+
+
+@import_app.command("presets", epilog=examples("siyu import presets", "siyu import presets --show taobao-orders > my-taobao.yaml"))
+def import_presets_cmd(
+    show: str = typer.Option(None, "--show", help="Print this preset's mapping file, to copy and edit as your own --map-file."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List the shipped presets 预设 for platforms' exports, with the columns each reads."""
+    from siyu_cli.ingest import load_preset, preset_names, preset_text
+
+    if show:
+        typer.echo(preset_text(show), nl=False)
+        return
+    rows = []
+    for name in preset_names():
+        mapping = load_preset(name)
+        rows.append(
+            {
+                "name": name,
+                "for": mapping.kind,
+                "about": mapping.about,
+                "columns": {column: [rule.field or "alias" for rule in mapping.rules if rule.column == column] for column in dict.fromkeys(mapping.columns)},
+                "constants": {rule.field: rule.const for rule in mapping.rules if rule.const is not None},
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    console = out()
+    for row in rows:
+        console.print(f"{row['name']}  (siyu import {row['for']} FILE --preset {row['name']})", markup=False, soft_wrap=True)
+        if row["about"]:
+            console.print(f"  {row['about']}", markup=False, soft_wrap=True)
+        for column, targets in row["columns"].items():
+            console.print(f"    {column} → {', '.join(targets)}", markup=False, soft_wrap=True)
+        for name, value in row["constants"].items():
+            console.print(f"    {name} = {value}", markup=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=PANEL, epilog=examples("siyu track order --contact c001 --amount 365", "siyu track friend_added --contact c002 --hook EYE100 --create-contact"))
@@ -184,9 +304,11 @@ def track(
         if not sep or not key.strip():
             raise UsageError(f"--prop {item!r}: write KEY=VALUE")
         extra[key.strip()] = value
+    from siyu_cli.ingest import resolve_contact
+
     with _store(db) as store:
         result = record(
-            store, kind, contact, at=moment, hook=hook, cohort=cohort, group=group, amount=amount,
+            store, kind, resolve_contact(store, contact), at=moment, hook=hook, cohort=cohort, group=group, amount=amount,
             event_id=event_id, props=extra, create_contact=create_contact,
         )
     if as_json:
@@ -261,6 +383,34 @@ def _tag_rules(loaded: Any) -> Any:
     return TagRules.of(loaded.model if loaded is not None else None)
 
 
+@contacts_app.command("link", epilog=examples("siyu contacts link wm_0001 tb_小明 tb_id_2201", "siyu contacts link wm_0001 13800000001 --json"))
+def contacts_link(
+    contact_id: str = typer.Argument(..., help="The contact the aliases join (its id, or an alias of it)."),
+    aliases: list[str] = typer.Argument(..., help="Other ids of the same person: a Taobao buyer, a phone hash, a union id."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Link other ids of one person to a contact 合并身份: events naming an alias land on the contact.
+
+    An alias that is a contact in the store (a bare buyer from an order import) is merged in:
+    its events move over, its fields fill the empty ones, its tags join. All or none.
+    """
+    from siyu_cli.ingest import link_contact
+
+    with _store(db, create=False) as store:
+        result = link_contact(store, contact_id, aliases)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console = out()
+    if result.linked:
+        console.print(f"{result.contact_id}: linked {', '.join(result.linked)}", markup=False, soft_wrap=True)
+    if result.merged:
+        console.print(f"{result.contact_id}: merged contacts {', '.join(result.merged)} ({result.events_moved} events moved)", markup=False, soft_wrap=True)
+    if result.already:
+        console.print(f"{result.contact_id}: already linked {', '.join(result.already)}", markup=False, soft_wrap=True)
+
+
 @contacts_app.command("list", epilog=examples("siyu contacts list --segment unpaid --limit 20", "siyu contacts list --segment '家长 and not 已购' --json"))
 def contacts_list(
     segment: str = typer.Option(None, "--segment", help="A segment id of the playbook, or a tag expression such as '家长 and not 已购'."),
@@ -304,13 +454,15 @@ def contacts_show(
     tz: str = typer.Option(None, "--tz", help=TZ_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show one contact, its effective tags with where each came from, and its events 事件 in time order."""
-    from siyu_cli.ingest import contact_events, get_contact
+    """Show one contact (by its id or an alias), its aliases, its effective tags with where each came from, and its events 事件 in time order."""
+    from siyu_cli.ingest import contact_aliases, contact_events, get_contact, resolve_contact
     from siyu_cli.rules import contact_tag_state
 
     zone, loaded = _playbook_view(playbook, tz, strict=bool(playbook))
     with _store(db, create=False) as store:
+        contact_id = resolve_contact(store, contact_id)
         contact = get_contact(store, contact_id)
+        contact["aliases"] = contact_aliases(store, contact_id)
         state = contact_tag_state(store, _tag_rules(loaded), contact)
         events = contact_events(store, contact_id)
     origins = {tag: state.origins[tag] for tag in state.tags} if state.origins is not None else {}
@@ -327,7 +479,8 @@ def contacts_show(
     console = out()
     fields = [("name", contact["name"]), ("source", contact["source"]), ("tier", contact["tier"]),
               ("account", contact["account"]), ("cohort", contact["cohort"]),
-              ("added_at", contact["added_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M") if contact["added_at"] else None)]
+              ("added_at", contact["added_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M") if contact["added_at"] else None),
+              ("aliases", ", ".join(contact["aliases"]))]
     fields += sorted(contact["extra"].items())
     console.print(f"[bold]{escape(contact['id'])}[/]")
     for name, value in fields:

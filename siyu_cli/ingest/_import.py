@@ -1,20 +1,28 @@
 """Importing contacts and events: one streaming pass, all or nothing.
 
-The pass validates each row and inserts good rows in batches inside one BEGIN IMMEDIATE
-transaction. The first bad row stops the inserting (validation goes on, to name every bad
-row); at the end a file with bad rows is rolled back unless `skip_bad_to` is given. A dry
-run does the same work and always rolls back, so its counts (duplicates included) are exact.
-Memory holds one batch, the bad-row list (capped) and, for events, the set of known contact ids.
+The pass validates each row and writes good rows in batches inside one BEGIN IMMEDIATE
+transaction. The first bad row stops the writing (validation goes on, to name every bad row);
+at the end a file with bad rows is rolled back unless `skip_bad_to` is given. A dry run does the
+same work and always rolls back, so its counts (updates and duplicates included) are exact.
+
+Events: an event id already stored with the same facts is a duplicate; with other facts, from
+before this import, an update (counted and listed); from an earlier row of this file, a bad row.
+Contacts: rows are staged in a temporary table and read back by contact, so rows sharing an id
+are decided by their content, never by their order in the file.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
-from collections.abc import Collection, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import tzinfo
+from itertools import groupby
 from math import isfinite
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,7 +31,9 @@ import sqlite_utils
 
 from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import ImportRejected, SiyuError, UsageError
-from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, derived_event_id, dumps, event_type, parse_amount, split_tags, time_parser
+from siyu_cli.ingest._identity import AliasConflict, Identities
+from siyu_cli.ingest._mapping import DROP, ColumnMap, Compiled, Rule, Skip, compile_mapping
+from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, clean_id, derived_event_id, dumps, event_type, parse_amount, split_tags, time_parser
 from siyu_cli.ingest._source import Progress, Source
 from siyu_cli.playbook import EVENTS
 from siyu_cli.store import immediate
@@ -31,20 +41,36 @@ from siyu_cli.store import immediate
 CONTACT_FIELDS = ("contact_id", "name", "tags", "source", "tier", "account", "cohort", "added_at")
 EVENT_FIELDS = ("event_id", "type", "contact_id", "at", "hook", "cohort", "group", "amount")
 REQUIRED = {"contacts": ("contact_id",), "events": ("type", "contact_id", "at")}
-ALIASES = {"events": {"group_id": "group"}, "contacts": {}}
-DROP = "-"
+IMPLICIT = {"events": {"group_id": "group"}, "contacts": {}}
 BATCH = 5000
 MAX_LISTED = 200
+_FACTS = ("type", "contact_id", "at", "hook", "cohort", "group", "amount", "props")
+_EVENT_SQL = "INSERT OR IGNORE INTO events (event_id, type, contact_id, at, hook, cohort, group_id, amount, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_CONTACT_SQL = "INSERT OR IGNORE INTO contacts (contact_id, updated_at) VALUES (?, ?)"
+
+
+def _raw(value: Any) -> Any:
+    return value
+
+
+# Ids lose Excel's wrappers; times and amounts keep the cell (an Excel date, a number) for their parsers.
+_CLEAN: dict[str, Callable[[Any], Any]] = {"contact_id": clean_id, "event_id": clean_id, "at": _raw, "added_at": _raw, "amount": _raw, "refund": _raw}
 
 
 @dataclass
 class ImportResult:
-    """What an import did. `updated`/`unchanged` are for contacts, `duplicates` for events."""
+    """What an import did. Contacts: inserted/updated/unchanged contacts. Events: inserted/updated/duplicate events.
+
+    `skipped`: bad rows written to the rejects file. `left_out`: rows the mapping leaves out on
+    purpose, by reason (`订单状态 交易关闭`). `changes`: the updated events, listed (capped).
+    """
 
     file: str
     kind: str
     format: str
     encoding: str
+    sheet: str = ""
+    header_row: int = 1
     read: int = 0
     inserted: int = 0
     updated: int = 0
@@ -52,6 +78,13 @@ class ImportResult:
     duplicates: int = 0
     skipped: int = 0
     contacts_created: int = 0
+    events_inserted: int = 0
+    events_updated: int = 0
+    aliases_linked: int = 0
+    contacts_merged: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)
+    unmatched_hooks: dict[str, int] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     rejects_file: str | None = None
     unused_mapping: list[str] = field(default_factory=list)
@@ -60,15 +93,41 @@ class ImportResult:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Columns:
-    index: dict[str, int]
-    extra: list[tuple[str, int]]
-    unused: list[str]
-
-
 class _Rollback(Exception):
     """Leaves `immediate()` by its rollback path."""
+
+
+def _as_map(mapping: ColumnMap | Mapping[str, str] | None) -> ColumnMap:
+    if isinstance(mapping, ColumnMap):
+        return mapping
+    rules = tuple(Rule(str(k).replace("\ufeff", "").strip(), v, origin="--map") for k, v in (mapping or {}).items())
+    return ColumnMap(rules, name="--map")
+
+
+def _open(path: Path, mapping: ColumnMap, kind: str, fields: tuple[str, ...], progress: Progress | None, encoding: str | None, sheet: str | int | None) -> Source:
+    if mapping.kind is not None and mapping.kind != kind:
+        raise UsageError(f"{mapping.name} is a mapping for `siyu import {mapping.kind}`, not `import {kind}`", hint=f"run siyu import {mapping.kind} {path}")
+    known = [*fields, *mapping.columns]
+    return Source(path, progress, encoding=encoding, sheet=sheet if sheet is not None else mapping.sheet, header_row=mapping.header_row, known=known)
+
+
+def _compile(source: Source, mapping: ColumnMap, fields: tuple[str, ...], kind: str, file: Path, hooks: Mapping[str, str]) -> Compiled:
+    return compile_mapping(
+        mapping,
+        source.header,
+        fields,
+        kind,
+        file,
+        required=REQUIRED[kind],
+        implicit=IMPLICIT[kind],
+        clean=_CLEAN,
+        text=cell_text,
+        hook_refs=hooks,
+    )
+
+
+def _result(file: Path, kind: str, source: Source, cols: Compiled, dry_run: bool) -> ImportResult:
+    return ImportResult(str(file), kind, source.kind, source.encoding, source.sheet, source.header_row, dry_run=dry_run, unused_mapping=cols.unused)
 
 
 def import_contacts(
@@ -76,92 +135,168 @@ def import_contacts(
     path: str | os.PathLike[str],
     *,
     tz: tzinfo,
-    mapping: Mapping[str, str] | None = None,
+    mapping: ColumnMap | Mapping[str, str] | None = None,
     dry_run: bool = False,
     skip_bad_to: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    encoding: str | None = None,
+    sheet: str | int | None = None,
+    hooks: Mapping[str, str] | None = None,
 ) -> ImportResult:
-    """Upsert contacts by contact_id; tags in the file replace the stored tags, empty cells keep stored values."""
-    file = Path(path)
-    with Source(file, progress) as source:
-        cols = _columns(source.header, CONTACT_FIELDS, mapping, "contacts", file)
-        result = ImportResult(str(file), "contacts", source.kind, source.encoding, dry_run=dry_run, unused_mapping=cols.unused)
-        present = [name for name in CONTACT_FIELDS[1:] if name in cols.index]
-        sql = _contact_sql(present)
-        i_id = cols.index["contact_id"]
-        getters = [(name, cols.index[name]) for name in present]
-        parse_at = time_parser(tz)
-        stamp = to_db(utcnow())
-        width = len(source.header)
-        conn = db.conn
-        changes = 0
-        tag_json: dict[Any, str] = {}
+    """Upsert contacts by contact_id (or the contact an alias names); tags in the file replace the stored tags.
 
-        def tags_of(cell: Any) -> str:
-            """Exports repeat a few tag combinations many times: encode each once."""
-            found = tag_json.get(cell)
-            if found is None:
-                found = dumps(split_tags(cell))
-                if len(tag_json) < 100_000:
-                    tag_json[cell] = found
-            return found
+    Rows sharing a contact id must agree, unless the mapping says `merge_rows` (a WeCom export
+    lists a customer once per staff member): then the earliest add decides added_at, account,
+    source and the other single values, and the tags are every row's. With `add_events`, each
+    row's add is a friend_added event (one per contact and staff member).
+    """
+    file = Path(path)
+    cmap = _as_map(mapping)
+    with _open(file, cmap, "contacts", CONTACT_FIELDS, progress, encoding, sheet) as source:
+        cols = _compile(source, cmap, CONTACT_FIELDS, "contacts", file, hooks or {})
+        result = _result(file, "contacts", source, cols, dry_run)
+        get = cols.getters
+        parse_at = time_parser(tz)
+        width = len(source.header)
+        fields = [name for name in CONTACT_FIELDS[1:] if name in get]
 
         def row_of(cells: list[Any]) -> tuple[Any, ...] | str:
-            reasons = []
-            cid = cell_text(cells[i_id])
-            if cid is None:
-                reasons.append("missing contact_id")
-            values: list[Any] = [cid]
-            for name, index in getters:
-                cell = cells[index]
-                if name == "tags":
-                    values.append(tags_of(cell))
-                elif name == "added_at":
-                    if cell is None or cell == "":
-                        values.append(None)
-                        continue
-                    try:
-                        values.append(parse_at(cell))
-                    except ValueError as exc:
-                        reasons.append(f"added_at: {exc}")
-                else:
-                    values.append(cell_text(cell))
-            values.append(_extra_json(cells, cols.extra))
-            values.append(stamp)
-            return "; ".join(reasons) if reasons else tuple(values)
+            reasons: list[str] = []
+            values: dict[str, Any] = {}
+            for name in CONTACT_FIELDS:
+                getter = get.get(name)
+                if getter is None:
+                    continue
+                try:
+                    value = getter(cells)
+                    if name == "added_at" and value is not None and value != "":
+                        value = parse_at(value)
+                    elif name == "tags":
+                        value = split_tags(value)
+                    elif value == "":
+                        value = None
+                except ValueError as exc:
+                    reasons.append(_located(exc, cols, name))
+                    continue
+                values[name] = value
+            cid = values.get("contact_id")
+            if cid is None and not reasons:
+                reasons.append("missing contact_id" + (f" ({'/'.join(cols.sources['contact_id'])} is empty)" if cols.sources["contact_id"] != ["contact_id"] else ""))
+            aliases = [alias for _, i in cols.aliases if (alias := clean_id(cells[i])) and alias != cid]
+            if reasons:
+                return "; ".join(reasons)
+            extra = _extra(cells, cols.extra)
+            return (
+                cid, values.get("name"), dumps(values["tags"]) if "tags" in values else None, values.get("source"), values.get("tier"),
+                values.get("account"), values.get("cohort"), values.get("added_at"), extra, dumps(aliases) if aliases else None,
+            )
 
-        with _rejects_file(skip_bad_to, source.header) as rejects:
+        with _rejects_file(skip_bad_to, source.header, file) as rejects:
             bad = _Bad(file, rejects)
             try:
                 with _bulk(db), immediate(db):
-                    before = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+                    conn = db.conn
+                    conn.execute("DROP TABLE IF EXISTS temp.siyu_staged")
+                    conn.execute(
+                        "CREATE TEMP TABLE siyu_staged (contact_id TEXT, rowno INTEGER, name TEXT, tags TEXT, source TEXT, tier TEXT, "
+                        "account TEXT, cohort TEXT, added_at TEXT, extra TEXT, aliases TEXT)"
+                    )
                     batch: list[tuple[Any, ...]] = []
+                    staging = "INSERT INTO temp.siyu_staged VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     for rowno, cells in source.rows():
                         result.read += 1
                         cells, overflow = _fit(cells, width)
-                        row = overflow or row_of(cells)
+                        row = overflow or _skipping(row_of, cells, result)
+                        if row is None:
+                            continue
                         if isinstance(row, str):
                             bad.add(rowno, cells, row)
                             continue
-                        if bad.blocking:
-                            continue
-                        batch.append(row)
+                        batch.append((row[0], rowno, *row[1:]))
                         if len(batch) >= BATCH:
-                            changes += _flush(conn, sql, batch)
-                    if not bad.blocking:
-                        changes += _flush(conn, sql, batch)
-                    after = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+                            _flush(conn, staging, batch)
+                    _flush(conn, staging, batch)
+                    _write_contacts(conn, cmap, fields, result, bad, file, rejects is not None)
+                    conn.execute("DROP TABLE temp.siyu_staged")
                     if dry_run or bad.blocking:
                         raise _Rollback
             except _Rollback:
                 pass
         bad.raise_if_blocking()
+        result.unmatched_hooks = dict(cols.unmatched_hooks)
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
-        result.inserted = after - before
-        result.updated = changes - result.inserted
-        result.unchanged = result.read - bad.total - result.inserted - result.updated
         return result
+
+
+_STAGED = ("name", "tags", "source", "tier", "account", "cohort", "added_at", "extra")
+
+
+def _write_contacts(conn: Any, cmap: ColumnMap, fields: list[str], result: ImportResult, bad: _Bad, file: Path, skipping: bool) -> None:
+    """Read the staged rows back by contact (earliest add first, then by content), decide each contact, write it."""
+    identities = Identities(conn)
+    stamp = to_db(utcnow())
+    sql = _contact_sql(fields)
+    writer = _EventWriter(conn, bad, result, None)
+    rows = conn.execute(
+        "SELECT contact_id, rowno, name, tags, source, tier, account, cohort, added_at, extra, aliases FROM temp.siyu_staged "
+        "ORDER BY contact_id, added_at IS NULL, added_at, account IS NULL, account, source, name, tags, extra, rowno"
+    )
+    before = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    changes = 0
+    pending: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for written, group in groupby(rows, key=lambda row: row[0]):
+        members = list(group)
+        first = members[0]
+        if len(members) > 1 and not cmap.merge_rows:
+            differs = [row for row in members[1:] if row[2:10] != first[2:10]]
+            if differs:
+                for row in differs:
+                    what = ", ".join(f"{name} {a!r} vs {b!r}" for name, a, b in zip(_STAGED, first[2:10], row[2:10], strict=True) if a != b)
+                    bad.add(row[1], [], f"contact {written!r} is also on row {first[1]} with other values ({what}); keep one row per contact")
+                continue
+        tags: list[str] | None = None
+        if first[3] is not None:
+            tags = list(dict.fromkeys(tag for row in members for tag in json.loads(row[3] or "[]")))
+        extra: dict[str, Any] = {}
+        for row in reversed(members):
+            extra.update(json.loads(row[9]))
+        values = {"name": first[2], "tags": dumps(tags) if tags is not None else None, "source": first[4], "tier": first[5], "account": first[6], "cohort": first[7], "added_at": first[8]}
+        for name in ("name", "source", "tier", "cohort"):
+            if values[name] is None:
+                values[name] = next((row[2 + _STAGED.index(name)] for row in members if row[2 + _STAGED.index(name)] is not None), None)
+        pending.append((written, members))
+        if bad.blocking:
+            continue
+        cid = identities.resolve(written)
+        changes += _flush(conn, sql, [(cid, *(values[name] for name in fields), dumps(extra) if extra else "{}", stamp)])
+    if bad.blocking:
+        return
+    after = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    result.inserted = after - before
+    result.updated = changes - result.inserted
+    result.unchanged = len(pending) - changes
+    known = {cid for (cid,) in conn.execute("SELECT contact_id FROM contacts")}
+    for written, members in pending:
+        cid = identities.resolve(written)
+        for row in members:
+            for alias in json.loads(row[10] or "[]"):
+                try:
+                    outcome, _ = identities.link(cid, alias, known=known, origin=str(file))
+                except AliasConflict as exc:
+                    bad.add(row[1], [], f"alias {exc}")
+                    continue
+                result.aliases_linked += outcome != "already"
+                result.contacts_merged += outcome == "merged"
+        if cmap.add_events:
+            for row in members:
+                if row[8] is None:
+                    continue
+                account = row[6]
+                eid = key_event_id("friend_added", (written, account or "", row[8]))
+                writer.add(row[1], (eid, "friend_added", cid, row[8], row[4], row[7], None, None, dumps({"account": account}) if account else "{}"))
+    writer.flush()
+    result.events_inserted, result.events_updated = writer.inserted, writer.updated
 
 
 def import_events(
@@ -169,98 +304,130 @@ def import_events(
     path: str | os.PathLike[str],
     *,
     tz: tzinfo,
-    mapping: Mapping[str, str] | None = None,
+    mapping: ColumnMap | Mapping[str, str] | None = None,
     dry_run: bool = False,
     skip_bad_to: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     create_contacts: bool = False,
+    encoding: str | None = None,
+    sheet: str | int | None = None,
+    hooks: Mapping[str, str] | None = None,
+    also: Collection[str] = (),
 ) -> ImportResult:
-    """Add events for known contacts; an event already stored (same event_id, given or derived) is skipped.
+    """Add events for known contacts (or the contacts their ids are aliases of).
 
     With `create_contacts`, an unknown contact id gets a bare contact instead of making its row bad.
+    `also` (and the mapping's `also:`): every kept row also records events of these types at its
+    time, e.g. card_sent for orders that shipped a package card.
     """
     file = Path(path)
-    with Source(file, progress) as source:
-        cols = _columns(source.header, EVENT_FIELDS, mapping, "events", file)
-        result = ImportResult(str(file), "events", source.kind, source.encoding, dry_run=dry_run, unused_mapping=cols.unused)
+    cmap = _as_map(mapping)
+    extra_types = []
+    for name in (*cmap.also, *also):
+        standard = event_type(name)
+        if standard is None:
+            raise UsageError(f"also: {name!r} is not an event type", hint=f"use one of: {', '.join(EVENTS)}")
+        extra_types.append(standard)
+    with _open(file, cmap, "events", EVENT_FIELDS, progress, encoding, sheet) as source:
+        cols = _compile(source, cmap, EVENT_FIELDS, "events", file, hooks or {})
+        result = _result(file, "events", source, cols, dry_run)
+        get = cols.getters
         known = {cid for (cid,) in db.execute("SELECT contact_id FROM contacts")}
-        index = cols.index
-        i_type, i_cid, i_at = index["type"], index["contact_id"], index["at"]
-        i_eid, i_hook, i_cohort, i_group, i_amount = (index.get(name) for name in ("event_id", "hook", "cohort", "group", "amount"))
+        identities = Identities(db.conn)
+        owner = identities.owner
+        g_type, g_cid, g_at = get["type"], get["contact_id"], get["at"]
+        g_eid, g_hook, g_cohort, g_group, g_amount, g_refund = (get.get(name) for name in ("event_id", "hook", "cohort", "group", "amount", "refund"))
+        key = cmap.key
         extra = cols.extra
+        aliases = cols.aliases
         parse_at = time_parser(tz)
         width = len(source.header)
-        conn = db.conn
-        sql = "INSERT OR IGNORE INTO events (event_id, type, contact_id, at, hook, cohort, group_id, amount, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         types = EVENT_TYPES
         stamp = to_db(utcnow())
         new_contacts: list[tuple[str, str]] = []
-        contact_sql = "INSERT OR IGNORE INTO contacts (contact_id, updated_at) VALUES (?, ?)"
+        src = cols.sources
 
-        def row_of(cells: list[Any]) -> tuple[Any, ...] | str:
-            reasons = []
-            kind = cells[i_type]
-            if kind not in types:
-                kind = event_type(kind)
-                if kind is None:
-                    reasons.append(_bad_type(cells[i_type]))
-            cid = cells[i_cid]
-            unknown = False
-            if cid not in known:
-                cid = cell_text(cid)
-                if cid is None:
-                    reasons.append("missing contact_id")
-                elif cid not in known:
-                    unknown = True
-                    if not create_contacts:
-                        reasons.append(f"contact {cid!r} is not in the store (import it first with `siyu import contacts`)")
+        def columns(name: str) -> str:
+            """The user's columns for a field, as a message prefix; nothing when the column is the field."""
+            given = src.get(name, [name])
+            return "" if given == [name] else f"{'/'.join(given)}: "
+
+        def amount_of(getter: Callable[[list[Any]], Any], cells: list[Any], name: str, reasons: list[str]) -> float | None:
+            cell = getter(cells)
+            if cell is None or cell == "":
+                return None
             try:
-                at = parse_at(cells[i_at])
+                number = float(cell)
+                if isfinite(number):
+                    return number
+            except (TypeError, ValueError):
+                pass
+            try:
+                return parse_amount(cell)
             except ValueError as exc:
-                reasons.append(f"at: {exc}")
+                reasons.append(f"{columns(name)}{exc}")
+                return None
+
+        def row_of(cells: list[Any]) -> list[tuple[Any, ...]] | str:
+            reasons = []
+            try:
+                kind = g_type(cells)
+            except ValueError as exc:
+                reasons.append(str(exc))
+                kind = None
+            else:
+                if kind not in types:
+                    standard = event_type(kind)
+                    if standard is None:
+                        reasons.append(_bad_type(kind, src["type"]))
+                    kind = standard
+            written = g_cid(cells)
+            if written is None:
+                reasons.append("missing contact_id" + (f" ({'/'.join(src['contact_id'])} is empty)" if src["contact_id"] != ["contact_id"] else ""))
+            try:
+                at = parse_at(g_at(cells))
+            except ValueError as exc:
+                reasons.append(f"{columns('at') or 'at: '}{exc}")
                 at = ""
-            amount = None
-            if i_amount is not None:
-                cell = cells[i_amount]
-                if cell is not None and cell != "":
-                    try:
-                        amount = float(cell)
-                        if not isfinite(amount):
-                            raise ValueError
-                    except (TypeError, ValueError):
-                        try:
-                            amount = parse_amount(cell)
-                        except ValueError as exc:
-                            reasons.append(str(exc))
+            amount = amount_of(g_amount, cells, "amount", reasons) if g_amount is not None else None
+            refund = amount_of(g_refund, cells, "refund", reasons) if g_refund is not None else None
+            cid = owner.get(written, written) if written is not None else None
+            unknown = cid is not None and cid not in known
+            if unknown and not create_contacts:
+                from_column = f" ({'/'.join(src['contact_id'])})" if src["contact_id"] != ["contact_id"] else ""
+                reasons.append(f"contact {cid!r}{from_column} is not in the store (import it first with `siyu import contacts`, or pass --create-contacts)")
             if reasons:
                 return "; ".join(reasons)
+            assert cid is not None and kind is not None and written is not None
             if unknown:
                 known.add(cid)
                 new_contacts.append((cid, stamp))
-            hook = cohort = group = eid = None
-            # Inlined cell_text for text cells: this runs a million times on a big import.
-            if i_hook is not None:
-                hook = cells[i_hook]
-                hook = (hook.strip() or None) if hook.__class__ is str else cell_text(hook)
-            if i_cohort is not None:
-                cohort = cells[i_cohort]
-                cohort = (cohort.strip() or None) if cohort.__class__ is str else cell_text(cohort)
-            if i_group is not None:
-                group = cells[i_group]
-                group = (group.strip() or None) if group.__class__ is str else cell_text(group)
-            if i_eid is not None:
-                eid = cells[i_eid]
-                eid = (eid.strip() or None) if eid.__class__ is str else cell_text(eid)
+            hook = g_hook(cells) if g_hook is not None else None
+            cohort = g_cohort(cells) if g_cohort is not None else None
+            group = g_group(cells) if g_group is not None else None
+            eid = g_eid(cells) if g_eid is not None else None
             if eid is None:
-                eid = derived_event_id(kind, cid, at, hook, cohort, group, amount)
-            return (eid, kind, cid, at, hook, cohort, group, amount, _extra_json(cells, extra) if extra else "{}")
+                if key:
+                    facts = {"type": kind, "contact_id": written, "at": at, "hook": hook, "cohort": cohort, "group": group, "amount": amount}
+                    eid = key_event_id(kind, [facts.get(name) for name in key])
+                else:
+                    eid = derived_event_id(kind, written, at, hook, cohort, group, amount)
+            props = _extra(cells, extra) if extra else "{}"
+            events = [(eid, kind, cid, at, hook, cohort, group, amount, props)]
+            if refund:
+                events.append((f"{eid}/refund", "refund", cid, at, hook, cohort, group, refund, props))
+            for other in extra_types:
+                events.append((f"{eid}/{other}", other, cid, at, hook, cohort, group, None, props))
+            return events
 
-        with _rejects_file(skip_bad_to, source.header) as rejects:
+        with _rejects_file(skip_bad_to, source.header, file) as rejects:
             bad = _Bad(file, rejects)
-            inserted = created = 0
             try:
                 with _bulk(db), immediate(db):
-                    batch: list[tuple[Any, ...]] = []
+                    conn = db.conn
+                    writer = _EventWriter(conn, bad, result, new_contacts)
+                    staged = _Staged(conn, writer, bad) if cmap.merge_rows else None
+                    add = staged.add if staged is not None else writer.add
                     for rowno, cells in source.rows():
                         result.read += 1
                         if len(cells) != width:
@@ -268,96 +435,199 @@ def import_events(
                             if overflow:
                                 bad.add(rowno, cells, overflow)
                                 continue
-                        row = row_of(cells)
-                        if isinstance(row, str):
-                            bad.add(rowno, cells, row)
+                        events = _skipping(row_of, cells, result)
+                        if events is None:
                             continue
+                        if isinstance(events, str):
+                            bad.add(rowno, cells, events)
+                            continue
+                        if aliases:
+                            reason = _link_row(writer, identities, events[0][2], cells, aliases, known, result, file)
+                            if reason:
+                                bad.add(rowno, cells, reason)
+                                continue
                         if bad.blocking:
                             continue
-                        batch.append(row)
-                        if len(batch) >= BATCH:
-                            created += _flush(conn, contact_sql, new_contacts)
-                            inserted += _flush(conn, sql, batch)
+                        for event in events:
+                            add(rowno, event, cells)
+                    if staged is not None:
+                        staged.finish()
                     if not bad.blocking:
-                        created += _flush(conn, contact_sql, new_contacts)
-                        inserted += _flush(conn, sql, batch)
+                        writer.flush()
                     if dry_run or bad.blocking:
                         raise _Rollback
             except _Rollback:
                 pass
         bad.raise_if_blocking()
+        result.unmatched_hooks = dict(cols.unmatched_hooks)
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
-        result.inserted = inserted
-        result.contacts_created = created
-        result.duplicates = result.read - bad.total - inserted
+        result.inserted, result.updated, result.contacts_created = writer.inserted, writer.updated, writer.created
+        result.duplicates = writer.duplicates
         return result
 
 
-def load_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
-    """A mapping file: YAML or JSON, `their column: field` (a field of `-` drops the column)."""
-    import yaml
+class _Staged:
+    """Events of a file whose rows are parts of one event (a Douyin order's sub-orders): staged, then read back by
+    event id, so the parts' amounts add up whatever their order. Parts that disagree on anything else are a bad row."""
 
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
-    except OSError as exc:
-        raise SiyuError(f"{file}: cannot read mapping file: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SiyuError(f"{file}: not a YAML or JSON mapping: {exc}", hint="write one `their column: field` per line") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str | int) and isinstance(v, str) for k, v in data.items()):
-        raise SiyuError(f"{file}: a mapping file must map column names to fields, e.g. `客户ID: contact_id`")
-    return {str(key): value for key, value in data.items()}
-
-
-def parse_map_options(options: Collection[str]) -> dict[str, str]:
-    """`--map their_column=field` options; the last `=` splits, so a column name may contain one."""
-    mapping: dict[str, str] = {}
-    for option in options:
-        their, sep, target = option.rpartition("=")
-        if not sep or not their.strip() or not target.strip():
-            raise UsageError(f"--map {option!r}: write THEIR_COLUMN=FIELD, e.g. --map 客户ID=contact_id")
-        mapping[their.strip()] = target.strip()
-    return mapping
-
-
-def _columns(header: list[str], fields: tuple[str, ...], mapping: Mapping[str, str] | None, kind: str, file: Path) -> _Columns:
-    wanted = {name.replace("\ufeff", "").strip(): target for name, target in (mapping or {}).items()}
-    for name, target in wanted.items():
-        if target != DROP and target not in fields:
-            raise UsageError(
-                f"--map {name}={target}: {target!r} is not a {kind} column",
-                hint=f"map to one of: {', '.join(fields)} (or - to drop the column)",
-            )
-    aliases = ALIASES[kind]
-    index: dict[str, int] = {}
-    source_of: dict[str, str] = {}
-    extra: list[tuple[str, int]] = []
-    for i, name in enumerate(header):
-        if name in wanted:
-            target = wanted[name]
-        else:
-            lowered = name.lower()
-            target = lowered if lowered in fields else aliases.get(lowered, "")
-        if target == DROP:
-            continue
-        if not target:
-            extra.append((name or f"column_{i + 1}", i))
-            continue
-        if target in index:
-            raise UsageError(
-                f"{file}: columns {source_of[target]!r} and {name!r} both give {target}",
-                hint=f"drop one with --map '{name}=-'",
-            )
-        index[target] = i
-        source_of[target] = name
-    missing = [name for name in REQUIRED[kind] if name not in index]
-    if missing:
-        raise SiyuError(
-            f"{file}: no {', '.join(missing)} column; the file's columns are: {', '.join(header) or '(none)'}",
-            hint=f"name the column with --map 'THEIR_COLUMN={missing[0]}' or a --map-file",
+    def __init__(self, conn: Any, writer: _EventWriter, bad: _Bad) -> None:
+        self.conn, self.writer, self.bad = conn, writer, bad
+        self.batch: list[tuple[Any, ...]] = []
+        conn.execute("DROP TABLE IF EXISTS temp.siyu_parts")
+        conn.execute(
+            "CREATE TEMP TABLE siyu_parts (event_id TEXT, rowno INTEGER, type TEXT, contact_id TEXT, at TEXT, hook TEXT, cohort TEXT, grp TEXT, amount REAL, props TEXT)"
         )
-    return _Columns(index, extra, [name for name in wanted if name not in header])
+
+    def add(self, rowno: int, event: tuple[Any, ...], _cells: list[Any] | None = None) -> None:
+        self.batch.append((event[0], rowno, *event[1:]))
+        if len(self.batch) >= BATCH:
+            _flush(self.conn, "INSERT INTO temp.siyu_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.batch)
+
+    def finish(self) -> None:
+        _flush(self.conn, "INSERT INTO temp.siyu_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.batch)
+        rows = self.conn.execute("SELECT * FROM temp.siyu_parts ORDER BY event_id, rowno").fetchall()
+        self.conn.execute("DROP TABLE temp.siyu_parts")
+        for eid, group in groupby(rows, key=lambda row: row[0]):
+            parts = list(group)
+            first = parts[0]
+            differs = [row for row in parts[1:] if row[2:8] != first[2:8]]
+            for row in differs:
+                what = _differences((*first[2:8], None, None), (*row[2:8], None, None))
+                self.bad.add(row[1], [], f"event {eid!r} is also on row {first[1]} with other facts ({what}); the parts of one event must agree")
+            if differs or self.bad.blocking:
+                continue
+            amounts = [row[8] for row in parts if row[8] is not None]
+            total = round(sum(amounts), 6) if amounts else None
+            self.writer.add(first[1], (eid, *first[2:8], total, first[9]))
+
+
+def _link_row(writer: _EventWriter, identities: Identities, cid: str, cells: list[Any], aliases: list[tuple[str, int]], known: set[str], result: ImportResult, file: Path) -> str:
+    """An events row's alias columns join its contact; a merge moves stored events, so pending ones are written first."""
+    for column, i in aliases:
+        alias = clean_id(cells[i])
+        if alias is None or identities.resolve(alias) == cid:
+            continue
+        if alias in known:
+            writer.flush()
+        try:
+            outcome, _ = identities.link(cid, alias, known=known, origin=str(file))
+        except AliasConflict as exc:
+            return f"{column}: alias {exc}"
+        result.aliases_linked += 1
+        result.contacts_merged += outcome == "merged"
+    return ""
+
+
+def key_event_id(kind: str, parts: Collection[Any]) -> str:
+    """An event's id from its natural key: the same key is the same event, whatever else changed."""
+    return hashlib.sha1("\x1f".join((kind, *("" if part is None else str(part) for part in parts))).encode()).hexdigest()
+
+
+class _EventWriter:
+    """Writes events in batches. An id met again is told apart only when a batch inserts fewer rows than it holds.
+
+    Stored rows inserted by this import have ids above `start`, in the order they were written; `rownos`
+    maps them back to their rows, so a conflict names the earlier row.
+    """
+
+    def __init__(self, conn: Any, bad: _Bad, result: ImportResult, new_contacts: list[tuple[str, str]] | None) -> None:
+        self.conn = conn
+        self.bad = bad
+        self.result = result
+        self.new_contacts = new_contacts
+        self.start = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+        self.rownos = array("q")
+        self.batch: list[tuple[Any, ...]] = []
+        self.rows: list[int] = []
+        self.cells: list[list[Any]] = []
+        self.updated_by: dict[str, int] = {}
+        self.inserted = self.updated = self.duplicates = self.created = 0
+
+    def add(self, rowno: int, event: tuple[Any, ...], cells: list[Any] | None = None) -> None:
+        self.batch.append(event)
+        self.rows.append(rowno)
+        if self.bad.rejects is not None:
+            self.cells.append(cells or [])
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.new_contacts:
+            self.created += _flush(self.conn, _CONTACT_SQL, self.new_contacts)
+        if not self.batch:
+            return
+        batch, rows, cells = self.batch, self.rows, self.cells
+        self.batch, self.rows, self.cells = [], [], []
+        inserted = int(self.conn.executemany(_EVENT_SQL, batch).rowcount)
+        self.inserted += inserted
+        if inserted == len(batch):
+            self.rownos.extend(rows)
+            return
+        self._sort_out(batch, rows, cells)
+
+    def _sort_out(self, batch: list[tuple[Any, ...]], rows: list[int], cells: list[list[Any]]) -> None:
+        """Which rows of the batch were not inserted, and what each one is: a duplicate, an update or a conflict."""
+        conn = self.conn
+        stored = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT event_id, id, type, contact_id, at, hook, cohort, group_id, amount, props FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                [json.dumps([event[0] for event in batch])],
+            )
+        }
+        first_new = self.start + len(self.rownos) + 1
+        claimed: set[str] = set()
+        bad_rows: set[int] = set()
+        for k, event in enumerate(batch):
+            eid, rowno = event[0], rows[k]
+            found = stored[eid]
+            if found[0] >= first_new and eid not in claimed:
+                claimed.add(eid)
+                self.rownos.append(rowno)
+                continue
+            facts = tuple(event[1:])
+            if tuple(found[1:]) == facts:
+                self.duplicates += 1
+                continue
+            earlier = self.rownos[found[0] - self.start - 1] if found[0] > self.start else self.updated_by.get(eid)
+            if earlier is not None:
+                if rowno not in bad_rows:
+                    bad_rows.add(rowno)
+                    what = _differences(found[1:], facts)
+                    self.bad.add(rowno, cells[k] if cells else [], f"event {eid!r} is also on row {earlier} with other facts ({what}); one event, one row")
+                continue
+            self.updated_by[eid] = rowno
+            conn.execute(
+                "UPDATE events SET type = ?, contact_id = ?, at = ?, hook = ?, cohort = ?, group_id = ?, amount = ?, props = ? WHERE id = ?",
+                [*facts, found[0]],
+            )
+            stored[eid] = (found[0], *facts)
+            self.updated += 1
+            if len(self.result.changes) < MAX_LISTED:
+                self.result.changes.append(
+                    {"row": rowno, "event_id": eid, "changes": {name: [old, new] for name, old, new in zip(_FACTS, found[1:], facts, strict=True) if old != new}}
+                )
+
+
+def _differences(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
+    return ", ".join(f"{name} {a!r} there, {b!r} here" for name, a, b in zip(_FACTS, old, new, strict=True) if a != b)
+
+
+def _skipping(row_of: Callable[[list[Any]], Any], cells: list[Any], result: ImportResult) -> Any:
+    """A row's values, or None when the mapping leaves it out (counted by reason)."""
+    try:
+        return row_of(cells)
+    except Skip as skip:
+        reason = str(skip.args[0])
+        result.left_out[reason] = result.left_out.get(reason, 0) + 1
+        return None
+
+
+def _located(exc: ValueError, cols: Compiled, name: str) -> str:
+    text = str(exc)
+    sources = cols.sources.get(name, [name])
+    return text if any(text.startswith(f"{source}:") for source in sources) else f"{'/'.join(sources)}: {text}"
 
 
 def _contact_sql(present: list[str]) -> str:
@@ -365,7 +635,7 @@ def _contact_sql(present: list[str]) -> str:
     values = ["?"] * (len(columns) - 2) + ["json(?)", "?"]
     sets, differs = [], []
     for name in present:
-        new = "excluded.tags" if name == "tags" else f"COALESCE(excluded.{name}, contacts.{name})"
+        new = "COALESCE(excluded.tags, contacts.tags)" if name == "tags" else f"COALESCE(excluded.{name}, contacts.{name})"
         sets.append(f"{name} = {new}")
         differs.append(f"contacts.{name} IS NOT {new}")
     sets += ["extra = json_patch(contacts.extra, excluded.extra)", "updated_at = excluded.updated_at"]
@@ -405,7 +675,7 @@ def _fit(cells: list[Any], width: int) -> tuple[list[Any], str]:
     return cells[:width], ""
 
 
-def _extra_json(cells: list[Any], extra: list[tuple[str, int]]) -> str:
+def _extra(cells: list[Any], extra: list[tuple[str, int]]) -> str:
     values = {}
     for name, i in extra:
         text = cell_text(cells[i])
@@ -414,11 +684,13 @@ def _extra_json(cells: list[Any], extra: list[tuple[str, int]]) -> str:
     return dumps(values) if values else "{}"
 
 
-def _bad_type(cell: Any) -> str:
-    text = cell_text(cell)
+def _bad_type(value: Any, columns: list[str]) -> str:
+    text = cell_text(value)
+    where = "/".join(columns)
     if text is None:
-        return "missing type"
-    return f"unknown event type {text!r} (standard types: {', '.join(EVENTS)})"
+        return "missing type" + (f" ({where} is empty)" if columns != ["type"] else "")
+    prefix = "" if columns == ["type"] else f"{where}: "
+    return f"{prefix}unknown event type {text!r} (standard types: {', '.join(EVENTS)}; map the export's words with values: in a mapping file)"
 
 
 class _Bad:
@@ -443,6 +715,7 @@ class _Bad:
 
     def raise_if_blocking(self) -> None:
         if self.blocking:
+            self.rows.sort()
             raise ImportRejected(str(self.file), self.rows, total_bad=self.total)
 
 
@@ -458,15 +731,29 @@ class _RejectsWriter:
         self._writer.writerow([*texts, reason])
 
 
+def check_rejects_path(path: str | os.PathLike[str], source: str | os.PathLike[str], *, force: bool) -> None:
+    """The --skip-bad file must not be the input, nor (without force) any file that exists: it is overwritten."""
+    target, given = Path(path), Path(source)
+    same = target.exists() and given.exists() and target.resolve() == given.resolve()
+    if same or target.resolve() == given.resolve():
+        raise UsageError(f"--skip-bad {target}: that is the file being imported; the rejects would overwrite it", hint="write the rejects to another file, e.g. --skip-bad rejects.csv")
+    if target.exists() and not force:
+        raise UsageError(f"--skip-bad {target}: the file exists and would be overwritten", hint="name a new file, or pass --force to overwrite it")
+
+
 @contextmanager
-def _rejects_file(path: str | os.PathLike[str] | None, header: list[str]) -> Iterator[_RejectsWriter | None]:
-    """The --skip-bad file: CSV in UTF-8 with BOM so Excel shows the Chinese right."""
+def _rejects_file(path: str | os.PathLike[str] | None, header: list[str], source: Path) -> Iterator[_RejectsWriter | None]:
+    """The --skip-bad file: CSV in UTF-8 with BOM so Excel shows the Chinese right. Never the input itself."""
     if path is None:
         yield None
         return
+    check_rejects_path(path, source, force=True)
     try:
         handle = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed by the with below; open errors get their own message)
     except OSError as exc:
         raise SiyuError(f"{path}: cannot write the rejects file: {exc.strerror}") from None
     with handle:
         yield _RejectsWriter(handle, header)
+
+
+__all__ = ["CONTACT_FIELDS", "DROP", "EVENT_FIELDS", "ImportResult", "check_rejects_path", "import_contacts", "import_events", "key_event_id"]

@@ -7,11 +7,11 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
-from siyu_cli._time import to_db
+from siyu_cli._time import TIME_EXAMPLES, in_range, parse_when, to_db
 from siyu_cli.playbook import EVENTS
 
 # One encoder for every row: json.dumps(..., ensure_ascii=False) would build a new one per call.
@@ -35,13 +35,23 @@ TYPE_ALIASES = {
     "复购": "order",
     "退款": "refund",
 }
-_LOOSE_TIME = re.compile(
-    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
-    r"(?:[\sT]+(\d{1,2})\s*[:：时]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})(?:\.\d+)?\s*秒?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
-)
-_TIME_EXAMPLES = "write e.g. 2026-12-01 08:30, 2026/12/01 08:30:00 or 2026-12-01T08:30:00+08:00"
 _CURRENCY = str.maketrans("", "", "¥￥,，元 ")
+
+
+def unwrap(text: str) -> str:
+    """Text as the exporter meant it: stripped (tabs too), and out of Excel's `="…"` text-forcing wrapper."""
+    text = text.strip()
+    if text[:2] == '="' and text[-1:] == '"' and len(text) > 2:
+        text = text[2:-1].replace('""', '"').strip()
+    return text
+
+
+def clean_id(value: Any) -> str | None:
+    """An id as exports write it: unwrapped, without the leading apostrophe or tab that forced it to text."""
+    text = cell_text(value)
+    if text is not None and text[0] in "'\u2018\u2019`":
+        text = text.lstrip("'\u2018\u2019`").strip() or None
+    return text
 
 
 def cell_text(value: Any) -> str | None:
@@ -49,6 +59,8 @@ def cell_text(value: Any) -> str | None:
     if value is None:
         return None
     if value.__class__ is str:
+        if value[:1] == "=" or value[1:2] == "=":
+            return unwrap(value) or None
         return value.strip() or None
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -100,59 +112,61 @@ def parse_amount(value: Any) -> float | None:
 
 
 def time_parser(tz: tzinfo) -> Callable[[Any], str]:
-    """A parser from a cell (text or an Excel datetime) to the store's UTC text; zone-less times are in `tz`."""
+    """A parser from a cell (text or an Excel datetime) to the store's UTC text; zone-less times are in `tz`.
+
+    Exports write millions of distinct `YYYY-MM-DD HH:MM:SS` times: those are shifted by the zone's
+    offset for their hour (cached per hour, and only where the hour has one offset) instead of
+    going through astimezone and strftime one by one.
+    """
+    offsets: dict[str, timedelta | None] = {}
+    fromiso = datetime.fromisoformat
+
+    def offset_of(hour: str) -> timedelta | None:
+        local = fromiso(hour + ":00:00")
+        first, second = local.replace(tzinfo=tz, fold=0).utcoffset(), local.replace(tzinfo=tz, fold=1).utcoffset()
+        end = (local + timedelta(minutes=59, seconds=59)).replace(tzinfo=tz)
+        same = first == second and end.utcoffset() == first and end.replace(fold=1).utcoffset() == first
+        return first if same and 1000 < local.year < 9999 else None
 
     @lru_cache(maxsize=8192)
     def parse_text(text: str) -> str:
-        candidate = text.replace("/", "-")
-        if candidate.endswith(("Z", "z")):
-            candidate = candidate[:-1] + "+00:00"
-        try:
-            moment = datetime.fromisoformat(candidate)
-        except ValueError:
-            moment = _loose(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=tz)
-        return to_db(moment)
+        return to_db(parse_when(text, tz))
 
     def parse(value: Any) -> str:
         if value.__class__ is str:
-            if len(value) == 20 and value[10] == "T" and value[19] == "Z":
+            if len(value) == 19 and value[10] == " " and value[4] == "-" and value[13] == ":":
+                hour = value[:13]
+                offset = offsets.get(hour, False)
+                if offset is False:
+                    try:
+                        offset = offsets[hour] = offset_of(hour)
+                    except ValueError:
+                        offset = None
+                if offset is not None:
+                    try:
+                        return (fromiso(value) - offset).isoformat() + "Z"
+                    except ValueError:
+                        pass
+            elif len(value) == 20 and value[10] == "T" and value[19] == "Z":
                 # Already the store's form: validate it in C and keep the text.
                 try:
-                    datetime.fromisoformat(value)
+                    fromiso(value)
                     return value
                 except ValueError:
                     pass
-            text = value.strip()
+            text = unwrap(value)
             if not text:
                 raise ValueError("missing time")
             return parse_text(text)
         if isinstance(value, datetime):
-            return to_db(value if value.tzinfo else value.replace(tzinfo=tz))
+            return to_db(in_range(value if value.tzinfo else value.replace(tzinfo=tz), value.isoformat(sep=" ")))
         if isinstance(value, date):
-            return to_db(datetime.combine(value, time(0, 0), tzinfo=tz))
+            return to_db(in_range(datetime.combine(value, time(0, 0), tzinfo=tz), value.isoformat()))
         if value is None:
             raise ValueError("missing time")
-        raise ValueError(f"{value!r} is not a time; format the cell as a date-time or {_TIME_EXAMPLES}")
+        raise ValueError(f"{value!r} is not a time; format the cell as a date-time or {TIME_EXAMPLES}")
 
     return parse
-
-
-def _loose(text: str) -> datetime:
-    match = _LOOSE_TIME.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a time; {_TIME_EXAMPLES}")
-    year, month, day, hour, minute, second, offset = match.groups()
-    try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a valid time: {exc}") from None
-    if offset:
-        if offset == "Z":
-            return moment.replace(tzinfo=UTC)
-        return datetime.fromisoformat(f"{moment.isoformat()}{offset[:3]}:{offset[-2:]}")
-    return moment
 
 
 def derived_event_id(kind: str, contact_id: str, at: str, hook: str | None, cohort: str | None, group: str | None, amount: float | None) -> str:

@@ -246,3 +246,19 @@ def m020_plan_cursor(db: Database) -> None:
         CREATE INDEX contacts_added ON contacts(added_at);
         """
     )
+
+
+@MIGRATIONS()
+def m030_aliases(db: Database) -> None:
+    """Identities: other ids of a contact (a Taobao buyer, a phone hash); events naming one land on the contact."""
+    db.executescript(
+        """
+        CREATE TABLE aliases (
+            alias TEXT PRIMARY KEY,
+            contact_id TEXT NOT NULL,
+            linked_at TEXT NOT NULL,            -- UTC
+            origin TEXT NOT NULL DEFAULT ''     -- `contacts link`, or the file whose alias column gave it
+        ) WITHOUT ROWID;
+        CREATE INDEX aliases_contact ON aliases(contact_id);
+        """
+    )
