@@ -253,8 +253,8 @@ def test_check_names_every_bad_reference_of_a_journey(shop: Path) -> None:
     text = _problems(1)
     assert "error journeys[1].enter.hook unknown hook 'EYE999'" in text
     assert "error journeys[1].persona unknown persona 'nobody'" in text
-    assert "warning journeys[1].audience 'eye_unorderd' is not a segment" in text
-    assert "warning journeys[1].exit[0].segment 'refundd' is not a segment" in text
+    assert "error journeys[1].audience 'eye_unorderd' is not a segment" in text
+    assert "error journeys[1].exit[0].segment 'refundd' is not a segment" in text
 
 
 def test_check_lints_rules_exits_and_step_order(shop: Path) -> None:

@@ -85,9 +85,9 @@ def test_every_bad_segment_is_named_at_its_own_line(tmp_path: Path) -> None:
     assert located["segments.s1"] != located["segments.s2"]
 
 
-def test_an_audience_that_resembles_a_segment_warns(tmp_path: Path) -> None:
+def test_an_audience_that_resembles_a_segment_is_an_error(tmp_path: Path) -> None:
     path = write_playbook(tmp_path, beats=[MORNING, {**NOON_1V1, "audience": "parent"}])
-    code, output = invoke("check", str(path), "--strict")
+    code, output = invoke("check", str(path))
     assert code == 1
     assert "'parent' is not a segment" in output and "did you mean the segment 'parents'" in output
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.check import _copy
+from siyu_cli.check._hints import with_hints
 from siyu_cli.check._journeys import journey_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.journeys import sample_run, step_due
@@ -64,7 +65,8 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     try:
         playbook = read(path)
     except PlaybookInvalid as exc:
-        result.problems = exc.problems
+        # One round: the templates are checked too, as far as they can be without a valid model.
+        result.problems = with_hints(exc.problems + _invalid_templates(path), _source(path))
         return result
     result.playbook = playbook
     people: Sequence[Mapping[str, Any]] = contacts
@@ -82,7 +84,27 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(journey_problems(playbook, people))
     if db is not None:
         result.problems.extend(_renamed(playbook, db))
+    result.problems = with_hints(result.problems, _source(path))
     return result
+
+
+def _source(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _invalid_templates(path: Path) -> list[Problem]:
+    """The templates of a playbook that failed validation: named, compiled and their variable names checked."""
+    from siyu_cli.check._raw import raw_template_problems
+    from siyu_cli.playbook._yaml import load_located
+
+    text = _source(path)
+    located = load_located(text, str(path))[0] if text is not None else None
+    if located is None or not isinstance(located.data, dict):
+        return []
+    return raw_template_problems(located, path)
 
 
 def _renamed(playbook: LoadedPlaybook, db: Any) -> list[Problem]:

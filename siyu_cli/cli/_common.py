@@ -28,13 +28,13 @@ JSON_HELP = "Print JSON for scripts instead of tables."
 def out() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, emoji=False)  # emoji=False: ":100:" in "file.yaml:100:14" is a line number, not 💯
 
 
 def err() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def print_json(data: Any) -> None:
@@ -134,11 +134,13 @@ def _naming_hint(playbook: str) -> str:
 def report_error(exc: SiyuError) -> None:
     console = err()
     from rich.markup import escape
+    from rich.text import Text
 
     if isinstance(exc, PlaybookInvalid):
-        for problem in exc.problems:
-            colour = "red" if problem.severity == "error" else "yellow"
-            console.print(f"[{colour}]{escape(str(problem))}[/]")
+        from siyu_cli.check._hints import with_hints
+
+        for problem in with_hints(exc.problems, _source(exc.file)):
+            console.print(Text(str(problem), style="red" if problem.severity == "error" else "yellow"))
         console.print(f"[red]error:[/] {escape(exc.message)}")
         return
     console.print(f"[red]error:[/] {escape(exc.message)}")
@@ -149,6 +151,13 @@ def report_error(exc: SiyuError) -> None:
             console.print(f"  … and {exc.total_bad - len(exc.rows)} more bad row(s)")
     if exc.hint:
         console.print(f"  hint: {escape(exc.hint)}")
+
+
+def _source(file: str) -> str | None:
+    try:
+        return Path(file).read_bytes().decode("utf-8-sig") if file else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def guarded(func: F) -> F:

@@ -47,33 +47,45 @@ def check(
             {
                 "ok": not failed,
                 "files": [
-                    {"file": r.file, "errors": len(r.errors), "warnings": len(r.warnings), "problems": [p.to_dict() for p in r.problems]}
+                    {
+                        "file": r.file,
+                        "errors": len(r.errors),
+                        "warnings": len(r.warnings),
+                        "failed_on": [p.to_dict() for p in (r.problems if strict else r.errors)],
+                        "problems": [p.to_dict() for p in r.problems],
+                    }
                     for r in results
                 ],
             }
         )
         raise typer.Exit(1 if failed else 0)
-    console, errors = out(), err()
-    from rich.markup import escape
+    # Text, not markup: a location such as "playbook.yaml:100:14:" must print as written (markup
+    # would read "[…]" and emoji codes would turn ":100:" into 💯).
+    from rich.text import Text
 
+    console, errors = out(), err()
     for result in results:
         for problem in result.problems:
-            colour = "red" if problem.severity == "error" else "yellow"
-            errors.print(f"[{colour}]{escape(str(problem))}[/]")
+            errors.print(Text(str(problem), style="red" if problem.severity == "error" else "yellow"), soft_wrap=True)
+        line = Text(f"{result.file}: ")
         if result.errors:
-            status = f"[red]✗ {len(result.errors)} error(s)[/]"
+            line.append(f"✗ {len(result.errors)} error(s)", style="red")
         elif result.warnings:
-            status = f"[yellow]! {len(result.warnings)} warning(s)[/]" + (" [red](--strict)[/]" if strict else "")
+            line.append(f"! {len(result.warnings)} warning(s)", style="yellow")
+            if strict:
+                line.append(" ✗ failed under --strict", style="red")
         else:
-            status = "[green]✓ ok[/]"
-        summary = ""
+            line.append("✓ ok", style="green")
         if result.playbook is not None:
             model = result.playbook.model
-            summary = (
+            line.append(
                 f" · {model.id} · {model.days} days · {len(model.beats)} beats · {len(model.hooks)} hooks · {len(model.journeys)} journeys"
                 f" · {len(model.rules)} rules · {len(result.playbook.cohorts)} cohort(s)"
             )
-        console.print(f"{escape(result.file)}: {status}{escape(summary)}", soft_wrap=True)
+        console.print(line, soft_wrap=True)
+        if strict and result.warnings and not result.errors:
+            reasons = ", ".join(f"{p.code or 'warning'} at {p.location}" for p in result.warnings)
+            console.print(Text(f"  --strict fails on {len(result.warnings)} warning(s): {reasons}"), soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
 
 

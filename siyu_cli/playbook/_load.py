@@ -364,6 +364,7 @@ def _reference_problems(located: Located) -> list[Problem]:
     hook_codes = ids("hooks", key="code")
     ids("cohorts")
     segments = data.get("segments") if isinstance(data.get("segments"), dict) else {}
+    given_tags = _given_tags(data)
     days = data.get("days") if isinstance(data.get("days"), int) and not isinstance(data.get("days"), bool) else None
     phase_specs = {item["id"]: item.get("days") for item in data.get("phases") or [] if isinstance(item, dict) and isinstance(item.get("id"), str)}
 
@@ -395,11 +396,14 @@ def _reference_problems(located: Located) -> list[Problem]:
         if isinstance(spec, dict):
             problems.append(located.problem(("phases", index, "days"), "a phase's days are numbers, not another phase", code="days"))
             continue
+        overlap = None
         for day in day_range(("phases", index, "days"), spec) or []:
             if day in covered:
-                problems.append(located.problem(("phases", index, "days"), f"day {day} is already in phase {covered[day]!r}", hint="phases must not overlap", code="phases"))
-                break
-            covered[day] = str(phase.get("id"))
+                overlap = overlap or (day, covered[day])
+                continue
+            covered[day] = str(phase.get("id"))  # the rest still counts as covered: no false "in no phase" after an overlap
+        if overlap is not None:
+            problems.append(located.problem(("phases", index, "days"), f"day {overlap[0]} is already in phase {overlap[1]!r}", hint="phases must not overlap", code="phases"))
     if phases and days is not None:
         missing = [day for day in range(1, days + 1) if day not in covered]
         if missing and len(covered) > 0:
@@ -422,13 +426,12 @@ def _reference_problems(located: Located) -> list[Problem]:
                 problems.append(located.problem(here + ("audience",), f"not a segment id and not a tag expression: {exc}", hint=f"segments: {', '.join(segments) or 'none defined'}", code="segment"))
             else:
                 close = difflib.get_close_matches(audience.strip(), list(segments), n=1, cutoff=0.6)
-                if parsed.tags == {audience.strip()} and close:
+                if parsed.tags == {audience.strip()} and close and audience.strip() not in given_tags:
                     problems.append(
                         located.problem(
                             here + ("audience",),
                             f"{audience!r} is not a segment; it targets contacts tagged {audience!r} (did you mean the segment {close[0]!r}?)",
-                            hint="write the segment id; to target the tag on purpose, rename the segment it resembles",
-                            severity="warning",
+                            hint="write the segment id; to target the tag on purpose, quote it or rename the segment it resembles",
                             code="segment",
                         )
                     )
@@ -459,13 +462,12 @@ def _reference_problems(located: Located) -> list[Problem]:
             problems.append(located.problem(path, f"not a segment id and not a tag expression: {exc}", hint=f"segments: {', '.join(segments) or 'none defined'}", code="segment"))
             return
         close = difflib.get_close_matches(value.strip(), list(segments), n=1, cutoff=0.6)
-        if parsed.tags == {value.strip()} and close:
+        if parsed.tags == {value.strip()} and close and value.strip() not in given_tags:
             problems.append(
                 located.problem(
                     path,
                     f"{value!r} is not a segment; it targets contacts tagged {value!r} (did you mean the segment {close[0]!r}?)",
-                    hint="write the segment id; to target the tag on purpose, rename the segment it resembles",
-                    severity="warning",
+                    hint="write the segment id; to target the tag on purpose, quote it or rename the segment it resembles",
                     code="segment",
                 )
             )
@@ -520,6 +522,18 @@ def _reference_problems(located: Located) -> list[Problem]:
                     )
     del beats_
     return problems
+
+
+def _given_tags(data: dict[str, Any]) -> set[str]:
+    """Tags the playbook itself gives (hooks' tags, rules' +tags): an audience naming one means it."""
+    tags: set[str] = set()
+    for hook in data.get("hooks") or []:
+        if isinstance(hook, dict) and isinstance(hook.get("tags"), list):
+            tags.update(t for t in hook["tags"] if isinstance(t, str))
+    for rule in data.get("rules") or []:
+        given = rule.get("tag") if isinstance(rule, dict) else None
+        tags.update(t.lstrip("+") for t in (given if isinstance(given, list) else [given]) if isinstance(t, str) and not t.startswith("-"))
+    return tags
 
 
 def _compact(days: list[int]) -> str:

@@ -52,6 +52,9 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
             tokens.append(("tag", match.group(3) if match.group(3) is not None else match.group(4)))
         else:
             word = match.group(5)
+            operator = next((op for op in ("&&", "||", "&", "|", "!") if op in word), None)
+            if operator is not None:  # `家长&&已购` would otherwise be one tag nobody has
+                raise TagExprError(f"unexpected {operator!r} in {source!r}")
             tokens.append((word.lower(), word) if word.lower() in _KEYWORDS else ("tag", word))
     if not tokens:
         raise TagExprError("an empty tag expression")
