@@ -45,8 +45,7 @@ def _console_sink() -> Any:
 
 
 def _print_summary(summary: Any, as_json: bool) -> None:
-    from rich.markup import escape
-
+    """The pass's summary; rich is imported only when there are errors to colour (an idle cron tick has none)."""
     if as_json:
         print_json(summary.to_dict())
         if summary.failed or summary.unknown:
@@ -69,8 +68,12 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         line += f" · recovered {summary.recovered} from a dead run"
     if summary.next_due:
         line += f" · next due {summary.next_due:%m-%d %H:%M}"
+    sys.stderr.write(line + "\n")
+    if not summary.errors and not summary.unknown:
+        return
+    from rich.markup import escape
+
     console = err()
-    console.print(line, markup=False)
     for error in summary.errors[:5]:
         if error.startswith("in doubt: "):
             console.print(f"  [yellow]in doubt:[/] {escape(error.removeprefix('in doubt: '))}", markup=True)

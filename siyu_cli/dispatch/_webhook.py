@@ -17,18 +17,13 @@ never appear in a message or a location.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import http.client
 import json
 import re
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
@@ -36,7 +31,12 @@ from siyu_cli._time import parse_duration
 from siyu_cli._version import __version__
 from siyu_cli.errors import DeliveryError, SiyuError
 
+# http.client, ssl, email.utils, hmac and base64 are imported where a request is made or signed:
+# every pass imports this module (the runner names WebhookOutput), most never post.
 if TYPE_CHECKING:
+    import http.client
+    import ssl
+
     from siyu_cli.dispatch._outputs import Outgoing
 
 DEFAULT_TIMEOUT = 10.0
@@ -359,6 +359,9 @@ class WebhookOutput:
         return DeliveryError(self._scrub(message), transient=failure.transient, hint=hint)
 
     def _attempt(self, payload: dict[str, Any], key: str) -> _Failure | None:
+        import http.client
+        import ssl
+
         target, body = self._request(payload)
         sent = [False]
         try:
@@ -392,6 +395,9 @@ class WebhookOutput:
 
     def _post(self, target: str, body: bytes, key: str, sent: list[bool]) -> _Reply:
         """One request; `sent[0]` turns true once bytes of the request may have left (from then on a failure is in doubt)."""
+        import http.client
+        import ssl
+
         parts = self._parts
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
@@ -457,6 +463,8 @@ class WebhookOutput:
         value = value.strip()
         if value.isdigit():
             return float(value)
+        from email.utils import parsedate_to_datetime
+
         try:
             moment = parsedate_to_datetime(value)
         except (TypeError, ValueError):
@@ -483,12 +491,18 @@ class WebhookOutput:
 
 def feishu_sign(secret: str, timestamp: str) -> str:
     """Feishu: HMAC-SHA256 keyed with "timestamp\\nsecret" over an empty message, base64."""
+    import base64
+    import hmac
+
     key = f"{timestamp}\n{secret}".encode()
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode("ascii")
 
 
 def dingtalk_sign(secret: str, timestamp: str) -> str:
     """DingTalk: HMAC-SHA256 keyed with the secret over "timestamp\\nsecret", base64 (URL-encode it)."""
+    import base64
+    import hmac
+
     digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
