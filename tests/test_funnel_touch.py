@@ -157,7 +157,7 @@ def test_by_touch_in_the_terminal_json_and_csv(tmp_path: Path) -> None:
     assert data["by"] == "touch" and data["groups"] == []
     ordered = data["touches"][2]
     assert ordered["id"] == "ordered" and ordered["channels"] == expected_ordered() and ordered["ratio"]["1v1"] == 5.0
-    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", playbook, "--db", str(db_path), "--by", "touch", "--csv").output)))
+    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", playbook, "--db", str(db_path), "--by", "touch", "--csv").output.removeprefix("\ufeff"))))
     assert list(rows[0]) == ["stage", "label", "stage_count", "channel", "count", "share"]
     assert len(rows) == 3 * 6
     cell = next(r for r in rows if r["stage"] == "ordered" and r["channel"] == "group")

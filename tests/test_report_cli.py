@@ -71,7 +71,8 @@ def test_funnel_csv(tmp_path: Path) -> None:
     playbook, db_path = edge_store(tmp_path)
     result = invoke("report", "funnel", "-p", str(playbook), "--db", str(db_path), "--csv")
     assert result.exit_code == 0
-    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert result.output.startswith("\ufeffstage,")  # Excel needs the BOM to read the Chinese labels
+    rows = list(csv.DictReader(io.StringIO(result.output.removeprefix("\ufeff"))))
     assert [r["stage"] for r in rows] == list(EDGE_EXPECTED)
     assert rows[3]["label"] == "开单" and int(rows[3]["count"]) == 6
     assert rows[1]["met"] == "true" and rows[2]["met"] == ""
@@ -91,7 +92,7 @@ def test_funnel_by_hook_side_by_side(tmp_path: Path) -> None:
     assert "50.0% [9.5–90.5%]" in result.output  # 1 of 2, Wilson
     data = json.loads(invoke("report", "funnel", "-p", str(playbook), "--db", str(db_path), "--by", "hook", "--json").output)
     assert [(g["key"], g["entered"]) for g in data["groups"]] == [("card-a", 2), ("card-b", 1)]
-    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", str(playbook), "--db", str(db_path), "--by", "hook", "--csv").output)))
+    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", str(playbook), "--db", str(db_path), "--by", "hook", "--csv").output.removeprefix("\ufeff"))))
     assert rows[1]["hook"] == "card-a" and rows[1]["stage"] == "added" and rows[1]["step_low"].startswith("0.094")
 
 
@@ -154,7 +155,7 @@ def test_optional_stage_and_a_target_of_a_base_stage_in_json_and_csv(tmp_path: P
     assert ordered["step_rate"] == 0.8 and ordered["median_seconds"] == 1.5 * 86400
     added = stages["added"]
     assert (added["target"], added["target_of"], added["target_rate"], added["met"]) == (0.5, None, 5 / 7, True)
-    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", playbook, "--db", db, "--csv").output)))
+    rows = list(csv.DictReader(io.StringIO(invoke("report", "funnel", "-p", playbook, "--db", db, "--csv").output.removeprefix("\ufeff"))))
     assert list(rows[0]) == [
         "stage", "label", "event", "nth", "optional", "base", "count", "step_rate", "from_top", "median_seconds", "target", "target_of", "target_rate", "met",
     ]
@@ -183,7 +184,7 @@ def test_by_hook_lift_verdict_and_small_sample_warning_in_every_format(tmp_path:
     assert data["baseline"] == "card-a" and len(data["warnings"]) == 1
     verdicts = {g["key"]: (g["stages"][1]["verdict"], g["stages"][1]["small_sample"]) for g in data["groups"]}
     assert verdicts == {"card-a": (None, None), "card-b": ("better", False), "card-c": ("worse", False), "card-d": ("no significant difference", True)}
-    rows = list(csv.DictReader(io.StringIO(invoke(*args, "--csv").output)))
+    rows = list(csv.DictReader(io.StringIO(invoke(*args, "--csv").output.removeprefix("\ufeff"))))
     b = next(r for r in rows if r["hook"] == "card-b" and r["stage"] == "ordered")
     assert (b["baseline"], b["lift"], b["significant"], b["verdict"], b["small_sample"]) == ("false", "0.15", "true", "better", "false")
     a = next(r for r in rows if r["hook"] == "card-a" and r["stage"] == "ordered")

@@ -24,7 +24,7 @@ report_app = typer.Typer(
 )
 app.add_typer(report_app, name="report", rich_help_panel=PANEL)
 
-_DATE_ONLY = re.compile(r"^\s*\d{4}[-/]\d{1,2}[-/]\d{1,2}\s*$")
+_DATE_ONLY = re.compile(r"^\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?\s*$")
 BAR_WIDTH = 40
 EIGHTHS = " ▏▎▍▌▋▊▉"
 NO_ENTRY = "no contacts entered the funnel; import events with `siyu import events`"
@@ -42,7 +42,7 @@ def _store(db: str | None) -> Iterator[Any]:
 
 
 def _bound(text: str | None, tz: tzinfo, *, end: bool) -> datetime | None:
-    """A date or date-time in the playbook's zone; a bare date as --until includes that whole day."""
+    """A date or date-time in the playbook's zone, in any form an import reads; a bare date as --until includes that whole day."""
     if text is None:
         return None
     from siyu_cli._time import parse_when
@@ -311,6 +311,7 @@ def _write_csv(report: Any) -> None:
 
     from siyu_cli.report._funnel import CHANNELS
 
+    sys.stdout.write("\ufeff")  # Excel reads a CSV without a BOM as the system code page and garbles the Chinese
     writer = csv.writer(sys.stdout, lineterminator="\n")
     if report.by == "touch":
         writer.writerow(["stage", "label", "stage_count", "channel", "count", "share"])
