@@ -112,6 +112,16 @@ def _open(path: Path, mapping: ColumnMap, kind: str, fields: tuple[str, ...], pr
 
 
 def _compile(source: Source, mapping: ColumnMap, fields: tuple[str, ...], kind: str, file: Path, hooks: Mapping[str, str]) -> Compiled:
+    try:
+        return _compile_on(source, mapping, fields, kind, file, hooks)
+    except SiyuError as exc:
+        if len(source.sheets) < 2 or isinstance(exc, UsageError):
+            raise
+        others = [name for name in source.sheets if name != source.sheet]
+        raise SiyuError(f"{exc.message} (sheet {source.sheet!r})", hint=f"the workbook also has: {', '.join(others)}; pick one with --sheet NAME or --sheet N") from None
+
+
+def _compile_on(source: Source, mapping: ColumnMap, fields: tuple[str, ...], kind: str, file: Path, hooks: Mapping[str, str]) -> Compiled:
     return compile_mapping(
         mapping,
         source.header,
@@ -493,7 +503,7 @@ class _Staged:
             first = parts[0]
             differs = [row for row in parts[1:] if row[2:8] != first[2:8]]
             for row in differs:
-                what = _differences((*first[2:8], None, None), (*row[2:8], None, None))
+                what = _differences(first[2:8], row[2:8])
                 self.bad.add(row[1], [], f"event {eid!r} is also on row {first[1]} with other facts ({what}); the parts of one event must agree")
             if differs or self.bad.blocking:
                 continue
@@ -587,14 +597,14 @@ class _EventWriter:
                 self.rownos.append(rowno)
                 continue
             facts = tuple(event[1:])
-            if tuple(found[1:]) == facts:
-                self.duplicates += 1
+            if tuple(found[1:-1]) == facts[:-1]:
+                self.duplicates += 1  # the same facts; the other columns (props) are kept from the first import
                 continue
             earlier = self.rownos[found[0] - self.start - 1] if found[0] > self.start else self.updated_by.get(eid)
             if earlier is not None:
                 if rowno not in bad_rows:
                     bad_rows.add(rowno)
-                    what = _differences(found[1:], facts)
+                    what = _differences(found[1:-1], facts[:-1])
                     self.bad.add(rowno, cells[k] if cells else [], f"event {eid!r} is also on row {earlier} with other facts ({what}); one event, one row")
                 continue
             self.updated_by[eid] = rowno
@@ -606,12 +616,12 @@ class _EventWriter:
             self.updated += 1
             if len(self.result.changes) < MAX_LISTED:
                 self.result.changes.append(
-                    {"row": rowno, "event_id": eid, "changes": {name: [old, new] for name, old, new in zip(_FACTS, found[1:], facts, strict=True) if old != new}}
+                    {"row": rowno, "event_id": eid, "changes": {name: [old, new] for name, old, new in zip(_FACTS, found[1:-1], facts[:-1], strict=False) if old != new}}
                 )
 
 
 def _differences(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
-    return ", ".join(f"{name} {a!r} there, {b!r} here" for name, a, b in zip(_FACTS, old, new, strict=True) if a != b)
+    return ", ".join(f"{name} {a!r} there, {b!r} here" for name, a, b in zip(_FACTS, old, new, strict=False) if a != b)
 
 
 def _skipping(row_of: Callable[[list[Any]], Any], cells: list[Any], result: ImportResult) -> Any:

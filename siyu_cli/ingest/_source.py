@@ -44,6 +44,7 @@ class Source:
         self.progress = progress
         self.encoding = ""
         self.sheet = ""
+        self.sheets: list[str] = []
         self.kind = "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv"
         self.header_row = 1
         self._stack = ExitStack()
@@ -137,7 +138,7 @@ class Source:
             raise SiyuError(f"{self.path}: not a readable XLSX workbook: {exc}", hint="save it again from Excel, or export CSV") from None
         self._stack.callback(book.close)
         chosen = _sheet(book, sheet, self.path)
-        self.sheet = chosen.title
+        self.sheet, self.sheets = chosen.title, list(book.sheetnames)
         self.encoding = "xlsx"
         total = chosen.max_row or 0
         rows = chosen.iter_rows(values_only=True)
