@@ -18,6 +18,7 @@ BENCHMARKS = {
     "import": "bench._import",
     "tags": "bench._tags",
     "scale": "bench._scale",
+    "taobao": "bench._taobao",
 }
 
 

@@ -474,7 +474,7 @@ def test_report_bounds_take_every_import_time_form_and_no_time_is_a_traceback(tm
 # -- presets from a wheel ---------------------------------------------------------------------------
 
 
-def test_presets_work_from_a_non_editable_install(installed: Path, tmp_path: Path) -> None:
+def test_presets_work_from_a_non_editable_install(installed: Path, tmp_path: Path) -> None:  # noqa: F811 (the fixture imported above)
     listed = _run(installed, tmp_path, "import", "presets")
     assert listed.returncode == 0 and "taobao-orders" in listed.stdout, listed.stderr
     export = taobao_csv(tmp_path / "orders.csv")

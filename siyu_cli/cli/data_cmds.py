@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, tzinfo
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -304,11 +304,9 @@ def track(
         if not sep or not key.strip():
             raise UsageError(f"--prop {item!r}: write KEY=VALUE")
         extra[key.strip()] = value
-    from siyu_cli.ingest import resolve_contact
-
     with _store(db) as store:
         result = record(
-            store, kind, resolve_contact(store, contact), at=moment, hook=hook, cohort=cohort, group=group, amount=amount,
+            store, kind, contact, at=moment, hook=hook, cohort=cohort, group=group, amount=amount,
             event_id=event_id, props=extra, create_contact=create_contact,
         )
     if as_json:

@@ -37,4 +37,5 @@ __all__ = [
     "resolve_contact",
     "split_tags",
     "time_parser",
+    "track",
 ]

@@ -12,6 +12,7 @@ import sqlite_utils
 
 from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import SiyuError, UsageError
+from siyu_cli.ingest._identity import resolve_contact
 from siyu_cli.ingest._parse import derived_event_id, event_type, parse_amount
 from siyu_cli.playbook import EVENTS, TagExprError, parse_tags
 from siyu_cli.rules import TAGGED, TagRules, apply_effective, as_of_timeline
@@ -48,7 +49,11 @@ def track(
     props: Mapping[str, Any] | None = None,
     create_contact: bool = False,
 ) -> TrackResult:
-    """Record one event, validated like an imported row; recording the same event twice adds it once."""
+    """Record one event, validated like an imported row; recording the same event twice adds it once.
+
+    An id that is an alias records the event on its contact; a derived event id is taken from the id
+    as written, as an import takes it, so re-recording the same line adds nothing.
+    """
     standard = event_type(kind)
     if standard is None:
         raise UsageError(f"unknown event type {kind!r}", hint=f"use one of: {', '.join(EVENTS)}")
@@ -65,6 +70,7 @@ def track(
     eid = (event_id or "").strip() or derived_event_id(standard, contact_id, stamp, hook, cohort, group, number)
     created = False
     with immediate(db):
+        contact_id = resolve_contact(db, contact_id)  # an alias names its contact
         exists = db.execute("SELECT 1 FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
         if not exists:
             if not create_contact:

@@ -209,9 +209,7 @@ def _decodes(sample: bytes, raw: BinaryIO, codec: str) -> bool:
     try:
         decoder.decode(sample)
         while chunk := raw.read(CHUNK_BYTES):
-            if not chunk.isascii():
-                decoder.decode(chunk)
-            elif decoder.getstate()[0]:
+            if not chunk.isascii() or decoder.getstate()[0]:
                 decoder.decode(chunk)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
