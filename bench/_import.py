@@ -24,16 +24,17 @@ FLOOR = "csv module + sqlite3 executemany"
 TARGET = 1.5
 
 
-def _events_ddl() -> list[str]:
+def store_ddl(tables: tuple[str, ...] = ("events", "tag_log")) -> list[str]:
+    """The store's own tables as a fresh store has them: their indexes, and the triggers that log changes for the tag cache."""
     from siyu_cli.store import open_store
 
     with tempfile.TemporaryDirectory() as folder:
         db = open_store(Path(folder) / "ddl.db")
         try:
-            # The store's events table as it is: its indexes, and the triggers that log changes for the tag cache (with their log).
             rows = db.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name IN ('events', 'tag_log') AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
-                "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END"
+                f"SELECT sql FROM sqlite_master WHERE tbl_name IN ({', '.join('?' * len(tables))}) AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+                "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END",
+                list(tables),
             )
             return [sql for (sql,) in rows]
         finally:
@@ -92,7 +93,7 @@ def _caller(import_events: Callable[..., Any], playbook: Path) -> Callable[[Any,
 def run(cfg: Config) -> list[Result]:
     rows = 10_000 if cfg.quick else 1_000_000
     csv_path = events_csv(cfg.out, rows)
-    ddl = _events_ddl()
+    ddl = store_ddl()
     n = cfg.times(3)
     work = Path(tempfile.mkdtemp(prefix="siyu-bench-import-"))
     state: dict[str, Any] = {}

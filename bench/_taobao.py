@@ -22,6 +22,7 @@ from typing import Any
 
 from bench._data import SEED, TZ_NAME, store_pragmas
 from bench._harness import Config, Result, Timing, interleaved
+from bench._import import store_ddl
 
 NAME = "taobao"
 FLOOR = "csv module + sqlite3 executemany (same rows, cells as read)"
@@ -62,22 +63,6 @@ def taobao_csv(out: Path, rows: int, seed: int = SEED) -> Path:
             )
     partial.rename(path)
     return path
-
-
-def _store_ddl() -> list[str]:
-    """The store's events, contacts and tag_log tables with their indexes and triggers, as a fresh store has them."""
-    from siyu_cli.store import open_store
-
-    with tempfile.TemporaryDirectory() as folder:
-        db = open_store(Path(folder) / "ddl.db")
-        try:
-            rows = db.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name IN ('events', 'contacts', 'tag_log') AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
-                "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END"
-            )
-            return [sql for (sql,) in rows]
-        finally:
-            db.conn.close()
 
 
 def _floor_rows(path: Path, buyers: set[str]) -> Iterator[tuple[Any, ...]]:
@@ -124,7 +109,7 @@ def run(cfg: Config) -> list[Result]:
 
     rows = 10_000 if cfg.quick or cfg.tiny else 1_000_000
     export = taobao_csv(cfg.out, rows)
-    ddl = _store_ddl()
+    ddl = store_ddl(("events", "contacts", "tag_log"))
     n = cfg.times(3)
     work = Path(tempfile.mkdtemp(prefix="siyu-bench-taobao-"))
     state: dict[str, Any] = {}

@@ -9,11 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
-from siyu_cli.cli import app
 from tests.playbooks_fixtures import write_playbook
+from tests.test_data_cli import _isolated, siyu  # noqa: F401 (the autouse fixture: each test runs in its tmp_path)
 from tests.test_installed import _run, installed, wheel  # noqa: F401 (pytest fixtures)
 
 HOOKS = [
@@ -49,20 +46,6 @@ WECOM_ROWS = [
     ["小爱", "微信", "wm_alice", "小福", "xiaofu", datetime(2026, 12, 5, 15, 30), "搜索手机号", "高客单", "", "淘宝老客"],
     ["小易", "微信", "wm_erin", "小福", "xiaofu", datetime(2026, 12, 5, 16, 0), "扫描渠道二维码（活动-SPRING）", "", "", ""],
 ]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SIYU_PLAYBOOK", raising=False)
-    monkeypatch.delenv("SIYU_DB", raising=False)
-
-
-def siyu(*args: str) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def ok(*args: str) -> Any:
