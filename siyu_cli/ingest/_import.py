@@ -686,11 +686,18 @@ def _fit(cells: list[Any], width: int) -> tuple[list[Any], str]:
 
 
 def _extra(cells: list[Any], extra: list[tuple[str, int]]) -> str:
+    """The unmapped columns as one JSON object; text cells (nearly all of a CSV) are read inline."""
     values = {}
     for name, i in extra:
-        text = cell_text(cells[i])
-        if text is not None:
-            values[name] = text
+        cell = cells[i]
+        if cell.__class__ is str:
+            cell = cell.strip()
+            if cell[:2] == '="':
+                cell = cell_text(cell)
+        else:
+            cell = cell_text(cell)
+        if cell:
+            values[name] = cell
     return dumps(values) if values else "{}"
 
 

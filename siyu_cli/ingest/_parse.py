@@ -59,9 +59,10 @@ def cell_text(value: Any) -> str | None:
     if value is None:
         return None
     if value.__class__ is str:
-        if value[:1] == "=" or value[1:2] == "=":
-            return unwrap(value) or None
-        return value.strip() or None
+        text = value.strip()
+        if text[:2] == '="':
+            return unwrap(text) or None
+        return text or None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
