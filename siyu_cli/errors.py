@@ -128,3 +128,11 @@ class DeliveryError(SiyuError):
 
 class LockHeld(SiyuError):
     """Another live process holds what this command needs."""
+
+
+class ClaimLost(SiyuError):
+    """A run's claim on a draft was taken over (its lease expired); it must not send that draft or settle it."""
+
+    def __init__(self, draft_id: str) -> None:
+        super().__init__(f"{draft_id}: claim lost to another run", hint="its lease expired while this run was hung or paused")
+        self.draft_id = draft_id

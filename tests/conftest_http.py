@@ -55,12 +55,14 @@ def outgoing(**changes: Any) -> Outgoing:
 
 @dataclass
 class Reply:
-    """One scripted answer. `hang` accepts the request and never answers (until the server stops)."""
+    """One scripted answer. `hang` accepts the request and never answers (until the server stops);
+    `wait` answers once that event is set (other requests are answered meanwhile)."""
 
     status: int = 200
     body: Any = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    wait: threading.Event | None = None
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -139,6 +141,8 @@ class RecordingServer:
                 if reply.hang:
                     owner._release.wait(30)
                     return
+                if reply.wait is not None:
+                    reply.wait.wait(60)
                 data = reply.encoded()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

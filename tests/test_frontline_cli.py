@@ -189,7 +189,7 @@ def test_drafts_claimed_by_a_dead_run_are_recovered_by_the_next_pass(camp: Path)
     add_run(camp / "siyu.db", "crashed", dead_pid())
     conn = sqlite3.connect(camp / "siyu.db")
     with conn:
-        conn.execute("UPDATE drafts SET state = 'claimed', run_id = 'crashed' WHERE beat = 'morning'")
+        conn.execute("UPDATE drafts SET state = 'claimed', claimed_by = 'crashed' WHERE beat = 'morning'")
     conn.close()
     [morning] = outbox_files(camp / "outbox")
     written = morning.stat().st_mtime_ns
@@ -242,7 +242,7 @@ def crash_mid_post(camp: Path, playbook: Path, env: dict[str, str]) -> str:
     try:
         runner.plan(moment, PassSummary(now=moment))
         [claimed] = runner.ledger.claim("crashed", moment, 10, "camp")
-        runner.ledger.mark_inflight(claimed["draft_id"], "webhook:json", moment)
+        runner.ledger.mark_inflight(claimed["draft_id"], "webhook:json", moment, "crashed")
         return str(claimed["draft_id"])
     finally:
         runner.db.conn.close()

@@ -385,7 +385,7 @@ def test_recovery_never_takes_a_claim_made_while_it_looks(camp: Path, monkeypatc
         monkeypatch.setattr(Ledger, "runs", runs_while_another_claims)
         assert runner.recover(moment, runner.inputs()) == (0, 0)
         assert raced
-        assert query(camp / "siyu.db", "SELECT state, run_id FROM drafts") == [("claimed", raced[0])]
+        assert query(camp / "siyu.db", "SELECT state, claimed_by FROM drafts") == [("claimed", raced[0])]
     finally:
         runner.db.conn.close()
         other.db.conn.close()

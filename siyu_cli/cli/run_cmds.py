@@ -292,13 +292,18 @@ def status(
             upcoming.add_row(row["draft_id"], row["due_at"], row["playbook_id"], row["beat"], row["target"])
         console.print(upcoming)
     if report["in_doubt"]:
-        console.print(f"[yellow]{len(report['in_doubt'])} draft(s) in doubt (unknown): a delivery was in flight when its process died.[/]")
+        console.print(f"[yellow]{len(report['in_doubt'])} draft(s) in doubt (unknown): a delivery was in flight when its run died or lost its lease.[/]")
         for row in report["in_doubt"][:20]:
             console.print(f"  {row['draft_id']} {row['beat']} → {row['target']}  (check the channel, then `siyu outbox done {row['draft_id']}` or `siyu retry --unknown`)")
     if report["locks"]:
         for lock in report["locks"]:
             state = "alive" if lock["alive"] else "stale (process gone: `siyu unlock`)"
-            console.print(f"lock: {lock['mode']} run {lock['run_id']} · pid {lock['pid']} on {lock['host']} · since {lock['started_at']} · {state}")
+            line = f"lock: {lock['mode']} run {lock['run_id']} · pid {lock['pid']} on {lock['host']} · since {lock['started_at']} · {state}"
+            if lock["claims"]:
+                line += f" · holds {lock['claims']} draft(s), lease until {lock['lease_until']}"
+                if lock["lease_expired"]:
+                    line += " · lease expired (hung or paused?): the next pass takes its drafts over"
+            console.print(line, markup=False)
     else:
         console.print("lock: free (no run in progress)")
 

@@ -92,10 +92,17 @@ def ledger_status(db_path: str | None, *, now: datetime | None) -> dict[str, Any
         dict(zip(("draft_id", "playbook_id", "beat", "target", "error"), row, strict=True))
         for row in db.execute("SELECT draft_id, playbook_id, beat, target, error FROM drafts WHERE state = 'unknown' ORDER BY due_at")
     ]
-    locks = [
-        {**run.__dict__, "alive": run.alive}
-        for run in Ledger(db).runs()
-    ]
+    # What each run holds, and whether its leases ran out (a hung or paused run: the next pass takes them over).
+    held = {
+        holder: (count, soonest)
+        for holder, count, soonest in db.execute("SELECT claimed_by, COUNT(*), MIN(lease_until) FROM drafts WHERE state = 'claimed' GROUP BY claimed_by")
+    }
+    stamp = to_db(moment)
+    locks = []
+    for run in Ledger(db).runs():
+        claims, lease = held.get(run.run_id, (0, None))
+        expired = lease is not None and lease < stamp
+        locks.append({**run.__dict__, "alive": run.alive, "claims": claims, "lease_until": lease, "lease_expired": expired})
     return {"now": moment.astimezone(UTC).isoformat(), "campaigns": campaigns, "next_due": next_due, "in_doubt": doubt, "locks": locks}
 
 

@@ -1,7 +1,52 @@
-"""The draft ledger: one row per draft under a UNIQUE key; claims taken inside BEGIN IMMEDIATE.
+"""The draft ledger: one row per draft under a UNIQUE key, and the claim protocol that sends each once.
 
-States: pending → claimed → sent | failed | skipped(reason) | unknown. A claim belongs to a run;
-a run whose process is gone leaves claims that `recover` settles without sending anything twice.
+States: pending → claimed → sent | failed | skipped(reason) | unknown; planning may also record a
+draft skipped or failed at once.
+
+The claim protocol. Written for SQLite (every write below runs inside BEGIN IMMEDIATE), it means
+the same on PostgreSQL, where each numbered statement is one statement of its own transaction at
+READ COMMITTED: the WHERE clauses carry the meaning, since an UPDATE re-checks them on the row it
+waited for.
+
+- A *run* is one pass, retry or service (`runs`: host, pid, mode). Claims are made by runs.
+- A *claim* is a draft in state `claimed`, with `claimed_by` (the run) and `lease_until` (UTC).
+  (1) Claiming moves only pending drafts: `UPDATE drafts SET state = 'claimed', claimed_by = ?,
+  lease_until = ? WHERE draft_id IN (SELECT … WHERE state = 'pending' AND due_at <= ? ORDER BY
+  due_at, draft_id LIMIT ?) AND state = 'pending' RETURNING *` (PostgreSQL: the SELECT takes
+  FOR UPDATE SKIP LOCKED).
+- A *lease* is how long a claim stays its run's without news from it: LEASE, or
+  $SIYU_LEASE_SECONDS. Times are on the pass's clock (its `--now` plus the time it has run), so
+  passes sharing a ledger must share a clock: real time, or the same `--now` in tests.
+- A *heartbeat* renews every lease a run holds: (2) `UPDATE drafts SET lease_until = ? WHERE
+  claimed_by = ? AND state = 'claimed' RETURNING draft_id`; what it returns is what the run still
+  holds. A pass renews between drafts once half its lease has gone; the service's heartbeat job
+  renews too.
+- A claim is *orphaned* when its lease has expired (the run hung, was paused, or runs on a host
+  whose pids cannot be checked), and at once when its run has finished or its pid on this host is
+  gone. (3) Recovery takes an orphan over by compare-and-set: `UPDATE drafts SET claimed_by = ?,
+  lease_until = ? WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed' AND (lease_until < ?
+  OR <run gone>) RETURNING *`, and only then reads the evidence and settles it as its holder.
+- (4) A *fence* precedes every non-idempotent send: marking the delivery in flight first checks,
+  in the same transaction, that the run still holds the claim (PostgreSQL: `SELECT … FOR UPDATE`).
+  A run that finds its claim gone raises ClaimLost and sends nothing for that draft.
+- (5) A *finish* (settle) counts only where the run still holds the claim: `UPDATE drafts SET
+  state = ?, claimed_by = NULL, lease_until = NULL … WHERE draft_id = ? AND claimed_by = ? AND
+  state = 'claimed'`. A finish that lost its claim changes nothing about that draft: the run that
+  took it over decided its state. Deliveries the loser saw arrive are still written (never
+  downgrading one): they are facts about what was sent.
+
+Invariants, and what they give exactly-once:
+- A draft has at most one holder, and only its holder moves it out of `claimed`.
+- Evidence is kept: in flight, delivered and parts that arrived are recorded whoever holds the claim.
+- Recovery never sends. It makes a draft sent when every output shows it arrived, pending when
+  nothing was sent, and unknown when a non-idempotent delivery was in flight.
+- So a non-idempotent output gets each draft at most once: a run that passed the fence and then
+  hung may still send after losing its claim, but recovery saw that delivery in flight, made the
+  draft unknown, and nothing resends an unknown draft on its own (a person settles it; when the
+  late delivery was recorded as delivered, `retry --unknown` marks it sent without sending).
+  A run that had not passed the fence cannot send any more, so the run that took the draft over
+  sends it once. An idempotent output (the outbox) may be written again by a loser, with the same
+  draft in the same file: still one message.
 """
 
 from __future__ import annotations
@@ -17,11 +62,13 @@ from typing import Any
 import sqlite_utils
 
 from siyu_cli._time import from_db, to_db
-from siyu_cli.errors import LockHeld, SiyuError
+from siyu_cli.errors import ClaimLost, LockHeld, SiyuError
 from siyu_cli.store import immediate
 
 HOST = socket.gethostname()
 STALE_REMOTE = timedelta(minutes=15)
+# How long a claim is its run's without a heartbeat; SIYU_LEASE_SECONDS overrides it (tests).
+LEASE = timedelta(minutes=5)
 DRAFT_COLUMNS = (
     "draft_id",
     "playbook_id",
@@ -72,6 +119,19 @@ class Run:
         return datetime.now(from_db(self.heartbeat_at).tzinfo) - from_db(self.heartbeat_at) < STALE_REMOTE
 
 
+def lease_length() -> timedelta:
+    raw = os.environ.get("SIYU_LEASE_SECONDS")
+    if not raw:
+        return LEASE
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise SiyuError(f"SIYU_LEASE_SECONDS={raw!r} is not a whole number of seconds above 0", hint="unset it for the default of 5 minutes")
+    return timedelta(seconds=seconds)
+
+
 def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -110,8 +170,22 @@ class Ledger:
         return run_id
 
     def heartbeat(self, run_id: str, now: datetime) -> None:
+        """The service's beat: the run is alive, and so are the leases of any claims it holds."""
         with immediate(self.db):
             self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [to_db(now), run_id])
+            self._renew(run_id, now)
+
+    def renew(self, run_id: str, now: datetime) -> set[str]:
+        """Extend the lease of every claim this run holds to `now` + the lease; returns the drafts it still holds."""
+        with immediate(self.db):
+            return self._renew(run_id, now)
+
+    def _renew(self, run_id: str, now: datetime) -> set[str]:
+        cursor = self.db.execute(
+            "UPDATE drafts SET lease_until = ? WHERE claimed_by = ? AND state = 'claimed' RETURNING draft_id",
+            [to_db(now + lease_length()), run_id],
+        )
+        return {row[0] for row in cursor}
 
     def finish_run(self, run_id: str, now: datetime) -> None:
         with immediate(self.db):
@@ -188,15 +262,25 @@ class Ledger:
             found.update({target: (count, due) for target, count, due in rows})
         return found
 
-    def claim(self, run_id: str, now: datetime, limit: int, playbook_id: str | None = None, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Take up to `limit` due pending drafts for this run. Two processes never get the same draft.
+    def claim(
+        self,
+        run_id: str,
+        now: datetime,
+        limit: int,
+        playbook_id: str | None = None,
+        only: Sequence[str] | None = None,
+        *,
+        lease_from: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Take up to `limit` drafts due by `now` for this run, leased from `lease_from` (default `now`).
+        Two processes never get the same draft.
 
         One statement: the oldest due drafts in (due_at, draft_id) order are marked and returned.
         `+state` keeps the update on the draft_id key instead of scanning every pending draft.
         """
         pick = "SELECT draft_id FROM drafts WHERE state = 'pending' AND due_at <= ?"
         stamp = to_db(now)
-        params: list[Any] = [run_id, stamp, stamp]
+        params: list[Any] = [run_id, to_db((lease_from or now) + lease_length()), stamp, stamp]
         if playbook_id is not None:
             pick += " AND playbook_id = ?"
             params.append(playbook_id)
@@ -207,7 +291,7 @@ class Ledger:
         params.append(limit)
         with immediate(self.db):
             cursor = self.db.conn.execute(
-                "UPDATE drafts SET state = 'claimed', run_id = ?, claimed_at = ?, attempts = attempts + 1 "
+                "UPDATE drafts SET state = 'claimed', claimed_by = ?, lease_until = ?, claimed_at = ?, attempts = attempts + 1 "
                 f"WHERE draft_id IN ({pick}) AND +state = 'pending' RETURNING *",
                 params,
             )
@@ -225,9 +309,15 @@ class Ledger:
                 found.setdefault(draft_id, {})[output] = state
         return found
 
-    def mark_inflight(self, draft_id: str, output: str, now: datetime) -> None:
-        """Committed before a non-idempotent send, so a crash mid-send leaves evidence: unknown, not resent."""
+    def mark_inflight(self, draft_id: str, output: str, now: datetime, run_id: str) -> None:
+        """Committed before a non-idempotent send, so a crash mid-send leaves evidence: unknown, not resent.
+
+        The fence: raises ClaimLost, recording nothing, when `run_id` no longer holds the claim.
+        """
         with immediate(self.db):
+            held = self.db.execute("SELECT 1 FROM drafts WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed'", [draft_id, run_id]).fetchone()
+            if held is None:
+                raise ClaimLost(draft_id)
             self._upsert_delivery(draft_id, output, "inflight", None, None, now)
 
     def mark_delivered(self, draft_id: str, output: str, location: str | None, now: datetime) -> None:
@@ -239,64 +329,55 @@ class Ledger:
         self,
         results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]],
         now: datetime,
+        run_id: str,
         *,
-        claimed_by: Mapping[str, str] | None = None,
         retry_at: Mapping[str, str] | None = None,
         parts: Mapping[tuple[str, str], int] | None = None,
-    ) -> None:
-        """Record each draft's delivery results and its final state in one transaction.
+    ) -> set[str]:
+        """Finish drafts `run_id` still holds: their delivery results and final state, in one transaction.
 
         results: (draft_id, [(output, state, location, error)], draft_state, reason)
-        claimed_by: draft id → the run whose claim is being settled; a draft no longer claimed by
-        that run (another process recovered it first) is left alone.
         retry_at: draft id → when a later pass tries it again (it stays pending, due then; when it
         was first due is kept, so max_late still counts from there).
         parts: (draft id, output) → how many parts of a long message have arrived.
+        Returns the drafts whose claim was lost: another run took them over and decides their
+        state, so nothing about them changes here but the evidence (deliveries seen to arrive, parts
+        that arrived), which is written because it is true whoever holds the claim.
         """
-        if claimed_by is None:
-            self._settle_batch(results, now, retry_at or {}, parts or {})
-            return
-        with immediate(self.db):
-            for draft_id, outputs, state, reason in results:
-                errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
-                sql = (
-                    "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL "
-                    "WHERE draft_id = ? AND state = 'claimed' AND run_id = ?"
-                )
-                finished = to_db(now) if state in ("sent", "failed", "unknown", "skipped") else None
-                params = [state, reason, errors or None, finished, draft_id, claimed_by[draft_id]]
-                if self.db.execute(sql, params).rowcount == 0:
-                    continue
-                for output, delivery_state, location, error in outputs:
-                    self._upsert_delivery(draft_id, output, delivery_state, location, error, now)
-
-    def _settle_batch(
-        self,
-        results: Sequence[tuple[str, list[tuple[str, str, str | None, str | None]], str, str | None]],
-        now: datetime,
-        retry_at: Mapping[str, str],
-        parts: Mapping[tuple[str, str], int],
-    ) -> None:
-        """The runner's own claims: a few executemany statements for the whole batch."""
         stamp = to_db(now)
         drafts = []
         deliveries = []
-        for draft_id, outputs, state, reason in results:
-            errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
-            drafts.append((state, reason, errors or None, stamp if state in ("sent", "failed", "unknown", "skipped") else None, draft_id))
-            deliveries.extend((draft_id, output, delivery_state, location, error, 0, stamp) for output, delivery_state, location, error in outputs)
         with immediate(self.db):
-            self.db.conn.executemany("UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, run_id = NULL WHERE draft_id = ?", drafts)
+            # SQLite serializes writers, so reading the claims held and updating under the same condition is the
+            # per-draft `UPDATE … WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed' RETURNING` in one go.
+            held = {row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE claimed_by = ? AND state = 'claimed'", [run_id])}
+            for draft_id, outputs, state, reason in results:
+                mine = draft_id in held
+                if mine:
+                    errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
+                    finished = stamp if state in ("sent", "failed", "unknown", "skipped") else None
+                    drafts.append((state, reason, errors or None, finished, draft_id, run_id))
+                deliveries.extend(
+                    (draft_id, output, delivery_state, location, error, 0, stamp)
+                    for output, delivery_state, location, error in outputs
+                    if mine or delivery_state == "delivered"
+                )
+            self.db.conn.executemany(
+                "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, claimed_by = NULL, lease_until = NULL "
+                "WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed'",
+                drafts,
+            )
             self.db.conn.executemany(_UPSERT_DELIVERY, deliveries)
             if retry_at:
                 self.db.conn.executemany(
                     "UPDATE drafts SET first_due_at = COALESCE(first_due_at, due_at), due_at = ? WHERE draft_id = ?",
-                    [(due, draft_id) for draft_id, due in retry_at.items()],
+                    [(due, draft_id) for draft_id, due in retry_at.items() if draft_id in held],
                 )
             if parts:
                 self.db.conn.executemany(
-                    "UPDATE deliveries SET parts = ? WHERE draft_id = ? AND output = ?", [(n, d, o) for (d, o), n in parts.items()]
+                    "UPDATE deliveries SET parts = MAX(parts, ?) WHERE draft_id = ? AND output = ?", [(n, d, o) for (d, o), n in parts.items()]
                 )
+        return {result[0] for result in results} - held
 
     def _upsert_delivery(self, draft_id: str, output: str, state: str, location: str | None, error: str | None, now: datetime) -> None:
         self.db.execute(
@@ -304,20 +385,43 @@ class Ledger:
             [draft_id, output, state, location, error, 1 if state == "inflight" else 0, to_db(now)],
         )
 
-    def orphaned(self) -> list[dict[str, Any]]:
-        """Claimed drafts whose run is finished or whose process is gone.
+    def orphans(self, now: datetime, playbook_id: str) -> list[dict[str, Any]]:
+        """The playbook's claims whose lease expired by `now`, or whose run finished or whose pid here is gone.
 
         Claims are read before runs: a run's row is committed before its first claim, so a claim
-        made in between still finds its run alive. Reading runs first would take a claim made
-        meanwhile by a process that just started for an orphan.
+        made in between still finds its run alive. Each row gets `run_gone`, for `take_over`.
         """
-        cursor = self.db.execute("SELECT * FROM drafts WHERE state = 'claimed'")
+        stamp = to_db(now)
+        cursor = self.db.execute("SELECT * FROM drafts WHERE state = 'claimed' AND playbook_id = ?", [playbook_id])
         columns = [c[0] for c in cursor.description]
         claimed = [dict(zip(columns, r, strict=True)) for r in cursor]
         if not claimed:
             return []
-        live = {run.run_id for run in self.runs(live_only=True)}
-        return [row for row in claimed if row["run_id"] not in live]
+        running = {run.run_id: run for run in self.runs()}
+        found = []
+        for row in claimed:
+            run = running.get(row["claimed_by"])
+            gone = run is None or (run.host == HOST and not pid_alive(run.pid))
+            if gone or row["lease_until"] is None or row["lease_until"] < stamp:
+                found.append({**row, "run_gone": gone})
+        return found
+
+    def take_over(self, run_id: str, orphans: Sequence[Mapping[str, Any]], now: datetime) -> list[Mapping[str, Any]]:
+        """Claim `orphans` for `run_id`, each by compare-and-set on the holder read and on why it was orphaned,
+        so a claim renewed or settled meanwhile stays where it is. Returns those taken (`claimed_by`: who lost it)."""
+        stamp = to_db(now)
+        lease = to_db(now + lease_length())
+        taken = []
+        with immediate(self.db):
+            for row in orphans:
+                moved = self.db.execute(
+                    "UPDATE drafts SET claimed_by = ?, lease_until = ? WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed' "
+                    "AND (? OR lease_until IS NULL OR lease_until < ?) RETURNING draft_id",
+                    [run_id, lease, row["draft_id"], row["claimed_by"], row["run_gone"], stamp],
+                ).fetchone()
+                if moved is not None:
+                    taken.append(row)
+        return taken
 
     def release_dead_runs(self, now: datetime, *, force: bool = False) -> list[Run]:
         """Close runs whose process is gone (or, with force, also runs on other hosts, whose process cannot be checked)."""

@@ -262,3 +262,16 @@ def m030_aliases(db: Database) -> None:
         CREATE INDEX aliases_contact ON aliases(contact_id);
         """
     )
+
+
+@MIGRATIONS()
+def m040_claim_leases(db: Database) -> None:
+    """A claim names its holder (`claimed_by`, the run id `run_id` held before) and carries a lease, renewed
+    by heartbeats; a claim whose lease runs out is taken over even if its process looks alive. Claims held
+    when the store is upgraded get a lease from now."""
+    from siyu_cli._time import to_db, utcnow
+    from siyu_cli.ledger._ledger import lease_length
+
+    db.execute("ALTER TABLE drafts RENAME COLUMN run_id TO claimed_by")
+    db.execute("ALTER TABLE drafts ADD COLUMN lease_until TEXT")  # UTC, on the claiming pass's clock
+    db.execute("UPDATE drafts SET lease_until = ? WHERE state = 'claimed'", [to_db(utcnow() + lease_length())])
