@@ -78,6 +78,7 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "failed": 0,
         "unknown": 0,
         "retrying": 0,
+        "revised": 0,
         "paused": [],
         "recovered": 0,
         "errors": [],

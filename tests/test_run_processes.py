@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from siyu_cli.playbook import read
 from tests.conftest_http import Recorded, RecordingServer, Reply
 from tests.playbooks_fixtures import (
     MORNING,
@@ -356,8 +357,8 @@ def test_service_past_the_campaign_waits_for_a_pending_draft_then_exits(tmp_path
     with conn:
         conn.execute(
             "INSERT INTO drafts (draft_id, playbook_id, cohort, beat, occurrence_at, target, day, channel, persona, due_at, content_hash, text, state, created_at) "
-            "VALUES ('late0draft01', 'camp', 'default', 'morning', ?, 'group:g1', 1, 'group', 'host', ?, 'x', '晚到的草稿', 'pending', ?)",
-            (due, due, due),
+            "VALUES ('late0draft01', 'camp', 'default', 'morning', ?, 'group:g1', 1, 'group', 'host', ?, ?, '晚到的草稿', 'pending', ?)",
+            (due, due, read(tmp_path / "playbook.yaml").content_hash, due),
         )
     conn.close()
     result = run_siyu(tmp_path, "run", "--until", _utc_in(12), timeout=30)

@@ -324,3 +324,68 @@ def unlock(
         console.print(f"[yellow]kept run {run.run_id}: pid {run.pid} on {run.host} is still running[/]")
     if not released and not alive:
         console.print("nothing to release")
+
+
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu plan playbooks/camp.yaml", "siyu plan -p playbooks/camp.yaml --now '2026-12-03 09:00' --json"))
+def plan(
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """What the playbook, as it is now, will do against the ledger (计划): drafts to create, re-time, re-render or cancel, and the next 24 hours' sends.
+
+    Changes nothing. Exit 0 when a pass would change nothing, 2 when it would (like `terraform plan -detailed-exitcode`).
+    """
+    from siyu_cli._time import utcnow
+    from siyu_cli.dispatch._plan import fill_slots, plan_report
+    from siyu_cli.dispatch._setup import plan_inputs
+    from siyu_cli.errors import StoreError
+    from siyu_cli.playbook import read
+    from siyu_cli.store import default_path, open_store
+
+    loaded = read(find_playbook(playbook_opt, playbook))
+    path = default_path(db)
+    if not path.exists():
+        raise StoreError(f"{path}: no such store", hint="a campaign that never ran has no ledger to plan against: see `siyu preview` and `siyu timeline`")
+    moment = _when(now, loaded.tz) or utcnow().astimezone(loaded.tz)
+    store = open_store(path)
+    fill_slots(store, loaded)
+    inputs = plan_inputs(loaded, None, readonly=True, db=store, as_of=moment)
+    report = plan_report(loaded, store, inputs.planner, moment)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print_plan(report, loaded)
+    if report.changed:
+        raise typer.Exit(2)
+
+
+def _print_plan(report: Any, loaded: Any) -> None:
+    from rich.table import Table
+
+    console = out()
+    titles = {beat.id: beat.title or beat.id for beat in loaded.model.beats}
+    counts = report.counts()
+    console.print(
+        f"plan at {report.now:%Y-%m-%d %H:%M}: create {counts['create']} · re-time {counts['retime']} · "
+        f"re-render {counts['rerender']} · cancel {counts['cancel']}",
+        markup=False,
+    )
+    if report.changed:
+        table = Table("beat", "day", "change", "drafts")
+        for beat, day, kind, n in report.by_beat():
+            table.add_row(titles.get(beat, beat), str(day), {"retime": "re-time", "rerender": "re-render"}.get(kind, kind), str(n))
+        console.print(table)
+        for change in [c for c in report.changes if c.kind == "retime"][:10]:
+            console.print(f"  re-time {change.draft_id} {titles.get(change.beat, change.beat)} → {change.target}: {change.was_due:%m-%d %H:%M} → {change.due_at:%m-%d %H:%M}", markup=False)
+    else:
+        console.print("no changes: the ledger already holds what this playbook makes", markup=False)
+    if report.upcoming:
+        table = Table("due", "beat", "channel", "drafts", title="next 24 hours")
+        for due, beat, channel, n in report.upcoming:
+            table.add_row(f"{due:%m-%d %H:%M}", titles.get(beat, beat), channel, str(n))
+        console.print(table)
+    else:
+        console.print("nothing due in the next 24 hours", markup=False)

@@ -21,9 +21,10 @@ from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
 from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.dispatch._webhook import WebhookOutput
-from siyu_cli.errors import DeliveryError
+from siyu_cli.errors import ClaimLost, DeliveryError
 from siyu_cli.journeys import step_due
 from siyu_cli.ledger import Ledger, PlanCursor
+from siyu_cli.ledger._ledger import lease_length
 from siyu_cli.playbook import LoadedPlaybook, read
 from siyu_cli.render import Draft, Planner
 from siyu_cli.rules import prune_log
@@ -31,6 +32,7 @@ from siyu_cli.store import default_path, immediate, open_store
 from siyu_cli.timeline import occurrences
 
 CLAIM_BATCH = 1000
+RECORD_CHUNK = 5_000  # drafts decided and inserted per write transaction when no cap needs them all at once
 _TICK = timedelta(microseconds=1)  # "after the last pass": occurrences at its moment were planned by it
 # Marks a summary error that is a draft in doubt (it may have arrived), not a failure.
 DOUBT = "in doubt: "
@@ -70,6 +72,7 @@ class PassSummary:
     stopped: bool = False
     retrying: int = 0
     paused: list[str] = field(default_factory=list)
+    revised: int = 0  # pending drafts re-timed or re-rendered after a playbook edit
 
     def add(self, other: PassSummary) -> None:
         self.recorded += other.recorded
@@ -79,6 +82,7 @@ class PassSummary:
         self.unknown += other.unknown
         self.recovered += other.recovered
         self.retrying += other.retrying
+        self.revised += other.revised
         self.paused.extend(name for name in other.paused if name not in self.paused)
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
@@ -95,6 +99,7 @@ class PassSummary:
             "failed": self.failed,
             "unknown": self.unknown,
             "retrying": self.retrying,
+            "revised": self.revised,
             "paused": self.paused,
             "recovered": self.recovered,
             "errors": self.errors[:20],
@@ -132,6 +137,7 @@ class Runner:
         self._dues: dict[str, datetime] = {}
         self._moments: list[datetime] | None = None
         self._bare: Planner | None = None
+        self._fill_slots()
 
     def _titles(self) -> dict[str, str]:
         return {beat.id: beat.title or beat.id for beat in self.playbook.model.beats}
@@ -152,6 +158,7 @@ class Runner:
         self._dues = {}
         self._moments = None
         self._bare = None
+        self._fill_slots()
         return True
 
     def inputs(self, now: datetime | None = None) -> PlanInputs:
@@ -184,14 +191,30 @@ class Runner:
         return summary
 
     def recover(self, now: datetime, inputs: PlanInputs) -> tuple[int, int]:
-        """Settle drafts claimed by runs that died: delivered, pending again, or unknown (never resent blindly).
+        """Take over and settle claims whose run died or whose lease expired (a hung or paused run):
+        delivered, pending again, or unknown (never resent blindly).
 
-        The dead runs are then closed, so `siyu status` stops showing their stale lock.
+        Recovery is a run of its own, so it holds what it took over like any claim. The dead runs are
+        then closed, so `siyu status` stops showing their stale lock.
         """
-        orphans = self.ledger.orphaned()
-        if not orphans:
+        candidates = self.ledger.orphans(now, self.playbook.id)
+        if not candidates:
             self.ledger.release_dead_runs(utcnow())
             return 0, 0
+        run_id = self.ledger.start_run(self.playbook.id, "recover", utcnow())
+        try:
+            orphans = self.ledger.take_over(run_id, candidates, now)
+            results = self._evidence(orphans, inputs)
+            self.ledger.settle(results, now, run_id)
+        finally:
+            self.ledger.finish_run(run_id, utcnow())
+        self.ledger.release_dead_runs(utcnow())
+        return len(results), sum(1 for result in results if result[2] == "unknown")
+
+    def _evidence(self, orphans: list[Mapping[str, Any]], inputs: PlanInputs) -> list[tuple[str, list[Any], str, str | None]]:
+        """What each orphan's outputs show: all arrived (sent), nothing in doubt missing (pending), or in flight (unknown)."""
+        if not orphans:
+            return []
         known = self.ledger.deliveries([row["draft_id"] for row in orphans])
         inputs.planner.focus(_contacts_of(orphans))
         results = []
@@ -206,7 +229,7 @@ class Runner:
                 if location:
                     outcome.append((output.name, "delivered", location, None))
                 elif state == "inflight" and not output.idempotent:
-                    outcome.append((output.name, "unknown", None, "delivery was in flight when its process died"))
+                    outcome.append((output.name, "unknown", None, "delivery was in flight when its run died or lost its lease"))
                 else:
                     missing = True
             if any(state == "unknown" for _, state, _, _ in outcome):
@@ -217,9 +240,7 @@ class Runner:
                 results.append((row["draft_id"], outcome, "sent", row["reason"]))
         for output in self.outputs:
             output.flush()
-        self.ledger.settle(results, now, claimed_by={row["draft_id"]: row["run_id"] for row in orphans})
-        self.ledger.release_dead_runs(utcnow())
-        return len(results), sum(1 for result in results if result[2] == "unknown")
+        return results
 
     def skip_missed(self, now: datetime, summary: PassSummary) -> None:
         """Pending drafts already in the ledger are held to max_late too, counted from their due time."""
@@ -247,6 +268,7 @@ class Runner:
         journeys = self._journeys()
         if full or cursor is None or cursor.content_hash != playbook.content_hash or now < cursor.through or cursor.seq + 1 < cursors.log_low():
             inputs = self.everyone(now)
+            self._revise(inputs.planner, now, summary)
             self._record(inputs, inputs.planner.drafts(until=now), now, summary)
             steps = _next_steps(inputs.planner, now) if journeys else {}
             with immediate(self.db):
@@ -276,6 +298,29 @@ class Runner:
             cursors.set(playbook.id, playbook.content_hash, now, top, utcnow())
             prune_log(self.db)
 
+    def _revise(self, planner: Planner, now: datetime, summary: PassSummary) -> None:
+        """After an edit: pending drafts made under the old playbook are re-timed, re-rendered or cancelled (siyu_cli.dispatch._plan)."""
+        from siyu_cli.dispatch._plan import apply, review
+
+        changes = review(self.playbook, self.db, planner, now)
+        if not changes:
+            return
+        with immediate(self.db):
+            apply(self.db, self.playbook, changes, now)
+        for change in changes:
+            if change.kind == "cancel":
+                summary.skipped[change.reason or "removed"] += 1
+            elif change.state == "failed":
+                summary.failed += 1
+                summary.errors.append(f"{change.draft_id}: {change.error}")
+            else:
+                summary.revised += 1
+
+    def _fill_slots(self) -> None:
+        from siyu_cli.dispatch._plan import fill_slots
+
+        fill_slots(self.db, self.playbook)
+
     def _journeys(self) -> bool:
         model = self.playbook.model
         return bool(model.journeys or any(hook.welcome for hook in model.hooks))
@@ -300,9 +345,10 @@ class Runner:
 
     def _record(self, inputs: PlanInputs, drafts: Iterable[Draft], now: datetime, summary: PassSummary) -> None:
         """Record the drafts the ledger does not hold yet, rendered, each with its decision, in one write transaction."""
-        playbook = self.playbook
-        guard = Guard(playbook)
         cursors = PlanCursor(self.db)
+        # A 1v1 cap is offered fairly across everything due at once (_fair_order), so those drafts are decided
+        # together; otherwise they are recorded in chunks and a catch-up of millions holds one chunk at a time.
+        whole = self.playbook.model.limits.private_per_account_per_day is not None
         fresh: list[Draft] = []
         chunk: list[Draft] = []
         for draft in drafts:
@@ -310,14 +356,21 @@ class Runner:
             if len(chunk) >= CLAIM_BATCH:
                 fresh.extend(self._unrecorded(cursors, chunk, inputs))
                 chunk = []
+                if not whole and len(fresh) >= RECORD_CHUNK:
+                    self._insert(cursors, inputs, fresh, now, summary)
+                    fresh = []
         fresh.extend(self._unrecorded(cursors, chunk, inputs))
-        if not fresh:
-            return
+        if fresh:
+            self._insert(cursors, inputs, fresh, now, summary)
+
+    def _insert(self, cursors: PlanCursor, inputs: PlanInputs, fresh: list[Draft], now: datetime, summary: PassSummary) -> None:
+        """Decide and insert drafts in one write transaction: the day's budget is read from the ledger inside it."""
+        playbook = self.playbook
+        guard = Guard(playbook)
         days = {moment.astimezone(playbook.tz).date() for moment in {d.occurrence_at for d in fresh}}
         with immediate(self.db):
             # Another pass may have recorded some of them since: looked up again under the write lock.
-            existing = cursors.known(d.draft_id for d in fresh)
-            welcomed = cursors.welcomed(playbook.id, {d.target for d in fresh if d.channel == "welcome"})
+            existing = cursors.known(playbook.id, (d.slot for d in fresh))
             budget = self._budget(inputs, guard, days)
             fresh = self._fair_order(fresh, budget, guard)
             rows = []
@@ -325,12 +378,12 @@ class Runner:
             # Thousands of drafts share an occurrence time: each time is scheduled once (keyed with the zone
             # and fold that datetime equality ignores).
             timings: dict[tuple[datetime, Any, int], tuple[Schedule, str]] = {}
+            ids: set[str] = set()
             for draft in fresh:
-                if draft.draft_id in existing or (draft.channel == "welcome" and (draft.beat, draft.target) in welcomed):
+                if draft.slot in existing or draft.draft_id in ids:
                     continue
-                existing.add(draft.draft_id)
-                if draft.channel == "welcome":
-                    welcomed.add((draft.beat, draft.target))
+                existing.add(draft.slot)
+                ids.add(draft.draft_id)
                 at = draft.occurrence_at
                 timing = timings.get((at, at.tzinfo, at.fold))
                 if timing is None:
@@ -363,7 +416,7 @@ class Runner:
                     (
                         draft.draft_id, playbook.id, draft.cohort, draft.beat, draft.key[3], draft.target,
                         draft.day, draft.channel, draft.persona, draft.category, draft.variant, due_text,
-                        playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None, draft.entry,
+                        playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None, draft.entry, draft.slot,
                     )
                 )
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
@@ -371,16 +424,14 @@ class Runner:
             summary.recorded += self.ledger.insert(rows)
 
     def _unrecorded(self, cursors: PlanCursor, chunk: list[Draft], inputs: PlanInputs) -> list[Draft]:
-        """The chunk's drafts the ledger does not hold, rendered; what rendering needed is let go."""
+        """The chunk's drafts whose slot the ledger does not hold, rendered; what rendering needed is let go."""
         if not chunk:
             return []
-        known = cursors.known(d.draft_id for d in chunk)
-        welcomes = {d.target for d in chunk if d.channel == "welcome"}
-        welcomed = cursors.welcomed(self.playbook.id, welcomes) if welcomes else set()
+        known = cursors.known(self.playbook.id, (d.slot for d in chunk))
         fresh = []
         for draft in chunk:
-            if draft.draft_id in known or (draft.channel == "welcome" and (draft.beat, draft.target) in welcomed):
-                # A welcome step goes once per contact: an add recorded again at another time does not repeat it.
+            if draft.slot in known:
+                # Sent, skipped or waiting already: a moved time, or an add recorded again at another time, is the same slot.
                 continue
             inputs.planner.render(draft)
             draft.context = draft.content = None
@@ -427,13 +478,24 @@ class Runner:
 
         An output that fails PAUSE_AFTER drafts in a row is paused for the rest of the pass: the
         other outputs still get every draft, and the paused one's part waits for a later pass.
+        Leases run on the pass's clock (`now` plus the time it has run) and are renewed between
+        drafts once half gone; a draft whose claim another run took over is neither sent nor settled.
         """
         streaks: Counter[str] = Counter()
         self._share_limits(now)
+        lease = lease_length()
+        started = _time.monotonic()
+
+        def clock() -> datetime:
+            return now + timedelta(seconds=_time.monotonic() - started)
+
         while not self.stop_requested:
-            batch = self.ledger.claim(run_id, now, CLAIM_BATCH, self.playbook.id, only=only)
+            leased = clock()
+            batch = self.ledger.claim(run_id, now, CLAIM_BATCH, self.playbook.id, only=only, lease_from=leased)
             if not batch:
                 return
+            expires = leased + lease
+            lost: set[str] = set()
             results: list[Any] = []
             retry_at: dict[str, str] = {}
             parts: dict[tuple[str, str], int] = {}
@@ -447,14 +509,31 @@ class Runner:
                     results.extend((r["draft_id"], [], "pending", r["reason"]) for r in batch[index:])
                     summary.stopped = True
                     break
+                moment = clock()
+                if expires - moment <= lease / 2:
+                    held = self.ledger.renew(run_id, moment)
+                    expires = moment + lease
+                    lost.update(draft_id for draft_id in ids if draft_id not in held)
+                if row["draft_id"] in lost:
+                    continue
                 attempt = _Attempt(now, done.get(row["draft_id"], {}), resume, retry_at, parts, streaks)
-                results.append(self._deliver(row, inputs, summary, attempt))
+                try:
+                    results.append(self._deliver(row, inputs, summary, attempt, run_id))
+                except ClaimLost:
+                    lost.add(row["draft_id"])
             for name, streak in streaks.items():
                 if streak >= PAUSE_AFTER and name not in summary.paused:
                     summary.paused.append(name)
             for output in self.outputs:
                 output.flush()
-            self.ledger.settle(results, now, retry_at=retry_at, parts=parts)
+            lost |= self.ledger.settle(results, now, run_id, retry_at=retry_at, parts=parts)
+            if lost:
+                _uncount(summary, [result for result in results if result[0] in lost], retry_at)
+                shown = ", ".join(sorted(lost)[:5]) + (" …" if len(lost) > 5 else "")
+                summary.errors.append(
+                    f"claim lost on {len(lost)} draft(s) ({shown}): this pass held them past their lease (hung or paused), "
+                    "so another run took them over and settled them; this pass recorded only what it saw arrive"
+                )
 
     def _share_limits(self, now: datetime) -> None:
         """Robots' rate limits kept in the store for this pass, so every process and campaign shares them."""
@@ -464,7 +543,10 @@ class Runner:
             if isinstance(output, WebhookOutput) and output.platform.windows:
                 output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows)
 
-    def _deliver(self, row: dict[str, Any], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt) -> tuple[str, list[Any], str, str | None]:
+    def _deliver(
+        self, row: dict[str, Any], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt, run_id: str
+    ) -> tuple[str, list[Any], str, str | None]:
+        """One draft to every output; raises ClaimLost, before sending to a non-idempotent output, once another run holds it."""
         now = attempt.now
         draft_id = row["draft_id"]
         if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
@@ -481,7 +563,7 @@ class Runner:
                 outcome.append((output.name, "retry", None, f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"))
                 continue
             if not output.idempotent:
-                self.ledger.mark_inflight(draft_id, output.name, now)
+                self.ledger.mark_inflight(draft_id, output.name, now, run_id)
             first_part = attempt.resume.get((draft_id, output.name), 0) + 1
 
             def arrived(number: int, output_name: str = output.name) -> None:
@@ -586,7 +668,7 @@ class Runner:
         """
         tz = self.playbook.tz
         row = self.db.execute(
-            "SELECT MIN(due_at) FROM drafts WHERE playbook_id = ? AND state = 'pending' AND due_at > ?", [self.playbook.id, to_db(now)]
+            "SELECT MIN(due_at) FROM drafts WHERE +playbook_id = ? AND state = 'pending' AND due_at > ?", [self.playbook.id, to_db(now)]
         ).fetchone()
         candidates = [from_db(row[0]).astimezone(tz)] if row and row[0] else []
         candidates += [moment.astimezone(tz) for moment in self._beat_moments() if moment > now][:1]
@@ -638,6 +720,25 @@ def _next_steps(planner: Planner, now: datetime) -> dict[str, datetime | None]:
         upcoming = [due for run in runs for step in run.route.steps if (due := step_due(run.entered_at, step, tz)) > now and not run.exited_by(due)]
         found[cid] = min(upcoming) if upcoming else None
     return found
+
+
+def _uncount(summary: PassSummary, results: list[tuple[str, list[Any], str, str | None]], retry_at: Mapping[str, str]) -> None:
+    """Take back what a pass counted for drafts whose finish did not count: another run settles them.
+    (A pending result is counted only when it was tried and will be retried; a stop leaves others untried.)"""
+    for draft_id, _, state, reason in results:
+        if state == "sent":
+            summary.sent -= 1
+        elif state == "failed":
+            summary.failed -= 1
+        elif state == "unknown":
+            summary.unknown -= 1
+        elif state == "skipped":
+            key = reason or "?"
+            summary.skipped[key] -= 1
+            if summary.skipped[key] <= 0:
+                del summary.skipped[key]
+        elif draft_id in retry_at:
+            summary.retrying -= 1
 
 
 def _claim_order(row: tuple[Any, ...]) -> tuple[str, str]:

@@ -98,22 +98,12 @@ class PlanCursor:
         rows = [(playbook_id, cid, to_db(at)) for cid, at in next_steps.items() if at is not None]
         self.db.conn.executemany("INSERT OR REPLACE INTO journey_due (playbook_id, contact_id, next_at) VALUES (?, ?, ?)", rows)
 
-    def known(self, draft_ids: Iterable[str]) -> set[str]:
-        """Which of these drafts the ledger holds: looked up by key, never by loading a campaign's ids."""
+    def known(self, playbook_id: str, slots: Iterable[str]) -> set[str]:
+        """Which of these slots the ledger holds a draft for: looked up by key, never by loading a campaign's drafts."""
         found: set[str] = set()
-        for chunk in _chunks(sorted(set(draft_ids))):
-            found.update(row[0] for row in self.db.execute(f"SELECT draft_id FROM drafts WHERE draft_id IN ({', '.join('?' * len(chunk))})", chunk))
-        return found
-
-    def welcomed(self, playbook_id: str, targets: Iterable[str]) -> set[tuple[str, str]]:
-        """(beat, target) of the welcome steps recorded for these targets: each goes to a contact once."""
-        found: set[tuple[str, str]] = set()
-        for chunk in _chunks(sorted(set(targets))):
-            rows = self.db.execute(
-                f"SELECT beat, target FROM drafts WHERE target IN ({', '.join('?' * len(chunk))}) AND playbook_id = ? AND channel = 'welcome'",
-                [*chunk, playbook_id],
-            )
-            found.update((beat, target) for beat, target in rows)
+        for chunk in _chunks(sorted(set(slots))):
+            rows = self.db.execute(f"SELECT slot FROM drafts WHERE playbook_id = ? AND slot IN ({', '.join('?' * len(chunk))})", [playbook_id, *chunk])
+            found.update(row[0] for row in rows)
         return found
 
 

@@ -90,6 +90,7 @@ DRAFT_COLUMNS = (
     "created_at",
     "finished_at",
     "entry",
+    "slot",
 )
 _UPSERT_DELIVERY = (
     "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -202,17 +203,18 @@ class Ledger:
         """Pending drafts due before `cutoff` are too late to send (a deferral or a dead run's claim found late).
 
         A draft waiting to be retried after a transient failure fails instead, with its last error.
-        Returns (skipped, failed).
+        Returns (skipped, failed). `+playbook_id`: the (state, due_at) index finds the few pending drafts;
+        the playbook's index would read every draft of the campaign.
         """
         stamp = to_db(now)
         with immediate(self.db):
             failed = self.db.execute(
                 "UPDATE drafts SET state = 'failed', reason = 'delivery', finished_at = ? "
-                "WHERE playbook_id = ? AND state = 'pending' AND reason = 'retry' AND COALESCE(first_due_at, due_at) < ?",
+                "WHERE +playbook_id = ? AND state = 'pending' AND reason = 'retry' AND COALESCE(first_due_at, due_at) < ?",
                 [stamp, playbook_id, to_db(cutoff)],
             ).rowcount
             skipped = self.db.execute(
-                "UPDATE drafts SET state = 'skipped', reason = 'missed', finished_at = ? WHERE playbook_id = ? AND state = 'pending' AND due_at < ?",
+                "UPDATE drafts SET state = 'skipped', reason = 'missed', finished_at = ? WHERE +playbook_id = ? AND state = 'pending' AND due_at < ?",
                 [stamp, playbook_id, to_db(cutoff)],
             ).rowcount
             return skipped, failed
@@ -229,14 +231,6 @@ class Ledger:
             rows = self.db.execute(f"SELECT draft_id, output, parts FROM deliveries WHERE parts > 0 AND draft_id IN ({', '.join('?' * len(chunk))})", chunk)
             found.update({(d, o): int(n) for d, o, n in rows})
         return found
-
-    def existing_ids(self, playbook_id: str) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE playbook_id = ?", [playbook_id])}
-
-    def welcome_slots(self, playbook_id: str) -> set[tuple[str, str]]:
-        """(beat, target) of every welcome step recorded: each goes to a contact once, whatever time its add says."""
-        rows = self.db.execute("SELECT beat, target FROM drafts WHERE playbook_id = ? AND channel = 'welcome'", [playbook_id])
-        return {(beat, target) for beat, target in rows}
 
     def insert(self, rows: Iterable[Sequence[Any]]) -> int:
         """Within the caller's IMMEDIATE transaction; duplicates of the unique key are ignored. Returns the rows inserted."""
@@ -392,7 +386,8 @@ class Ledger:
         made in between still finds its run alive. Each row gets `run_gone`, for `take_over`.
         """
         stamp = to_db(now)
-        cursor = self.db.execute("SELECT * FROM drafts WHERE state = 'claimed' AND playbook_id = ?", [playbook_id])
+        # `+playbook_id`: the (state, due_at) index finds the few claimed drafts; the playbook's would read the campaign.
+        cursor = self.db.execute("SELECT * FROM drafts WHERE state = 'claimed' AND +playbook_id = ?", [playbook_id])
         columns = [c[0] for c in cursor.description]
         claimed = [dict(zip(columns, r, strict=True)) for r in cursor]
         if not claimed:

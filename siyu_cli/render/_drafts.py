@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -48,6 +49,7 @@ class Draft:
     contact_id: str | None = None
     group_id: str | None = None
     entry: str | None = None  # journey and welcome steps: the entering event that keys the run
+    position: int = 0  # a beat's: which of its `at` times
     text: str | None = None
     error: TemplateFailure | None = None
     content: Content | None = field(default=None, repr=False)
@@ -66,6 +68,18 @@ class Draft:
         if self.channel == "welcome":
             return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
         return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
+
+    @cached_property
+    def slot(self) -> str:
+        """What the draft is, whatever its clock time: a beat's (cohort, beat, day, position in `at`, target); a journey
+        step's run (journey step, entering event, contact); a welcome step's (step, contact), sent once per contact.
+        The ledger holds one draft per slot, so a moved time re-times a draft instead of sending it again."""
+        if self.channel == "journey" and self.entry is not None:
+            run = "first" if self.entry.startswith("first@") else self.entry
+            return "\x1f".join(("journey", self.beat, run, self.target))
+        if self.channel == "welcome":
+            return "\x1f".join(("welcome", self.beat, self.target))
+        return "\x1f".join(("beat", self.cohort, self.beat, str(self.day), str(self.position), self.target))
 
     @cached_property
     def draft_id(self) -> str:
@@ -89,6 +103,14 @@ def _db_time(moment: datetime) -> str:
             _DB_TIMES.clear()
         found = _DB_TIMES[key] = to_db(moment)
     return found
+
+
+def _draft_order(draft: Draft) -> tuple[datetime, str, str]:
+    return (draft.occurrence_at, draft.beat, draft.target)
+
+
+def _contact_id(contact: Mapping[str, Any]) -> str:
+    return str(contact["id"])
 
 
 def draft_id(key: Sequence[str]) -> str:
@@ -279,11 +301,10 @@ class Planner:
         for run in self.playbook.cohorts:
             if cohort is not None and run.id != cohort:
                 continue
-            found = list(self._beat_drafts(run, days, since, until, contact)) if beats else []
-            if journeys:
-                found.extend(self._journey_drafts(run, days, since, until, contact))
-            found.sort(key=lambda d: (d.occurrence_at, d.beat, d.target))
-            yield from found
+            # Streamed: beats come in (time, beat, target) order already (see _beat_drafts), journey steps are merged in.
+            steps = sorted(self._journey_drafts(run, days, since, until, contact), key=_draft_order) if journeys else []
+            found = self._beat_drafts(run, days, since, until, contact) if beats else iter(())
+            yield from heapq.merge(found, steps, key=_draft_order)
 
     def moments(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[datetime]:
         """When drafts fall due, without expanding beats per contact (the runner only needs the times)."""
@@ -300,7 +321,10 @@ class Planner:
     def _beat_drafts(
         self, run: CohortRun, days: set[int] | None, since: datetime | None, until: datetime | None, contact: str | None
     ) -> Iterator[Draft]:
-        for occ in occurrences(self.playbook, run, self.renderer.search, days=days):
+        # In (time, beat, target) order without holding any draft: occurrences of one moment by beat and target,
+        # and an audience in contact order ("contact:" + id sorts as the id does).
+        found = occurrences(self.playbook, run, self.renderer.search, days=days)
+        for occ in sorted(found, key=lambda o: (o.at, o.beat.id, o.target)):
             if not self._window(occ.at, since, until):
                 continue
             if occ.target_kind == "audience":
@@ -323,7 +347,8 @@ class Planner:
             if self.sample_contact:
                 self._audiences[key] = [SAMPLE_CONTACT]
             else:
-                self._audiences[key] = [c for c in self.contacts if self.cohort_of(c) == run.id and expr.matches(c.get("tags") or ())]
+                matched = [c for c in self.contacts if self.cohort_of(c) == run.id and expr.matches(c.get("tags") or ())]
+                self._audiences[key] = sorted(matched, key=_contact_id)  # already in id order from the store: linear
         found = self._audiences[key]
         if at is None or self.sample_contact or (self.as_of is not None and at >= self.as_of) or not (self.timelines or self.tags_cached):
             return found
@@ -335,6 +360,7 @@ class Planner:
             cid = str(person["id"])
             if cid in changed and self.cohort_of(person) == run.id and expr.matches(self.tags_at(person, at)):
                 kept.append(person)
+        kept.sort(key=_contact_id)
         return kept
 
     def _private(self, run: CohortRun, occ: Occurrence, only: str | None) -> Iterator[Draft]:
@@ -375,6 +401,7 @@ class Planner:
             target_label=label,
             category=occ.category,
             group_id=occ.target_id if occ.target_kind == "group" else None,
+            position=occ.position,
             content=content,
             context={"occurrence": occ},
         )

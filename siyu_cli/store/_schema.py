@@ -249,17 +249,27 @@ def m020_plan_cursor(db: Database) -> None:
 
 
 @MIGRATIONS()
-def m030_aliases(db: Database) -> None:
-    """Identities: other ids of a contact (a Taobao buyer, a phone hash); events naming one land on the contact."""
+def m021_private_by_due(db: Database) -> None:
+    """A pass reads the day's 1v1 drafts per account (caps, touches): by (playbook, channel, due), not every draft of the campaign."""
+    db.execute("CREATE INDEX IF NOT EXISTS drafts_private_due ON drafts(playbook_id, channel, due_at)")
+
+
+@MIGRATIONS()
+def m022_draft_slots(db: Database) -> None:
+    """A draft is its slot, not its clock time: one per (playbook, slot), so a moved time re-times a pending draft
+    and never sends a slot again. Journey and welcome rows get theirs here; a beat's needs the playbook's `at` list,
+    so the first pass with the playbook fills those (siyu_cli.dispatch, Runner). A row that would repeat a slot
+    (ledgers from before welcome steps were deduplicated) keeps none."""
     db.executescript(
         """
-        CREATE TABLE aliases (
-            alias TEXT PRIMARY KEY,
-            contact_id TEXT NOT NULL,
-            linked_at TEXT NOT NULL,            -- UTC
-            origin TEXT NOT NULL DEFAULT ''     -- `contacts link`, or the file whose alias column gave it
-        ) WITHOUT ROWID;
-        CREATE INDEX aliases_contact ON aliases(contact_id);
+        ALTER TABLE drafts ADD COLUMN slot TEXT;
+        UPDATE drafts SET slot = 'journey' || char(31) || beat || char(31)
+            || CASE WHEN entry LIKE 'first@%' THEN 'first' ELSE entry END || char(31) || target
+        WHERE rowid IN (SELECT MIN(rowid) FROM drafts WHERE channel = 'journey' AND entry IS NOT NULL
+                        GROUP BY playbook_id, beat, CASE WHEN entry LIKE 'first@%' THEN 'first' ELSE entry END, target);
+        UPDATE drafts SET slot = 'welcome' || char(31) || beat || char(31) || target
+        WHERE rowid IN (SELECT MIN(rowid) FROM drafts WHERE channel = 'welcome' GROUP BY playbook_id, beat, target);
+        CREATE UNIQUE INDEX drafts_slot ON drafts(playbook_id, slot);
         """
     )
 
@@ -275,3 +285,19 @@ def m040_claim_leases(db: Database) -> None:
     db.execute("ALTER TABLE drafts RENAME COLUMN run_id TO claimed_by")
     db.execute("ALTER TABLE drafts ADD COLUMN lease_until TEXT")  # UTC, on the claiming pass's clock
     db.execute("UPDATE drafts SET lease_until = ? WHERE state = 'claimed'", [to_db(utcnow() + lease_length())])
+
+
+@MIGRATIONS()
+def m030_aliases(db: Database) -> None:
+    """Identities: other ids of a contact (a Taobao buyer, a phone hash); events naming one land on the contact."""
+    db.executescript(
+        """
+        CREATE TABLE aliases (
+            alias TEXT PRIMARY KEY,
+            contact_id TEXT NOT NULL,
+            linked_at TEXT NOT NULL,            -- UTC
+            origin TEXT NOT NULL DEFAULT ''     -- `contacts link`, or the file whose alias column gave it
+        ) WITHOUT ROWID;
+        CREATE INDEX aliases_contact ON aliases(contact_id);
+        """
+    )

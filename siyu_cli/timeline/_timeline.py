@@ -41,6 +41,7 @@ class Occurrence:
     target_id: str
     category: str | None
     content: Content | None  # None for variant beats: the variant picks it per contact
+    position: int = 0  # which of the beat's `at` times: with the day, what a draft is (a moved time is the same slot)
 
     @property
     def target(self) -> str:
@@ -105,9 +106,9 @@ def occurrences(
         for beat in model.beats:
             if day not in beat_days[beat.id]:
                 continue
-            for clock in beat.times:
+            for position, clock in enumerate(beat.times):
                 at = wall_clock(when, parse_hhmm(clock), playbook.tz)
-                base = dict(cohort=cohort.id, day=day, date=when, at=at, beat=beat, channel=beat.channel)
+                base = dict(cohort=cohort.id, day=day, date=when, at=at, beat=beat, channel=beat.channel, position=position)
                 content = None if beat.variants else Content(beat.template, beat.text, f"<inline beats.{beat.id}.text>")
                 if beat.channel == "group":
                     targets = [g for g in (beat.groups or cohort.group_ids) if g in cohort.group_ids or not model.cohorts]
