@@ -101,6 +101,19 @@ def test_outbox_recovery_trusts_only_a_complete_file(tmp_path: Path) -> None:
     assert output.delivered_location(outgoing()) == str(path)
 
 
+def test_outbox_recovery_clears_a_dead_write(tmp_path: Path) -> None:
+    """kill -9 between writing the temp file and renaming it leaves a hidden .tmp; recovering that draft removes it."""
+    output = OutboxOutput(tmp_path)
+    path = Path(output.deliver(outgoing()))
+    stray = path.parent / f".{path.name}.1a2b3c4d.tmp"
+    stray.write_bytes(path.read_bytes()[:7])
+    path.unlink()
+    assert output.delivered_location(outgoing()) is None
+    assert not stray.exists()
+    assert output.deliver(outgoing()) == str(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
 def test_outbox_folder_that_cannot_be_created(tmp_path: Path) -> None:
     blocker = tmp_path / "outbox"
     blocker.write_text("I am a file, not a folder")

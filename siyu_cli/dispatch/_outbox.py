@@ -144,12 +144,16 @@ class OutboxOutput:
             self._unsynced = False
 
     def delivered_location(self, msg: Outgoing) -> str | None:
-        """The file, if it holds exactly this draft (a file cut short by a power loss is written again).
+        """The file, if it holds exactly this draft (a file cut short by a power loss is written again). Asked
+        only when recovering a dead run's claim, so it also clears that draft's half-written temp files.
 
         A file found here may still be only in the page cache of a process that died, so it is
         synced at the next `flush`, before the ledger trusts it.
         """
         path = outbox_path(self.folder, msg)
+        for stray in path.parent.glob(f".{path.name}.*.tmp"):
+            # A write the dead process never renamed into place: nobody will, and the team should not see it.
+            stray.unlink(missing_ok=True)
         try:
             if path.read_bytes() != render_markdown(msg).encode("utf-8"):
                 return None

@@ -177,10 +177,10 @@ class Runner:
         try:
             with bulk():
                 inputs = self.inputs(moment)
-                summary.recovered, doubted = self.recover(moment, inputs)
+                summary.recovered, doubted = self.recover(moment, inputs, run)
                 if doubted:
                     summary.unknown += doubted
-                    summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their process died; they may have arrived")
+                    summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their run died or lost its lease; they may have arrived")
                 self.plan(moment, summary)
             self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
@@ -190,24 +190,26 @@ class Runner:
                 self.ledger.finish_run(run, utcnow())
         return summary
 
-    def recover(self, now: datetime, inputs: PlanInputs) -> tuple[int, int]:
+    def recover(self, now: datetime, inputs: PlanInputs, run_id: str | None = None) -> tuple[int, int]:
         """Take over and settle claims whose run died or whose lease expired (a hung or paused run):
         delivered, pending again, or unknown (never resent blindly).
 
-        Recovery is a run of its own, so it holds what it took over like any claim. The dead runs are
-        then closed, so `siyu status` stops showing their stale lock.
+        The pass's run takes them over and holds them like any claim (without one, recovery registers
+        a short run of its own). The dead runs are then closed, so `siyu status` stops showing their stale lock.
         """
         candidates = self.ledger.orphans(now, self.playbook.id)
         if not candidates:
             self.ledger.release_dead_runs(utcnow())
             return 0, 0
-        run_id = self.ledger.start_run(self.playbook.id, "recover", utcnow())
+        own = run_id is None
+        holder = run_id or self.ledger.start_run(self.playbook.id, "recover", utcnow())
         try:
-            orphans = self.ledger.take_over(run_id, candidates, now)
+            orphans = self.ledger.take_over(holder, candidates, now)
             results = self._evidence(orphans, inputs)
-            self.ledger.settle(results, now, run_id)
+            self.ledger.settle(results, now, holder)
         finally:
-            self.ledger.finish_run(run_id, utcnow())
+            if own:
+                self.ledger.finish_run(holder, utcnow())
         self.ledger.release_dead_runs(utcnow())
         return len(results), sum(1 for result in results if result[2] == "unknown")
 
