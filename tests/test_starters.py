@@ -97,11 +97,15 @@ def test_preview_rich_output_marks_sample_and_quiet(tmp_path: Path, monkeypatch:
     assert "早分享" in result.output
 
 
-def test_preview_out_writes_files(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["preview", "day", "2", "-p", str(STARTERS[0]), "--out", str(tmp_path / "drafts")])
-    assert result.exit_code == 0
-    files = list((tmp_path / "drafts").glob("*.md"))
-    assert files and all(f.read_text(encoding="utf-8").strip() for f in files)
+def test_preview_out_writes_files_under_the_date(tmp_path: Path) -> None:
+    for day in ("2", "3"):
+        result = CliRunner().invoke(app, ["preview", "day", day, "-p", str(STARTERS[0]), "--out", str(tmp_path / "drafts")])
+        assert result.exit_code == 0
+    folders = sorted(p.name for p in (tmp_path / "drafts").iterdir())
+    assert len(folders) == 2 and all(len(name) == 10 and name[4] == "-" for name in folders), folders
+    for folder in folders:
+        files = list((tmp_path / "drafts" / folder).glob("*.md"))
+        assert files and all(f.read_text(encoding="utf-8").startswith(f"<!-- {folder} ") for f in files)
 
 
 def test_preview_day_outside_campaign(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from siyu_cli.journeys import sample_run, step_due
 from siyu_cli.playbook import LoadedPlaybook, read
 from siyu_cli.playbook._yaml import Path_
 from siyu_cli.render import SAMPLE_CONTACT, Planner
-from siyu_cli.render._context import ContextBuilder
+from siyu_cli.render._context import ContextBuilder, sample_stats
 from siyu_cli.timeline import Content, choose_categories, pool_entries
 
 MOMENTS_MAX_CHARS = 2000
@@ -184,7 +184,7 @@ def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list
             continue
         for stats_sample in (False, True):
             draft.text, draft.error = None, None
-            planner.render(draft, stats=_sample_stats(draft.occurrence_at) if stats_sample else None)
+            planner.render(draft, stats=sample_stats(draft.occurrence_at) if stats_sample else None)
             if draft.error is not None:
                 add(draft.error, _draft_path(playbook, draft))
                 break
@@ -240,7 +240,7 @@ def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list
                     continue
                 text: str | None = None
                 for stats_sample in (False, True):
-                    context["stats"] = _sample_stats(due) if stats_sample else _sample_stats(due, empty=True)
+                    context["stats"] = sample_stats(due) if stats_sample else sample_stats(due, empty=True)
                     try:
                         text = planner.renderer.render(content, context, beat=route.beat_id(step))
                     except TemplateFailure as exc:
@@ -260,14 +260,6 @@ def _fake_occurrence(playbook: LoadedPlaybook, beat: Any, day: int, cohort: Any)
     group = (beat.groups or cohort.group_ids or ("",))[0] if beat.channel == "group" else persona
     kind = "group" if beat.channel == "group" else ("audience" if beat.channel == "private" else "persona")
     return Occurrence(cohort.id, day, when, at, beat, beat.channel, persona, kind, group, None, None)
-
-
-def _sample_stats(at: datetime, *, empty: bool = False) -> dict[str, list[Any]]:
-    """The shape of real `stats` entries (store.contacts_with_event), so a template is checked against what it will get."""
-    people: list[dict[str, Any]] = []
-    if not empty:
-        people = [{"id": "sample-1", "name": "示例学员一", "at": at, "tags": []}, {"id": "sample-2", "name": "示例学员二", "at": at, "tags": []}]
-    return {name + suffix: people for name in ("checkins", "joined", "orders") for suffix in ("", "_yesterday")}
 
 
 def _draft_path(playbook: LoadedPlaybook, draft: Any) -> Path_:

@@ -280,16 +280,23 @@ def preview_day(
     cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
     contact: str = typer.Option(None, "--contact", help="Only drafts for this contact id."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
-    out_dir: Path = typer.Option(None, "--out", help="Also write each draft as a Markdown file in this folder."),
+    out_dir: Path = typer.Option(None, "--out", help="Also write each draft as a Markdown file under DIR/DATE/ (one folder per day)."),
+    all_variants: bool = typer.Option(False, "--all-variants", help="Show every variant of an A/B beat or step, not only the one each contact gets."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show every draft of day N in time order, rendered, with what quiet hours and limits would do."""
+    """Show day N: a summary (drafts per beat and decision, touches per contact, 1v1 load per account), then every draft.
+
+    Drafts come in time order, rendered, with what quiet hours and limits would do; a group post
+    that reads the same in several groups is shown once with their names. With no contacts in the
+    store each welcome step, journey step and variant is shown for its own sample contact, and
+    data-driven templates (stats) render with sample stats and without.
+    """
     from siyu_cli.dispatch import preview
 
-    result = preview(find_playbook(playbook, playbook_arg), day, cohort=cohort, contact=contact, db_path=db)
+    result = preview(find_playbook(playbook, playbook_arg), day, cohort=cohort, contact=contact, db_path=db, all_variants=all_variants)
     if out_dir is not None:
         written = result.write(out_dir)
-        err().print(f"wrote {len(written)} draft file(s) to {out_dir}")
+        err().print(f"wrote {len(written)} draft file(s) to {out_dir / result.date.isoformat()}")
     if as_json:
         print_json(result.to_dict())
     else:
@@ -310,12 +317,18 @@ def _print_preview(result: Any, contact: str | None) -> None:
         f"[bold]{escape(result.title)}[/] · cohort {escape(result.cohort)} · day {result.day} ({result.date}, {escape(result.phase or '-')}) · {len(result.items)} draft(s)"
     )
     if result.sample:
-        console.print("[yellow]No contacts in the store: 1v1 beats are shown once for a sample contact 示例联系人 (sample).[/]")
+        console.print(
+            "[yellow]No contacts in the store: each 1v1 beat, welcome step, journey step and variant is shown for its own sample contact 示例联系人 (sample:…);"
+            " templates that read stats render with sample stats 示例数据 and without.[/]"
+        )
     if not result.items:
         console.print(f"Nothing for {escape(contact)} on this day." if contact else "Nothing is scheduled on this day.")
+    else:
+        _print_summary(result.summary)
     _print_positions(result.journeys)
-    for item in result.items:
-        header = f"{item.time} · {CHANNEL_LABELS.get(item.channel, item.channel)} · {escape(item.beat_title)} · {escape(item.persona)} → {escape(item.target)}"
+    for panel in result.panels():
+        item = panel.item
+        header = f"{item.time} · {CHANNEL_LABELS.get(item.channel, item.channel)} · {escape(item.beat_title)} · {escape(item.persona)} → {escape(panel.target)}"
         if item.category:
             header += f" · {escape(item.category)}"
         if item.variant:
@@ -330,8 +343,41 @@ def _print_preview(result: Any, contact: str | None) -> None:
             style = "red"
         elif item.holdout:
             body = Text("holdout 对照组: no message; recorded and counted in the funnel", style="dim")
+        elif item.text_without_stats is not None:
+            from siyu_cli.dispatch._preview import NO_STATS_NOTE, SAMPLE_STATS_NOTE
+
+            body = Text.assemble((SAMPLE_STATS_NOTE + "\n", "dim"), item.text or "", ("\n\n" + NO_STATS_NOTE + "\n", "dim"), item.text_without_stats)
+        if item.extra:
+            style = "blue"
         subtitle = " · ".join(notes) if notes else None
         console.print(Panel(body, title=header, title_align="left", subtitle=subtitle, subtitle_align="left", border_style=style))
+
+
+def _print_summary(summary: Any) -> None:
+    """What a reviewer reads first: counts by beat and decision, the busiest contact, each account against its cap."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="summary 概览", title_justify="left")
+    for column in ("beat", "channel", "variant", "drafts", "pending 待发", "deferred 顺延", "holdout 对照", "quiet 免打扰", "limit 限频", "error"):
+        table.add_column(column, justify="left" if column in ("beat", "channel", "variant") else "right")
+    for row in summary.beats:
+        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error]
+        table.add_row(escape(row.title), CHANNEL_LABELS.get(row.channel, row.channel), escape(row.variant or "-"), *[str(c) if c else "·" for c in cells])
+    console = out()
+    console.print(table)
+    touches = summary.touches
+    cap = f" · cap per_contact_per_day {touches.cap} ({touches.at_cap} at the cap)" if touches.cap is not None else " · no per_contact_per_day cap"
+    if touches.contacts:
+        console.print(f"touches per contact 每人触达: {touches.contacts} contact(s) reached · max {touches.max} ({escape(str(touches.top))}) · p95 {touches.p95}{cap}")
+    for load in summary.accounts:
+        against = f" / {load.cap} cap" if load.cap is not None else " (no private_per_account_per_day cap)"
+        refused = f" · {load.refused} refused at the cap" if load.refused else ""
+        style = "red" if load.refused else ""
+        line = f"1v1 load 私聊量 · {escape(load.name)} ({escape(load.account or load.persona)}): {load.pending}{against}{refused}"
+        console.print(f"[{style}]{line}[/]" if style else line)
+    if summary.extra:
+        console.print(f"[blue]--all-variants: {summary.extra} extra draft(s) shown for review, not counted and never sent[/]")
 
 
 def _print_positions(positions: list[Any]) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from siyu_cli._time import utcnow
-from siyu_cli.dispatch._policy import Budget, Guard
+from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.journeys import step_due
@@ -31,11 +33,93 @@ class PreviewItem:
     holdout: bool
     text: str | None
     error: str | None
-    decision: str  # send | defer HH:MM | skip:<reason>
+    decision: str  # send | defer HH:MM | skip:<reason> | preview (an --all-variants extra, never sent)
     decision_text: str
+    persona_id: str = ""
+    account: str | None = None
+    contact: str | None = None
+    group: str | None = None
+    sample: bool = False
+    stats: str | None = None  # "sample": rendered with sample stats (the store has none); see text_without_stats
+    text_without_stats: str | None = None
+    extra: bool = False  # --all-variants: a variant this contact does not get, shown for review only
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def pending(self) -> bool:
+        """What the runner would send: on time or after quiet hours."""
+        return not self.extra and (self.decision == "send" or self.decision.startswith("defer"))
+
+
+@dataclass
+class BeatCount:
+    """One row of the summary: drafts of a beat (and variant) by what the runner would decide."""
+
+    beat: str
+    title: str
+    channel: str
+    variant: str | None
+    drafts: int = 0
+    pending: int = 0
+    deferred: int = 0
+    holdout: int = 0
+    quiet: int = 0
+    limit: int = 0
+    error: int = 0
+
+
+@dataclass
+class Touches:
+    """Messages reaching each contact that day (1v1, journey and welcome drafts, and group posts in their groups)."""
+
+    contacts: int
+    max: int
+    p95: int
+    top: str | None
+    cap: int | None
+    at_cap: int
+
+
+@dataclass
+class AccountLoad:
+    """1v1 drafts (private beats and journey steps) an account sends that day, against its cap."""
+
+    persona: str
+    name: str
+    account: str | None
+    pending: int
+    refused: int
+    cap: int | None
+
+
+@dataclass
+class Summary:
+    beats: list[BeatCount]
+    touches: Touches
+    accounts: list[AccountLoad]
+    extra: int  # --all-variants drafts, not counted above
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "beats": [dict(row.__dict__) for row in self.beats],
+            "touches_per_contact": dict(self.touches.__dict__),
+            "private_per_account": [dict(row.__dict__) for row in self.accounts],
+            "all_variants_extra": self.extra,
+        }
+
+
+@dataclass
+class PreviewPanel:
+    """What a reviewer reads once: a draft, or one group post identical in several groups."""
+
+    item: PreviewItem
+    groups: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return "groups: " + ", ".join(self.groups) if len(self.groups) > 1 else self.item.target
 
 
 @dataclass
@@ -72,6 +156,7 @@ class PreviewResult:
     sample: bool
     items: list[PreviewItem] = field(default_factory=list)
     journeys: list[JourneyPosition] = field(default_factory=list)
+    summary: Summary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,34 +167,67 @@ class PreviewResult:
             "date": self.date.isoformat(),
             "phase": self.phase,
             "sample_contact": self.sample,
+            "summary": self.summary.to_dict() if self.summary else None,
             "drafts": [item.to_dict() for item in self.items],
             "journeys": [position.to_dict() for position in self.journeys],
         }
 
+    def panels(self) -> list[PreviewPanel]:
+        """Drafts in time order, a group post that reads the same in several groups once, with their names."""
+        found: list[PreviewPanel] = []
+        same: dict[tuple[Any, ...], PreviewPanel] = {}
+        for item in self.items:
+            if item.channel != "group":
+                found.append(PreviewPanel(item))
+                continue
+            key = (item.time, item.beat, item.persona_id, item.text, item.error, item.decision)
+            panel = same.get(key)
+            if panel is None:
+                panel = same[key] = PreviewPanel(item)
+                found.append(panel)
+            panel.groups.append(item.target)
+        return found
+
     def write(self, folder: Path) -> list[Path]:
-        """One Markdown file per draft, for people who review in an editor."""
+        """One Markdown file per panel under FOLDER/DATE/, so the drafts of two days never mix."""
+        folder = folder / self.date.isoformat()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SiyuError(f"{folder}: cannot create folder: {exc.strerror}") from None
         written = []
-        for item in self.items:
-            name = f"{item.time.replace(':', '')}-{item.beat}-{item.target.replace(':', '-')}-{item.draft_id}.md"
-            path = folder / _safe(name)
-            header = f"<!-- {item.time} · {item.channel} · {item.beat_title} · {item.persona} → {item.target} · {item.decision_text} -->\n\n"
+        for panel in self.panels():
+            item = panel.item
+            target = f"{len(panel.groups)}-groups" if len(panel.groups) > 1 else item.target.replace(":", "-")
+            variant = f"-{item.variant}" if item.variant else ""
+            path = folder / _safe(f"{item.time.replace(':', '')}-{item.beat}-{target}{variant}-{item.draft_id}.md")
+            header = f"<!-- {self.date} {item.time} · {item.channel} · {item.beat_title} · {item.persona} → {panel.target} · {item.decision_text} -->\n\n"
+            body = item.text or item.error or "(holdout: no message)"
+            if item.text_without_stats is not None:
+                body = f"{SAMPLE_STATS_NOTE}\n\n{body}\n\n---\n{NO_STATS_NOTE}\n\n{item.text_without_stats}"
             try:
-                path.write_text(header + (item.text or item.error or "(holdout: no message)") + "\n", encoding="utf-8")
+                path.write_text(header + body + "\n", encoding="utf-8")
             except OSError as exc:
                 raise SiyuError(f"{path}: cannot write: {exc.strerror}") from None
             written.append(path)
         return written
 
 
+SAMPLE_STATS_NOTE = "with sample stats 示例数据 (the store has none yet: 示例学员一 and 示例学员二 checked in, joined and ordered):"
+NO_STATS_NOTE = "with no stats yet 无数据时:"
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | None = None, db_path: str | None = None) -> PreviewResult:
+def preview(
+    path: Path, day: int, *, cohort: str | None = None, contact: str | None = None, db_path: str | None = None, all_variants: bool = False
+) -> PreviewResult:
+    """Day N's drafts with the runner's decisions, and a summary of them.
+
+    With no contacts in the store every sample draft gets its own sample contact (one per welcome
+    step, journey step and variant) and data-driven templates render with sample stats and without."""
     playbook = read(path)
     # Welcome sequences of contacts added late run past the last day; nothing runs before day 1.
     if day < 1:
@@ -143,17 +261,90 @@ def preview(path: Path, day: int, *, cohort: str | None = None, contact: str | N
         sample=inputs.planner.sample_contact,
     )
     drafts = list(inputs.planner.drafts(cohort=run.id, days={day}))
+    if inputs.planner.sample_contact:
+        drafts = _samples(inputs.planner, drafts)
     for draft in drafts:
         if draft.group_id is not None:
             budget.note_group_post(draft.group_id, guard.schedule(draft.occurrence_at).due_at)
     groups = inputs.memberships.get(contact, set()) if contact is not None else set()
+    shown: set[tuple[Any, ...]] = set()
     for draft in drafts:
         if contact is not None and draft.contact_id != contact and draft.group_id not in groups:
             continue
         result.items.append(_item(inputs, guard, budget, draft))
+        key = (draft.beat, draft.occurrence_at if draft.channel == "private" else None)
+        if all_variants and not inputs.planner.sample_contact and draft.variant is not None and key not in shown:
+            shown.add(key)
+            for name in inputs.planner.variants_of(draft):
+                if name != draft.variant:
+                    result.items.append(_item(inputs, guard, budget, inputs.planner.as_contact(draft, str(draft.contact_id), name), extra=True))
     if person is not None:
         result.journeys = positions(inputs, person, min(as_of, utcnow()))
+    result.summary = summarize(result.items, playbook, inputs.memberships)
     return result
+
+
+def _samples(planner: Any, drafts: list[Draft]) -> list[Draft]:
+    """One sample contact per welcome step, journey step, 1v1 beat and variant: every variant renders, and no two
+    samples share a contact's daily budget (they stand for different people)."""
+    found: list[Draft] = []
+    for draft in drafts:
+        if not draft.sample:
+            found.append(draft)
+            continue
+        names = planner.variants_of(draft)
+        if not names:
+            found.append(planner.as_contact(draft, f"sample:{draft.beat}"))
+        found.extend(planner.as_contact(draft, f"sample:{draft.beat}:{name}", name) for name in names)
+    return found
+
+
+def summarize(items: list[PreviewItem], playbook: Any, memberships: dict[str, set[str]]) -> Summary:
+    """Drafts per beat, channel, variant and decision; touches per contact; each account's 1v1 load against its cap."""
+    limits = playbook.model.limits
+    rows: dict[tuple[str, str | None], BeatCount] = {}
+    touches: Counter[str] = Counter()
+    members: dict[str, list[str]] = {}
+    for cid, groups in memberships.items():
+        for group in groups:
+            members.setdefault(group, []).append(cid)
+    loads: dict[str, AccountLoad] = {}
+    counted = [item for item in items if not item.extra]
+    for item in counted:
+        row = rows.setdefault((item.beat, item.variant), BeatCount(item.beat, item.beat_title, item.channel, item.variant))
+        row.drafts += 1
+        kind = item.decision
+        if item.pending:
+            row.pending += 1
+            row.deferred += kind.startswith("defer")
+        elif kind == "skip:holdout":
+            row.holdout += 1
+        elif kind == "skip:quiet_hours":
+            row.quiet += 1
+        elif kind.startswith("skip:limit:"):
+            row.limit += 1
+        else:
+            row.error += 1
+        if item.pending and item.contact is not None:
+            touches[item.contact] += 1
+        elif item.pending and item.group is not None:
+            touches.update(members.get(item.group, ()))
+        if item.channel in BUDGETED and item.contact is not None:
+            load = loads.setdefault(item.persona_id, AccountLoad(item.persona_id, item.persona, item.account, 0, 0, limits.private_per_account_per_day))
+            load.pending += item.pending
+            load.refused += kind == "skip:limit:private_per_account_per_day"
+    values = sorted(touches.values())
+    top = touches.most_common(1)[0] if touches else None
+    cap = limits.per_contact_per_day
+    reached = Touches(
+        contacts=len(values),
+        max=values[-1] if values else 0,
+        p95=values[math.ceil(0.95 * len(values)) - 1] if values else 0,
+        top=top[0] if top else None,
+        cap=cap,
+        at_cap=sum(1 for v in values if cap is not None and v >= cap),
+    )
+    return Summary(list(rows.values()), reached, sorted(loads.values(), key=lambda a: a.persona), len(items) - len(counted))
 
 
 def _last_day(playbook: Any, db: Any, cohort: Any) -> int:
@@ -216,12 +407,15 @@ def _ledger_states(db: Any, ids: list[str]) -> dict[str, str]:
     return {draft_id: f"{state}({reason})" if state == "skipped" and reason else state for draft_id, state, reason in rows}
 
 
-def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft) -> PreviewItem:
-    inputs.planner.render(draft)
+def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft, *, extra: bool = False) -> PreviewItem:
+    planner = inputs.planner
+    stats, without = _render(planner, draft)
     schedule = guard.schedule(draft.occurrence_at)
     due = schedule.due_at.astimezone(guard.tz)
     decision, text = "send", "sends on time"
-    if schedule.skip_reason:
+    if extra:
+        decision, text = "preview", f"--all-variants: variant {draft.variant} as this contact would read it; the runner sends its own variant"
+    elif schedule.skip_reason:
         decision, text = f"skip:{schedule.skip_reason}", "quiet hours 免打扰: skipped"
     elif draft.holdout:
         decision, text = "skip:holdout", "holdout 对照组: recorded, not sent"
@@ -250,4 +444,33 @@ def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft) -> Pre
         error=str(draft.error) if draft.error else None,
         decision=decision,
         decision_text=text,
+        persona_id=draft.persona,
+        account=draft.account,
+        contact=draft.contact_id,
+        group=draft.group_id,
+        sample=draft.sample,
+        stats=stats,
+        text_without_stats=without,
+        extra=extra,
     )
+
+
+def _render(planner: Any, draft: Draft) -> tuple[str | None, str | None]:
+    """Render the draft; with no contacts in the store a data-driven one renders with sample stats and again without."""
+    if not planner.sample_contact or draft.holdout or draft.content is None or not _needs_stats(planner, draft):
+        planner.render(draft)
+        return None, None
+    from dataclasses import replace
+
+    from siyu_cli.render._context import sample_stats
+
+    bare = planner.render(replace(draft, text=None, error=None), stats=sample_stats(draft.occurrence_at, empty=True))
+    planner.render(draft, stats=sample_stats(draft.occurrence_at))
+    return "sample", bare.text if bare.error is None else str(bare.error)
+
+
+def _needs_stats(planner: Any, draft: Draft) -> bool:
+    try:
+        return bool(planner.renderer.needs_stats(draft.content))
+    except SiyuError:
+        return False  # it does not compile: render() reports the failure

@@ -23,6 +23,16 @@ SAMPLE_CONTACT: dict[str, Any] = {
 }
 
 
+def sample_stats(at: datetime, *, empty: bool = False) -> dict[str, list[Any]]:
+    """The shape of real `stats` entries (store.contacts_with_event): two sample contacts, or none.
+
+    check renders every data-driven template both ways, and preview shows both branches with an empty store."""
+    people: list[dict[str, Any]] = []
+    if not empty:
+        people = [{"id": "sample-1", "name": "示例学员一", "at": at, "tags": []}, {"id": "sample-2", "name": "示例学员二", "at": at, "tags": []}]
+    return {name + suffix: people for name in ("checkins", "joined", "orders") for suffix in ("", "_yesterday")}
+
+
 class ContextBuilder:
     """Builds the parts shared by every draft once, then layers the per-draft ones on top."""
 

@@ -524,6 +524,39 @@ class Planner:
             return f"{route.title} · {step.index + 1}"
         return f"旅程 journey · {route.title} · {step.id}"
 
+    def variants_of(self, draft: Draft) -> list[str]:
+        """The variant names of the draft's beat or journey step (none for plain content)."""
+        found = self.book.by_beat.get(draft.beat)
+        if found is not None:
+            return list(found[1].variants or {})
+        beat = next((b for b in self.playbook.model.beats if b.id == draft.beat), None)
+        return list(beat.variants or {}) if beat is not None and draft.channel == "private" else []
+
+    def as_contact(self, draft: Draft, contact_id: str, variant: str | None = None) -> Draft:
+        """The unrendered draft for another contact id, as `variant` of its beat or step when given.
+
+        Preview uses it to give every sample its own contact (no shared daily budget) and to show
+        every variant of an A/B beat, not only the one the contact's hash picks."""
+        from dataclasses import replace
+
+        context = dict(draft.context or {})
+        person = dict(context.get("contact") or {})
+        person["id"] = contact_id
+        context["contact"] = person
+        changes: dict[str, Any] = {"contact_id": contact_id, "target": f"contact:{contact_id}", "context": context, "text": None, "error": None}
+        changes["target_label"] = f"{person.get('name') or contact_id} ({contact_id})"
+        if variant is not None:
+            found = self.book.by_beat.get(draft.beat)
+            if found is not None:
+                chosen = (found[1].variants or {})[variant]
+                label = f"<inline journeys.{found[0].id}.steps.{found[1].id}.variants.{variant}.text>"
+            else:
+                beat = next(b for b in self.playbook.model.beats if b.id == draft.beat)
+                chosen, label = (beat.variants or {})[variant], f"<inline beats.{beat.id}.variants.{variant}.text>"
+            holdout = chosen.template is None and chosen.text is None
+            changes.update(variant=variant, holdout=holdout, content=None if holdout else Content(chosen.template, chosen.text, label))
+        return replace(draft, **changes)
+
     def render(self, draft: Draft, *, stats: Mapping[str, Any] | None = None) -> Draft:
         """Fill `text`, or `error` when the template fails. Holdouts get no text.
 
