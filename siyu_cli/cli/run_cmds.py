@@ -62,6 +62,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     )
     if summary.retrying:
         line += f" · retrying {summary.retrying} later"
+    if summary.revised:
+        line += f" · revised {summary.revised} after the edit"
     if summary.paused:
         line += f" · paused {', '.join(summary.paused)} (failing; its drafts wait for the next pass)"
     if summary.recovered:
@@ -91,7 +93,7 @@ def run(
     now: str = typer.Option(None, "--now", help=NOW_HELP),
     until: str = typer.Option(None, "--until", help="Stop the service at this moment (ISO)."),
     clock: str = typer.Option("real", "--clock", help="real, or fast: run the whole campaign in simulated time (demos, rehearsals)."),
-    reload: bool = typer.Option(False, "--reload", help="Pick up an edited playbook on the next wake-up."),
+    reload: bool = typer.Option(False, "--reload", help="Look at the playbook every 5 seconds and plan an edit at once (a broken edit is ignored and reported)."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     outbox: Path = typer.Option(Path("outbox"), "--outbox", help="Folder for outbox drafts (one Markdown file per draft)."),
     console: bool = typer.Option(False, "--console", help="Also print each draft to the terminal."),
