@@ -108,10 +108,10 @@ def _store_contacts(db: str | None) -> tuple[Any, list[dict[str, Any]]]:
 
 @app.command(rich_help_panel=PANEL, epilog=examples("siyu schema > schema.json"))
 def schema() -> None:
-    """Print the playbook JSON Schema, for editors with yaml-language-server."""
-    from siyu_cli.playbook import Playbook
+    """Print the playbook JSON Schema, for editors with yaml-language-server (siyu init writes it as schema.json)."""
+    from siyu_cli.playbook._schema import playbook_schema
 
-    print_json(Playbook.model_json_schema())
+    print_json(playbook_schema())
 
 
 @app.command(rich_help_panel=PANEL, epilog=examples("siyu timeline playbooks/camp.yaml", "siyu timeline -p playbooks/camp.yaml --cohort batch-13 --json"))

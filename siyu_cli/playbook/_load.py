@@ -19,7 +19,7 @@ from siyu_cli.playbook import _days, _tags
 from siyu_cli.playbook._calendar import WORDS as CALENDAR_WORDS
 from siyu_cli.playbook._calendar import Calendar, package_version
 from siyu_cli.playbook._model import Beat, Cohort, Playbook
-from siyu_cli.playbook._yaml import Located, Path_, format_path, load_located
+from siyu_cli.playbook._yaml import Located, Path_, Yaml11, format_path, load_located
 
 DEFAULT_COHORT = "default"
 
@@ -161,6 +161,7 @@ def read(path: Path) -> LoadedPlaybook:
     except ValidationError as exc:
         problems.extend(_validation_problems(exc, located))
     problems.extend(_reference_problems(located))
+    problems.extend(_yaml11_problems(located))
     errors = [p for p in problems if p.severity == "error"]
     if errors or model is None:
         raise PlaybookInvalid(_dedupe(problems), str(path))
@@ -233,6 +234,55 @@ def _validation_problems(exc: ValidationError, located: Located) -> list[Problem
             continue
         problems.append(located.problem(path, message))
     return problems
+
+
+def _yaml11_problems(located: Located) -> list[Problem]:
+    """A warning at each plain value a YAML 1.1 reader takes otherwise (`refund: no` is the text "no", not false)."""
+    problems = []
+    for item in located.yaml11:
+        if isinstance(item.yaml11, bool) and _annotation_at(item.path, located.data) is bool:
+            continue  # a true/false field reads yes/no/on/off as 1.1 does
+        problems.append(
+            located.problem(
+                item.path,
+                f"{item.text} is read as {_yaml_text(item.value)} (YAML 1.2, as editors read it); a YAML 1.1 reader gives {_yaml_text(item.yaml11)}",
+                hint=_yaml11_hint(item),
+                severity="warning",
+                code="yaml-1.1",
+            )
+        )
+    return problems
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, str):
+        return f'the text "{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else repr(value)
+
+
+def _yaml11_hint(item: Yaml11) -> str:
+    quoted = f'"{item.text}"'
+    if isinstance(item.yaml11, bool):
+        return f"write {quoted} in quotes for the text, or {_yaml_text(item.yaml11)} for a yes/no value"
+    if isinstance(item.value, str):
+        return f"write {quoted} in quotes for the text, or the number as {item.yaml11!r}"
+    if isinstance(item.yaml11, str):
+        return f"write {item.value!r} for the number, or {quoted} in quotes for the text"
+    return f"write {item.value!r} or {item.yaml11!r}, whichever you mean, or {quoted} in quotes for the text"
+
+
+def _annotation_at(path: Path_, data: Any) -> Any:
+    """The model's type at `path` (None where the model does not say), unwrapped to the member the data fits."""
+    model: Any = Playbook
+    node = data
+    for part in path:
+        node = node[part] if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) else None
+        model = _descend(model, part, node)
+        if model is None:
+            return None
+    return _pick(model, node)
 
 
 def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Path_, bool]:

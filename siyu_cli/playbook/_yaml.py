@@ -12,6 +12,45 @@ from siyu_cli.errors import Problem
 
 Path_ = tuple[str | int, ...]
 _PLAIN_CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+# The YAML 1.2 core schema's plain scalars (https://yaml.org/spec/1.2.2/#1032-tag-resolution), the
+# dialect of yaml-language-server and every current editor: yes/no/on/off and dates stay text.
+_CORE_NULL = re.compile(r"^(~|null|Null|NULL|)$")
+_CORE_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_CORE_INT = re.compile(r"^[-+]?[0-9]+$")
+_CORE_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_CORE_INF = re.compile(r"^([-+]?)\.(inf|Inf|INF)$")
+_CORE_NAN = re.compile(r"^\.(nan|NaN|NAN)$")
+
+
+def core_scalar(text: str) -> Any:
+    """A plain scalar's value under YAML 1.2 core."""
+    if _CORE_NULL.match(text):
+        return None
+    if text in _CORE_BOOL:
+        return _CORE_BOOL[text]
+    if _CORE_INT.match(text):
+        return int(text)
+    if text.startswith("0o") and re.fullmatch(r"[0-7]+", text[2:]):
+        return int(text[2:], 8)
+    if text.startswith("0x") and re.fullmatch(r"[0-9a-fA-F]+", text[2:]):
+        return int(text[2:], 16)
+    if _CORE_FLOAT.match(text):
+        return float(text)
+    if match := _CORE_INF.match(text):
+        return float(match.group(1) + "inf")
+    if _CORE_NAN.match(text):
+        return float("nan")
+    return text
+
+
+@dataclass(frozen=True)
+class Yaml11:
+    """A plain scalar a YAML 1.1 reader (PyYAML, older tools) reads otherwise than siyu and editors do."""
+
+    path: Path_
+    text: str
+    value: Any  # as read here, YAML 1.2 core
+    yaml11: Any  # as a YAML 1.1 reader has it
 
 
 @dataclass
@@ -22,6 +61,7 @@ class Located:
     file: str
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    yaml11: list[Yaml11] = field(default_factory=list)
 
     def where(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
         """The closest known position to `path` (walking up when a path does not exist)."""
@@ -59,7 +99,7 @@ def format_path(path: Path_) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader; plain HH:MM scalars stay strings instead of YAML 1.1 base-60 integers."""
+    """SafeLoader's parser; plain scalars are then read as YAML 1.2 core (see _Builder.scalar)."""
 
 
 def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
@@ -111,6 +151,11 @@ class _TooBig(Exception):
     pass
 
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# Tags YAML 1.1 gives plain scalars by their look; "str" is among them (1.2 may read "1e3" as a number).
+_IMPLICIT_11 = {f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float", "null", "str")} | {_TIMESTAMP}
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -152,13 +197,19 @@ class _Builder:
         return self.scalar(node, path)
 
     def scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
-        if node.style is None and _PLAIN_CLOCK.match(node.value):
-            return node.value
+        implicit = node.style is None and node.tag in _IMPLICIT_11
+        value = core_scalar(node.value) if implicit else None
         try:
-            return self.loader.construct_object(node, deep=True)
+            yaml11 = self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             self.problem(node, path, f"YAML value {node.value!r}: {exc.problem}", "remove the explicit !!tag or fix the value", "yaml")
+            return None
         except ValueError:
-            # Looks like a date or number to YAML but is not one (2026-02-30): the model judges the text.
+            # Looks like a date or number to YAML 1.1 but is not one (2026-02-30): the text, as 1.2 reads it.
             return node.value
-        return None
+        if not implicit:
+            return yaml11
+        # Dates are text in 1.2 and parsed by the model; a plain clock (8:30) is a time, never 1.1's base-60 510.
+        if node.tag != _TIMESTAMP and not _PLAIN_CLOCK.match(node.value) and repr(yaml11) != repr(value):
+            self.located.yaml11.append(Yaml11(path, node.value, value, yaml11))
+        return value
