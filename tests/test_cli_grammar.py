@@ -23,6 +23,7 @@ READERS = [
     ["preview", "day", "1", P],
     ["report", "funnel", P],
     ["report", "sop", P],
+    ["report", "groups", P],
     ["report", "html", P, "--out", "report.html"],
     ["run", P, "--once", "--now", "2026-12-01T09:00"],
     ["plan", P, "--now", "2026-12-01T09:00"],  # after that pass: nothing to change, exit 0

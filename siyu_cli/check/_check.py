@@ -10,6 +10,7 @@ from typing import Any
 
 from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.check import _copy
+from siyu_cli.check._assets import attachment_problems, health_problems
 from siyu_cli.check._hints import with_hints
 from siyu_cli.check._journeys import journey_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
@@ -82,6 +83,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(_mix_problems(playbook))
     result.problems.extend(_lint(playbook, people, planner))
     result.problems.extend(journey_problems(playbook, people))
+    result.problems.extend(attachment_problems(playbook) + health_problems(playbook, db))
     if db is not None:
         result.problems.extend(_renamed(playbook, db))
     result.problems = with_hints(result.problems, _source(path))

@@ -347,6 +347,8 @@ def _print_preview(result: Any, contact: str | None) -> None:
             from siyu_cli.dispatch._preview import NO_STATS_NOTE, SAMPLE_STATS_NOTE
 
             body = Text.assemble((SAMPLE_STATS_NOTE + "\n", "dim"), item.text or "", ("\n\n" + NO_STATS_NOTE + "\n", "dim"), item.text_without_stats)
+        if item.attachments:
+            body.append("\n\n附件 attachments:\n" + "\n".join(f"- {line}" for line in item.attachments), style="cyan")
         if item.extra:
             style = "blue"
         subtitle = " · ".join(notes) if notes else None

@@ -465,6 +465,70 @@ def sop_cmd(
     console.print("[dim]late = sent more than 10 minutes after due; done = marked sent by the front line (siyu outbox done).[/]")
 
 
+@report_app.command("groups", epilog=examples("siyu report groups playbooks/camp.yaml", "siyu report groups --csv > groups.csv"))
+def groups_cmd(
+    playbook_arg: str = playbook_argument(),
+    playbook: str = playbook_option(),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    until: str = typer.Option(None, "--until", help="Class the days up to this date (default: the day after the store's last group event)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV to stdout: one row per group and day with every signal."),
+) -> None:
+    """Group health 群健康 per group: value 价值群, chicken-rib 鸡肋群, dead 死群, spam 广告群, its trend day by day and the signals behind it."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from siyu_cli.health import LABELS
+    from siyu_cli.playbook import read
+    from siyu_cli.report._groups import COLOURS, CSV_COLUMNS, MARKS, groups_report
+
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be combined; pick one")
+    pb = read(find_playbook(playbook, playbook_arg))
+    last = _bound(until, pb.tz, end=False)
+    with _store(db) as store:
+        report = groups_report(store, pb, until=last.date() if last is not None else None)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    if as_csv:
+        import csv
+        import sys
+
+        sys.stdout.write("\ufeff")  # Excel reads a CSV without a BOM as the system code page and garbles the Chinese
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(report.csv_rows())
+        return
+    console = out()
+    if not report.rows:
+        console.print(f"{pb.id} has no groups: group health 群健康 classes the groups: beats post into", markup=False)
+        return
+    table = Table(title=f"Group health 群健康 · {escape(pb.model.title)}", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
+    wide = console.width >= 140
+    columns = ["group", "health", "trend", "members", "talkers", "messages", "ads", "active", "left"] + (["why"] if wide else [])
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("group", "health", "trend", "why") else "right", no_wrap=name != "why")
+    colours = {"value": "green", "chicken_rib": "yellow", "dead": "red", "spam": "magenta", "new": "dim"}
+    for row in report.rows:
+        latest = row.latest
+        if latest is None:
+            continue
+        s = latest.signals
+        trend = "".join(f"[{colours[d.health]}]{MARKS[d.health]}[/]" for d in row.days[-21:])
+        cells = [f"{escape(row.name)} ({escape(row.group)})", f"[{colours[latest.health]}]{LABELS[latest.health]}[/]", trend]
+        cells += [str(n) for n in (s.members, s.talkers, s.messages, s.ads, s.active, s.left)]
+        table.add_row(*cells, *([escape(latest.why)] if wide else []))
+    console.print(table)
+    if not wide:
+        for row in report.rows:
+            if row.latest is not None:
+                console.print(f"{escape(row.group)}: {escape(row.latest.why)}")
+    window = pb.model.group_health.window
+    legend = " · ".join(f"{MARKS[k]} {LABELS[k]}" for k in COLOURS)
+    console.print(f"[dim]Each day is classed from the events of the {window} before it; trend: the last 21 days, oldest first; signals: the latest day. {legend}[/]")
+
+
 @report_app.command("html", epilog=examples("siyu report html playbooks/camp.yaml --out report.html"))
 def html_cmd(
     playbook_arg: str = playbook_argument(),

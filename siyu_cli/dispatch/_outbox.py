@@ -98,11 +98,46 @@ def render_markdown(msg: Outgoing) -> str:
         ("playbook_title", msg.playbook_title),
         ("draft", msg.draft_id),
     )
+    if msg.attachments:
+        header += (("attachments", len(msg.attachments)),)
     front = "".join(f"{key}: {_yaml_text(value)}\n" for key, value in header)
     title = f"# {when} {msg.beat_title} → {msg.target}"
     who = f"> {msg.channel_label} · {msg.speaker} · 第{msg.day}天 day {msg.day}"
     text = msg.text if msg.text.endswith("\n") else msg.text + "\n"
-    return f"---\n{front}---\n\n{title}\n\n{who}\n\n{text}"
+    return f"---\n{front}---\n\n{title}\n\n{who}\n\n{text}{_attachment_lines(msg)}"
+
+
+def media_files(msg: Outgoing) -> list[tuple[str, str]]:
+    """(source file, name in the draft's folder) of each file attachment, covers included, in order."""
+    _day, name = _parts(msg)
+    stem = name[: -len(".md")]
+    found = []
+    for number, media in enumerate(msg.attachments, start=1):
+        for path in (media.path, media.cover_path):
+            if path is not None:
+                found.append((path, f"{stem}/{number}-{_safe(os.path.basename(path), _UNSAFE, 80)}"))
+    return found
+
+
+def _attachment_lines(msg: Outgoing) -> str:
+    """附件: each attachment, a copied file by its name beside the draft, a URL as it is."""
+    if not msg.attachments:
+        return ""
+    copied = dict(media_files(msg))
+    lines = ["", "## 附件 attachments", ""]
+    for media in msg.attachments:
+        where = copied.get(media.path or "") or media.source
+        cover = f" · cover {copied.get(media.cover_path or '') or media.cover}" if media.cover else ""
+        if media.kind == "image":
+            lines.append(f"- {media.label}: ![]({where})")
+        elif media.kind == "video":
+            lines.append(f"- {media.label}: [{os.path.basename(where)}]({where})")
+        elif media.kind == "link":
+            about = f" — {media.description}" if media.description else ""
+            lines.append(f"- {media.label}: [{media.title}]({media.source}){about}{cover}")
+        else:
+            lines.append(f"- {media.label}: {media.title} · appid {media.source} · page {media.page}{cover}")
+    return "\n".join(lines) + "\n"
 
 
 class OutboxOutput:
@@ -126,6 +161,7 @@ class OutboxOutput:
             self._made[day] = folder
         path = f"{folder}/{name}"
         data = render_markdown(msg).encode("utf-8")
+        self._copy_media(folder, msg)
         for attempt in (1, 2):
             try:
                 _write_atomic(folder, path, name, data)
@@ -136,6 +172,25 @@ class OutboxOutput:
                 _make_folder(folder)  # removed since this output made it
         self._unsynced = True
         return path
+
+    def _copy_media(self, folder: str, msg: Outgoing) -> None:
+        """The draft's files beside it, before its Markdown: a draft file that exists has its attachments."""
+        files = media_files(msg)
+        if files:
+            _make_folder(f"{folder}/{files[0][1].split('/')[0]}")
+        for source, name in files:
+            try:
+                data = Path(source).read_bytes()
+            except OSError as exc:
+                raise DeliveryError(
+                    f"outbox: cannot read the attachment {source}: {exc.strerror or exc}",
+                    hint="put the file back (or change the attachments), then `siyu retry` the draft",
+                ) from None
+            target = f"{folder}/{name}"
+            with contextlib.suppress(OSError):
+                if os.path.getsize(target) == len(data) and Path(target).read_bytes() == data:
+                    continue
+            _write_atomic(os.path.dirname(target), target, os.path.basename(target), data)
 
     def flush(self) -> None:
         """One sync per batch instead of two fsyncs per file: the ledger is settled only after it."""
@@ -158,6 +213,8 @@ class OutboxOutput:
             if path.read_bytes() != render_markdown(msg).encode("utf-8"):
                 return None
         except OSError:
+            return None
+        if any(not (path.parent / name).is_file() for _, name in media_files(msg)):
             return None
         self._unsynced = True
         return str(path)

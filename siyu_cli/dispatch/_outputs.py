@@ -20,6 +20,7 @@ from siyu_cli.dispatch._console import ConsoleOutput
 from siyu_cli.dispatch._outbox import OutboxOutput
 from siyu_cli.dispatch._webhook import DEFAULT_ATTEMPTS, FORMATS, RateLimiter, WebhookOutput, parse_timeout, platform
 from siyu_cli.errors import SiyuError
+from siyu_cli.render._media import Media
 
 CHANNEL_LABELS = {
     "group": "群 group",
@@ -50,6 +51,7 @@ class Outgoing:
     category: str | None
     variant: str | None
     text: str
+    attachments: tuple[Media, ...] = ()
 
     @property
     def channel_label(self) -> str:
@@ -64,6 +66,7 @@ class Outgoing:
         """JSON-ready form: the due time as ISO 8601 with its offset."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["due_at"] = self.due_at.isoformat()
+        data["attachments"] = [{k: v for k, v in m.__dict__.items() if v is not None} for m in self.attachments]
         return data
 
 

@@ -43,6 +43,7 @@ class PreviewItem:
     stats: str | None = None  # "sample": rendered with sample stats (the store has none); see text_without_stats
     text_without_stats: str | None = None
     extra: bool = False  # --all-variants: a variant this contact does not get, shown for review only
+    attachments: list[str] = field(default_factory=list)  # what goes with the text: 图片 image: file …
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -264,7 +265,7 @@ def preview(
     if inputs.planner.sample_contact:
         drafts = _samples(inputs.planner, drafts)
     for draft in drafts:
-        if draft.group_id is not None:
+        if draft.group_id is not None and draft.skip is None:
             budget.note_group_post(draft.group_id, guard.schedule(draft.occurrence_at).due_at)
     groups = inputs.memberships.get(contact, set()) if contact is not None else set()
     shown: set[tuple[Any, ...]] = set()
@@ -417,6 +418,8 @@ def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft, *, ext
         decision, text = "preview", f"--all-variants: variant {draft.variant} as this contact would read it; the runner sends its own variant"
     elif schedule.skip_reason:
         decision, text = f"skip:{schedule.skip_reason}", "quiet hours 免打扰: skipped"
+    elif draft.skip is not None:
+        decision, text = f"skip:{draft.skip}", f"group health 群健康: {health_label(draft.skip)} ({draft.skip_why}), not in the beat's health list"
     elif draft.holdout:
         decision, text = "skip:holdout", "holdout 对照组: recorded, not sent"
     elif draft.error is not None:
@@ -452,7 +455,14 @@ def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft, *, ext
         stats=stats,
         text_without_stats=without,
         extra=extra,
+        attachments=[media.describe() for media in draft.attachments],
     )
+
+
+def health_label(reason: str) -> str:
+    from siyu_cli.health import LABELS
+
+    return LABELS.get(reason.partition(":")[2], reason)
 
 
 def _render(planner: Any, draft: Draft) -> tuple[str | None, str | None]:

@@ -27,6 +27,8 @@ from siyu_cli.ledger import Ledger, PlanCursor
 from siyu_cli.ledger._ledger import lease_length
 from siyu_cli.playbook import LoadedPlaybook, read
 from siyu_cli.render import Draft, Planner
+from siyu_cli.render._media import from_json as media_of
+from siyu_cli.render._media import to_json as media_json
 from siyu_cli.rules import prune_log
 from siyu_cli.store import default_path, immediate, open_store
 from siyu_cli.timeline import occurrences
@@ -395,6 +397,8 @@ class Runner:
                 state, reason, error = "pending", None, None
                 if schedule.skip_reason:
                     state, reason = "skipped", schedule.skip_reason
+                elif draft.skip is not None:
+                    state, reason = "skipped", draft.skip
                 elif draft.holdout:
                     state, reason = "skipped", "holdout"
                 elif draft.error is not None:
@@ -419,6 +423,7 @@ class Runner:
                         draft.draft_id, playbook.id, draft.cohort, draft.beat, draft.key[3], draft.target,
                         draft.day, draft.channel, draft.persona, draft.category, draft.variant, due_text,
                         playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None, draft.entry, draft.slot,
+                        media_json(draft.attachments),
                     )
                 )
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
@@ -471,7 +476,7 @@ class Runner:
         for run in playbook.cohorts:
             campaign_days = {(d - run.start).days + 1 for d in days}
             for occ in occurrences(playbook, run, inputs.planner.renderer.search, days=campaign_days):
-                if occ.target_kind == "group":
+                if occ.target_kind == "group" and _posted(inputs.planner, occ):
                     budget.note_group_post(occ.target_id, guard.schedule(occ.at).due_at)
         return budget
 
@@ -652,6 +657,7 @@ class Runner:
             category=row["category"],
             variant=row["variant"],
             text=str(row["text"] or ""),
+            attachments=media_of(row.get("attachments")),
         )
 
     def _due(self, stamp: str) -> datetime:
@@ -708,6 +714,12 @@ class Runner:
         if guard.on_quiet == "defer" and guard.in_quiet(end):
             end = guard.quiet_end(end)  # the last night's beats are deferred to the morning after
         return end
+
+
+def _posted(planner: Planner, occ: Any) -> bool:
+    """A group post its beat's health filter leaves out reaches nobody: no touch to count."""
+    found = planner.group_health(occ)
+    return found is None or found.health in (occ.beat.health or ())
 
 
 def _contacts_of(rows: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import ssl
 
     from siyu_cli.dispatch._outputs import Outgoing
+    from siyu_cli.render._media import Media
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_ATTEMPTS = 3
@@ -296,8 +297,11 @@ class WebhookOutput:
         header = self._header(msg, 99, 99)
         extra = newline_cost - 1
         room = budget - len(header.encode("utf-8")) - header.count("\n") * extra - 2 * newline_cost
-        chunks = split_text(msg.text, room, newline_cost)
-        total = len(chunks)
+        native = self._native_media(msg)
+        listed = [m.describe() for m in msg.attachments if m not in native]
+        text = msg.text + ("\n\n附件 attachments:\n" + "\n".join(f"- {line}" for line in listed) if listed else "")
+        chunks = split_text(text, room, newline_cost)
+        total = len(chunks) + len(native)
         bodies = []
         for number, chunk in enumerate(chunks, start=1):
             content = f"{self._header(msg, number, total)}\n\n{chunk}"
@@ -308,7 +312,15 @@ class WebhookOutput:
             else:
                 title = msg.beat_title + (f" ({number}/{total})" if total > 1 else "")
                 bodies.append({"msgtype": "markdown", "markdown": {"title": title, "text": _dingtalk_breaks(content)}})
+        bodies.extend(_wecom_media(media) for media in native)
         return bodies
+
+    def _native_media(self, msg: Outgoing) -> list[Media]:
+        """What the robot sends as messages of their own: a WeCom robot posts image files (`image`) and link cards
+        (`news`); everything else (URL images, videos, mini-programs, other robots) is listed under the text."""
+        if self.platform.format != "wecom":
+            return []
+        return [m for m in msg.attachments if (m.kind == "image" and m.path is not None) or m.kind == "link"]
 
     def _header(self, msg: Outgoing, number: int, total: int) -> str:
         part = f" ({number}/{total})" if total > 1 else ""
@@ -487,6 +499,31 @@ class WebhookOutput:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _wecom_media(media: Media) -> dict[str, Any]:
+    """WeCom group robot bodies (群机器人配置说明): `image` is the file's base64 and the md5 of its bytes, at most
+    2 MB, JPG or PNG; `news` is a card with title, description, url and a picture URL."""
+    if media.kind == "link":
+        article = {"title": media.title or media.source, "url": media.source}
+        if media.description:
+            article["description"] = media.description
+        if media.cover and media.cover_path is None:
+            article["picurl"] = media.cover
+        return {"msgtype": "news", "news": {"articles": [article]}}
+    import base64
+
+    from siyu_cli.render._media import MAX_BYTES
+
+    path = str(media.path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES["image"] + 1)
+    except OSError as exc:
+        raise DeliveryError(f"WeCom robot: cannot read the image {path}: {exc.strerror or exc}", hint="put the file back, then `siyu retry` the draft") from None
+    if len(data) > MAX_BYTES["image"]:
+        raise DeliveryError(f"WeCom robot: the image {path} is over 2 MB, the most a robot takes", hint="shrink it (`siyu check` names such files), then `siyu retry` the draft")
+    return {"msgtype": "image", "image": {"base64": base64.b64encode(data).decode("ascii"), "md5": hashlib.md5(data).hexdigest()}}
 
 
 def feishu_sign(secret: str, timestamp: str) -> str:

@@ -33,6 +33,7 @@ class Step:
     text: str | None
     variants: Mapping[str, Variant] | None
     label: str  # for inline-text error messages
+    attachments: tuple[Any, ...] = ()  # the step's (playbook Attachment), sent with its text
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class JourneyBook:
             if not hook.welcome:
                 continue
             steps = tuple(
-                Step(str(si + 1), si, parse_duration(s.after), parse_hhmm(s.at) if s.at else None, s.template, s.text, None, f"<inline hooks.{hook.id}.welcome[{si}].text>")
+                Step(str(si + 1), si, parse_duration(s.after), parse_hhmm(s.at) if s.at else None, s.template, s.text, None, f"<inline hooks.{hook.id}.welcome[{si}].text>", tuple(s.attachments))
                 for si, s in enumerate(hook.welcome)
             )
             routes.append(
@@ -144,7 +145,7 @@ class JourneyBook:
             )
         for ji, journey in enumerate(model.journeys):
             steps = tuple(
-                Step(s.id, si, parse_duration(s.after), parse_hhmm(s.at) if s.at else None, s.template, s.text, s.variants, f"<inline journeys.{journey.id}.steps.{s.id}.text>")
+                Step(s.id, si, parse_duration(s.after), parse_hhmm(s.at) if s.at else None, s.template, s.text, s.variants, f"<inline journeys.{journey.id}.steps.{s.id}.text>", tuple(s.attachments))
                 for si, s in enumerate(journey.steps)
             )
             enter_hook = rules.hook_of(journey.enter.hook)

@@ -91,6 +91,7 @@ DRAFT_COLUMNS = (
     "finished_at",
     "entry",
     "slot",
+    "attachments",
 )
 _UPSERT_DELIVERY = (
     "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "

@@ -464,8 +464,11 @@ def _reference_problems(located: Located) -> list[Problem]:
             continue
         here = ("beats", index)
         ref(here + ("persona",), beat.get("persona"), personas, "persona")
-        for gi, gid in enumerate(beat.get("groups") or []):
-            ref(here + ("groups", gi), gid, groups, "group")
+        named, where = beat.get("groups"), here + ("groups",)
+        if isinstance(named, dict):  # {in: [...], health: [...]}
+            named, where = named.get("in"), where + ("in",)
+        for gi, gid in enumerate(named if isinstance(named, list) else []):
+            ref(where + (gi,), gid, groups, "group")
         if "days" in beat:
             day_range(here + ("days",), beat.get("days"))
         audience = beat.get("audience")

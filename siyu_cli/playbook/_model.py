@@ -181,12 +181,155 @@ class MixEntry(_Strict):
         return value
 
 
+# What WeCom and Moments take with a message (domain.md, "WeCom's own rules"): at most 9 images, or 1 video, or 1 link.
+MAX_IMAGES = 9
+IMAGE_TYPES = (".jpg", ".jpeg", ".png")
+VIDEO_TYPES = (".mp4",)
+_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+[^\s]*$", re.IGNORECASE)
+
+
+def is_url(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
+
+
+def _url_ok(value: str, what: str) -> None:
+    if not _URL.match(value.strip()):
+        raise ValueError(f"{what} {value!r} is not a URL; write https://host/path")
+
+
+def _media_ok(value: str, what: str, types: tuple[str, ...]) -> None:
+    """A file (beside the playbook) or a URL whose name ends in one of `types`."""
+    if is_url(value):
+        _url_ok(value, what)
+    name = value.split("?", 1)[0].lower()
+    if not name.endswith(types):
+        raise ValueError(f"{what} {value!r} is not {' or '.join(t.lstrip('.') for t in types)}; WeCom takes {', '.join(types)}")
+
+
+class Attachment(_Strict):
+    """An image, a video, a link card or a mini-program card sent with a draft's text.
+
+    A bare string in `attachments:` is an image or a video by its extension."""
+
+    image: str | None = Field(None, description="a .jpg/.png file beside the playbook, or its URL (WeCom: at most 2 MB)")
+    video: str | None = Field(None, description="an .mp4 file beside the playbook, or its URL (WeCom: at most 10 MB)")
+    link: str | None = Field(None, description="a link card's URL (https://…)")
+    miniprogram: str | None = Field(None, description="a mini-program card's appid (wx…)")
+    page: str | None = Field(None, description="mini-program: the page path it opens")
+    title: str | None = Field(None, description="link and mini-program: the card's title")
+    description: str | None = Field(None, description="link: the card's line under the title")
+    cover: str | None = Field(None, description="link and mini-program: the card's picture, a .jpg/.png file or URL")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name = value.split("?", 1)[0].lower()
+            if name.endswith(IMAGE_TYPES):
+                return {"image": value}
+            if name.endswith(VIDEO_TYPES):
+                return {"video": value}
+            raise ValueError(
+                f"{value!r} is neither an image ({', '.join(IMAGE_TYPES)}) nor a video ({', '.join(VIDEO_TYPES)}); "
+                "write {link: URL, title: …} for a link card, {image: …} or {video: …} otherwise"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Attachment:
+        given = [k for k in ("image", "video", "link", "miniprogram") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("an attachment is one of {image: FILE}, {video: FILE}, {link: URL, title}, {miniprogram: APPID, page, title}")
+        kind = given[0]
+        if self.image:
+            _media_ok(self.image, "image", IMAGE_TYPES)
+        if self.video:
+            _media_ok(self.video, "video", VIDEO_TYPES)
+        if self.link:
+            _url_ok(self.link, "link")
+        if self.cover:
+            _media_ok(self.cover, "cover", IMAGE_TYPES)
+        if kind in ("link", "miniprogram") and not (self.title or "").strip():
+            raise ValueError(f"a {kind} card needs a title: the line people see")
+        if kind == "miniprogram" and not self.page:
+            raise ValueError("a mini-program card needs page: the page path it opens (pages/index/index)")
+        extra = [k for k in ("page", "title", "description", "cover") if getattr(self, k) is not None and (kind in ("image", "video") or (k == "page" and kind == "link"))]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} is for link or mini-program cards, not {kind}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("image", "video", "link", "miniprogram") if getattr(self, k))
+
+    @property
+    def source(self) -> str:
+        """The file or URL of an image or video, the URL of a link, the appid of a mini-program."""
+        return str(getattr(self, self.kind))
+
+
+AttachmentItem = Annotated[
+    Attachment,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "an image (.jpg/.png) or video (.mp4): a file beside the playbook or a URL"},
+                {"type": "object"},
+            ]
+        }
+    ),
+]
+Attachments = Annotated[
+    list[AttachmentItem],
+    Field(description="sent with the text: at most 9 images, or 1 video, or 1 link or mini-program card (WeCom and Moments)"),
+]
+
+
+def attachments_ok(items: list[Attachment]) -> list[Attachment]:
+    """WeCom's and Moments' combinations: images alone (at most 9), or one video, or one card."""
+    kinds = [item.kind for item in items]
+    images = kinds.count("image")
+    others = len(kinds) - images
+    if images > MAX_IMAGES:
+        raise ValueError(f"{images} images; WeCom and Moments take at most {MAX_IMAGES}")
+    if others > 1 or (others and images):
+        shown = ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
+        raise ValueError(f"{shown}: a message takes up to {MAX_IMAGES} images, or 1 video, or 1 link or mini-program card, not several kinds")
+    return items
+
+
 class PoolText(_Strict):
-    text: str
+    """A pool entry with its own text (or template) and attachments."""
+
+    text: str | None = None
+    template: str | None = None
+    attachments: Attachments = []
+
+    _attachments = field_validator("attachments")(classmethod(lambda cls, v: attachments_ok(v)))
+
+    @model_validator(mode="after")
+    def _content(self) -> PoolText:
+        _one_content(self)  # type: ignore[arg-type]
+        return self
 
 
 class Variant(_Content):
     weight: float = Field(gt=0, allow_inf_nan=False)
+
+
+# 群健康 as the seeds class groups (domain.md, "Other figures"), and `new` for a group younger than the window.
+HealthClass = Literal["value", "chicken_rib", "dead", "spam", "new"]
+HEALTH_CLASSES: tuple[str, ...] = typing.get_args(HealthClass)
+
+
+class GroupFilter(_Strict):
+    """A group beat's groups by health: `groups: {health: [value, chicken_rib]}`, optionally `in: [g1, g2]`."""
+
+    in_: list[str] | None = Field(None, alias="in", description="the groups to consider (default all)")
+    health: list[HealthClass] = Field(
+        min_length=1,
+        description="post only to groups whose health 群健康, from the events up to the day before, is one of these: value, chicken_rib, dead, spam, new",
+    )
 
 
 class Beat(_Content):
@@ -196,13 +339,17 @@ class Beat(_Content):
     days: BeatDays = "all"
     channel: Channel
     persona: str | None = None
-    groups: list[str] | None = Field(None, description="group beats: the groups to post in (default all)")
+    groups: list[str] | GroupFilter | None = Field(
+        None, description="group beats: the groups to post in (default all), or {in: [...], health: [value, chicken_rib]} to skip groups by health"
+    )
     audience: str | None = Field(None, description="private beats: a segment id or an inline tag expression")
     mix: list[MixEntry] | None = None
     pools: dict[str, str | list[str | PoolText]] | None = None
     variants: dict[str, Variant] | None = Field(None, description="private beats: A/B variants; one without template/text is a holdout")
+    attachments: Attachments = []
 
     _days = field_validator("days")(classmethod(lambda cls, v: _days_ok(v, calendar=True)))
+    _attachments = field_validator("attachments")(classmethod(lambda cls, v: attachments_ok(v)))
 
     @field_validator("at")
     @classmethod
@@ -236,16 +383,31 @@ class Beat(_Content):
             raise ValueError("audience is for private beats; group beats use groups:")
         if self.channel != "group" and self.groups is not None:
             raise ValueError("groups: is for group beats")
+        if self.channel == "moments" and any(a.kind == "miniprogram" for a in self.attachments):
+            raise ValueError("Moments take images, a video or a link, not a mini-program card; send it in a group or 1v1 beat")
         return self
 
     @property
     def times(self) -> list[str]:
         return [self.at] if isinstance(self.at, str) else list(self.at)
 
+    @property
+    def group_ids(self) -> list[str] | None:
+        """The groups named (None: all), whichever form `groups:` takes."""
+        return self.groups.in_ if isinstance(self.groups, GroupFilter) else self.groups
+
+    @property
+    def health(self) -> frozenset[str] | None:
+        """The health classes a group must have to get this beat's post (None: every group)."""
+        return frozenset(self.groups.health) if isinstance(self.groups, GroupFilter) else None
+
 
 class WelcomeStep(_Content):
     after: str = Field(description="delay after the add: 0m, 30m, 1d …")
     at: str | None = Field(None, description="with a delay in days: the time of day to send")
+    attachments: Attachments = []
+
+    _attachments = field_validator("attachments")(classmethod(lambda cls, v: attachments_ok(v)))
 
     _after = field_validator("after")(classmethod(lambda cls, v: _duration_ok(v)))
     _at = field_validator("at")(classmethod(lambda cls, v: _clock_ok(v)))
@@ -311,9 +473,11 @@ class JourneyStep(_Content):
     after: str = Field(description="delay after the entering event: 0m, 30m, 1d …")
     at: str | None = Field(None, description="the local time of day on the day `after` lands on")
     variants: dict[str, Variant] | None = Field(None, description="A/B variants; one without template/text is a holdout")
+    attachments: Attachments = []
 
     _after = field_validator("after")(classmethod(lambda cls, v: _duration_ok(v)))
     _at = field_validator("at")(classmethod(lambda cls, v: _clock_ok(v)))
+    _attachments = field_validator("attachments")(classmethod(lambda cls, v: attachments_ok(v)))
 
     @model_validator(mode="after")
     def _content(self) -> JourneyStep:
@@ -438,6 +602,49 @@ class CalendarOverrides(_Strict):
         if both:
             raise ValueError(f"{both[0]} is both off and work; keep it in one list")
         return self
+
+
+class ValueRule(_Strict):
+    talkers: int = Field(3, ge=1, description="at least this many members spoke in the group in the window (not counting ads)")
+    share: float = Field(0.10, gt=0, le=1, allow_inf_nan=False, description="and they are at least this share of the members")
+
+
+class DeadRule(_Strict):
+    active: int = Field(0, ge=0, description="at most this many members spoke, checked in or ordered in the window")
+
+
+class SpamRule(_Strict):
+    share: float = Field(0.8, gt=0, le=1, allow_inf_nan=False, description="ads are at least this share of the window's group messages")
+    messages: int = Field(3, ge=1, description="of at least this many messages")
+
+
+class AdMark(_Strict):
+    prop: str = Field("kind", description="the event prop (an imported column) that marks a group message as an ad")
+    values: list[str] = Field(["ad", "广告"], min_length=1, description="its values that mean an ad")
+
+
+class GroupHealth(_Strict):
+    """How groups are classed each day from the events of the window before it (群健康).
+
+    The seeds give the classes and their marks, not numbers; these defaults are where a team starts."""
+
+    window: str = Field("7d", description="the events counted: this many whole days before the day classed")
+    value: ValueRule = Field(ValueRule(), description="value 价值群: members talk to each other")
+    dead: DeadRule = Field(DeadRule(), description="dead 死群: no activity (even red packets fail)")
+    spam: SpamRule = Field(SpamRule(), description="spam 广告群: only ads")
+    ads: AdMark = Field(AdMark(), description="which message_replied events are ads")
+
+    @field_validator("window")
+    @classmethod
+    def _whole_days(cls, value: str) -> str:
+        span = parse_duration(_duration_ok(value))
+        if span.total_seconds() <= 0 or span % timedelta(days=1):
+            raise ValueError(f"{value!r} is not a whole number of days; write 7d")
+        return value
+
+    @property
+    def window_days(self) -> int:
+        return parse_duration(self.window).days
 
 
 class LintWord(_Strict):
@@ -588,6 +795,7 @@ class Playbook(_Strict):
     limits: Limits = Limits()
     calendar: CalendarOverrides = Field(CalendarOverrides(), description="days off and days worked over China's holiday calendar (调休)")
     lint: Lint = Field(Lint(), description="copy lint: extra words to warn on, and phrases to allow")
+    group_health: GroupHealth = Field(GroupHealth(), description="群健康: how groups are classed value / chicken_rib / dead / spam each day")
     outputs: list[OutputSpec] = ["outbox"]
     funnel: Funnel | None = None
 

@@ -16,6 +16,7 @@ from siyu_cli.errors import TemplateFailure
 from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
 from siyu_cli.render._context import SAMPLE_CONTACT, ContextBuilder, campaign_day, day_bounds
+from siyu_cli.render._media import Media, resolve
 from siyu_cli.render._render import Renderer
 from siyu_cli.rules import TagRules, Timeline, apply_effective, changed_after, history, last_change, tags_at
 from siyu_cli.timeline import Content, Occurrence, occurrences
@@ -50,6 +51,9 @@ class Draft:
     group_id: str | None = None
     entry: str | None = None  # journey and welcome steps: the entering event that keys the run
     position: int = 0  # a beat's: which of its `at` times
+    skip: str | None = None  # decided before any guardrail: group_health:<class> for a group its beat's health filter leaves out
+    skip_why: str | None = None
+    attachments: tuple[Media, ...] = ()
     text: str | None = None
     error: TemplateFailure | None = None
     content: Content | None = field(default=None, repr=False)
@@ -175,6 +179,8 @@ class Planner:
         self.account_personas = {p.account: p.id for p in model.personas if p.account}
         self.group_names = {g.id: g.name for g in model.groups}
         self.by_id: dict[str, Any] = {str(c["id"]): c for c in self.contacts}
+        self._health: Any = None
+        self._media: dict[int, tuple[Any, tuple[Media, ...]]] = {}
 
     def prepare(self) -> None:
         """Effective tags and journey runs for every contact: one sorted scan of the events that matter.
@@ -333,7 +339,31 @@ class Planner:
                 label = self.group_names.get(occ.target_id, occ.target_id) if occ.target_kind == "group" else f"朋友圈 Moments · {self.persona_names.get(occ.persona, occ.persona)}"
                 if occ.channel == "live":
                     label = f"直播 live · {self.persona_names.get(occ.persona, occ.persona)}"
-                yield self._draft(run, occ, target=occ.target, label=label, content=occ.content)
+                draft = self._draft(run, occ, target=occ.target, label=label, content=occ.content)
+                found_health = self.group_health(occ)
+                if found_health is not None and found_health.health not in (occ.beat.health or ()):
+                    draft.skip, draft.skip_why = f"group_health:{found_health.health}", found_health.why
+                yield draft
+
+    def group_health(self, occ: Occurrence) -> Any:
+        """The health (siyu_cli.health DayHealth) of the occurrence's group on its day, when its beat filters by health."""
+        if occ.target_kind != "group" or occ.beat.health is None:
+            return None
+        if self._health is None:
+            from siyu_cli.health import HealthBook
+
+            self._health = HealthBook(self.playbook, self.db, until=self.as_of)
+        return self._health.on(occ.target_id, occ.date)
+
+    def media(self, attachments: Sequence[Any]) -> tuple[Media, ...]:
+        """A beat's, step's or pool entry's attachments with their files found beside the playbook (once per list)."""
+        if not attachments:
+            return ()
+        key = id(attachments)
+        found = self._media.get(key)
+        if found is None:
+            found = self._media[key] = (attachments, resolve(attachments, self.playbook.path.parent))
+        return found[1]
 
     def audience(self, run: CohortRun, beat_id: str, expr: Any, at: datetime | None = None) -> list[Mapping[str, Any]]:
         """The cohort's contacts the expression matches, with their tags as of `at` (default: now).
@@ -402,6 +432,7 @@ class Planner:
             category=occ.category,
             group_id=occ.target_id if occ.target_kind == "group" else None,
             position=occ.position,
+            attachments=self.media(content.attachments if content is not None and content.attachments is not None else occ.beat.attachments),
             content=content,
             context={"occurrence": occ},
         )
@@ -469,6 +500,7 @@ class Planner:
             sample=bool(person.get("sample")),
             contact_id=cid,
             entry=run.entry_key,
+            attachments=self.media(step.attachments),
             content=content,
             context={"run": run, "step": step, "contact": person},
         )

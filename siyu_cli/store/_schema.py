@@ -301,3 +301,9 @@ def m030_aliases(db: Database) -> None:
         CREATE INDEX aliases_contact ON aliases(contact_id);
         """
     )
+
+
+@MIGRATIONS()
+def m050_draft_attachments(db: Database) -> None:
+    """A draft's attachments (images, a video, a link or mini-program card) as JSON, beside its text; NULL: none."""
+    db.execute("ALTER TABLE drafts ADD COLUMN attachments TEXT")

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.playbook import Beat, CohortRun, LoadedPlaybook
@@ -20,6 +21,7 @@ class Content:
     template: str | None
     text: str | None
     label: str
+    attachments: tuple[Any, ...] | None = None  # a pool entry's own (playbook Attachment); None: the beat's
 
     @property
     def name(self) -> str:
@@ -65,7 +67,8 @@ def pool_entries(playbook: LoadedPlaybook, beat: Beat, category: str, search: li
         if isinstance(item, str):
             entries.append(Content(item, None, f"{path}[{index}]"))
         else:
-            entries.append(Content(None, item.text, f"<inline {path}[{index}]>"))
+            label = f"<inline {path}[{index}]>" if item.template is None else f"{path}[{index}]"
+            entries.append(Content(item.template, item.text, label, tuple(item.attachments) or None))
     return entries
 
 
@@ -111,7 +114,7 @@ def occurrences(
                 base = dict(cohort=cohort.id, day=day, date=when, at=at, beat=beat, channel=beat.channel, position=position)
                 content = None if beat.variants else Content(beat.template, beat.text, f"<inline beats.{beat.id}.text>")
                 if beat.channel == "group":
-                    targets = [g for g in (beat.groups or cohort.group_ids) if g in cohort.group_ids or not model.cohorts]
+                    targets = [g for g in (beat.group_ids or cohort.group_ids) if g in cohort.group_ids or not model.cohorts]
                     for group in targets:
                         persona = beat.persona or group_persona.get(group) or personas[0]
                         found.append(Occurrence(**base, persona=persona, target_kind="group", target_id=group, category=None, content=content))

@@ -1,0 +1,137 @@
+"""Attachments (issue 14 item 6): images, a video, a link or mini-program card with a draft's text,
+checked by `siyu check`, kept on the draft in the ledger, written beside it in the outbox, posted by a WeCom robot."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest_http import RecordingServer
+from tests.playbooks_fixtures import invoke, query, run_siyu, siyu_env, write_playbook
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+LINK = {"link": "https://shop.example.com/flash?from=group", "title": "今晚8点限时秒杀", "description": "满99减30"}
+
+
+def _flash(**changes: Any) -> dict[str, Any]:
+    beat = {"id": "flash", "title": "秒杀预告", "at": "10:00", "days": "all", "channel": "group", "text": "今晚8点秒杀，第{{ day }}天", "attachments": ["media/flash.jpg"]}
+    beat.update(changes)
+    return beat
+
+
+def _project(tmp_path: Path, beats: list[dict[str, Any]], **extra: Any) -> Path:
+    (tmp_path / "media").mkdir(exist_ok=True)
+    (tmp_path / "media" / "flash.jpg").write_bytes(JPEG)
+    return write_playbook(tmp_path, beats=beats, **extra)
+
+
+@pytest.mark.parametrize(
+    ("attachments", "said"),
+    [
+        (["media/missing.png"], "beats[0].attachments[0]: image"),
+        (["a.jpg"] * 10, "10 images; WeCom and Moments take at most 9"),
+        (["media/flash.jpg", "clip.mp4"], "1 image, 1 video: a message takes up to 9 images, or 1 video, or 1 link"),
+        ([LINK, dict(LINK, title="又一个")], "2 link"),
+        (["poster.gif"], "'poster.gif' is neither an image (.jpg, .jpeg, .png) nor a video (.mp4)"),
+        ([{"link": "shop.example.com/flash", "title": "秒杀"}], "link 'shop.example.com/flash' is not a URL"),
+        ([{"link": "https://shop.example.com/x"}], "a link card needs a title"),
+        ([{"miniprogram": "wx1234567890", "title": "秒杀"}], "a mini-program card needs page"),
+        ([{"image": "media/flash.jpg", "title": "x"}], "title is for link or mini-program cards, not image"),
+    ],
+)
+def test_check_refuses_attachments_wecom_would_refuse(tmp_path: Path, attachments: list[Any], said: str) -> None:
+    playbook = _project(tmp_path, [_flash(attachments=attachments)])
+    result = invoke("check", str(playbook), code=1)
+    assert said in result.stderr
+    assert "playbook.yaml:" in result.stderr  # located at file and line
+
+
+def test_check_measures_files_against_wecoms_sizes(tmp_path: Path) -> None:
+    playbook = _project(tmp_path, [_flash(attachments=["media/big.png", {"video": "media/clip.mp4"}][:1])])
+    (tmp_path / "media" / "big.png").write_bytes(b"\x89PNG" + b"0" * (2 * 1024 * 1024))
+    said = invoke("check", str(playbook), code=1).stderr
+    assert "big.png is 2.0 MB; WeCom takes at most 2 MB" in said
+    (tmp_path / "media" / "big.png").write_bytes(b"\x89PNG" + b"0" * 1000)
+    invoke("check", str(playbook), "--strict")
+
+
+def test_moments_take_no_mini_program(tmp_path: Path) -> None:
+    moments = {"id": "m", "at": "09:00", "channel": "moments", "persona": "host", "text": "好物", "attachments": [{"miniprogram": "wx1", "page": "pages/a", "title": "秒杀"}]}
+    said = invoke("check", str(_project(tmp_path, [moments])), code=1).stderr
+    assert "Moments take images, a video or a link, not a mini-program card" in said
+
+
+def test_preview_lists_attachments(tmp_path: Path) -> None:
+    playbook = _project(tmp_path, [_flash(attachments=["media/flash.jpg", "https://cdn.example.com/b.png"])])
+    data = json.loads(invoke("preview", "day", "1", str(playbook), "--json").stdout)
+    assert data["drafts"][0]["attachments"] == ["图片 image: media/flash.jpg", "图片 image: https://cdn.example.com/b.png"]
+    assert "附件 attachments:" in invoke("preview", "day", "1", str(playbook)).stdout
+
+
+def test_the_outbox_writes_files_beside_the_draft_and_the_ledger_keeps_them(tmp_path: Path) -> None:
+    playbook = _project(tmp_path, [_flash(attachments=["media/flash.jpg", "https://cdn.example.com/b.png"]), _flash(id="card", at="11:00", attachments=[LINK])])
+    outbox = tmp_path / "outbox"
+    invoke("run", str(playbook), "--once", "--now", "2026-12-01T11:30:00+08:00", "--db", str(tmp_path / "siyu.db"), "--outbox", str(outbox))
+    day = outbox / "2026-12-01"
+    (flash,) = day.glob("1000-flash-*.md")
+    copied = day / flash.stem / "1-flash.jpg"
+    assert copied.read_bytes() == JPEG
+    text = flash.read_text(encoding="utf-8")
+    assert "attachments: 2\n" in text
+    assert f"- 图片 image: ![]({flash.stem}/1-flash.jpg)" in text and "- 图片 image: ![](https://cdn.example.com/b.png)" in text
+    (card,) = day.glob("1100-card-*.md")
+    assert "- 链接 link: [今晚8点限时秒杀](https://shop.example.com/flash?from=group) — 满99减30" in card.read_text(encoding="utf-8")
+    stored = dict(query(tmp_path / "siyu.db", "SELECT beat, attachments FROM drafts"))
+    assert json.loads(stored["flash"]) == [
+        {"kind": "image", "source": "media/flash.jpg", "path": str((tmp_path / "media" / "flash.jpg").resolve())},
+        {"kind": "image", "source": "https://cdn.example.com/b.png"},
+    ]
+    assert json.loads(stored["card"])[0]["title"] == "今晚8点限时秒杀"
+    # The file went away after planning: the draft fails with the reason and a fix, the others are unaffected.
+    (tmp_path / "media" / "flash.jpg").unlink()
+    result = invoke("run", str(playbook), "--once", "--now", "2026-12-02T10:05:00+08:00", "--db", str(tmp_path / "siyu.db"), "--outbox", str(outbox), code=1)
+    assert "cannot read the attachment" in result.stderr
+
+
+def test_pool_entries_and_journey_steps_carry_their_own(tmp_path: Path) -> None:
+    moments = {
+        "id": "moments",
+        "at": "09:00",
+        "channel": "moments",
+        "persona": "host",
+        "mix": [{"days": "all", "ratio": {"sale": 1}}],
+        "pools": {"sale": [{"text": "新品上架", "attachments": ["media/flash.jpg"]}, {"text": "看直播", "attachments": [{"video": "https://cdn.example.com/live.mp4"}]}, {"text": "晒单"}]},
+        "attachments": [LINK],
+    }
+    journey = {
+        "id": "ladder",
+        "enter": {"event": "friend_added"},
+        "steps": [{"id": "coupon", "after": "0m", "text": "您的券", "attachments": [{"miniprogram": "wx1234567890", "page": "pages/coupon/index", "title": "领券"}]}],
+    }
+    playbook = _project(tmp_path, [moments], journeys=[journey])
+    invoke("check", str(playbook), "--strict")
+    data = json.loads(invoke("preview", "day", "2", str(playbook), "--json").stdout)
+    shown = {d["beat"]: d["attachments"] for d in data["drafts"]}
+    assert shown["moments"] == ["视频 video: https://cdn.example.com/live.mp4"]  # the entry's own, not the beat's
+    assert shown["journey:ladder:coupon"] == ["小程序 mini-program: 领券 (appid wx1234567890, page pages/coupon/index)"]
+
+
+def test_a_wecom_robot_posts_images_and_link_cards_and_lists_the_rest(tmp_path: Path) -> None:
+    beats = [_flash(attachments=["media/flash.jpg", "https://cdn.example.com/b.png"]), _flash(id="card", at="11:00", attachments=[LINK])]
+    playbook = _project(tmp_path, beats, outputs=[{"type": "webhook", "format": "wecom", "url_env": "SIYU_WECOM_WEBHOOK"}])
+    with RecordingServer() as server:
+        env = siyu_env(SIYU_WECOM_WEBHOOK=server.url("/cgi-bin/webhook/send", key="robot-key-123456"))
+        result = run_siyu(tmp_path, "run", str(playbook), "--once", "--now", "2026-12-01T11:30:00+08:00", env=env)
+        assert result.returncode == 0, result.stderr
+        bodies = [req.json for req in server.requests]
+    assert [b["msgtype"] for b in bodies] == ["markdown", "image", "markdown", "news"]
+    assert "附件 attachments:\n- 图片 image: https://cdn.example.com/b.png" in bodies[0]["markdown"]["content"]
+    assert bodies[1]["image"] == {"base64": base64.b64encode(JPEG).decode("ascii"), "md5": hashlib.md5(JPEG).hexdigest()}
+    assert bodies[3]["news"]["articles"] == [{"title": "今晚8点限时秒杀", "url": "https://shop.example.com/flash?from=group", "description": "满99减30"}]
+    keys = [req.headers.get("idempotency-key") for req in server.requests]
+    assert len(set(keys)) == 4  # each part is its own message
