@@ -1,13 +1,18 @@
-"""`siyu report html`: one self-contained file that a browser renders with no network.
+"""`siyu report html`: one self-contained file a manager reads on a phone (390 px) and a desktop (1280 px).
 
-The rendering check opens the report in headless Chromium (Debian's `chromium`), reads the DOM
-back and decodes the screenshot to count the funnel's bar colour. `.ci/run` installs Chromium;
-elsewhere the test skips and says so, unless SIYU_REQUIRE_CHROMIUM is set
-(as `.ci/run` sets it).
+The rendering checks open the report in headless Chromium (Debian's `chromium`) at both widths.
+A copy of the report with a measuring script (the report itself has none) is dumped with
+`--dump-dom`: the script records every element's box, the funnel's bars, the headline cards and
+how the body's font renders Chinese; the unmodified report's screenshot is decoded to check that
+each funnel bar is painted where the DOM says it is. `.ci/run` installs Chromium and a CJK font
+(fonts-noto-cjk); elsewhere these tests skip and say so, unless SIYU_REQUIRE_CHROMIUM is set (as
+`.ci/run` sets it).
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -15,51 +20,104 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.playbooks_fixtures import run_siyu
+from tests.playbooks_fixtures import run_siyu, write_playbook
+from tests.test_funnel import add_drafts, add_events, at
 
 REPO = Path(__file__).resolve().parent.parent
 STARTER = REPO / "playbooks" / "ecommerce-card.yaml"
 FUNNEL_BLUE = (0x25, 0x63, 0xEB)
-HOOK_ORANGE = (0xEA, 0x58, 0x0C)
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
+WIDTHS = (390, 1280)
+SECTIONS = (
+    "headline", "next-list", "trend", "funnel-chart", "funnel-table", "hook-comparison", "hook-chart", "hook-verdicts", "hook-table",
+    "touch-table", "sop-heatmap", "sop-table", "timeline",
+)
+CJK = "包裹卡加微开单率复购"
+MISSING = "\u0378" * len(CJK)  # an unassigned code point: every font draws its missing-glyph box (tofu)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The e-commerce starter after 120 simulated contacts and its first week of drafts."""
+    """The e-commerce starter after 120 simulated contacts and the whole campaign on the fast clock; the first week marked done."""
     folder = tmp_path_factory.mktemp("html")
     db = str(folder / "siyu.db")
     for args in (
         ("simulate", str(STARTER), "--contacts", "120", "--seed", "3", "--db", db),
-        ("run", str(STARTER), "--once", "--now", "2026-12-07T21:00", "--db", db, "--outbox", str(folder / "outbox")),
-        ("report", "html", "-p", str(STARTER), "--db", db, "--out", str(folder / "report.html")),
+        ("run", str(STARTER), "--clock", "fast", "--db", db, "--outbox", str(folder / "outbox")),
     ):
         done = run_siyu(folder, *args)
         assert done.returncode == 0, done.stderr + done.stdout
+    listed = run_siyu(folder, "outbox", str(STARTER), "--db", db, "--json", "--limit", "5000")
+    assert listed.returncode == 0, listed.stderr
+    drafts = json.loads(listed.stdout)
+    early = [d["draft_id"] for d in drafts if d["state"] == "sent" and d["due_local"] < "2026-12-08"]
+    assert early and len(early) < len(drafts)
+    marked = run_siyu(folder, "outbox", "done", *early, "--by", "阿栖", "--db", db)
+    assert marked.returncode == 0, marked.stderr
+    done = run_siyu(folder, "report", "html", "-p", str(STARTER), "--db", db, "--out", str(folder / "report.html"))
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.stdout.startswith("wrote ") and "Headline" in done.stdout and "SOP execution" in done.stdout
     return folder / "report.html"
+
+
+def _section(text: str, marker: str, end: str = "</table>") -> str:
+    start = text.index(marker)
+    return text[start : text.index(end, start)]
 
 
 def test_report_is_one_file_that_fetches_nothing(report: Path) -> None:
     text = report.read_text(encoding="utf-8")
-    assert text.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in text
+    assert text.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in text and 'name="viewport"' in text
     assert not re.search(r"<(script|link|img|iframe)\b", text), "the report must not load anything"
-    assert not re.search(r"(src|href)\s*=", text)
-    assert not re.search(r"url\(", text)
+    assert not re.search(r"src\s*=", text)
+    assert all(link.startswith("#") for link in re.findall(r'href="([^"]*)"', text)), "links only within the page"
+    assert not re.search(r"url\(", text) and "@import" not in text and "@font-face" not in text
     assert re.findall(r"https?://[^\s\"']+", text) == ["http://www.w3.org/2000/svg"] * text.count("<svg")
-    for section in ("funnel-chart", "funnel-table", "hook-comparison", "hook-chart", "hook-table", "touch-table", "sop-table", "timeline"):
-        assert f'id="{section}"' in text
+    for section in SECTIONS:
+        assert f'id="{section}"' in text, section
     assert "栖山旗舰店" in text and "包裹卡发出 carded" in text
     assert "Includes 120 synthetic contacts" in text
-    hooks = text[text.index('id="hook-table"') : text.index("</table>", text.index('id="hook-table"'))]
+    hooks = _section(text, 'id="hook-table"')
     first = yaml.safe_load(STARTER.read_text(encoding="utf-8"))["hooks"][0]["id"]
     assert f'{first} <span class="note">(baseline)</span>' in hooks, "the first hook of the playbook is the baseline"
     assert re.search(r"lift [+-]\d+\.\d pt", hooks) and re.search(r"(better|worse|no significant difference)</span>", hooks)
     assert "<th>actual</th>" in text and "live : group : 1v1" in text
+    assert '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif' in text
     assert not report.with_name("report.html.partial").exists()
+
+
+def test_headline_figures_come_first_against_their_targets(report: Path) -> None:
+    text = report.read_text(encoding="utf-8")
+    assert text.index('id="headline"') < text.index('id="next-list"') < text.index('id="trend"') < text.index('id="funnel-chart"')
+    cards = dict(re.findall(r'<div class="card[^"]*" data-figure="(\w+)"(.*?)</div></div>', text))
+    assert list(cards) == ["cards", "adds", "first_order_rate", "gmv", "aov", "first_repeat"]
+    # 加微 is held against `added: 0.15`, 开单率 against `ordered: {rate: 0.10, of: added}`: the funnel's own held rates.
+    funnel = _section(text, 'id="funnel-table"')
+    added = re.search(r"加微 added</td><td>(\d+)</td>", funnel)
+    assert added and f'<div class="value">{int(added.group(1)):,}</div>' in cards["adds"]
+    assert "target 15.0%" in cards["adds"] and re.search(r"data-met=\"(true|false)\"", cards["adds"])
+    assert re.search(r"target 10\.0% of added · (✓ met|✗ not met) [+-]\d+\.\d pt$", cards["first_order_rate"])
+    assert "no target" in cards["gmv"] and "¥" in cards["gmv"] and "GMV per buyer" in cards["aov"]
+    assert re.search(r'<div class="value">\d+ : \d+</div>', cards["first_repeat"])
+
+
+def test_the_sop_is_a_heatmap_with_the_table_folded_below(report: Path) -> None:
+    text = report.read_text(encoding="utf-8")
+    heat = _section(text, 'id="sop-heatmap"')
+    assert 'data-column="moments"' in heat and 'data-column="welcome:card-repurchase"' in heat and "欢迎语 回购卡" in heat
+    rates = [float(r) for r in re.findall(r'data-rate="([\d.]+)"', heat)]
+    assert 1.0 in rates and 0.0 in rates, "the first week was marked done, the rest was not"
+    assert re.search(r'<tr data-day="1"><th class="day">1</th>.*?data-rate="1.000"', heat)
+    folded = text[text.index("<details><summary>Every day, beat and persona") :]
+    assert folded.index('id="sop-table"') < folded.index("</details>")
+    assert text.index('id="sop-heatmap"') < text.index('id="sop-table"')
+    steps = _section(text, 'id="next-list"', "</ol>")
+    assert 'data-kind="execution"' in steps and "Beats executed below 80%" in steps
 
 
 def test_report_html_errors_are_clear(tmp_path: Path) -> None:
@@ -68,6 +126,42 @@ def test_report_html_errors_are_clear(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     missing = run_siyu(tmp_path, "report", "html", "-p", str(STARTER), "--db", str(tmp_path / "siyu.db"))
     assert missing.returncode == 2 and "--out" in missing.stderr
+
+
+def test_ab_section_and_next_steps_name_the_variant_that_loses(tmp_path: Path) -> None:
+    """100 contacts each: a orders 45, holdout 30, b 12: a wins, b loses against the holdout (p < 0.05 both)."""
+    db = tmp_path / "siyu.db"
+    close = {
+        "id": "close", "title": "逼单", "at": "20:00", "days": "1", "channel": "private", "audience": "parents", "persona": "host",
+        "variants": {"a": {"weight": 45, "text": "A"}, "b": {"weight": 45, "text": "B"}, "holdout": {"weight": 10}},
+    }
+    stages = [{"id": "added", "label": "加微", "event": "friend_added"}, {"id": "ordered", "label": "开单", "event": "order"}]
+    playbook = write_playbook(tmp_path, beats=[close], funnel={"stages": stages, "targets": {"ordered": 0.5}, "window": "30d"})
+    events, drafts = [], []
+    for variant, orders in (("a", 45), ("b", 12), ("holdout", 30)):
+        for i in range(100):
+            cid = f"{variant}{i}"
+            events.append((cid, "friend_added", at(0)))
+            if i < orders:
+                events.append((cid, "order", at(1)))
+            holdout = variant == "holdout"
+            drafts.append({"target": f"contact:{cid}", "beat": "close", "variant": variant, "state": "skipped" if holdout else "sent", "reason": "holdout" if holdout else None})
+    add_events(db, events)
+    add_drafts(db, drafts)
+    done = run_siyu(tmp_path, "report", "html", str(playbook), "--db", str(db), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    ab = _section(text, '<section id="ab-test">', "</section>")
+    verdicts = _section(ab, 'id="variant-verdicts"', "</ul>")
+    assert re.search(r'data-group="a"><b>a</b> vs holdout 对照组: <span class="verdict">better at ordered</span>', verdicts)
+    assert re.search(r'data-group="b"><b>b</b> vs holdout 对照组: <span class="verdict">worse at ordered</span>', verdicts)
+    assert "开单 +15.0 pt better" in verdicts and "开单 -18.0 pt worse" in verdicts
+    assert 'holdout 对照组 <span class="note">(baseline)</span>' in _section(ab, 'id="variant-table"')
+    steps = _section(text, 'id="next-list"', "</ol>")
+    assert "开单 ordered is furthest below its target: 29.0% of added against 50.0%" in steps
+    assert "Variant b loses to holdout 对照组 at 开单 ordered: 12.0% against 30.0%" in steps
+    assert "Variant holdout 对照组 loses to a at 开单 ordered: 30.0% against 45.0%" in steps
+    assert steps.index('data-kind="stage"') < steps.index('data-kind="variant"')
 
 
 def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
@@ -111,42 +205,153 @@ def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
-def _count(rows: list[bytes], colour: tuple[int, int, int]) -> int:
-    needle = bytes(colour)
-    return sum(sum(1 for i in range(0, len(row), 3) if row[i : i + 3] == needle) for row in rows)
-
-
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    """Headless, sandbox off (CI runs as root) and every host name unresolvable: no network."""
+    """Headless, sandbox off (CI runs as root), every host name unresolvable (no network); a file may read its frame's file."""
     assert CHROMIUM is not None
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND", *args]
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files",
+        "--host-resolver-rules=MAP * ~NOTFOUND", *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_charts_render_in_a_browser(report: Path, tmp_path: Path) -> None:
+
+PROBE = """<script>
+(() => {
+  const W = document.documentElement.clientWidth;
+  const box = (el) => { const r = el.getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top + scrollY, bottom: r.bottom + scrollY, width: r.width, height: r.height}; };
+  const wide = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.parentElement.closest(".scroll")) continue;  // a .scroll box scrolls on its own; the box itself is checked
+    const r = el.getBoundingClientRect();
+    if ((r.width || r.height) && (r.left < -0.5 || r.right > W + 0.5)) wide.push(`${el.tagName} #${el.id} .${el.className.baseVal ?? el.className} ${r.left}..${r.right}`);
+  }
+  const font = getComputedStyle(document.body).fontFamily;
+  const width = (text) => {
+    const span = document.createElement("span");
+    span.style.cssText = "position:absolute;white-space:pre;font-size:32px";
+    span.textContent = text;
+    document.body.appendChild(span);
+    const found = span.getBoundingClientRect().width;
+    span.remove();
+    return found;
+  };
+  const glyph = (text) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 48;
+    const ctx = canvas.getContext("2d");
+    ctx.font = `32px ${font}`;
+    ctx.fillText(text, 4, 38);
+    return Array.from(ctx.getImageData(0, 0, 48, 48).data.filter((_, i) => i % 4 === 3)).join(",");
+  };
+  const shapes = [..."包裹卡加", "\\u0378"].map(glyph);
+  const result = {
+    width: W, scrollWidth: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight, wide, font,
+    bars: [...document.querySelectorAll("#funnel-chart rect.bar")].map((b) => ({stage: b.dataset.stage, count: Number(b.dataset.count), ...box(b)})),
+    cards: [...document.querySelectorAll("#headline .card")].map((c) => ({figure: c.dataset.figure, met: c.dataset.met ?? null, target: c.querySelector(".target").textContent, ...box(c)})),
+    scrolls: [...document.querySelectorAll(".scroll")].map(box),
+    cjk: width("__CJK__"), missing: width("__MISSING__"), distinct: new Set(shapes).size, inked: shapes.map((s) => s.split(",").filter((a) => a !== "0").length),
+  };
+  const out = parent.document.createElement("pre");  // the harness around this frame: --dump-dom prints it
+  out.id = "probe-out";
+  out.textContent = JSON.stringify(result);
+  parent.document.body.appendChild(out);
+})();
+</script>"""
+
+
+def _require_chromium() -> None:
     if CHROMIUM is None:
         if os.environ.get("SIYU_REQUIRE_CHROMIUM"):
             pytest.fail("SIYU_REQUIRE_CHROMIUM is set (as .ci/run sets it) but chromium is not on PATH")
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
-    dom = _chromium("--dump-dom", report.as_uri())
-    assert dom.returncode == 0, dom.stderr
-    page = dom.stdout
-    funnel = page[page.index('id="funnel-chart"') : page.index("</svg>", page.index('id="funnel-chart"'))]
-    assert len(re.findall(r'<rect class="bar" data-stage="', funnel)) == 5
-    assert re.search(r'data-stage="carded" x="[\d.]+" y="\d+" width="(\d{3}\.\d)"', funnel), "the top bar is drawn full width"
-    hooks = page[page.index('id="hook-chart"') :]
-    assert 'data-group="card-cashback"' in hooks and 'data-group="card-repurchase"' in hooks
-    sop = page[page.index('id="sop-table"') : page.index("</table>", page.index('id="sop-table"'))]
-    assert "秒杀预告" in sop and "欢迎语 返现卡 #1" in sop  # beats and welcome steps the run recorded
-    assert 'id="timeline"' in page and "复购期" in page
-    touch = page[page.index('id="touch-table"') : page.index("</table>", page.index('id="touch-table"'))]
-    assert len(re.findall(r'<tr data-stage="', touch)) == 5 and len(re.findall(r'data-channel="', touch)) == 5 * 6
 
-    shot = tmp_path / "report.png"
-    taken = _chromium("--window-size=1200,1400", f"--screenshot={shot}", report.as_uri())
+
+FRAME = 30000  # the frame's height: taller than the report, so the frame never scrolls and both loads lay out alike
+
+
+def _framed(page: Path, width: int) -> Path:
+    """A harness page showing `page` in a frame exactly `width` px wide: headless Chromium's window is at least 500 px."""
+    harness = page.with_name(f"frame-{page.stem}.html")
+    harness.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{page.name}" scrolling="no" '
+        f'style="display:block;border:0;width:{width}px;height:{FRAME}px"></iframe></body></html>',
+        encoding="utf-8",
+    )
+    return harness
+
+
+@pytest.fixture(scope="module", params=WIDTHS, ids=lambda w: f"{w}px")
+def probed(request: pytest.FixtureRequest, report: Path) -> dict[str, Any]:
+    """The measuring copy dumped at one width, and the untouched report's screenshot down to below the funnel."""
+    _require_chromium()
+    width = request.param
+    copy = report.with_name(f"probe-{width}.html")
+    script = PROBE.replace("__CJK__", CJK).replace("__MISSING__", MISSING)
+    copy.write_text(report.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    window = max(width, 500)
+    dom = _chromium(f"--window-size={window},900", "--dump-dom", _framed(copy, width).as_uri())
+    assert dom.returncode == 0, dom.stderr
+    found = re.search(r'<pre id="probe-out">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stdout[-2000:]
+    result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    shot = report.with_name(f"shot-{width}.png")
+    height = int(max(b["bottom"] for b in result["bars"])) + 40
+    shown = report.with_name(f"shown-{width}.html")
+    shutil.copy(report, shown)
+    taken = _chromium(f"--window-size={window},{height}", f"--screenshot={shot}", _framed(shown, width).as_uri())
     assert taken.returncode == 0 and shot.exists(), taken.stderr
-    width, height, rows = _pixels(shot.read_bytes())
-    assert (width, height) == (1200, 1400)
-    top = rows[: height // 2]
-    assert _count(top, FUNNEL_BLUE) > 5000, "the funnel's top bar is painted"
-    assert _count(rows, HOOK_ORANGE) > 200, "the second hook's bars are painted"
+    result["png"] = shot
+    result["viewport"] = width
+    return result
+
+
+def test_nothing_is_wider_than_the_viewport(probed: dict[str, Any]) -> None:
+    viewport = probed["viewport"]
+    assert probed["width"] == viewport
+    assert probed["scrollWidth"] <= viewport, "the page scrolls sideways"
+    assert probed["wide"] == [], f"wider than {viewport} px"
+    assert probed["scrolls"] and all(b["right"] <= viewport + 0.5 for b in probed["scrolls"])
+
+
+def test_every_funnel_bar_is_visible_and_painted(probed: dict[str, Any]) -> None:
+    viewport = probed["viewport"]
+    bars = probed["bars"]
+    assert [b["stage"] for b in bars] == ["carded", "added", "joined", "ordered", "repurchased"]
+    assert sum(1 for b in bars if b["count"]) >= 4
+    for bar in bars:
+        assert bar["height"] >= 10 and bar["left"] >= 0 and bar["right"] <= viewport, bar
+        assert bar["width"] >= 2 or not bar["count"], f"{bar['stage']} has contacts but no visible bar"
+    top = bars[0]
+    assert top["width"] >= min(viewport - 40, 500) * 0.9, "the top bar spans its box"
+    width, height, rows = _pixels(probed["png"].read_bytes())
+    assert width == max(viewport, 500)
+    for bar in (b for b in bars if b["count"]):
+        row = rows[int((bar["top"] + bar["bottom"]) / 2)]
+        inside = range(int(bar["left"]) + 1, max(int(bar["right"]) - 1, int(bar["left"]) + 2))
+        blue = sum(1 for x in inside if all(abs(row[3 * x + c] - FUNNEL_BLUE[c]) <= 24 for c in range(3)))
+        assert blue >= max(1, 0.6 * len(inside)), f"{bar['stage']}: {blue} blue pixels of {len(inside)} at {viewport} px"
+
+
+def test_headline_cards_show_their_targets_at_every_width(probed: dict[str, Any]) -> None:
+    cards = {c["figure"]: c for c in probed["cards"]}
+    assert set(cards) == {"cards", "adds", "first_order_rate", "gmv", "aov", "first_repeat"}
+    for key in ("adds", "first_order_rate"):
+        assert cards[key]["met"] in ("true", "false") and cards[key]["target"].startswith("target "), cards[key]
+    assert all(c["right"] <= probed["viewport"] and c["width"] > 100 for c in cards.values())
+    if probed["viewport"] == 390:
+        assert cards["cards"]["top"] == cards["adds"]["top"] < cards["first_order_rate"]["top"], "two cards a row on a phone"
+    else:
+        assert len({c["top"] for c in cards.values()}) == 1, "one row on a desktop"
+
+
+def test_chinese_renders_as_glyphs_not_boxes(probed: dict[str, Any]) -> None:
+    has_font = shutil.which("fc-list") and subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, check=False).stdout.strip()
+    if not has_font and not os.environ.get("SIYU_REQUIRE_CHROMIUM"):
+        pytest.skip("no CJK font installed (Debian: apt-get install fonts-noto-cjk); .ci/run installs it")
+    assert "PingFang SC" in probed["font"] and "Noto Sans CJK SC" in probed["font"]
+    # Each CJK glyph is drawn full width (1 em of 32 px), with ink, and unlike the box a missing glyph draws:
+    # were they tofu, 包, 裹, 卡 and 加 would all be that same box, whatever its width.
+    assert probed["cjk"] >= 0.9 * 32 * len(CJK) and probed["missing"] > 0, (probed["cjk"], probed["missing"])
+    assert all(probed["inked"]), probed["inked"]
+    assert probed["distinct"] == 5, "包, 裹, 卡, 加 and the missing-glyph box all look different"

@@ -536,16 +536,15 @@ def html_cmd(
     playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """One HTML file: funnel chart, hook comparison, touch attribution, journeys, SOP execution and the campaign timeline."""
+    """One HTML file a manager reads on a phone: headline figures against targets, what to look at next, daily trend, funnel, hooks, A/B, touches, journeys, SOP execution heatmap, timeline."""
     from siyu_cli._time import utcnow
     from siyu_cli.playbook import read
     from siyu_cli.report import write_html
 
     pb = read(find_playbook(playbook, playbook_arg))
     with _store(db) as store:
-        path = write_html(store, pb, out_file, generated_at=utcnow())
-    sections = "funnel, hooks, touches, journeys, SOP execution, timeline" if (pb.model.journeys or any(h.welcome for h in pb.model.hooks)) else "funnel, hooks, touches, SOP execution, timeline"
-    out().print(f"wrote {path} ({sections})", markup=False)
+        sections = write_html(store, pb, out_file, generated_at=utcnow())
+    out().print(f"wrote {out_file} ({', '.join(s.title for s in sections)})", markup=False)
 
 
 @app.command("simulate", rich_help_panel=PANEL, epilog=examples("siyu simulate playbooks/camp.yaml --contacts 300 --seed 7", "siyu simulate -p playbooks/camp.yaml --rates added=0.2 --db rehearsal.db"))

@@ -1,14 +1,27 @@
-"""One self-contained HTML report: inline CSS and SVG drawn here, nothing fetched when it is viewed.
+"""One self-contained HTML report a manager reads on a phone or a desktop: inline CSS and SVG, nothing fetched.
 
-Sections carry stable ids (`funnel-chart`, `funnel-table`, `hook-comparison`, `hook-chart`,
-`hook-table`, `touch-table`, `sop-table`, `timeline`) so people can link to them and tests can
-find them. Every piece of text from a playbook or the store goes through html.escape.
+The page is a list of sections (`Section`), each built by one function of `SECTIONS` from a
+`ReportContext` that computes each funnel grouping and the SOP once for all sections. To add a
+section, write a builder `(ReportContext) -> Section | None` (in its own module if it is large)
+and put it in `SECTIONS` where it belongs; the page, its contents list and the CLI's summary
+line follow. Ids are stable (`headline`, `next-list`, `trend`, `funnel-chart`, `funnel-table`,
+`hook-comparison`, `hook-chart`, `hook-table`, `variant-table`, `touch-table`, `sop-heatmap`,
+`sop-table`, `timeline`) so people can link to them and tests can find them.
+
+Phones: charts are SVGs scaled by their viewBox to the width of their box (`width: 100%`), laid
+out in grids that stack below 700 px; long tables sit in boxes that scroll sideways on their
+own, so the page itself never does. Chinese renders with the fonts every phone and desktop
+carries (PingFang on Apple, Microsoft YaHei on Windows, Noto/Source Han on Android and Linux).
+Every piece of text from a playbook or the store goes through html.escape.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from html import escape
 from pathlib import Path
 
@@ -16,20 +29,57 @@ import sqlite_utils
 
 from siyu_cli.errors import SiyuError
 from siyu_cli.playbook import LoadedPlaybook
-from siyu_cli.report._funnel import CHANNELS, FunnelReport, GroupStage, StageResult, funnel, human_duration
+from siyu_cli.report._compare import comparison_svg, hooks_html, stage_cell, stage_name, variants_html
+from siyu_cli.report._execution import Execution, execution, heatmap_html
+from siyu_cli.report._funnel import CHANNELS, FunnelReport, funnel, human_duration
+from siyu_cli.report._headline import Sales, cards_html, figures, sales, trend_html
 from siyu_cli.report._journeys import journey_report, journeys_html
+from siyu_cli.report._next import next_html, next_steps
 from siyu_cli.report._sop import SopReport, sop
 
-FONT = '"Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif'
-COLOURS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#4b5563")
+FONT = '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif'
+FUNNEL_BLUE = "#2563eb"
 CSS = f"""
-body {{ font-family: {FONT}; color: #1f2937; margin: 32px auto; max-width: 1180px; padding: 0 16px; }}
-h1 {{ font-size: 24px; margin-bottom: 4px; }}
-h2 {{ font-size: 19px; margin-top: 36px; border-bottom: 2px solid #e5e7eb; padding-bottom: 6px; }}
+*, *::before, *::after {{ box-sizing: border-box; }}
+body {{ font-family: {FONT}; color: #1f2937; margin: 0 auto; max-width: 1180px; padding: 16px; line-height: 1.45; }}
+h1 {{ font-size: 22px; margin: 4px 0; }}
+h2 {{ font-size: 18px; margin-top: 32px; border-bottom: 2px solid #e5e7eb; padding-bottom: 6px; }}
+h3 {{ font-size: 15px; }}
 .meta, .note {{ color: #6b7280; font-size: 13px; }}
 .synthetic {{ background: #fef3c7; border: 1px solid #f59e0b; padding: 6px 10px; border-radius: 6px; display: inline-block; }}
+nav.toc {{ display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 13px; margin: 8px 0; }}
+nav.toc a {{ color: #2563eb; text-decoration: none; }}
+.cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 10px; margin: 12px 0; }}
+.card, ol.next li, ul.verdicts li, .meta {{ overflow-wrap: anywhere; }}
+.card {{ border: 1px solid #e5e7eb; border-left: 4px solid #9ca3af; border-radius: 8px; padding: 10px 12px; min-width: 0; }}
+.card.met {{ border-left-color: #16a34a; }}
+.card.miss {{ border-left-color: #dc2626; }}
+.card .label {{ font-size: 13px; color: #4b5563; }}
+.card .value {{ font-size: 24px; font-weight: bold; margin: 2px 0; }}
+.card .detail, .card .target {{ font-size: 12px; color: #6b7280; }}
+.card.met .target {{ color: #15803d; }}
+.card.miss .target {{ color: #b91c1c; font-weight: bold; }}
+ol.next {{ padding-left: 22px; }}
+ol.next li {{ margin: 6px 0; }}
+ol.next li.ok {{ color: #15803d; }}
+ol.next a {{ text-decoration: none; color: #2563eb; }}
+.panels, .pair {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 14px; align-items: start; }}
+.pair > * {{ min-width: 0; }}
+figure.panel {{ margin: 0; min-width: 0; }}
+figure.panel figcaption {{ font-size: 13px; color: #4b5563; }}
+svg.chart {{ display: block; width: 100%; height: auto; max-width: 560px; }}
+svg text {{ font-family: {FONT}; }}
+.legend {{ display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; margin: 6px 0; }}
+.legend i {{ display: inline-block; width: 11px; height: 11px; margin-right: 4px; vertical-align: -1px; }}
+ul.verdicts {{ padding-left: 18px; font-size: 14px; }}
+ul.verdicts li {{ margin: 6px 0; }}
+.chips {{ display: flex; flex-wrap: wrap; gap: 4px; margin-top: 3px; }}
+.chip {{ font-size: 12px; border-radius: 10px; padding: 1px 8px; background: #f3f4f6; white-space: nowrap; }}
+.chip.better {{ background: #dcfce7; color: #166534; }}
+.chip.worse {{ background: #fee2e2; color: #991b1b; }}
+.scroll {{ max-width: 100%; overflow-x: auto; }}
 table {{ border-collapse: collapse; font-size: 13px; margin: 10px 0; }}
-th, td {{ border: 1px solid #e5e7eb; padding: 5px 9px; text-align: right; vertical-align: top; }}
+th, td {{ border: 1px solid #e5e7eb; padding: 5px 9px; min-width: 3.5em; text-align: right; vertical-align: top; }}
 th {{ background: #f3f4f6; }}
 td.l, th.l {{ text-align: left; }}
 .met {{ color: #16a34a; font-weight: bold; }}
@@ -38,10 +88,19 @@ td.l, th.l {{ text-align: left; }}
 .better {{ color: #16a34a; }}
 .worse {{ color: #dc2626; }}
 .warn {{ color: #b45309; }}
+table.heat {{ table-layout: fixed; width: 100%; font-size: 11px; }}
+table.heat th, table.heat td {{ padding: 2px 1px; text-align: center; vertical-align: middle; overflow: hidden; }}
+table.heat thead th, table.heat tr:first-child th {{ font-weight: normal; font-size: 11px; vertical-align: bottom; }}
+table.heat th.day {{ width: 2.6em; }}
+table.heat td.off {{ background: #f9fafb; }}
+table.heat td.na {{ background: #e5e7eb; }}
+table.heat tr.all th, table.heat tr.all td {{ font-weight: bold; border-top: 2px solid #9ca3af; }}
+details {{ margin: 10px 0; }}
+summary {{ cursor: pointer; color: #2563eb; font-size: 14px; }}
 .timeline td {{ text-align: left; font-size: 12px; min-width: 70px; }}
 .timeline td.empty {{ background: #fafafa; }}
-.chip {{ display: block; white-space: nowrap; }}
-svg text {{ font-family: {FONT}; }}
+.timeline .chip {{ display: block; background: none; padding: 0; }}
+@media (max-width: 480px) {{ body {{ padding: 10px; }} .card .value {{ font-size: 20px; }} .cards {{ grid-template-columns: repeat(2, minmax(0, 1fr)); }} }}
 """
 
 
@@ -49,42 +108,87 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
-def _ci(interval: tuple[float, float] | None) -> str:
-    return "" if interval is None else f'<div class="ci">[{interval[0] * 100:.1f}–{interval[1] * 100:.1f}%]</div>'
+@dataclass
+class Section:
+    """One part of the page: `id` is its anchor, `title` its heading and its entry in the contents."""
+
+    id: str
+    title: str
+    body: str
 
 
-def _stage_name(stage_label: str, stage_id: str) -> str:
-    return f"{stage_label} {stage_id}" if stage_label != stage_id else stage_id
+@dataclass
+class ReportContext:
+    """What the sections read, each computed once however many sections read it."""
+
+    db: sqlite_utils.Database
+    playbook: LoadedPlaybook
+    generated_at: datetime
+    _funnels: dict[str | None, FunnelReport] = field(default_factory=dict)
+
+    def funnel(self, by: str | None = None) -> FunnelReport | None:
+        """The funnel, overall or grouped; None when the playbook has none."""
+        if self.playbook.model.funnel is None:
+            return None
+        if by not in self._funnels:
+            self._funnels[by] = funnel(self.db, self.playbook, by=by)
+        return self._funnels[by]
+
+    @property
+    def entered(self) -> int:
+        overall = self.funnel()
+        return overall.entered if overall is not None else 0
+
+    def hooks(self) -> FunnelReport | None:
+        return self.funnel("hook") if self.playbook.model.hooks and self.entered else None
+
+    def variants(self) -> FunnelReport | None:
+        return self.funnel("variant") if self.has_variants and self.entered else None
+
+    @cached_property
+    def has_variants(self) -> bool:
+        model = self.playbook.model
+        return any(b.variants for b in model.beats) or any(s.variants for j in model.journeys for s in j.steps)
+
+    @cached_property
+    def sop(self) -> SopReport:
+        return sop(self.db, self.playbook)
+
+    @cached_property
+    def execution(self) -> Execution:
+        return execution(self.sop, self.playbook)
+
+    @cached_property
+    def sales(self) -> Sales:
+        return sales(self.db, self.playbook)
 
 
 def funnel_svg(report: FunnelReport) -> str:
-    """Centred horizontal bars, widest at the top: the funnel's shape at a glance."""
+    """One bar per stage, 360 units wide, its name above it: readable at a phone's width, every bar visible."""
     stages = report.stages
-    width, bar_h, gap, left, right = 900, 34, 12, 190, 220
-    span = width - left - right
+    width, bar_h, label_h, gap = 360, 20, 17, 9
+    row = label_h + bar_h + gap
     top = max((s.count for s in stages), default=0)
-    height = gap + len(stages) * (bar_h + gap)
-    parts = [f'<svg id="funnel-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="funnel">']
+    height = gap + len(stages) * row
+    parts = [f'<svg id="funnel-chart" class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="funnel" xmlns="http://www.w3.org/2000/svg">']
     for k, stage in enumerate(stages):
-        y = gap + k * (bar_h + gap)
-        w = 0.0 if not top else max(span * stage.count / top, 2.0 if stage.count else 0.0)
-        x = left + (span - w) / 2
-        name = escape(_stage_name(stage.label, stage.id))
-        parts.append(f'<text x="{left - 10}" y="{y + bar_h / 2 + 5}" text-anchor="end" font-size="14">{name}</text>')
+        y = gap + k * row
+        w = 0.0 if not top else max(width * stage.count / top, 3.0 if stage.count else 0.0)
+        detail = f"{stage.count:,} · {_pct(stage.from_top)}" + (f" · step {_pct(stage.step_rate)}" if k else "")
+        parts.append(f'<text x="0" y="{y + 12}" font-size="12">{escape(stage_name(stage))}</text>')
+        parts.append(f'<text x="{width}" y="{y + 12}" text-anchor="end" font-size="11" fill="#4b5563">{escape(detail)}</text>')
+        parts.append(f'<rect x="0" y="{y + label_h}" width="{width}" height="{bar_h}" rx="3" fill="#eff6ff"/>')
         parts.append(
-            f'<rect class="bar" data-stage="{escape(stage.id)}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="4" fill="{COLOURS[0]}" fill-opacity="{1 - 0.12 * k:.2f}"/>'
+            f'<rect class="bar" data-stage="{escape(stage.id)}" data-count="{stage.count}" x="{(width - w) / 2:.1f}" y="{y + label_h}" width="{w:.1f}" height="{bar_h}" rx="3" fill="{FUNNEL_BLUE}">'
+            f"<title>{escape(stage_name(stage))}: {stage.count:,}</title></rect>"
         )
-        detail = f"{stage.count:,} · {_pct(stage.from_top)}"
-        if k:
-            detail += f" · step {_pct(stage.step_rate)}"
-        parts.append(f'<text x="{left + span + 10}" y="{y + bar_h / 2 + 5}" font-size="13">{escape(detail)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _stage_cell(stage: StageResult) -> str:
-    name = escape(_stage_name(stage.label, stage.id))
-    return f'{name} <span class="note">(optional)</span>' if stage.optional else name
+def hook_svg(report: FunnelReport) -> str:
+    """The hooks' grouped bars (kept under this name for callers of the package)."""
+    return comparison_svg(report, "hook-chart")
 
 
 def _rate_of(rate: float | None, base: str | None) -> str:
@@ -106,7 +210,7 @@ def _funnel_table(report: FunnelReport) -> str:
             target, actual = _rate_of(stage.target, stage.target_of), _rate_of(stage.target_rate, stage.target_of)
         rows.append(
             "<tr>"
-            f'<td class="l">{_stage_cell(stage)}</td>'
+            f'<td class="l">{stage_cell(stage)}</td>'
             f"<td>{stage.count:,}</td><td>{step}</td><td>{_pct(stage.from_top)}</td>"
             f"<td>{escape(human_duration(stage.median_seconds))}</td><td>{target}</td><td>{actual}</td>"
             f"<td>{met}</td></tr>"
@@ -115,80 +219,9 @@ def _funnel_table(report: FunnelReport) -> str:
         '<tr><th class="l">stage</th><th>contacts</th><th>step rate</th><th>from top</th><th>median time</th>'
         "<th>target</th><th>actual</th><th>met</th></tr>"
     )
-    return f'<table id="funnel-table">{head}{"".join(rows)}</table>'
+    return f'<div class="scroll"><table id="funnel-table">{head}{"".join(rows)}</table></div>'
 
 
-def hook_svg(report: FunnelReport) -> str:
-    """Grouped bars: for each stage after entry, each hook's rate from the top, side by side."""
-    groups = report.groups
-    stages = report.stages[1:]
-    width, height, left, bottom, top_pad = 900, 300, 50, 60, 20
-    plot_h = height - bottom - top_pad
-    slot = (width - left - 20) / max(len(stages), 1)
-    bar_w = min(36.0, slot * 0.8 / max(len(groups), 1))
-    peak = max((g.stages[k + 1].from_top or 0 for g in groups for k in range(len(stages))), default=0) or 1
-    peak = min(1.0, peak * 1.15)
-    parts = [f'<svg id="hook-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 24 * ((len(groups) + 3) // 4)}" role="img" aria-label="hooks">']
-    parts.append(f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{width - 10}" y2="{top_pad + plot_h}" stroke="#9ca3af"/>')
-    for tick in range(5):
-        value = peak * tick / 4
-        y = top_pad + plot_h - plot_h * tick / 4
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#6b7280">{value * 100:.0f}%</text>')
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#f3f4f6"/>')
-    for k, stage in enumerate(stages):
-        x0 = left + k * slot + (slot - bar_w * len(groups)) / 2
-        for g, group in enumerate(groups):
-            rate = group.stages[k + 1].from_top or 0.0
-            h = plot_h * rate / peak
-            x = x0 + g * bar_w
-            y = top_pad + plot_h - h
-            parts.append(
-                f'<rect class="bar" data-group="{escape(group.key)}" data-stage="{escape(stage.id)}" x="{x:.1f}" y="{y:.1f}" '
-                f'width="{bar_w - 2:.1f}" height="{h:.1f}" fill="{COLOURS[g % len(COLOURS)]}"><title>{escape(group.label)} · {escape(stage.id)}: {_pct(rate)}</title></rect>'
-            )
-        parts.append(
-            f'<text x="{left + k * slot + slot / 2:.1f}" y="{top_pad + plot_h + 20}" text-anchor="middle" font-size="13">{escape(_stage_name(stage.label, stage.id))}</text>'
-        )
-    for g, group in enumerate(groups):
-        x = left + (g % 4) * 210
-        y = height - 10 + 24 * (g // 4)
-        parts.append(f'<rect x="{x}" y="{y - 11}" width="12" height="12" fill="{COLOURS[g % len(COLOURS)]}"/>')
-        parts.append(f'<text x="{x + 18}" y="{y}" font-size="12">{escape(group.label)} ({group.entered:,})</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _lift(row: GroupStage) -> str:
-    if row.lift is None:
-        return ""
-    relative = "" if row.relative_lift is None else f" ({row.relative_lift * 100:+.0f}%)"
-    p_value = "" if row.p_value is None else f" p {row.p_value:.3f}"
-    verdict = f' <span class="{"better" if row.verdict == "better" else "worse" if row.verdict == "worse" else "note"}">{escape(row.verdict or "")}</span>'
-    small = ' <span class="warn">⚠ small</span>' if row.small_sample else ""
-    return f'<div class="ci">lift {row.lift * 100:+.1f} pt{relative}{p_value}{verdict}{small}</div>'
-
-
-def _hook_table(report: FunnelReport) -> str:
-    head = '<tr><th class="l">hook</th>' + "".join(f"<th>{_stage_cell(s)}</th>" for s in report.stages) + "</tr>"
-    rows = []
-    for group in report.groups:
-        label = escape(group.label) + (' <span class="note">(baseline)</span>' if group.baseline else "")
-        cells = [f'<td class="l">{label}</td>']
-        for k, stage in enumerate(group.stages):
-            if k == 0:
-                cells.append(f"<td>{stage.count:,}</td>")
-            else:
-                cells.append(f"<td>{stage.count:,} · {_pct(stage.from_top)}{_ci(stage.top_ci)}{_lift(stage)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    baseline = next((g for g in report.groups if g.baseline), None)
-    note = "Count · rate from the top, with its 95% Wilson interval."
-    if baseline is not None:
-        note += (
-            f" Lift: each hook's rate from the top minus {escape(baseline.label)}'s (the first hook in the playbook with contacts);"
-            " two-proportion z-test at p &lt; 0.05: better, worse or no significant difference."
-        )
-    warnings = "".join(f'<p class="note warn">⚠ {escape(w)}</p>' for w in report.warnings)
-    return f'<table id="hook-table">{head}{"".join(rows)}</table><p class="note">{note}</p>{warnings}'
 
 
 def _touch_table(report: FunnelReport) -> str:
@@ -198,13 +231,13 @@ def _touch_table(report: FunnelReport) -> str:
     for stage, touch in zip(report.stages, report.touches, strict=True):
         cells = "".join(f'<td data-channel="{name}">{touch.channels[name]:,} · {_pct(touch.share[name])}</td>' for name in CHANNELS)
         ratio = f"1 : {touch.ratio['group']:.1f} : {touch.ratio['1v1']:.1f}" if touch.ratio else "–"
-        rows.append(f'<tr data-stage="{escape(stage.id)}"><td class="l">{_stage_cell(stage)}</td><td>{touch.count:,}</td>{cells}<td>{ratio}</td></tr>')
+        rows.append(f'<tr data-stage="{escape(stage.id)}"><td class="l">{stage_cell(stage)}</td><td>{touch.count:,}</td>{cells}<td>{ratio}</td></tr>')
     note = (
         "Each contact who reached a stage counts for the channel of the last draft sent to it, posted in a group it was in, "
         "or sent live to its account, in the 24 h before that stage's event (none: no such draft). 1v1 = private + journey + welcome; "
         "Moments posts are not touches."
     )
-    return f'<table id="touch-table">{head}{"".join(rows)}</table><p class="note">{note}</p>'
+    return f'<div class="scroll"><table id="touch-table">{head}{"".join(rows)}</table></div><p class="note">{note}</p>'
 
 
 def _sop_table(report: SopReport) -> str:
@@ -224,7 +257,7 @@ def _sop_table(report: SopReport) -> str:
         )
     if not report.rows:
         return '<table id="sop-table">' + head + '</table><p class="note">No drafts recorded yet: run <code>siyu run</code> first.</p>'
-    return f'<table id="sop-table">{head}{"".join(body)}</table>'
+    return f'<div class="scroll"><table id="sop-table">{head}{"".join(body)}</table></div>'
 
 
 def _timeline_table(playbook: LoadedPlaybook) -> str:
@@ -265,48 +298,93 @@ def _timeline_table(playbook: LoadedPlaybook) -> str:
                 row.append('<td class="empty"></td>')
         rows.append("<tr>" + "".join(row) + "</tr>")
     note = f'<p class="note">Cohort {escape(run.id)}, day 1 = {run.start.isoformat()}, times in {escape(playbook.model.timezone)}.</p>'
-    return f'{note}<table id="timeline" class="timeline">{head}{"".join(rows)}</table>'
+    return f'{note}<div class="scroll"><table id="timeline" class="timeline">{head}{"".join(rows)}</table></div>'
 
 
-def html_report(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, generated_at: datetime) -> str:
-    """The whole report as one HTML string."""
-    model = playbook.model
-    sections: list[str] = []
-    if model.funnel is None:
-        sections.append('<h2>Funnel 漏斗</h2><p class="note" id="funnel-chart">The playbook has no funnel.</p>')
-        synthetic = 0
-    else:
-        overall = funnel(db, playbook)
-        synthetic = overall.synthetic
-        if overall.entered:
-            chart = funnel_svg(overall) + _funnel_table(overall)
-        else:
-            chart = '<p class="note" id="funnel-chart">No contacts entered the funnel yet; import events with <code>siyu import events</code>.</p>'
-        window = f" within {human_duration(overall.window_seconds)} of entering" if overall.window_seconds else ""
-        sections.append(
-            f'<h2>Funnel 漏斗</h2><p class="note">{overall.entered:,} contacts entered{escape(window)}. '
-            "Step rate: a stage's count over the last required stage before it (an optional stage may be skipped and does not move the clock). "
-            "A number as target is held against the step rate, {rate, of} against count(stage) / count(of).</p>" + chart
-        )
-        if model.hooks:
-            by_hook = funnel(db, playbook, by="hook")
-            if by_hook.groups:
-                body = hook_svg(by_hook) + _hook_table(by_hook)
-            else:
-                body = '<p class="note">No contacts yet.</p>'
-        else:
-            body = '<p class="note">The playbook has no hooks to compare.</p>'
-        sections.append(f'<h2>Hooks 钩子对比</h2><section id="hook-comparison">{body}</section>')
-        if overall.entered:
-            sections.append("<h2>Touches 触达归因</h2>" + _touch_table(funnel(db, playbook, by="touch")))
-    journeys = journeys_html(journey_report(db, playbook))
-    if journeys:
-        sections.append("<h2>Journeys 旅程</h2>" + journeys)
-    sections.append("<h2>SOP execution 执行情况</h2>" + _sop_table(sop(db, playbook)))
-    sections.append("<h2>Campaign timeline 排期</h2>" + _timeline_table(playbook))
-    banner = (
-        f'<p class="synthetic">Includes {synthetic:,} synthetic contacts (siyu simulate): not real customers.</p>' if synthetic else ""
+def _headline(ctx: ReportContext) -> Section:
+    return Section("figures", "Headline 核心指标", cards_html(figures(ctx.funnel(), ctx.sales)))
+
+
+def _next(ctx: ReportContext) -> Section:
+    items = next_steps(ctx.funnel(), ctx.hooks(), ctx.variants(), ctx.execution)
+    return Section("next", "What to look at next 下一步看什么", next_html(items))
+
+
+def _trend(ctx: ReportContext) -> Section:
+    return Section("daily", "Daily trend 每日趋势", trend_html(ctx.sales))
+
+
+def _funnel(ctx: ReportContext) -> Section:
+    overall = ctx.funnel()
+    if overall is None:
+        return Section("funnel", "Funnel 漏斗", '<p class="note" id="funnel-chart">The playbook has no funnel.</p>')
+    if not overall.entered:
+        body = '<p class="note" id="funnel-chart">No contacts entered the funnel yet; import events with <code>siyu import events</code>.</p>'
+        return Section("funnel", "Funnel 漏斗", body)
+    window = f" within {human_duration(overall.window_seconds)} of entering" if overall.window_seconds else ""
+    note = (
+        f'<p class="note">{overall.entered:,} contacts entered{escape(window)}. '
+        "Step rate: a stage's count over the last required stage before it (an optional stage may be skipped and does not move the clock). "
+        "A number as target is held against the step rate, {rate, of} against count(stage) / count(of).</p>"
     )
+    return Section("funnel", "Funnel 漏斗", f'<div class="pair"><div>{funnel_svg(overall)}</div><div>{_funnel_table(overall)}{note}</div></div>')
+
+
+def _hooks(ctx: ReportContext) -> Section | None:
+    if ctx.funnel() is None:
+        return None
+    report = ctx.hooks()
+    if not ctx.playbook.model.hooks:
+        body = '<p class="note">The playbook has no hooks to compare.</p>'
+    elif report is None:
+        body = '<p class="note">No contacts yet.</p>'
+    else:
+        body = hooks_html(report)
+    return Section("hooks", "Hooks 钩子对比", f'<section id="hook-comparison">{body}</section>')
+
+
+def _ab(ctx: ReportContext) -> Section | None:
+    if ctx.funnel() is None or not ctx.has_variants:
+        return None
+    report = ctx.variants()
+    body = variants_html(report) if report is not None else '<p class="note">No contacts yet.</p>'
+    return Section("ab", "A/B test 对照实验", f'<section id="ab-test">{body}</section>')
+
+
+def _touches(ctx: ReportContext) -> Section | None:
+    if not ctx.entered:
+        return None
+    report = ctx.funnel("touch")
+    assert report is not None  # entered implies a funnel
+    return Section("touches", "Touches 触达归因", _touch_table(report))
+
+
+def _journeys(ctx: ReportContext) -> Section | None:
+    body = journeys_html(journey_report(ctx.db, ctx.playbook))
+    return Section("journeys", "Journeys 旅程", body) if body else None
+
+
+def _sop(ctx: ReportContext) -> Section:
+    rows = len(ctx.sop.rows)
+    table = f"<details><summary>Every day, beat and persona ({rows:,} rows)</summary>{_sop_table(ctx.sop)}</details>" if rows else ""
+    return Section("sop", "SOP execution 执行情况", heatmap_html(ctx.execution) + table)
+
+
+def _timeline(ctx: ReportContext) -> Section:
+    days = ctx.playbook.model.days
+    return Section("timeline-section", "Campaign timeline 排期", f"<details><summary>The plan, day by day ({days} days)</summary>{_timeline_table(ctx.playbook)}</details>")
+
+
+Builder = Callable[[ReportContext], Section | None]
+SECTIONS: list[Builder] = [_headline, _next, _trend, _funnel, _hooks, _ab, _touches, _journeys, _sop, _timeline]
+
+
+def render(playbook: LoadedPlaybook, sections: list[Section], *, generated_at: datetime, synthetic: int) -> str:
+    """The page around the sections: title, provenance, the synthetic banner, a contents line."""
+    model = playbook.model
+    banner = f'<p class="synthetic">Includes {synthetic:,} synthetic contacts (siyu simulate): not real customers.</p>' if synthetic else ""
+    toc = '<nav class="toc">' + "".join(f'<a href="#{s.id}">{escape(s.title)}</a>' for s in sections) + "</nav>"
+    body = "".join(f'<h2 id="{s.id}">{escape(s.title)}</h2>{s.body}' for s in sections)
     title = escape(model.title)
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
@@ -314,16 +392,28 @@ def html_report(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, generate
         f"<title>{title} · siyu report</title><style>{CSS}</style></head><body>"
         f"<h1>{title}</h1>"
         f'<p class="meta">playbook {escape(playbook.id)} · {escape(str(playbook.path))} · generated {escape(generated_at.astimezone(playbook.tz).strftime("%Y-%m-%d %H:%M %Z"))}</p>'
-        f"{banner}{''.join(sections)}</body></html>\n"
+        f"{banner}{toc}{body}</body></html>\n"
     )
 
 
-def write_html(db: sqlite_utils.Database, playbook: LoadedPlaybook, out: Path, *, generated_at: datetime) -> Path:
-    """Write atomically, so a browser never shows half a report."""
-    text = html_report(db, playbook, generated_at=generated_at)
+def html_report(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, generated_at: datetime) -> str:
+    """The whole report as one HTML string."""
+    return _page(db, playbook, generated_at)[0]
+
+
+def _page(db: sqlite_utils.Database, playbook: LoadedPlaybook, generated_at: datetime) -> tuple[str, list[Section]]:
+    ctx = ReportContext(db, playbook, generated_at)
+    sections = [section for build in SECTIONS if (section := build(ctx)) is not None]
+    overall = ctx.funnel()
+    return render(playbook, sections, generated_at=generated_at, synthetic=overall.synthetic if overall else 0), sections
+
+
+def write_html(db: sqlite_utils.Database, playbook: LoadedPlaybook, out: Path, *, generated_at: datetime) -> list[Section]:
+    """Write atomically, so a browser never shows half a report; the sections written, for the CLI to name."""
     if out.parent and not out.parent.exists():
-        raise SiyuError(f"{out}: folder {out.parent} does not exist")
+        raise SiyuError(f"{out}: folder {out.parent} does not exist", hint="create the folder first or pass --out to an existing one")
+    text, sections = _page(db, playbook, generated_at)
     partial = out.with_name(out.name + ".partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(out)
-    return out
+    return sections

@@ -1,0 +1,140 @@
+"""SOP execution as a day × beat heatmap: of the drafts handed to the front line, how many it marked done.
+
+siyu hands drafts to people (outbox files, the team's robot, the console); a draft is executed
+when the front line marks it sent (`siyu outbox done`, `done_by`). The execution rate of a
+cell is done / (due − skipped − pending): skipped drafts were meant not to go (a holdout, an
+exit, a limit) and pending ones are not due yet; failed and unknown drafts count as not done.
+Welcome and journey steps fold into one column per hook or journey, so a phone can show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+from siyu_cli.playbook import LoadedPlaybook
+from siyu_cli.report._sop import SopReport, SopRow
+
+LOW_EXECUTION = 0.8  # a column executed below this is named under "what to look at next"
+
+
+@dataclass
+class Cell:
+    due: int = 0
+    skipped: int = 0
+    pending: int = 0
+    done: int = 0
+    failed: int = 0
+    unknown: int = 0
+
+    def add(self, row: SopRow | Cell) -> None:
+        self.due += row.due
+        self.skipped += row.skipped_total if isinstance(row, SopRow) else row.skipped
+        self.pending += row.pending
+        self.done += row.done
+        self.failed += row.failed
+        self.unknown += row.unknown
+
+    @property
+    def expected(self) -> int:
+        return self.due - self.skipped - self.pending
+
+    @property
+    def rate(self) -> float | None:
+        return self.done / self.expected if self.expected > 0 else None
+
+
+@dataclass
+class Column:
+    key: str
+    title: str
+    total: Cell = field(default_factory=Cell)
+
+
+@dataclass
+class Execution:
+    columns: list[Column]
+    days: list[int]
+    cells: dict[tuple[int, str], Cell]
+    total: Cell
+
+    def low(self) -> list[Column]:
+        """Columns executed below LOW_EXECUTION, worst first."""
+        found = [c for c in self.columns if c.total.rate is not None and c.total.rate < LOW_EXECUTION]
+        return sorted(found, key=lambda c: (c.total.rate or 0.0, c.key))
+
+
+def _column(playbook: LoadedPlaybook, beat: str, title: str) -> tuple[str, str]:
+    """(key, title) of a ledger beat: playbook beats as they are, welcome and journey steps per route."""
+    kind, _, rest = beat.partition(":")
+    route = rest.partition(":")[0]
+    if kind == "welcome":
+        hook = next((h for h in playbook.model.hooks if h.id == route), None)
+        return f"welcome:{route}", f"欢迎语 {(hook.title or hook.id) if hook else route}"
+    if kind == "journey":
+        journey = next((j for j in playbook.model.journeys if j.id == route), None)
+        return f"journey:{route}", (journey.title or journey.id) if journey else route
+    return beat, title
+
+
+def execution(report: SopReport, playbook: LoadedPlaybook) -> Execution:
+    """Fold the SOP rows (day, beat, persona) into day × column cells, in the SOP's order."""
+    columns: dict[str, Column] = {}
+    cells: dict[tuple[int, str], Cell] = {}
+    total = Cell()
+    for row in report.rows:
+        if row.day is None:
+            continue
+        key, title = _column(playbook, row.beat, row.title)
+        column = columns.setdefault(key, Column(key, title))
+        cells.setdefault((row.day, key), Cell()).add(row)
+        column.total.add(row)
+        total.add(row)
+    order = {b.id: i for i, b in enumerate(playbook.model.beats)}
+    ordered = sorted(columns.values(), key=lambda c: (0 if c.key in order else 1 if c.key.startswith("welcome:") else 2, order.get(c.key, 0)))
+    days = sorted({day for day, _ in cells})
+    span = list(range(days[0], days[-1] + 1)) if days else []
+    return Execution(ordered, span, cells, total)
+
+
+SCALE = ((0.2, "#fecaca"), (0.5, "#fed7aa"), (0.8, "#fef08a"), (0.95, "#bbf7d0"), (1.01, "#4ade80"))
+
+
+def _colour(rate: float) -> str:
+    return next(colour for bound, colour in SCALE if rate < bound)
+
+
+def _cell(cell: Cell | None, where: str) -> str:
+    if cell is None or not cell.due:
+        return '<td class="off"></td>'
+    rate = cell.rate
+    extra = [f"{n} {name}" for n, name in ((cell.skipped, "skipped"), (cell.pending, "pending"), (cell.failed, "failed"), (cell.unknown, "unknown")) if n]
+    tip = f"{where}: {cell.done} of {cell.expected} done" + (f" ({', '.join(extra)})" if extra else "")
+    if rate is None:
+        return f'<td class="na" title="{escape(tip)}">–</td>'
+    return f'<td data-rate="{rate:.3f}" style="background:{_colour(rate)}" title="{escape(tip)}">{rate * 100:.0f}</td>'
+
+
+def heatmap_html(found: Execution) -> str:
+    """A fixed-layout table as wide as its box: rows are days, columns beats, each cell the % done."""
+    if not found.columns:
+        return '<p class="note" id="sop-heatmap">No drafts recorded yet: run <code>siyu run</code> first.</p>'
+    head = '<tr><th class="day">day</th>' + "".join(f'<th data-column="{escape(c.key)}">{escape(c.title)}</th>' for c in found.columns) + "</tr>"
+    rows = []
+    for day in found.days:
+        cells = "".join(_cell(found.cells.get((day, c.key)), f"day {day} · {c.title}") for c in found.columns)
+        rows.append(f'<tr data-day="{day}"><th class="day">{day}</th>{cells}</tr>')
+    totals = "".join(_cell(c.total, f"all days · {c.title}") for c in found.columns)
+    rows.append(f'<tr class="all"><th class="day">all</th>{totals}</tr>')
+    legend = "".join(
+        f'<span><i style="background:{colour}"></i>{label}</span>'
+        for (_, colour), label in zip(SCALE, ("&lt;20%", "20–50%", "50–80%", "80–95%", "≥95%"), strict=True)
+    )
+    rate = found.total.rate
+    summary = (
+        f'<p class="note">{found.total.done:,} of {found.total.expected:,} drafts handed to the front line were marked done '
+        f"({'–' if rate is None else f'{rate * 100:.0f}%'}). Each cell: done ÷ (due − skipped − pending), in %; "
+        "failed and unknown drafts count as not done; hover a cell for its counts.</p>"
+    )
+    table = f'<table id="sop-heatmap" class="heat">{head}{"".join(rows)}</table>'
+    return f'{summary}<div class="legend">{legend}</div>{table}'
