@@ -291,7 +291,7 @@ def test_check_with_the_store_warns_when_an_audience_reaches_nobody(shop: Path) 
 def test_timeline_places_journey_steps_for_a_sample_then_for_real_contacts(shop: Path) -> None:
     text = siyu("timeline").stdout
     assert "复购提醒" in text and "journeys 旅程 · relative to each contact's entering event" in text
-    assert "+3d at 20:00" in text and "order (every time)" in text
+    assert "entry + 3d at 20:00" in text and "order (every time)" in text
     sample = [row for row in json.loads(siyu("timeline", "--json").stdout) if row["channel"] == "journey"]
     assert [(r["beat"], r["day"], r["at"][11:16], r["target"]) for r in sample] == [
         ("journey:repurchase:usage", 4, "20:00", "sample"),

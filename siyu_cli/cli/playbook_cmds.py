@@ -114,68 +114,129 @@ def schema() -> None:
     print_json(playbook_schema())
 
 
-@app.command(rich_help_panel=PANEL, epilog=examples("siyu timeline playbooks/camp.yaml", "siyu timeline -p playbooks/camp.yaml --cohort batch-13 --json"))
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu timeline playbooks/camp.yaml --db siyu.db", "siyu timeline --ics > camp.ics"))
 def timeline(
     playbook_arg: str = playbook_argument(),
     playbook: str = playbook_option(),
-    cohort: str = typer.Option(None, "--cohort", help="Cohort id (default: the first)."),
-    db: str = typer.Option(None, "--db", help=DB_HELP + " Its contacts place journey and welcome steps on the calendar."),
+    cohort: str = typer.Option(None, "--cohort", help="A cohort id, or all (default: all; a cohort column shows when there are several)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP + " Its contacts place journey and welcome steps on the calendar and size the audiences."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV for Excel (UTF-8 with BOM): a row per beat occurrence, journey and welcome steps as relative rows."),
+    as_ics: bool = typer.Option(False, "--ics", help="Print an iCalendar (RFC 5545) feed to subscribe to: an event per beat occurrence, its draft as the description."),
 ) -> None:
-    """Show the whole campaign as a calendar (日历): days as rows, beats and journeys as columns.
+    """Show the whole campaign as a calendar (日历): days as rows, beats and journeys as columns, then the audiences.
 
     Journey and welcome steps run on each contact's own clock: with contacts in the store each
     cell counts the steps due that day; with none, a sample contact enters every journey on day 1.
+    --csv and --ics write to stdout: redirect them to a file (`> camp.ics`) to share or publish.
     """
-    from siyu_cli.dispatch._setup import plan_inputs
+    from siyu_cli.errors import UsageError
     from siyu_cli.playbook import read
+
+    if as_json + as_csv + as_ics > 1:
+        raise UsageError("--json, --csv and --ics cannot be combined", hint="pick one output")
+    loaded = read(find_playbook(playbook, playbook_arg))
+    runs = list(loaded.cohorts) if cohort in (None, "all") else [loaded.cohort(cohort)]
+    if as_ics:
+        from siyu_cli._time import utcnow
+        from siyu_cli.timeline._export import ics_text
+
+        _write_bytes(ics_text(loaded, runs, now=utcnow()))
+        return
+    from siyu_cli.dispatch._setup import plan_inputs
     from siyu_cli.render import search_path
     from siyu_cli.timeline import calendar_days, occurrences
+    from siyu_cli.timeline._export import audiences
 
-    loaded = read(find_playbook(playbook, playbook_arg))
-    run = loaded.cohort(cohort)
-    items = list(occurrences(loaded, run, search_path(loaded)))
-    marks, unknown_years = calendar_days(loaded, run)
-    planner = plan_inputs(loaded, db, readonly=True).planner
-    steps = sorted(planner.journey_calendar(run), key=lambda d: (d.occurrence_at, d.beat, d.target))
-    if as_json:
+    inputs = plan_inputs(loaded, db, readonly=True)
+    planner = inputs.planner
+    found = audiences(loaded, planner, inputs.memberships, runs)
+    sizes = {(a.cohort, a.id): (a.expression, a.size) for a in found if a.kind in ("private", "group")}
+    cohorts = [(run, list(occurrences(loaded, run, search_path(loaded))), calendar_days(loaded, run)) for run in runs]
+    steps = {run.id: sorted(planner.journey_calendar(run), key=lambda d: (d.occurrence_at, d.beat, d.target)) for run in runs}
+    if as_csv:
+        from siyu_cli.timeline._export import csv_text, occurrence_row, step_rows
+
         rows = [
-            {
-                "cohort": o.cohort,
-                "day": o.day,
-                "date": o.date.isoformat(),
-                "at": o.at.isoformat(),
-                "beat": o.beat.id,
-                "title": o.beat.title,
-                "channel": o.channel,
-                "persona": o.persona,
-                "target": o.target,
-                "category": o.category,
-                "template": o.content.name if o.content else None,
-                **_calendar_fields(marks.get(o.day)),
-            }
+            occurrence_row(loaded, o, marks.get(o.day), _target_label(loaded, o), sizes.get(_audience_key(o)))
+            for _, items, (marks, _) in cohorts
             for o in items
         ]
-        rows += [
-            {
-                "cohort": d.cohort,
-                "day": d.day,
-                "date": d.date.isoformat(),
-                "at": d.occurrence_at.isoformat(),
-                "beat": d.beat,
-                "title": d.beat_title,
-                "channel": d.channel,
-                "persona": d.persona,
-                "target": "sample" if d.sample else d.target,
-                "category": None,
-                "template": d.content.name if d.content else None,
-                "variant": d.variant,
-                **_calendar_fields(marks.get(d.day)),
-            }
-            for d in steps
-        ]
-        print_json(rows)
+        rows.sort(key=lambda r: (r[2], r[7], r[0]))
+        entered: dict[str, int | None] = {}
+        for a in found:
+            if a.kind in ("journey", "welcome"):
+                entered[a.id] = None if a.size is None else (entered.get(a.id) or 0) + a.size
+        _write_bytes(csv_text(rows + step_rows(loaded, planner, entered)))
         return
+    if as_json:
+        print_json([row for run, items, (marks, _) in cohorts for row in _json_rows(items, steps[run.id], marks, sizes)])
+        return
+    _print_timeline(loaded, planner, cohorts, steps, found, multiple=len(runs) > 1)
+
+
+def _write_bytes(text: str) -> None:
+    """CSV and iCalendar as written (CRLF kept, no newline translation), UTF-8 whatever the console's encoding."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+def _audience_key(occ: Any) -> tuple[str, str]:
+    """Where timeline.audiences() keeps an occurrence's audience: a group by its id, a 1v1 beat's by the beat."""
+    return (occ.cohort, occ.target_id if occ.target_kind == "group" else occ.beat.id)
+
+
+def _target_label(loaded: Any, occ: Any) -> str:
+    if occ.target_kind == "group":
+        return next((g.name for g in loaded.model.groups if g.id == occ.target_id), occ.target_id)
+    return occ.target
+
+
+def _json_rows(items: list[Any], steps: list[Any], marks: Any, sizes: dict[tuple[str, str], tuple[str, int | None]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "cohort": o.cohort,
+            "day": o.day,
+            "date": o.date.isoformat(),
+            "at": o.at.isoformat(),
+            "beat": o.beat.id,
+            "title": o.beat.title,
+            "channel": o.channel,
+            "persona": o.persona,
+            "target": o.target,
+            "category": o.category,
+            "template": o.content.name if o.content else None,
+            "audience": sizes.get(_audience_key(o), (None, None))[0],
+            "audience_size": sizes.get(_audience_key(o), (None, None))[1],
+            **_calendar_fields(marks.get(o.day)),
+        }
+        for o in items
+    ]
+    rows += [
+        {
+            "cohort": d.cohort,
+            "day": d.day,
+            "date": d.date.isoformat(),
+            "at": d.occurrence_at.isoformat(),
+            "beat": d.beat,
+            "title": d.beat_title,
+            "channel": d.channel,
+            "persona": d.persona,
+            "target": "sample" if d.sample else d.target,
+            "category": None,
+            "template": d.content.name if d.content else None,
+            "variant": d.variant,
+            **_calendar_fields(marks.get(d.day)),
+        }
+        for d in steps
+    ]
+    return rows
+
+
+def _print_timeline(loaded: Any, planner: Any, cohorts: list[Any], steps: dict[str, list[Any]], found: list[Any], *, multiple: bool) -> None:
     from collections import Counter
 
     from rich.table import Table
@@ -184,50 +245,79 @@ def timeline(
     routes = planner.book.routes
     who = "sample contact entering on day 1 at 10:00" if planner.sample_contact else f"{len(planner.contacts)} contacts in the store"
     notes = [f"journey and welcome columns: {who}"] if routes else []
-    if unknown_years:
-        notes.append(f"holidays not marked in {', '.join(map(str, unknown_years))}: no State Council schedule in the holidays package; see calendar: in the README")
-    table = Table(title=f"{loaded.model.title} · cohort {run.id} · from {run.start}", caption="\n".join(notes) or None, show_lines=False)
-    table.add_column("day", justify="right")
-    table.add_column("date")
-    table.add_column("phase")
+    unknown = sorted({year for _, _, (_, years) in cohorts for year in years})
+    if unknown:
+        notes.append(f"holidays not marked in {', '.join(map(str, unknown))}: no State Council schedule in the holidays package; see calendar: in the README")
+    first = cohorts[0][0]
+    title = f"{loaded.model.title} · {len(cohorts)} cohorts" if multiple else f"{loaded.model.title} · cohort {first.id} · from {first.start}"
+    table = Table(title=title, caption="\n".join(notes) or None, show_lines=False)
+    for column in ("cohort",) * multiple + ("day", "date", "phase"):
+        table.add_column(column, justify="right" if column == "day" else "left")
+    sized = {(a.cohort, a.id): a.size for a in found if a.kind == "private"}
     for beat in beats:
-        table.add_column(f"{beat.title or beat.id}\n{CHANNEL_LABELS.get(beat.channel, beat.channel)}", overflow="fold")
+        head = f"{beat.title or beat.id}\n{CHANNEL_LABELS.get(beat.channel, beat.channel)}"
+        if beat.channel == "private" and not multiple and sized.get((first.id, beat.id)) is not None:
+            head += f"\n{beat.audience} · {sized[(first.id, beat.id)]}"
+        table.add_column(head, overflow="fold")
     for route in routes:
         table.add_column(f"{route.title}\n{CHANNEL_LABELS.get(route.kind, route.kind)}", overflow="fold")
-    by_day: dict[int, dict[str, list[str]]] = {}
-    for o in items:
-        cell = by_day.setdefault(o.day, {}).setdefault(o.beat.id, [])
-        label = o.at.strftime("%H:%M")
-        if o.category:
-            label += f" {o.category}"
-        if label not in cell:
-            cell.append(label)
-    counts: Counter[tuple[int, str, str]] = Counter()
-    for d in steps:
-        route_id, step = planner.book.by_beat[d.beat][0].id, planner.book.by_beat[d.beat][1]
-        label = step.id if planner.book.by_id[route_id].kind == "journey" else f"#{step.index + 1}"
-        counts[(d.day, route_id, label if not planner.sample_contact else f"{label} {d.occurrence_at:%H:%M}")] += 1
-    for (day, route_id, label), count in sorted(counts.items()):
-        by_day.setdefault(day, {}).setdefault(route_id, []).append(label if planner.sample_contact else f"{label} ×{count}")
-    last = max([loaded.model.days, *(d.day for d in steps)])
-    for day in range(1, last + 1):
-        phase = loaded.phase_of(day) if day <= loaded.model.days else None
-        cells = by_day.get(day, {})
-        if day > loaded.model.days and not cells:
-            continue
-        table.add_row(
-            str(day),
-            "\n".join(filter(None, (str(run.start.fromordinal(run.start.toordinal() + day - 1)), marks[day].label if day in marks else ""))),
-            phase.title if phase else ("" if day <= loaded.model.days else "after"),
-            *["\n".join(cells.get(beat.id, [])) or "·" for beat in beats],
-            *["\n".join(cells.get(route.id, [])) or "·" for route in routes],
-        )
+    rows: list[tuple[Any, ...]] = []
+    for run, items, (marks, _) in cohorts:
+        by_day: dict[int, dict[str, list[str]]] = {}
+        for o in items:
+            cell = by_day.setdefault(o.day, {}).setdefault(o.beat.id, [])
+            label = o.at.strftime("%H:%M") + (f" {o.category}" if o.category else "")
+            if label not in cell:
+                cell.append(label)
+        counts: Counter[tuple[int, str, str]] = Counter()
+        for d in steps[run.id]:
+            route_id, step = planner.book.by_beat[d.beat][0].id, planner.book.by_beat[d.beat][1]
+            label = step.id if planner.book.by_id[route_id].kind == "journey" else f"#{step.index + 1}"
+            counts[(d.day, route_id, label if not planner.sample_contact else f"{label} {d.occurrence_at:%H:%M}")] += 1
+        for (day, route_id, label), count in sorted(counts.items()):
+            by_day.setdefault(day, {}).setdefault(route_id, []).append(label if planner.sample_contact else f"{label} ×{count}")
+        last = max([loaded.model.days, *(d.day for d in steps[run.id])])
+        for day in range(1, last + 1):
+            phase = loaded.phase_of(day) if day <= loaded.model.days else None
+            cells = by_day.get(day, {})
+            if day > loaded.model.days and not cells:
+                continue
+            when = run.start.fromordinal(run.start.toordinal() + day - 1)
+            row = (
+                *(run.id,) * multiple,
+                str(day),
+                "\n".join(filter(None, (str(when), marks[day].label if day in marks else ""))),
+                phase.title if phase else ("" if day <= loaded.model.days else "after"),
+                *["\n".join(cells.get(beat.id, [])) or "·" for beat in beats],
+                *["\n".join(cells.get(route.id, [])) or "·" for route in routes],
+            )
+            rows.append(((when, run.id), row))
+    for _, row in sorted(rows, key=lambda r: r[0]):
+        table.add_row(*row)
     console = out()
     if not console.is_terminal:
         console.width = max(console.width, 30 + 16 * (len(beats) + len(routes)))
     console.print(table)
+    _print_audiences(found, multiple=multiple, known=not planner.sample_contact)
     if routes:
         _print_routes(loaded, routes)
+
+
+def _print_audiences(found: list[Any], *, multiple: bool, known: bool) -> None:
+    """Who each 1v1 beat, group, journey and welcome sequence reaches, with the store's counts."""
+    if not found:
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    caption = None if known else "no contacts in the store: sizes come with `siyu import contacts` (or pass --db)"
+    table = Table(title="audiences 受众 · contacts in the store now", title_justify="left", caption=caption)
+    for column in ("cohort",) * multiple + ("kind", "beat / journey", "audience", "contacts"):
+        table.add_column(column, justify="right" if column == "contacts" else "left", overflow="fold")
+    for audience in found:
+        size = "-" if audience.size is None else str(audience.size)
+        table.add_row(*(audience.cohort,) * multiple, CHANNEL_LABELS.get(audience.kind, audience.kind), escape(f"{audience.title} ({audience.id})"), escape(audience.expression), size)
+    out().print(table)
 
 
 def _calendar_fields(day: Any) -> dict[str, str | None]:
@@ -240,7 +330,7 @@ def _print_routes(loaded: Any, routes: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from siyu_cli._time import format_duration
+    from siyu_cli.timeline._export import relative_when
 
     table = Table(title="journeys 旅程 · relative to each contact's entering event", title_justify="left")
     for column in ("journey", "enter", "audience", "exit", "step", "when", "content"):
@@ -252,7 +342,7 @@ def _print_routes(loaded: Any, routes: Any) -> None:
         enter = route.enter_type + (f" via {route.enter_hook}" if route.enter_hook else "") + (f" #{route.enter_nth}" if route.enter_nth else "") + (" (every time)" if route.repeat else "")
         audience = route.audience.source if route.audience is not None else "everyone who enters"
         for index, step in enumerate(route.steps):
-            when = ("+" + format_duration(step.after) if step.after else "at once") + (f" at {step.at:%H:%M}" if step.at else "")
+            when = relative_when(step)
             content = step.template or ("inline text" if step.text is not None else "variants " + "/".join(step.variants or {}))
             head = index == 0
             table.add_row(
@@ -360,11 +450,13 @@ def _print_summary(summary: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    other = any(row.other for row in summary.beats)
     table = Table(title="summary 概览", title_justify="left")
-    for column in ("beat", "channel", "variant", "drafts", "pending 待发", "deferred 顺延", "holdout 对照", "quiet 免打扰", "limit 限频", "error"):
+    columns = ["beat", "channel", "variant", "drafts", "pending 待发", "deferred 顺延", "holdout 对照", "quiet 免打扰", "limit 限频", "error"]
+    for column in columns + ["other skip"] * other:
         table.add_column(column, justify="left" if column in ("beat", "channel", "variant") else "right")
     for row in summary.beats:
-        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error]
+        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error] + [row.other] * other
         table.add_row(escape(row.title), CHANNEL_LABELS.get(row.channel, row.channel), escape(row.variant or "-"), *[str(c) if c else "·" for c in cells])
     console = out()
     console.print(table)

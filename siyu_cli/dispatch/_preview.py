@@ -69,6 +69,7 @@ class BeatCount:
     quiet: int = 0
     limit: int = 0
     error: int = 0
+    other: int = 0  # skipped for another reason (e.g. group health)
 
 
 @dataclass
@@ -324,8 +325,10 @@ def summarize(items: list[PreviewItem], playbook: Any, memberships: dict[str, se
             row.quiet += 1
         elif kind.startswith("skip:limit:"):
             row.limit += 1
-        else:
+        elif kind == "skip:template_error":
             row.error += 1
+        else:
+            row.other += 1
         if item.pending and item.contact is not None:
             touches[item.contact] += 1
         elif item.pending and item.group is not None:
