@@ -74,6 +74,7 @@ def test_init_check_preview_and_run_from_the_wheel(installed: Path, tmp_path: Pa
         created = _run(installed, tmp_path, "init", archetype, "--from", archetype)
         assert created.returncode == 0, created.stdout + created.stderr
         assert (project / "playbooks" / playbook).is_file()
+        assert (project / "schema.json").is_file() and (project / "README.md").is_file() and (project / ".vscode" / "settings.json").is_file()
         checked = _run(installed, project, "check", "--strict")
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "✓ ok" in checked.stdout

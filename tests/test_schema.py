@@ -204,3 +204,31 @@ def test_quiet_hours_off_is_text_in_the_editor_and_in_check(tmp_path: Path) -> N
     problems = _check(tmp_path, text, 1)
     error = next(p for p in problems if p["severity"] == "error")
     assert error["path"] == "limits.quiet_hours" and "'off' is not a quiet-hours range" in error["message"]
+
+
+def test_init_writes_the_schema_its_modeline_names_a_readme_and_vscode_settings(tmp_path: Path) -> None:
+    project = tmp_path / "camp"
+    invoke("init", str(project), "--from", "ecommerce")
+    playbook = project / "playbooks" / "ecommerce-card.yaml"
+    assert playbook.read_text(encoding="utf-8").splitlines()[0] == "# yaml-language-server: $schema=../schema.json"
+    assert (playbook.parent / "../schema.json").resolve() == (project / "schema.json").resolve()
+    assert json.loads((project / "schema.json").read_text(encoding="utf-8")) == json.loads(invoke("schema").stdout)
+    settings = json.loads((project / ".vscode" / "settings.json").read_text(encoding="utf-8"))
+    assert settings["yaml.schemas"] == {"./schema.json": ["playbooks/*.yaml"]} and settings["yaml.yamlVersion"] == "1.2"
+    assert json.loads((project / ".vscode" / "extensions.json").read_text(encoding="utf-8"))["recommendations"] == ["redhat.vscode-yaml"]
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# 栖山旗舰店")
+    for text in ("playbooks/ecommerce-card.yaml", "templates/ecom-package-card/", "schema.json", "siyu check --strict", "siyu preview day 1", "siyu report funnel", "YAML 1.2"):
+        assert text in readme, text
+
+
+def test_init_force_keeps_the_teams_readme_and_settings(tmp_path: Path) -> None:
+    project = tmp_path / "camp"
+    (project / ".vscode").mkdir(parents=True)
+    (project / "README.md").write_text("# 我们的项目\n", encoding="utf-8")
+    (project / ".vscode" / "settings.json").write_text(json.dumps({"editor.tabSize": 2, "yaml.schemas": {"other.json": ["x/*.yaml"]}}), encoding="utf-8")
+    invoke("init", str(project), "--from", "education", "--force")
+    assert (project / "README.md").read_text(encoding="utf-8") == "# 我们的项目\n"
+    settings = json.loads((project / ".vscode" / "settings.json").read_text(encoding="utf-8"))
+    assert settings["editor.tabSize"] == 2
+    assert settings["yaml.schemas"] == {"other.json": ["x/*.yaml"], "./schema.json": ["playbooks/*.yaml"]}

@@ -505,10 +505,10 @@ def init(
     archetype: str = typer.Option("education", "--from", help="Starter: education (群转 camp), skincare (个微 persona), ecommerce (企微 package card)."),
     force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
 ) -> None:
-    """Scaffold a project from a starter playbook (初始化): playbook, templates and a README."""
+    """Scaffold a project from a starter playbook (初始化): playbook, templates, a README, and schema.json with VS Code settings for the editor."""
     from siyu_cli.starters import scaffold
 
     created = scaffold(directory, archetype, force=force)
     console = out()
     console.print(f"[green]created[/] {directory} from the {archetype} starter ({len(created)} files)")
-    console.print(f"next: cd {directory} && siyu check && siyu preview day 1")
+    console.print(f"next: cd {directory} && siyu check && siyu preview day 1 (README.md lists the commands; open the folder in an editor with the YAML extension)")

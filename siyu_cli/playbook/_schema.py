@@ -18,7 +18,6 @@ from pydantic.json_schema import GenerateJsonSchema
 from siyu_cli.playbook import _model
 from siyu_cli.playbook._docs import DOCS
 
-SCHEMA_ID = "https://siyu.dev/schema/playbook-1.json"
 _CLOCK_BODY = r"([01]?[0-9]|2[0-3]):[0-5][0-9]"
 CLOCK = rf"^\s*{_CLOCK_BODY}\s*$"
 QUIET = rf"^\s*{_CLOCK_BODY}\s*-\s*{_CLOCK_BODY}\s*$"
@@ -106,7 +105,9 @@ class _Generator(GenerateJsonSchema):
 def playbook_schema() -> dict[str, Any]:
     """The JSON Schema `siyu schema` prints and `siyu init` writes as schema.json."""
     schema = _model.Playbook.model_json_schema(schema_generator=_Generator)
-    schema["$id"] = SCHEMA_ID
+    # No $id: the file is read where it lies (schema.json beside playbooks/), and an id URL that does not
+    # resolve would only send an editor looking for it.
+    schema.pop("$id", None)
     models = _models()
     for name, definition in [("Playbook", schema), *schema.get("$defs", {}).items()]:
         model = models.get(name)
