@@ -114,12 +114,22 @@ class DeliveryError(SiyuError):
     sent): never resent on its own, the draft is `unknown` until a person looks.
     `parts_done`: of a message sent in parts, how many arrived before this one failed.
     `retry_after`: when known (a full rate window), how long until a try can succeed.
+    `held`: nothing was tried: the destination's shared rate limit is reached (not a failure of the output).
     """
 
     def __init__(
-        self, message: str, *, transient: bool = False, maybe_delivered: bool = False, parts_done: int = 0, retry_after: float | None = None, hint: str = ""
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        maybe_delivered: bool = False,
+        parts_done: int = 0,
+        retry_after: float | None = None,
+        hint: str = "",
+        held: bool = False,
     ) -> None:
         super().__init__(message, hint=hint)
+        self.held = held
         self.transient = transient and not maybe_delivered
         self.maybe_delivered = maybe_delivered
         self.parts_done = parts_done

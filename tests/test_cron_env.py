@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest_http import RecordingServer
+from tests.conftest_http import RecordingServer, Reply
 from tests.playbooks_fixtures import MORNING, query, siyu_env, write_playbook
 
 
@@ -69,3 +69,20 @@ def test_check_refuses_a_secret_for_a_webhook_that_takes_none(tmp_path: Path) ->
     write_playbook(tmp_path, beats=[MORNING], outputs=[{"type": "webhook", "format": "json", "url_env": "H", "secret_env": "S"}])
     result = subprocess.run([sys.executable, "-m", "siyu_cli", "check", "playbook.yaml"], cwd=tmp_path, env=siyu_env(), capture_output=True, text=True, check=False)
     assert result.returncode == 1 and "secret_env is only used by feishu and dingtalk webhooks, not json" in result.stderr
+
+
+def test_a_failing_cron_pass_prints_the_logs_tail_for_cron_to_mail(tmp_path: Path) -> None:
+    """cron mails what a command prints: a pass that fails a draft prints the log's tail; a good pass prints nothing."""
+    camp = tmp_path / "camp"
+    write_playbook(camp, beats=[MORNING], outputs=[{"type": "webhook", "format": "json", "url_env": "SIYU_TEST_HOOK"}])
+    siyu = Path(sys.executable).parent / "siyu"
+    printed = subprocess.run([str(siyu), "cron", "playbook.yaml"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    [line] = [text for text in printed.stdout.splitlines() if text.startswith("* * * * * ")]
+    with RecordingServer(default=Reply(status=400, body=b'{"error": "bad key"}')) as server:
+        (camp / "siyu.env").write_text(f'SIYU_TEST_HOOK="{server.url("/hook")}"\n', encoding="utf-8")
+        command = line.split(" ", 5)[5].replace("--once", "--once --now '2026-12-01 08:31'")
+        failed = subprocess.run(["env", "-i", "/bin/sh", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+        assert "failed 1" in failed.stderr and "HTTP 400" in failed.stderr
+        quiet = subprocess.run(["env", "-i", "/bin/sh", "-c", command.replace("08:31", "08:32")], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    assert len(server.requests) == 1

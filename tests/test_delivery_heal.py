@@ -47,13 +47,15 @@ def test_a_robot_answering_500_is_tried_again_by_later_passes_and_the_draft_goes
 def test_a_robot_down_until_max_late_runs_out_fails_the_draft_with_its_last_error(tmp_path: Path) -> None:
     write_playbook(tmp_path, beats=[MORNING], outputs=[HOOK], limits={"missed": {"max_late": "10m"}})
     with RecordingServer(default=Reply(503)) as server:
-        for now in ("2026-12-01 08:31", "2026-12-01 08:32", "2026-12-01 08:34"):  # retries after 1, 2, then 4 minutes
+        for now in ("2026-12-01 08:31", "2026-12-01 08:32", "2026-12-01 08:34", "2026-12-01 08:38"):  # after 1, 2, 4 minutes
             assert passes(tmp_path, server, now)[0] == 0
-        code, summary, stderr = passes(tmp_path, server, "2026-12-01 08:38")  # the next try, 8 minutes on, is past 08:40
+        # The next backoff step (8 minutes) would pass 08:40, when max_late runs out: the last try is at 08:40 itself.
+        assert ledger(tmp_path)[0][2] == "2026-12-01T00:40:00Z"
+        code, summary, stderr = passes(tmp_path, server, "2026-12-01 08:40")
         assert code == 1 and summary["failed"] == 1 and "gave up, max_late ran out" in stderr and "HTTP 503" in stderr
-        assert len(server.requests) == 4
+        assert len(server.requests) == 5
         passes(tmp_path, server, "2026-12-01 09:00")
-        assert len(server.requests) == 4
+        assert len(server.requests) == 5
     [(state, reason, *_)] = ledger(tmp_path)
     assert (state, reason) == ("failed", "delivery")
     assert "HTTP 503" in query(tmp_path / "siyu.db", "SELECT error FROM drafts")[0][0]
@@ -143,10 +145,14 @@ def test_two_campaigns_and_back_to_back_passes_never_go_past_a_robots_limit(tmp_
 
     with RecordingServer(responder=robot) as server:
         env = siyu_env(SIYU_TEST_HOOK=server.url("/cgi-bin/webhook/send", key="k"))
+        summaries = []
         for name in ("a", "b", "a", "b"):
             result = run_siyu(tmp_path / name, "run", f"{tmp_path / name / 'playbook.yaml'}", "--once", "--db", str(store), "--json", env=env)
             assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+            summaries.append(json.loads(result.stdout))
     assert refused == []
+    # Held back by the shared limit is said as such, not as a robot failing.
+    assert any(s["held"] == ["webhook:wecom"] for s in summaries) and all(s["paused"] == [] for s in summaries)
     assert len(arrivals) == 18  # 30 drafts: 18 sent in this minute, the rest wait for a slot
     rows = query(store, "SELECT state, reason FROM drafts")
     assert set(rows) == {("pending", "retry"), ("pending", None), ("sent", None)} or set(rows) == {("pending", "retry"), ("sent", None)}

@@ -281,5 +281,5 @@ def test_cron_locks_of_two_campaigns_in_different_folders_differ(tmp_path: Path,
         write_playbook(folder, beats=[MORNING])
         monkeypatch.chdir(folder)
         [cron] = [line for line in siyu("cron").stdout.splitlines() if line.startswith("* * * * *")]
-        locks.append(cron.split("flock -n ", 1)[1].split()[0])
+        locks.append(cron.split("flock -n -E 0 ", 1)[1].split()[0])
     assert locks[0] != locks[1]

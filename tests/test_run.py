@@ -80,6 +80,8 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "retrying": 0,
         "revised": 0,
         "paused": [],
+        "held": [],
+        "warnings": [],
         "recovered": 0,
         "errors": [],
         "next_due": "2026-12-02T08:30:00+08:00",

@@ -51,7 +51,10 @@ def test_moving_a_beat_after_it_went_out_sends_nothing_again(camp: Path) -> None
     write_playbook(camp, beats=[share("10:00")])
     assert once("2026-12-01 10:05")["sent"] == 1
     write_playbook(camp, beats=[share("10:30")])
-    assert plan("2026-12-01 10:35", 0)["counts"] == {"create": 0, "retime": 0, "rerender": 0, "cancel": 0}
+    shown = plan("2026-12-01 10:35", 0)
+    assert shown["counts"] == {"create": 0, "retime": 0, "rerender": 0, "cancel": 0}
+    # Today's share went out at 10:00: the next 24 hours hold only tomorrow's, at the new time.
+    assert [(row["beat"], row["due_at"][:16]) for row in shown["next_24h"]] == [("share", "2026-12-02T10:30")]
     summary = once("2026-12-01 10:35")
     assert (summary["recorded"], summary["sent"]) == (0, 0)
     # The next day's share goes at the new time.
@@ -59,16 +62,29 @@ def test_moving_a_beat_after_it_went_out_sends_nothing_again(camp: Path) -> None
     assert query(camp / "siyu.db", "SELECT due_at FROM drafts WHERE day = 2") == [("2026-12-02T02:30:00Z",)]
 
 
-def test_moving_a_deferred_beat_re_times_it(camp: Path) -> None:
+def test_a_waiting_draft_moved_into_the_past_never_goes_inside_quiet_hours(camp: Path) -> None:
+    """Deferred to 08:00, then moved to 22:00 at 23:10: its new time is past and it is still quiet: it waits for 08:00."""
     write_playbook(camp, beats=[night("23:00")], limits=QUIET)
     once("2026-12-01 23:05")
     assert query(camp / "siyu.db", "SELECT state, due_at FROM drafts") == [("pending", "2026-12-02T00:00:00Z")]  # 08:00
-    write_playbook(camp, beats=[night("22:00")], limits=QUIET)  # out of quiet hours now: due at once
+    write_playbook(camp, beats=[night("22:00")], limits=QUIET)
+    assert plan("2026-12-01 23:10", 0)["counts"]["retime"] == 0
+    summary = once("2026-12-01 23:10")
+    assert summary["sent"] == 0
+    assert once("2026-12-02 08:01")["sent"] == 1
+
+
+def test_shorter_quiet_hours_re_time_a_deferred_draft(camp: Path) -> None:
+    write_playbook(camp, beats=[night("23:00")], limits=QUIET)
+    once("2026-12-01 23:05")
+    write_playbook(camp, beats=[night("23:00")], limits={**QUIET, "quiet_hours": "22:30-07:00"})
     shown = plan("2026-12-01 23:10", 2)
     assert shown["counts"]["retime"] == 1
-    assert shown["changes"][0]["was_due"].startswith("2026-12-02T08:00") and shown["changes"][0]["due_at"].startswith("2026-12-01T22:00")
-    summary = once("2026-12-01 23:10")
-    assert summary["sent"] == 1 and summary["revised"] == 1
+    change = shown["changes"][0]
+    assert change["was_due"].startswith("2026-12-02T08:00") and change["due_at"].startswith("2026-12-02T07:00")
+    assert [(row["beat"], row["due_at"][:16]) for row in shown["next_24h"]][0] == ("night", "2026-12-02T07:00")
+    assert once("2026-12-01 23:10")["revised"] == 1
+    assert once("2026-12-02 07:01")["sent"] == 1
     assert query(camp / "siyu.db", "SELECT state FROM drafts") == [("sent",)]
 
 
@@ -130,3 +146,14 @@ def test_plan_without_a_store_says_so(camp: Path) -> None:
     write_playbook(camp, beats=[share()])
     result = invoke("plan", code=1)
     assert "no such store" in result.stderr and "siyu preview" in result.stderr
+
+
+def test_a_renamed_campaign_warns_at_its_first_pass(camp: Path) -> None:
+    write_playbook(camp, beats=[share("10:00")])
+    once("2026-12-01 10:05")
+    write_playbook(camp, beats=[share("10:00")], playbook_id="camp-v2")
+    result = invoke("run", "--once", "--now", "2026-12-01 10:06", "--json")
+    assert "warning: the store holds 1 drafts of campaign 'camp'" in result.stderr and "keep `id: camp`" in result.stderr
+    assert json.loads(result.stdout)["warnings"]
+    again = invoke("run", "--once", "--now", "2026-12-01 10:07", "--json")
+    assert "warning" not in again.stderr  # said once, at the pass that started it over

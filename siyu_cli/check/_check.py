@@ -85,7 +85,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(journey_problems(playbook, people))
     result.problems.extend(attachment_problems(playbook) + health_problems(playbook, db))
     if db is not None:
-        result.problems.extend(_renamed(playbook, db))
+        result.problems.extend(renamed(playbook, db))
     result.problems = with_hints(result.problems, _source(path))
     return result
 
@@ -109,7 +109,7 @@ def _invalid_templates(path: Path) -> list[Problem]:
     return raw_template_problems(located, path)
 
 
-def _renamed(playbook: LoadedPlaybook, db: Any) -> list[Problem]:
+def renamed(playbook: LoadedPlaybook, db: Any) -> list[Problem]:
     """The store has another campaign id with most of these beats and none under this id: a rename starts over."""
     import sqlite3
 

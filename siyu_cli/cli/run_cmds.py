@@ -46,6 +46,8 @@ def _console_sink() -> Any:
 
 def _print_summary(summary: Any, as_json: bool) -> None:
     """The pass's summary; rich is imported only when there are errors to colour (an idle cron tick has none)."""
+    for warning in summary.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     if as_json:
         print_json(summary.to_dict())
         if summary.failed or summary.unknown:
@@ -66,6 +68,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         line += f" · revised {summary.revised} after the edit"
     if summary.paused:
         line += f" · paused {', '.join(summary.paused)} (failing; its drafts wait for the next pass)"
+    if summary.held:
+        line += f" · held back by the rate limit of {', '.join(summary.held)} (a later pass sends them)"
     if summary.recovered:
         line += f" · recovered {summary.recovered} from a dead run"
     if summary.next_due:
@@ -79,6 +83,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     for error in summary.errors[:5]:
         if error.startswith("in doubt: "):
             console.print(f"  [yellow]in doubt:[/] {escape(error.removeprefix('in doubt: '))}", markup=True)
+        elif error.startswith("claim lost"):
+            console.print(f"  [yellow]note:[/] {escape(error)}", markup=True)
         else:
             console.print(f"  [red]failed:[/] {escape(error)}", markup=True)
     if summary.unknown:
@@ -294,9 +300,11 @@ def status(
             upcoming.add_row(row["draft_id"], row["due_at"], row["playbook_id"], row["beat"], row["target"])
         console.print(upcoming)
     if report["in_doubt"]:
-        console.print(f"[yellow]{len(report['in_doubt'])} draft(s) in doubt (unknown): a delivery was in flight when its run died or lost its lease.[/]")
+        console.print(f"[yellow]{len(report['in_doubt'])} draft(s) in doubt (unknown): each may have arrived, so none is sent again on its own.[/]")
         for row in report["in_doubt"][:20]:
-            console.print(f"  {row['draft_id']} {row['beat']} → {row['target']}  (check the channel, then `siyu outbox done {row['draft_id']}` or `siyu retry --unknown`)")
+            why = f": {row['error']}" if row.get("error") else ""
+            console.print(f"  {row['draft_id']} {row['beat']} → {row['target']}{why}", markup=False)
+            console.print(f"    check the channel, then `siyu outbox done {row['draft_id']}` or `siyu retry --unknown {row['draft_id']}`", markup=False)
     if report["locks"]:
         for lock in report["locks"]:
             state = "alive" if lock["alive"] else "stale (process gone: `siyu unlock`)"

@@ -108,7 +108,12 @@ def cron_text(*, exe: str, playbook_path: Path, store: Path, workdir: Path, env_
     env = shlex.quote(str(env_file))
     log = shlex.quote(str(workdir / "siyu-cron.log"))
     stem = playbook_path.stem
-    line = _cron_escape(f"cd {shlex.quote(str(workdir))} && set -a && . {env} && set +a && flock -n {lock} {base} >> {log} 2>&1")
+    # Every pass's summary goes to the log; a pass that exits non-zero (a draft failed or in doubt, a broken
+    # playbook) also prints the log's tail, which cron mails. A pass skipped by the lock is not a failure (-E 0).
+    line = _cron_escape(
+        f"cd {shlex.quote(str(workdir))} && set -a && . {env} && set +a && "
+        f"{{ flock -n -E 0 {lock} {base} >> {log} 2>&1 || tail -n 20 {log} >&2; }}"
+    )
     base = _unit_escape(base)
     workdir_unit, env_unit = _unit_escape(str(workdir)), _unit_escape(str(env_file))
     return f"""# crontab -e   (flock -n: a pass still running makes the next one exit at once; the env file holds the secrets)

@@ -150,8 +150,14 @@ def review(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -
         due = schedule.due_at
         if reason == "retry" and due < was_due:
             due = was_due  # a retry waits for its backoff, whenever the beat now is
-        if schedule.skip_reason or draft.holdout:
-            why = schedule.skip_reason or "holdout"
+        late = None
+        if due < now:
+            # Moved to a time already past: it goes now, late, but never into quiet hours.
+            due, late = now, guard.schedule(now)
+            if late.deferred:
+                due = late.due_at
+        if schedule.skip_reason or draft.holdout or (late is not None and late.skip_reason):
+            why = schedule.skip_reason or ("holdout" if draft.holdout else "quiet_hours")
             changes.append(Change("cancel", beat, int(day or 0), target, due, draft_id, was_due, state="skipped", reason=why))
             continue
         planner.render(draft)
@@ -211,21 +217,43 @@ def creations(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime
     return found
 
 
-def upcoming(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime, hours: int = 24) -> list[tuple[datetime, str, str, int]]:
-    """What goes out in the next `hours`: drafts waiting in the ledger, and the ones the playbook will make."""
+def upcoming(
+    playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime, changes: Sequence[Change] = (), hours: int = 24
+) -> list[tuple[datetime, str, str, int]]:
+    """What goes out in the next `hours` once `changes` are made: drafts waiting in the ledger (at their new time,
+    without the cancelled ones; one already due goes at the next pass, `now`), and the ones the playbook will make
+    whose slot the ledger does not hold yet (a slot sent at its old time does not go again)."""
     end = now + timedelta(hours=hours)
     guard = Guard(playbook)
+    revised = {c.draft_id: c for c in changes if c.kind != "create" and c.draft_id is not None}
     sends: Counter[tuple[datetime, str, str]] = Counter()
     rows = db.execute(
-        "SELECT due_at, beat, channel, COUNT(*) FROM drafts WHERE +playbook_id = ? AND state = 'pending' AND due_at > ? AND due_at <= ? GROUP BY 1, 2, 3",
-        [playbook.id, to_db(now), to_db(end)],
+        "SELECT draft_id, due_at, beat, channel FROM drafts WHERE +playbook_id = ? AND state = 'pending' AND due_at <= ?",
+        [playbook.id, to_db(end + timedelta(days=2))],
     )
-    for due, beat, channel, count in rows:
-        sends[(from_db(due).astimezone(playbook.tz), beat, channel)] += count
+    for draft_id, due_text, beat, channel in rows:
+        change = revised.get(draft_id)
+        if change is not None and change.state != "pending":
+            continue
+        due = change.due_at if change is not None else from_db(due_text).astimezone(playbook.tz)
+        if due <= end:
+            sends[(max(due, now).astimezone(playbook.tz), beat, channel)] += 1
+    cursors = PlanCursor(db)
+    chunk: list[Draft] = []
+
+    def count(drafts: Sequence[Draft]) -> None:
+        known = cursors.known(playbook.id, (d.slot for d in drafts))
+        for draft in drafts:
+            schedule = guard.schedule(draft.occurrence_at)
+            if draft.slot not in known and schedule.skip_reason is None and not draft.holdout and schedule.due_at <= end:
+                sends[(schedule.due_at.astimezone(playbook.tz), draft.beat, draft.channel)] += 1
+
     for draft in planner.drafts(since=now + timedelta(microseconds=1), until=end):
-        schedule = guard.schedule(draft.occurrence_at)
-        if schedule.skip_reason is None and not draft.holdout and schedule.due_at <= end:
-            sends[(schedule.due_at.astimezone(playbook.tz), draft.beat, draft.channel)] += 1
+        chunk.append(draft)
+        if len(chunk) >= 1000:
+            count(chunk)
+            chunk = []
+    count(chunk)
     return sorted((due, beat, channel, n) for (due, beat, channel), n in sends.items())
 
 
@@ -233,5 +261,5 @@ def plan_report(playbook: LoadedPlaybook, db: Any, planner: Planner, now: dateti
     """Everything `siyu plan` shows; reads the store, writes nothing."""
     report = PlanReport(now=now)
     report.changes = creations(playbook, db, planner, now) + review(playbook, db, planner, now)
-    report.upcoming = upcoming(playbook, db, planner, now)
+    report.upcoming = upcoming(playbook, db, planner, now, report.changes)
     return report

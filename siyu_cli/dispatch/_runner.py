@@ -75,6 +75,8 @@ class PassSummary:
     retrying: int = 0
     paused: list[str] = field(default_factory=list)
     revised: int = 0  # pending drafts re-timed or re-rendered after a playbook edit
+    held: list[str] = field(default_factory=list)  # outputs whose shared rate limit held drafts back for a later pass
+    warnings: list[str] = field(default_factory=list)  # worth a person's look, not a failure (a renamed campaign)
 
     def add(self, other: PassSummary) -> None:
         self.recorded += other.recorded
@@ -86,6 +88,8 @@ class PassSummary:
         self.retrying += other.retrying
         self.revised += other.revised
         self.paused.extend(name for name in other.paused if name not in self.paused)
+        self.held.extend(name for name in other.held if name not in self.held)
+        self.warnings.extend(other.warnings)
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
         self.next_due = other.next_due
@@ -103,6 +107,8 @@ class PassSummary:
             "retrying": self.retrying,
             "revised": self.revised,
             "paused": self.paused,
+            "held": self.held,
+            "warnings": self.warnings,
             "recovered": self.recovered,
             "errors": self.errors[:20],
             "next_due": self.next_due.isoformat() if self.next_due else None,
@@ -271,6 +277,10 @@ class Runner:
         cursor = cursors.get(playbook.id)
         journeys = self._journeys()
         if full or cursor is None or cursor.content_hash != playbook.content_hash or now < cursor.through or cursor.seq + 1 < cursors.log_low():
+            if cursor is None:
+                from siyu_cli.check import renamed
+
+                summary.warnings.extend(problem.message + f" ({problem.hint})" for problem in renamed(playbook, self.db))
             inputs = self.everyone(now)
             self._revise(inputs.planner, now, summary)
             self._record(inputs, inputs.planner.drafts(until=now), now, summary)
@@ -529,7 +539,7 @@ class Runner:
                 except ClaimLost:
                     lost.add(row["draft_id"])
             for name, streak in streaks.items():
-                if streak >= PAUSE_AFTER and name not in summary.paused:
+                if streak >= PAUSE_AFTER and name not in summary.paused and name not in summary.held:
                     summary.paused.append(name)
             for output in self.outputs:
                 output.flush()
@@ -587,7 +597,13 @@ class Runner:
                 outcome.append((output.name, kind, None, exc.message))
                 if exc.parts_done:
                     attempt.parts[(draft_id, output.name)] = exc.parts_done
-                attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
+                if exc.held:
+                    # The robot's window is full: nothing more can go to it this pass, and that is no failure.
+                    attempt.streaks[output.name] = PAUSE_AFTER
+                    if output.name not in summary.held:
+                        summary.held.append(output.name)
+                else:
+                    attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
                 if kind != "retry":
                     summary.errors.append(f"{DOUBT if kind == 'unknown' else ''}{draft_id} {output.name}: {exc.message}")
                 continue
@@ -615,17 +631,18 @@ class Runner:
 
     def _next_try(self, row: Mapping[str, Any], now: datetime, hint: float | None = None) -> datetime | None:
         """When a later pass tries a transient failure again: when the output said a try can succeed (a rate
-        window's next slot), else 1, 2, 4 … minutes (at most an hour) after this attempt; while that is within
-        max_late of when the draft was first due (a day when missed drafts are sent)."""
+        window's next slot), else 1, 2, 4 … minutes (at most an hour) after this attempt, the last try at the
+        moment max_late runs out counted from when the draft was first due (a day when missed drafts are sent)."""
         guard = Guard(self.playbook)
         if hint is not None:
             wait = timedelta(seconds=max(1, int(hint) + 1))
         else:
             wait = timedelta(seconds=min(RETRY_FIRST.total_seconds() * 2 ** max(int(row["attempts"] or 1) - 1, 0), RETRY_CAP.total_seconds()))
         first_due = from_db(str(row["first_due_at"] or row["due_at"]))
-        limit = guard.max_late if guard.late_action == "skip" else timedelta(days=1)
-        later = now + wait
-        return later if later <= first_due + limit else None
+        deadline = first_due + (guard.max_late if guard.late_action == "skip" else timedelta(days=1))
+        if now >= deadline:
+            return None
+        return min(now + wait, deadline)  # the last try is at the deadline, not a backoff step before it
 
     def _outgoing(self, row: Mapping[str, Any], inputs: PlanInputs) -> Outgoing:
         playbook = self.playbook

@@ -81,7 +81,8 @@ def run_service(
                         on_event(f"reloaded {runner.playbook_path} ({runner.playbook.content_hash})")
                 except PlaybookInvalid as exc:
                     seen["ignored"] = digest()
-                    on_event(f"playbook edit ignored, it does not validate: {exc.message}")
+                    found = [str(problem) for problem in exc.problems if problem.severity == "error"][:5]
+                    on_event("playbook edit ignored, it does not validate (the last good version keeps running):\n  " + "\n  ".join(found or [exc.message]))
             moment = clock()
             summary = runner.run_once(moment, run_id=run_id)
             seen["store"] = store_mark()

@@ -338,7 +338,7 @@ class WebhookOutput:
                 if wait is not None:
                     windows = ", ".join(f"{count} in {span:g}s" for count, span in self.shared.windows)
                     message = f"{self.platform.label} webhook {self.name} ({self.location}): held back, the robot's limit ({windows}, shared by every process) is reached; next slot in {wait:.0f}s"
-                    raise DeliveryError(message, transient=True, retry_after=wait, hint="a later pass sends it")
+                    raise DeliveryError(message, transient=True, retry_after=wait, hint="a later pass sends it", held=True)
             self.limiter.acquire()
             failure = self._attempt(payload, key)
             if failure is None:
