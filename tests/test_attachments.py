@@ -135,3 +135,15 @@ def test_a_wecom_robot_posts_images_and_link_cards_and_lists_the_rest(tmp_path: 
     assert bodies[3]["news"]["articles"] == [{"title": "今晚8点限时秒杀", "url": "https://shop.example.com/flash?from=group", "description": "满99减30"}]
     keys = [req.headers.get("idempotency-key") for req in server.requests]
     assert len(set(keys)) == 4  # each part is its own message
+
+
+def test_the_ecommerce_starter_sends_a_poster_and_a_link_card_with_its_flash_sales(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    invoke("init", str(project), "--from", "ecommerce")
+    playbook = project / "playbooks" / "ecommerce-card.yaml"
+    invoke("check", str(playbook), "--strict")
+    data = json.loads(invoke("preview", "day", "2", str(playbook), "--json").stdout)
+    shown = {d["beat"]: d["attachments"] for d in data["drafts"] if d["beat"].startswith("flash")}
+    assert shown["flash-preview"] == ["图片 image: ecom-package-card/media/flash_sale.png"]
+    assert shown["flash-start"][0].startswith("链接 link: 栖山福利秒杀 · 群友专区 https://")
+    assert (project / "templates" / "ecom-package-card" / "media" / "flash_sale.png").read_bytes().startswith(b"\x89PNG")

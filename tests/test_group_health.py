@@ -152,3 +152,28 @@ def test_checkins_and_orders_without_a_group_count_for_the_contacts_group(tmp_pa
     g1 = next(g for g in data["groups"] if g["group"] == "g1")
     assert g1["health"] == "chicken_rib" and g1["signals"]["active"] == 1 and g1["signals"][kind + "s"] == 1
 
+
+def test_html_report_has_a_group_health_section(tmp_path: Path) -> None:
+    playbook, db = _camp(tmp_path)
+    out = tmp_path / "report.html"
+    result = invoke("report", "html", str(playbook), "--db", str(db), "--out", str(out))
+    assert "群健康" in result.stdout
+    page = out.read_text(encoding="utf-8")
+    assert 'id="group-health"' in page and 'data-group="g2"' in page
+
+
+def test_the_education_starter_runs_fission_only_in_live_groups(tmp_path: Path) -> None:
+    project = tmp_path / "camp"
+    invoke("init", str(project), "--from", "education")
+    playbook = project / "playbooks" / "education-camp.yaml"
+    invoke("check", str(playbook), "--strict")
+    db = tmp_path / "siyu.db"
+    # g1 has members who check in; g2's members never do anything: by day 8 (结营后) it is dead.
+    rows: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = []
+    rows += [("group_joined", f"a{i}", "2026-11-30T02:00:00Z", "g1", None) for i in range(5)]
+    rows += [("group_joined", f"b{i}", "2026-11-30T02:00:00Z", "g2", None) for i in range(5)]
+    rows += [("checkin", f"a{i}", f"2026-12-0{d}T12:00:00Z", None, None) for i in range(3) for d in range(1, 8)]
+    _events(db, rows)
+    data = json.loads(invoke("preview", "day", "8", str(playbook), "--db", str(db), "--json").stdout)
+    launch = {d["group"]: d["decision"] for d in data["drafts"] if d["beat"] == "fission-launch"}
+    assert launch == {"g1": "send", "g2": "skip:group_health:dead"}

@@ -9,6 +9,7 @@ from typing import Any
 from siyu_cli.errors import Problem
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.playbook._yaml import Path_
+from siyu_cli.render import search_path
 from siyu_cli.render._media import problems as media_problems
 from siyu_cli.render._media import resolve
 
@@ -33,11 +34,11 @@ def _lists(playbook: LoadedPlaybook) -> Iterator[tuple[Path_, Sequence[Any]]]:
 def attachment_problems(playbook: LoadedPlaybook) -> list[Problem]:
     """Files beside the playbook that are missing or larger than WeCom takes (an image 2 MB, a video 10 MB)."""
     found: list[Problem] = []
-    base = playbook.path.parent
+    search = search_path(playbook)
     for path, items in _lists(playbook):
-        for index, media in enumerate(resolve(items, base)):
+        for index, media in enumerate(resolve(items, search)):
             for message in media_problems(media):
-                hint = "files are looked up beside the playbook; fix the name or add the file" if "no such file" in message else "shrink or re-encode it"
+                hint = "files are looked up like templates: beside the playbook, then templates/; fix the name or add the file" if "no such file" in message else "shrink or re-encode it"
                 found.append(playbook.located.problem(path + (index,), message, hint=hint, code="attachment"))
     return found
 

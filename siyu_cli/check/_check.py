@@ -259,7 +259,7 @@ def _fake_occurrence(playbook: LoadedPlaybook, beat: Any, day: int, cohort: Any)
     when = cohort.start + timedelta(days=day - 1)
     at = wall_clock(when, parse_hhmm(beat.times[0]), playbook.tz)
     persona = beat.persona or playbook.model.personas[0].id
-    group = (beat.groups or cohort.group_ids or ("",))[0] if beat.channel == "group" else persona
+    group = (beat.group_ids or cohort.group_ids or ("",))[0] if beat.channel == "group" else persona
     kind = "group" if beat.channel == "group" else ("audience" if beat.channel == "private" else "persona")
     return Occurrence(cohort.id, day, when, at, beat, beat.channel, persona, kind, group, None, None)
 
@@ -386,7 +386,7 @@ def _touch_budget(playbook: LoadedPlaybook) -> list[Problem]:
             per_group: Counter[str] = Counter()
             for beat in model.beats:
                 if beat.channel == "group" and day in beat_days[beat.id]:
-                    for group in beat.groups or cohort.group_ids:
+                    for group in beat.group_ids or cohort.group_ids:
                         per_group[group] += len(beat.times)
             group_touches = max(per_group.values(), default=0)
             todays = [(beat, expr) for _, beat, expr in private if day in beat_days[beat.id]]

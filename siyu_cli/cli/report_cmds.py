@@ -305,14 +305,19 @@ def _print_touches(report: Any) -> None:
     _synthetic_note(report)
 
 
-def _write_csv(report: Any) -> None:
+def _csv_out() -> Any:
+    """A CSV writer on stdout, after a BOM: Excel reads a CSV without one as the system code page and garbles the Chinese."""
     import csv
     import sys
 
+    sys.stdout.write("\ufeff")
+    return csv.writer(sys.stdout, lineterminator="\n")
+
+
+def _write_csv(report: Any) -> None:
     from siyu_cli.report._funnel import CHANNELS
 
-    sys.stdout.write("\ufeff")  # Excel reads a CSV without a BOM as the system code page and garbles the Chinese
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer = _csv_out()
     if report.by == "touch":
         writer.writerow(["stage", "label", "stage_count", "channel", "count", "share"])
         for stage, touch in zip(report.stages, report.touches, strict=True):
@@ -492,11 +497,7 @@ def groups_cmd(
         print_json(report.to_dict())
         return
     if as_csv:
-        import csv
-        import sys
-
-        sys.stdout.write("\ufeff")  # Excel reads a CSV without a BOM as the system code page and garbles the Chinese
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = _csv_out()
         writer.writerow(CSV_COLUMNS)
         writer.writerows(report.csv_rows())
         return
@@ -506,7 +507,10 @@ def groups_cmd(
         return
     table = Table(title=f"Group health 群健康 · {escape(pb.model.title)}", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
     wide = console.width >= 140
-    columns = ["group", "health", "trend", "members", "talkers", "messages", "ads", "active", "left"] + (["why"] if wide else [])
+    narrow = console.width < 110  # a phone-sized terminal: the group's id, two weeks of trend, no message counts
+    days = 14 if narrow else 21
+    counts = ["members", "talkers", "active", "left"] if narrow else ["members", "talkers", "messages", "ads", "active", "left"]
+    columns = ["group", "health", "trend", *counts] + (["why"] if wide else [])
     for name in columns:
         table.add_column(name, justify="left" if name in ("group", "health", "trend", "why") else "right", no_wrap=name != "why")
     colours = {"value": "green", "chicken_rib": "yellow", "dead": "red", "spam": "magenta", "new": "dim"}
@@ -515,9 +519,10 @@ def groups_cmd(
         if latest is None:
             continue
         s = latest.signals
-        trend = "".join(f"[{colours[d.health]}]{MARKS[d.health]}[/]" for d in row.days[-21:])
-        cells = [f"{escape(row.name)} ({escape(row.group)})", f"[{colours[latest.health]}]{LABELS[latest.health]}[/]", trend]
-        cells += [str(n) for n in (s.members, s.talkers, s.messages, s.ads, s.active, s.left)]
+        trend = "".join(f"[{colours[d.health]}]{MARKS[d.health]}[/]" for d in row.days[-days:])
+        name = escape(row.group) if narrow else f"{escape(row.name)} ({escape(row.group)})"
+        cells = [name, f"[{colours[latest.health]}]{LABELS[latest.health]}[/]", trend]
+        cells += [str(getattr(s, column)) for column in counts]
         table.add_row(*cells, *([escape(latest.why)] if wide else []))
     console.print(table)
     if not wide:
@@ -526,7 +531,7 @@ def groups_cmd(
                 console.print(f"{escape(row.group)}: {escape(row.latest.why)}")
     window = pb.model.group_health.window
     legend = " · ".join(f"{MARKS[k]} {LABELS[k]}" for k in COLOURS)
-    console.print(f"[dim]Each day is classed from the events of the {window} before it; trend: the last 21 days, oldest first; signals: the latest day. {legend}[/]")
+    console.print(f"[dim]Each day is classed from the events of the {window} before it; trend: the last {days} days, oldest first; signals: the latest day. {legend}[/]")
 
 
 @report_app.command("html", epilog=examples("siyu report html playbooks/camp.yaml --out report.html"))

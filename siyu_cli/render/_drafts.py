@@ -356,13 +356,13 @@ class Planner:
         return self._health.on(occ.target_id, occ.date)
 
     def media(self, attachments: Sequence[Any]) -> tuple[Media, ...]:
-        """A beat's, step's or pool entry's attachments with their files found beside the playbook (once per list)."""
+        """A beat's, step's or pool entry's attachments with their files found like templates (once per list)."""
         if not attachments:
             return ()
         key = id(attachments)
         found = self._media.get(key)
         if found is None:
-            found = self._media[key] = (attachments, resolve(attachments, self.playbook.path.parent))
+            found = self._media[key] = (attachments, resolve(attachments, self.renderer.search))
         return found[1]
 
     def audience(self, run: CohortRun, beat_id: str, expr: Any, at: datetime | None = None) -> list[Mapping[str, Any]]:

@@ -1,7 +1,8 @@
 """Attachments resolved for a draft: images, a video, a link card or a mini-program card.
 
-The playbook names files beside itself (or URLs); a draft carries them with the file's absolute
-path, so the outbox and the robots find them wherever siyu runs, and the ledger keeps them as JSON.
+The playbook names files (looked up like templates: beside the playbook, then templates/ beside
+it or its folder's parent, then ./templates) or URLs; a draft carries each file's absolute path, so
+the outbox and the robots find it wherever siyu runs, and the ledger keeps them as JSON.
 """
 
 from __future__ import annotations
@@ -49,14 +50,18 @@ class Media:
         return f"{self.label}: {self.source}"
 
 
-def _file(value: str | None, base: Path) -> str | None:
+def _file(value: str | None, search: Sequence[Path]) -> str | None:
+    """The first folder of the search path holding the file; beside the playbook (search[0]) when none does."""
     if value is None or value.lower().startswith(("http://", "https://")):
         return None
-    return str((base / value).resolve())
+    for root in search:
+        if (root / value).is_file():
+            return str((root / value).resolve())
+    return str((search[0] / value).resolve())
 
 
-def resolve(attachments: Iterable[Any], base: Path) -> tuple[Media, ...]:
-    """The playbook's attachments (siyu_cli.playbook Attachment) with files found from `base`, the playbook's folder."""
+def resolve(attachments: Iterable[Any], search: Sequence[Path]) -> tuple[Media, ...]:
+    """The playbook's attachments (siyu_cli.playbook Attachment) with their files found along the template search path."""
     found = []
     for item in attachments:
         kind = item.kind
@@ -65,12 +70,12 @@ def resolve(attachments: Iterable[Any], base: Path) -> tuple[Media, ...]:
             Media(
                 kind=kind,
                 source=source,
-                path=_file(source, base) if kind in ("image", "video") else None,
+                path=_file(source, search) if kind in ("image", "video") else None,
                 title=item.title,
                 description=item.description,
                 page=item.page,
                 cover=item.cover,
-                cover_path=_file(item.cover, base),
+                cover_path=_file(item.cover, search),
             )
         )
     return tuple(found)

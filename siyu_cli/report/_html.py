@@ -32,6 +32,7 @@ from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.report._compare import comparison_svg, hooks_html, stage_cell, stage_name, variants_html
 from siyu_cli.report._execution import Execution, execution, heatmap_html
 from siyu_cli.report._funnel import CHANNELS, FunnelReport, funnel, human_duration
+from siyu_cli.report._groups import groups_section
 from siyu_cli.report._headline import Sales, cards_html, figures, sales, trend_html
 from siyu_cli.report._journeys import journey_report, journeys_html
 from siyu_cli.report._next import next_html, next_steps
@@ -376,7 +377,8 @@ def _timeline(ctx: ReportContext) -> Section:
 
 
 Builder = Callable[[ReportContext], Section | None]
-SECTIONS: list[Builder] = [_headline, _next, _trend, _funnel, _hooks, _ab, _touches, _journeys, _sop, _timeline]
+# Group health 群健康 is built in siyu_cli.report._groups.
+SECTIONS: list[Builder] = [_headline, _next, _trend, _funnel, _hooks, _ab, _touches, _journeys, _sop, groups_section, _timeline]
 
 
 def render(playbook: LoadedPlaybook, sections: list[Section], *, generated_at: datetime, synthetic: int) -> str:
