@@ -157,3 +157,15 @@ def test_a_renamed_campaign_warns_at_its_first_pass(camp: Path) -> None:
     assert json.loads(result.stdout)["warnings"]
     again = invoke("run", "--once", "--now", "2026-12-01 10:07", "--json")
     assert "warning" not in again.stderr  # said once, at the pass that started it over
+
+
+def test_an_attachment_edit_reaches_a_draft_not_yet_sent(camp: Path) -> None:
+    link = {"link": "https://shop.example.com/live?from=group", "title": "明早8点直播", "description": "点击预约"}
+    write_playbook(camp, beats=[{**night(), "attachments": [link]}], limits=QUIET)
+    once("2026-12-01 23:05")
+    fixed = {**link, "link": "https://shop.example.com/live?from=night"}
+    write_playbook(camp, beats=[{**night(), "attachments": [fixed]}], limits=QUIET)
+    assert plan("2026-12-01 23:10", 2)["counts"]["rerender"] == 1
+    once("2026-12-01 23:10")
+    [(stored,)] = query(camp / "siyu.db", "SELECT attachments FROM drafts")
+    assert "from=night" in stored and "from=group" not in stored

@@ -20,10 +20,11 @@ from siyu_cli.dispatch._policy import Guard
 from siyu_cli.ledger import PlanCursor
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft, Planner
+from siyu_cli.render._media import to_json as media_json
 from siyu_cli.store import immediate
 
 _PENDING = (
-    "SELECT draft_id, slot, channel, beat, day, target, due_at, text, variant, content_hash, reason FROM drafts "
+    "SELECT draft_id, slot, channel, beat, day, target, due_at, text, variant, content_hash, reason, attachments FROM drafts "
     "WHERE +playbook_id = ? AND state = 'pending' AND content_hash != ?"
 )
 
@@ -45,6 +46,7 @@ class Change:
     reason: str | None = None
     error: str | None = None
     variant: str | None = None
+    attachments: str | None = None  # the draft's attachments as the ledger stores them (JSON)
 
 
 @dataclass
@@ -140,7 +142,7 @@ def review(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -
     guard = Guard(playbook)
     changes = []
     for slot, row in by_slot.items():
-        draft_id, _, channel, beat, day, target, due_text, text, variant, _, reason = row
+        draft_id, _, channel, beat, day, target, due_text, text, variant, _, reason, media = row
         was_due = from_db(due_text).astimezone(playbook.tz)
         draft = expected.get(slot)
         if draft is None:
@@ -164,10 +166,13 @@ def review(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -
         if draft.error is not None:
             changes.append(Change("rerender", beat, int(day or 0), target, due, draft_id, was_due, None, text, "failed", "template_error", str(draft.error)))
             continue
-        if draft.text != text or draft.variant != variant:
-            changes.append(Change("rerender", beat, int(day or 0), target, due, draft_id, was_due, draft.text, text, reason=reason, variant=draft.variant))
+        attached = media_json(draft.attachments)
+        if draft.text != text or draft.variant != variant or attached != media:
+            changes.append(
+                Change("rerender", beat, int(day or 0), target, due, draft_id, was_due, draft.text, text, reason=reason, variant=draft.variant, attachments=attached)
+            )
         elif due != was_due:
-            changes.append(Change("retime", beat, int(day or 0), target, due, draft_id, was_due, text, text, reason=reason, variant=variant))
+            changes.append(Change("retime", beat, int(day or 0), target, due, draft_id, was_due, text, text, reason=reason, variant=variant, attachments=media))
     return sorted(changes, key=lambda c: (c.beat, c.day, c.target))
 
 
@@ -179,8 +184,8 @@ def apply(db: Any, playbook: LoadedPlaybook, changes: Iterable[Change], now: dat
             continue
         if change.state == "pending":
             db.execute(
-                "UPDATE drafts SET due_at = ?, text = ?, variant = ?, content_hash = ? WHERE draft_id = ? AND state = 'pending'",
-                [to_db(change.due_at), change.text, change.variant, playbook.content_hash, change.draft_id],
+                "UPDATE drafts SET due_at = ?, text = ?, variant = ?, attachments = ?, content_hash = ? WHERE draft_id = ? AND state = 'pending'",
+                [to_db(change.due_at), change.text, change.variant, change.attachments, playbook.content_hash, change.draft_id],
             )
         else:
             db.execute(
