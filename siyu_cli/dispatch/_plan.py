@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from siyu_cli._time import from_db, parse_hhmm, to_db
+from siyu_cli.dispatch._capacity import CARRIED
 from siyu_cli.dispatch._policy import Guard
 from siyu_cli.ledger import PlanCursor
 from siyu_cli.playbook import LoadedPlaybook
@@ -150,8 +151,8 @@ def review(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -
             continue
         schedule = guard.schedule(draft.occurrence_at)
         due = schedule.due_at
-        if reason == "retry" and due < was_due:
-            due = was_due  # a retry waits for its backoff, whenever the beat now is
+        if reason in ("retry", *CARRIED) and due < was_due:
+            due = was_due  # a retry waits for its backoff, a carried draft for the day it was carried to, whenever the beat now is
         late = None
         if due < now:
             # Moved to a time already past: it goes now, late, but never into quiet hours.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from siyu_cli._time import parse_hhmm
+from siyu_cli.dispatch._capacity import Caps
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft
 
@@ -68,8 +69,9 @@ class Guard:
 class Budget:
     """Touches per contact and 1v1 drafts per account per local day, counted in dispatch order."""
 
-    def __init__(self, playbook: LoadedPlaybook, memberships: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, playbook: LoadedPlaybook, memberships: Mapping[str, Iterable[str]] | None = None, caps: Caps | None = None) -> None:
         limits = playbook.model.limits
+        self.caps = caps  # capacity and nurturing (siyu_cli.dispatch._capacity): over them a draft carries over
         self.tz = playbook.tz
         self.per_contact = limits.per_contact_per_day
         self.per_account = limits.private_per_account_per_day
@@ -101,11 +103,20 @@ class Budget:
             touches = self.contact_touches[(draft.contact_id, day)] + sum(self.group_posts[(g, day)] for g in groups)
             if touches >= self.per_contact:
                 return "limit:per_contact_per_day"
-        return None
+        return self.caps.refusal(draft, due_at) if self.caps is not None else None
 
     def take(self, draft: Draft, due_at: datetime) -> str | None:
         """Refuse, or count the draft and let it through."""
         reason = self.refusal(draft, due_at)
         if reason is None and draft.channel in BUDGETED and draft.contact_id is not None:
             self.note_private(draft.contact_id, draft.persona, due_at)
+            if self.caps is not None:
+                self.caps.note(draft.persona, draft.contact_id, due_at, draft.channel, draft.beat, draft.variant)
         return reason
+
+    def carry(self, draft: Draft, due_at: datetime) -> datetime:
+        """Where a draft the caps refused goes: the same time on the next day with room, counted there."""
+        assert self.caps is not None
+        later = self.caps.carry(draft, due_at)
+        self.note_private(str(draft.contact_id), draft.persona, later)
+        return later

@@ -17,6 +17,7 @@ from typing import Any
 
 from siyu_cli._bulk import bulk
 from siyu_cli._time import from_db, to_db, utcnow
+from siyu_cli.dispatch._capacity import CARRIED, Caps, carries
 from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
 from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
@@ -362,7 +363,7 @@ class Runner:
         cursors = PlanCursor(self.db)
         # A 1v1 cap is offered fairly across everything due at once (_fair_order), so those drafts are decided
         # together; otherwise they are recorded in chunks and a catch-up of millions holds one chunk at a time.
-        whole = self.playbook.model.limits.private_per_account_per_day is not None
+        whole = self.playbook.model.limits.private_per_account_per_day is not None or carries(self.playbook)
         fresh: list[Draft] = []
         chunk: list[Draft] = []
         for draft in drafts:
@@ -386,7 +387,10 @@ class Runner:
             # Another pass may have recorded some of them since: looked up again under the write lock.
             existing = cursors.known(playbook.id, (d.slot for d in fresh))
             budget = self._budget(inputs, guard, days)
+            if budget.caps is not None:
+                fresh.sort(key=lambda d: d.occurrence_at)  # capacity is offered oldest first (stable: the planner's order within a time)
             fresh = self._fair_order(fresh, budget, guard)
+            carried: dict[str, tuple[str, str]] = {}
             rows = []
             stamp = to_db(now)
             # Thousands of drafts share an occurrence time: each time is scheduled once (keyed with the zone
@@ -417,7 +421,13 @@ class Runner:
                     state, reason = "skipped", "missed"
                 else:
                     refusal = budget.take(draft, schedule.due_at)
-                    if refusal:
+                    if refusal in CARRIED:
+                        # Over capacity or a nurturing cap: the same slot, due on the next day with room.
+                        later = to_db(budget.carry(draft, schedule.due_at))
+                        carried[draft.draft_id] = (due_text, later)
+                        due_text, reason = later, refusal
+                        summary.deferred += 1
+                    elif refusal:
                         state, reason = "skipped", refusal
                     elif schedule.deferred:
                         reason = "quiet_hours:deferred"
@@ -426,7 +436,7 @@ class Runner:
                 elif state == "failed":
                     summary.failed += 1
                     summary.errors.append(error or "")
-                elif schedule.due_at > now:
+                elif schedule.due_at > now and draft.draft_id not in carried:
                     summary.deferred += 1
                 rows.append(
                     (
@@ -439,6 +449,7 @@ class Runner:
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
             rows.sort(key=_claim_order)
             summary.recorded += self.ledger.insert(rows)
+            self.ledger.mark_carried(carried)
 
     def _unrecorded(self, cursors: PlanCursor, chunk: list[Draft], inputs: PlanInputs) -> list[Draft]:
         """The chunk's drafts whose slot the ledger does not hold, rendered; what rendering needed is let go."""
@@ -478,8 +489,8 @@ class Runner:
     def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any]) -> Budget:
         """The day's budget as the ledger has it now, plus every group post scheduled those days."""
         playbook = self.playbook
-        budget = Budget(playbook, inputs.memberships)
         start = min(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days)
+        budget = Budget(playbook, inputs.memberships, Caps.of(playbook, self.db, inputs.planner.renderer, start))
         end = max(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days) + timedelta(days=2)
         for target, persona, due in self.ledger.private_counts(playbook.id, start, end):
             budget.note_private(target.split(":", 1)[1], persona, from_db(due))
@@ -638,7 +649,7 @@ class Runner:
             wait = timedelta(seconds=max(1, int(hint) + 1))
         else:
             wait = timedelta(seconds=min(RETRY_FIRST.total_seconds() * 2 ** max(int(row["attempts"] or 1) - 1, 0), RETRY_CAP.total_seconds()))
-        first_due = from_db(str(row["first_due_at"] or row["due_at"]))
+        first_due = from_db(str(row.get("carried_to") or row["first_due_at"] or row["due_at"]))  # a carried draft's max_late counts from its new day
         deadline = first_due + (guard.max_late if guard.late_action == "skip" else timedelta(days=1))
         if now >= deadline:
             return None

@@ -211,7 +211,7 @@ class Ledger:
         with immediate(self.db):
             failed = self.db.execute(
                 "UPDATE drafts SET state = 'failed', reason = 'delivery', finished_at = ? "
-                "WHERE +playbook_id = ? AND state = 'pending' AND reason = 'retry' AND COALESCE(first_due_at, due_at) < ?",
+                "WHERE +playbook_id = ? AND state = 'pending' AND reason = 'retry' AND COALESCE(carried_to, first_due_at, due_at) < ?",
                 [stamp, playbook_id, to_db(cutoff)],
             ).rowcount
             skipped = self.db.execute(
@@ -236,6 +236,10 @@ class Ledger:
     def insert(self, rows: Iterable[Sequence[Any]]) -> int:
         """Within the caller's IMMEDIATE transaction; duplicates of the unique key are ignored. Returns the rows inserted."""
         return int(self.db.conn.executemany(_INSERT, rows).rowcount)
+
+    def mark_carried(self, carried: Mapping[str, tuple[str, str]]) -> None:
+        """Within the caller's transaction: draft id → (first due, carried to) of drafts carried over by a cap."""
+        self.db.conn.executemany("UPDATE drafts SET first_due_at = ?, carried_to = ? WHERE draft_id = ?", [(first, to, did) for did, (first, to) in carried.items()])
 
     def private_counts(self, playbook_id: str, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
         """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until)."""

@@ -138,12 +138,27 @@ def _one_content(item: _Content, *, required: bool = True) -> None:
         raise ValueError("needs a template or a text")
 
 
+FanTier = Literal["precise", "semi", "general"]
+
+
+class Capacity(_Strict):
+    """人效: fans one operator handles in 1v1 a day, by fan tier (the seeds: about 20 precise or 40 general)."""
+
+    precise: int = Field(20, ge=1, examples=[20], description="精准粉 one operator handles in 1v1 a day")
+    semi: int = Field(30, ge=1, examples=[30], description="半精准粉 a day (between the seeds' 20 precise and 40 general)")
+    general: int = Field(40, ge=1, examples=[40], description="泛粉 a day")
+    untiered: FanTier = Field("precise", examples=["precise"], description="the tier a contact without one counts as (default the most work: never overstates capacity)")
+    operators: int = Field(1, ge=1, examples=[2], description="people working this account")
+
+
 class Persona(_Strict):
     id: Slug
     name: str
     role: str | None = None
     voice: str | None = None
     account: str | None = Field(None, description="the WeChat/WeCom account this persona speaks from")
+    capacity: Capacity | None = Field(None, examples=[{"precise": 20, "general": 40}], description="人效: caps the 1v1 drafts that need a person; over it they carry over to the next day")
+    account_since: date | None = Field(None, examples=["2026-11-01"], description="the day the account was registered (养号 stage by its age)")
 
 
 class Product(_Strict):
@@ -530,12 +545,37 @@ class Missed(_Strict):
         return parse_duration(self.max_late)
 
 
+class StageCaps(_Strict):
+    """What an account of one 养号 stage may do a day (None: no cap)."""
+
+    adds: int | None = Field(None, ge=0, examples=[20], description="adds accepted per day (加好友通过)")
+    private: int | None = Field(None, ge=0, examples=[20], description="1v1 sends per day")
+    invites: int | None = Field(None, ge=0, examples=[0], description="group invitations per day (contacts brought into its groups)")
+
+
+class Nurture(_Strict):
+    """养号: caps by account age. Day 1 is personas[].account_since; 初生号 days 1-7, 成长号 from day 8, 稳定号 from day 30."""
+
+    growing_from: int = Field(8, ge=2, examples=[8], description="account day 成长号 starts (初生号 before it)")
+    stable_from: int = Field(30, ge=3, examples=[30], description="account day 稳定号 starts (成长号 until then)")
+    new: StageCaps = Field(StageCaps(adds=20, private=20, invites=0), description="初生号 (new) caps", examples=[{"adds": 20, "private": 20, "invites": 0}])
+    growing: StageCaps = Field(StageCaps(adds=40, private=40, invites=20), description="成长号 (growing) caps", examples=[{"adds": 40, "private": 40, "invites": 20}])
+    stable: StageCaps = Field(StageCaps(), description="稳定号 (stable) caps (default none beyond the other limits)", examples=[{"private": 200}])
+
+    @model_validator(mode="after")
+    def _order(self) -> Nurture:
+        if self.stable_from <= self.growing_from:
+            raise ValueError(f"stable_from ({self.stable_from}) must come after growing_from ({self.growing_from})")
+        return self
+
+
 class Limits(_Strict):
     quiet_hours: str | None = Field(None, description='"22:30-08:00": nothing is dispatched inside')
     on_quiet: Literal["defer", "skip"] = "defer"
     per_contact_per_day: int | None = Field(None, ge=1)
     private_per_account_per_day: int | None = Field(None, ge=1)
     missed: Missed = Missed()
+    nurture: Nurture | None = Field(None, examples=[{"new": {"adds": 20, "private": 20, "invites": 0}}], description="养号 caps per account stage; over them 1v1 drafts carry over to the next day")
 
     @field_validator("quiet_hours")
     @classmethod

@@ -307,3 +307,10 @@ def m030_aliases(db: Database) -> None:
 def m050_draft_attachments(db: Database) -> None:
     """A draft's attachments (images, a video, a link or mini-program card) as JSON, beside its text; NULL: none."""
     db.execute("ALTER TABLE drafts ADD COLUMN attachments TEXT")
+
+
+@MIGRATIONS()
+def m060_draft_carried_to(db: Database) -> None:
+    """A draft carried over by capacity or nurturing (capacity:carried): the time it was carried to, from which
+    max_late counts for its retries (first_due_at keeps the time it was first due)."""
+    db.execute("ALTER TABLE drafts ADD COLUMN carried_to TEXT")

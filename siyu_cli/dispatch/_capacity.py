@@ -1,0 +1,250 @@
+"""The team's own limits on 1v1 work, as decisions: capacity (人效) and account nurturing (养号).
+
+Capacity. One operator handles about 20 precise (精准粉) or 40 general (泛粉) fans a day in 1v1 (the
+seeds' figure; 半精准粉 30, between them). A persona with `capacity:` spends, per local day, 1/20 of an
+operator on each precise contact it writes to in 1v1, 1/30 on a semi-precise one and 1/40 on a general
+one; the day is full when the next contact would take it past `operators` (default 1). A contact
+written to twice the same day is one fan handled: only its first draft costs.
+
+Which drafts need a person: a journey step always (each contact is on its own clock, so no two
+share a send); a private beat when its template reads `contact` (the Jinja source, with what it
+includes: `{{ contact.name }}`, `contact.tags`, `{% if contact ... %}`), since such a text differs per
+contact and WeCom cannot mass-send it. A private beat whose template never reads `contact` is one
+mass-send task (群发) however many receive it, and costs nothing here; nor do welcome messages (sent
+by the platform within 20 seconds of the add), group posts and Moments. The rule reads the source,
+not the rendered text, so it is known before any contact is rendered and does not flip with the
+audience; a private beat drawing from `pools` counts (a pool may hold either kind).
+
+A contact's tier: its `tier` column (precise, semi, general, or 精准粉, 半精准粉, 泛粉), else a tier
+tag among its own tags, else among the tags of the hook it came through (its source, or its
+friend_added event's hook), else the persona's `capacity.untiered` (default precise: the most work, so
+capacity is never overstated).
+
+Nurturing. An account's stage is by its age: day 1 is `personas[].account_since`; 初生号 (new) until
+`growing_from` (day 8), 成长号 (growing) until `stable_from` (day 30), then 稳定号 (stable). Days 16-29,
+which the seeds leave open between "15 days growing" and "30 days stable", are still 成长号: an
+account is stable only once it has been used for 30 days. `limits.nurture` caps each stage's 1v1
+sends a day (every private and journey draft, mass-sent or not: the platform counts messages),
+adds accepted and group invitations a day (those two are the contacts' own acts, so check warns
+about them; the runner cannot hold them back).
+
+Over a cap a draft is not skipped: it carries over to the same time on the next day that has room
+for it (`capacity:carried` / `nurture:carried`), keeping its slot (exactly once), its first due time
+in first_due_at and the time it was carried to in carried_to. Drafts already recorded keep their
+place, so the oldest are served first; fresh drafts are offered the room in due order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from jinja2 import meta
+
+from siyu_cli._time import from_db, to_db
+from siyu_cli.playbook import LoadedPlaybook
+from siyu_cli.render import Draft
+
+CARRIED = ("capacity:carried", "nurture:carried")
+PERSONAL = ("private", "journey")  # the channels that may need a person; welcome messages never do
+TIER_WORDS = {
+    "precise": "precise",
+    "精准粉": "precise",
+    "精准": "precise",
+    "semi": "semi",
+    "半精准粉": "semi",
+    "半精准": "semi",
+    "general": "general",
+    "泛粉": "general",
+}
+STAGES = {"new": "初生号", "growing": "成长号", "stable": "稳定号"}
+CARRY_HORIZON = 366  # days looked ahead for room; a cap of at least one always finds it long before
+
+
+def tier_word(value: str | None) -> str | None:
+    return TIER_WORDS.get((value or "").strip())
+
+
+def stage_of(playbook: LoadedPlaybook, persona_id: str, day: date) -> str | None:
+    """new | growing | stable on that local day, or None when the persona has no account_since."""
+    persona = next((p for p in playbook.model.personas if p.id == persona_id), None)
+    if persona is None or persona.account_since is None:
+        return None
+    nurture = playbook.model.limits.nurture
+    growing, stable = (nurture.growing_from, nurture.stable_from) if nurture else (8, 30)
+    age = (day - persona.account_since).days + 1
+    return "new" if age < growing else ("growing" if age < stable else "stable")
+
+
+def stage_caps(playbook: LoadedPlaybook, persona_id: str, day: date) -> Any:
+    """The StageCaps in force for the persona's account that day (None: no nurturing caps)."""
+    nurture = playbook.model.limits.nurture
+    stage = stage_of(playbook, persona_id, day)
+    return getattr(nurture, stage) if nurture is not None and stage else None
+
+
+def account_age(playbook: LoadedPlaybook, persona_id: str, day: date) -> int | None:
+    persona = next((p for p in playbook.model.personas if p.id == persona_id), None)
+    return None if persona is None or persona.account_since is None else (day - persona.account_since).days + 1
+
+
+class PersonalRule:
+    """Whether a draft needs a person (see the module's docstring), read from the template sources once per content."""
+
+    def __init__(self, playbook: LoadedPlaybook, renderer: Any) -> None:
+        self.playbook = playbook
+        self.renderer = renderer
+        self.beats = {beat.id: beat for beat in playbook.model.beats}
+        self._sources: dict[tuple[str | None, str | None], bool] = {}
+
+    def __call__(self, channel: str, beat_id: str, variant: str | None) -> bool:
+        if channel == "journey":
+            return True
+        if channel != "private":
+            return False
+        beat = self.beats.get(beat_id)
+        if beat is None:
+            return True  # a beat the playbook no longer has: counted, as the draft is still waiting
+        if beat.pools:
+            return True
+        content = beat.variants.get(variant) if beat.variants and variant else beat
+        return content is not None and self.reads_contact(content.template, content.text)
+
+    def reads_contact(self, template: str | None, text: str | None) -> bool:
+        key = (template, text)
+        if key not in self._sources:
+            self._sources[key] = self._reads(template, text, set())
+        return self._sources[key]
+
+    def _reads(self, template: str | None, text: str | None, seen: set[str]) -> bool:
+        env = self.renderer.env
+        try:
+            source = text if template is None else env.loader.get_source(env, template)[0]
+            tree = env.parse(source or "")
+        except Exception:  # a missing or broken template fails its draft elsewhere; count it, to be safe
+            return True
+        if "contact" in meta.find_undeclared_variables(tree):
+            return True
+        for name in meta.find_referenced_templates(tree):
+            if name is None:
+                return True  # a computed include: could be anything
+            if name not in seen:
+                seen.add(name)
+                if self._reads(name, None, seen):
+                    return True
+        return False
+
+
+class Caps:
+    """Capacity and nurturing per persona account and local day: what the ledger holds, then each draft taken."""
+
+    def __init__(self, playbook: LoadedPlaybook, db: Any, renderer: Any) -> None:
+        self.playbook = playbook
+        self.tz = playbook.tz
+        self.db = db
+        self.personal = PersonalRule(playbook, renderer)
+        self.capacity = {p.id: p.capacity for p in playbook.model.personas if p.capacity is not None}
+        self.nurtured = playbook.model.limits.nurture is not None and any(p.account_since for p in playbook.model.personas)
+        self.load: Counter[tuple[str, date]] = Counter()  # operator-days spent (Fractions)
+        self.handled: set[tuple[str, date, str]] = set()  # (persona, day, contact) already paid for
+        self.sends: Counter[tuple[str, date]] = Counter()  # 1v1 drafts, for the nurturing cap
+        self.tiers: dict[str, str | None] = {}
+        self.hooks = {key: hook for hook in playbook.model.hooks for key in (hook.id, hook.code) if key}
+
+    @classmethod
+    def of(cls, playbook: LoadedPlaybook, db: Any, renderer: Any, since: datetime) -> Caps | None:
+        """None when the playbook sets neither; else loaded with every 1v1 draft the ledger holds from `since` on."""
+        if not carries(playbook):
+            return None
+        caps = cls(playbook, db, renderer)
+        rows = db.execute(
+            "SELECT target, persona, due_at, channel, beat, variant FROM drafts WHERE +playbook_id = ? AND channel IN ('private', 'journey') AND state NOT IN ('skipped', 'failed') AND due_at >= ?",
+            [playbook.id, to_db(since)],
+        ).fetchall()
+        caps.prefetch(str(row[0]).partition(":")[2] for row in rows)
+        for target, persona, due, channel, beat, variant in rows:
+            caps.note(str(persona or ""), str(target).partition(":")[2], from_db(due), channel, beat, variant)
+        return caps
+
+    def local_day(self, moment: datetime) -> date:
+        return moment.astimezone(self.tz).date()
+
+    def prefetch(self, contact_ids: Iterable[str]) -> None:
+        """Each contact's tier (see the module's docstring) in a few queries."""
+        wanted = sorted({cid for cid in contact_ids if cid and cid not in self.tiers})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            hooks: dict[str, str] = {}
+            for cid, hook in self.db.execute(f"SELECT contact_id, hook FROM events WHERE contact_id IN ({marks}) AND type = 'friend_added' AND hook IS NOT NULL ORDER BY at", chunk):
+                hooks.setdefault(cid, hook)
+            found = {cid: (tier, tags, source) for cid, tier, tags, source in self.db.execute(f"SELECT contact_id, tier, tags, source FROM contacts WHERE contact_id IN ({marks})", chunk)}
+            for cid in chunk:
+                tier, tags, source = found.get(cid, (None, "[]", None))
+                self.tiers[cid] = self._tier(tier, tags, [source, hooks.get(cid)])
+
+    def _tier(self, column: str | None, tags: str | None, via: list[str | None]) -> str | None:
+        if tier_word(column):
+            return tier_word(column)
+        try:
+            own = json.loads(tags or "[]")
+        except ValueError:
+            own = []
+        for tag in own:
+            if tier_word(str(tag)):
+                return tier_word(str(tag))
+        for key in via:
+            hook = self.hooks.get(key or "")
+            for tag in hook.tags if hook else ():
+                if tier_word(tag):
+                    return tier_word(tag)
+        return None
+
+    def cost(self, persona: str, contact: str) -> Fraction:
+        capacity = self.capacity[persona]
+        if contact not in self.tiers:
+            self.prefetch([contact])
+        tier = self.tiers.get(contact) or capacity.untiered
+        return Fraction(1, getattr(capacity, tier))
+
+    def note(self, persona: str, contact: str, moment: datetime, channel: str, beat: str, variant: str | None) -> None:
+        day = self.local_day(moment)
+        self.sends[(persona, day)] += 1
+        if persona in self.capacity and (persona, day, contact) not in self.handled and self.personal(channel, beat, variant):
+            self.handled.add((persona, day, contact))
+            self.load[(persona, day)] += self.cost(persona, contact)
+
+    def refusal(self, draft: Draft, moment: datetime) -> str | None:
+        """capacity:carried or nurture:carried when the draft's day has no room for it, else None."""
+        if draft.channel not in PERSONAL or draft.contact_id is None:
+            return None
+        persona, day, contact = draft.persona, self.local_day(moment), draft.contact_id
+        if self.nurtured:
+            caps = stage_caps(self.playbook, persona, day)
+            if caps is not None and caps.private is not None and self.sends[(persona, day)] >= caps.private:
+                return "nurture:carried"
+        capacity = self.capacity.get(persona)
+        if capacity is None or (persona, day, contact) in self.handled or not self.personal(draft.channel, draft.beat, draft.variant):
+            return None
+        return "capacity:carried" if self.load[(persona, day)] + self.cost(persona, contact) > capacity.operators else None
+
+    def carry(self, draft: Draft, moment: datetime) -> datetime:
+        """The same local time on the first later day with room for the draft, counted there."""
+        local = moment.astimezone(self.tz)
+        later = local
+        for days in range(1, CARRY_HORIZON + 1):
+            later = datetime.combine(local.date() + timedelta(days=days), local.timetz().replace(tzinfo=None), tzinfo=self.tz)
+            if self.refusal(draft, later) is None:
+                break
+        self.note(draft.persona, str(draft.contact_id), later, draft.channel, draft.beat, draft.variant)
+        return later
+
+
+def carries(playbook: LoadedPlaybook) -> bool:
+    """Whether a cap here may carry drafts over: then a pass decides everything due at once, oldest first."""
+    model = playbook.model
+    return any(p.capacity for p in model.personas) or bool(model.limits.nurture and any(p.account_since for p in model.personas))

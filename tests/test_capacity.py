@@ -1,0 +1,109 @@
+"""Capacity (人效) and account nurturing (养号): real passes with --now over days, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.playbooks_fixtures import add_contacts, invoke, query, write_playbook
+
+DAY_A = {"id": "a", "title": "一对一", "at": "20:00", "days": "1", "channel": "private", "audience": "a", "text": "{{ contact.name }}，今晚聊聊"}
+DAY_B = {"id": "b", "title": "一对一", "at": "20:00", "days": "2", "channel": "private", "audience": "b", "text": "{{ contact.name }}，第二天"}
+MASS = {"id": "mass", "title": "群发", "at": "20:00", "days": "1", "channel": "private", "audience": "a", "text": "今晚8点直播，记得来"}
+PERSONAS = [{"id": "host", "name": "小丸子", "account": "wx_host_01", "capacity": {"precise": 2, "general": 4}}]
+
+
+@pytest.fixture
+def camp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def once(now: str) -> dict[str, Any]:
+    return json.loads(invoke("run", "--once", "--now", now, "--json").stdout)
+
+
+def ledger(camp: Path, where: str = "1") -> list[tuple[Any, ...]]:
+    return query(camp / "siyu.db", f"SELECT target, state, reason, due_at, first_due_at FROM drafts WHERE {where} ORDER BY due_at, target")
+
+
+def contacts(prefix: str, n: int, tag: str, tier: str | None = "precise") -> list[dict[str, Any]]:
+    return [{"contact_id": f"{prefix}{i}", "name": f"{prefix}{i}", "tags": [tag], "tier": tier} for i in range(1, n + 1)]
+
+
+def write(camp: Path, beats: list[dict[str, Any]], **extra: Any) -> Path:
+    extra.setdefault("personas", PERSONAS)
+    return write_playbook(camp, beats=beats, segments={"a": "a", "b": "b"}, limits={"missed": {"max_late": "2h"}}, **extra)
+
+
+def test_over_capacity_drafts_carry_over_to_the_next_day_oldest_first(camp: Path) -> None:
+    # One operator, 2 precise fans a day: each precise contact is half a day's 1v1 work.
+    write(camp, [DAY_A, DAY_B])
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a") + contacts("b", 2, "b"))
+
+    first = once("2026-12-01 20:01")
+    assert first["sent"] == 2 and first["deferred"] == 3 and not first["skipped"]
+    rows = ledger(camp)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("contact:a1", "sent", None),
+        ("contact:a2", "sent", None),
+        ("contact:a3", "pending", "capacity:carried"),  # day 2 takes two more
+        ("contact:a4", "pending", "capacity:carried"),
+        ("contact:a5", "pending", "capacity:carried"),  # day 2 is full already: day 3
+    ]
+    assert [r[3] for r in rows[2:]] == ["2026-12-02T12:00:00Z", "2026-12-02T12:00:00Z", "2026-12-03T12:00:00Z"]
+    assert {r[4] for r in rows[2:]} == {"2026-12-01T12:00:00Z"}  # the original due is kept
+
+    # Day 2: yesterday's carried drafts go first; today's fresh 1v1 drafts wait for day 3 and 4.
+    second = once("2026-12-02 20:01")
+    assert second["sent"] == 2 and second["deferred"] == 2
+    sent_day2 = [r[0] for r in ledger(camp, "state = 'sent' AND due_at LIKE '2026-12-02%'")]
+    assert sent_day2 == ["contact:a3", "contact:a4"]
+    carried_b = {r[0]: (r[2], r[3], r[4]) for r in ledger(camp, "target LIKE 'contact:b%'")}
+    assert carried_b == {
+        "contact:b1": ("capacity:carried", "2026-12-03T12:00:00Z", "2026-12-02T12:00:00Z"),
+        "contact:b2": ("capacity:carried", "2026-12-04T12:00:00Z", "2026-12-02T12:00:00Z"),
+    }
+
+    # Day 3 (the last campaign day) and day 4 (after it: carried drafts still go), each found on time.
+    assert once("2026-12-03 20:01")["sent"] == 2
+    assert [r[0] for r in ledger(camp, "due_at LIKE '2026-12-03%'")] == ["contact:a5", "contact:b1"]
+    assert once("2026-12-04 20:01")["sent"] == 1
+    assert {r[1] for r in ledger(camp)} == {"sent"}
+    # Exactly once: every slot has one draft, and a rerun changes nothing.
+    assert len(ledger(camp)) == 7
+    again = once("2026-12-04 20:30")
+    assert again["recorded"] == 0 and again["sent"] == 0
+
+
+def test_a_carried_draft_is_held_to_max_late_from_its_new_day_not_its_first(camp: Path) -> None:
+    write(camp, [DAY_A])
+    add_contacts(camp / "siyu.db", contacts("a", 3, "a"))
+    once("2026-12-01 20:01")
+    # 24 hours after it was first due, far past max_late 2h of that: still sent, as it is on time for its new day.
+    result = once("2026-12-02 21:30")
+    assert result["sent"] == 1 and not result["skipped"]
+
+
+def test_mass_sends_and_general_fans_cost_what_the_rule_says(camp: Path) -> None:
+    # A text that never reads `contact` is one 群发 task: no capacity. General fans cost 1/4 here, untiered counts as precise.
+    write(camp, [MASS, DAY_A])
+    add_contacts(camp / "siyu.db", contacts("a", 4, "a", tier="泛粉") + [{"contact_id": "a9", "name": "a9", "tags": ["a"]}])
+    once("2026-12-01 20:01")
+    rows = {(r[0], r[1], r[2]) for r in query(camp / "siyu.db", "SELECT target, state, reason FROM drafts WHERE beat = 'a'")}
+    # 4 general (4 × 1/4 = 1 operator-day) fill the day; the untiered one (precise, 1/2) carries over.
+    assert ("contact:a9", "pending", "capacity:carried") in rows
+    assert sum(1 for r in rows if r[1] == "sent") == 4
+    mass = query(camp / "siyu.db", "SELECT state, COUNT(*) FROM drafts WHERE beat = 'mass' GROUP BY state")
+    assert mass == [("sent", 5)]
+
+
+def test_without_capacity_nothing_changes(camp: Path) -> None:
+    write(camp, [DAY_A], personas=[{"id": "host", "name": "小丸子", "account": "wx_host_01"}])
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
+    assert once("2026-12-01 20:01")["sent"] == 5
