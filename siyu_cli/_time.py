@@ -71,16 +71,28 @@ def parse_when(text: str, tz: tzinfo) -> datetime:
     return in_range(moment, raw)
 
 
+YEARS = (1000, 9998)
+OUT_OF_RANGE = "write a year from 1000 to 9998"
+
+
 def in_range(moment: datetime, shown: object) -> datetime:
-    """`moment` when it has a UTC form in years 1-9999, else a ValueError naming `shown`."""
+    """`moment` when the store can hold it, else a ValueError naming `shown`: one rule for imports, track, --now, --since.
+
+    The store keeps UTC text sorted as text, so a year must have four digits in UTC; 9999 is left
+    out so that showing the time in any zone cannot overflow.
+    """
     try:
         utc = moment.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise ValueError(f"{shown!r} is out of range (years 1-9999 in UTC)") from None
-    if utc.year < 1000:
-        # The store sorts times as text: a year before 1000 would print with fewer digits and sort wrong.
-        raise ValueError(f"{shown!r} is out of range; write a year from 1000 on")
+        utc = None
+    if utc is None or not YEARS[0] <= utc.year <= YEARS[1]:
+        raise ValueError(f"{shown!r} is out of range; {OUT_OF_RANGE}")
     return moment
+
+
+def storable(text: str) -> bool:
+    """Whether a time already in the store's form (YYYY-MM-DDTHH:MM:SSZ) has a year the store holds."""
+    return "1000" <= text[:4] <= str(YEARS[1])
 
 
 def _loose(text: str) -> datetime:
@@ -88,6 +100,8 @@ def _loose(text: str) -> datetime:
     if not match:
         raise ValueError(f"{text!r} is not a time; {TIME_EXAMPLES}")
     year, month, day, hour, minute, second, offset = match.groups()
+    if not YEARS[0] <= int(year) <= YEARS[1]:
+        raise ValueError(f"{text!r} is out of range; {OUT_OF_RANGE}")
     try:
         moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
     except ValueError as exc:

@@ -118,7 +118,7 @@ def test_presets_are_listed_with_their_columns_and_shown_as_files() -> None:
     data = json.loads(ok("import", "presets", "--json").output)
     assert {row["name"]: row["for"] for row in data} == {"douyin-orders": "events", "taobao-orders": "events", "wecom-customers": "contacts"}
     shown = ok("import", "presets", "--show", "taobao-orders").output
-    assert "订单状态:" in shown and "交易关闭: skip" in shown
+    assert "订单状态:" in shown and "交易关闭: closed" in shown and "等待买家付款: skip" in shown
     missing = siyu("import", "presets", "--show", "jd-orders")
     assert missing.exit_code == 2 and "no such preset" in missing.output
 

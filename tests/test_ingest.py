@@ -118,7 +118,7 @@ def test_xlsx_events_with_a_bad_row_name_it(db: sqlite_utils.Database, tmp_path:
     book.save(path)
     with pytest.raises(ImportRejected) as caught:
         import_events(db, path, tz=SHANGHAI)
-    assert caught.value.rows == [(3, "amount '很多' is not a number")]
+    assert caught.value.rows == [(3, "amount '很多' is not a number; write e.g. 199, 1299.00 or ¥1,299.00")]
 
 
 def test_mapping_from_a_yaml_or_json_file(tmp_path: Path) -> None:
@@ -136,9 +136,11 @@ def test_mapping_from_a_yaml_or_json_file(tmp_path: Path) -> None:
 
 def test_mapped_and_dropped_columns(db: sqlite_utils.Database, tmp_path: Path) -> None:
     rows = [[" 客户ID ", "\ufeff客户名称", "标签", "手机号", "城市"], ["w1", "周杰", "家长", "13800000000", "上海"]]
-    mapping = {"客户ID": "contact_id", "客户名称": "name", "标签": "tags", "手机号": "-", "不存在": "source"}
+    mapping = {"客户ID": "contact_id", "客户名称": "name", "标签": "tags", "手机号": "-", "不存在": "-"}
     result = import_contacts(db, write_csv(tmp_path / "w.csv", rows), tz=SHANGHAI, mapping=mapping)
-    assert result.unused_mapping == ["不存在"]
+    assert result.unused_mapping == ["不存在"]  # a dropped column the file lacks is only a note
+    with pytest.raises(SiyuError, match="column '不存在' \\(source, named in --map\\) is not in the file"):
+        import_contacts(db, tmp_path / "w.csv", tz=SHANGHAI, mapping={**mapping, "不存在": "source"})
     contact = get_contact(db, "w1")
     assert (contact["name"], contact["tags"], contact["extra"]) == ("周杰", ["家长"], {"城市": "上海"})
 

@@ -147,6 +147,9 @@ def _print_import(kind: str, file: Path, result: Any, how: ImportOptions) -> Non
         notes.print(f"note: the mapping names column {name!r}, which {file.name} does not have", markup=False, soft_wrap=True)
     for column, count in result.unmatched_hooks.items():
         notes.print(f"note: {count} row(s)' {column} named no hook of the playbook; their hook is empty (the cell is kept as {column})", markup=False, soft_wrap=True)
+    for column, codes in result.unknown_codes.items():
+        listed = ", ".join(f"{code} ({count})" for code, count in sorted(codes.items()))
+        notes.print(f"note: {column} gave codes that are no hook of the playbook: {listed}; they are kept as the source, and no hook's tags or welcome apply", markup=False, soft_wrap=True)
     parts = [f"read {result.read}", f"inserted {result.inserted}", f"updated {result.updated}"]
     if kind == "contacts":
         parts.append(f"unchanged {result.unchanged}")
@@ -161,6 +164,8 @@ def _print_import(kind: str, file: Path, result: Any, how: ImportOptions) -> Non
     if result.left_out:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.left_out.items()))
         parts.append(f"left out by the mapping {sum(result.left_out.values())} ({reasons})")
+    if result.closed_orders:
+        parts.append(f"closed orders refunded {result.closed_orders}")
     if how.skip_bad is not None:
         parts.append(f"bad rows skipped {result.skipped} (written to {how.skip_bad})")
     where = "" if result.format != "xlsx" else f", sheet {result.sheet}"
@@ -168,11 +173,22 @@ def _print_import(kind: str, file: Path, result: Any, how: ImportOptions) -> Non
     header = f", header on row {result.header_row}" if result.header_row != 1 else ""
     prefix = "dry run, nothing written: " if how.dry_run else ""
     console.print(f"{prefix}{kind} from {file} ({result.format}{encoding}{where}{header}): " + " · ".join(parts), markup=False, soft_wrap=True)
+    verb = "would update" if how.dry_run else "updated"
     for change in result.changes:
         what = "; ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in change["changes"].items())
-        console.print(f"  {'would update' if how.dry_run else 'updated'} row {change['row']}: event {change['event_id']}: {what}", markup=False, soft_wrap=True)
-    if result.updated > len(result.changes):
-        console.print(f"  … and {result.updated - len(result.changes)} more", markup=False, soft_wrap=True)
+        whose = f"contact {change['contact_id']}" if "contact_id" in change else f"event {change['event_id']}"
+        console.print(f"  {verb} row {change['row']}: {whose}: {what}", markup=False, soft_wrap=True)
+    if result.updated + result.events_updated > len(result.changes):
+        console.print(f"  … and {result.updated + result.events_updated - len(result.changes)} more", markup=False, soft_wrap=True)
+    for closed in result.closed:
+        how_known = "counted before, now closed" if closed["stored_before"] else "paid, then refunded"
+        amount = "" if closed["refund"] is None else f" {closed['refund']:g}"
+        console.print(
+            f"  closed row {closed['row']}: order {closed['event_id']} ({closed['why']}; {how_known}): refund{amount} {'would be ' if how.dry_run else ''}recorded",
+            markup=False, soft_wrap=True,
+        )
+    if result.closed_orders > len(result.closed):
+        console.print(f"  … and {result.closed_orders - len(result.closed)} more closed", markup=False, soft_wrap=True)
 
 
 FILE_HELP = "CSV (UTF-8, UTF-8 BOM, GBK/GB18030; the whole file is checked) or XLSX (first sheet, or --sheet); title rows above the header are passed over."
@@ -241,6 +257,7 @@ def import_presets_cmd(
 ) -> None:
     """List the shipped presets 预设 for platforms' exports, with the columns each reads."""
     from siyu_cli.ingest import load_preset, preset_names, preset_text
+    from siyu_cli.ingest._import import REQUIRED
 
     if show:
         typer.echo(preset_text(show), nl=False)
@@ -248,12 +265,16 @@ def import_presets_cmd(
     rows = []
     for name in preset_names():
         mapping = load_preset(name)
+        needs = list(dict.fromkeys((*REQUIRED[str(mapping.kind)], *mapping.needs)))
+        columns = {column: [rule.field or "alias" for rule in mapping.rules if rule.column == column] for column in dict.fromkeys(mapping.columns)}
         rows.append(
             {
                 "name": name,
                 "for": mapping.kind,
                 "about": mapping.about,
-                "columns": {column: [rule.field or "alias" for rule in mapping.rules if rule.column == column] for column in dict.fromkeys(mapping.columns)},
+                "needs": needs,
+                "columns": columns,
+                "optional": [column for column, targets in columns.items() if not set(targets) & {*needs, "-"}],
                 "constants": {rule.field: rule.const for rule in mapping.rules if rule.const is not None},
             }
         )
@@ -265,8 +286,10 @@ def import_presets_cmd(
         console.print(f"{row['name']}  (siyu import {row['for']} FILE --preset {row['name']})", markup=False, soft_wrap=True)
         if row["about"]:
             console.print(f"  {row['about']}", markup=False, soft_wrap=True)
+        console.print(f"  needs {', '.join(row['needs'])}: one of the columns for each must be in the file; the others are optional", markup=False, soft_wrap=True)
         for column, targets in row["columns"].items():
-            console.print(f"    {column} → {', '.join(targets)}", markup=False, soft_wrap=True)
+            optional = "  (optional)" if column in row["optional"] else "  (not stored)" if targets == ["-"] else ""
+            console.print(f"    {column} → {', '.join(targets)}{optional}", markup=False, soft_wrap=True)
         for name, value in row["constants"].items():
             console.print(f"    {name} = {value}", markup=False, soft_wrap=True)
 

@@ -13,7 +13,7 @@ import sqlite_utils
 from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.ingest._identity import resolve_contact
-from siyu_cli.ingest._parse import derived_event_id, event_type, parse_amount
+from siyu_cli.ingest._parse import check_amount, derived_event_id, event_type, parse_amount
 from siyu_cli.playbook import EVENTS, TagExprError, parse_tags
 from siyu_cli.rules import TAGGED, TagRules, apply_effective, as_of_timeline
 from siyu_cli.store import immediate
@@ -64,6 +64,7 @@ def track(
         raise UsageError("the event time needs a zone")
     try:
         number = parse_amount(amount)
+        check_amount(standard, number)
     except ValueError as exc:
         raise UsageError(str(exc), hint="write the amount as a number, e.g. --amount 365") from None
     stamp = to_db(at)

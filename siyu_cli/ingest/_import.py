@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import tzinfo
 from itertools import groupby
-from math import isfinite
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,8 +31,8 @@ import sqlite_utils
 from siyu_cli._time import to_db, utcnow
 from siyu_cli.errors import ImportRejected, SiyuError, UsageError
 from siyu_cli.ingest._identity import AliasConflict, Identities
-from siyu_cli.ingest._mapping import DROP, ColumnMap, Compiled, Rule, Skip, compile_mapping
-from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, clean_id, derived_event_id, dumps, event_type, parse_amount, split_tags, time_parser
+from siyu_cli.ingest._mapping import DROP, Closed, ColumnMap, Compiled, Rule, Skip, compile_mapping
+from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, check_amount, derived_event_id, dumps, event_type, parse_amount, read_id, split_tags, time_parser
 from siyu_cli.ingest._source import Progress, Source
 from siyu_cli.playbook import EVENTS
 from siyu_cli.store import immediate
@@ -54,7 +53,7 @@ def _raw(value: Any) -> Any:
 
 
 # Ids lose Excel's wrappers; times and amounts keep the cell (an Excel date, a number) for their parsers.
-_CLEAN: dict[str, Callable[[Any], Any]] = {"contact_id": clean_id, "event_id": clean_id, "at": _raw, "added_at": _raw, "amount": _raw, "refund": _raw}
+_CLEAN: dict[str, Callable[[Any], Any]] = {"contact_id": read_id, "event_id": read_id, "at": _raw, "added_at": _raw, "amount": _raw, "refund": _raw}
 
 
 @dataclass
@@ -62,7 +61,9 @@ class ImportResult:
     """What an import did. Contacts: inserted/updated/unchanged contacts. Events: inserted/updated/duplicate events.
 
     `skipped`: bad rows written to the rejects file. `left_out`: rows the mapping leaves out on
-    purpose, by reason (`订单状态 交易关闭`). `changes`: the updated events, listed (capped).
+    purpose, by reason (`订单状态 等待买家付款`). `changes`: the updated contacts and events, listed (capped).
+    `closed`: orders whose type value maps to `closed` and that were recorded with their refund (capped;
+    `closed_orders` counts them all). `unknown_codes`: codes a hooks column gave that are no hook of the playbook.
     """
 
     file: str
@@ -84,7 +85,10 @@ class ImportResult:
     contacts_merged: int = 0
     left_out: dict[str, int] = field(default_factory=dict)
     unmatched_hooks: dict[str, int] = field(default_factory=dict)
+    unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    closed_orders: int = 0
+    closed: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     rejects_file: str | None = None
     unused_mapping: list[str] = field(default_factory=list)
@@ -192,7 +196,7 @@ def import_contacts(
             cid = values.get("contact_id")
             if cid is None and not reasons:
                 reasons.append("missing contact_id" + (f" ({'/'.join(cols.sources['contact_id'])} is empty)" if cols.sources["contact_id"] != ["contact_id"] else ""))
-            aliases = [alias for _, i in cols.aliases if (alias := clean_id(cells[i])) and alias != cid]
+            aliases = [alias for _, alias in _alias_values(cols.aliases, cells, reasons) if alias != cid]
             if reasons:
                 return "; ".join(reasons)
             extra = _extra(cells, cols.extra)
@@ -234,6 +238,7 @@ def import_contacts(
                 pass
         bad.raise_if_blocking()
         result.unmatched_hooks = dict(cols.unmatched_hooks)
+        result.unknown_codes = {column: dict(codes) for column, codes in cols.unknown_codes.items()}
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
         return result
@@ -252,8 +257,7 @@ def _write_contacts(conn: Any, cmap: ColumnMap, fields: list[str], result: Impor
         "SELECT contact_id, rowno, name, tags, source, tier, account, cohort, added_at, extra, aliases FROM temp.siyu_staged "
         "ORDER BY contact_id, added_at IS NULL, added_at, account IS NULL, account, source, name, tags, extra, rowno"
     )
-    before = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-    changes = 0
+    stored_sql = f"SELECT {', '.join(fields)}, extra FROM contacts WHERE contact_id = ?"
     pending: list[tuple[str, list[tuple[Any, ...]]]] = []
     for written, group in groupby(rows, key=lambda row: row[0]):
         members = list(group)
@@ -279,13 +283,20 @@ def _write_contacts(conn: Any, cmap: ColumnMap, fields: list[str], result: Impor
         if bad.blocking:
             continue
         cid = identities.resolve(written)
-        changes += _flush(conn, sql, [(cid, *(values[name] for name in fields), dumps(extra) if extra else "{}", stamp)])
+        stored = conn.execute(stored_sql, [cid]).fetchone()
+        if stored is not None:
+            what = _contact_changes(fields, values, extra, stored)
+            if not what:
+                continue  # unchanged: nothing written, updated_at stays
+            result.updated += 1
+            if len(result.changes) < MAX_LISTED:
+                result.changes.append({"row": first[1], "contact_id": cid, "changes": what})
+        else:
+            result.inserted += 1
+        _flush(conn, sql, [(cid, *(values[name] for name in fields), dumps(extra) if extra else "{}", stamp)])
     if bad.blocking:
         return
-    after = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-    result.inserted = after - before
-    result.updated = changes - result.inserted
-    result.unchanged = len(pending) - changes
+    result.unchanged = len(pending) - result.inserted - result.updated
     known = {cid for (cid,) in conn.execute("SELECT contact_id FROM contacts")}
     for written, members in pending:
         cid = identities.resolve(written)
@@ -366,22 +377,50 @@ def import_events(
             cell = getter(cells)
             if cell is None or cell == "":
                 return None
-            try:
-                number = float(cell)
-                if isfinite(number):
-                    return number
-            except (TypeError, ValueError):
-                pass
+            if cell.__class__ is str and cell.isascii() and cell.replace(".", "", 1).isdigit():
+                return float(cell)  # the common plain amount, without the parser
             try:
                 return parse_amount(cell)
             except ValueError as exc:
                 reasons.append(f"{columns(name)}{exc}")
                 return None
 
+        def checked(kind: str, amount: float | None, name: str, reasons: list[str]) -> None:
+            try:
+                check_amount(kind, amount)
+            except ValueError as exc:
+                reasons.append(f"{columns(name)}{exc}")
+
+        def read(getter: Callable[[list[Any]], Any] | None, cells: list[Any], name: str, reasons: list[str]) -> Any:
+            """An id field's value; a masked or lost-digits id is the row's reason, not a traceback."""
+            if getter is None:
+                return None
+            try:
+                return getter(cells)
+            except ValueError as exc:
+                reasons.append(_located(exc, cols, name))
+                return None
+
+        closing_now: list[dict[str, Any] | None] = [None]  # the row just read, when it was a closed order recorded with its refund
+        closed_by_id: dict[str, dict[str, Any]] = {}
+
+        def closed_refund(eid: str, amount: float | None, refund: float | None, closing: str) -> tuple[float | None, bool]:
+            """A closed order's refund: the file's refund amount, else (an order stored before, now closed) the whole amount."""
+            stored = db.execute("SELECT amount FROM events WHERE event_id = ? AND type = 'order'", [eid]).fetchone()
+            if refund:
+                return refund, stored is not None
+            if stored is None:
+                raise Skip(closing)  # closed and never counted: left out, as before
+            return (amount if amount is not None else stored[0]), True
+
         def row_of(cells: list[Any]) -> list[tuple[Any, ...]] | str:
-            reasons = []
+            reasons: list[str] = []
+            closing_now[0] = None
+            closing = ""
             try:
                 kind = g_type(cells)
+            except Closed as closed:
+                kind, closing = "order", str(closed.args[0])
             except ValueError as exc:
                 reasons.append(str(exc))
                 kind = None
@@ -391,16 +430,25 @@ def import_events(
                     if standard is None:
                         reasons.append(_bad_type(kind, src["type"]))
                     kind = standard
-            written = g_cid(cells)
-            if written is None:
+            failed = len(reasons)
+            written = read(g_cid, cells, "contact_id", reasons)
+            if written is None and len(reasons) == failed:
                 reasons.append("missing contact_id" + (f" ({'/'.join(src['contact_id'])} is empty)" if src["contact_id"] != ["contact_id"] else ""))
             try:
                 at = parse_at(g_at(cells))
+            except Skip:
+                if closing:
+                    raise Skip(closing) from None  # a closed order never paid: left out for being closed
+                raise
             except ValueError as exc:
                 reasons.append(f"{columns('at') or 'at: '}{exc}")
                 at = ""
             amount = amount_of(g_amount, cells, "amount", reasons) if g_amount is not None else None
             refund = amount_of(g_refund, cells, "refund", reasons) if g_refund is not None else None
+            if kind is not None:
+                checked(kind, amount, "amount", reasons)
+            checked("refund", refund, "refund", reasons)
+            eid = read(g_eid, cells, "event_id", reasons)
             cid = owner.get(written, written) if written is not None else None
             unknown = cid is not None and cid not in known
             if unknown and not create_contacts:
@@ -409,22 +457,24 @@ def import_events(
             if reasons:
                 return "; ".join(reasons)
             assert cid is not None and kind is not None and written is not None
-            if unknown:
-                known.add(cid)
-                new_contacts.append((cid, stamp))
             hook = g_hook(cells) if g_hook is not None else None
             cohort = g_cohort(cells) if g_cohort is not None else None
             group = g_group(cells) if g_group is not None else None
-            eid = g_eid(cells) if g_eid is not None else None
             if eid is None:
                 if key:
                     facts = {"type": kind, "contact_id": written, "at": at, "hook": hook, "cohort": cohort, "group": group, "amount": amount}
                     eid = key_event_id(kind, [facts.get(name) for name in key])
                 else:
                     eid = derived_event_id(kind, written, at, hook, cohort, group, amount)
+            if closing:
+                refund, stored = closed_refund(eid, amount, refund, closing)
+                closing_now[0] = {"event_id": eid, "why": closing, "refund": refund, "stored_before": stored}
+            if unknown:
+                known.add(cid)
+                new_contacts.append((cid, stamp))
             props = _extra(cells, extra) if extra else "{}"
             events = [(eid, kind, cid, at, hook, cohort, group, amount, props)]
-            if refund:
+            if refund or closing:
                 events.append((f"{eid}/refund", "refund", cid, at, hook, cohort, group, refund, props))
             for other in extra_types:
                 events.append((f"{eid}/{other}", other, cid, at, hook, cohort, group, None, props))
@@ -460,6 +510,8 @@ def import_events(
                             continue
                         for event in events:
                             add(rowno, event, cells)
+                        if closing_now[0] is not None:
+                            _note_closed(result, closed_by_id, rowno, closing_now[0])
                     if staged is not None:
                         staged.finish()
                     if not bad.blocking:
@@ -470,6 +522,7 @@ def import_events(
                 pass
         bad.raise_if_blocking()
         result.unmatched_hooks = dict(cols.unmatched_hooks)
+        result.unknown_codes = {column: dict(codes) for column, codes in cols.unknown_codes.items()}
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
         result.inserted, result.updated, result.contacts_created = writer.inserted, writer.updated, writer.created
@@ -512,11 +565,44 @@ class _Staged:
             self.writer.add(first[1], (eid, *first[2:8], total, first[9]))
 
 
-def _link_row(writer: _EventWriter, identities: Identities, cid: str, cells: list[Any], aliases: list[tuple[str, int]], known: set[str], result: ImportResult, file: Path) -> str:
+def _note_closed(result: ImportResult, listed: dict[str, dict[str, Any]], rowno: int, closed: dict[str, Any]) -> None:
+    """Count and list a closed order once; the parts of one (抖店 sub-orders, `merge_rows`) add up their refunds."""
+    entry = listed.get(closed["event_id"])
+    if entry is not None:
+        if entry["refund"] is not None and closed["refund"] is not None:
+            entry["refund"] = round(entry["refund"] + closed["refund"], 6)
+        return
+    result.closed_orders += 1
+    entry = {"row": rowno, **closed}
+    listed[closed["event_id"]] = entry
+    if len(result.closed) < MAX_LISTED:
+        result.closed.append(entry)
+
+
+def _alias_values(aliases: list[tuple[str, Callable[[list[Any]], str | None]]], cells: list[Any], reasons: list[str]) -> list[tuple[str, str]]:
+    """A row's aliases as (column, id); an id that lost its digits is a reason, a masked or unmatched cell no alias."""
+    found = []
+    for column, getter in aliases:
+        try:
+            alias = getter(cells)
+        except ValueError as exc:
+            reasons.append(f"{column}: {exc}")
+            continue
+        if alias is not None:
+            found.append((column, alias))
+    return found
+
+
+def _link_row(
+    writer: _EventWriter, identities: Identities, cid: str, cells: list[Any], aliases: list[tuple[str, Callable[[list[Any]], str | None]]], known: set[str], result: ImportResult, file: Path
+) -> str:
     """An events row's alias columns join its contact; a merge moves stored events, so pending ones are written first."""
-    for column, i in aliases:
-        alias = clean_id(cells[i])
-        if alias is None or identities.resolve(alias) == cid:
+    reasons: list[str] = []
+    found = _alias_values(aliases, cells, reasons)
+    if reasons:
+        return "; ".join(reasons)
+    for column, alias in found:
+        if identities.resolve(alias) == cid:
             continue
         if alias in known:
             writer.flush()
@@ -538,7 +624,9 @@ class _EventWriter:
     """Writes events in batches. An id met again is told apart only when a batch inserts fewer rows than it holds.
 
     Stored rows inserted by this import have ids above `start`, in the order they were written; `rownos`
-    maps them back to their rows, so a conflict names the earlier row.
+    maps them back to their rows, so a conflict names the earlier row. Rows whose event was stored before
+    (duplicates) are remembered in a temporary table, and updates in `updated_by`: a later row of the
+    file with the same id and other facts is a conflict whatever the store held.
     """
 
     def __init__(self, conn: Any, bad: _Bad, result: ImportResult, new_contacts: list[tuple[str, str]] | None) -> None:
@@ -553,6 +641,8 @@ class _EventWriter:
         self.cells: list[list[Any]] = []
         self.updated_by: dict[str, int] = {}
         self.inserted = self.updated = self.duplicates = self.created = 0
+        conn.execute("DROP TABLE IF EXISTS temp.siyu_seen")
+        conn.execute("CREATE TEMP TABLE siyu_seen (event_id TEXT PRIMARY KEY, rowno INTEGER) WITHOUT ROWID")
 
     def add(self, rowno: int, event: tuple[Any, ...], cells: list[Any] | None = None) -> None:
         self.batch.append(event)
@@ -586,6 +676,9 @@ class _EventWriter:
                 [json.dumps([event[0] for event in batch])],
             )
         }
+        ids = json.dumps([event[0] for event in batch])
+        seen = dict(conn.execute("SELECT event_id, rowno FROM temp.siyu_seen WHERE event_id IN (SELECT value FROM json_each(?))", [ids]))
+        first_seen: list[tuple[str, int]] = []
         first_new = self.start + len(self.rownos) + 1
         claimed: set[str] = set()
         bad_rows: set[int] = set()
@@ -597,10 +690,13 @@ class _EventWriter:
                 self.rownos.append(rowno)
                 continue
             facts = tuple(event[1:])
+            earlier = self.rownos[found[0] - self.start - 1] if found[0] > self.start else self.updated_by.get(eid, seen.get(eid))
             if tuple(found[1:-1]) == facts[:-1]:
                 self.duplicates += 1  # the same facts; the other columns (props) are kept from the first import
+                if earlier is None:
+                    seen[eid] = rowno
+                    first_seen.append((eid, rowno))
                 continue
-            earlier = self.rownos[found[0] - self.start - 1] if found[0] > self.start else self.updated_by.get(eid)
             if earlier is not None:
                 if rowno not in bad_rows:
                     bad_rows.add(rowno)
@@ -618,6 +714,7 @@ class _EventWriter:
                 self.result.changes.append(
                     {"row": rowno, "event_id": eid, "changes": {name: [old, new] for name, old, new in zip(_FACTS, found[1:-1], facts[:-1], strict=False) if old != new}}
                 )
+        _flush(conn, "INSERT OR IGNORE INTO temp.siyu_seen VALUES (?, ?)", first_seen)
 
 
 def _differences(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
@@ -640,20 +737,31 @@ def _located(exc: ValueError, cols: Compiled, name: str) -> str:
     return text if any(text.startswith(f"{source}:") for source in sources) else f"{'/'.join(sources)}: {text}"
 
 
+def _contact_changes(fields: list[str], values: Mapping[str, Any], extra: Mapping[str, Any], stored: tuple[Any, ...]) -> dict[str, list[Any]]:
+    """What writing the contact would change, compared by value: tags and extra as parsed JSON, so a store
+    whose JSON was written with other spacing or key order (a `contacts link` merge) is not a change."""
+    what: dict[str, list[Any]] = {}
+    for name, old in zip(fields, stored, strict=False):
+        new = values[name]
+        if new is None:
+            continue  # an empty cell keeps the stored value
+        if name == "tags":
+            old, new = json.loads(old or "[]"), json.loads(new)
+        if old != new:
+            what[name] = [old, new]
+    old_extra = json.loads(stored[-1] or "{}")
+    for key, value in extra.items():
+        if old_extra.get(key) != value:
+            what[key] = [old_extra.get(key), value]  # an extra column, by the user's own name
+    return what
+
+
 def _contact_sql(present: list[str]) -> str:
     columns = ["contact_id", *present, "extra", "updated_at"]
     values = ["?"] * (len(columns) - 2) + ["json(?)", "?"]
-    sets, differs = [], []
-    for name in present:
-        new = "COALESCE(excluded.tags, contacts.tags)" if name == "tags" else f"COALESCE(excluded.{name}, contacts.{name})"
-        sets.append(f"{name} = {new}")
-        differs.append(f"contacts.{name} IS NOT {new}")
+    sets = [f"{name} = COALESCE(excluded.{name}, contacts.{name})" for name in present]
     sets += ["extra = json_patch(contacts.extra, excluded.extra)", "updated_at = excluded.updated_at"]
-    differs.append("contacts.extra IS NOT json_patch(contacts.extra, excluded.extra)")
-    return (
-        f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(values)}) "
-        f"ON CONFLICT(contact_id) DO UPDATE SET {', '.join(sets)} WHERE {' OR '.join(differs)}"
-    )
+    return f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(values)}) ON CONFLICT(contact_id) DO UPDATE SET {', '.join(sets)}"
 
 
 @contextmanager
@@ -751,7 +859,7 @@ class _RejectsWriter:
 def check_rejects_path(path: str | os.PathLike[str], source: str | os.PathLike[str], *, force: bool) -> None:
     """The --skip-bad file must not be the input, nor (without force) any file that exists: it is overwritten."""
     target, given = Path(path), Path(source)
-    same = target.exists() and given.exists() and target.resolve() == given.resolve()
+    same = target.exists() and given.exists() and os.path.samefile(target, given)  # a hard link or symlink too
     if same or target.resolve() == given.resolve():
         raise UsageError(f"--skip-bad {target}: that is the file being imported; the rejects would overwrite it", hint="write the rejects to another file, e.g. --skip-bad rejects.csv")
     if target.exists() and not force:

@@ -8,17 +8,25 @@ siyu's fields); a few keys are options of the whole file:
     sheet: 订单                        # XLSX sheet, by name or number from 1
     header_row: 3                     # the header's row; detected past title rows when omitted
     key: [contact_id, at]             # an event's natural key when the file has no event_id
+    needs: [event_id, amount]         # fields one of the file's columns must give (beyond the import's own)
     also: [card_sent]                 # every kept row also records these events (same contact, time)
     merge_rows: true                  # contacts: rows sharing an id are one contact (earliest add decides)
     add_events: true                  # contacts: each row's add is a friend_added event
     订单编号: event_id                  # a column into a field (`-` drops it)
     type: {const: order}              # a field from a constant
-    订单状态: {field: type, values: {交易成功: order, 交易关闭: skip}, other: skip}
+    订单状态: {field: type, values: {交易成功: order, 交易关闭: closed}, other: skip}
     添加渠道: {field: source, hooks: true, match: '-(\\w+)）$'}   # a part of the cell
     订单付款时间: {field: at, empty: skip}                       # an empty cell leaves the row out
-    买家ID: {alias: true}              # another id of the row's contact
+    买家ID: {alias: true}              # another id of the row's contact (the cell is kept too)
+    备注: {alias: true, match: '(tb_\\w+)'}  # the part of the cell that is the id; no match, no alias
     企业标签: tags                      # several columns into one field: tags are joined,
     个人标签: tags                      #   any other field takes the first non-empty column
+
+A column the mapping names for a field must be in the file unless another column gives that
+field (a preset's alternatives, an optional column): a typo is an error, not an empty field.
+Hook codes match whole (CASH5 is not in CASH50, card-repurchase not in card-repurchase-2).
+An id with a `*` in it is masked (t**g): never an identity, only kept beside the row.
+A type value of `closed` is an order closed after the fact: see import_events.
 
 Presets are such files shipped in siyu_cli/ingest/presets/.
 """
@@ -34,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from siyu_cli.errors import SiyuError, UsageError
+from siyu_cli.ingest._parse import MASK
 
 DROP = "-"
 SKIP = "skip"
-OPTIONS = ("about", "for", "sheet", "header_row", "key", "also", "merge_rows", "add_events")
+CLOSED = "closed"
+OPTIONS = ("about", "for", "sheet", "header_row", "key", "needs", "also", "merge_rows", "add_events")
 RULE_KEYS = frozenset({"field", "values", "other", "match", "hooks", "empty", "alias", "const"})
 KINDS = ("contacts", "events")
 PSEUDO_FIELDS = {"events": ("refund",), "contacts": ()}
@@ -45,6 +55,10 @@ PSEUDO_FIELDS = {"events": ("refund",), "contacts": ()}
 
 class Skip(Exception):
     """The mapping leaves this row out on purpose (a value mapped to `skip`, an `empty: skip` cell); args[0] says why."""
+
+
+class Closed(Exception):
+    """The row's type value maps to `closed`: an order closed after the fact; args[0] says which value (for messages)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ class ColumnMap:
     sheet: str | int | None = None
     header_row: int | None = None
     key: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
     also: tuple[str, ...] = ()
     merge_rows: bool = False
     add_events: bool = False
@@ -90,6 +105,7 @@ class ColumnMap:
         taken = {(rule.column, rule.field if rule.column is None else None) for rule in other.rules}
         kept = tuple(rule for rule in self.rules if (rule.column, rule.field if rule.column is None else None) not in taken)
         options = {name: getattr(other, name) for name in ("about", "kind", "sheet", "header_row", "key", "also") if getattr(other, name)}
+        options["needs"] = tuple(dict.fromkeys((*self.needs, *other.needs)))
         for flag in ("merge_rows", "add_events"):
             if getattr(other, flag):
                 options[flag] = True
@@ -170,6 +186,7 @@ def parse_mapping(data: Any, name: str) -> ColumnMap:
         sheet=options.get("sheet"),
         header_row=options.get("header_row"),
         key=tuple(options.get("key", ())),
+        needs=tuple(options.get("needs", ())),
         also=tuple(options.get("also", ())),
         merge_rows=bool(options.get("merge_rows", False)),
         add_events=bool(options.get("add_events", False)),
@@ -194,7 +211,7 @@ def _option(key: str, value: Any, name: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad("a row number from 1")
         return value
-    if key in ("key", "also"):
+    if key in ("key", "needs", "also"):
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(item, str) and item.strip() for item in items):
             raise bad("a name or a list of names")
@@ -257,6 +274,7 @@ def _presets() -> Any:
 # -- compiled against a header -------------------------------------------------------------------
 
 Getter = Callable[[list[Any]], Any]
+_TOKEN = "A-Za-z0-9_"
 
 
 @dataclass
@@ -265,10 +283,11 @@ class Compiled:
 
     getters: dict[str, Getter]
     sources: dict[str, list[str]]  # field -> the user's columns (or constants) that give it, for messages
-    aliases: list[tuple[str, int]]
+    aliases: list[tuple[str, Getter]]
     extra: list[tuple[str, int]]
     unused: list[str]
     unmatched_hooks: dict[str, int] = field(default_factory=dict)
+    unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> code taken that is no hook -> rows
 
 
 def compile_mapping(
@@ -290,31 +309,39 @@ def compile_mapping(
         if rule.field is not None and rule.field != DROP and rule.field not in allowed:
             where = f"--map {rule.column}={rule.field}" if rule.origin == "--map" else f"{rule.origin}: {rule.label}"
             raise UsageError(f"{where}: {rule.field!r} is not a {kind} column", hint=f"map to one of: {', '.join(allowed)} (or - to drop the column)")
-    for name in mapping.key:
-        if name not in fields:
-            raise UsageError(f"{mapping.name}: key: {name!r} is not an {kind} field", hint=f"use fields of: {', '.join(fields)}")
+    for option, names in (("key", mapping.key), ("needs", mapping.needs)):
+        for name in names:
+            if name not in allowed:
+                raise UsageError(f"{mapping.name}: {option}: {name!r} is not an {kind} field", hint=f"use fields of: {', '.join(allowed)}")
     positions = {name: i for i, name in reversed(list(enumerate(header)))}
     per_field: dict[str, list[tuple[Rule, int | None]]] = {}
-    aliases: list[tuple[str, int]] = []
+    aliases: list[tuple[str, Getter]] = []
     mapped: set[int] = set()
     unused: list[str] = []
-    kept_raw: list[tuple[str, int]] = []
+    absent: list[Rule] = []
+    kept_raw: dict[int, str] = {}
+    read_id = clean.get("contact_id", text)
     for rule in mapping.rules:
         if rule.column is None:
             per_field.setdefault(str(rule.field), []).append((rule, None))
             continue
         i = positions.get(rule.column)
         if i is None:
-            if not rule.optional:
-                unused.append(rule.column)
+            if rule.optional:
+                continue
+            if rule.field in (None, DROP):
+                unused.append(rule.column)  # an alias or a dropped column: nothing is missing without it
+            else:
+                absent.append(rule)
             continue
         mapped.add(i)
         if rule.alias:
-            aliases.append((rule.column, i))
+            aliases.append((rule.column, _alias_getter(i, rule.match, read_id)))
+            kept_raw[i] = rule.column  # the cell stays beside the row: a masked id or an unmatched note is not lost
         if rule.field is not None and rule.field != DROP:
             per_field.setdefault(rule.field, []).append((rule, i))
             if rule.hooks or rule.match is not None:
-                kept_raw.append((rule.column, i))  # the whole cell stays beside the part taken
+                kept_raw[i] = rule.column  # the whole cell stays beside the part taken
     extra: list[tuple[str, int]] = []
     implicit_source: dict[str, str] = {}
     for i, name in enumerate(header):
@@ -330,29 +357,45 @@ def compile_mapping(
             raise UsageError(f"{file}: columns {first!r} and {name!r} both give {target}", hint=f"drop one with --map '{name}=-'")
         implicit_source[target] = name
         per_field[target] = [(Rule(name, target, origin="header"), i)]
-    compiled = Compiled({}, {}, aliases, extra + kept_raw, unused)
+    _check_absent(absent, per_field, header, file, unused)
+    compiled = Compiled({}, {}, aliases, extra + [(name, i) for i, name in kept_raw.items()], unused)
     for target, rules in per_field.items():
         compiled.sources[target] = [rule.label for rule, _ in rules]
-        compiled.getters[target] = _field_getter(target, rules, clean.get(target, text), text, hook_refs, compiled.unmatched_hooks)
-    missing = [name for name in required if name not in compiled.getters]
+        singles = [_cell_getter(rule, i, clean.get(target, text), text, hook_refs, compiled) for rule, i in rules]
+        compiled.getters[target] = _identity_getter(singles, compiled.sources[target]) if target == "contact_id" else _field_getter(target, singles)
+    missing = [name for name in dict.fromkeys((*required, *mapping.needs)) if name not in compiled.getters]
     if missing:
+        named = {name: [rule.column for rule in mapping.rules if rule.field == name and rule.column] for name in missing}
+        reads = "; ".join(f"{mapping.name} reads {name} from {' or '.join(map(repr, columns))}" for name, columns in named.items() if columns)
         raise SiyuError(
-            f"{file}: no {', '.join(missing)} column; the file's columns are: {', '.join(header) or '(none)'}",
-            hint=f"name the column with --map 'THEIR_COLUMN={missing[0]}', a --map-file or a --preset (`siyu import presets` lists them)",
+            f"{file}: no {', '.join(missing)} column; the file's columns are: {', '.join(header) or '(none)'}" + (f" ({reads})" if reads else ""),
+            hint=f"is it the export the mapping is for? Name the column with --map 'THEIR_COLUMN={missing[0]}', a --map-file or a --preset (`siyu import presets` lists them)",
         )
     return compiled
 
 
-def _field_getter(
-    target: str,
-    rules: list[tuple[Rule, int | None]],
-    read: Callable[[Any], str | None],
-    text: Callable[[Any], str | None],
-    hook_refs: Mapping[str, str],
-    unmatched: dict[str, int],
-) -> Getter:
+def _check_absent(absent: list[Rule], per_field: Mapping[str, Any], header: list[str], file: Path, unused: list[str]) -> None:
+    """A column named for a field that no column of the file gives is a typo or the wrong file: an error, with the
+    closest real column. One whose field another column gives (a preset's alternative) is only a note."""
+    import difflib
+
+    wrong = []
+    for rule in absent:
+        if rule.field in per_field:
+            unused.append(str(rule.column))
+            continue
+        close = difflib.get_close_matches(str(rule.column), header, n=1, cutoff=0.5)
+        wrong.append((rule, f"column {rule.column!r} ({rule.field}, named in {rule.origin}) is not in the file" + (f" (did you mean {close[0]!r}?)" if close else "")))
+    if wrong:
+        rule = wrong[0][0]
+        raise SiyuError(
+            f"{file}: {'; '.join(text for _, text in wrong)}. Nothing was imported. The file's columns are: {', '.join(header) or '(none)'}",
+            hint=f"correct the column's name in {rule.origin}, or map one of the file's columns to {rule.field}",
+        )
+
+
+def _field_getter(target: str, singles: list[Getter]) -> Getter:
     """One field's getter: a plain column is an index read; several columns are tried in order (tags: all joined)."""
-    singles = [_cell_getter(rule, i, read, text, hook_refs, unmatched) for rule, i in rules]
     if len(singles) == 1:
         return singles[0]
     if target == "tags":
@@ -373,18 +416,74 @@ def _field_getter(
     return first
 
 
-def _cell_getter(
-    rule: Rule, i: int | None, read: Callable[[Any], str | None], text: Callable[[Any], str | None], hook_refs: Mapping[str, str], unmatched: dict[str, int]
-) -> Getter:
+def _identity_getter(singles: list[Getter], labels: list[str]) -> Getter:
+    """The contact id: the first column with an unmasked id (a Taobao export's 买家ID before its masked 买家会员名).
+    A row whose only ids are masked has no identity: two buyers shown as t**g are not one person."""
+
+    def identity(cells: list[Any]) -> str | None:
+        hidden = None
+        for label, getter in zip(labels, singles, strict=True):
+            found = getter(cells)
+            if found is None:
+                continue
+            if MASK not in found:
+                return found
+            hidden = hidden or (label, found)
+        if hidden is not None:
+            label, found = hidden
+            raise ValueError(
+                f"{label}: {found!r} is masked (the platform hid part of it with *), so it cannot tell buyers apart; "
+                "export with the buyer's id column (淘宝: 买家ID), or map a column of unmasked ids to contact_id"
+            )
+        return None
+
+    return identity
+
+
+def _alias_getter(i: int, pattern: re.Pattern[str] | None, read: Callable[[Any], str | None]) -> Getter:
+    """An alias column's id: the cell, or the part `match:` takes (no match, no alias); a masked id is never an alias."""
+
+    def alias(cells: list[Any]) -> str | None:
+        value = read(cells[i])
+        if value is not None and pattern is not None:
+            found = pattern.search(value)
+            value = ((found.group(1) if pattern.groups else found.group(0)) or "").strip() or None if found is not None else None
+        return None if value is None or MASK in value else value
+
+    return alias
+
+
+def _hook_finder(hook_refs: Mapping[str, str]) -> Callable[[str], str | None]:
+    """The hook a cell names: its code or id as a whole token (not inside CASH50 or card-repurchase-2), longest first.
+    A token is letters, digits and `_`, and `-` between them; cells repeat, so each distinct one is looked at once."""
+    from functools import lru_cache
+
+    patterns = [
+        (re.compile(f"(?<![{_TOKEN}])(?<![{_TOKEN}]-){re.escape(ref)}(?![{_TOKEN}])(?!-[{_TOKEN}])"), code)
+        for ref, code in sorted(hook_refs.items(), key=lambda item: (-len(item[0]), item[0]))
+    ]
+
+    @lru_cache(maxsize=4096)
+    def find(value: str) -> str | None:
+        return next((code for pattern, code in patterns if pattern.search(value)), None)
+
+    return find
+
+
+def _cell_getter(rule: Rule, i: int | None, read: Callable[[Any], str | None], text: Callable[[Any], str | None], hook_refs: Mapping[str, str], compiled: Compiled) -> Getter:
     if rule.const is not None:
         const = rule.const
         return lambda _cells: const
     assert i is not None
-    column = rule.column
+    column = str(rule.column)
     if rule.values is None and rule.match is None and not rule.hooks and rule.empty is None:
         return lambda cells: read(cells[i])
     values, other, pattern, empty = rule.values, rule.other, rule.match, rule.empty
-    refs = sorted(hook_refs, key=len, reverse=True) if rule.hooks else []
+    closes = rule.field == "type"
+    find = _hook_finder(hook_refs) if rule.hooks and hook_refs else None
+    hooks = rule.hooks
+    unmatched, unknown = compiled.unmatched_hooks, compiled.unknown_codes
+    codes = set(hook_refs.values()) | set(hook_refs)
 
     def get(cells: list[Any]) -> str | None:
         value = text(cells[i])
@@ -401,19 +500,22 @@ def _cell_getter(
                 mapped = value if other == "keep" else other
             if mapped == SKIP:
                 raise Skip(f"{column} {value}")
+            if mapped == CLOSED and closes:
+                raise Closed(f"{column} {value}")
             return mapped
-        if refs:
-            for ref in refs:
-                if ref in value:
-                    return hook_refs[ref]
+        if find is not None and (code := find(value)) is not None:
+            return code
         if pattern is not None:
             found = pattern.search(value)
             if found is not None:
-                part = (found.group(1) if pattern.groups else found.group(0)) or ""
-                if part.strip():
-                    return part.strip()
-        if refs or pattern is not None:
-            unmatched[str(column)] = unmatched.get(str(column), 0) + 1
+                part = ((found.group(1) if pattern.groups else found.group(0)) or "").strip()
+                if part:
+                    if hooks and codes and part not in codes:
+                        counts = unknown.setdefault(column, {})
+                        counts[part] = counts.get(part, 0) + 1
+                    return part
+        if hooks or pattern is not None:
+            unmatched[column] = unmatched.get(column, 0) + 1
             return None
         return read(value)
 

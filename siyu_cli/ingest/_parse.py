@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
-from siyu_cli._time import TIME_EXAMPLES, in_range, parse_when, to_db
+from siyu_cli._time import OUT_OF_RANGE, TIME_EXAMPLES, YEARS, in_range, parse_when, storable, to_db
 from siyu_cli.playbook import EVENTS
 
 # One encoder for every row: json.dumps(..., ensure_ascii=False) would build a new one per call.
@@ -35,7 +35,9 @@ TYPE_ALIASES = {
     "复购": "order",
     "退款": "refund",
 }
-_CURRENCY = str.maketrans("", "", "¥￥,，元 ")
+_CURRENCY = str.maketrans("", "", "¥￥元 \u00a0")
+_AMOUNT = re.compile(r"^([+-]?)(\d{1,3}(?:,\d{3})+|\d+|(?=\.\d))(\.\d+)?$")
+_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def unwrap(text: str) -> str:
@@ -52,6 +54,32 @@ def clean_id(value: Any) -> str | None:
     if text is not None and text[0] in "'\u2018\u2019`":
         text = text.lstrip("'\u2018\u2019`").strip() or None
     return text
+
+
+MASK = "*"
+_SCIENTIFIC_ID = re.compile(r"^[+-]?\d\.\d+[eE]\+?\d+$")
+
+
+def read_id(value: Any) -> str | None:
+    """An id cell (clean_id), refusing one whose digits are already lost: a number Excel holds as a float
+    keeps 15 significant digits, and a CSV Excel re-saved writes it as 3.30123E+18."""
+    if value.__class__ is float and abs(value) >= 1e15:
+        raise ValueError(
+            f"{value:.15G} is a number in the workbook, and Excel keeps only 15 digits: this id has lost its last ones; "
+            "format the column as text in Excel (设置单元格格式 → 文本) and export it again, or import the platform's CSV"
+        )
+    text = clean_id(value)
+    if text is not None and _SCIENTIFIC_ID.match(text):
+        raise ValueError(
+            f"{text!r} is an id in scientific notation: its digits were lost when Excel opened the file; "
+            "import the platform's CSV as downloaded, or format the column as text in Excel before saving"
+        )
+    return text
+
+
+def masked(text: str) -> bool:
+    """Whether an id is masked (t**g, 138****0000): the platform hid part of it, so it cannot tell people apart."""
+    return MASK in text
 
 
 def cell_text(value: Any) -> str | None:
@@ -92,24 +120,45 @@ def event_type(value: Any) -> str | None:
 
 
 def parse_amount(value: Any) -> float | None:
-    """A number, also as '¥1,299.00' or '365元'; None for an empty cell. Raises ValueError otherwise."""
+    """A number, also as '¥1,299.00', '1,299.5', '￥88' or '365元'; None for an empty cell. Raises ValueError otherwise.
+
+    Only forms that cannot be misread: thousands separators in groups of three, a decimal point.
+    '1.299,00' (a decimal comma), '12,34.5' and '1e3' would each be read as another number, so they are refused.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ValueError(f"amount {value!r} is not a number")
     if isinstance(value, int | float):
         number = float(value)
-    else:
-        text = str(value).translate(_CURRENCY)
-        if not text:
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"amount {str(value).strip()!r} is not a number") from None
-    if not math.isfinite(number):
-        raise ValueError(f"amount {value!r} is not a finite number")
-    return number
+        if not math.isfinite(number):
+            raise ValueError(f"amount {value!r} is not a finite number")
+        return number
+    shown = str(value).strip()
+    text = shown.translate(_CURRENCY).replace("，", ",")
+    if not text:
+        return None
+    match = _AMOUNT.match(text)
+    if match is None:
+        raise ValueError(f"amount {shown!r} {_why_not_amount(text)}")
+    return float(match.group(1) + match.group(2).replace(",", "") + (match.group(3) or ""))
+
+
+def _why_not_amount(text: str) -> str:
+    if _EXPONENT.match(text):
+        return "is in scientific notation; write the amount in full digits (format the column as a number with 2 decimals)"
+    if re.fullmatch(r"[+-]?[\d.]*\d,\d{1,2}", text) or re.fullmatch(r"[+-]?\d{1,3}(\.\d{3})+,\d+", text):
+        return "has a decimal comma; write the decimals after a point, e.g. 1299.00"
+    if re.fullmatch(r"[+-]?[\d,]+(\.\d+)?", text):
+        return "has thousands separators not in groups of three; write e.g. 1,299.00 or 1299.00"
+    return "is not a number; write e.g. 199, 1299.00 or ¥1,299.00"
+
+
+def check_amount(kind: str, amount: float | None) -> None:
+    """An order's or a refund's amount is money that moved: never below zero (money back is a refund, not a negative order)."""
+    if amount is not None and amount < 0 and kind in ("order", "refund"):
+        fix = "record money back as a refund event with a positive amount" if kind == "order" else "write the refund as a positive amount"
+        raise ValueError(f"{kind} amount {amount:g} is negative; {fix}")
 
 
 def time_parser(tz: tzinfo) -> Callable[[Any], str]:
@@ -127,7 +176,7 @@ def time_parser(tz: tzinfo) -> Callable[[Any], str]:
         first, second = local.replace(tzinfo=tz, fold=0).utcoffset(), local.replace(tzinfo=tz, fold=1).utcoffset()
         end = (local + timedelta(minutes=59, seconds=59)).replace(tzinfo=tz)
         same = first == second and end.utcoffset() == first and end.replace(fold=1).utcoffset() == first
-        return first if same and 1000 < local.year < 9999 else None
+        return first if same and YEARS[0] < local.year < YEARS[1] else None
 
     @lru_cache(maxsize=8192)
     def parse_text(text: str) -> str:
@@ -149,12 +198,15 @@ def time_parser(tz: tzinfo) -> Callable[[Any], str]:
                     except ValueError:
                         pass
             elif len(value) == 20 and value[10] == "T" and value[19] == "Z":
-                # Already the store's form: validate it in C and keep the text.
+                # Already the store's form: validate it in C and keep the text (its year checked like any other).
                 try:
                     fromiso(value)
-                    return value
                 except ValueError:
                     pass
+                else:
+                    if storable(value):
+                        return value
+                    raise ValueError(f"{value!r} is out of range; {OUT_OF_RANGE}")
             text = unwrap(value)
             if not text:
                 raise ValueError("missing time")

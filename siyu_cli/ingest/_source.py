@@ -157,7 +157,8 @@ class Source:
 
     def _header_at(self, top: list[list[Any]], header_row: int | None) -> int | None:
         """The header's index among the first rows: the given row, else the first row naming the most known columns
-        (title rows and notes above it name none), else the first non-blank row."""
+        (title rows and notes above it name none), else the first of the fullest rows (a title row fills one cell),
+        so a file no mapping knows is described by its header, not its title."""
         if header_row is not None:
             if len(top) < header_row:
                 raise SiyuError(f"{self.path}: header row {header_row} is past the end of the table ({len(top)} rows)")
@@ -169,7 +170,9 @@ class Source:
                 best, best_score = i, score
         if best is not None:
             return best
-        return next((i for i, row in enumerate(top) if any(cell is not None and str(cell).strip() for cell in row)), None)
+        filled = [sum(1 for cell in row if cell is not None and str(cell).strip()) for row in top]
+        most = max(filled, default=0)
+        return filled.index(most) if most else None
 
 
 def clean_header(name: str) -> str:
