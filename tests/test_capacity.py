@@ -107,3 +107,30 @@ def test_without_capacity_nothing_changes(camp: Path) -> None:
     write(camp, [DAY_A], personas=[{"id": "host", "name": "小丸子", "account": "wx_host_01"}])
     add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
     assert once("2026-12-01 20:01")["sent"] == 5
+
+
+def test_plan_capacity_on_a_hand_checkable_campaign(camp: Path) -> None:
+    # 3 days: every card goes out on day 1 (the first third, at least a day); 15% add (the seeds' 引流率),
+    # a fifth each on days 3-7: 30 precise fans a day, each in a journey that starts at the add.
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    journey = {"id": "close", "enter": {"event": "friend_added"}, "steps": [{"id": "hi", "after": "0m", "text": "{{ contact.name }}，你好"}]}
+    write(camp, [DAY_A], hooks=[card], journeys=[journey], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+    found = json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--json").stdout)
+    assert found["add_rate"] == 0.15 and found["operators"] == 1
+    days = {d["day"]: d for d in found["days"]}
+    assert [days[d]["adds"] for d in range(1, 9)] == [0, 0, 30, 30, 30, 30, 30, 0]
+    # 30 precise fans at 20 a day per operator: 1.5 operator-days, 2 people; one person falls 0.5 behind a day.
+    assert {days[d]["operator_days"] for d in range(3, 8)} == {1.5} and {days[d]["operators_needed"] for d in range(3, 8)} == {2}
+    assert [days[d]["backlog_operator_days"] for d in range(3, 11)] == [0.5, 1.0, 1.5, 2.0, 2.5, 1.5, 0.5, 0.0]
+    assert found["backlog_peak"]["day"] == 7 and found["operators_needed_max"] == 2
+    table = invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--rates", "added=0.3").stdout
+    assert "add rate 30.0% (--rates added)" in table and "backlog peaks on day" in table
+    enough = invoke("plan", "capacity", "-p", "playbook.yaml", "--cards", "1000", "--operators", "2").stdout
+    assert "2 keep up: no backlog" in enough
+
+
+def test_plan_capacity_refuses_a_bad_rate_and_keeps_plan_as_it_was(camp: Path) -> None:
+    write(camp, [DAY_A])
+    result = invoke("plan", "capacity", "playbook.yaml", "--cards", "10", "--rates", "nosuch=0.2", code=2)
+    assert "no such funnel stage" in result.stderr
+    assert "no such store" in invoke("plan", "playbook.yaml", code=1).stderr  # the ledger plan: unchanged

@@ -215,6 +215,15 @@ def retry(
         raise typer.Exit(1)  # failed again, or in doubt again
 
 
+plan_app = typer.Typer(
+    cls=PlaybookGroup,
+    help="What the playbook, as it is now, will do against the ledger (计划); `plan capacity`: the operators a campaign needs.",
+    invoke_without_command=True,
+    epilog=examples("siyu plan playbooks/camp.yaml", "siyu plan -p playbooks/camp.yaml --now '2026-12-03 09:00' --json"),
+)
+app.add_typer(plan_app, name="plan", rich_help_panel=PANEL)  # before outbox: `siyu --help` keeps its order
+
+
 outbox_app = typer.Typer(
     cls=PlaybookGroup,
     help="The front line's drafts (待发): list them, mark them done.",
@@ -336,9 +345,10 @@ def unlock(
         console.print("nothing to release")
 
 
-@app.command(rich_help_panel=PANEL, epilog=examples("siyu plan playbooks/camp.yaml", "siyu plan -p playbooks/camp.yaml --now '2026-12-03 09:00' --json"))
+@plan_app.callback(invoke_without_command=True)
 def plan(
-    playbook: str = playbook_argument(),
+    ctx: typer.Context,
+    playbook: str = group_playbook_argument(),
     playbook_opt: str = playbook_option(),
     now: str = typer.Option(None, "--now", help=NOW_HELP),
     db: str = typer.Option(None, "--db", help=DB_HELP),
@@ -348,6 +358,8 @@ def plan(
 
     Changes nothing. Exit 0 when a pass would change nothing, 2 when it would (like `terraform plan -detailed-exitcode`).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from siyu_cli._time import utcnow
     from siyu_cli.dispatch._plan import fill_slots, plan_report
     from siyu_cli.dispatch._setup import plan_inputs
@@ -370,6 +382,60 @@ def plan(
         _print_plan(report, loaded)
     if report.changed:
         raise typer.Exit(2)
+
+
+@plan_app.command(
+    "capacity",
+    epilog=examples("siyu plan capacity playbooks/skincare.yaml --cards 3000", "siyu plan capacity -p playbooks/skincare.yaml --cards 3000 --rates added=0.2 --json"),
+)
+def plan_capacity(
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
+    cards: int = typer.Option(..., "--cards", help="Package cards (包裹卡) the campaign sends."),
+    rates: list[str] = typer.Option(None, "--rates", help="STAGE=RATE (repeatable or comma-separated); the friend_added stage's is the add rate (引流率)."),
+    operators: int = typer.Option(None, "--operators", min=1, help="Operators to work the backlog with (default: the playbook's, capacity.operators per persona)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """How many operators (人效) a campaign of N package cards needs, day by day, and where the backlog peaks.
+
+    Expected values from simulate's figures (cards over the first third of the campaign, scanned 2–7 days later)
+    and each persona's capacity (20 precise / 30 semi / 40 general fans a day per operator).
+    """
+    from siyu_cli.playbook import read
+    from siyu_cli.report._simulate import parse_rates
+    from siyu_cli.report._staffing import staffing
+
+    loaded = read(find_playbook(playbook_opt, playbook))
+    result = staffing(loaded, cards, parse_rates(rates or []), operators)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _print_staffing(result)
+
+
+def _print_staffing(result: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.cards} cards · add rate {result.add_rate:.1%} ({result.add_rate_source}) · {result.operators} operator(s)")
+    for column in ("day", "date", "cards", "adds 加微", "精准粉", "半精准粉", "泛粉", "operator-days", "needed 人", "backlog"):
+        table.add_column(column, justify="left" if column == "date" else "right")
+    peak = result.peak
+    for row in result.days:
+        mark = " ← peak" if peak is not None and row.day == peak.day else ""
+        table.add_row(
+            str(row.day), row.date.isoformat(), f"{row.cards:.0f}", f"{row.adds:.1f}",
+            *(f"{row.fans[t]:.1f}" for t in ("precise", "semi", "general")),
+            f"{row.work:.2f}", str(row.needed), f"{row.backlog:.2f}{mark}",
+        )  # fmt: skip
+    console = out()
+    console.print(table)
+    if peak is None:
+        console.print(f"at most {result.most} operator(s) a day; {result.operators} keep up: no backlog")
+    else:
+        console.print(
+            f"at most {result.most} operator(s) a day; with {result.operators} the backlog peaks on day {peak.day} ({peak.date}) "
+            f"at {peak.backlog:.2f} operator-days of 1v1 work carried over"
+        )
 
 
 def _print_plan(report: Any, loaded: Any) -> None:
