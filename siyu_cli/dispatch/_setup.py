@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from siyu_cli.errors import StoreError
-from siyu_cli.ingest import load_contacts
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Planner
 from siyu_cli.rules import TagRules, refresh
@@ -53,7 +52,12 @@ def plan_inputs(
     if not readonly and ids is None and (beats_only or not journeys):
         # Journeys replay each contact's events anyway; beats read their tags from the cache.
         basis = refresh(db, TagRules.of(playbook.model))
-    people = load_contacts(db, tag_basis=basis, as_of=as_of, ids=ids)
+    people: list[dict[str, Any]] = []
+    if ids is None or ids:
+        # Imported here: an idle pass's dispatch planner starts with no contact and never needs the import package.
+        from siyu_cli.ingest import load_contacts
+
+        people = load_contacts(db, tag_basis=basis, as_of=as_of, ids=ids)
     planner = Planner(playbook, contacts=people, db=db, as_of=as_of, sample_contact=ids is None, tags_cached=basis is not None, partial=ids is not None)
     members = group_memberships(db, ids)
     cohort_groups = {run.id: run.group_ids for run in playbook.cohorts}
