@@ -134,3 +134,46 @@ def test_plan_capacity_refuses_a_bad_rate_and_keeps_plan_as_it_was(camp: Path) -
     result = invoke("plan", "capacity", "playbook.yaml", "--cards", "10", "--rates", "nosuch=0.2", code=2)
     assert "no such funnel stage" in result.stderr
     assert "no such store" in invoke("plan", "playbook.yaml", code=1).stderr  # the ledger plan: unchanged
+
+
+NEW_ACCOUNT = [{"id": "host", "name": "小丸子", "account": "wx_host_01", "account_since": "2026-11-30"}]
+
+
+def test_a_new_account_defers_1v1_sends_over_its_stage_cap_and_status_shows_the_stage(camp: Path) -> None:
+    # Day 1 of the campaign is the account's day 2: 初生号, 2 sends a day here (mass-sent or not: the platform counts messages).
+    path = write(camp, [MASS], personas=NEW_ACCOUNT)
+    text = path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {new: {private: 2}}\n")
+    path.write_text(text, encoding="utf-8")
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
+    first = once("2026-12-01 20:01")
+    assert first["sent"] == 2 and first["deferred"] == 3
+    rows = ledger(camp)
+    assert [(r[0], r[2], r[3][:10]) for r in rows if r[1] == "pending"] == [
+        ("contact:a3", "nurture:carried", "2026-12-02"),
+        ("contact:a4", "nurture:carried", "2026-12-02"),
+        ("contact:a5", "nurture:carried", "2026-12-03"),
+    ]
+    status = json.loads(invoke("status", "playbook.yaml", "--now", "2026-12-01 20:05", "--json").stdout)
+    assert status["accounts"] == [
+        {
+            "persona": "host", "account": "wx_host_01", "account_since": "2026-11-30", "age_days": 2, "stage": "new",
+            "stage_label": "初生号", "caps": {"adds": None, "private": 2, "invites": None}, "capacity": None,
+        }
+    ]  # fmt: skip
+    later = json.loads(invoke("status", "-p", "playbook.yaml", "--now", "2026-12-20 09:00", "--json").stdout)["accounts"][0]
+    assert (later["age_days"], later["stage_label"]) == (21, "成长号")  # days 16-29: still growing
+    assert "初生号 (new)" in invoke("status", "playbook.yaml", "--now", "2026-12-01 20:05").stdout
+
+
+def test_check_warns_when_a_new_accounts_1v1_sends_or_adds_pass_its_stage_cap(camp: Path) -> None:
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    path = write(camp, [DAY_A], hooks=[card], personas=NEW_ACCOUNT)
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {new: {private: 2, adds: 3}}\n"), encoding="utf-8")
+    rows = contacts("a", 5, "a")
+    for row in rows:
+        row.update(source="EYE100", added_at="2026-12-01T02:00:00Z")
+    add_contacts(camp / "siyu.db", rows)
+    found = json.dumps(json.loads(invoke("check", "playbook.yaml", "--json").stdout), ensure_ascii=False)
+    assert "5 1v1 sends on 2026-12-01 as a 初生号 (new) account, above its cap of 2" in found
+    assert "5 adds accepted on 2026-12-01 as a 初生号 (new) account, above its cap of 3" in found
+    assert found.count("nurture-cap") == 2

@@ -28,6 +28,7 @@ READERS = [
     ["run", P, "--once", "--now", "2026-12-01T09:00"],
     ["plan", P, "--now", "2026-12-01T09:00"],  # after that pass: nothing to change, exit 0
     ["plan", "capacity", P, "--cards", "100"],
+    ["status", P],
     ["cron", P],
     ["retry", P],
     ["outbox", P],

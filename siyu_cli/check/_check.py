@@ -12,6 +12,7 @@ from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.check import _copy
 from siyu_cli.check._assets import attachment_problems, health_problems
 from siyu_cli.check._hints import with_hints
+from siyu_cli.check._nurture import nurture_caps
 from siyu_cli.check._journeys import journey_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.journeys import sample_run, step_due
@@ -344,6 +345,7 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], plann
             problems.append(located.problem(where, f"{clock} is inside quiet hours {model.limits.quiet_hours}; it will be {action}", severity="warning", code="quiet-hours"))
     problems.extend(_touch_budget(playbook))
     problems.extend(_account_cap(playbook, contacts, planner))
+    problems.extend(nurture_caps(playbook, contacts, planner))
     problems.extend(_pool_sizes(playbook))
     return problems
 

@@ -279,22 +279,44 @@ def outbox_done(
     out().print(f"marked {len(changed)} draft(s) done: {', '.join(changed)}")
 
 
-@app.command(rich_help_panel=PANEL, epilog=examples("siyu status", "siyu status --db /srv/siyu/siyu.db --json"))
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu status", "siyu status playbooks/skincare.yaml --db /srv/siyu/siyu.db --json"))
 def status(
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     now: str = typer.Option(None, "--now", help=NOW_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Campaigns in the ledger, counts by state, next due drafts, drafts in doubt, and who holds the lock."""
+    """Campaigns in the ledger, counts by state, next due drafts, drafts in doubt, and who holds the lock; with a playbook, each account's 养号 stage."""
     from siyu_cli.dispatch._frontline import ledger_status
 
     report = ledger_status(db, now=_when(now, __import__("datetime").timezone.utc))
+    if playbook or playbook_opt:
+        from siyu_cli._time import utcnow
+        from siyu_cli.dispatch._capacity import accounts
+        from siyu_cli.playbook import read
+
+        loaded = read(find_playbook(playbook_opt, playbook))
+        report["accounts"] = accounts(loaded, (_when(now, loaded.tz) or utcnow()).astimezone(loaded.tz).date())
     if as_json:
         print_json(report)
         return
     from rich.table import Table
 
     console = out()
+    if report.get("accounts"):
+        stages = Table(title="accounts 养号")
+        for column in ("persona", "account", "since", "day", "stage", "1v1 a day", "adds a day", "invites a day", "capacity"):
+            stages.add_column(column)
+        for row in report["accounts"]:
+            caps, capacity = row["caps"] or {}, row["capacity"]
+            stages.add_row(
+                row["persona"], row["account"] or "", row["account_since"] or "", str(row["age_days"] or ""),
+                f"{row['stage_label']} ({row['stage']})" if row["stage"] else "",
+                *(str(caps.get(k)) if caps.get(k) is not None else "" for k in ("private", "adds", "invites")),
+                f"{capacity['precise']}/{capacity['semi']}/{capacity['general']} × {capacity['operators']}" if capacity else "",
+            )  # fmt: skip
+        console.print(stages)
     table = Table(title="campaigns")
     for column in ("playbook", *STATES):
         table.add_column(column, justify="right" if column != "playbook" else "left")

@@ -248,3 +248,24 @@ def carries(playbook: LoadedPlaybook) -> bool:
     """Whether a cap here may carry drafts over: then a pass decides everything due at once, oldest first."""
     model = playbook.model
     return any(p.capacity for p in model.personas) or bool(model.limits.nurture and any(p.account_since for p in model.personas))
+
+
+def accounts(playbook: LoadedPlaybook, day: date) -> list[dict[str, Any]]:
+    """Each persona account's 养号 stage and caps that day, and its capacity (`siyu status`)."""
+    found = []
+    for persona in playbook.model.personas:
+        stage = stage_of(playbook, persona.id, day)
+        caps = stage_caps(playbook, persona.id, day)
+        found.append(
+            {
+                "persona": persona.id,
+                "account": persona.account,
+                "account_since": persona.account_since.isoformat() if persona.account_since else None,
+                "age_days": account_age(playbook, persona.id, day),
+                "stage": stage,
+                "stage_label": STAGES.get(stage or ""),
+                "caps": caps.model_dump() if caps is not None else None,
+                "capacity": persona.capacity.model_dump() if persona.capacity else None,
+            }
+        )
+    return found
