@@ -12,8 +12,8 @@ from siyu_cli._time import parse_hhmm, wall_clock
 from siyu_cli.check import _copy
 from siyu_cli.check._assets import attachment_problems, health_problems
 from siyu_cli.check._hints import with_hints
-from siyu_cli.check._nurture import nurture_caps
 from siyu_cli.check._journeys import journey_problems
+from siyu_cli.check._nurture import nurture_caps
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.journeys import sample_run, step_due
 from siyu_cli.playbook import LoadedPlaybook, read
