@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests import test_run
 from tests.playbooks_fixtures import add_contacts, invoke, query, write_playbook
 
 DAY_A = {"id": "a", "title": "一对一", "at": "20:00", "days": "1", "channel": "private", "audience": "a", "text": "{{ contact.name }}，今晚聊聊"}
@@ -16,16 +15,8 @@ MASS = {"id": "mass", "title": "群发", "at": "20:00", "days": "1", "channel": 
 PERSONAS = [{"id": "host", "name": "小丸子", "account": "wx_host_01", "capacity": {"precise": 2, "general": 4}}]
 
 
-@pytest.fixture
-def camp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def once(now: str) -> dict[str, Any]:
-    return json.loads(invoke("run", "--once", "--now", now, "--json").stdout)
+camp = test_run.camp  # a folder to run in, SIYU_* cleared
+once = test_run.once
 
 
 def ledger(camp: Path, where: str = "1") -> list[tuple[Any, ...]]:
