@@ -138,3 +138,44 @@ def test_other_commands_show_the_same_hints(tmp_path: Path) -> None:
     path.write_text(BASE.replace("days: 5\n", "days: 5\nvars:\n\tcamp: x\n"), encoding="utf-8")
     result = CliRunner().invoke(app, ["preview", "day", "1", str(path)], env={"NO_COLOR": "1"})
     assert result.exit_code == 1 and "line 8 has a tab" in result.stderr
+
+
+def test_every_tab_and_full_width_colon_comes_in_one_round_with_the_rest_validated(tmp_path: Path) -> None:
+    text = BASE.replace("title: 测试营", "title：测试营").replace("days: 5\n", "days: 5\nvars:\n\tcamp: x\n\tprice：9\n")
+    text = text.replace("persona: host}", "persona: hots}")
+    lines = text.splitlines()
+    result = check(tmp_path, text, "--json")
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["files"][0]["problems"]
+    located = {(p["line"], p["message"]) for p in problems}
+    assert (lines.index("title：测试营") + 1, "YAML syntax: a full-width colon '：' after 'title'") in located
+    assert (lines.index("\tcamp: x") + 1, "YAML syntax: a tab in the indentation") in located
+    assert (lines.index("\tprice：9") + 1, "YAML syntax: a tab in the indentation") in located
+    assert (lines.index("\tprice：9") + 1, "YAML syntax: a full-width colon '：' after 'price'") in located
+    assert any("unknown persona 'hots'" in p["message"] for p in problems), problems
+    title = next(p for p in problems if "after 'title'" in p["message"])
+    assert f"line {title['line']} has a full-width colon" in title["hint"]
+
+
+def test_template_slips_read_the_same_with_a_valid_or_an_invalid_structure(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "close.md.j2").write_text("你好\n第{{ dya }}天\n{{ contact.nmae }}同学\n", encoding="utf-8")
+    valid = BASE.replace('text: "{{ contact.name }}，{{ products.member.price }}元"', "template: close.md.j2")
+    seen = []
+    for text in (valid, valid.replace("persona: host}", "persona: hots}")):
+        problems = json.loads(check(tmp_path, text, "--json").stdout)["files"][0]["problems"]
+        seen.append({(p["file"], p["line"], p["message"], p["hint"]) for p in problems if p["code"] == "template"})
+    file = next(iter(seen[0]))[0]
+    assert seen[0] == seen[1] == {
+        (file, 2, "undefined: 'dya' is undefined", "did you mean 'day'?"),
+        (file, 3, "undefined: 'contact.nmae': a contact has no field 'nmae'", "did you mean 'contact.name'?"),
+    }
+
+
+def test_a_misspelt_required_key_is_one_error_not_also_a_missing_field(tmp_path: Path) -> None:
+    result = check(tmp_path, BASE.replace("channel: group", "chanel: group", 1))
+    assert result.exit_code == 1
+    assert "unknown key 'chanel' (did you mean 'channel'?)" in result.stderr
+    assert "missing required field 'channel'" not in result.stderr
+    far = check(tmp_path, BASE.replace("channel: group", "medium: group", 1))
+    assert "missing required field 'channel'" in far.stderr and "unknown key 'medium'" in far.stderr

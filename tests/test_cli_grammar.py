@@ -124,11 +124,18 @@ def test_retry_takes_the_playbook_before_draft_ids(in_project: Path) -> None:
     assert "nosuchid" in result.stderr
 
 
-@pytest.mark.parametrize("command", [["check"], ["report", "sop"], ["outbox"]])
-def test_no_playbook_hints_the_forms_the_command_accepts(command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("command", "form"),
+    [(["check"], "check"), (["report", "sop"], "report sop"), (["outbox"], "outbox"), (["retry"], "retry"), (["preview", "day", "1"], "preview day N")],
+)
+def test_no_playbook_hints_the_forms_the_command_accepts(command: list[str], form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SIYU_PLAYBOOK", raising=False)
     result: Any = invoke(*command, code=1)
-    line = " ".join(command)
     assert "no playbook found" in result.stderr
-    assert f"`siyu {line} PLAYBOOK` or `siyu {line} -p PLAYBOOK`" in result.stderr
+    assert f"`siyu {form} PLAYBOOK` or `siyu {form} -p PLAYBOOK`" in result.stderr
+
+
+def test_an_unknown_cohort_for_timeline_is_a_usage_error_listing_the_cohorts(in_project: Path) -> None:
+    result: Any = invoke("timeline", P, "--cohort", "cx", code=2)
+    assert "no cohort 'cx'" in result.stderr and "write one of " in result.stderr and "or all" in result.stderr

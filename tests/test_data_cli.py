@@ -247,3 +247,19 @@ def test_file_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("[1, 2", encoding="utf-8")
     bad_map = siyu("import", "contacts", "empty.csv", "--map-file", "bad.yaml", "--db", str(db))
     assert bad_map.exit_code == 1 and "bad.yaml" in bad_map.stderr
+
+
+def test_a_mapping_file_reads_yes_no_on_off_as_text_like_a_playbook(tmp_path: Path) -> None:
+    """YAML 1.2 core, as the playbook and editors read it: `否: no` maps to the tag "no", `一期: on` to cohort "on"."""
+    export = write_csv(tmp_path / "c.csv", [["客户ID", "昵称", "期次", "是否付费"], ["u1", "张三", "一期", "否"], ["u2", "李四", "二期", "是"]])
+    (tmp_path / "map.yaml").write_text(
+        "for: contacts\n客户ID: contact_id\n昵称: name\n期次: {field: cohort, values: {一期: on, 二期: off}}\n是否付费: {field: tags, values: {是: 已报名, 否: no}}\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "s.db"
+    result = siyu("import", "contacts", str(export), "--map-file", "map.yaml", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert rows(db, "SELECT contact_id, cohort, tags FROM contacts ORDER BY contact_id") == [("u1", "on", '["no"]'), ("u2", "off", '["已报名"]')]
+    (tmp_path / "tab.yaml").write_text("客户ID: contact_id\n期次:\n\tfield: cohort\n", encoding="utf-8")
+    tab = siyu("import", "contacts", str(export), "--map-file", "tab.yaml", "--db", str(db))
+    assert tab.exit_code == 1 and "tab.yaml:3:1:" in tab.stderr and "tab" in tab.stderr

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(playbook.problems)
     samples = _copy.Samples()
     result.problems.extend(_template_problems(playbook, samples))
+    result.problems.extend(_unrendered_slips(playbook, result.problems))
     result.problems.extend(_copy.lint(playbook, samples))
     result.problems.extend(_mix_problems(playbook))
     result.problems.extend(_lint(playbook, people, planner))
@@ -108,6 +110,15 @@ def _invalid_templates(path: Path) -> list[Problem]:
     if located is None or not isinstance(located.data, dict):
         return []
     return raw_template_problems(located, path)
+
+
+def _unrendered_slips(playbook: LoadedPlaybook, found: Sequence[Problem]) -> list[Problem]:
+    """The slips a render stops short of (it ends at a template's first): the raw pass's, where a render did not report them."""
+    from siyu_cli.check._raw import raw_template_problems
+
+    seen = {(p.file, p.line, p.message) for p in found}
+    raw = raw_template_problems(playbook.located, playbook.path)
+    return [p for p in raw if p.message.startswith("undefined: ") and (p.file, p.line, p.message) not in seen]
 
 
 def renamed(playbook: LoadedPlaybook, db: Any) -> list[Problem]:
@@ -169,17 +180,12 @@ def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list
         if key in problems:
             return
         template_file = _resolve_template(planner, failure.template)
+        detail = _contact_field(failure, template_file, _value_at(located.data, path), planner.renderer.env)
         if template_file is not None:
-            problems[key] = Problem(
-                message=failure.detail,
-                file=str(template_file),
-                line=failure.line,
-                path=_path_text(path),
-                hint=f"used by beat {failure.beat}" if failure.beat else "",
-                code="template",
-            )
+            # No hint here: with_hints gives the one the raw pass gets for the same slip (a did-you-mean).
+            problems[key] = Problem(message=detail, file=str(template_file), line=failure.line, path=_path_text(path), code="template")
         else:
-            problems[key] = located.problem(path, f"{failure.template}: {failure.detail}", code="template")
+            problems[key] = located.problem(path, f"{failure.template}: {detail}", code="template")
 
     seen_contents: set[tuple[str | None, str | None]] = set()
     for draft in planner.drafts():
@@ -252,6 +258,35 @@ def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list
                         break
                 samples.add(content, path, route.kind, text)
     return list(problems.values())
+
+
+def _contact_field(failure: TemplateFailure, template_file: Path | None, inline: Any, env: Any) -> str:
+    """Jinja's "'dict object' has no attribute 'nmae'" as the field of `contact` the template's line names."""
+    import jinja2
+
+    from siyu_cli.check._hints import contact_field_message, unknown_contact_fields
+
+    missing = re.search(r"has no attribute '(\w+)'", failure.detail)
+    if missing is None:
+        return failure.detail
+    try:
+        source = template_file.read_text(encoding="utf-8") if template_file is not None else str(inline or "")
+        slips = unknown_contact_fields(env, source)
+    except (OSError, UnicodeDecodeError, jinja2.TemplateError):
+        return failure.detail
+    if any(field == missing.group(1) and line == failure.line for field, line in slips):
+        return contact_field_message(missing.group(1))
+    return failure.detail
+
+
+def _value_at(data: Any, path: Path_) -> Any:
+    """The value at a YAML path, or None where the path does not reach (an inline text, for one)."""
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _fake_occurrence(playbook: LoadedPlaybook, beat: Any, day: int, cohort: Any) -> Any:

@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from siyu_cli.errors import Problem
 
@@ -19,6 +20,10 @@ TEMPLATE_NAMES = (
     "day", "date", "time", "phase", "beat", "persona", "personas", "products", "vars", "playbook",
     "cohort", "category", "stats", "group", "contact", "journey", "entry", "hook",
 )
+
+# The fields of a contact a template sees (ingest/_contacts.py: _contact; render/_context.py: SAMPLE_CONTACT).
+CONTACT_FIELDS = ("id", "name", "tags", "source", "tier", "account", "cohort", "added_at", "extra")
+_NO_FIELD = re.compile(r"a contact has no field '(\w+)'")
 
 _OPERATORS = {"&&": "and", "&": "and", "||": "or", "|": "or", "!": "not"}
 _OPERATOR = re.compile(r"unexpected '(&&|\|\||&|\||!)'")
@@ -79,6 +84,24 @@ def _yaml_hint(problem: Problem, lines: list[str]) -> str:
     return ""
 
 
+def unknown_contact_fields(env: Any, source: str) -> list[tuple[str, int]]:
+    """Each `contact.nmae` in a template's source: the field a contact does not have, and its line."""
+    from jinja2 import nodes
+
+    found = env.parse(source).find_all(nodes.Getattr)
+    return [(n.attr, n.lineno) for n in found if isinstance(n.node, nodes.Name) and n.node.name == "contact" and n.attr not in CONTACT_FIELDS]
+
+
+def contact_field_message(field: str) -> str:
+    """One wording for a misspelt contact field, whether a render or the raw pass found it."""
+    return f"undefined: 'contact.{field}': a contact has no field {field!r}"
+
+
+def _contact_hint(field: str) -> str:
+    close = difflib.get_close_matches(field, CONTACT_FIELDS, n=1, cutoff=0.6)
+    return f"did you mean 'contact.{close[0]}'?" if close else f"a contact has {', '.join(CONTACT_FIELDS)}"
+
+
 def _did_you_mean(name: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else f"templates see {', '.join(TEMPLATE_NAMES)}"
@@ -90,6 +113,7 @@ def _operator_hint(match: re.Match[str]) -> str:
 
 
 _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (_NO_FIELD, lambda m: _contact_hint(m.group(1))),
     (re.compile(r"'(\w+)' is undefined"), lambda m: _did_you_mean(m.group(1), TEMPLATE_NAMES)),
     (re.compile(r"has no attribute '(\w+)'"), lambda m: f"check the spelling of {m.group(1)!r}; `siyu preview day N --json` shows the values a template gets"),
     (re.compile(r"syntax error"), lambda m: "every {{ needs its }}, every {% if %} its {% endif %} and {% for %} its {% endfor %}"),

@@ -2,7 +2,7 @@
 
 Without a valid model there is no occurrence to render against; what can be known is checked:
 every template the file names exists and compiles, and names only variables a template sees.
-Misspelt attributes (`contact.nmae`) need a render and show once the structure is fixed.
+A misspelt contact field (`contact.nmae`) is read from the source; other attributes need a render.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import meta
+from jinja2 import meta, nodes
 
-from siyu_cli.check._hints import TEMPLATE_NAMES
+from siyu_cli.check._hints import TEMPLATE_NAMES, contact_field_message, unknown_contact_fields
 from siyu_cli.errors import Problem, TemplateFailure
 from siyu_cli.playbook._yaml import Located, Path_, format_path
 from siyu_cli.timeline import Content
@@ -40,8 +40,13 @@ def raw_template_problems(located: Located, path: Path) -> list[Problem]:
             _add(problems, located, where, exc, renderer)
             continue
         source = Path(template.filename).read_text(encoding="utf-8") if content.template is not None and template.filename else content.text or ""
-        for name in sorted(meta.find_undeclared_variables(renderer.env.parse(source)) - known):
-            _add(problems, located, where, TemplateFailure(f"undefined: '{name}' is undefined", template=content.name), renderer)
+        tree = renderer.env.parse(source)
+        assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}  # a {% set %} inside an {% if %} too
+        for name in sorted(meta.find_undeclared_variables(tree) - known - assigned):
+            line = min((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), default=None)
+            _add(problems, located, where, TemplateFailure(f"undefined: '{name}' is undefined", template=content.name, line=line), renderer)
+        for field, line in unknown_contact_fields(renderer.env, source):
+            _add(problems, located, where, TemplateFailure(contact_field_message(field), template=content.name, line=line), renderer)
     return list(problems.values())
 
 

@@ -125,9 +125,16 @@ def _naming_hint(playbook: str) -> str:
     if ctx is None:
         return f"-p {playbook}"
     command = ctx.command_path
-    positional = any(param.metavar == "PLAYBOOK" if param.param_type_name == "argument" else "--playbook-arg" in param.opts for param in ctx.command.params)
-    if positional:
-        return f"`{command} {playbook}` or `{command} -p {playbook}`"
+    before: list[str] = []  # the arguments a positional playbook follows: `siyu preview day N PLAYBOOK`
+    for param in ctx.command.params:
+        if param.param_type_name != "argument":
+            if "--playbook-arg" in param.opts:
+                return f"`{command} {playbook}` or `{command} -p {playbook}`"
+            continue
+        if "PLAYBOOK" in (param.metavar or ""):
+            return f"`{' '.join([command, *before, playbook])}` or `{' '.join([command, *before])} -p {playbook}`"
+        numeric = getattr(getattr(param, "type_descriptor", None), "annotation", None) is int
+        before.append("N" if numeric else (param.name or "").upper())
     return f"`{command} -p {playbook}`"
 
 

@@ -136,6 +136,9 @@ def timeline(
     if as_json + as_csv + as_ics > 1:
         raise UsageError("--json, --csv and --ics cannot be combined", hint="pick one output")
     loaded = read(find_playbook(playbook, playbook_arg))
+    known = [run.id for run in loaded.cohorts]
+    if cohort not in (None, "all", *known):
+        raise UsageError(f"--cohort {cohort}: {loaded.path} has no cohort {cohort!r}", hint=f"write one of {', '.join(known)}, or all")
     runs = list(loaded.cohorts) if cohort in (None, "all") else [loaded.cohort(cohort)]
     if as_ics:
         from siyu_cli._time import utcnow

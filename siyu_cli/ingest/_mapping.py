@@ -118,8 +118,6 @@ class ColumnMap:
 
 def load_mapping(path: str | os.PathLike[str]) -> ColumnMap:
     """A user's mapping file (YAML or JSON)."""
-    import yaml
-
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8-sig")
@@ -127,11 +125,20 @@ def load_mapping(path: str | os.PathLike[str]) -> ColumnMap:
         raise SiyuError(f"{file}: cannot read mapping file: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise SiyuError(f"{file}: a mapping file must be UTF-8 text", hint="save it as UTF-8") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SiyuError(f"{file}: not a YAML or JSON mapping: {exc}", hint="write one `their column: field` per line") from None
-    return parse_mapping(data, str(file))
+    return parse_mapping(_core_yaml(text, str(file)), str(file))
+
+
+def _core_yaml(text: str, name: str) -> Any:
+    """YAML 1.2 core, as playbooks and editors read it: `no`, `on` and `off` stay text, never booleans."""
+    from siyu_cli.playbook._yaml import load_located
+
+    located, problems = load_located(text, name)
+    errors = [p for p in problems if p.severity == "error"]
+    if located is None or errors:
+        first = errors[0] if errors else problems[0]
+        where = ":".join(str(part) for part in (first.file, first.line, first.column) if part is not None)
+        raise SiyuError(f"{where}: not a YAML or JSON mapping: {first.message}", hint="write one `their column: field` per line")
+    return located.data
 
 
 def parse_map_options(options: Collection[str]) -> ColumnMap:
@@ -158,9 +165,7 @@ def preset_text(name: str) -> str:
 
 
 def load_preset(name: str) -> ColumnMap:
-    import yaml
-
-    mapping = parse_mapping(yaml.safe_load(preset_text(name)), f"preset {name}")
+    mapping = parse_mapping(_core_yaml(preset_text(name), f"preset {name}"), f"preset {name}")
     return replace(mapping, rules=tuple(replace(rule, optional=True) for rule in mapping.rules), preset=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import typing
 from dataclasses import dataclass, field
 from datetime import date, timedelta, tzinfo
@@ -207,7 +208,12 @@ def _calendar_problems(playbook: LoadedPlaybook) -> list[Problem]:
 def _dedupe(problems: list[Problem]) -> list[Problem]:
     seen: set[tuple[Any, ...]] = set()
     unique = []
+    # `chanel: group` is one mistake: the unknown key says it (did you mean 'channel'?), not also a missing 'channel'.
+    misspelt = {(p.path.rpartition(".")[0], p.hint) for p in problems if p.code == "unknown-key"}
     for problem in problems:
+        missing = re.fullmatch(r"missing required field '(\w+)'", problem.message)
+        if missing and (problem.path.rpartition(".")[0], f"did you mean {missing.group(1)!r}?") in misspelt:
+            continue
         key = (problem.line, problem.column, problem.path, problem.message)
         if key not in seen:
             seen.add(key)

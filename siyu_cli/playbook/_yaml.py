@@ -102,11 +102,45 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader's parser; plain scalars are then read as YAML 1.2 core (see _Builder.scalar)."""
 
 
+# A key followed by a full-width colon: `key：value`, `- id：x` (only where no ASCII colon comes first).
+_WIDE_COLON = re.compile(r"^(\s*)((?:-\s+)?[A-Za-z_][\w.-]*|[^\s#'\"{}\[\],:：-][^:#：]*?)\s*：")
+
+
+def syntax_slips(text: str, file: str) -> tuple[list[Problem], str]:
+    """The slips a YAML parser stops at one by one: each tab in an indent and each `key：value`, and the text mended.
+
+    The mended text keeps every line where it was, so the rest of the document can be validated in the same round.
+    """
+    problems: list[Problem] = []
+    lines = text.split("\n")
+    indent = 0
+    for index, line in enumerate(lines):
+        lead = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in lead:
+            problems.append(Problem("YAML syntax: a tab in the indentation", file=file, line=index + 1, column=lead.index("\t") + 1, code="yaml"))
+            line = " " * indent + line.lstrip(" \t")
+        wide = _WIDE_COLON.match(line)
+        if wide:
+            column = wide.end()
+            problems.append(Problem(f"YAML syntax: a full-width colon '：' after {wide.group(2).lstrip('- ')!r}", file=file, line=index + 1, column=column, code="yaml"))
+            line = line[: column - 1] + ": " + line[column:].lstrip(" ")
+        lines[index] = line
+        code = line.split(" #", 1)[0].rstrip()
+        if code.strip() and not code.lstrip().startswith("#"):
+            indent = len(line) - len(line.lstrip(" ")) + (2 if code.endswith(":") else 0)
+    return problems, "\n".join(lines)
+
+
 def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
+        slips, mended = syntax_slips(text, file)
+        if slips and mended != text:
+            # Every slip is reported, and what else the mended text shows (its next syntax error, or its structure).
+            located, more = load_located(mended, file)
+            return located, slips + more
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         return None, [
