@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, invoke, parents, write_playbook
+from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, add_event, invoke, parents, write_playbook
 
 GROUPS = [{"id": "g1", "name": "阅读营1群", "persona": "host"}, {"id": "g2", "name": "阅读营2群", "persona": "host"}]
 COHORTS = [{"id": "a", "start": "2026-12-01", "groups": ["g1"]}, {"id": "b", "start": "2026-12-08", "groups": ["g2"]}]
@@ -61,6 +61,23 @@ def test_audiences_carry_their_sizes_from_the_store(tmp_path: Path) -> None:
     csv_rows = list(csv.DictReader(io.StringIO(invoke("timeline", str(path), "--db", str(db), "--csv").stdout.lstrip("\ufeff"))))
     (welcome, *_) = [r for r in csv_rows if r["beat"] == "welcome:card:1"]
     assert (welcome["when"], welcome["audience_size"]) == ("at entry", "1")
+
+
+def test_a_group_with_join_events_counts_its_joins_not_the_whole_cohort(tmp_path: Path) -> None:
+    """As report groups counts: g1 has group_joined events (two joined, one left), g2 none (its cohort's contacts)."""
+    path = _camp(tmp_path)
+    db = tmp_path / "siyu.db"
+    add_contacts(db, [*parents(4), *({**p, "cohort": "b"} for p in parents(2, prefix="b"))])
+    add_event(db, "j1", "group_joined", "c0000", "2026-12-01T01:00:00Z", "g1")
+    add_event(db, "j2", "group_joined", "c0001", "2026-12-01T01:00:00Z", "g1")
+    add_event(db, "l2", "group_left", "c0001", "2026-12-01T02:00:00Z", "g1")
+    add_event(db, "j3", "group_joined", "c0002", "2026-12-01T01:00:00Z", "g1")
+    rows = json.loads(invoke("timeline", str(path), "--db", str(db), "--json").stdout)
+    assert {r["cohort"]: r["audience_size"] for r in rows if r["beat"] == "morning"} == {"a": 2, "b": 2}
+    text = invoke("timeline", str(path), "--db", str(db)).stdout
+    table = text[text.index("audiences 受众") :]
+    assert any("(g1)" in line and "members (group_joined events)" in line and line.rstrip(" │").endswith("2") for line in table.splitlines()), table
+    assert any("(g2)" in line and "no group_joined events: the cohort's contacts" in line for line in table.splitlines()), table
 
 
 def test_csv_is_utf8_with_a_bom_one_row_per_occurrence_and_relative_steps(tmp_path: Path) -> None:

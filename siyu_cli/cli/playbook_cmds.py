@@ -148,12 +148,14 @@ def timeline(
         return
     from siyu_cli.dispatch._setup import plan_inputs
     from siyu_cli.render import search_path
+    from siyu_cli.store import groups_with_membership_events
     from siyu_cli.timeline import calendar_days, occurrences
     from siyu_cli.timeline._export import audiences
 
     inputs = plan_inputs(loaded, db, readonly=True)
     planner = inputs.planner
-    found = audiences(loaded, planner, inputs.memberships, runs)
+    evented = groups_with_membership_events(inputs.db) if inputs.db is not None else set()
+    found = audiences(loaded, planner, inputs.memberships, runs, evented)
     sizes = {(a.cohort, a.id): (a.expression, a.size) for a in found if a.kind in ("private", "group")}
     cohorts = [(run, list(occurrences(loaded, run, search_path(loaded))), calendar_days(loaded, run)) for run in runs]
     steps = {run.id: sorted(planner.journey_calendar(run), key=lambda d: (d.occurrence_at, d.beat, d.target)) for run in runs}

@@ -44,6 +44,12 @@ def contacts_with_event(
     ]
 
 
+def groups_with_membership_events(db: sqlite_utils.Database) -> set[str]:
+    """The groups whose members the store knows from group_joined / group_left events (not from the cohort rule)."""
+    rows = db.execute("SELECT DISTINCT group_id FROM events WHERE type IN ('group_joined', 'group_left') AND group_id IS NOT NULL")
+    return {str(group) for (group,) in rows}
+
+
 def group_memberships(db: sqlite_utils.Database, ids: Sequence[str] | None = None) -> dict[str, set[str]]:
     """Groups each contact (of `ids`, or all) is in now, from group_joined / group_left events in time order."""
     members: dict[str, set[str]] = {}

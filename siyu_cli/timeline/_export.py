@@ -6,7 +6,7 @@ Imports siyu_cli.render inside the functions: render imports siyu_cli.timeline.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,14 +34,27 @@ def relative_when(step: Any) -> str:
     return when + (f" at {step.at:%H:%M}" if step.at else "")
 
 
-def audiences(playbook: LoadedPlaybook, planner: Any, memberships: dict[str, set[str]], cohorts: Sequence[CohortRun]) -> list[Audience]:
-    """Every audience of the campaign per cohort; sizes from the store's contacts (tags as of now), None without contacts."""
+# How a group's size was counted: its join/leave events, or (with none in the store) the cohort's contacts.
+JOINED = "members (group_joined events)"
+BY_COHORT = "members (no group_joined events: the cohort's contacts)"
+
+
+def audiences(
+    playbook: LoadedPlaybook, planner: Any, memberships: dict[str, set[str]], cohorts: Sequence[CohortRun], evented: Collection[str] = ()
+) -> list[Audience]:
+    """Every audience of the campaign per cohort; sizes from the store's contacts (tags as of now), None without contacts.
+
+    `memberships` gives a contact with no membership events its single-group cohort's group; a group in
+    `evented` has join/leave events in the store, and only those count, as report groups counts them.
+    """
     known = not planner.sample_contact
     found: list[Audience] = []
     members: dict[str, int] = {}
-    for groups in memberships.values():
+    joined = _event_members(planner.db) if evented and known else {}
+    for cid, groups in memberships.items():
         for group in groups:
-            members[group] = members.get(group, 0) + 1
+            if group not in evented or group in joined.get(cid, ()):
+                members[group] = members.get(group, 0) + 1
     entered: dict[tuple[str, str], set[str]] = {}
     if known and planner.book.routes:
         planner.prepare()
@@ -55,11 +68,18 @@ def audiences(playbook: LoadedPlaybook, planner: Any, memberships: dict[str, set
                 size = len(planner.audience(cohort, beat.id, playbook.audience(beat))) if known else None
                 found.append(Audience("private", beat.id, beat.title or beat.id, beat.audience or "", cohort.id, size))
         for group in cohort.group_ids:
-            found.append(Audience("group", group, names.get(group, group), "members", cohort.id, members.get(group, 0) if known else None))
+            how = JOINED if group in evented else (BY_COHORT if known else "members")
+            found.append(Audience("group", group, names.get(group, group), how, cohort.id, members.get(group, 0) if known else None))
         for route in planner.book.routes:
             size = len(entered.get((cohort.id, route.id), ())) if known else None
             found.append(Audience(route.kind, route.id, route.title, _entrants(route), cohort.id, size))
     return found
+
+
+def _event_members(db: Any) -> dict[str, set[str]]:
+    from siyu_cli.store import group_memberships
+
+    return group_memberships(db) if db is not None else {}
 
 
 def _entrants(route: Any) -> str:
