@@ -101,7 +101,12 @@ def journeys_html(report: JourneyReport) -> str:
             f'<p class="note">enter: {escape(route.enter)} · audience: {escape(route.audience)} · exit: {escape(route.exits)} · '
             f"{route.entered:,} run(s) with drafts</p>"
         )
-        table = '<table class="journey"><tr><th class="l">step</th><th class="l">when</th><th>drafts</th><th class="l">how they ended</th></tr>' + "".join(rows) + "</table>"
+        # In a .scroll box: a long end (skipped(limit:private_per_account_per_day)) must not widen a 390 px page.
+        table = (
+            '<div class="scroll"><table class="journey"><tr><th class="l">step</th><th class="l">when</th><th>drafts</th><th class="l">how they ended</th></tr>'
+            + "".join(rows)
+            + "</table></div>"
+        )
         blocks.append(f'<section class="journey" data-journey="{escape(route.id)}">{head}{table}</section>')
     note = '<p class="note">Steps are relative to each contact\'s entering event. skipped(exit): the run had ended (an order, a tag, a delete) before the step went out.</p>'
     return '<section id="journeys">' + "".join(blocks) + note + "</section>"
