@@ -68,6 +68,8 @@ CASES: list[tuple[tuple[Any, ...], Any, bool]] = [
     (("beats", 0, "days"), "2-5", True),
     (("beats", 0, "days"), "8-", True),
     (("beats", 0, "days"), "2..5", False),
+    (("beats", 0, "days"), "0-3", False),  # day numbers start at 1, for check and the schema alike
+    (("beats", 0, "days"), ["0", 2], False),
     (("beats", 0, "days"), {"phaze": "x"}, False),
     (("beats", 0, "days"), "workdays", True),
     (("beats", 0, "days"), {"in": "2-", "not": "holidays"}, True),
@@ -98,6 +100,10 @@ CASES: list[tuple[tuple[Any, ...], Any, bool]] = [
     (("beats", 0, "colour"), "red", False),
     (("hooks", 0, "welcome", 0, "template"), "w.md.j2", False),
     (("segments", "bad id"), "家长", False),
+    (("segments", "both"), "家长 && 已购", False),  # and / or / not, never && || !
+    (("segments", "either"), "家长 || 已购", False),
+    (("segments", "neither"), "!家长", False),
+    (("segments", "buyers"), "家长 and not 已购", True),
     (("calendar",), {"off": ["2027-02-05..2027-02-11"]}, True),
     (("calendar",), {"off": ["2027-02-05 to 2027-02-11"]}, False),
 ]

@@ -15,14 +15,20 @@ from siyu_cli.playbook._calendar import WORDS
 
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, description="an id: letters, digits, '-', '_' or '.'")]
-_RANGE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^\s*\d+\s*(-\s*\d*\s*)?$"}
+# Day numbers start at 1, as check reads them: "0-3" is refused by both.
+_RANGE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^\s*0*[1-9]\d*\s*(-\s*(0*[1-9]\d*)?\s*)?$"}
 _NUMBERS_SCHEMA: list[dict[str, Any]] = [
     {"type": "integer", "minimum": 1},
     {"type": "string", "enum": ["all"]},
     _RANGE_SCHEMA,
     {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "integer", "minimum": 1}, _RANGE_SCHEMA]}},
 ]
-_PHASE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"phase": {"type": "string"}}, "required": ["phase"], "additionalProperties": False}
+_PHASE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"phase": {"type": "string", "description": "the days of this phase (an id under phases:)", "examples": ["conversion"]}},
+    "required": ["phase"],
+    "additionalProperties": False,
+}
 _WORD_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(WORDS)}
 DaySpec = Annotated[
     str | int | list[int | str] | dict[str, str],

@@ -23,7 +23,7 @@ CLOCK = rf"^\s*{_CLOCK_BODY}\s*$"
 QUIET = rf"^\s*{_CLOCK_BODY}\s*-\s*{_CLOCK_BODY}\s*$"
 DURATION = r"^\s*[0-9]+\s*[smhdw]\s*$"
 DATE_OR_SPAN = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}(\s*\.\.\s*[0-9]{4}-[0-9]{2}-[0-9]{2})?\s*$"
-SIGNED_TAG = r"^\s*[+-]\s*[^+\s-]"
+SIGNED_TAG = r"^\s*[+-]\s*\S"  # as check: `++学员` adds the tag "+学员" (check warns about it)
 # pydantic's lax mode, which check runs in: "60" is 60, "0.1" is 0.1, yes/on/1 are true.
 _INT_TEXT = r"^\s*[+-]?[0-9]+(_[0-9]+)*(\.0*)?\s*$"
 _POSITIVE_INT_TEXT = r"^\s*\+?0*[1-9][0-9]*(_[0-9]+)*(\.0*)?\s*$"
@@ -67,7 +67,12 @@ _PROPERTIES: dict[str, dict[str, Any]] = {
     },
     "CalendarOverrides.off": {"type": "array", "items": {"type": "string", "pattern": DATE_OR_SPAN}},
     "CalendarOverrides.work": {"type": "array", "items": {"type": "string", "pattern": DATE_OR_SPAN}},
-    "Playbook.segments": {"type": "object", "propertyNames": {"pattern": _model.SLUG}, "additionalProperties": {"type": "string", "minLength": 1}},
+    # A tag expression is written with and / or / not: `&&`, `||` and `!` are errors to check, so to the schema too.
+    "Playbook.segments": {
+        "type": "object",
+        "propertyNames": {"pattern": _model.SLUG},
+        "additionalProperties": {"type": "string", "minLength": 1, "pattern": r"^(?!.*(&&|\|\||!)).*\S.*$"},
+    },
 }
 
 # Per model: rules across its keys, as the model's validators enforce them.
