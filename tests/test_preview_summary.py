@@ -121,3 +121,28 @@ def test_a_day_outside_the_campaign_exits_2(tmp_path: Path) -> None:
     for day in ("0", "4", "99"):
         result = invoke("preview", "day", day, "-p", str(path), "--json", code=2)
         assert "outside the campaign (days 1-3)" in result.stderr and not result.stdout
+
+
+def test_the_summary_reads_at_80_columns_with_short_headers_and_the_beat_id_for_a_long_title(tmp_path: Path) -> None:
+    from rich.cells import cell_len
+    from typer.testing import CliRunner
+
+    from siyu_cli.cli import app
+
+    long = {**MORNING, "id": "morning", "title": "早间分享：今日主题、共读书目与小方法（家长版）"}
+    ab = {**{k: v for k, v in AB.items() if v is not None}, "title": "午间私聊：A/B两版开场白，看哪版回复多"}
+    late = {**NOON_1V1, "id": "late", "title": "晚安私聊", "at": "21:30"}
+    path = write_playbook(tmp_path, beats=[long, ab, late], groups=GROUPS, limits={"private_per_account_per_day": 20})
+    db = tmp_path / "siyu.db"
+    add_contacts(db, parents(12))
+    result = CliRunner().invoke(app, ["preview", "day", "2", "-p", str(path), "--db", str(db)], env={"NO_COLOR": "1", "COLUMNS": "80"})
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    table = result.stdout[result.stdout.index("summary 概览") : result.stdout.index("╭")]
+    assert "…" not in table and max(cell_len(line) for line in table.splitlines()) <= 80
+    words = table.split()
+    for header in ("beat", "channel", "variant", "drafts", "send", "of", "which", "deferred", "holdout", "quiet", "limit", "error"):
+        assert header in words, header
+    assert "pending" not in words, "deferred drafts are a part of send, not beside pending"
+    for beat in ("morning", "noon"):
+        assert beat in words, beat
+    assert "晚安私聊" in words and "早间分享" not in table, "a title that fits is kept; the id stands in only where it does not"

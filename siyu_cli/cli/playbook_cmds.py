@@ -450,21 +450,42 @@ def _print_preview(result: Any, contact: str | None) -> None:
         console.print(Panel(body, title=header, title_align="left", subtitle=subtitle, subtitle_align="left", border_style=style))
 
 
+SUMMARY_COLUMNS = ["drafts", "send\n待发", "of which\ndeferred\n顺延", "holdout\n对照", "quiet\n免打扰", "limit\n限频", "error"]
+
+
+def _summary_table(summary: Any, labels: list[str]) -> Any:
+    """Short headers, single-space gaps and no cell cut, so the table fits 80 columns; a beat too long for its
+    column folds rather than ending in '…'. Deferred drafts are counted in send: the runner sends them later."""
+    from rich import box
+    from rich.table import Table
+
+    other = any(row.other for row in summary.beats)
+    table = Table(title="summary 概览", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    table.add_column("beat", overflow="fold")
+    for column in ["channel", "variant"]:
+        table.add_column(column, no_wrap=True)
+    for column in SUMMARY_COLUMNS + ["skip"] * other:
+        table.add_column(column, justify="right", no_wrap=True)
+    for row, label in zip(summary.beats, labels):
+        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error] + [row.other] * other
+        channel = CHANNEL_LABELS.get(row.channel, row.channel).split()[0]
+        table.add_row(label, channel, row.variant or "-", *[str(c) if c else "·" for c in cells])
+    return table
+
+
 def _print_summary(summary: Any) -> None:
     """What a reviewer reads first: counts by beat and decision, the busiest contact, each account against its cap."""
     from rich.markup import escape
     from rich.table import Table
 
-    other = any(row.other for row in summary.beats)
-    table = Table(title="summary 概览", title_justify="left")
-    columns = ["beat", "channel", "variant", "drafts", "pending 待发", "deferred 顺延", "holdout 对照", "quiet 免打扰", "limit 限频", "error"]
-    for column in columns + ["other skip"] * other:
-        table.add_column(column, justify="left" if column in ("beat", "channel", "variant") else "right")
-    for row in summary.beats:
-        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error] + [row.other] * other
-        table.add_row(escape(row.title), CHANNEL_LABELS.get(row.channel, row.channel), escape(row.variant or "-"), *[str(c) if c else "·" for c in cells])
+    from rich.cells import cell_len
+    from rich.measure import Measurement
+
     console = out()
-    console.print(table)
+    fixed = Measurement.get(console, console.options.update(max_width=10_000), _summary_table(summary, [""] * len(summary.beats))).maximum
+    room = console.width - fixed + len("beat")
+    labels = [row.title if cell_len(row.title) <= room else row.beat for row in summary.beats]
+    console.print(_summary_table(summary, [escape(label) for label in labels]))
     touches = summary.touches
     cap = f" · cap per_contact_per_day {touches.cap} ({touches.at_cap} at the cap)" if touches.cap is not None else " · no per_contact_per_day cap"
     if touches.contacts:
