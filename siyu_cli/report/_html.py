@@ -29,6 +29,7 @@ import sqlite_utils
 
 from siyu_cli.errors import SiyuError
 from siyu_cli.playbook import LoadedPlaybook
+from siyu_cli.report._capacity_section import capacity_section
 from siyu_cli.report._compare import comparison_svg, hooks_html, stage_cell, stage_name, variants_html
 from siyu_cli.report._execution import Execution, execution, heatmap_html
 from siyu_cli.report._funnel import CHANNELS, FunnelReport, funnel, human_duration
@@ -377,8 +378,8 @@ def _timeline(ctx: ReportContext) -> Section:
 
 
 Builder = Callable[[ReportContext], Section | None]
-# Group health 群健康 is built in siyu_cli.report._groups.
-SECTIONS: list[Builder] = [_headline, _next, _trend, _funnel, _hooks, _ab, _touches, _journeys, _sop, groups_section, _timeline]
+# Capacity 人效 is built in siyu_cli.report._capacity_section, group health 群健康 in siyu_cli.report._groups.
+SECTIONS: list[Builder] = [_headline, _next, _trend, _funnel, _hooks, _ab, _touches, _journeys, _sop, capacity_section, groups_section, _timeline]
 
 
 def render(playbook: LoadedPlaybook, sections: list[Section], *, generated_at: datetime, synthetic: int) -> str:

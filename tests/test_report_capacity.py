@@ -1,0 +1,104 @@
+"""`siyu report html`'s capacity section 人效: `siyu plan capacity` for the store's campaign, only where a persona sets capacity."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.playbooks_fixtures import create_store, run_siyu
+
+REPO = Path(__file__).resolve().parent.parent
+PLAYBOOKS = REPO / "playbooks"
+
+
+def _report(folder: Path, playbook: Path, contacts: int) -> tuple[str, str]:
+    """Simulate, write the HTML report; (its text, the store's path)."""
+    db = str(folder / "siyu.db")
+    for args in (
+        ("simulate", str(playbook), "--contacts", str(contacts), "--seed", "5", "--db", db),
+        ("report", "html", str(playbook), "--db", db, "--out", str(folder / "report.html")),
+    ):
+        done = run_siyu(folder, *args)
+        assert done.returncode == 0, done.stderr + done.stdout
+    return (folder / "report.html").read_text(encoding="utf-8"), db
+
+
+def _planned(folder: Path, playbook: Path, *flags: str) -> dict[str, Any]:
+    done = run_siyu(folder, "plan", "capacity", str(playbook), *flags, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _section(text: str) -> str:
+    start = text.index('<h2 id="capacity">')
+    return text[start : text.index("<h2 ", start + 1)]
+
+
+def _matches(section: str, plan: dict[str, Any]) -> None:
+    """Every day of the folded table and every bar of the chart is the plan's."""
+    rows = re.findall(r'<tr data-day="(\d+)" data-needed="(\d+)" data-backlog="([\d.]+)">', section)
+    assert rows == [(str(d["day"]), str(d["operators_needed"]), f"{d['backlog_operator_days']:.3f}") for d in plan["days"]]
+    bars = re.findall(r'<rect class="bar" data-day="(\d+)" data-needed="(\d+)"', section)
+    assert bars == [(str(d["day"]), str(d["operators_needed"])) for d in plan["days"] if d["operators_needed"]]
+    assert f"At most {plan['operators_needed_max']} operator(s) a day" in section
+    chart = section[section.index('<svg id="capacity-chart"') :]
+    assert 'class="chart" viewBox="0 0 360 160"' in chart and chart.index("</svg>") < chart.index('id="capacity-table"')
+    assert section.index("<details><summary>Every day") < section.index('id="capacity-table"')
+
+
+def test_skincare_report_plans_from_the_contacts_who_entered_the_funnel(tmp_path: Path) -> None:
+    """The skincare funnel starts at 加微 and simulate sends no cards: the added contacts are the basis, at 100%."""
+    playbook = PLAYBOOKS / "skincare-persona.yaml"
+    text, db = _report(tmp_path, playbook, 900)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM events WHERE type = 'card_sent'").fetchone()[0] == 0
+        added = conn.execute("SELECT COUNT(DISTINCT contact_id) FROM events WHERE type = 'friend_added'").fetchone()[0]
+    section = _section(text)
+    assert f"the {added:,} contacts who entered the funnel and reached 加微 added" in section
+    assert f"--cards {added} --rates added=1</code>" in section
+    plan = _planned(tmp_path, playbook, "--cards", str(added), "--rates", "added=1")
+    assert plan["backlog_peak"] is not None, "900 contacts are more than one operator keeps up with"
+    peak = plan["backlog_peak"]
+    assert f"backlog peaks on day {peak['day']} ({peak['date']}) at {peak['backlog_operator_days']:.2f} operator-days" in section
+    assert f'<circle class="peak" data-day="{peak["day"]}"' in section
+    _matches(section, plan)
+    assert '<a href="#capacity">Capacity 人效</a>' in text
+
+
+def test_a_store_with_package_cards_plans_from_them(tmp_path: Path) -> None:
+    """The e-commerce starter with a capacity on its persona: simulate sends cards, the section counts them."""
+    source = (PLAYBOOKS / "ecommerce-card.yaml").read_text(encoding="utf-8")
+    persona = "account: wecom_qishan_01}"
+    assert source.count(persona) == 1
+    playbook = tmp_path / "ecommerce-capacity.yaml"
+    playbook.write_text(source.replace(persona, "account: wecom_qishan_01, capacity: {precise: 20}}"), encoding="utf-8")
+    text, db = _report(tmp_path, playbook, 300)
+    with sqlite3.connect(db) as conn:
+        cards = conn.execute("SELECT COUNT(*) FROM events WHERE type = 'card_sent'").fetchone()[0]
+    assert cards
+    section = _section(text)
+    assert f"Planned from {cards:,} package cards 包裹卡 in the store (card_sent events)" in section
+    _matches(section, _planned(tmp_path, playbook, "--cards", str(cards)))
+
+
+def test_no_section_where_no_persona_sets_capacity(tmp_path: Path) -> None:
+    playbook = PLAYBOOKS / "education-camp.yaml"
+    assert not any("capacity" in p for p in yaml.safe_load(playbook.read_text(encoding="utf-8"))["personas"])
+    text, _ = _report(tmp_path, playbook, 60)
+    assert 'id="capacity' not in text and "人效" not in text
+
+
+def test_a_store_with_nothing_to_plan_from_says_so(tmp_path: Path) -> None:
+    playbook = PLAYBOOKS / "skincare-persona.yaml"
+    db = tmp_path / "siyu.db"
+    create_store(db)
+    done = run_siyu(tmp_path, "report", "html", str(playbook), "--db", str(db), "--out", str(tmp_path / "report.html"))
+    assert done.returncode == 0, done.stderr + done.stdout
+    section = _section((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "No package cards (card_sent) and no added contacts in the store yet" in section
+    assert "<svg" not in section and "capacity-table" not in section
