@@ -364,3 +364,49 @@ def test_chinese_renders_as_glyphs_not_boxes(probed: dict[str, Any]) -> None:
     assert probed["cjk"] >= 0.9 * 32 * len(CJK) and probed["missing"] > 0, (probed["cjk"], probed["missing"])
     assert all(probed["inked"]), probed["inked"]
     assert probed["distinct"] == 5, "包, 裹, 卡, 加 and the missing-glyph box all look different"
+
+
+def test_no_card_stage_one_entry_card_ab_skips_stages_before_the_test_and_a_miss_within_noise_comes_last(tmp_path: Path) -> None:
+    """1,500 contacts, all joined before their first A/B draft; 开单 misses its target by 0.1 pt (noise), 复购 by far."""
+    db = tmp_path / "siyu.db"
+    close = {
+        "id": "close", "title": "逼单", "at": "20:00", "days": "1", "channel": "private", "audience": "parents", "persona": "host",
+        "variants": {"a": {"weight": 50, "text": "A"}, "holdout": {"weight": 50}},
+    }
+    stages = [
+        {"id": "added", "label": "加微", "event": "friend_added"},
+        {"id": "joined", "label": "进群", "event": "group_joined"},
+        {"id": "ordered", "label": "开单", "event": "order"},
+        {"id": "repurchased", "label": "复购", "event": "order", "nth": 2},
+    ]
+    targets = {"ordered": {"rate": 0.301, "of": "added"}, "repurchased": {"rate": 0.2, "of": "ordered"}}
+    playbook = write_playbook(tmp_path, beats=[close], funnel={"stages": stages, "targets": targets, "window": "30d"})
+    events, drafts = [], []
+    for variant in ("a", "holdout"):
+        for i in range(750):
+            cid = f"{variant}{i}"
+            events += [(cid, "friend_added", at(0)), (cid, "group_joined", at(0, hours=1))]
+            events += [(cid, "order", at(2))] * (i < 225) + [(cid, "order", at(3))] * (i < 15)
+            holdout = variant == "holdout"
+            drafts.append({"target": f"contact:{cid}", "beat": "close", "variant": variant, "occurrence_at": at(1), "state": "skipped" if holdout else "sent", "reason": "holdout" if holdout else None})
+    add_events(db, events)
+    add_drafts(db, drafts)
+    done = run_siyu(tmp_path, "report", "html", str(playbook), "--db", str(db), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+
+    cards = re.findall(r'data-figure="(\w+)"', _section(text, 'id="headline"', '<div id="trend"'))
+    assert cards.count("adds") == 1 and "entered" not in cards, "the entry stage is the adds stage: one card"
+
+    ab = _section(text, '<section id="ab-test">', "</section>")
+    row = re.search(r'<tr data-group="a">(.*?)</tr>', _section(ab, 'id="variant-table"')).group(1)
+    joined, ordered = re.findall(r"<td>(.*?)</td>", row)[1:3]
+    assert "750 · 100.0%" in joined and "before the test" in joined and "lift" not in joined
+    assert "lift +0.0 pt" in ordered and "before the test" not in ordered
+    assert 'data-stage="joined"' not in _section(ab, 'id="variant-verdicts"', "</ul>")
+    assert "Not tested, before the test: joined." in ab
+
+    steps = re.findall(r'<li class="\w+" data-kind="(\w+)">(.*?) <a', _section(text, 'id="next-list"', "</ol>"))
+    assert steps[0][0] == "stage" and steps[0][1].startswith("复购 repurchased is furthest below its target: 6.7% of ordered")
+    assert steps[-1] == ("noise", steps[-1][1]) and steps[-1][1].startswith("开单 ordered is -0.1 pt off its target (30.0% of added against 30.1%): within noise")
+    assert "reaches the target" in steps[-1][1] and [kind for kind, _ in steps].count("stage") == 1

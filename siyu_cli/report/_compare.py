@@ -100,6 +100,11 @@ def verdicts_html(report: FunnelReport, kind: str) -> str:
         f'<p class="note">Each {what}\'s rate from the top against {escape(baseline.label)} ({base}): lift in points, '
         "two-proportion z-test at p &lt; 0.05 (better, worse, n.s. = no significant difference); ⚠ fewer than 10 successes or failures.</p>"
     )
+    if report.before_test:
+        note += (
+            f'<p class="note" id="{kind}-before-test">Not tested, before the test: {escape(", ".join(report.before_test))}. '
+            "Most contacts reached these stages before their first A/B draft, so the draft cannot have moved them.</p>"
+        )
     return f'<ul class="verdicts" id="{kind}-verdicts">{"".join(items)}</ul>{note}'
 
 
@@ -128,7 +133,8 @@ def group_table(report: FunnelReport, kind: str, table_id: str) -> str:
             if k == 0:
                 cells.append(f"<td>{stage.count:,}</td>")
             else:
-                cells.append(f"<td>{stage.count:,} · {pct(stage.from_top)}{_ci(stage.top_ci)}{_lift(stage)}</td>")
+                before = '<div class="note before">before the test</div>' if stage.id in report.before_test else ""
+                cells.append(f"<td>{stage.count:,} · {pct(stage.from_top)}{_ci(stage.top_ci)}{_lift(stage)}{before}</td>")
         rows.append(f'<tr data-group="{escape(group.key)}">' + "".join(cells) + "</tr>")
     warnings = "".join(f'<p class="note warn">⚠ {escape(w)}</p>' for w in report.warnings)
     note = '<p class="note">Count · rate from the top, with its 95% Wilson interval.</p>'

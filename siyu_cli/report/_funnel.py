@@ -148,6 +148,7 @@ class FunnelReport:
     groups: list[FunnelGroup] = field(default_factory=list)
     touches: list[TouchStage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    before_test: list[str] = field(default_factory=list)  # --by variant: stages most contacts reached before their first A/B draft
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -696,7 +697,8 @@ def funnel(
                 per_group.setdefault(name, Counter())[outcome] += n
         report.groups = [_group(name, keyer, tally.counts(per_group[name]), spec) for name in keyer.order(per_group)]
         if by == "variant":
-            _compare(report, next((g for g in report.groups if g.holdout), None), "variant")
+            report.before_test = _before_test(db, playbook.id, spec)
+            _compare(report, next((g for g in report.groups if g.holdout), None), "variant", skip=set(report.before_test))
         elif by == "hook":
             _compare(report, next((g for g in report.groups if g.key in keyer.hooks), None), "hook")
     return report
@@ -732,11 +734,31 @@ def _group(key: str, keyer: _Keyer, tally: list[int], spec: Funnel) -> FunnelGro
     return FunnelGroup(key=key, label=keyer.label(key), entered=tally[0], holdout=key in keyer.holdouts, stages=rows)
 
 
-def _compare(report: FunnelReport, baseline: FunnelGroup | None, kind: str) -> None:
+def _before_test(db: sqlite_utils.Database, playbook_id: str, spec: Funnel) -> list[str]:
+    """Stages that at least half the contacts in the A/B test reached at or before their first variant draft.
+
+    The draft cannot have moved them (every arm shows `joined` 100%), so they are not tested.
+    Both columns are UTC text of one format, so they compare as text."""
+    found = []
+    for stage in spec.stages[1:]:  # the entry is never tested
+        before, reached = db.conn.execute(
+            "WITH first AS (SELECT substr(target, 9) AS cid, MIN(occurrence_at) AS at FROM drafts "
+            "WHERE playbook_id = ? AND variant IS NOT NULL AND target LIKE 'contact:%' GROUP BY target), "
+            "hit AS (SELECT contact_id AS cid, at, ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY at, id) AS n FROM events WHERE type = ?) "
+            "SELECT TOTAL(hit.at <= first.at), COUNT(*) FROM hit JOIN first USING (cid) WHERE hit.n = ?",
+            [playbook_id, stage.event, stage.nth],
+        ).fetchone()
+        if reached and before * 2 >= reached:
+            found.append(stage.id)
+    return found
+
+
+def _compare(report: FunnelReport, baseline: FunnelGroup | None, kind: str, skip: set[str] | None = None) -> None:
     """Each group's rate from the top at every stage against the baseline's: lift, z-test, verdict.
 
     Rates from the top (not step rates) because a hook or a variant splits whole contacts:
     conditioning on an earlier stage would compare groups the hook or message may have reshaped.
+    Stages in `skip` are not tested (for variants: reached before the test began).
     """
     if baseline is None:
         return
@@ -748,7 +770,7 @@ def _compare(report: FunnelReport, baseline: FunnelGroup | None, kind: str) -> N
         thin: list[str] = []
         for k in range(1, len(group.stages)):
             mine, base = group.stages[k], baseline.stages[k]
-            if mine.from_top is None or base.from_top is None:
+            if mine.from_top is None or base.from_top is None or mine.id in (skip or ()):
                 continue
             mine.lift = mine.from_top - base.from_top
             mine.relative_lift = mine.from_top / base.from_top - 1 if base.from_top else None

@@ -130,16 +130,16 @@ def figures(report: FunnelReport | None, money: Sales) -> list[Figure]:
     found: list[Figure] = []
     entry = report.stages[0] if report is not None and report.stages else None
     cards = _stage(report, "card_sent")
-    if entry is not None and entry is not cards:
+    adds = _stage(report, ADD)
+    if entry is not None and entry is not cards and entry is not adds:  # an entry that is the adds stage is one card
         found.append(Figure("entered", f"{entry.label} entered", f"{entry.count:,}", "contacts who entered the funnel"))
     if cards is not None:
         found.append(_held(cards, Figure("cards", "包裹卡 cards", f"{cards.count:,}", "package cards sent")))
-    adds = _stage(report, ADD)
     if adds is not None and adds is not entry:
         detail = f"{_pct(adds.step_rate)} of {adds.base}" if adds.base else ""
         found.append(_held(adds, Figure("adds", "加微 adds", f"{adds.count:,}", detail)))
     elif adds is not None:
-        found.append(Figure("adds", "加微 adds", f"{adds.count:,}", "contacts who added"))
+        found.append(Figure("adds", "加微 adds", f"{adds.count:,}", "contacts who added: the funnel's entry"))
     ordered = _stage(report, ORDER)
     if ordered is not None:
         if ordered.target is not None:

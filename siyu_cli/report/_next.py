@@ -1,6 +1,7 @@
 """"What to look at next": read off the numbers the report shows, never a new statistic.
 
-The stage furthest below its target (by how far its rate falls short, relative to the target),
+The stage furthest below its target (by how far the top of its 95% Wilson interval falls short,
+relative to the target; a miss whose interval reaches the target is within noise and comes last),
 each hook or variant the funnel's test finds significantly worse than another, the beats the
 front line executed least, and drafts that failed or are in doubt.
 """
@@ -13,7 +14,8 @@ from html import escape
 
 from siyu_cli.report._compare import compared, pct, stage_name
 from siyu_cli.report._execution import LOW_EXECUTION, Execution
-from siyu_cli.report._funnel import BETTER, WORSE, FunnelGroup, FunnelReport, GroupStage
+from siyu_cli.report._funnel import BETTER, WORSE, FunnelGroup, FunnelReport, GroupStage, StageResult
+from siyu_cli.report._stats import wilson
 
 SHOWN_BEATS = 3
 
@@ -27,20 +29,48 @@ class Next:
     section: str
 
 
-def _stage(overall: FunnelReport | None) -> list[Next]:
+def _interval(overall: FunnelReport, stage: StageResult) -> tuple[float, float]:
+    """The 95% Wilson interval of the rate the target is held against: count over its base stage's count."""
+    counts = {s.id: s.count for s in overall.stages}
+    return wilson(stage.count, counts.get(stage.target_of or stage.base or "", 0))
+
+
+def _stage(overall: FunnelReport | None) -> tuple[list[Next], list[Next]]:
+    """The worst miss beyond noise (first in the list), and the misses within noise (last)."""
     if overall is None or not overall.entered:
-        return []
+        return [], []
     held = [s for s in overall.stages if s.target and s.target_rate is not None]
-    missed = [s for s in held if not s.met]
+    missed = [(s, _interval(overall, s)) for s in held if not s.met]
     if not missed:
-        return [Next("ok", f"Every stage with a target meets it ({', '.join(s.id for s in held)}).", "funnel")] if held else []
-    worst = min(missed, key=lambda s: (s.target_rate or 0.0) / (s.target or 1.0))
-    of = f" of {worst.target_of}" if worst.target_of else f" of {worst.base}"
-    text = (
-        f"{stage_name(worst)} is furthest below its target: {pct(worst.target_rate)}{of} against {pct(worst.target)} "
-        f"({((worst.target_rate or 0.0) - (worst.target or 0.0)) * 100:+.1f} pt). Look at what happens just before it."
-    )
-    return [Next("stage", text, "funnel")]
+        return ([Next("ok", f"Every stage with a target meets it ({', '.join(s.id for s in held)}).", "funnel")] if held else []), []
+    real = [(s, ci) for s, ci in missed if ci[1] < (s.target or 0.0)]
+    found = []
+    if real:
+        worst, ci = min(real, key=lambda pair: pair[1][1] / (pair[0].target or 1.0))
+        text = (
+            f"{stage_name(worst)} is furthest below its target: {pct(worst.target_rate)}{_of(worst)} against {pct(worst.target)} "
+            f"({_gap(worst)} pt; even its 95% interval's top, {pct(ci[1])}, is below). Look at what happens just before it."
+        )
+        found.append(Next("stage", text, "funnel"))
+    noise = [
+        Next(
+            "noise",
+            f"{stage_name(s)} is {_gap(s)} pt off its target ({pct(s.target_rate)}{_of(s)} against {pct(s.target)}): within noise, "
+            f"its 95% interval [{pct(ci[0])}–{pct(ci[1])}] reaches the target.",
+            "funnel",
+        )
+        for s, ci in sorted(missed, key=lambda pair: pair[1][1] / (pair[0].target or 1.0))
+        if (s, ci) not in real
+    ]
+    return found, noise
+
+
+def _of(stage: StageResult) -> str:
+    return f" of {stage.target_of}" if stage.target_of else f" of {stage.base}"
+
+
+def _gap(stage: StageResult) -> str:
+    return f"{((stage.target_rate or 0.0) - (stage.target or 0.0)) * 100:+.1f}"
 
 
 def _losses(report: FunnelReport | None, kind: str, section: str) -> list[Next]:
@@ -107,7 +137,8 @@ def _delivery(found: Execution | None) -> list[Next]:
 
 
 def next_steps(overall: FunnelReport | None, hooks: FunnelReport | None, variants: FunnelReport | None, found: Execution | None) -> list[Next]:
-    return [*_stage(overall), *_losses(hooks, "hook", "hooks"), *_losses(variants, "variant", "ab"), *_execution(found), *_delivery(found)]
+    first, noise = _stage(overall)
+    return [*first, *_losses(hooks, "hook", "hooks"), *_losses(variants, "variant", "ab"), *_execution(found), *_delivery(found), *noise]
 
 
 def _code(text: str) -> str:
