@@ -153,6 +153,8 @@ def test_two_campaigns_and_back_to_back_passes_never_go_past_a_robots_limit(tmp_
     assert refused == []
     # Held back by the shared limit is said as such, not as a robot failing.
     assert any(s["held"] == ["webhook:wecom"] for s in summaries) and all(s["paused"] == [] for s in summaries)
+    reasons = {error for (error,) in query(store, "SELECT error FROM drafts WHERE reason = 'retry'")}
+    assert not any("failures in a row" in reason for reason in reasons)
     assert len(arrivals) == 18  # 30 drafts: 18 sent in this minute, the rest wait for a slot
     rows = query(store, "SELECT state, reason FROM drafts")
     assert set(rows) == {("pending", "retry"), ("pending", None), ("sent", None)} or set(rows) == {("pending", "retry"), ("sent", None)}

@@ -588,7 +588,12 @@ class Runner:
                 continue
             if attempt.streaks[output.name] >= PAUSE_AFTER:
                 kinds.add("retry")
-                outcome.append((output.name, "retry", None, f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"))
+                why = (
+                    f"{output.name} held back for this pass: its rate limit is reached (a later pass sends it)"
+                    if output.name in summary.held
+                    else f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"
+                )
+                outcome.append((output.name, "retry", None, why))
                 continue
             if not output.idempotent:
                 self.ledger.mark_inflight(draft_id, output.name, now, run_id)
