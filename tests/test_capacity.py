@@ -72,6 +72,39 @@ def test_over_capacity_drafts_carry_over_to_the_next_day_oldest_first(camp: Path
     assert again["recorded"] == 0 and again["sent"] == 0
 
 
+CARE = {"id": "care", "title": "精准粉1v1", "at": "20:00", "days": "1-3", "channel": "private", "audience": "a", "text": "{{ contact.name }}，第{{ day }}天护理"}
+
+
+def test_a_contact_gets_one_draft_of_a_beat_a_day_and_the_older_carried_ones_are_superseded(camp: Path) -> None:
+    # The audit's case: a 3-day 1v1 beat, 5 precise contacts, 2 a day. Carried day-1/day-2 drafts of a5 used to land on day 3 with its day-3 draft.
+    write(camp, [CARE])
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
+    for day in ("2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05", "2026-12-06"):
+        once(f"{day} 20:01")
+    rows = query(camp / "siyu.db", "SELECT target, day, state, reason, substr(due_at, 1, 10) FROM drafts WHERE beat = 'care' ORDER BY target, day")
+    assert len(rows) == 15 and len({(r[0], r[1]) for r in rows}) == 15  # exactly once: one draft a slot
+    out = [(r[0], r[4]) for r in rows if r[2] != "skipped"]
+    assert len(out) == len(set(out))  # at most one draft of the beat per contact per day
+    assert {r[2] for r in rows} == {"sent", "skipped"} and {r[3] for r in rows if r[2] == "skipped"} == {"capacity:superseded"}
+    superseded = {(r[0], r[1]) for r in rows if r[2] == "skipped"}
+    # a3, a4: carried to day 2, where their day-2 draft takes their place; a5's day-1 gives way to its day-2 on day 3, that to day 3's.
+    assert {("contact:a3", 1), ("contact:a4", 1), ("contact:a5", 1), ("contact:a5", 2)} <= superseded
+    assert ("contact:a5", 3, "sent", None, "2026-12-03") in rows  # the newest message is the one that goes out
+    for contact in ("a1", "a2", "a3", "a4", "a5"):
+        assert any(r[0] == f"contact:{contact}" and r[1] == 3 and r[2] == "sent" for r in rows)  # the last beat always reaches them
+    assert once("2026-12-06 20:30")["recorded"] == 0
+
+
+def test_a_carried_draft_counts_against_its_new_days_per_contact_touches(camp: Path) -> None:
+    # One precise contact a day, one touch a contact a day: a2's two 1v1 beats of day 1 both carry, to day 2 and day 3.
+    other = {**DAY_A, "id": "tip", "text": "{{ contact.name }}，小贴士"}
+    write_playbook(camp, beats=[DAY_A, other], segments={"a": "a"}, personas=[{**PERSONAS[0], "capacity": {"precise": 1}}], limits={"per_contact_per_day": 1})
+    add_contacts(camp / "siyu.db", contacts("a", 2, "a"))
+    once("2026-12-01 20:01")
+    carried = query(camp / "siyu.db", "SELECT substr(due_at, 1, 10) FROM drafts WHERE target = 'contact:a2' AND reason = 'capacity:carried' ORDER BY due_at")
+    assert carried == [("2026-12-02",), ("2026-12-03",)]
+
+
 def test_a_carried_draft_is_held_to_max_late_from_its_new_day_not_its_first(camp: Path) -> None:
     write(camp, [DAY_A])
     add_contacts(camp / "siyu.db", contacts("a", 3, "a"))

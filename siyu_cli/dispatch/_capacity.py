@@ -32,6 +32,11 @@ Over a cap a draft is not skipped: it carries over to the same time on the next 
 for it (`capacity:carried` / `nurture:carried`), keeping its slot (exactly once), its first due time
 in first_due_at and the time it was carried to in carried_to. Drafts already recorded keep their
 place, so the oldest are served first; fresh drafts are offered the room in due order.
+
+A contact gets at most one draft of a beat a day: a carried draft that would share a day with a draft
+of its beat for the same contact (or a draft landing on a day a carried one holds) gives way if it is
+the older, recorded skipped `capacity:superseded`; the newer carries the current message and takes
+its place in that day's budgets. When the older has gone out already, the newer gives way instead.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -50,6 +55,7 @@ from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft
 
 CARRIED = ("capacity:carried", "nurture:carried")
+SUPERSEDED = "capacity:superseded"
 PERSONAL = ("private", "journey")  # the channels that may need a person; welcome messages never do
 TIER_WORDS = {
     "precise": "precise",
@@ -153,6 +159,8 @@ class Caps:
         self.handled: set[tuple[str, date, str]] = set()  # (persona, day, contact) already paid for
         self.sends: Counter[tuple[str, date]] = Counter()  # 1v1 drafts, for the nurturing cap
         self.tiers: dict[str, str | None] = {}
+        # (target, beat, day) → (draft id, occurrence, carried, still pending): who holds a beat's place that day
+        self.placed: dict[tuple[str, str, date], tuple[str, str, bool, bool]] = {}
         self.hooks = {key: hook for hook in playbook.model.hooks for key in (hook.id, hook.code) if key}
 
     @classmethod
@@ -162,12 +170,14 @@ class Caps:
             return None
         caps = cls(playbook, db, renderer)
         rows = db.execute(
-            "SELECT target, persona, due_at, channel, beat, variant FROM drafts WHERE +playbook_id = ? AND channel IN ('private', 'journey') AND state NOT IN ('skipped', 'failed') AND due_at >= ?",
+            "SELECT target, persona, due_at, channel, beat, variant, draft_id, occurrence_at, state, reason, carried_to FROM drafts WHERE +playbook_id = ? AND channel IN ('private', 'journey') AND state NOT IN ('skipped', 'failed') AND due_at >= ?",
             [playbook.id, to_db(since)],
         ).fetchall()
         caps.prefetch(str(row[0]).partition(":")[2] for row in rows)
-        for target, persona, due, channel, beat, variant in rows:
+        for target, persona, due, channel, beat, variant, draft_id, occurrence, state, reason, carried_to in rows:
             caps.note(str(persona or ""), str(target).partition(":")[2], from_db(due), channel, beat, variant)
+            carried = reason in CARRIED or carried_to is not None
+            caps.placed[(target, beat, caps.local_day(from_db(due)))] = (draft_id, occurrence, carried, state == "pending")
         return caps
 
     def local_day(self, moment: datetime) -> date:
@@ -232,16 +242,20 @@ class Caps:
             return None
         return "capacity:carried" if self.load[(persona, day)] + self.cost(persona, contact) > capacity.operators else None
 
-    def carry(self, draft: Draft, moment: datetime) -> datetime:
-        """The same local time on the first later day with room for the draft, counted there."""
-        local = moment.astimezone(self.tz)
-        later = local
-        for days in range(1, CARRY_HORIZON + 1):
-            later = datetime.combine(local.date() + timedelta(days=days), local.timetz().replace(tzinfo=None), tzinfo=self.tz)
-            if self.refusal(draft, later) is None:
-                break
-        self.note(draft.persona, str(draft.contact_id), later, draft.channel, draft.beat, draft.variant)
-        return later
+    def place(self, draft: Draft, moment: datetime, carried: bool) -> None:
+        """The draft now holds its beat's place for its contact on that day."""
+        self.placed[(draft.target, draft.beat, self.local_day(moment))] = (draft.draft_id, to_db(draft.occurrence_at), carried, True)
+
+    def contest(self, draft: Draft, moment: datetime, carried: bool) -> str | None:
+        """The id of the draft superseded when this one would share its day with a draft of its beat for the
+        contact, either of them carried: the older if still pending, else this one. None: no contest."""
+        if draft.channel not in PERSONAL or draft.contact_id is None:
+            return None
+        other = self.placed.get((draft.target, draft.beat, self.local_day(moment)))
+        if other is None or other[0] == draft.draft_id or not (carried or other[2]):
+            return None
+        other_id, occurrence, _, pending = other
+        return other_id if pending and (occurrence, other_id) < (to_db(draft.occurrence_at), draft.draft_id) else draft.draft_id
 
 
 def carries(playbook: LoadedPlaybook) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from siyu_cli._time import parse_hhmm
-from siyu_cli.dispatch._capacity import Caps
+from siyu_cli.dispatch._capacity import CARRY_HORIZON, SUPERSEDED, Caps
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft
 
@@ -79,6 +79,7 @@ class Budget:
         self.contact_touches: Counter[tuple[str, date]] = Counter()
         self.account_sends: Counter[tuple[str, date]] = Counter()
         self.group_posts: Counter[tuple[str, date]] = Counter()
+        self.superseded: list[str] = []  # ids of recorded or earlier drafts of this pass that gave way (Caps.contest)
 
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()
@@ -106,17 +107,47 @@ class Budget:
         return self.caps.refusal(draft, due_at) if self.caps is not None else None
 
     def take(self, draft: Draft, due_at: datetime) -> str | None:
-        """Refuse, or count the draft and let it through."""
+        """Refuse, or count the draft and let it through; an older carried draft of its beat that day gives way to it."""
+        gives_way = self._contest(draft, due_at, carried=False)
+        if gives_way is not None:
+            return SUPERSEDED if gives_way else None
         reason = self.refusal(draft, due_at)
         if reason is None and draft.channel in BUDGETED and draft.contact_id is not None:
-            self.note_private(draft.contact_id, draft.persona, due_at)
-            if self.caps is not None:
-                self.caps.note(draft.persona, draft.contact_id, due_at, draft.channel, draft.beat, draft.variant)
+            self._count(draft, due_at, carried=False)
         return reason
 
-    def carry(self, draft: Draft, due_at: datetime) -> datetime:
-        """Where a draft the caps refused goes: the same time on the next day with room, counted there."""
+    def carry(self, draft: Draft, due_at: datetime) -> datetime | None:
+        """Where a draft the caps refused goes: the same time on the next day with room (the caps and the
+        touch and account budgets), counted there, or on an earlier later day holding a draft of its beat
+        for the contact, in that draft's place. None: it gave way to that draft (capacity:superseded)."""
         assert self.caps is not None
-        later = self.caps.carry(draft, due_at)
-        self.note_private(str(draft.contact_id), draft.persona, later)
+        local = due_at.astimezone(self.tz)
+        for days in range(1, CARRY_HORIZON + 1):
+            later = datetime.combine(local.date() + timedelta(days=days), local.timetz().replace(tzinfo=None), tzinfo=self.tz)
+            gives_way = self._contest(draft, later, carried=True)
+            if gives_way is not None:
+                return None if gives_way else later
+            if self.refusal(draft, later) is None:
+                break
+        self._count(draft, later, carried=True)
         return later
+
+    def _contest(self, draft: Draft, moment: datetime, carried: bool) -> bool | None:
+        """True: the draft gives way to a draft of its beat for the contact that day; False: that draft gives
+        way and this one takes its place in the day's budgets as it stands; None: no contest (Caps.contest)."""
+        if self.caps is None:
+            return None
+        loser = self.caps.contest(draft, moment, carried)
+        if loser is None:
+            return None
+        if loser == draft.draft_id:
+            return True
+        self.superseded.append(loser)
+        self.caps.place(draft, moment, carried)
+        return False
+
+    def _count(self, draft: Draft, moment: datetime, carried: bool) -> None:
+        self.note_private(str(draft.contact_id), draft.persona, moment)
+        if self.caps is not None:
+            self.caps.note(draft.persona, str(draft.contact_id), moment, draft.channel, draft.beat, draft.variant)
+            self.caps.place(draft, moment, carried)

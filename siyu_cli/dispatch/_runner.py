@@ -17,7 +17,7 @@ from typing import Any
 
 from siyu_cli._bulk import bulk
 from siyu_cli._time import from_db, to_db, utcnow
-from siyu_cli.dispatch._capacity import CARRIED, Caps, carries
+from siyu_cli.dispatch._capacity import CARRIED, CARRY_HORIZON, SUPERSEDED, Caps, carries
 from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
 from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
@@ -421,12 +421,15 @@ class Runner:
                     state, reason = "skipped", "missed"
                 else:
                     refusal = budget.take(draft, schedule.due_at)
-                    if refusal in CARRIED:
+                    moved = budget.carry(draft, schedule.due_at) if refusal in CARRIED else None
+                    if moved is not None:
                         # Over capacity or a nurturing cap: the same slot, due on the next day with room.
-                        later = to_db(budget.carry(draft, schedule.due_at))
+                        later = to_db(moved)
                         carried[draft.draft_id] = (due_text, later)
                         due_text, reason = later, refusal
                         summary.deferred += 1
+                    elif refusal in CARRIED:
+                        state, reason = "skipped", SUPERSEDED  # a newer draft of its beat holds that day for the contact
                     elif refusal:
                         state, reason = "skipped", refusal
                     elif schedule.deferred:
@@ -450,6 +453,11 @@ class Runner:
             rows.sort(key=_claim_order)
             summary.recorded += self.ledger.insert(rows)
             self.ledger.mark_carried(carried)
+            # Older drafts that gave way to a newer one of their beat (recorded before, or above in this pass).
+            if budget.superseded:
+                self.ledger.supersede(budget.superseded, stamp)
+                summary.skipped[SUPERSEDED] += len(budget.superseded)
+                summary.deferred -= len(carried.keys() & set(budget.superseded))
 
     def _unrecorded(self, cursors: PlanCursor, chunk: list[Draft], inputs: PlanInputs) -> list[Draft]:
         """The chunk's drafts whose slot the ledger does not hold, rendered; what rendering needed is let go."""
@@ -492,6 +500,8 @@ class Runner:
         start = min(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days)
         budget = Budget(playbook, inputs.memberships, Caps.of(playbook, self.db, inputs.planner.renderer, start))
         end = max(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days) + timedelta(days=2)
+        if budget.caps is not None:
+            end += timedelta(days=CARRY_HORIZON)  # a draft carried over is checked against its new day's touches
         for target, persona, due in self.ledger.private_counts(playbook.id, start, end):
             budget.note_private(target.split(":", 1)[1], persona, from_db(due))
         for run in playbook.cohorts:

@@ -241,6 +241,13 @@ class Ledger:
         """Within the caller's transaction: draft id → (first due, carried to) of drafts carried over by a cap."""
         self.db.conn.executemany("UPDATE drafts SET first_due_at = ?, carried_to = ? WHERE draft_id = ?", [(first, to, did) for did, (first, to) in carried.items()])
 
+    def supersede(self, draft_ids: Sequence[str], stamp: str) -> None:
+        """Within the caller's transaction: pending drafts that gave way to a newer draft of their beat (capacity:superseded)."""
+        self.db.conn.executemany(
+            "UPDATE drafts SET state = 'skipped', reason = 'capacity:superseded', finished_at = ? WHERE draft_id = ? AND state = 'pending'",
+            [(stamp, did) for did in draft_ids],
+        )
+
     def private_counts(self, playbook_id: str, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
         """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until)."""
         return self.db.execute(
