@@ -199,27 +199,14 @@ def apply(db: Any, playbook: LoadedPlaybook, changes: Iterable[Change], now: dat
 
 def creations(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -> list[Change]:
     """Drafts a pass at `now` would record: due by now, their slot not in the ledger."""
-    cursors = PlanCursor(db)
     guard = Guard(playbook)
     found: list[Change] = []
-    chunk: list[Draft] = []
-
-    def flush(drafts: Sequence[Draft]) -> None:
-        known = cursors.known(playbook.id, (d.slot for d in drafts))
-        for d in drafts:
-            if d.slot not in known:
-                schedule = guard.schedule(d.occurrence_at)
-                state, reason = ("skipped", schedule.skip_reason or "holdout") if schedule.skip_reason or d.holdout else ("pending", None)
-                if state == "pending" and guard.missed(schedule.due_at, now):
-                    state, reason = "skipped", "missed"
-                found.append(Change("create", d.beat, d.day, d.target, schedule.due_at, d.draft_id, state=state, reason=reason))
-
-    for draft in planner.drafts(until=now):
-        chunk.append(draft)
-        if len(chunk) >= 1000:
-            flush(chunk)
-            chunk = []
-    flush(chunk)
+    for d in PlanCursor(db).unrecorded(playbook.id, planner.drafts(until=now)):
+        schedule = guard.schedule(d.occurrence_at)
+        state, reason = ("skipped", schedule.skip_reason or "holdout") if schedule.skip_reason or d.holdout else ("pending", None)
+        if state == "pending" and guard.missed(schedule.due_at, now):
+            state, reason = "skipped", "missed"
+        found.append(Change("create", d.beat, d.day, d.target, schedule.due_at, d.draft_id, state=state, reason=reason))
     return found
 
 
@@ -244,22 +231,10 @@ def upcoming(
         due = change.due_at if change is not None else from_db(due_text).astimezone(playbook.tz)
         if due <= end:
             sends[(max(due, now).astimezone(playbook.tz), beat, channel)] += 1
-    cursors = PlanCursor(db)
-    chunk: list[Draft] = []
-
-    def count(drafts: Sequence[Draft]) -> None:
-        known = cursors.known(playbook.id, (d.slot for d in drafts))
-        for draft in drafts:
-            schedule = guard.schedule(draft.occurrence_at)
-            if draft.slot not in known and schedule.skip_reason is None and not draft.holdout and schedule.due_at <= end:
-                sends[(schedule.due_at.astimezone(playbook.tz), draft.beat, draft.channel)] += 1
-
-    for draft in planner.drafts(since=now + timedelta(microseconds=1), until=end):
-        chunk.append(draft)
-        if len(chunk) >= 1000:
-            count(chunk)
-            chunk = []
-    count(chunk)
+    for draft in PlanCursor(db).unrecorded(playbook.id, planner.drafts(since=now + timedelta(microseconds=1), until=end)):
+        schedule = guard.schedule(draft.occurrence_at)
+        if schedule.skip_reason is None and not draft.holdout and schedule.due_at <= end:
+            sends[(schedule.due_at.astimezone(playbook.tz), draft.beat, draft.channel)] += 1
     return sorted((due, beat, channel, n) for (due, beat, channel), n in sends.items())
 
 

@@ -365,16 +365,14 @@ class Runner:
         # together; otherwise they are recorded in chunks and a catch-up of millions holds one chunk at a time.
         whole = self.playbook.model.limits.private_per_account_per_day is not None or carries(self.playbook)
         fresh: list[Draft] = []
-        chunk: list[Draft] = []
-        for draft in drafts:
-            chunk.append(draft)
-            if len(chunk) >= CLAIM_BATCH:
-                fresh.extend(self._unrecorded(cursors, chunk, inputs))
-                chunk = []
-                if not whole and len(fresh) >= RECORD_CHUNK:
-                    self._insert(cursors, inputs, fresh, now, summary)
-                    fresh = []
-        fresh.extend(self._unrecorded(cursors, chunk, inputs))
+        # Sent, skipped or waiting already: a moved time, or an add recorded again at another time, is the same slot.
+        for draft in cursors.unrecorded(self.playbook.id, drafts):
+            inputs.planner.render(draft)
+            draft.context = draft.content = None  # what rendering needed is let go
+            fresh.append(draft)
+            if not whole and len(fresh) >= RECORD_CHUNK:
+                self._insert(cursors, inputs, fresh, now, summary)
+                fresh = []
         if fresh:
             self._insert(cursors, inputs, fresh, now, summary)
 
@@ -458,21 +456,6 @@ class Runner:
                 self.ledger.supersede(budget.superseded, stamp)
                 summary.skipped[SUPERSEDED] += len(budget.superseded)
                 summary.deferred -= len(carried.keys() & set(budget.superseded))
-
-    def _unrecorded(self, cursors: PlanCursor, chunk: list[Draft], inputs: PlanInputs) -> list[Draft]:
-        """The chunk's drafts whose slot the ledger does not hold, rendered; what rendering needed is let go."""
-        if not chunk:
-            return []
-        known = cursors.known(self.playbook.id, (d.slot for d in chunk))
-        fresh = []
-        for draft in chunk:
-            if draft.slot in known:
-                # Sent, skipped or waiting already: a moved time, or an add recorded again at another time, is the same slot.
-                continue
-            inputs.planner.render(draft)
-            draft.context = draft.content = None
-            fresh.append(draft)
-        return fresh
 
     def _fair_order(self, fresh: list[Draft], budget: Budget, guard: Guard) -> list[Draft]:
         """When an account's 1v1 cap will refuse drafts, offer the cap first to the contacts served least, then longest ago.

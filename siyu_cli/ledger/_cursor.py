@@ -13,15 +13,25 @@ that is lost, stale or raced by another pass can make a pass slower, never send 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import sqlite_utils
 
 from siyu_cli._time import from_db, to_db
 
-_CHUNK = 500
+_CHUNK = 500  # ids per IN (...) list
+_STREAM = 1000  # drafts looked up together
+
+
+class _Slotted(Protocol):
+    @property
+    def slot(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Slotted)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,23 @@ class PlanCursor:
                 self.db.execute(f"DELETE FROM journey_due WHERE playbook_id = ? AND contact_id IN ({', '.join('?' * len(chunk))})", [playbook_id, *chunk])
         rows = [(playbook_id, cid, to_db(at)) for cid, at in next_steps.items() if at is not None]
         self.db.conn.executemany("INSERT OR REPLACE INTO journey_due (playbook_id, contact_id, next_at) VALUES (?, ?, ?)", rows)
+
+    def unrecorded(self, playbook_id: str, drafts: Iterable[T]) -> Iterator[T]:
+        """The drafts (anything with a `slot`) whose slot the ledger does not hold, in their order, looked up
+        a chunk at a time: a stream of millions is never held, nor the campaign's drafts loaded."""
+        chunk: list[T] = []
+        for draft in drafts:
+            chunk.append(draft)
+            if len(chunk) >= _STREAM:
+                yield from self._missing(playbook_id, chunk)
+                chunk = []
+        yield from self._missing(playbook_id, chunk)
+
+    def _missing(self, playbook_id: str, chunk: list[T]) -> Iterator[T]:
+        if not chunk:
+            return
+        known = self.known(playbook_id, (draft.slot for draft in chunk))
+        yield from (draft for draft in chunk if draft.slot not in known)
 
     def known(self, playbook_id: str, slots: Iterable[str]) -> set[str]:
         """Which of these slots the ledger holds a draft for: looked up by key, never by loading a campaign's drafts."""
