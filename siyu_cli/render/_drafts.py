@@ -69,8 +69,6 @@ class Draft:
         """
         if self.channel == "journey" and self.entry is not None:
             return (self.playbook_id, self.cohort, self.beat, self.entry.partition("@")[2], self.target)
-        if self.channel == "welcome":
-            return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
         return (self.playbook_id, self.cohort, self.beat, _db_time(self.occurrence_at), self.target)
 
     @cached_property
