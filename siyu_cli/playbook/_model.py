@@ -165,6 +165,7 @@ class Persona(_Strict):
     account: str | None = Field(None, description="the WeChat/WeCom account this persona speaks from")
     capacity: Capacity | None = Field(None, examples=[{"precise": 20, "general": 40}], description="人效: caps the 1v1 drafts that need a person; over it they carry over to the next day")
     account_since: date | None = Field(None, examples=["2026-11-01"], description="the day the account was registered (养号 stage by its age)")
+    wecom_userid: str | None = Field(None, min_length=1, examples=["aqi"], description="the staff member's WeCom userid (成员账号): the `wecom` output hands this persona's tasks to them")
 
 
 class Product(_Strict):
@@ -186,6 +187,7 @@ class Group(_Strict):
     id: Slug
     name: str
     persona: str | None = None
+    chat_id: str | None = Field(None, min_length=1, examples=["wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAA"], description="the customer group's WeCom chat_id (客户群ID): the `wecom` output sends this group's beats to it")
 
 
 class MixEntry(_Strict):
@@ -582,6 +584,9 @@ class Limits(_Strict):
     private_per_account_per_day: int | None = Field(None, ge=1)
     missed: Missed = Missed()
     nurture: Nurture | None = Field(None, examples=[{"new": {"adds": 20, "private": 20, "invites": 0}}], description="养号 caps per account stage; over them 1v1 drafts carry over to the next day")
+    wecom_mass_per_month: int | None = Field(
+        None, ge=1, examples=[30], description="company mass sends (企业群发) a customer may receive a month, as the corp has it set; default: as many as the month has days"
+    )
 
     @field_validator("quiet_hours")
     @classmethod
@@ -733,6 +738,31 @@ class WebhookOutput(_Strict):
         return value if value is None else _duration_ok(value)
 
 
+class WecomOutput(_Strict):
+    """企业微信 客户联系: drafts become tasks the staff member confirms in their client; results are read back."""
+
+    type: Literal["wecom"]
+    corp_id_env: str = Field("SIYU_WECOM_CORP_ID", examples=["SIYU_WECOM_CORP_ID"], description="environment variable holding the corp id (企业ID)")
+    secret_env: str = Field("SIYU_WECOM_SECRET", examples=["SIYU_WECOM_SECRET"], description="environment variable holding the 客户联系 secret (or a self-built app's secret with customer-contact rights)")
+    token_env: str = Field("SIYU_WECOM_TOKEN", examples=["SIYU_WECOM_TOKEN"], description="environment variable holding the callback Token that `siyu serve` checks signatures with")
+    aes_key_env: str = Field("SIYU_WECOM_AES_KEY", examples=["SIYU_WECOM_AES_KEY"], description="environment variable holding the callback EncodingAESKey (43 characters) that `siyu serve` decrypts with")
+    remind_after: str = Field("2h", examples=["2h"], description="a task not confirmed this long after it was created is reminded (remind_groupmsg_send), at most 3 times in 24 hours")
+    moments_tags: dict[str, str] = Field(
+        {}, examples=[{"高意向": "etXXXXXXXXXX"}], description="siyu tag → WeCom corp tag id: a Moments beat whose audience names these tags is shown only to customers with them"
+    )
+    timeout: str | None = Field(None, examples=["10s"], description="how long one API request may take (default 10s)")
+    name: str | None = Field(None, examples=["wecom"], description="the name the ledger records deliveries under")
+
+    _remind = field_validator("remind_after")(classmethod(lambda cls, v: _duration_ok(v)))
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return f"{value}s"
+        return value if value is None else _duration_ok(value)
+
+
 class OutboxOutput(_Strict):
     type: Literal["outbox"]
     dir: str | None = None
@@ -755,14 +785,15 @@ def _output_kind(value: Any) -> str | None:
 OutputSpec = Annotated[
     Annotated[Literal["outbox", "console"], Tag("name")]
     | Annotated[WebhookOutput, Tag("webhook")]
+    | Annotated[WecomOutput, Tag("wecom")]
     | Annotated[OutboxOutput, Tag("outbox")]
     | Annotated[ConsoleOutput, Tag("console")],
     Discriminator(
         _output_kind,
         custom_error_type="output_type",
-        custom_error_message="an output is outbox, console, or a mapping whose type is webhook, outbox or console",
+        custom_error_message="an output is outbox, console, or a mapping whose type is webhook, wecom, outbox or console",
     ),
-    Field(description="outbox | console | {type: webhook, format, url_env}"),
+    Field(description="outbox | console | {type: webhook, format, url_env} | {type: wecom, corp_id_env, secret_env}"),
 ]
 
 

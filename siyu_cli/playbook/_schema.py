@@ -58,6 +58,8 @@ _PROPERTIES: dict[str, dict[str, Any]] = {
     "Funnel.window": {"anyOf": [_DURATION, _NULL]},
     "GroupHealth.window": _DURATION,
     "WebhookOutput.timeout": {"anyOf": [_DURATION, {"type": "integer", "minimum": 1, "title": "seconds"}, _NULL]},
+    "WecomOutput.timeout": {"anyOf": [_DURATION, {"type": "integer", "minimum": 1, "title": "seconds"}, _NULL]},
+    "WecomOutput.remind_after": _DURATION,
     "Limits.quiet_hours": {"anyOf": [{"type": "string", "pattern": QUIET, "title": "HH:MM-HH:MM"}, _NULL]},
     "Rule.tag": {
         "anyOf": [
