@@ -1,0 +1,1 @@
+"""siyu serve: the ASGI app that takes WeCom's callbacks."""
