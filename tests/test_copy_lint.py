@@ -155,3 +155,41 @@ def test_the_shipped_list_is_data_with_its_sources() -> None:
     assert all(w.term and w.why and w.source for w in words)
     assert all("广告法" in w.source or "化妆品监督管理条例" in w.source or "微信" in w.source for w in words)
     assert {"最", "第一", "国家级", "顶级", "100%有效", "集赞", "转发领取", "邀请好友解锁"} <= {w.term for w in words}
+
+
+def test_full_width_traditional_and_spelt_out_forms_are_found_and_quoted_as_written(tmp_path: Path) -> None:
+    text = "全网100％有效！百分之百有效，頂級原料，國家級认证，行业首个，全国首家，ＮＯ．１"
+    path = write_playbook(tmp_path, beats=[_beat(text), _beat("顶級配方", beat_id="mixed")])
+    found = sorted(p["message"].split(": ", 1)[1].split(" in “")[0] for p in _copy(_check(path)))
+    assert found == sorted([
+        "'100％有效' (100%有效)",
+        "'百分之百有效'",
+        "'頂級' (顶级)",
+        "'國家級' (国家级)",
+        "'首个'",
+        "'首家'",
+        "'ＮＯ．１' (NO.1)",
+        "'顶級' (顶级)",
+    ])
+    # A playbook's own term and allowed phrase are read the same way.
+    path = write_playbook(tmp_path, beats=[_beat("秒殺全網，全國首家")], lint={"words": ["秒杀全网"], "allow": ["全国首家"]})
+    assert [p["message"].split("'")[1] for p in _copy(_check(path))] == ["秒殺全網"]
+
+
+def test_editions_advice_and_idioms_are_not_claims(tmp_path: Path) -> None:
+    text = "第一届护肤节，最先到的10位有礼，这款最好在睡前用，万能的朋友圈帮帮忙，今天首个打卡的是小明，最高立减50元"
+    path = write_playbook(tmp_path, beats=[_beat(text)])
+    assert _copy(_check(path)) == []
+    # 万能 about the product is still an effect claim; 最好 as "the best" is still one.
+    path = write_playbook(tmp_path, beats=[_beat("万能修复霜，最好的精华")])
+    assert [p["message"].split("'")[1] for p in _copy(_check(path))] == ["万能", "最"]
+
+
+@pytest.mark.parametrize(
+    ("lint", "path"),
+    [({"words": [""]}, "lint.words[0]"), ({"words": [{"term": ""}]}, "lint.words[0].term"), ({"allow": [""]}, "lint.allow[0]")],
+)
+def test_an_empty_lint_term_is_one_error(tmp_path: Path, lint: dict[str, Any], path: str) -> None:
+    playbook = write_playbook(tmp_path, beats=[_beat("全网最好的")], lint=lint)
+    (problem,) = _check(playbook, code=1)
+    assert problem["severity"] == "error" and problem["path"] == path and "at least 1 character" in problem["message"]

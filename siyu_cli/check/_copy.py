@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -82,8 +83,12 @@ def lint(playbook: LoadedPlaybook, samples: Samples) -> list[Problem]:
 
 @dataclass(frozen=True)
 class Hit:
+    """A term found in a text: `start`-`end` is the span of the text it covers, `written` that span as written."""
+
     word: Word
     start: int
+    end: int
+    written: str
 
 
 @functools.cache
@@ -97,30 +102,56 @@ def _word(item: LintWord) -> Word:
     return Word(item.category, item.term, item.why, item.source, tuple(item.except_))
 
 
+@functools.cache
+def _simplified() -> dict[int, str]:
+    """Traditional → simplified characters (package data derived from OpenCC's TSCharacters)."""
+    text = resources.files("siyu_cli.check").joinpath("traditional.txt").read_text(encoding="utf-8")
+    return {ord(line[0]): line[1:] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """The text as the lint compares it, and for each of its characters the index of the one it came from.
+
+    Full-width forms are read as their plain ones (NFKC: 100％ as 100%, ＮＯ．１ as NO.1), traditional
+    characters as simplified (國家級 as 国家级) and Latin letters in lower case; character by
+    character, so a hit maps back to the copy as written."""
+    table = _simplified()
+    folded: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        piece = char if char.isascii() else unicodedata.normalize("NFKC", char).translate(table)
+        piece = piece.lower()
+        folded.append(piece)
+        origin.extend([index] * len(piece))
+    return "".join(folded), origin
+
+
 class Matcher:
-    """Finds the list's terms in a text; the longest term at a place wins, and an excepted or allowed phrase covers its terms."""
+    """Finds the list's terms in a text (as `fold` reads both); the longest term at a place wins, and an excepted or allowed phrase covers its terms."""
 
     def __init__(self, words: Sequence[Word], allow: Sequence[str]) -> None:
-        self.words = sorted(words, key=lambda w: -len(w.term))
-        self.allow = tuple(phrase.lower() for phrase in allow if phrase)
+        terms = [(fold(w.term)[0], w) for w in words]
+        self.words = sorted(((term, w) for term, w in terms if term), key=lambda item: -len(item[0]))
+        self.allow = tuple(fold(phrase)[0] for phrase in allow if phrase)
+        self._exceptions = {w: tuple(fold(e)[0] for e in w.exceptions) for _, w in self.words}
 
     def hits(self, text: str) -> list[Hit]:
-        lowered = text.lower()
+        folded, origin = fold(text)
         found: list[Hit] = []
         taken: list[tuple[int, int]] = []
-        for word in self.words:
-            term = word.term.lower()
-            start = lowered.find(term)
+        for term, word in self.words:
+            start = folded.find(term)
             while start != -1:
                 end = start + len(term)
-                if not any(a < end and start < b for a, b in taken) and not self._covered(lowered, start, term, word):
-                    found.append(Hit(word, start))
+                if not any(a < end and start < b for a, b in taken) and not self._covered(folded, start, term, word):
+                    first, last = origin[start], origin[end - 1] + 1
+                    found.append(Hit(word, first, last, text[first:last]))
                     taken.append((start, end))
-                start = lowered.find(term, start + 1)
+                start = folded.find(term, start + 1)
         return sorted(found, key=lambda hit: hit.start)
 
     def _covered(self, text: str, start: int, term: str, word: Word) -> bool:
-        for phrase in itertools.chain(self.allow, (e.lower() for e in word.exceptions)):
+        for phrase in itertools.chain(self.allow, self._exceptions[word]):
             offset = phrase.find(term)
             while offset != -1:
                 if start >= offset and text.startswith(phrase, start - offset):
@@ -181,11 +212,12 @@ def _term_problem(playbook: LoadedPlaybook, hit: Hit, text: str, content: Conten
     """Names the template, the term in its words around it, and the rule (the file and line are the Problem's)."""
     word = hit.word
     what = _LABELS.get(word.category, word.category)
-    around = text[max(0, hit.start - 4) : hit.start + len(word.term) + 4].replace("\n", " ").strip()
+    around = text[max(0, hit.start - 4) : hit.end + 4].replace("\n", " ").strip()
+    term = repr(hit.written) + (f" ({word.term})" if hit.written.lower() != word.term.lower() else "")
     if shown:
-        message = f"{content.name} shows {word.term!r} (“{around}”) from this value: {what}, {word.why} [{word.source}]"
+        message = f"{content.name} shows {term} (“{around}”) from this value: {what}, {word.why} [{word.source}]"
     else:
-        message = f"{content.name}: {word.term!r} in “{around}”: {what}, {word.why} [{word.source}]"
+        message = f"{content.name}: {term} in “{around}”: {what}, {word.why} [{word.source}]"
     hint = "reword it; if it is fine here, add the phrase to lint.allow"
     if file:
         return Problem(message=message, file=file, line=line, path=format_path(path), hint=hint, severity="warning", code=f"copy-{word.category}")

@@ -708,11 +708,22 @@ class LintWord(_Strict):
     except_: list[str] = Field([], alias="except", description="phrases containing the term that are fine (最近 for 最)")
 
 
+def _lint_word_kind(value: Any) -> str:
+    """A mapping is a {term, …} word, anything else a bare term: an error then speaks of that one form."""
+    return "word" if isinstance(value, dict | LintWord) else "term"
+
+
+LintTerm = Annotated[
+    Annotated[str, Tag("term"), Field(min_length=1)] | Annotated[LintWord, Tag("word")],
+    Discriminator(_lint_word_kind),
+]
+
+
 class Lint(_Strict):
     """Per-playbook additions to the copy lint's word list, and phrases it lets through."""
 
-    words: list[str | LintWord] = Field([], description="more terms to warn on: a term, or {term, category, why, source, except}")
-    allow: list[str] = Field([], description="phrases that are fine in this playbook's copy; a whole term here turns it off")
+    words: list[LintTerm] = Field([], description="more terms to warn on: a term, or {term, category, why, source, except}")
+    allow: list[Annotated[str, Field(min_length=1)]] = Field([], description="phrases that are fine in this playbook's copy; a whole term here turns it off")
 
 
 class WebhookOutput(_Strict):
