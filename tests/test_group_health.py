@@ -107,8 +107,12 @@ def test_a_pass_skips_groups_whose_health_is_not_listed_and_records_why(tmp_path
         "group:g3": ("skipped", "group_health:spam"),
         "group:g4": ("sent", None),
     }
-    files = sorted(p.name for p in (tmp_path / "outbox").rglob("*.md"))
-    assert len(files) == 2 and all("fission-group-g1" in f or "fission-group-g4" in f for f in files)
+    # One send task to the two groups whose health the beat lists: one file naming both.
+    [task] = sorted((tmp_path / "outbox").rglob("*.md"))
+    assert "fission-groups-2" in task.name
+    body = task.read_text(encoding="utf-8")
+    listed = body.split("## 发给 recipients (2)\n")[1]
+    assert [line.split(" · ")[1] for line in listed.strip().splitlines()] == ["group:g1", "group:g4"]
     invoke("run", str(playbook), "--once", "--now", "2026-12-09T10:30:00+08:00", "--db", str(db), "--outbox", str(tmp_path / "outbox"))
     day9 = dict(query(db, "SELECT target, state FROM drafts WHERE beat = 'fission' AND day = 9"))
     assert day9["group:g2"] == "sent"  # five members spoke on day 8: value from day 9

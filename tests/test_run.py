@@ -73,6 +73,7 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "now": "2026-12-01T12:31:00+08:00",
         "recorded": 0,
         "sent": 0,
+        "tasks": 0,
         "deferred": 0,
         "skipped": {},
         "failed": 0,

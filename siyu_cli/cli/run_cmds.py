@@ -44,6 +44,11 @@ def _console_sink() -> Any:
     return show
 
 
+def _in_tasks(summary: Any) -> str:
+    """How many send tasks the drafts went out in, when fewer than the drafts (a mass send, several groups at once)."""
+    return f" in {summary.tasks} task(s) 任务" if 0 < summary.tasks < summary.sent else ""
+
+
 def _print_summary(summary: Any, as_json: bool) -> None:
     """The pass's summary; rich is imported only when there are errors to colour (an idle cron tick has none)."""
     for warning in summary.warnings:
@@ -59,7 +64,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         return
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items())) or "0"
     line = (
-        f"{summary.now:%Y-%m-%d %H:%M} · recorded {summary.recorded} · sent {summary.sent} · deferred {summary.deferred} · "
+        f"{summary.now:%Y-%m-%d %H:%M} · recorded {summary.recorded} · sent {summary.sent}{_in_tasks(summary)} · deferred {summary.deferred} · "
         f"skipped {skipped} · failed {summary.failed} · unknown {summary.unknown}"
     )
     if summary.retrying:

@@ -59,7 +59,7 @@ def mark_done(db_path: str | None, ids: list[str], by: str | None) -> list[str]:
     ledger = Ledger(db)
     resolved = ledger.find(ids)
     who = by or _user()
-    full = list(resolved.values())
+    full = [draft for found in resolved.values() for draft in found]
     states = dict(db.execute(f"SELECT draft_id, state FROM drafts WHERE draft_id IN ({', '.join('?' * len(full))})", full).fetchall())
     refused = [draft_id for draft_id in full if states.get(draft_id) not in DONE_FROM]
     if refused:

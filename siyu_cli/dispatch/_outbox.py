@@ -1,4 +1,7 @@
-"""The outbox: one Markdown file per draft, for a person to copy and send.
+"""The outbox: one Markdown file per send task, for a person to copy and send.
+
+A task of several recipients (a mass send, one post to several groups) lists them in its file, or, past
+LIST_INLINE of them, in a CSV beside it (UTF-8 with BOM, as Excel opens it) that the file names.
 
 Files are written atomically (temp file, rename; synced to disk once per batch), so a
 crash leaves either no file or the whole file; a final file holding exactly the
@@ -31,6 +34,7 @@ _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR, errno.EIO, 
 # A pass writes thousands of drafts at a handful of times and beats: their text forms are made once.
 _CACHE_LIMIT = 4096
 _stamps: dict[tuple[datetime, object, int], tuple[str, str, str, str]] = {}
+LIST_INLINE = 20  # recipients a task's file lists itself; more go in the CSV beside it
 _beats: dict[str, str] = {}
 
 
@@ -100,11 +104,41 @@ def render_markdown(msg: Outgoing) -> str:
     )
     if msg.attachments:
         header += (("attachments", len(msg.attachments)),)
+    if len(msg.recipients) > 1:
+        header += (("recipients", len(msg.recipients)),)
     front = "".join(f"{key}: {_yaml_text(value)}\n" for key, value in header)
     title = f"# {when} {msg.beat_title} → {msg.target}"
     who = f"> {msg.channel_label} · {msg.speaker} · 第{msg.day}天 day {msg.day}"
     text = msg.text if msg.text.endswith("\n") else msg.text + "\n"
-    return f"---\n{front}---\n\n{title}\n\n{who}\n\n{text}{_attachment_lines(msg)}"
+    return f"---\n{front}---\n\n{title}\n\n{who}\n\n{text}{_attachment_lines(msg)}{_recipient_lines(msg)}"
+
+
+def recipients_csv(msg: Outgoing) -> bytes | None:
+    """A long recipient list as CSV (BOM, CRLF: what Excel and WPS open as UTF-8), None when the file lists them."""
+    if len(msg.recipients) <= LIST_INLINE:
+        return None
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("target_id", "target", "draft"))
+    writer.writerows((r.target_id, r.label, r.draft_id) for r in msg.recipients)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _csv_name(msg: Outgoing) -> str:
+    return _parts(msg)[1][: -len(".md")] + ".csv"
+
+
+def _recipient_lines(msg: Outgoing) -> str:
+    """发给: who a task of several reaches, listed here or in the CSV beside the file."""
+    if len(msg.recipients) <= 1:
+        return ""
+    head = f"\n## 发给 recipients ({len(msg.recipients)})\n\n"
+    if len(msg.recipients) > LIST_INLINE:
+        return head + f"[{_csv_name(msg)}]({_csv_name(msg)}): one row per recipient (target_id, target, draft)\n"
+    return head + "".join(f"- {r.label} · {r.target_id} · draft {r.draft_id}\n" for r in msg.recipients)
 
 
 def media_files(msg: Outgoing) -> list[tuple[str, str]]:
@@ -162,6 +196,10 @@ class OutboxOutput:
         path = f"{folder}/{name}"
         data = render_markdown(msg).encode("utf-8")
         self._copy_media(folder, msg)
+        listed = recipients_csv(msg)
+        if listed is not None:
+            # Before the Markdown, as attachments are: a task file that exists has its recipient list.
+            _write_atomic(folder, f"{folder}/{_csv_name(msg)}", _csv_name(msg), listed)
         for attempt in (1, 2):
             try:
                 _write_atomic(folder, path, name, data)
@@ -206,7 +244,7 @@ class OutboxOutput:
         synced at the next `flush`, before the ledger trusts it.
         """
         path = outbox_path(self.folder, msg)
-        for stray in path.parent.glob(f".{path.name}.*.tmp"):
+        for stray in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{_csv_name(msg)}.*.tmp")]:
             # A write the dead process never renamed into place: nobody will, and the team should not see it.
             stray.unlink(missing_ok=True)
         try:
@@ -216,6 +254,13 @@ class OutboxOutput:
             return None
         if any(not (path.parent / name).is_file() for _, name in media_files(msg)):
             return None
+        listed = recipients_csv(msg)
+        if listed is not None:
+            try:
+                if (path.parent / _csv_name(msg)).read_bytes() != listed:
+                    return None
+            except OSError:
+                return None
         self._unsynced = True
         return str(path)
 

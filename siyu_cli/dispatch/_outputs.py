@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -32,8 +32,33 @@ CHANNEL_LABELS = {
 
 
 @dataclass(frozen=True)
+class Recipient:
+    """One draft of a send task: who it reaches."""
+
+    draft_id: str
+    target_id: str  # contact:<id> | group:<id> | persona:<id>
+    label: str
+
+    @property
+    def ident(self) -> str:
+        return self.target_id.partition(":")[2]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What an output reports of a task that reached it: where, and the recipients the platform refused at once."""
+
+    location: str
+    refused: Mapping[str, str] = field(default_factory=dict)  # draft id → outcome (not_friend)
+
+
+@dataclass(frozen=True)
 class Outgoing:
-    """One draft on its way to one or more outputs."""
+    """One send task on its way to one or more outputs: drafts sharing an account, beat, time, variant and text.
+
+    A task of one draft keeps that draft's id (`draft_id`) and target; a task of several is named by its
+    first recipient's draft id and the count (`<id>-<n>`), and its target says how many it reaches.
+    """
 
     draft_id: str
     playbook_id: str
@@ -52,6 +77,11 @@ class Outgoing:
     variant: str | None
     text: str
     attachments: tuple[Media, ...] = ()
+    recipients: tuple[Recipient, ...] = ()
+
+    @property
+    def draft_ids(self) -> list[str]:
+        return [r.draft_id for r in self.recipients] or [self.draft_id]
 
     @property
     def channel_label(self) -> str:
@@ -67,6 +97,7 @@ class Outgoing:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["due_at"] = self.due_at.isoformat()
         data["attachments"] = [{k: v for k, v in m.__dict__.items() if v is not None} for m in self.attachments]
+        data["recipients"] = [{"draft_id": r.draft_id, "target_id": r.target_id, "target": r.label} for r in self.recipients]
         return data
 
 
@@ -77,7 +108,7 @@ class Output(Protocol):
     name: str
     idempotent: bool
 
-    def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> str: ...
+    def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> str | Delivered: ...
 
     def delivered_location(self, msg: Outgoing) -> str | None: ...
 

@@ -17,7 +17,7 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
     states = ("failed", "unknown") if include_unknown else ("failed",)
     marks = ", ".join("?" * len(states))
     if ids:
-        resolved = list(runner.ledger.find(ids).values())
+        resolved = [draft for found in runner.ledger.find(ids).values() for draft in found]
         rows = db.execute(
             f"SELECT draft_id, state, reason FROM drafts WHERE draft_id IN ({', '.join('?' * len(resolved))})", resolved
         ).fetchall()

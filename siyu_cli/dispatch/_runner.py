@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time as _time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,10 +17,11 @@ from typing import Any
 
 from siyu_cli._bulk import bulk
 from siyu_cli._time import from_db, to_db, utcnow
-from siyu_cli.dispatch._capacity import CARRIED, CARRY_HORIZON, SUPERSEDED, Caps, carries
-from siyu_cli.dispatch._outputs import Outgoing, Output, build_outputs
+from siyu_cli.dispatch._capacity import CARRIED, CARRY_HORIZON, SUPERSEDED, Caps, PersonalRule, carries
+from siyu_cli.dispatch._outputs import Delivered, Outgoing, Output, Recipient, build_outputs
 from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard, Schedule
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
+from siyu_cli.dispatch._tasks import SendKeys, send_tasks, task_of
 from siyu_cli.dispatch._webhook import WebhookOutput
 from siyu_cli.errors import ClaimLost, DeliveryError
 from siyu_cli.journeys import step_due
@@ -50,12 +51,14 @@ class _Attempt:
     """What delivering one draft reads and fills in a batch."""
 
     now: datetime
-    done: Mapping[str, str]  # output → delivery state already recorded
+    done: Mapping[str, Mapping[str, str]]  # draft → output → delivery state already recorded
     resume: Mapping[tuple[str, str], int]  # (draft, output) → parts that arrived before
     retry_at: dict[str, str]
     parts: dict[tuple[str, str], int]
     streaks: Counter[str]  # output → transient failures in a row this pass
     hints: dict[str, float] = field(default_factory=dict)  # draft → seconds until a try can succeed
+    tasks: dict[str, str] = field(default_factory=dict)  # draft → the send task it went out in
+    outcomes: dict[str, str] = field(default_factory=dict)  # draft → what the platform said of it at once
 
 
 @dataclass
@@ -76,6 +79,7 @@ class PassSummary:
     retrying: int = 0
     paused: list[str] = field(default_factory=list)
     revised: int = 0  # pending drafts re-timed or re-rendered after a playbook edit
+    tasks: int = 0  # send tasks delivered: drafts sharing an account, beat, time, variant and text go as one
     held: list[str] = field(default_factory=list)  # outputs whose shared rate limit held drafts back for a later pass
     warnings: list[str] = field(default_factory=list)  # worth a person's look, not a failure (a renamed campaign)
 
@@ -88,6 +92,7 @@ class PassSummary:
         self.recovered += other.recovered
         self.retrying += other.retrying
         self.revised += other.revised
+        self.tasks += other.tasks
         self.paused.extend(name for name in other.paused if name not in self.paused)
         self.held.extend(name for name in other.held if name not in self.held)
         self.warnings.extend(other.warnings)
@@ -101,6 +106,7 @@ class PassSummary:
             "now": self.now.isoformat(),
             "recorded": self.recorded,
             "sent": self.sent,
+            "tasks": self.tasks,
             "deferred": self.deferred,
             "skipped": dict(self.skipped),
             "failed": self.failed,
@@ -146,6 +152,7 @@ class Runner:
         self._dues: dict[str, datetime] = {}
         self._moments: list[datetime] | None = None
         self._bare: Planner | None = None
+        self._keys: SendKeys | None = None
         self._fill_slots()
 
     def _titles(self) -> dict[str, str]:
@@ -167,6 +174,7 @@ class Runner:
         self._dues = {}
         self._moments = None
         self._bare = None
+        self._keys = None
         self._fill_slots()
         return True
 
@@ -223,32 +231,41 @@ class Runner:
         return len(results), sum(1 for result in results if result[2] == "unknown")
 
     def _evidence(self, orphans: list[Mapping[str, Any]], inputs: PlanInputs) -> list[tuple[str, list[Any], str, str | None]]:
-        """What each orphan's outputs show: all arrived (sent), nothing in doubt missing (pending), or in flight (unknown)."""
+        """What each orphan task's outputs show: all arrived (sent), nothing in doubt missing (pending), or in flight (unknown).
+
+        Orphans are grouped into send tasks as their claim grouped them (a claim took every due draft of a key),
+        so an idempotent output is asked about the very file or message it was given."""
         if not orphans:
             return []
         known = self.ledger.deliveries([row["draft_id"] for row in orphans])
         inputs.planner.focus(_contacts_of(orphans))
         results = []
-        for row in orphans:
-            message = self._outgoing(row, inputs)
-            outcome, missing = [], False
+        for task in send_tasks(orphans):
+            outcome: dict[str, list[Any]] = {row["draft_id"]: [] for row in task}
+            missing: set[str] = set()
+            doubt = False
             for output in self.outputs:
-                state = known.get(row["draft_id"], {}).get(output.name)
-                if state == "delivered":
+                rows = [row for row in task if known.get(row["draft_id"], {}).get(output.name) != "delivered"]
+                if not rows:
                     continue
-                location = output.delivered_location(message) if output.idempotent else None
-                if location:
-                    outcome.append((output.name, "delivered", location, None))
-                elif state == "inflight" and not output.idempotent:
-                    outcome.append((output.name, "unknown", None, "delivery was in flight when its run died or lost its lease"))
+                location = output.delivered_location(self._outgoing(rows, inputs)) if output.idempotent else None
+                for row in rows:
+                    state = known.get(row["draft_id"], {}).get(output.name)
+                    if location:
+                        outcome[row["draft_id"]].append((output.name, "delivered", location, None))
+                    elif state == "inflight" and not output.idempotent:
+                        outcome[row["draft_id"]].append((output.name, "unknown", None, "delivery was in flight when its run died or lost its lease"))
+                        doubt = True
+                    else:
+                        missing.add(row["draft_id"])
+            for row in task:
+                draft_id = row["draft_id"]
+                if doubt:
+                    results.append((draft_id, outcome[draft_id], "unknown", "crash"))
+                elif missing:
+                    results.append((draft_id, outcome[draft_id], "pending", row["reason"]))
                 else:
-                    missing = True
-            if any(state == "unknown" for _, state, _, _ in outcome):
-                results.append((row["draft_id"], outcome, "unknown", "crash"))
-            elif missing:
-                results.append((row["draft_id"], outcome, "pending", row["reason"]))
-            else:
-                results.append((row["draft_id"], outcome, "sent", row["reason"]))
+                    results.append((draft_id, outcome[draft_id], "sent", row["reason"]))
         for output in self.outputs:
             output.flush()
         return results
@@ -391,6 +408,7 @@ class Runner:
             carried: dict[str, tuple[str, str]] = {}
             rows = []
             stamp = to_db(now)
+            keys = self._send_keys(inputs)
             # Thousands of drafts share an occurrence time: each time is scheduled once (keyed with the zone
             # and fold that datetime equality ignores).
             timings: dict[tuple[datetime, Any, int], tuple[Schedule, str]] = {}
@@ -439,12 +457,15 @@ class Runner:
                     summary.errors.append(error or "")
                 elif schedule.due_at > now and draft.draft_id not in carried:
                     summary.deferred += 1
+                media = media_json(draft.attachments)
                 rows.append(
                     (
                         draft.draft_id, playbook.id, draft.cohort, draft.beat, draft.key[3], draft.target,
                         draft.day, draft.channel, draft.persona, draft.category, draft.variant, due_text,
                         playbook.content_hash, draft.text, state, reason, error, stamp, stamp if state != "pending" else None, draft.entry, draft.slot,
-                        media_json(draft.attachments),
+                        media,
+                        keys(playbook.id, draft.persona, draft.channel, draft.beat, draft.variant, draft.key[3], draft.text, media)
+                        if state == "pending" else None,
                     )
                 )
             # In claim order (due_at, draft_id): a claim batch then reads and rewrites neighbouring pages, not a page per draft.
@@ -456,6 +477,11 @@ class Runner:
                 self.ledger.supersede(budget.superseded, stamp)
                 summary.skipped[SUPERSEDED] += len(budget.superseded)
                 summary.deferred -= len(carried.keys() & set(budget.superseded))
+
+    def _send_keys(self, inputs: PlanInputs) -> SendKeys:
+        if self._keys is None:
+            self._keys = SendKeys(PersonalRule(self.playbook, inputs.planner.renderer))
+        return self._keys
 
     def _fair_order(self, fresh: list[Draft], budget: Budget, guard: Guard) -> list[Draft]:
         """When an account's 1v1 cap will refuse drafts, offer the cap first to the contacts served least, then longest ago.
@@ -495,12 +521,13 @@ class Runner:
         return budget
 
     def deliver_due(self, run_id: str, now: datetime, inputs: PlanInputs, summary: PassSummary, only: list[str] | None = None) -> None:
-        """Claim, deliver and settle batches of due drafts until none is left or a stop is asked.
+        """Claim, deliver and settle batches of due send tasks until none is left or a stop is asked.
 
-        An output that fails PAUSE_AFTER drafts in a row is paused for the rest of the pass: the
-        other outputs still get every draft, and the paused one's part waits for a later pass.
+        A claim takes every due draft of a task (drafts sharing a `send_key`), so a task goes out whole.
+        An output that fails PAUSE_AFTER tasks in a row is paused for the rest of the pass: the
+        other outputs still get every task, and the paused one's part waits for a later pass.
         Leases run on the pass's clock (`now` plus the time it has run) and are renewed between
-        drafts once half gone; a draft whose claim another run took over is neither sent nor settled.
+        tasks once half gone; a task any of whose claims another run took over is neither sent nor settled.
         """
         streaks: Counter[str] = Counter()
         self._share_limits(now)
@@ -518,16 +545,16 @@ class Runner:
             expires = leased + lease
             lost: set[str] = set()
             results: list[Any] = []
-            retry_at: dict[str, str] = {}
-            parts: dict[tuple[str, str], int] = {}
+            attempt = _Attempt(now, {}, {}, {}, {}, streaks)
             ids = [row["draft_id"] for row in batch]
             inputs.planner.focus(_contacts_of(batch))
             done = self.ledger.deliveries(ids)
-            resume = self.ledger.partial_parts(ids)
-            for index, row in enumerate(batch):
+            attempt.resume = self.ledger.partial_parts(ids)
+            tasks = send_tasks(batch)
+            for index, task in enumerate(tasks):
                 if self.stop_requested:
                     # Not tried: back to pending as they were (due unchanged), for the next pass.
-                    results.extend((r["draft_id"], [], "pending", r["reason"]) for r in batch[index:])
+                    results.extend((r["draft_id"], [], "pending", r["reason"]) for rest in tasks[index:] for r in rest)
                     summary.stopped = True
                     break
                 moment = clock()
@@ -535,21 +562,24 @@ class Runner:
                     held = self.ledger.renew(run_id, moment)
                     expires = moment + lease
                     lost.update(draft_id for draft_id in ids if draft_id not in held)
-                if row["draft_id"] in lost:
+                if any(row["draft_id"] in lost for row in task):
+                    lost.update(row["draft_id"] for row in task)
                     continue
-                attempt = _Attempt(now, done.get(row["draft_id"], {}), resume, retry_at, parts, streaks)
+                attempt.done = {row["draft_id"]: done.get(row["draft_id"], {}) for row in task}
                 try:
-                    results.append(self._deliver(row, inputs, summary, attempt, run_id))
+                    results.extend(self._deliver(task, inputs, summary, attempt, run_id))
                 except ClaimLost:
-                    lost.add(row["draft_id"])
+                    lost.update(row["draft_id"] for row in task)
             for name, streak in streaks.items():
                 if streak >= PAUSE_AFTER and name not in summary.paused and name not in summary.held:
                     summary.paused.append(name)
             for output in self.outputs:
                 output.flush()
-            lost |= self.ledger.settle(results, now, run_id, retry_at=retry_at, parts=parts)
+            lost |= self.ledger.settle(
+                results, now, run_id, retry_at=attempt.retry_at, parts=attempt.parts, tasks=attempt.tasks, outcomes=attempt.outcomes
+            )
             if lost:
-                _uncount(summary, [result for result in results if result[0] in lost], retry_at)
+                _uncount(summary, [result for result in results if result[0] in lost], attempt.retry_at)
                 shown = ", ".join(sorted(lost)[:5]) + (" …" if len(lost) > 5 else "")
                 summary.errors.append(
                     f"claim lost on {len(lost)} draft(s) ({shown}): this pass held them past their lease (hung or paused), "
@@ -565,20 +595,33 @@ class Runner:
                 output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows)
 
     def _deliver(
-        self, row: dict[str, Any], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt, run_id: str
-    ) -> tuple[str, list[Any], str, str | None]:
-        """One draft to every output; raises ClaimLost, before sending to a non-idempotent output, once another run holds it."""
+        self, task: list[dict[str, Any]], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt, run_id: str
+    ) -> list[tuple[str, list[Any], str, str | None]]:
+        """One send task to every output: each output gets the recipients it has not had yet.
+
+        Raises ClaimLost, before sending to a non-idempotent output, once another run holds any of its drafts.
+        Returns each draft's result; a task's drafts share their fate, but for recipients an output refused at once.
+        """
         now = attempt.now
-        draft_id = row["draft_id"]
-        if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
-            summary.skipped["exit"] += 1
-            return (draft_id, [], "skipped", "exit")
-        message = self._outgoing(row, inputs)
-        outcome: list[tuple[str, str, str | None, str | None]] = []
+        live: list[dict[str, Any]] = []
+        results: list[tuple[str, list[Any], str, str | None]] = []
+        for row in task:
+            if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
+                summary.skipped["exit"] += 1
+                results.append((row["draft_id"], [], "skipped", "exit"))
+            else:
+                live.append(row)
+        if not live:
+            return results
+        task_id = task_of([row["draft_id"] for row in live])
+        outcome: dict[str, list[tuple[str, str, str | None, str | None]]] = {row["draft_id"]: [] for row in live}
         kinds: set[str] = set()
+        refused: dict[str, str] = {}
         for output in self.outputs:
-            if attempt.done.get(output.name) == "delivered":
+            rows = [row for row in live if attempt.done[row["draft_id"]].get(output.name) != "delivered"]
+            if not rows:
                 continue
+            ids = [row["draft_id"] for row in rows]
             if attempt.streaks[output.name] >= PAUSE_AFTER:
                 kinds.add("retry")
                 why = (
@@ -586,26 +629,29 @@ class Runner:
                     if output.name in summary.held
                     else f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"
                 )
-                outcome.append((output.name, "retry", None, why))
+                for draft_id in ids:
+                    outcome[draft_id].append((output.name, "retry", None, why))
                 continue
+            message = self._outgoing(rows, inputs)
             if not output.idempotent:
-                self.ledger.mark_inflight(draft_id, output.name, now, run_id)
-            first_part = attempt.resume.get((draft_id, output.name), 0) + 1
+                self.ledger.mark_inflight(ids, output.name, now, run_id)
+            first_part = min(attempt.resume.get((draft_id, output.name), 0) for draft_id in ids) + 1
 
-            def arrived(number: int, output_name: str = output.name) -> None:
+            def arrived(number: int, output_name: str = output.name, members: list[str] = ids) -> None:
                 # Each part that arrived is committed at once: a crash later never sends it again.
-                self.ledger.record_parts(draft_id, output_name, number, now)
+                self.ledger.record_parts(members, output_name, number, now)
 
             try:
-                location = output.deliver(message, first_part=first_part, on_part=arrived)
+                reply = output.deliver(message, first_part=first_part, on_part=arrived)
             except DeliveryError as exc:
                 kind = "unknown" if exc.maybe_delivered else ("retry" if exc.transient else "failed")
                 kinds.add(kind)
-                if exc.retry_after is not None:
-                    attempt.hints[draft_id] = max(attempt.hints.get(draft_id, 0.0), exc.retry_after)
-                outcome.append((output.name, kind, None, exc.message))
-                if exc.parts_done:
-                    attempt.parts[(draft_id, output.name)] = exc.parts_done
+                for draft_id in ids:
+                    if exc.retry_after is not None:
+                        attempt.hints[draft_id] = max(attempt.hints.get(draft_id, 0.0), exc.retry_after)
+                    outcome[draft_id].append((output.name, kind, None, exc.message))
+                    if exc.parts_done:
+                        attempt.parts[(draft_id, output.name)] = exc.parts_done
                 if exc.held:
                     # The robot's window is full: nothing more can go to it this pass, and that is no failure.
                     attempt.streaks[output.name] = PAUSE_AFTER
@@ -614,12 +660,29 @@ class Runner:
                 else:
                     attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
                 if kind != "retry":
-                    summary.errors.append(f"{DOUBT if kind == 'unknown' else ''}{draft_id} {output.name}: {exc.message}")
+                    summary.errors.append(f"{DOUBT if kind == 'unknown' else ''}{message.draft_id} {output.name}: {exc.message}")
                 continue
             attempt.streaks[output.name] = 0
+            location = reply.location if isinstance(reply, Delivered) else reply
+            if isinstance(reply, Delivered):
+                refused.update(reply.refused)
             if not output.idempotent:
-                self.ledger.mark_delivered(draft_id, output.name, location, now)
-            outcome.append((output.name, "delivered", location, None))
+                self.ledger.mark_delivered(ids, output.name, location, now)
+            for draft_id in ids:
+                outcome[draft_id].append((output.name, "delivered", location, None))
+        if any(state == "delivered" for found in outcome.values() for _, state, _, _ in found):
+            summary.tasks += 1
+        for row in live:
+            draft_id = row["draft_id"]
+            attempt.tasks[draft_id] = task_id
+            results.append(self._settled(row, outcome[draft_id], kinds, refused.get(draft_id), summary, attempt))
+        return results
+
+    def _settled(
+        self, row: Mapping[str, Any], outcome: list[Any], kinds: set[str], refused: str | None, summary: PassSummary, attempt: _Attempt
+    ) -> tuple[str, list[Any], str, str | None]:
+        """One draft's state after its task's outputs answered."""
+        draft_id = row["draft_id"]
         if "unknown" in kinds:
             summary.unknown += 1
             return (draft_id, outcome, "unknown", "in_doubt")
@@ -627,7 +690,7 @@ class Runner:
             summary.failed += 1
             return (draft_id, outcome, "failed", "delivery")
         if "retry" in kinds:
-            later = self._next_try(row, now, attempt.hints.get(draft_id))
+            later = self._next_try(row, attempt.now, attempt.hints.get(draft_id))
             if later is None:
                 summary.failed += 1
                 summary.errors.append(f"{draft_id}: gave up, max_late ran out: " + "; ".join(e for _, _, _, e in outcome if e))
@@ -635,6 +698,11 @@ class Runner:
             attempt.retry_at[draft_id] = to_db(later)
             summary.retrying += 1
             return (draft_id, outcome, "pending", "retry")
+        if refused is not None:
+            # The platform took the task but will not reach this recipient (WeCom's fail_list: not a friend).
+            attempt.outcomes[draft_id] = refused
+            summary.failed += 1
+            return (draft_id, outcome, "failed", refused)
         summary.sent += 1
         return (draft_id, outcome, "sent", None if row["reason"] in ("retry", "in_doubt", "crash") else row["reason"])
 
@@ -653,21 +721,23 @@ class Runner:
             return None
         return min(now + wait, deadline)  # the last try is at the deadline, not a backoff step before it
 
-    def _outgoing(self, row: Mapping[str, Any], inputs: PlanInputs) -> Outgoing:
+    def _outgoing(self, rows: Sequence[Mapping[str, Any]], inputs: PlanInputs) -> Outgoing:
+        """The send task of `rows` (drafts of one send key, or one draft) as the outputs take it."""
         playbook = self.playbook
         planner = inputs.planner
-        target = str(row["target"])
-        kind, _, ident = target.partition(":")
+        row = rows[0]
+        recipients = tuple(Recipient(str(r["draft_id"]), str(r["target"]), self._label(str(r["target"]), planner)) for r in rows)
         persona = str(row["persona"] or "")
-        if kind == "group":
-            label = planner.group_names.get(ident, ident)
-        elif kind == "contact":
-            label = f"{planner.contact_name(ident)} ({ident})"
+        task_id = task_of([r.draft_id for r in recipients])
+        if len(rows) == 1:
+            target, label = str(row["target"]), recipients[0].label
         else:
-            label = f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
+            kind = str(row["target"]).partition(":")[0]
+            target = f"{kind}s:{len(rows)}"
+            label = f"{len(rows)} 个群 groups" if kind == "group" else f"{len(rows)} 位客户 contacts"
         beat_title = self._beat_titles.get(row["beat"]) or planner.step_title(str(row["beat"]))
         return Outgoing(
-            draft_id=str(row["draft_id"]),
+            draft_id=task_id,
             playbook_id=playbook.id,
             playbook_title=playbook.model.title,
             cohort=str(row["cohort"]),
@@ -684,7 +754,17 @@ class Runner:
             variant=row["variant"],
             text=str(row["text"] or ""),
             attachments=media_of(row.get("attachments")),
+            recipients=recipients,
         )
+
+    @staticmethod
+    def _label(target: str, planner: Planner) -> str:
+        kind, _, ident = target.partition(":")
+        if kind == "group":
+            return planner.group_names.get(ident, ident)
+        if kind == "contact":
+            return f"{planner.contact_name(ident)} ({ident})"
+        return f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
 
     def _due(self, stamp: str) -> datetime:
         """A ledger time in the playbook's zone; a batch shares a few, so each is parsed once."""

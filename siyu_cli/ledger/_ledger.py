@@ -92,6 +92,7 @@ DRAFT_COLUMNS = (
     "entry",
     "slot",
     "attachments",
+    "send_key",
 )
 _UPSERT_DELIVERY = (
     "INSERT INTO deliveries (draft_id, output, state, location, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -220,11 +221,6 @@ class Ledger:
             ).rowcount
             return skipped, failed
 
-    def record_parts(self, draft_id: str, output: str, parts: int, now: datetime) -> None:
-        """Committed after each part of a long message arrives, so neither a retry nor a crash sends it again."""
-        with immediate(self.db):
-            self.db.execute("UPDATE deliveries SET parts = MAX(parts, ?), updated_at = ? WHERE draft_id = ? AND output = ?", [parts, to_db(now), draft_id, output])
-
     def partial_parts(self, draft_ids: Sequence[str]) -> dict[tuple[str, str], int]:
         """(draft id, output) → parts of a long message that arrived before a failure."""
         found: dict[tuple[str, str], int] = {}
@@ -278,27 +274,37 @@ class Ledger:
         *,
         lease_from: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Take up to `limit` drafts due by `now` for this run, leased from `lease_from` (default `now`).
-        Two processes never get the same draft.
+        """Take up to `limit` drafts due by `now` for this run, with every due draft of the same send task,
+        leased from `lease_from` (default `now`). Two processes never get the same draft.
 
-        One statement: the oldest due drafts in (due_at, draft_id) order are marked and returned.
-        `+state` keeps the update on the draft_id key instead of scanning every pending draft.
+        One statement: the oldest due drafts in (due_at, draft_id) order, and the due drafts sharing a
+        `send_key` with one of them, are marked and returned, so a task of 100,000 recipients is claimed
+        whole or not at all. `only` claims exactly those drafts. `+state` keeps the update on the
+        draft_id key instead of scanning every pending draft.
         """
-        pick = "SELECT draft_id FROM drafts WHERE state = 'pending' AND due_at <= ?"
+        pick = "SELECT draft_id, send_key FROM drafts WHERE state = 'pending' AND due_at <= :now"
         stamp = to_db(now)
-        params: list[Any] = [run_id, to_db((lease_from or now) + lease_length()), stamp, stamp]
+        params: dict[str, Any] = {"run": run_id, "lease": to_db((lease_from or now) + lease_length()), "now": stamp, "limit": limit}
         if playbook_id is not None:
-            pick += " AND playbook_id = ?"
-            params.append(playbook_id)
+            pick += " AND playbook_id = :playbook"
+            params["playbook"] = playbook_id
         if only is not None:
-            pick += f" AND draft_id IN ({', '.join('?' * len(only))})"
-            params.extend(only)
-        pick += " ORDER BY due_at, draft_id LIMIT ?"
-        params.append(limit)
+            names = [f":only{n}" for n in range(len(only))]
+            pick += f" AND draft_id IN ({', '.join(names)})"
+            params.update({name[1:]: draft for name, draft in zip(names, only, strict=True)})
+        pick += " ORDER BY due_at, draft_id LIMIT :limit"
+        mates = (
+            ""
+            if only is not None
+            else " OR (send_key IN (SELECT send_key FROM pick WHERE send_key IS NOT NULL) AND +state = 'pending' AND due_at <= :now"
+            + (" AND playbook_id = :playbook" if playbook_id is not None else "")
+            + ")"
+        )
         with immediate(self.db):
             cursor = self.db.conn.execute(
-                "UPDATE drafts SET state = 'claimed', claimed_by = ?, lease_until = ?, claimed_at = ?, attempts = attempts + 1 "
-                f"WHERE draft_id IN ({pick}) AND +state = 'pending' RETURNING *",
+                f"WITH pick AS MATERIALIZED ({pick}) "
+                "UPDATE drafts SET state = 'claimed', claimed_by = :run, lease_until = :lease, claimed_at = :now, attempts = attempts + 1 "
+                f"WHERE (draft_id IN (SELECT draft_id FROM pick) AND +state = 'pending'){mates} RETURNING *",
                 params,
             )
             columns = [c[0] for c in cursor.description]
@@ -315,21 +321,38 @@ class Ledger:
                 found.setdefault(draft_id, {})[output] = state
         return found
 
-    def mark_inflight(self, draft_id: str, output: str, now: datetime, run_id: str) -> None:
+    def mark_inflight(self, drafts: str | Sequence[str], output: str, now: datetime, run_id: str) -> None:
         """Committed before a non-idempotent send, so a crash mid-send leaves evidence: unknown, not resent.
 
-        The fence: raises ClaimLost, recording nothing, when `run_id` no longer holds the claim.
+        `drafts`: one draft, or every recipient of a send task, marked together. The fence: raises
+        ClaimLost, recording nothing, when `run_id` no longer holds the claim on any of them.
         """
+        ids = _ids(drafts)
+        stamp = to_db(now)
         with immediate(self.db):
-            held = self.db.execute("SELECT 1 FROM drafts WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed'", [draft_id, run_id]).fetchone()
-            if held is None:
-                raise ClaimLost(draft_id)
-            self._upsert_delivery(draft_id, output, "inflight", None, None, now)
+            for chunk in _chunks(ids, 500):
+                held = self.db.execute(
+                    f"SELECT COUNT(*) FROM drafts WHERE draft_id IN ({', '.join('?' * len(chunk))}) AND claimed_by = ? AND state = 'claimed'",
+                    [*chunk, run_id],
+                ).fetchone()[0]
+                if held != len(chunk):
+                    raise ClaimLost(ids[0])
+            self.db.conn.executemany(_UPSERT_DELIVERY, [(d, output, "inflight", None, None, 1, stamp) for d in ids])
 
-    def mark_delivered(self, draft_id: str, output: str, location: str | None, now: datetime) -> None:
+    def mark_delivered(self, drafts: str | Sequence[str], output: str, location: str | None, now: datetime) -> None:
         """Committed right after a non-idempotent send, so a crash later in the batch does not put it in doubt."""
+        stamp = to_db(now)
         with immediate(self.db):
-            self._upsert_delivery(draft_id, output, "delivered", location, None, now)
+            self.db.conn.executemany(_UPSERT_DELIVERY, [(d, output, "delivered", location, None, 0, stamp) for d in _ids(drafts)])
+
+    def record_parts(self, drafts: str | Sequence[str], output: str, parts: int, now: datetime) -> None:
+        """Committed after each part of a long message arrives, so neither a retry nor a crash sends it again."""
+        stamp = to_db(now)
+        with immediate(self.db):
+            self.db.conn.executemany(
+                "UPDATE deliveries SET parts = MAX(parts, ?), updated_at = ? WHERE draft_id = ? AND output = ?",
+                [(parts, stamp, d, output) for d in _ids(drafts)],
+            )
 
     def settle(
         self,
@@ -339,6 +362,8 @@ class Ledger:
         *,
         retry_at: Mapping[str, str] | None = None,
         parts: Mapping[tuple[str, str], int] | None = None,
+        tasks: Mapping[str, str] | None = None,
+        outcomes: Mapping[str, str] | None = None,
     ) -> set[str]:
         """Finish drafts `run_id` still holds: their delivery results and final state, in one transaction.
 
@@ -346,6 +371,8 @@ class Ledger:
         retry_at: draft id → when a later pass tries it again (it stays pending, due then; when it
         was first due is kept, so max_late still counts from there).
         parts: (draft id, output) → how many parts of a long message have arrived.
+        tasks: draft id → the send task it went out in (its first recipient's draft id, or its own).
+        outcomes: draft id → what the platform said of that recipient at once (not_friend: WeCom's fail_list).
         Returns the drafts whose claim was lost: another run took them over and decides their
         state, so nothing about them changes here but the evidence (deliveries seen to arrive, parts
         that arrived), which is written because it is true whoever holds the claim.
@@ -353,6 +380,8 @@ class Ledger:
         stamp = to_db(now)
         drafts = []
         deliveries = []
+        task_of = tasks or {}
+        outcome_of = outcomes or {}
         with immediate(self.db):
             # SQLite serializes writers, so reading the claims held and updating under the same condition is the
             # per-draft `UPDATE … WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed' RETURNING` in one go.
@@ -362,14 +391,15 @@ class Ledger:
                 if mine:
                     errors = "; ".join(f"{o}: {e}" for o, _, _, e in outputs if e)
                     finished = stamp if state in ("sent", "failed", "unknown", "skipped") else None
-                    drafts.append((state, reason, errors or None, finished, draft_id, run_id))
+                    drafts.append((state, reason, errors or None, finished, task_of.get(draft_id), outcome_of.get(draft_id), draft_id, run_id))
                 deliveries.extend(
                     (draft_id, output, delivery_state, location, error, 0, stamp)
                     for output, delivery_state, location, error in outputs
                     if mine or delivery_state == "delivered"
                 )
             self.db.conn.executemany(
-                "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, claimed_by = NULL, lease_until = NULL "
+                "UPDATE drafts SET state = ?, reason = ?, error = ?, finished_at = ?, task_id = COALESCE(?, task_id), outcome = COALESCE(?, outcome), "
+                "claimed_by = NULL, lease_until = NULL "
                 "WHERE draft_id = ? AND claimed_by = ? AND state = 'claimed'",
                 drafts,
             )
@@ -384,12 +414,6 @@ class Ledger:
                     "UPDATE deliveries SET parts = MAX(parts, ?) WHERE draft_id = ? AND output = ?", [(n, d, o) for (d, o), n in parts.items()]
                 )
         return {result[0] for result in results} - held
-
-    def _upsert_delivery(self, draft_id: str, output: str, state: str, location: str | None, error: str | None, now: datetime) -> None:
-        self.db.execute(
-            _UPSERT_DELIVERY,
-            [draft_id, output, state, location, error, 1 if state == "inflight" else 0, to_db(now)],
-        )
 
     def orphans(self, now: datetime, playbook_id: str) -> list[dict[str, Any]]:
         """The playbook's claims whose lease expired by `now`, or whose run finished or whose pid here is gone.
@@ -453,17 +477,26 @@ class Ledger:
                 changed += cursor.rowcount
         return changed
 
-    def find(self, prefixes: Sequence[str]) -> dict[str, str]:
-        """Resolve draft ids given in full or as a unique prefix; raise naming any that do not match."""
-        resolved: dict[str, str] = {}
+    def find(self, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        """Resolve ids as the outbox and `siyu outbox` show them: a send task's name (`<id>-<n>`: every draft it
+        carried), or a draft id in full or as a unique prefix; raise naming any that do not match."""
+        resolved: dict[str, list[str]] = {}
         for prefix in prefixes:
+            members = [row[0] for row in self.db.execute("SELECT draft_id FROM drafts WHERE task_id = ? ORDER BY due_at, draft_id", [prefix])]
+            if len(members) > 1:
+                resolved[prefix] = members
+                continue
             rows = self.db.execute("SELECT draft_id FROM drafts WHERE draft_id LIKE ? LIMIT 2", [prefix + "%"]).fetchall()
             if not rows:
-                raise SiyuError(f"no draft {prefix!r} in the ledger", hint="list drafts with `siyu outbox`")
+                raise SiyuError(f"no draft {prefix!r} in the ledger (nor a send task of that name)", hint="list drafts with `siyu outbox`")
             if len(rows) > 1:
                 raise SiyuError(f"draft id {prefix!r} is ambiguous", hint="give more characters of the id")
-            resolved[prefix] = rows[0][0]
+            resolved[prefix] = [rows[0][0]]
         return resolved
+
+
+def _ids(drafts: str | Sequence[str]) -> list[str]:
+    return [drafts] if isinstance(drafts, str) else list(drafts)
 
 
 def _due_then_id(row: Mapping[str, Any]) -> tuple[str, str]:

@@ -1,0 +1,53 @@
+"""Send tasks: the drafts that go out as one message.
+
+Drafts that share an account, beat, time, variant and text form one task, the way WeCom sends
+them: a private beat whose text does not name the contact is one mass send (企业群发) to all its
+recipients, a group beat one task to its groups. A draft whose text names its contact, a journey
+step and a welcome step are tasks of their own. The ledger keeps a row per (draft, recipient), so
+exactly-once holds per recipient; a task is claimed whole (its drafts share a `send_key`) and
+delivered once per output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from siyu_cli.dispatch._capacity import PersonalRule
+
+# Channels whose drafts can be one message to many; journeys and welcomes are each contact's own.
+SHARED = frozenset({"group", "private", "moments", "live"})
+
+
+class SendKeys:
+    """The `send_key` a recorded draft gets: equal for drafts one task can carry, None for a draft alone."""
+
+    def __init__(self, personal: PersonalRule) -> None:
+        self.personal = personal
+        self._keys: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, playbook_id: str, persona: str, channel: str, beat: str, variant: str | None, occurrence: str, text: str | None, media: str | None) -> str | None:
+        if channel not in SHARED or self.personal(channel, beat, variant):
+            return None
+        parts = (playbook_id, persona, channel, beat, variant or "", occurrence, text or "", media or "")
+        found = self._keys.get(parts)
+        if found is None:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            found = self._keys[parts] = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+        return found
+
+
+def send_tasks(rows: Iterable[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Claimed drafts as tasks, in the order their first draft is due; each task's drafts in (due, id) order."""
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (r["due_at"], r["draft_id"])):
+        key = row.get("send_key")
+        tasks.setdefault(key if key is not None else "\x00" + str(row["draft_id"]), []).append(dict(row))
+    return list(tasks.values())
+
+
+def task_of(draft_ids: Sequence[str]) -> str:
+    """A task's name: its first draft's id alone, or with the number of drafts it carries."""
+    return draft_ids[0] if len(draft_ids) == 1 else f"{draft_ids[0]}-{len(draft_ids)}"
