@@ -314,3 +314,20 @@ def m060_draft_carried_to(db: Database) -> None:
     """A draft carried over by capacity or nurturing (capacity:carried): the time it was carried to, from which
     max_late counts for its retries (first_due_at keeps the time it was first due)."""
     db.execute("ALTER TABLE drafts ADD COLUMN carried_to TEXT")
+
+
+@MIGRATIONS()
+def m023_send_tasks(db: Database) -> None:
+    """Send tasks: drafts that share an account, beat, time, variant and text (`send_key`; NULL for a draft
+    whose text names its contact) are claimed and delivered together as one task (`task_id`, set when it is
+    delivered). `outcome` is what the platform reports per recipient after the task reached it (sent, not_sent,
+    not_friend, quota); `done_by`/`done_at` then say who sent it when, as `siyu outbox done` does by hand."""
+    db.executescript(
+        """
+        ALTER TABLE drafts ADD COLUMN send_key TEXT;
+        ALTER TABLE drafts ADD COLUMN task_id TEXT;
+        ALTER TABLE drafts ADD COLUMN outcome TEXT;
+        CREATE INDEX drafts_send_key ON drafts(send_key) WHERE send_key IS NOT NULL;
+        CREATE INDEX drafts_task ON drafts(task_id) WHERE task_id IS NOT NULL;
+        """
+    )
