@@ -39,7 +39,11 @@ def _console_sink() -> Any:
 
     def show(message: Any) -> None:
         title = f"{message.due_at:%m-%d %H:%M} · {escape(message.beat_title)} · {escape(message.persona)} → {escape(message.target)}"
-        console.print(Panel(escape(message.text), title=title, title_align="left", subtitle=message.draft_id, subtitle_align="right"))
+        from siyu_cli.dispatch._tasks import recipient_line
+
+        listed = recipient_line(message)
+        body = escape(message.text.rstrip("\n") + (f"\n\n{listed}" if listed else ""))
+        console.print(Panel(body, title=title, title_align="left", subtitle=message.draft_id, subtitle_align="right"))
 
     return show
 

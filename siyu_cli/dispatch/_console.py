@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from siyu_cli.dispatch._tasks import recipient_line
 from siyu_cli.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ def plain_block(msg: Outgoing) -> str:
     head = f"{msg.due_at:%Y-%m-%d %H:%M} · {msg.beat_title} ({msg.beat}) · 第{msg.day}天 day {msg.day}"
     where = f"{msg.channel_label} → {msg.target} · {msg.speaker} · draft {msg.draft_id}"
     text = msg.text.rstrip("\n")
-    return f"{rule}\n{head}\n{where}\n\n{text}\n{rule}\n"
+    listed = f"\n\n{recipient_line(msg)}" if len(msg.recipients) > 1 else ""
+    return f"{rule}\n{head}\n{where}\n\n{text}{listed}\n{rule}\n"
 
 
 class ConsoleOutput:

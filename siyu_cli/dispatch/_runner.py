@@ -222,25 +222,28 @@ class Runner:
         holder = run_id or self.ledger.start_run(self.playbook.id, "recover", utcnow())
         try:
             orphans = self.ledger.take_over(holder, candidates, now)
-            results = self._evidence(orphans, inputs)
-            self.ledger.settle(results, now, holder)
+            results, tasks = self._evidence(orphans, inputs)
+            self.ledger.settle(results, now, holder, tasks=tasks)
         finally:
             if own:
                 self.ledger.finish_run(holder, utcnow())
         self.ledger.release_dead_runs(utcnow())
         return len(results), sum(1 for result in results if result[2] == "unknown")
 
-    def _evidence(self, orphans: list[Mapping[str, Any]], inputs: PlanInputs) -> list[tuple[str, list[Any], str, str | None]]:
+    def _evidence(self, orphans: list[Mapping[str, Any]], inputs: PlanInputs) -> tuple[list[tuple[str, list[Any], str, str | None]], dict[str, str]]:
         """What each orphan task's outputs show: all arrived (sent), nothing in doubt missing (pending), or in flight (unknown).
 
         Orphans are grouped into send tasks as their claim grouped them (a claim took every due draft of a key),
         so an idempotent output is asked about the very file or message it was given."""
         if not orphans:
-            return []
+            return [], {}
         known = self.ledger.deliveries([row["draft_id"] for row in orphans])
         inputs.planner.focus(_contacts_of(orphans))
         results = []
+        names: dict[str, str] = {}
         for task in send_tasks(orphans):
+            name = task_of([row["draft_id"] for row in task])
+            names.update((row["draft_id"], name) for row in task)
             outcome: dict[str, list[Any]] = {row["draft_id"]: [] for row in task}
             missing: set[str] = set()
             doubt = False
@@ -268,7 +271,7 @@ class Runner:
                     results.append((draft_id, outcome[draft_id], "sent", row["reason"]))
         for output in self.outputs:
             output.flush()
-        return results
+        return results, names
 
     def skip_missed(self, now: datetime, summary: PassSummary) -> None:
         """Pending drafts already in the ledger are held to max_late too, counted from their due time."""
@@ -726,9 +729,10 @@ class Runner:
         playbook = self.playbook
         planner = inputs.planner
         row = rows[0]
-        recipients = tuple(Recipient(str(r["draft_id"]), str(r["target"]), self._label(str(r["target"]), planner)) for r in rows)
+        # Listed by target, as a person reads a list; the task keeps its first draft's name (task_of).
+        recipients = tuple(sorted((Recipient(str(r["draft_id"]), str(r["target"]), self._label(str(r["target"]), planner)) for r in rows), key=_by_target))
+        task_id = task_of([str(r["draft_id"]) for r in rows])
         persona = str(row["persona"] or "")
-        task_id = task_of([r.draft_id for r in recipients])
         if len(rows) == 1:
             target, label = str(row["target"]), recipients[0].label
         else:
@@ -859,6 +863,10 @@ def _uncount(summary: PassSummary, results: list[tuple[str, list[Any], str, str 
                 del summary.skipped[key]
         elif draft_id in retry_at:
             summary.retrying -= 1
+
+
+def _by_target(recipient: Recipient) -> str:
+    return recipient.target_id
 
 
 def _claim_order(row: tuple[Any, ...]) -> tuple[str, str]:

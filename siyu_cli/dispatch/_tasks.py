@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siyu_cli.dispatch._capacity import PersonalRule
+
+if TYPE_CHECKING:
+    from siyu_cli.dispatch._outputs import Outgoing
+
+SHOWN = 10  # recipients a robot post or the console names before "and N more"
 
 # Channels whose drafts can be one message to many; journeys and welcomes are each contact's own.
 SHARED = frozenset({"group", "private", "moments", "live"})
@@ -51,3 +56,12 @@ def send_tasks(rows: Iterable[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
 def task_of(draft_ids: Sequence[str]) -> str:
     """A task's name: its first draft's id alone, or with the number of drafts it carries."""
     return draft_ids[0] if len(draft_ids) == 1 else f"{draft_ids[0]}-{len(draft_ids)}"
+
+
+def recipient_line(msg: Outgoing) -> str:
+    """发给: the first recipients of a task of several, for a robot post or the console ("" for a task of one)."""
+    if len(msg.recipients) <= 1:
+        return ""
+    names = "、".join(r.label for r in msg.recipients[:SHOWN])
+    more = f" … 等 {len(msg.recipients)} 个 and {len(msg.recipients) - SHOWN} more (`siyu outbox` lists them)" if len(msg.recipients) > SHOWN else ""
+    return f"发给 recipients ({len(msg.recipients)}): {names}{more}"

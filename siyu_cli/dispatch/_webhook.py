@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 from siyu_cli._time import parse_duration
 from siyu_cli._version import __version__
+from siyu_cli.dispatch._tasks import recipient_line
 from siyu_cli.errors import DeliveryError, SiyuError
 
 # http.client, ssl, email.utils, hmac and base64 are imported where a request is made or signed:
@@ -299,9 +300,13 @@ class WebhookOutput:
         room = budget - len(header.encode("utf-8")) - header.count("\n") * extra - 2 * newline_cost
         native = self._native_media(msg)
         listed = [m.describe() for m in msg.attachments if m not in native]
+        # A robot's card takes its picture by URL (picurl): a file cover is named under the text, not dropped.
+        listed += [f"{m.label} {m.title} 封面 cover: {m.cover} (a file: the robot's card shows a picture only from a URL)" for m in native if m.kind == "link" and m.cover_path]
         text = msg.text + ("\n\n附件 attachments:\n" + "\n".join(f"- {line}" for line in listed) if listed else "")
+        if len(msg.recipients) > 1:
+            text += "\n\n" + recipient_line(msg)
         chunks = split_text(text, room, newline_cost)
-        total = len(chunks) + len(native)
+        total = len(chunks)  # (1/3)… marks a text split in parts; the images and cards after it are messages of their own
         bodies = []
         for number, chunk in enumerate(chunks, start=1):
             content = f"{self._header(msg, number, total)}\n\n{chunk}"
