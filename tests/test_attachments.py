@@ -15,6 +15,7 @@ from tests.conftest_http import RecordingServer
 from tests.playbooks_fixtures import invoke, query, run_siyu, siyu_env, write_playbook
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 LINK = {"link": "https://shop.example.com/flash?from=group", "title": "今晚8点限时秒杀", "description": "满99减30"}
 
 
@@ -53,11 +54,47 @@ def test_check_refuses_attachments_wecom_would_refuse(tmp_path: Path, attachment
 
 def test_check_measures_files_against_wecoms_sizes(tmp_path: Path) -> None:
     playbook = _project(tmp_path, [_flash(attachments=["media/big.png", {"video": "media/clip.mp4"}][:1])])
-    (tmp_path / "media" / "big.png").write_bytes(b"\x89PNG" + b"0" * (2 * 1024 * 1024))
+    (tmp_path / "media" / "big.png").write_bytes(PNG + b"0" * (2 * 1024 * 1024))
     said = invoke("check", str(playbook), code=1).stderr
     assert "big.png is 2.0 MB; WeCom takes at most 2 MB" in said
-    (tmp_path / "media" / "big.png").write_bytes(b"\x89PNG" + b"0" * 1000)
+    (tmp_path / "media" / "big.png").write_bytes(PNG + b"0" * 1000)
     invoke("check", str(playbook), "--strict")
+
+
+def test_check_reads_a_files_bytes_not_its_name(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "notes.png").write_text("这不是图片，是备注", encoding="utf-8")
+    (media / "photo.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")  # an iPhone photo renamed
+    (media / "clip.mp4").write_text("<html>404</html>", encoding="utf-8")
+    (media / "shot.jpg").write_bytes(PNG)
+    (media / "real.jpg").write_bytes(JPEG)
+    beats = [
+        _flash(attachments=["media/notes.png", "media/photo.jpg", "media/shot.jpg", "media/real.jpg"]),
+        _flash(id="clip", at="11:00", attachments=[{"video": "media/clip.mp4"}]),
+        _flash(id="card", at="12:00", attachments=[dict(LINK, cover="media/notes.png")]),
+    ]
+    problems = json.loads(invoke("check", str(write_playbook(tmp_path, beats=beats)), "--json", code=1).stdout)["files"][0]["problems"]
+    found = {p["path"]: (p["severity"], p["message"]) for p in problems if p["code"] == "attachment"}
+    assert found["beats[0].attachments[0]"][0] == "error" and "notes.png is text by its content, not JPEG or PNG: WeCom refuses it" in found["beats[0].attachments[0]"][1]
+    assert found["beats[0].attachments[1]"][0] == "error" and "is a HEIC photo" in found["beats[0].attachments[1]"][1]
+    assert found["beats[0].attachments[2]"][0] == "warning" and "shot.jpg is a PNG named .jpg: WeCom reads the bytes and takes it" in found["beats[0].attachments[2]"][1]
+    assert "beats[0].attachments[3]" not in found
+    assert found["beats[1].attachments[0]"][0] == "error" and "clip.mp4 is text by its content, not MP4 video" in found["beats[1].attachments[0]"][1]
+    assert found["beats[2].attachments[0]"][0] == "error" and found["beats[2].attachments[0]"][1].startswith("cover ")
+    hints = {p["path"]: p["hint"] for p in problems if p["code"] == "attachment"}
+    assert hints["beats[0].attachments[2]"] == "rename it to shot.png"
+
+
+def test_file_errors_come_in_the_same_round_as_structural_ones(tmp_path: Path) -> None:
+    playbook = _project(tmp_path, [_flash(attachments=["media/missing.png", "media/big.png", "media/flash.jpg"]), {"id": "typo", "at": "11:00", "chanel": "group", "text": "x"}])
+    (tmp_path / "media" / "big.png").write_bytes(PNG + b"0" * (2 * 1024 * 1024))
+    problems = json.loads(invoke("check", str(playbook), "--json", code=1).stdout)["files"][0]["problems"]
+    said = {p["path"]: p["message"] for p in problems}
+    assert "unknown key 'chanel'" in said["beats[1].chanel"]
+    assert said["beats[0].attachments[0]"].endswith("missing.png: no such file")
+    assert "big.png is 2.0 MB; WeCom takes at most 2 MB" in said["beats[0].attachments[1]"]
+    assert "beats[0].attachments[2]" not in said
 
 
 def test_moments_take_no_mini_program(tmp_path: Path) -> None:
@@ -135,6 +172,28 @@ def test_a_wecom_robot_posts_images_and_link_cards_and_lists_the_rest(tmp_path: 
     assert bodies[3]["news"]["articles"] == [{"title": "今晚8点限时秒杀", "url": "https://shop.example.com/flash?from=group", "description": "满99减30"}]
     keys = [req.headers.get("idempotency-key") for req in server.requests]
     assert len(set(keys)) == 4  # each part is its own message
+
+
+def test_a_robot_names_a_file_cover_and_marks_parts_only_of_a_split_text(tmp_path: Path) -> None:
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "cover.png").write_bytes(PNG)
+    beats = [_flash(attachments=[dict(LINK, cover="media/cover.png")])]
+    playbook = _project(tmp_path, beats, outputs=[{"type": "webhook", "format": "wecom", "url_env": "SIYU_WECOM_WEBHOOK"}])
+    warned = [p for p in json.loads(invoke("check", str(playbook), "--json").stdout)["files"][0]["problems"] if p["code"] == "attachment"]
+    assert [(p["severity"], p["path"]) for p in warned] == [("warning", "beats[0].attachments[0].cover")]
+    assert "shows its picture from a URL only" in warned[0]["message"]
+    with RecordingServer() as server:
+        env = siyu_env(SIYU_WECOM_WEBHOOK=server.url("/cgi-bin/webhook/send", key="robot-key-123456"))
+        result = run_siyu(tmp_path, "run", str(playbook), "--once", "--now", "2026-12-01T10:30:00+08:00", env=env)
+        assert result.returncode == 0, result.stderr
+        bodies = [req.json for req in server.requests]
+    assert [b["msgtype"] for b in bodies] == ["markdown", "news"]
+    text = bodies[0]["markdown"]["content"]
+    assert text.splitlines()[0] == "### 秒杀预告 flash", "one text, not split: no (1/2)"
+    assert "- 链接 link 今晚8点限时秒杀 封面 cover: media/cover.png (a file: the robot's card shows a picture only from a URL)" in text
+    assert "picurl" not in bodies[1]["news"]["articles"][0]
+    shown = json.loads(invoke("preview", "day", "1", str(playbook), "--json").stdout)["drafts"][0]["attachments"]
+    assert shown == ["链接 link: 今晚8点限时秒杀 https://shop.example.com/flash?from=group · 封面 cover media/cover.png"]
 
 
 def test_the_ecommerce_starter_sends_a_poster_and_a_link_card_with_its_flash_sales(tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
-"""check for attachments (files exist, WeCom's sizes) and for beats that skip groups by health."""
+"""check for attachments (files exist, their bytes are a type WeCom takes, WeCom's sizes) and for beats that skip groups by health."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from siyu_cli.errors import Problem
 from siyu_cli.playbook import LoadedPlaybook
-from siyu_cli.playbook._yaml import Path_
+from siyu_cli.playbook._yaml import Located, Path_
 from siyu_cli.render import search_path
 from siyu_cli.render._media import problems as media_problems
 from siyu_cli.render._media import resolve
@@ -32,15 +33,62 @@ def _lists(playbook: LoadedPlaybook) -> Iterator[tuple[Path_, Sequence[Any]]]:
 
 
 def attachment_problems(playbook: LoadedPlaybook) -> list[Problem]:
-    """Files beside the playbook that are missing or larger than WeCom takes (an image 2 MB, a video 10 MB)."""
+    """Files beside the playbook that are missing, not what WeCom takes or larger (an image 2 MB, a video 10 MB), and file covers a robot cannot show."""
     found: list[Problem] = []
+    robot = any(getattr(output, "format", None) == "wecom" for output in playbook.model.outputs)
     search = search_path(playbook)
     for path, items in _lists(playbook):
         for index, media in enumerate(resolve(items, search)):
-            for message in media_problems(media):
-                hint = "files are looked up like templates: beside the playbook, then templates/; fix the name or add the file" if "no such file" in message else "shrink or re-encode it"
-                found.append(playbook.located.problem(path + (index,), message, hint=hint, code="attachment"))
+            found.extend(_file_problems(playbook.located, path + (index,), media))
+            if robot and media.kind == "link" and media.cover_path is not None:
+                found.append(
+                    playbook.located.problem(
+                        path + (index, "cover"),
+                        f"a WeCom robot's link card (news) shows its picture from a URL only: the robot sends this card without {media.cover} and names the file under the text",
+                        hint="put the picture at an https:// URL and give that as cover (the outbox copies the file either way)",
+                        severity="warning",
+                        code="attachment",
+                    )
+                )
     return found
+
+
+def _file_problems(located: Located, where: Path_, media: Any) -> Iterator[Problem]:
+    for problem in media_problems(media):
+        yield located.problem(where, problem.message, hint=problem.hint, severity=problem.severity, code="attachment")
+
+
+def raw_attachment_problems(located: Located, path: Path) -> list[Problem]:
+    """The files of a playbook that does not validate, in the same round as its structural errors: every
+    attachment that is valid on its own (the others have their own errors) is looked up and measured."""
+    from pydantic import ValidationError
+
+    from siyu_cli.check._raw import _Beside
+    from siyu_cli.playbook._model import Attachment
+
+    search = search_path(_Beside(path.resolve().parent))  # type: ignore[arg-type]
+    found: list[Problem] = []
+    for where, items in _raw_lists(located.data, ()):
+        for index, item in enumerate(items):
+            try:
+                attachment = Attachment.model_validate(item)
+            except ValidationError:
+                continue
+            found.extend(_file_problems(located, where + (index,), resolve([attachment], search)[0]))
+    return found
+
+
+def _raw_lists(node: Any, here: Path_) -> Iterator[tuple[Path_, list[Any]]]:
+    """Every `attachments:` list in the file's beats, hooks and journeys, however the rest of it validates."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "attachments" and isinstance(value, list) and here:
+                yield here + (key,), value
+            elif isinstance(value, dict | list) and (here or key in ("beats", "hooks", "journeys")):
+                yield from _raw_lists(value, here + (key,))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _raw_lists(item, here + (index,))
 
 
 def health_problems(playbook: LoadedPlaybook, db: Any = None) -> list[Problem]:

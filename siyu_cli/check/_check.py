@@ -68,8 +68,8 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     try:
         playbook = read(path)
     except PlaybookInvalid as exc:
-        # One round: the templates are checked too, as far as they can be without a valid model.
-        result.problems = with_hints(exc.problems + _invalid_templates(path), _source(path))
+        # One round: the templates and attachment files are checked too, as far as they can be without a valid model.
+        result.problems = with_hints(exc.problems + _unvalidated(path), _source(path))
         return result
     result.playbook = playbook
     people: Sequence[Mapping[str, Any]] = contacts
@@ -100,8 +100,9 @@ def _source(path: Path) -> str | None:
         return None
 
 
-def _invalid_templates(path: Path) -> list[Problem]:
-    """The templates of a playbook that failed validation: named, compiled and their variable names checked."""
+def _unvalidated(path: Path) -> list[Problem]:
+    """The templates of a playbook that failed validation (named, compiled and their variable names checked) and its attachment files."""
+    from siyu_cli.check._assets import raw_attachment_problems
     from siyu_cli.check._raw import raw_template_problems
     from siyu_cli.playbook._yaml import load_located
 
@@ -109,7 +110,7 @@ def _invalid_templates(path: Path) -> list[Problem]:
     located = load_located(text, str(path))[0] if text is not None else None
     if located is None or not isinstance(located.data, dict):
         return []
-    return raw_template_problems(located, path)
+    return raw_template_problems(located, path) + raw_attachment_problems(located, path)
 
 
 def _unrendered_slips(playbook: LoadedPlaybook, found: Sequence[Problem]) -> list[Problem]:

@@ -42,11 +42,12 @@ class Media:
         return LABELS.get(self.kind, self.kind)
 
     def describe(self) -> str:
-        """One line for people: what it is and where it is."""
+        """One line for people: what it is and where it is (a card's cover too)."""
+        cover = f" · 封面 cover {self.cover}" if self.cover else ""
         if self.kind == "link":
-            return f"{self.label}: {self.title} {self.source}"
+            return f"{self.label}: {self.title} {self.source}{cover}"
         if self.kind == "miniprogram":
-            return f"{self.label}: {self.title} (appid {self.source}, page {self.page})"
+            return f"{self.label}: {self.title} (appid {self.source}, page {self.page}){cover}"
         return f"{self.label}: {self.source}"
 
 
@@ -94,18 +95,99 @@ def from_json(text: str | None) -> tuple[Media, ...]:
     return tuple(Media(**item) for item in json.loads(text))
 
 
-def problems(media: Media) -> list[str]:
-    """What is wrong with a file attachment where it is now: missing, not a file, over WeCom's size."""
+@dataclass(frozen=True)
+class FileProblem:
+    """What is wrong with an attachment's file: an error where WeCom would refuse it, else a warning."""
+
+    message: str
+    hint: str
+    severity: str = "error"
+
+
+ACCEPTED = {"image": ("jpeg", "png"), "video": ("mp4",)}  # WeCom: JPG or PNG images, MP4 videos
+_NAMED = {"jpeg": (".jpg", ".jpeg"), "png": (".png",)}
+_DESCRIBED = {
+    "jpeg": "a JPEG",
+    "png": "a PNG",
+    "mp4": "an MP4 video",
+    "heic": "a HEIC photo (an iPhone's own format)",
+    "avif": "an AVIF image",
+    "mov": "a QuickTime video",
+    "gif": "a GIF",
+    "webp": "a WebP image",
+    "text": "text",
+    "empty": "empty",
+    "unknown": "of a kind siyu does not know",
+}
+_HEIF = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def content_type(head: bytes) -> str:
+    """What a file's first bytes say it is (its extension may say otherwise): a key of _DESCRIBED."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[4:8] == b"ftyp":  # ISO base media: MP4, and the containers that share its box
+        brand = head[8:12]
+        return "heic" if brand in _HEIF else "avif" if brand == b"avif" else "mov" if brand == b"qt  " else "mp4"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if not head:
+        return "empty"
+    return "text" if _is_text(head) else "unknown"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # a character cut where the read stopped is still text
+            return False
+    return b"\x00" not in head
+
+
+def problems(media: Media) -> list[FileProblem]:
+    """What is wrong with a file attachment where it is now: missing, not a file, not what WeCom takes by its
+    bytes (a text file named .png), over WeCom's size; a JPEG named .png (or the other way) is a warning."""
     found = []
     for what, path in ((media.kind, media.path), ("cover", media.cover_path)):
         if path is None:
             continue
         file = Path(path)
         if not file.is_file():
-            found.append(f"{what} {path}: no such file")
+            found.append(FileProblem(f"{what} {path}: no such file", "files are looked up like templates: beside the playbook, then templates/; fix the name or add the file"))
             continue
-        limit = MAX_BYTES.get("image" if what == "cover" else media.kind)
+        kind = "image" if what == "cover" else media.kind
+        found.extend(_type_problems(what, kind, file))
+        limit = MAX_BYTES.get(kind)
         size = file.stat().st_size
         if limit is not None and size > limit:
-            found.append(f"{what} {path} is {size / 1024 / 1024:.1f} MB; WeCom takes at most {limit // 1024 // 1024} MB")
+            found.append(FileProblem(f"{what} {path} is {size / 1024 / 1024:.1f} MB; WeCom takes at most {limit // 1024 // 1024} MB", "shrink or re-encode it"))
     return found
+
+
+def _type_problems(what: str, kind: str, file: Path) -> list[FileProblem]:
+    accepted = ACCEPTED.get(kind)
+    if accepted is None:
+        return []
+    try:
+        with file.open("rb") as handle:
+            found = content_type(handle.read(512))
+    except OSError as exc:
+        return [FileProblem(f"{what} {file}: cannot be read ({exc.strerror or exc})", "check the file's permissions")]
+    if found not in accepted:
+        takes = " or ".join(_DESCRIBED[t].removeprefix("a ").removeprefix("an ") for t in accepted)
+        hint = "export it as .jpg or .png; share a phone photo as JPEG (兼容性最佳)" if kind == "image" else "convert it to MP4 (H.264)"
+        return [FileProblem(f"{what} {file} is {_DESCRIBED[found]} by its content, not {takes}: WeCom refuses it", hint)]
+    if kind == "image" and not file.name.lower().endswith(_NAMED[found]):
+        return [
+            FileProblem(
+                f"{what} {file} is {_DESCRIBED[found]} named {file.suffix}: WeCom reads the bytes and takes it, but people and other tools go by the name",
+                f"rename it to {file.stem}{_NAMED[found][0]}",
+                "warning",
+            )
+        ]
+    return []
