@@ -201,3 +201,51 @@ def test_check_warns_when_a_new_accounts_1v1_sends_or_adds_pass_its_stage_cap(ca
     assert "5 1v1 sends on 2026-12-01 as a 初生号 (new) account, above its cap of 2" in found
     assert "5 adds accepted on 2026-12-01 as a 初生号 (new) account, above its cap of 3" in found
     assert found.count("nurture-cap") == 2
+
+
+def _nurtured(camp: Path, nurture: str, **extra: Any) -> Path:
+    path = write(camp, [DAY_A], personas=NEW_ACCOUNT, **extra)
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", f"limits:\n  nurture: {nurture}\n"), encoding="utf-8")
+    return path
+
+
+def _warnings(code: str) -> list[dict[str, Any]]:
+    problems = json.loads(invoke("check", "playbook.yaml", "--json").stdout)["files"][0]["problems"]
+    return [p for p in problems if p["code"] == code]
+
+
+def test_an_account_registered_after_the_campaign_starts_is_warned_about(camp: Path) -> None:
+    write(camp, [DAY_A], personas=[{**NEW_ACCOUNT[0], "account_since": "2026-12-03"}])
+    (problem,) = _warnings("nurture-account")
+    assert problem["path"] == "personas[0].account_since" and problem["severity"] == "warning"
+    assert "registered on 2026-12-03, after the campaign starts on 2026-12-01: on days 1–2 it does not exist yet" in problem["message"]
+    write(camp, [DAY_A], personas=NEW_ACCOUNT)
+    assert _warnings("nurture-account") == []
+
+
+def test_check_counts_the_invitations_into_a_personas_groups_against_its_stage_cap(camp: Path) -> None:
+    from tests.playbooks_fixtures import add_event
+
+    _nurtured(camp, "{new: {invites: 2}}")
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
+    for n in range(1, 6):
+        add_event(camp / "siyu.db", f"join{n}", "group_joined", f"a{n}", "2026-12-01T03:00:00Z", "g1")
+    (problem,) = _warnings("nurture-cap")
+    assert "persona host would have 5 group invitations on 2026-12-01 as a 初生号 (new) account, above its cap of 2" in problem["message"]
+    assert problem["path"] == "groups"
+
+
+def test_without_contacts_check_estimates_from_the_playbooks_own_figures_and_says_so(camp: Path) -> None:
+    # A 初生号 taking its cap of 10 adds a day, each entering a two-step journey (the add day and the next): 20 1v1 sends
+    # from day 2, above its cap of 15. Its group takes members on day 1 while it may invite nobody.
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    journey = {"id": "close", "enter": {"event": "friend_added"}, "steps": [{"id": "hi", "after": "0m", "text": "你好"}, {"id": "ask", "after": "1d", "text": "用了吗"}]}
+    _nurtured(camp, "{new: {adds: 10, private: 15, invites: 0}}", hooks=[card], journeys=[journey])
+    invites, sends = sorted(_warnings("nurture-cap"), key=lambda p: p["path"])
+    assert sends["path"] == "limits.nurture"
+    assert "persona host would have 20 1v1 sends (estimated) on 2026-12-02 as a 初生号 (new) account, above its cap of 15" in sends["message"]
+    assert "an estimate from the playbook's own figures, as the store has no contacts to count" in sends["message"]
+    assert invites["path"] == "groups[0]" and "cap is 0 group invitations a day: an estimate from the playbook" in invites["message"]
+    # With contacts in the store the counts are real: no estimate.
+    add_contacts(camp / "siyu.db", contacts("a", 2, "a"))
+    assert not [p for p in _warnings("nurture-cap") if "estimate" in p["message"]]

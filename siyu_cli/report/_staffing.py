@@ -119,14 +119,17 @@ def _tier_mix(hook: Hook | None) -> list[tuple[str, float]]:
     return [(TIER_OF[t], w / total) for t, w in options]
 
 
-def _work_days(playbook: LoadedPlaybook, hook: Hook | None, tier_tag: str, rule: Any) -> tuple[set[int], set[int]]:
+def _work_days(playbook: LoadedPlaybook, hook: Hook | None, tier_tag: str, rule: Any, persona: str | None = None) -> tuple[set[int], set[int]]:
     """When a contact through `hook` with this tier needs a person: days after its add (0 = the add day) from
-    journey steps, and campaign days of private beats that name the contact (those after its add day count)."""
+    journey steps, and campaign days of private beats that name the contact (those after its add day count);
+    with `persona`, only the journeys that persona sends (the journey's persona, else the hook's)."""
     model = playbook.model
     tags = set(hook.tags if hook else ()) | {tier_tag}
     after: set[int] = set()
     for journey in model.journeys:
         if journey.enter.event != "friend_added":
+            continue
+        if persona is not None and (journey.persona or (hook.persona if hook else None) or persona) != persona:
             continue
         if journey.enter.hook and (hook is None or journey.enter.hook not in (hook.id, hook.code)):
             continue

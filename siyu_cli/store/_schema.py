@@ -331,3 +331,35 @@ def m023_send_tasks(db: Database) -> None:
         CREATE INDEX drafts_task ON drafts(task_id) WHERE task_id IS NOT NULL;
         """
     )
+
+
+@MIGRATIONS()
+def m024_wecom_tasks(db: Database) -> None:
+    """What the `wecom` output created in WeCom, one row per request: a mass send (`groupmsg`, one per 10,000
+    customers or 2,000 groups of a send task: `part`), a Moments job (`moment`; its moment_id once WeCom made it)
+    or a welcome. Read-back fills the task's recipients' outcome/done_by/done_at; `reminded` counts
+    remind_groupmsg_send calls (WeCom: 3 in 24 hours); `closed_at` ends read-back."""
+    db.executescript(
+        """
+        CREATE TABLE wecom_tasks (
+            task_id TEXT NOT NULL,              -- the send task (drafts.task_id)
+            output TEXT NOT NULL,
+            part INTEGER NOT NULL,
+            kind TEXT NOT NULL,                 -- groupmsg | moment | welcome
+            remote_id TEXT NOT NULL,            -- msgid, or the Moments jobid
+            moment_id TEXT,
+            playbook_id TEXT NOT NULL,
+            sender TEXT NOT NULL,               -- the staff member's userid
+            chat_type TEXT,                     -- single | group
+            recipients INTEGER NOT NULL,
+            created_at TEXT NOT NULL,           -- UTC
+            reminded INTEGER NOT NULL DEFAULT 0,
+            first_reminded_at TEXT,
+            last_reminded_at TEXT,
+            read_at TEXT,
+            closed_at TEXT,
+            PRIMARY KEY (task_id, output, part)
+        );
+        CREATE INDEX wecom_tasks_open ON wecom_tasks(playbook_id, closed_at);
+        """
+    )
