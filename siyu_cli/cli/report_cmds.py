@@ -467,7 +467,23 @@ def sop_cmd(
     if report.total.skipped and not wide:
         reasons = " · ".join(f"{reason} {count}" for reason, count in report.total.skipped.items())
         console.print(f"skipped by reason: {escape(reasons)}")
-    console.print("[dim]late = sent more than 10 minutes after due; done = marked sent by the front line (siyu outbox done).[/]")
+    rate = report.execution_rate
+    if rate is not None:
+        console.print(f"SOP 执行率 execution rate: {rate:.1%} ({report.total.done} done of {report.total.due - report.total.skipped_total - report.total.pending} handed out)")
+    if report.total.quota or report.total.not_friend or report.total.not_sent:
+        console.print(
+            f"read back from WeCom: refused by the monthly quota {report.total.quota} · not a friend {report.total.not_friend} · left out by staff {report.total.not_sent}",
+            markup=False,
+        )
+    if report.staff:
+        staff = Table(title="by staff member 员工", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
+        for name in ("staff", "done", "on time", "late", "on time %"):
+            staff.add_column(name, justify="left" if name == "staff" else "right", no_wrap=True)
+        for member in report.staff:
+            share = f"{member.on_time_rate:.0%}" if member.on_time_rate is not None else ""
+            staff.add_row(escape(member.staff), str(member.done), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0", share)
+        console.print(staff)
+    console.print("[dim]late = sent more than 10 minutes after due; done = sent by the staff member (read back from WeCom) or marked sent (siyu outbox done).[/]")
 
 
 @report_app.command("groups", epilog=examples("siyu report groups playbooks/camp.yaml", "siyu report groups --csv > groups.csv"))

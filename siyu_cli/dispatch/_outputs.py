@@ -78,6 +78,7 @@ class Outgoing:
     text: str
     attachments: tuple[Media, ...] = ()
     recipients: tuple[Recipient, ...] = ()
+    persona_id: str = ""
 
     @property
     def draft_ids(self) -> list[str]:
@@ -125,6 +126,8 @@ def build_outputs(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     attempts: int | None = None,
+    playbook: Any = None,
+    db: Any = None,
 ) -> list[Output]:
     """Outputs for a playbook's `outputs:` entries; fails before anything is sent.
 
@@ -167,10 +170,16 @@ def build_outputs(
             output = ConsoleOutput(console, name=unique(explicit or "console", bool(explicit)))
         elif kind == "webhook":
             output = _webhook(spec, index, environ, clock, sleep, limiters, unique, attempts)
+        elif kind == "wecom":
+            if playbook is None or db is None:
+                raise SiyuError(f"outputs[{index}]: the wecom output needs the playbook and its store", hint="run it with `siyu run`")
+            from siyu_cli.wecom._output import WecomOutput
+
+            output = WecomOutput(spec, name=unique(explicit or "wecom", bool(explicit)), playbook=playbook, db=db, environ=environ, sleep=sleep)
         else:
             raise SiyuError(
                 f"outputs[{index}]: unknown output type {kind!r}",
-                hint="use outbox, console, or {type: webhook, format: wecom|feishu|dingtalk|json, url_env: NAME}",
+                hint="use outbox, console, {type: webhook, format: wecom|feishu|dingtalk|json, url_env: NAME} or {type: wecom}",
             )
         taken.add(output.name)
         outputs.append(output)

@@ -80,6 +80,7 @@ class PassSummary:
     paused: list[str] = field(default_factory=list)
     revised: int = 0  # pending drafts re-timed or re-rendered after a playbook edit
     tasks: int = 0  # send tasks delivered: drafts sharing an account, beat, time, variant and text go as one
+    readback: dict[str, int] = field(default_factory=dict)  # what outputs read back (wecom): recipients by outcome, reminders
     held: list[str] = field(default_factory=list)  # outputs whose shared rate limit held drafts back for a later pass
     warnings: list[str] = field(default_factory=list)  # worth a person's look, not a failure (a renamed campaign)
 
@@ -93,6 +94,8 @@ class PassSummary:
         self.retrying += other.retrying
         self.revised += other.revised
         self.tasks += other.tasks
+        for key, count in other.readback.items():
+            self.readback[key] = self.readback.get(key, 0) + count
         self.paused.extend(name for name in other.paused if name not in self.paused)
         self.held.extend(name for name in other.held if name not in self.held)
         self.warnings.extend(other.warnings)
@@ -107,6 +110,7 @@ class PassSummary:
             "recorded": self.recorded,
             "sent": self.sent,
             "tasks": self.tasks,
+            "readback": self.readback,
             "deferred": self.deferred,
             "skipped": dict(self.skipped),
             "failed": self.failed,
@@ -161,7 +165,9 @@ class Runner:
     def _outputs(self) -> list[Output]:
         specs: list[Any] = [o if isinstance(o, str) else o.model_dump(exclude_none=True) for o in self.playbook.model.outputs]
         specs += [name for name in self.extra_outputs if name not in specs]
-        return build_outputs(specs, outbox_dir=self.outbox_dir, environ=self.environ, console=self.console, sleep=self.sleep, attempts=1)
+        return build_outputs(
+            specs, outbox_dir=self.outbox_dir, environ=self.environ, console=self.console, sleep=self.sleep, attempts=1, playbook=self.playbook, db=self.db
+        )
 
     def reload(self) -> bool:
         """Re-read the playbook if its content changed; a broken edit keeps the old one and raises."""
@@ -199,6 +205,7 @@ class Runner:
                     summary.unknown += doubted
                     summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their run died or lost its lease; they may have arrived")
                 self.plan(moment, summary)
+                self.sync(moment, summary)
             self.skip_missed(moment, summary)
             self.deliver_due(run, moment, inputs, summary)
             summary.next_due = self.next_due(moment)
@@ -272,6 +279,24 @@ class Runner:
         for output in self.outputs:
             output.flush()
         return results, names
+
+    def sync(self, now: datetime, summary: PassSummary) -> None:
+        """Outputs that read back what was really sent (wecom): tasks in doubt found or made pending again,
+        recipients' outcomes, reminders. Before delivery, so a task WeCom never made goes out this pass."""
+        for output in self.outputs:
+            reader = getattr(output, "sync", None)
+            if reader is None:
+                continue
+            report = reader(now)
+            if report.settled:
+                # Drafts this pass's recovery put in doubt that WeCom's own list has now settled.
+                summary.unknown = max(summary.unknown - report.settled, 0)
+                if summary.unknown == 0:
+                    summary.errors = [e for e in summary.errors if not e.startswith(DOUBT)]
+            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("found", report.found), ("resend", report.resend)]:
+                if count:
+                    summary.readback[key] = summary.readback.get(key, 0) + count
+            summary.errors.extend(report.errors)
 
     def skip_missed(self, now: datetime, summary: PassSummary) -> None:
         """Pending drafts already in the ledger are held to max_late too, counted from their due time."""
@@ -540,6 +565,10 @@ class Runner:
         def clock() -> datetime:
             return now + timedelta(seconds=_time.monotonic() - started)
 
+        for output in self.outputs:
+            if hasattr(output, "pass_clock"):
+                output.pass_clock = clock  # what an output records (a WeCom task's creation) is on the pass's clock
+
         while not self.stop_requested:
             leased = clock()
             batch = self.ledger.claim(run_id, now, CLAIM_BATCH, self.playbook.id, only=only, lease_from=leased)
@@ -702,10 +731,11 @@ class Runner:
             summary.retrying += 1
             return (draft_id, outcome, "pending", "retry")
         if refused is not None:
-            # The platform took the task but will not reach this recipient (WeCom's fail_list: not a friend).
+            # The platform took the task but will not reach this recipient (WeCom's fail_list: not a friend):
+            # recorded with its reason, not a failure to retry.
             attempt.outcomes[draft_id] = refused
-            summary.failed += 1
-            return (draft_id, outcome, "failed", refused)
+            summary.skipped[refused] += 1
+            return (draft_id, outcome, "skipped", refused)
         summary.sent += 1
         return (draft_id, outcome, "sent", None if row["reason"] in ("retry", "in_doubt", "crash") else row["reason"])
 
@@ -759,6 +789,7 @@ class Runner:
             text=str(row["text"] or ""),
             attachments=media_of(row.get("attachments")),
             recipients=recipients,
+            persona_id=persona,
         )
 
     @staticmethod

@@ -1,7 +1,8 @@
 """SOP execution: of what the playbook planned, what the front line was given and what it did.
 
-Read from the draft ledger, per campaign day, beat and persona. A draft is late when it was
-finished more than 10 minutes after it was due (or its reason says late); skipped drafts are
+Read from the draft ledger, per campaign day, beat and persona. A draft is late when it was done
+(`done_at`: sent by the staff member, as WeCom reports it, or marked done) or else finished more
+than 10 minutes after it was due (or its reason says late); skipped drafts are
 counted by the head of their reason (`limit:per_contact_per_day` counts as `limit`).
 """
 
@@ -35,6 +36,9 @@ class SopRow:
     failed: int = 0
     unknown: int = 0
     pending: int = 0
+    quota: int = 0  # WeCom refused: the customer had the month's company mass sends (read back)
+    not_friend: int = 0  # WeCom could not reach: not (or no longer) the staff member's customer
+    not_sent: int = 0  # the staff member confirmed the task but left this recipient out, or never confirmed
 
     @property
     def skipped_total(self) -> int:
@@ -48,6 +52,9 @@ class SopRow:
         self.failed += other.failed
         self.unknown += other.unknown
         self.pending += other.pending
+        self.quota += other.quota
+        self.not_friend += other.not_friend
+        self.not_sent += other.not_sent
         merged = Counter(self.skipped)
         merged.update(other.skipped)
         self.skipped = dict(sorted(merged.items()))
@@ -68,7 +75,27 @@ class SopRow:
             "failed": self.failed,
             "unknown": self.unknown,
             "pending": self.pending,
+            "quota": self.quota,
+            "not_friend": self.not_friend,
+            "not_sent": self.not_sent,
         }
+
+
+@dataclass
+class StaffRow:
+    """One staff member (done_by: a WeCom userid read back, or who typed `outbox done`): what they sent, on time or late."""
+
+    staff: str
+    done: int = 0
+    on_time: int = 0
+    late: int = 0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.done if self.done else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"staff": self.staff, "done": self.done, "on_time": self.on_time, "late": self.late, "on_time_rate": self.on_time_rate}
 
 
 @dataclass
@@ -78,14 +105,23 @@ class SopReport:
     day: int | None
     rows: list[SopRow]
     total: SopRow
+    staff: list[StaffRow] = field(default_factory=list)
+
+    @property
+    def execution_rate(self) -> float | None:
+        """SOP 执行率: done of the drafts handed to the front line (due − skipped − pending)."""
+        expected = self.total.due - self.total.skipped_total - self.total.pending
+        return self.total.done / expected if expected > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "playbook": self.playbook,
             "title": self.title,
             "day": self.day,
+            "execution_rate": self.execution_rate,
             "rows": [row.to_dict() for row in self.rows],
             "total": self.total.to_dict(),
+            "staff": [row.to_dict() for row in self.staff],
         }
 
 
@@ -111,14 +147,16 @@ def sop(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, day: int | None 
                CASE WHEN state = 'skipped' THEN {head} END AS why,
                COUNT(*),
                SUM(done_by IS NOT NULL),
-               SUM(state = 'sent' AND ((finished_at IS NOT NULL AND finished_at > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}'))
-                                       OR reason LIKE '%late%'))
+               SUM(state = 'sent' AND ((COALESCE(done_at, finished_at) IS NOT NULL
+                                        AND COALESCE(done_at, finished_at) > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}'))
+                                       OR reason LIKE '%late%')),
+               SUM(outcome = 'quota'), SUM(outcome = 'not_friend'), SUM(outcome = 'not_sent')
         FROM drafts WHERE playbook_id = ? {"AND day = ?" if day is not None else ""}
         GROUP BY day, beat, channel, persona, state, why
     """
     params: list[Any] = [playbook.id] + ([day] if day is not None else [])
     rows: dict[tuple[Any, ...], SopRow] = {}
-    for d, beat, channel, persona, state, why, count, done, late in db.conn.execute(sql, params):
+    for d, beat, channel, persona, state, why, count, done, late, quota, not_friend, not_sent in db.conn.execute(sql, params):
         key = (d, beat, persona)
         row = rows.get(key)
         if row is None:
@@ -126,6 +164,9 @@ def sop(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, day: int | None 
         row.due += count
         row.done += done or 0
         row.late += late or 0
+        row.quota += quota or 0
+        row.not_friend += not_friend or 0
+        row.not_sent += not_sent or 0
         if state == "sent":
             row.sent += count
         elif state == "skipped":
@@ -144,4 +185,18 @@ def sop(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, day: int | None 
     total = SopRow(day=day, beat="", title="total", channel="", persona=None)
     for row in ordered:
         total.add(row)
-    return SopReport(playbook=playbook.id, title=playbook.model.title, day=day, rows=ordered, total=total)
+    return SopReport(playbook=playbook.id, title=playbook.model.title, day=day, rows=ordered, total=total, staff=_staff(db, playbook, day))
+
+
+def _staff(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int | None) -> list[StaffRow]:
+    """Per staff member: drafts they sent (done_by), on time (within 10 minutes of due, by done_at) or late."""
+    sql = f"""
+        SELECT done_by, COUNT(*),
+               SUM(COALESCE(done_at, finished_at) > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}'))
+        FROM drafts WHERE playbook_id = ? AND done_by IS NOT NULL {"AND day = ?" if day is not None else ""}
+        GROUP BY done_by ORDER BY done_by
+    """
+    rows = []
+    for staff, count, late in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else [])):
+        rows.append(StaffRow(staff=staff, done=count, on_time=count - (late or 0), late=late or 0))
+    return rows

@@ -1,0 +1,198 @@
+"""The `wecom` output: each send task becomes a WeCom task its staff member confirms in their client.
+
+A private task is a mass send to its customers' external ids (`chat_type: single`), a group task one
+to its groups' chat ids, a Moments task a company Moments job for the persona's customers, and a
+welcome step with its contact's fresh WelcomeCode a `send_welcome_msg`. Tasks larger than WeCom takes
+in one call (10,000 customers, 2,000 groups) go in parts, each part committed with its msgid as soon
+as WeCom answers, so a crash repeats none. What WeCom created is kept in `wecom_tasks` for read-back
+(siyu_cli.wecom._sync). Not idempotent: a request whose answer never came is `unknown`, and the next
+pass looks for it in WeCom's own list (get_groupmsg_list_v2) instead of creating it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from siyu_cli._time import to_db, utcnow
+from siyu_cli.dispatch._outputs import Delivered
+from siyu_cli.errors import DeliveryError, SiyuError
+from siyu_cli.store import immediate
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from siyu_cli.dispatch._outputs import Outgoing
+    from siyu_cli.playbook import LoadedPlaybook
+    from siyu_cli.wecom._client import WecomClient
+    from siyu_cli.wecom._sync import SyncReport
+
+NOT_FRIEND = "not_friend"
+
+
+class WecomOutput:
+    """Hands send tasks to WeCom (企业微信 客户联系) for staff to confirm."""
+
+    idempotent = False
+
+    def __init__(self, spec: Mapping[str, Any], *, name: str, playbook: LoadedPlaybook, db: sqlite_utils.Database, environ: Mapping[str, str], sleep: Callable[[float], None]) -> None:
+        self.name = name
+        self.spec = dict(spec)
+        self.playbook = playbook
+        self.db = db
+        self.corp_id = _env(environ, self.spec.get("corp_id_env") or "SIYU_WECOM_CORP_ID", "the corp id (企业ID, 管理后台 我的企业 → 企业信息)")
+        self._secret = _env(environ, self.spec.get("secret_env") or "SIYU_WECOM_SECRET", "the 客户联系 Secret (管理后台 客户与上下游 → 客户联系 → API)")
+        self._sleep = sleep
+        self._client: WecomClient | None = None
+        self.pass_clock: Callable[[], datetime] = utcnow  # the pass's clock (the runner sets it each pass)
+        self.userids = {p.id: p.wecom_userid for p in playbook.model.personas if p.wecom_userid}
+        self.chats = {g.id: g.chat_id for g in playbook.model.groups if g.chat_id}
+        self.moments_tags: dict[str, str] = dict(self.spec.get("moments_tags") or {})
+        segments = playbook.model.segments
+        self.audiences = {b.id: segments.get(b.audience, b.audience) if b.audience else None for b in playbook.model.beats}
+
+    @property
+    def client(self) -> WecomClient:
+        """Made on first use, so a pass with nothing for WeCom imports no HTTP client."""
+        if self._client is None:
+            from siyu_cli._time import parse_duration
+            from siyu_cli.wecom._client import WecomClient
+
+            timeout = parse_duration(self.spec["timeout"]).total_seconds() if self.spec.get("timeout") else 10.0
+            self._client = WecomClient(self.corp_id, self._secret, db=self.db, timeout=timeout, sleep=self._sleep, attempts=2)
+        return self._client
+
+    def delivered_location(self, msg: Outgoing) -> str | None:
+        return None
+
+    def sync(self, now: datetime) -> SyncReport:
+        """Find tasks in doubt, read back what staff sent, remind who has not (siyu_cli.wecom._sync)."""
+        from siyu_cli.wecom._sync import sync
+
+        try:
+            return sync(self, self.db, self.playbook.id, now)
+        finally:
+            self.flush()
+
+    def flush(self) -> None:
+        """Each part is committed as WeCom answers it; the connection is let go until the next batch."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def sender(self, msg: Outgoing) -> str:
+        userid = self.userids.get(msg.persona_id)
+        if userid is None:
+            raise DeliveryError(
+                f"wecom: persona {msg.persona_id!r} has no wecom_userid, so WeCom cannot hand it the task",
+                hint=f"add wecom_userid: <the staff member's 账号 in 通讯录> to persona {msg.persona_id} (`siyu check` lists every one missing)",
+            )
+        return userid
+
+    def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> Delivered:
+        sender = self.sender(msg)
+        if msg.channel == "moments":
+            return self._moment(msg, sender)
+        if msg.channel == "welcome" and len(msg.recipients) == 1:
+            welcomed = self._welcome(msg, sender)
+            if welcomed is not None:
+                return welcomed
+        return self._mass(msg, sender, first_part, on_part)
+
+    def _mass(self, msg: Outgoing, sender: str, first_part: int, on_part: Callable[[int], None] | None) -> Delivered:
+        from siyu_cli.wecom._client import MAX_CHATS, MAX_EXTERNAL
+
+        group = msg.channel == "group"
+        ids: dict[str, str] = {}  # WeCom's id → the draft it reaches
+        for recipient in msg.recipients:
+            if group:
+                chat = self.chats.get(recipient.ident)
+                if chat is None:
+                    raise DeliveryError(
+                        f"wecom: group {recipient.ident!r} has no chat_id, so WeCom cannot post to it",
+                        hint=f"add chat_id: <the customer group's 客户群ID> to group {recipient.ident} (`siyu check` lists every one missing)",
+                    )
+                ids[chat] = recipient.draft_id
+            else:
+                ids[recipient.ident] = recipient.draft_id
+        order = list(ids)
+        size = MAX_CHATS if group else MAX_EXTERNAL
+        parts = [order[start : start + size] for start in range(0, len(order), size)]
+        refused: dict[str, str] = {}
+        msgids: list[str] = []
+        for number, chunk in enumerate(parts, start=1):
+            if number < first_part:
+                continue
+            try:
+                if group:
+                    msgid, failed = self.client.add_msg_template(chat_type="group", sender=sender, chat_ids=chunk, text=msg.text, attachments=msg.attachments)
+                else:
+                    msgid, failed = self.client.add_msg_template(chat_type="single", sender=sender, external_userids=chunk, text=msg.text, attachments=msg.attachments)
+            except DeliveryError as exc:
+                exc.parts_done = number - 1
+                raise
+            if msgid:
+                self._record(msg, number, "groupmsg", msgid, sender, "group" if group else "single", len(chunk))
+                msgids.append(msgid)
+            refused.update((ids[item], NOT_FRIEND) for item in failed if item in ids)
+            if on_part is not None and number < len(parts):
+                on_part(number)
+        return Delivered(f"wecom msgid {', '.join(msgids) or '(none: no recipient could receive it)'}", refused)
+
+    def _moment(self, msg: Outgoing, sender: str) -> Delivered:
+        visible: dict[str, Any] = {"sender_list": {"user_list": [sender]}}
+        tags = [self.moments_tags[tag] for tag in _audience_tags(self.audiences.get(msg.beat)) if tag in self.moments_tags]
+        if tags:
+            visible["external_contact_list"] = {"tag_list": tags}
+        jobid = self.client.add_moment_task(text=msg.text, attachments=msg.attachments, visible_range=visible)
+        self._record(msg, 1, "moment", jobid, sender, None, 1)
+        return Delivered(f"wecom moment job {jobid}")
+
+    def _welcome(self, msg: Outgoing, sender: str) -> Delivered | None:
+        """With the contact's WelcomeCode still fresh (20 s), the welcome itself; else None: a one-customer mass send."""
+        from siyu_cli.wecom._events import use_welcome_code, welcome_code
+
+        contact = msg.recipients[0].ident
+        now = self.pass_clock()
+        code = welcome_code(self.db, contact, sender, now)
+        if code is None or not use_welcome_code(self.db, code, now):
+            return None
+        sent = self.client.send_welcome_msg(code, msg.text, msg.attachments)
+        self._record(msg, 1, "welcome", code, sender, "single", 1)
+        return Delivered("wecom welcome" if sent else "wecom welcome: another welcome came first (41051)")
+
+    def _record(self, msg: Outgoing, part: int, kind: str, remote_id: str, sender: str, chat_type: str | None, count: int) -> None:
+        """Committed the moment WeCom answers: a crash after it never creates this part again."""
+        with immediate(self.db):
+            self.db.execute(
+                "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [msg.draft_id, self.name, part, kind, remote_id, msg.playbook_id, sender, chat_type, count, to_db(self.pass_clock())],
+            )
+
+
+def _audience_tags(expression: str | None) -> list[str]:
+    """The plain tags an audience names (`高意向 and not 已购` → 高意向), for a Moments job's WeCom tag filter."""
+    if not expression:
+        return []
+    words = expression.replace("(", " ").replace(")", " ").split()
+    found, negate = [], False
+    for word in words:
+        if word == "not":
+            negate = True
+            continue
+        if word not in ("and", "or") and not negate:
+            found.append(word)
+        negate = False
+    return found
+
+
+def _env(environ: Mapping[str, str], name: str, what: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SiyuError(
+            f"environment variable {name} is not set; the wecom output takes {what} from it",
+            hint=f"export {name}=... (secrets live in the environment, never in the playbook)",
+        )
+    return value

@@ -1,0 +1,239 @@
+"""Execution read-back for the `wecom` output: what staff really sent, per recipient, into the ledger.
+
+Three steps, each pass and `siyu sync`:
+- **find**: a task whose creating request may have reached WeCom (the pass died, or no answer came) is
+  looked for in WeCom's own list (get_groupmsg_list_v2: same text, created since the task was
+  claimed, handed to the same staff member). Found, it is recorded and its drafts are sent; not
+  there, WeCom never made it, so its drafts go back to pending and the next delivery creates it.
+- **read**: for each open task, the staff member's status (get_groupmsg_task) and, once they sent
+  it, each recipient's (get_groupmsg_send_result: sent at a time, not sent, not a friend, refused
+  by the monthly quota); Moments jobs by get_moment_task_result then get_moment_task. Outcomes go
+  in drafts.outcome with done_by (the staff userid) and done_at (when it went), as `outbox done`
+  would by hand.
+- **remind**: a task not confirmed `remind_after` after it was made (or after the last reminder)
+  is reminded (remind_groupmsg_send), at most 3 times in 24 hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from siyu_cli._time import from_db, parse_duration, to_db
+from siyu_cli.errors import DeliveryError
+from siyu_cli.store import immediate
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from siyu_cli.wecom._output import WecomOutput
+
+REMINDERS = 3  # remind_groupmsg_send: 每个群发最多可被提醒三次
+REMIND_WINDOW = timedelta(hours=24)
+GIVE_UP = timedelta(days=7)  # a task nobody confirmed in a week is read as not sent and closed
+LOOK_BACK = timedelta(minutes=5)  # WeCom's create_time and the claim's clock may differ a little
+# get_groupmsg_send_result's status → the ledger's outcome
+OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
+STAFF_SENT = 2  # get_groupmsg_task: 0 未发送, 2 已发送
+
+
+@dataclass
+class SyncReport:
+    """What one read-back did, for the pass summary and `siyu sync`."""
+
+    found: int = 0  # tasks in doubt found in WeCom's list (their drafts now sent)
+    resend: int = 0  # tasks in doubt WeCom does not have (their drafts pending again)
+    settled: int = 0  # drafts in doubt that finding settled (sent, or pending to send now)
+    read: int = 0  # open tasks read
+    outcomes: dict[str, int] = field(default_factory=dict)  # recipients by outcome, read this time
+    reminded: int = 0
+    closed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def sync(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, *, remind_after: str | None = None) -> SyncReport:
+    report = SyncReport()
+    for step in (_find, _read, _remind):
+        try:
+            step(output, db, playbook_id, now, report, remind_after or output.spec.get("remind_after") or "2h")
+        except DeliveryError as exc:
+            report.errors.append(f"{output.name}: {exc.message}")
+    return report
+
+
+def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
+    from siyu_cli.dispatch._tasks import send_tasks, task_of
+    from siyu_cli.wecom._client import MAX_CHATS, MAX_EXTERNAL
+
+    cursor = db.execute(
+        "SELECT d.* FROM drafts d JOIN deliveries v ON v.draft_id = d.draft_id AND v.output = ? "
+        "WHERE d.playbook_id = ? AND d.state = 'unknown' AND v.state IN ('unknown', 'inflight') AND d.channel IN ('private', 'group', 'journey', 'live', 'welcome')",
+        [output.name, playbook_id],
+    )
+    columns = [c[0] for c in cursor.description]
+    doubted = [dict(zip(columns, row, strict=True)) for row in cursor]
+    for task in send_tasks(doubted):
+        name = task_of([row["draft_id"] for row in task])
+        if task[0]["channel"] == "welcome" and len(task) == 1 and _welcome_code_spent(db, task[0]):
+            continue  # a welcome's code is spent either way: a person checks, nothing is created again
+        sender = output.userids.get(str(task[0]["persona"] or ""))
+        if sender is None:
+            continue
+        recorded = {row[0] for row in db.execute("SELECT remote_id FROM wecom_tasks WHERE output = ?", [output.name])}
+        parts = db.execute("SELECT COUNT(*) FROM wecom_tasks WHERE task_id = ? AND output = ?", [name, output.name]).fetchone()[0]
+        since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_BACK
+        chat_type = "group" if task[0]["channel"] == "group" else "single"
+        match = None
+        for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_BACK, filter_type=0):
+            msgid = str(item.get("msgid"))
+            if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
+                continue
+            if any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
+                match = msgid
+                break
+        ids = [row["draft_id"] for row in task]
+        marks = ", ".join("?" * len(ids))
+        report.settled += len(ids)
+        with immediate(db):
+            if match is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at) "
+                    "VALUES (?, ?, ?, 'groupmsg', ?, ?, ?, ?, ?, ?)",
+                    [name, output.name, parts + 1, match, playbook_id, sender, chat_type, len(task), to_db(now)],
+                )
+                report.found += 1
+                if parts + 1 < -(-len(task) // (MAX_CHATS if chat_type == "group" else MAX_EXTERNAL)):
+                    # The part in doubt was made; the parts after it never were: the next delivery starts after it.
+                    db.execute(f"UPDATE deliveries SET state = 'pending', parts = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [parts + 1, output.name, *ids])
+                    db.execute(f"UPDATE drafts SET state = 'pending', reason = 'retry', error = NULL, finished_at = NULL WHERE state = 'unknown' AND draft_id IN ({marks})", ids)
+                    continue
+                db.execute(f"UPDATE deliveries SET state = 'delivered', location = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [f"wecom msgid {match} (found)", output.name, *ids])
+                db.execute(f"UPDATE drafts SET state = 'sent', reason = NULL, error = NULL, task_id = ? WHERE state = 'unknown' AND draft_id IN ({marks})", [name, *ids])
+            else:
+                db.execute(f"UPDATE deliveries SET state = 'pending', error = NULL WHERE output = ? AND draft_id IN ({marks})", [output.name, *ids])
+                db.execute(
+                    f"UPDATE drafts SET state = 'pending', reason = 'retry', error = 'wecom: not in WeCom''s list of mass sends, so it was never created; sending it now', "
+                    f"finished_at = NULL, due_at = MIN(due_at, ?) WHERE state = 'unknown' AND draft_id IN ({marks})",
+                    [to_db(now), *ids],
+                )
+                report.resend += 1
+
+
+def _welcome_code_spent(db: sqlite_utils.Database, row: Mapping[str, Any]) -> bool:
+    contact = str(row["target"]).partition(":")[2]
+    return db.execute("SELECT 1 FROM wecom_welcome_codes WHERE contact_id = ? AND used_at IS NOT NULL", [contact]).fetchone() is not None
+
+
+def _open(db: sqlite_utils.Database, output: WecomOutput, playbook_id: str) -> list[dict[str, Any]]:
+    cursor = db.execute("SELECT * FROM wecom_tasks WHERE playbook_id = ? AND output = ? AND closed_at IS NULL ORDER BY created_at", [playbook_id, output.name])
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+
+def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
+    for task in _open(db, output, playbook_id):
+        report.read += 1
+        members = {str(t).partition(":")[2]: d for d, t in db.execute("SELECT draft_id, target FROM drafts WHERE task_id = ?", [task["task_id"]])}
+        if task["kind"] == "welcome":
+            _settle(db, task, [(d, "sent", task["sender"], task["created_at"]) for d in members.values()], now, report, close=True)
+        elif task["kind"] == "moment":
+            _read_moment(output, db, task, members, now, report)
+        else:
+            _read_groupmsg(output, db, task, members, now, report)
+
+
+def _read_groupmsg(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[str, Any], members: Mapping[str, str], now: datetime, report: SyncReport) -> None:
+    staff = {entry.get("userid"): entry for entry in output.client.groupmsg_task(task["remote_id"])}
+    mine = staff.get(task["sender"]) or {}
+    if mine.get("status") != STAFF_SENT:
+        if now - from_db(task["created_at"]) >= GIVE_UP:
+            _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
+        else:
+            _touch(db, task, now)
+        return
+    by_id = {ident if task["chat_type"] != "group" else output_group(output, ident): draft for ident, draft in members.items()}
+    results = []
+    for entry in output.client.groupmsg_send_result(task["remote_id"], task["sender"]):
+        ident = entry.get("chat_id") if task["chat_type"] == "group" else entry.get("external_userid")
+        draft = by_id.get(str(ident))
+        if draft is None:
+            continue
+        outcome = OUTCOMES.get(int(entry.get("status", 0)), "not_sent")
+        sent_at = to_db(datetime.fromtimestamp(int(entry["send_time"]), UTC)) if outcome == "sent" and entry.get("send_time") else None
+        results.append((draft, outcome, task["sender"] if outcome == "sent" else None, sent_at))
+    _settle(db, task, results, now, report, close=True)
+
+
+def output_group(output: WecomOutput, group_id: str) -> str:
+    return output.chats.get(group_id, group_id)
+
+
+def _read_moment(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[str, Any], members: Mapping[str, str], now: datetime, report: SyncReport) -> None:
+    moment_id = task["moment_id"]
+    if moment_id is None:
+        job = output.client.moment_task_result(task["remote_id"])
+        if int(job.get("status", 0)) != 3:
+            _touch(db, task, now)
+            return
+        moment_id = (job.get("result") or {}).get("moment_id")
+        if not moment_id:
+            error = (job.get("result") or {}).get("errmsg") or "WeCom made no moment"
+            _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
+            report.errors.append(f"{output.name}: Moments job {task['remote_id']}: {error}")
+            return
+        with immediate(db):
+            db.execute("UPDATE wecom_tasks SET moment_id = ? WHERE task_id = ? AND output = ? AND part = ?", [moment_id, task["task_id"], task["output"], task["part"]])
+    published = any(entry.get("userid") == task["sender"] and int(entry.get("publish_status", 0)) == 1 for entry in output.client.moment_task(moment_id))
+    if published:
+        _settle(db, task, [(d, "sent", task["sender"], to_db(now)) for d in members.values()], now, report, close=True)
+    elif now - from_db(task["created_at"]) >= GIVE_UP:
+        _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
+    else:
+        _touch(db, task, now)
+
+
+def _settle(db: sqlite_utils.Database, task: Mapping[str, Any], results: list[tuple[str, str, str | None, str | None]], now: datetime, report: SyncReport, *, close: bool) -> None:
+    with immediate(db):
+        db.conn.executemany(
+            "UPDATE drafts SET outcome = ?, done_by = COALESCE(?, done_by), done_at = COALESCE(?, done_at) WHERE draft_id = ?",
+            [(outcome, by, at, draft) for draft, outcome, by, at in results],
+        )
+        db.execute(
+            "UPDATE wecom_tasks SET read_at = ?, closed_at = ? WHERE task_id = ? AND output = ? AND part = ?",
+            [to_db(now), to_db(now) if close else None, task["task_id"], task["output"], task["part"]],
+        )
+    for _, outcome, _, _ in results:
+        report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+    report.closed += int(close)
+
+
+def _touch(db: sqlite_utils.Database, task: Mapping[str, Any], now: datetime) -> None:
+    with immediate(db):
+        db.execute("UPDATE wecom_tasks SET read_at = ? WHERE task_id = ? AND output = ? AND part = ?", [to_db(now), task["task_id"], task["output"], task["part"]])
+
+
+def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
+    wait = parse_duration(remind_after)
+    for task in _open(db, output, playbook_id):
+        if task["kind"] != "groupmsg":
+            continue
+        since = from_db(task["last_reminded_at"] or task["created_at"])
+        if now - since < wait:
+            continue
+        reminded, first = int(task["reminded"]), task["first_reminded_at"]
+        if first is not None and now - from_db(first) >= REMIND_WINDOW:
+            reminded, first = 0, None  # a new 24 hours
+        if reminded >= REMINDERS:
+            continue
+        output.client.remind_groupmsg_send(task["remote_id"])
+        with immediate(db):
+            db.execute(
+                "UPDATE wecom_tasks SET reminded = ?, first_reminded_at = ?, last_reminded_at = ? WHERE task_id = ? AND output = ? AND part = ?",
+                [reminded + 1, first or to_db(now), to_db(now), task["task_id"], task["output"], task["part"]],
+            )
+        report.reminded += 1
