@@ -15,7 +15,7 @@ from siyu_cli.render._media import problems as media_problems
 from siyu_cli.render._media import resolve
 
 
-def _lists(playbook: LoadedPlaybook) -> Iterator[tuple[Path_, Sequence[Any]]]:
+def attachment_lists(playbook: LoadedPlaybook) -> Iterator[tuple[Path_, Sequence[Any]]]:
     """Every `attachments:` list of the playbook with its YAML path."""
     model = playbook.model
     for bi, beat in enumerate(model.beats):
@@ -37,7 +37,7 @@ def attachment_problems(playbook: LoadedPlaybook) -> list[Problem]:
     found: list[Problem] = []
     robot = any(getattr(output, "format", None) == "wecom" for output in playbook.model.outputs)
     search = search_path(playbook)
-    for path, items in _lists(playbook):
+    for path, items in attachment_lists(playbook):
         for index, media in enumerate(resolve(items, search)):
             found.extend(_file_problems(playbook.located, path + (index,), media))
             if robot and media.kind == "link" and media.cover_path is not None:

@@ -15,6 +15,7 @@ from siyu_cli.check._assets import attachment_problems, health_problems
 from siyu_cli.check._hints import with_hints
 from siyu_cli.check._journeys import journey_problems
 from siyu_cli.check._nurture import nurture_caps
+from siyu_cli.check._wecom import strictness, wecom_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.journeys import sample_run, step_due
 from siyu_cli.playbook import LoadedPlaybook, read
@@ -87,6 +88,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(_lint(playbook, people, planner))
     result.problems.extend(journey_problems(playbook, people))
     result.problems.extend(attachment_problems(playbook) + health_problems(playbook, db))
+    result.problems.extend(wecom_problems(playbook, samples.routes, planner))
     if db is not None:
         result.problems.extend(renamed(playbook, db))
     result.problems = with_hints(result.problems, _source(path))
@@ -200,8 +202,14 @@ def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list
                 break
             if draft.channel == "moments" and draft.text and len(draft.text) > MOMENTS_MAX_CHARS:
                 path = _draft_path(playbook, draft)
+                severity, code = strictness(playbook, "moments-length")
+                refused = ": WeCom refuses the Moments task (add_moment_task)" if severity == "error" else ""
                 problems[(draft.content.name if draft.content else "", None, "long")] = located.problem(
-                    path, f"a Moments post of {len(draft.text)} characters (WeChat allows {MOMENTS_MAX_CHARS})", severity="warning", code="moments-length"
+                    path,
+                    f"a Moments post of {len(draft.text)} characters (WeChat allows {MOMENTS_MAX_CHARS}){refused}",
+                    hint=f"shorten it to {MOMENTS_MAX_CHARS:,} characters, or split it into two posts",
+                    severity=severity,
+                    code=code,
                 )
         if draft.content is not None:
             seen_contents.add((draft.content.template, draft.content.text))

@@ -17,13 +17,14 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from siyu_cli.check._wecom import by_welcome_api, staff_of, strictness
 from siyu_cli.errors import Problem
 from siyu_cli.playbook import LoadedPlaybook, TagExpr
 from siyu_cli.playbook._model import LintWord
@@ -250,16 +251,21 @@ def _formats(playbook: LoadedPlaybook, rendered: Sequence[Rendered]) -> Iterator
 
     robot = platform("wecom").chunk_bytes or 0
     wecom = any(getattr(output, "format", None) == "wecom" for output in playbook.model.outputs)
+    severity, code = strictness(playbook, "moments-images")
     for sample in rendered:
         if sample.channel == "moments":
             images = len(_IMAGE.findall(sample.text))
-            if images > MOMENTS_MAX_IMAGES:
+            attached = [a.kind for a in _attachments(playbook, sample)] if severity == "error" else []
+            others = [kind for kind in attached if kind != "image"]
+            if images + attached.count("image") > MOMENTS_MAX_IMAGES or (others and images):
+                what = f"{images} images" + (f" in its text and {', '.join(f'{attached.count(k)} {k}' for k in dict.fromkeys(attached))} attached" if attached else "")
+                refused = ": WeCom refuses the Moments task (add_moment_task)" if severity == "error" else ""
                 yield playbook.located.problem(
                     sample.path,
-                    f"{sample.content.name}: a Moments post with {images} images (WeChat allows {MOMENTS_MAX_IMAGES}, or 1 video, or 1 link)",
-                    hint="keep 9 images at most; split the rest into another post",
-                    severity="warning",
-                    code="moments-images",
+                    f"{sample.content.name}: a Moments post with {what} (WeChat allows {MOMENTS_MAX_IMAGES}, or 1 video, or 1 link){refused}",
+                    hint="keep 9 images at most, or one video or link alone; split the rest into another post",
+                    severity=severity,
+                    code=code,
                 )
         size = len(sample.text.encode("utf-8"))
         if wecom and size > robot:
@@ -272,59 +278,81 @@ def _formats(playbook: LoadedPlaybook, rendered: Sequence[Rendered]) -> Iterator
             )
 
 
+def _attachments(playbook: LoadedPlaybook, sample: Rendered) -> Sequence[Any]:
+    """What a rendered beat content is sent with: a pool entry's own attachments, else its beat's."""
+    if sample.content.attachments is not None:
+        return sample.content.attachments
+    if sample.path[:1] == ("beats",):
+        return playbook.model.beats[int(sample.path[1])].attachments
+    return ()
+
+
 def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem]:
     """The same staff member (persona) reaching the same customer twice on one day.
 
     WeCom lets a staff member's mass sends reach a customer once a day. Private beats whose
     audiences can hold one contact are counted per campaign day; each journey's steps are
     placed for a contact entering at 10:00 (`routes`: the journey book's). Welcome messages
-    (after: 0m) go through the welcome API and do not count."""
+    (after: 0m) go through the welcome API and do not count. Under the wecom output WeCom refuses
+    the second send, so each is an error (wecom-twice-a-day), and personas sharing a staff
+    member's wecom_userid are one staff member."""
     from siyu_cli.journeys import step_due
+    from siyu_cli.playbook._load import _compact
 
     model = playbook.model
+    severity, code = strictness(playbook, "twice-a-day")
+    refused = " and refuses the second mass send" if severity == "error" else ", the second mass send is refused"
+    staff = staff_of(playbook)
+    first = model.personas[0].id
     problems: list[Problem] = []
     private = [(bi, beat, playbook.audience(beat)) for bi, beat in enumerate(model.beats) if beat.channel == "private"]
-    reported: set[tuple[int, ...]] = set()
+    clashes: dict[tuple[int, int], set[int]] = {}
     for cohort in playbook.cohorts:
         days = playbook.beat_days_of(cohort)
         for day in range(1, model.days + 1):
             todays = [(bi, beat, expr) for bi, beat, expr in private if day in days[beat.id]]
             for (bi, beat, expr), (bj, other, other_expr) in itertools.combinations_with_replacement(todays, 2):
-                persona = beat.persona or model.personas[0].id
-                if persona != (other.persona or model.personas[0].id) or (bi, bj) in reported:
+                if staff[beat.persona or first] != staff[other.persona or first]:
                     continue
-                if bi == bj and len(beat.times) < 2:
-                    continue
-                if bi != bj and not _overlap(expr, other_expr):
-                    continue
-                reported.add((bi, bj))
-                both = f"beat {beat.id} posts at {', '.join(beat.times)}" if bi == bj else f"beats {beat.id} and {other.id} can both reach one contact"
-                problems.append(
-                    playbook.located.problem(
-                        ("beats", bj, "days") if bi != bj else ("beats", bi, "at"),
-                        f"{both} on day {day} from persona {persona}: WeCom lets a staff member reach a customer once a day, the second mass send is refused",
-                        hint="move one to another day, give it to another persona, or make the audiences exclusive",
-                        severity="warning",
-                        code="twice-a-day",
-                    )
-                )
+                if (bi, bj) not in clashes:
+                    if bi == bj and len(beat.times) < 2:
+                        continue
+                    if bi != bj and not _overlap(expr, other_expr):
+                        continue
+                    clashes[(bi, bj)] = set()
+                clashes[(bi, bj)].add(day)
+    for (bi, bj), days_hit in clashes.items():
+        beat, other = model.beats[bi], model.beats[bj]
+        both = f"beat {beat.id} posts at {', '.join(beat.times)}" if bi == bj else f"beats {beat.id} and {other.id} can both reach one contact"
+        who = f"persona {beat.persona or first}" + (f" and {other.persona or first}" if (other.persona or first) != (beat.persona or first) else "")
+        if staff[beat.persona or first] != (beat.persona or first):
+            who += f" (staff member {staff[beat.persona or first]})"
+        problems.append(
+            playbook.located.problem(
+                ("beats", bj, "days") if bi != bj else ("beats", bi, "at"),
+                f"{both} on day(s) {_compact(sorted(days_hit))} from {who}: WeCom lets a staff member reach a customer once a day{refused}",
+                hint="move one to another day, give it to another persona, or make the audiences exclusive",
+                severity=severity,
+                code=code,
+            )
+        )
     tz = playbook.tz
     entered = datetime.combine(playbook.cohorts[0].start, time(10, 0), tzinfo=tz)
     for route in routes:
         by_date: dict[date, list[str]] = defaultdict(list)
         for step in route.steps:
-            if route.kind == "welcome" and step.after == timedelta(0) and step.at is None:
-                continue
-            by_date[step_due(entered, step, tz).date()].append(step.id if route.kind == "journey" else f"#{step.index + 1}")
-        for ids in by_date.values():
+            if not by_welcome_api(route, step):
+                by_date[step_due(entered, step, tz).date()].append(step.id if route.kind == "journey" else f"#{step.index + 1}")
+        for when, ids in by_date.items():
             if len(ids) > 1:
                 problems.append(
                     playbook.located.problem(
                         route.path + ("steps" if route.kind == "journey" else "welcome",),
-                        f"steps {', '.join(ids)} of {route.id} reach a contact on the same day (entering at 10:00): WeCom lets a staff member reach a customer once a day",
+                        f"steps {', '.join(ids)} of {route.id} reach a contact on the same day (day {(when - entered.date()).days + 1} of a run entered at 10:00): "
+                        f"WeCom lets a staff member reach a customer once a day{refused}",
                         hint="space the steps a day apart",
-                        severity="warning",
-                        code="twice-a-day",
+                        severity=severity,
+                        code=code,
                     )
                 )
     return problems

@@ -1,0 +1,241 @@
+"""`siyu check` knows WeCom's rules (issue 12 item 5) for a playbook whose outputs include {type: wecom}:
+what WeCom would refuse is an error located at file, line and field, with the fix; without that output
+the same playbook keeps the warnings it had."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.playbooks_fixtures import NOON_1V1, add_contacts, invoke, write_playbook
+
+WECOM = [{"type": "wecom"}]
+STAFF = [
+    {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "xiaowanzi"},
+    {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "lilaoshi"},
+]
+GROUPS = [{"id": "g1", "name": "阅读营1群", "persona": "host", "chat_id": "wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAA"}]
+MORNING = {"id": "morning", "at": "08:30", "days": "all", "channel": "group", "text": "早上好，第{{ day }}天"}
+COVER = "https://cdn.example.com/cover.jpg"
+
+
+def _playbook(tmp_path: Path, **changes: Any) -> Path:
+    """A WeCom playbook that passes --strict; `changes` replace its parts (personas, groups, beats, outputs…)."""
+    parts: dict[str, Any] = {"personas": STAFF, "groups": GROUPS, "beats": [MORNING, NOON_1V1], "outputs": WECOM}
+    parts.update(changes)
+    return write_playbook(tmp_path, **parts)
+
+
+def _problems(path: Path, *args: str, code: int = 1) -> list[dict[str, Any]]:
+    result = invoke("check", str(path), "--json", *args, code=code)
+    return json.loads(result.stdout)["files"][0]["problems"]
+
+
+def _coded(path: Path, prefix: str, code: int = 1) -> list[dict[str, Any]]:
+    return [p for p in _problems(path, code=code) if p["code"].startswith(prefix)]
+
+
+def _line_of(path: Path, problem: dict[str, Any]) -> str:
+    return path.read_text(encoding="utf-8").splitlines()[problem["line"] - 1]
+
+
+def test_a_configured_wecom_playbook_passes_strict(tmp_path: Path) -> None:
+    hooks = [
+        {
+            "id": "card",
+            "kind": "package_card",
+            "code": "C1",
+            "persona": "host",
+            "welcome": [
+                {"after": "0m", "text": "欢迎！", "attachments": [{"miniprogram": "wx1234567890", "page": "pages/index/index", "title": "领取福利", "cover": COVER}]},
+                {"after": "1d", "at": "10:00", "text": "今天开营", "attachments": [{"link": "https://shop.example.com/camp", "title": "开营须知"}]},
+            ],
+        }
+    ]
+    journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1d", "text": "您好"}, {"id": "close", "after": "3d", "text": "下单"}]}
+    moments = {"id": "moments", "at": "21:00", "days": "all", "channel": "moments", "persona": "host", "text": "今天的分享" + "。" * 1900}
+    path = _playbook(tmp_path, hooks=hooks, journeys=[journey], beats=[MORNING, NOON_1V1, moments])
+    result = invoke("check", str(path), "--strict")
+    assert "✓ ok" in result.stdout
+    assert json.loads(invoke("check", str(path), "--json", "--strict").stdout)["files"][0]["problems"] == []
+
+
+def test_a_persona_that_sends_without_a_staff_member(tmp_path: Path) -> None:
+    personas = [dict(STAFF[0]), {k: v for k, v in STAFF[1].items() if k != "wecom_userid"}, {"id": "quiet", "name": "备用号"}]
+    path = _playbook(tmp_path, personas=personas, beats=[MORNING, {**NOON_1V1, "persona": "advisor"}])
+    (problem,) = _coded(path, "wecom-")
+    assert problem["code"] == "wecom-userid" and problem["severity"] == "error"
+    assert problem["path"] == "personas[1].wecom_userid" and problem["file"].endswith("playbook.yaml")
+    assert "id: advisor" in _line_of(path, problem)
+    assert "persona advisor (李老师) sends beat noon" in problem["message"]
+    assert "add wecom_userid" in problem["hint"]
+    # A persona that sends nothing (quiet) needs none; a journey without a persona sends from the account's persona or the first.
+    journey = {"id": "ladder", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1d", "text": "您好"}]}
+    path = _playbook(tmp_path, personas=[{k: v for k, v in STAFF[0].items() if k != "wecom_userid"}, STAFF[1]], beats=[NOON_1V1 | {"persona": "advisor"}], journeys=[journey], groups=[])
+    (problem,) = _coded(path, "wecom-")
+    assert problem["path"] == "personas[0].wecom_userid"
+    assert "journey ladder (to contacts who added wx_host_01, and by default)" in problem["message"]
+
+
+def test_a_group_a_beat_posts_to_needs_its_chat_id(tmp_path: Path) -> None:
+    groups = [{"id": "g1", "name": "阅读营1群", "persona": "host"}, {"id": "g2", "name": "阅读营2群", "persona": "host"}]
+    path = _playbook(tmp_path, groups=groups, beats=[{**MORNING, "groups": ["g1"]}])
+    (problem,) = _coded(path, "wecom-")
+    assert problem["code"] == "wecom-chat-id" and problem["path"] == "groups[0].chat_id"
+    assert "id: g1" in _line_of(path, problem)
+    assert "group g1 (阅读营1群) gets beat morning, but has no chat_id" in problem["message"] and "chat_id" in problem["hint"]
+
+
+def test_moments_wecom_refuses_are_errors_and_warnings_without_it(tmp_path: Path) -> None:
+    long = {"id": "long", "at": "21:00", "days": [1], "channel": "moments", "persona": "host", "text": "今天" + "。" * 2000}
+    mixed = {
+        "id": "mixed",
+        "at": "22:00",
+        "days": [1],
+        "channel": "moments",
+        "persona": "host",
+        "text": "".join(f"![图{n}](https://example.com/{n}.jpg)\n" for n in range(3)),
+        "attachments": [{"video": "https://cdn.example.com/clip.mp4"}],
+    }
+    gallery = {**mixed, "id": "gallery", "at": "22:30", "text": "".join(f"![图{n}](https://example.com/{n}.jpg)\n" for n in range(10)), "attachments": []}
+    path = _playbook(tmp_path, beats=[MORNING, long, mixed, gallery])
+    found = {(p["code"], p["path"]): p for p in _coded(path, "wecom-")}
+    assert set(found) == {("wecom-moments-length", "beats[1].text"), ("wecom-moments-images", "beats[2].text"), ("wecom-moments-images", "beats[3].text")}
+    assert all(p["severity"] == "error" for p in found.values())
+    assert "2002 characters" in found[("wecom-moments-length", "beats[1].text")]["message"]
+    assert "3 images in its text and 1 video attached" in found[("wecom-moments-images", "beats[2].text")]["message"]
+    assert "add_moment_task" in found[("wecom-moments-images", "beats[3].text")]["message"]
+    # The same posts without the wecom output: warnings as before, the text-and-video post is not flagged.
+    path = _playbook(tmp_path, beats=[MORNING, long, mixed, gallery], outputs=["outbox"])
+    codes = sorted((p["code"], p["severity"], p["path"]) for p in _problems(path, code=0))
+    assert codes == [("moments-images", "warning", "beats[3].text"), ("moments-length", "warning", "beats[1].text")]
+
+
+def test_a_card_the_welcome_api_cannot_take(tmp_path: Path) -> None:
+    card = {"miniprogram": "wx1234567890", "page": "pages/index/index", "title": "领取福利"}
+    long_link = {"link": "https://shop.example.com/camp", "title": "开营须知" * 12}
+    hooks = [
+        {"id": "card", "kind": "package_card", "persona": "host", "welcome": [{"after": "0m", "text": "欢迎", "attachments": [card]}, {"after": "1d", "text": "开营", "attachments": [long_link]}]}
+    ]
+    path = _playbook(tmp_path, hooks=hooks)
+    found = {p["path"]: p for p in _coded(path, "wecom-")}
+    assert set(found) == {"hooks[0].welcome[0].attachments[0]", "hooks[0].welcome[1].attachments[0]"}
+    first = found["hooks[0].welcome[0].attachments[0]"]
+    assert first["code"] == "wecom-attachment" and "without a cover" in first["message"] and "send_welcome_msg refuses it" in first["message"]
+    assert "miniprogram" in _line_of(path, first) and "add cover" in first["hint"]
+    later = found["hooks[0].welcome[1].attachments[0]"]
+    assert "a link title of 144 bytes (at most 128)" in later["message"] and "add_msg_template" in later["message"]
+    hooks[0]["welcome"][0]["attachments"] = [{**card, "cover": COVER}]
+    hooks[0]["welcome"][1]["attachments"] = [{**long_link, "title": "开营须知"}]
+    invoke("check", str(_playbook(tmp_path, hooks=hooks)), "--strict")
+
+
+def test_two_personas_one_staff_member(tmp_path: Path) -> None:
+    personas = [STAFF[0], {**STAFF[1], "wecom_userid": "xiaowanzi"}]
+    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor", "text": "晚上好"}
+    path = _playbook(tmp_path, personas=personas, beats=[MORNING, NOON_1V1, evening])
+    found = {p["code"]: p for p in _coded(path, "wecom-")}
+    shared = found["wecom-userid-shared"]
+    assert shared["severity"] == "warning" and shared["path"] == "personas[1].wecom_userid"
+    assert "personas host and advisor are both staff member xiaowanzi" in shared["message"] and "one-a-day" in shared["message"]
+    # One staff member: the two personas' beats reach one customer twice a day, which WeCom refuses.
+    twice = found["wecom-twice-a-day"]
+    assert twice["severity"] == "error" and twice["path"] == "beats[2].days"
+    assert "beats noon and evening" in twice["message"] and "day(s) 1-3" in twice["message"] and "staff member xiaowanzi" in twice["message"]
+
+
+def test_the_same_staff_member_twice_a_day(tmp_path: Path) -> None:
+    twice = {**NOON_1V1, "at": ["09:00", "19:30"], "days": [1, 3]}
+    path = _playbook(tmp_path, beats=[MORNING, twice])
+    (problem,) = _coded(path, "wecom-")
+    assert problem["code"] == "wecom-twice-a-day" and problem["severity"] == "error" and problem["path"] == "beats[1].at"
+    assert "beat noon posts at 09:00, 19:30 on day(s) 1, 3" in problem["message"] and "refuses the second mass send" in problem["message"]
+    assert "09:00" in _line_of(path, problem)
+    journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1h", "text": "您好"}, {"id": "pain", "after": "3h", "text": "再聊"}]}
+    (problem,) = _coded(_playbook(tmp_path, journeys=[journey]), "wecom-")
+    assert problem["code"] == "wecom-twice-a-day" and problem["path"] == "journeys[0].steps" and "ask, pain" in problem["message"]
+    # Without the wecom output: the copy lint's warning, as before.
+    path = _playbook(tmp_path, beats=[MORNING, twice], outputs=["outbox"])
+    (problem,) = [p for p in _problems(path, code=0) if "twice" in p["code"]]
+    assert problem["code"] == "twice-a-day" and problem["severity"] == "warning"
+
+
+def test_the_monthly_mass_send_quota_for_a_customer(tmp_path: Path) -> None:
+    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor", "audience": "家长 and 已购", "text": "晚上好，{{ contact.name }}"}
+    path = _playbook(tmp_path, beats=[NOON_1V1 | {"text": "今天第{{ day }}天"}, evening], days=31, groups=[])
+    (problem,) = _coded(path, "wecom-")
+    assert problem["code"] == "wecom-mass-quota" and problem["severity"] == "error"
+    message = problem["message"]
+    assert message.startswith("in 2026-12 a customer tagged 家长/已购 would receive 62 company mass sends (企业群发), above WeCom's default of 31 (the days of 2026-12)")
+    assert "beats evening ×31, noon ×31 (beat evening: one-recipient tasks, as the text names the contact" in message
+    assert "from the 32nd on (beat evening on 12-16 20:00)" in message and "an upper bound" in message
+    assert problem["path"] == "beats[1].days" and "days:" in _line_of(path, problem)
+    assert "limits.wecom_mass_per_month" in problem["hint"]
+    # The corp's own value.
+    invoke("check", str(_playbook(tmp_path, beats=[NOON_1V1, evening], days=31, groups=[], limits={"wecom_mass_per_month": 62})), "--strict")
+    (problem,) = _coded(_playbook(tmp_path, beats=[NOON_1V1, evening], days=31, groups=[], limits={"wecom_mass_per_month": 20}), "wecom-")
+    assert "above limits.wecom_mass_per_month 20" in problem["message"] and "from the 21st on" in problem["message"]
+
+
+def test_the_quota_is_per_calendar_month(tmp_path: Path) -> None:
+    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor"}
+    # 12 days in December (24 sends), 19 in January (38): only January is over.
+    path = _playbook(tmp_path, beats=[NOON_1V1, evening], days=31, start="2026-12-20", groups=[])
+    (problem,) = _coded(path, "wecom-")
+    assert problem["message"].startswith("in 2027-01 a customer tagged 家长 would receive 38 company mass sends") and "the days of 2027-01" in problem["message"]
+    invoke("check", str(_playbook(tmp_path, beats=[NOON_1V1, evening], days=24, start="2026-12-20", groups=[])), "--strict")
+
+
+def test_the_quota_with_the_stores_contacts(tmp_path: Path) -> None:
+    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor", "audience": "已购"}
+    path = _playbook(tmp_path, beats=[NOON_1V1, evening], days=31, groups=[])
+    db = tmp_path / "siyu.db"
+    add_contacts(db, [{"contact_id": "c1", "name": "王妈妈", "tags": ["家长"]}, {"contact_id": "c2", "name": "李爸爸", "tags": ["家长", "已购"]}, {"contact_id": "c3", "tags": ["家长", "已购"]}])
+    (problem,) = [p for p in _problems(path, "--db", str(db)) if p["code"] == "wecom-mass-quota"]
+    assert problem["message"].startswith("in 2026-12 contact c2 (李爸爸) would receive 62 company mass sends")
+    assert "1 more contact(s) are over too" in problem["message"] and "tags now" in problem["message"] and "upper bound" not in problem["message"]
+    add_contacts(db, [])
+    with_one = tmp_path / "one"
+    path = _playbook(with_one, beats=[NOON_1V1, evening], days=31, groups=[])
+    add_contacts(with_one / "siyu.db", [{"contact_id": "c1", "tags": ["家长"]}, {"contact_id": "c2", "tags": ["已购"]}])
+    invoke("check", str(path), "--db", str(with_one / "siyu.db"), "--strict")  # no contact is in both audiences
+
+
+def test_the_monthly_quota_of_a_customer_group(tmp_path: Path) -> None:
+    twice = {**MORNING, "at": ["08:30", "20:00"]}
+    path = _playbook(tmp_path, beats=[twice], days=31)
+    (problem,) = _coded(path, "wecom-")
+    assert problem["code"] == "wecom-mass-quota" and problem["path"] == "beats[0].days"
+    assert problem["message"].startswith("in 2026-12 group g1 (阅读营1群) would receive 62 company mass sends (企业群发)")
+    assert "beat morning ×62" in problem["message"] and "from the 32nd on (beat morning on 12-16 20:00)" in problem["message"]
+
+
+def test_without_the_wecom_output_nothing_new_is_an_error(tmp_path: Path) -> None:
+    """Everything above at once, with an outbox: no error, no wecom- finding."""
+    personas = [{"id": "host", "name": "小丸子"}, {"id": "advisor", "name": "李老师", "wecom_userid": "x"}, {"id": "helper", "name": "助教", "wecom_userid": "x"}]
+    beats = [
+        {**MORNING, "at": ["08:30", "20:00"]},
+        NOON_1V1,
+        {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor"},
+        {"id": "long", "at": "21:00", "days": [1], "channel": "moments", "persona": "host", "text": "今天" + "。" * 2000},
+    ]
+    hooks = [{"id": "card", "kind": "package_card", "welcome": [{"after": "0m", "text": "欢迎", "attachments": [{"miniprogram": "wx1234567890", "page": "p/i", "title": "领"}]}]}]
+    for outputs in (["outbox"], [{"type": "webhook", "format": "wecom", "url_env": "SIYU_WECOM_WEBHOOK"}], None):
+        path = _playbook(tmp_path, personas=personas, groups=[{"id": "g1", "name": "一群"}], beats=beats, hooks=hooks, days=31, outputs=outputs)
+        problems = _problems(path, code=0)
+        assert not [p for p in problems if p["severity"] == "error" or p["code"].startswith("wecom-")], problems
+        assert {p["code"] for p in problems} >= {"moments-length"}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_text_output_and_exit_codes(tmp_path: Path, strict: bool) -> None:
+    path = _playbook(tmp_path, groups=[{"id": "g1", "name": "阅读营1群", "persona": "host"}])
+    args = ["check", str(path)] + (["--strict"] if strict else [])
+    result = invoke(*args, code=1)
+    assert "playbook.yaml:" in result.stderr and "error: groups[0].chat_id: group g1" in result.stderr
+    assert "✗ 1 error(s)" in result.stdout
+    failed = json.loads(invoke("check", str(path), "--json", code=1).stdout)["files"][0]["failed_on"]
+    assert [p["code"] for p in failed] == ["wecom-chat-id"]
