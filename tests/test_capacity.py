@@ -148,9 +148,35 @@ def test_plan_capacity_on_a_hand_checkable_campaign(camp: Path) -> None:
     assert [days[d]["backlog_operator_days"] for d in range(3, 11)] == [0.5, 1.0, 1.5, 2.0, 2.5, 1.5, 0.5, 0.0]
     assert found["backlog_peak"]["day"] == 7 and found["operators_needed_max"] == 2
     table = invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--rates", "added=0.3").stdout
-    assert "add rate 30.0% (--rates added)" in table and "backlog peaks on day" in table
+    assert "add rate 30.0% (--rates added)" in table
+    assert "the busiest day (day 3, 2026-12-03) needs 3 operator(s) to do its 1v1 work the same day; with the 1 operator(s) the playbook has, 1v1 work carries over" in table
     enough = invoke("plan", "capacity", "-p", "playbook.yaml", "--cards", "1000", "--operators", "2").stdout
-    assert "2 keep up: no backlog" in enough
+    assert "needs 2 operator(s) to do its 1v1 work the same day; the 2 operator(s) given with --operators keep up: no backlog" in enough
+
+
+def test_plan_capacity_takes_event_names_and_percentages_and_refuses_rates_it_cannot_use(camp: Path) -> None:
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    journey = {"id": "close", "enter": {"event": "friend_added"}, "steps": [{"id": "hi", "after": "0m", "text": "{{ contact.name }}，你好"}]}
+    funnel = {"stages": [{"id": "added", "event": "friend_added"}, {"id": "ordered", "event": "order"}, {"id": "again", "event": "order", "nth": 2}]}
+    write(camp, [DAY_A], hooks=[card], journeys=[journey], funnel=funnel, personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+
+    def plan(*rates: str, code: int = 0) -> Any:
+        return invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", *(["--rates", *rates] if rates else []), "--json", code=code)
+
+    for given, source in (("friend_added=0.3", "--rates friend_added"), ("added=30%", "--rates added"), ("friend_added=30％", "--rates friend_added")):
+        found = json.loads(plan(given).stdout)
+        assert (found["add_rate"], found["add_rate_source"]) == (0.3, source), given
+    refused = plan("ordered=0.5", code=2).stderr
+    assert "--rates ordered: plan capacity works from the add rate (added) alone; ordered changes no figure here" in refused
+    assert "stages ordered, again are all order events" in plan("order=0.5", code=2).stderr
+    assert "write added=0.3 or added=30%" in plan("added=30", code=2).stderr
+    assert "two rates" in plan("friend_added=0.3,added=0.2", code=2).stderr
+
+
+def test_plan_capacity_says_when_nothing_needs_a_person(camp: Path) -> None:
+    write(camp, [MASS], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+    said = invoke("plan", "capacity", "playbook.yaml", "--cards", "100").stdout
+    assert "no day has 1v1 work that needs a person" in said and "at most 0" not in said
 
 
 def test_plan_capacity_refuses_a_bad_rate_and_keeps_plan_as_it_was(camp: Path) -> None:

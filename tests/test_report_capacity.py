@@ -45,7 +45,7 @@ def _matches(section: str, plan: dict[str, Any]) -> None:
     assert rows == [(str(d["day"]), str(d["operators_needed"]), f"{d['backlog_operator_days']:.3f}") for d in plan["days"]]
     bars = re.findall(r'<rect class="bar" data-day="(\d+)" data-needed="(\d+)"', section)
     assert bars == [(str(d["day"]), str(d["operators_needed"])) for d in plan["days"] if d["operators_needed"]]
-    assert f"At most {plan['operators_needed_max']} operator(s) a day" in section
+    assert f"needs {plan['operators_needed_max']} operator(s) to do its 1v1 work the same day" in section
     chart = section[section.index('<svg id="capacity-chart"') :]
     assert 'class="chart" viewBox="0 0 360 160"' in chart and chart.index("</svg>") < chart.index('id="capacity-table"')
     assert section.index("<details><summary>Every day") < section.index('id="capacity-table"')

@@ -460,13 +460,7 @@ def _print_staffing(result: Any) -> None:
         )  # fmt: skip
     console = out()
     console.print(table)
-    if peak is None:
-        console.print(f"at most {result.most} operator(s) a day; {result.operators} keep up: no backlog")
-    else:
-        console.print(
-            f"at most {result.most} operator(s) a day; with {result.operators} the backlog peaks on day {peak.day} ({peak.date}) "
-            f"at {peak.backlog:.2f} operator-days of 1v1 work carried over"
-        )
+    console.print(result.verdict(), markup=False, soft_wrap=True)
 
 
 def _print_plan(report: Any, loaded: Any) -> None:

@@ -110,15 +110,10 @@ def capacity_section(ctx: Any) -> Any:
         return Section("capacity", title, body)
     cards, rates, what, flags = basis
     plan = staffing(playbook, cards, rates)
-    peak = plan.peak
-    verdict = (
-        f"with {plan.operators} the 1v1 backlog peaks on day {peak.day} ({peak.date.isoformat()}) at {peak.backlog:.2f} operator-days carried over"
-        if peak is not None
-        else f"{plan.operators} keep up: no backlog"
-    )
+    verdict = plan.verdict()
     note = (
         f'<p class="note" id="capacity-basis">Planned from {what}; add rate {plan.add_rate:.1%} ({escape(plan.add_rate_source)}). '
-        f"At most {plan.most} operator(s) a day; {verdict}. Expected values, as "
+        f"{escape(verdict[0].upper() + verdict[1:])}. Expected values, as "
         f'<code style="overflow-wrap:anywhere">siyu plan capacity {escape(str(playbook.path))} {escape(flags)}</code> prints them.</p>'
     )
     table = f"<details><summary>Every day ({len(plan.days)} days)</summary>{capacity_table(plan)}</details>"

@@ -156,17 +156,21 @@ class Simulation:
 
 
 def parse_rates(items: list[str]) -> dict[str, float]:
-    """`added=0.2` (repeatable, or comma-separated) → {'added': 0.2}."""
+    """`added=0.2` or `added=20%` (repeatable, or comma-separated) → {'added': 0.2}."""
     rates: dict[str, float] = {}
     for item in items:
         for part in filter(None, (p.strip() for p in item.split(","))):
             name, sep, value = part.partition("=")
+            value = value.strip().replace("％", "%")
+            percent = value.endswith("%")
             try:
-                rate = float(value)
+                rate = float(value.removesuffix("%")) / (100 if percent else 1)
             except ValueError:
                 rate = math.nan
             if not sep or not name.strip() or math.isnan(rate):
-                raise UsageError(f"--rates {part!r}: write STAGE=RATE, e.g. added=0.15")
+                raise UsageError(f"--rates {part!r}: write STAGE=RATE, e.g. added=0.15 or added=15%")
+            if not percent and 1 < rate <= 100:
+                raise UsageError(f"--rates {part!r}: a rate is a share between 0 and 1", hint=f"write {name.strip()}={rate / 100:g} or {name.strip()}={rate:g}%")
             rates[name.strip()] = rate
     return rates
 
@@ -175,13 +179,32 @@ def _last_required(spec: Funnel, k: int) -> int:
     return next(j for j in range(k - 1, -1, -1) if not spec.stages[j].optional)
 
 
+def by_stage(stages: Sequence[Any], rates: dict[str, float], aliases: dict[str, str] | None = None) -> dict[str, float]:
+    """`--rates` keyed by stage id, each named by its id or by its stage's event (friend_added=0.3 for the stage
+    whose event is friend_added); `aliases` name stages the funnel does not have (plan capacity's `added`)."""
+    ids = {stage.id for stage in stages}
+    found: dict[str, float] = {}
+    for name, rate in rates.items():
+        stage = name
+        if name not in ids:
+            matching = [s.id for s in stages if s.event == name]
+            if len(matching) > 1:
+                raise UsageError(f"--rates {name}: stages {', '.join(matching)} are all {name} events", hint=f"name the stage: {matching[0]}=RATE")
+            stage = matching[0] if matching else (aliases or {}).get(name, name)
+        if stage in found and found[stage] != rate:
+            raise UsageError(f"--rates gives stage {stage} two rates, {found[stage]:g} and {rate:g} (as {name})", hint="give it once")
+        found[stage] = rate
+    return found
+
+
 def step_rates(spec: Funnel, rates: dict[str, float]) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
     """The step rate each stage is drawn at, so the asked rates hold in expectation; and what was asked.
 
-    A stage's asked rate is `--rates`, else its target, else DEFAULT_RATE, held against the target's
-    base (`of`) when it has one. f[k], the expected share of entrants reaching stage k, is
+    A stage's asked rate is `--rates` (by stage id or event), else its target, else DEFAULT_RATE, held against
+    the target's base (`of`) when it has one. f[k], the expected share of entrants reaching stage k, is
     f[last required before k] × step[k]; a `{rate, of}` target wants f[k] / f[of] = rate.
     """
+    rates = by_stage(spec.stages, rates)
     ids = [s.id for s in spec.stages]
     for name, rate in rates.items():
         if name not in ids:

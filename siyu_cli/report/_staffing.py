@@ -69,6 +69,19 @@ class StaffPlan:
     add_rate_source: str
     operators: int
     days: list[StaffDay]
+    operators_source: str = "the playbook has"
+
+    def verdict(self) -> str:
+        """What the table comes to, in a sentence: the busiest day's need, and whether the operators keep up."""
+        busiest = max(self.days, key=lambda d: (d.needed, -d.day), default=None)
+        if busiest is None or busiest.needed == 0:
+            return "no day has 1v1 work that needs a person (no journey step, and no private beat whose text names the contact, reaches these contacts): nothing to staff"
+        need = f"the busiest day (day {busiest.day}, {busiest.date}) needs {busiest.needed} operator(s) to do its 1v1 work the same day"
+        staff = f"the {self.operators} operator(s) {self.operators_source}"
+        peak = self.peak
+        if peak is None:
+            return f"{need}; {staff} keep up: no backlog"
+        return f"{need}; with {staff}, 1v1 work carries over and the backlog peaks on day {peak.day} ({peak.date}) at {peak.backlog:.2f} operator-days"
 
     @property
     def peak(self) -> StaffDay | None:
@@ -82,26 +95,41 @@ class StaffPlan:
     def to_dict(self) -> dict[str, Any]:
         peak = self.peak
         return {
-            "cards": self.cards, "add_rate": self.add_rate, "add_rate_source": self.add_rate_source, "operators": self.operators,
+            "cards": self.cards, "add_rate": self.add_rate, "add_rate_source": self.add_rate_source, "operators": self.operators, "operators_source": self.operators_source,
             "operators_needed_max": self.most, "backlog_peak": peak.to_dict() if peak else None, "days": [d.to_dict() for d in self.days],
         }  # fmt: skip
 
 
-def _add_rate(playbook: LoadedPlaybook, rates: dict[str, float]) -> tuple[float, str]:
-    from siyu_cli.report._simulate import step_rates
+def _add_rate(playbook: LoadedPlaybook, given: dict[str, float]) -> tuple[float, str]:
+    """The add rate and where it comes from; a --rates stage that cannot change the table is an error, not ignored."""
+    from siyu_cli.report._simulate import by_stage, step_rates
 
     funnel = playbook.model.funnel
     stages = funnel.stages if funnel else []
     added = next((s for s in stages if s.event == "friend_added"), None)
     key = added.id if added is not None else "added"  # without a friend_added stage, `added` names the add rate
+    aliases = {"friend_added": key}
+    rates = by_stage(stages, given, aliases)
+    named = {next(iter(by_stage(stages, {name: 0.0}, aliases))): name for name in given}  # each stage as the command line named it
+    unknown = sorted(set(rates) - {s.id for s in stages} - {key})
+    if unknown:
+        events = ", ".join(dict.fromkeys(s.event for s in stages))
+        raise UsageError(f"--rates {unknown[0]}: no such funnel stage", hint=f"stages: {', '.join(s.id for s in stages) or '(no funnel)'}" + (f", or their events ({events})" if events else "") + f"; the add rate is {key}")
+    through_card = funnel is not None and added is not None and stages[0].event == "card_sent" and added is not stages[0]
+    counted = {key} | ({s.id for s in stages[1 : stages.index(added) + 1]} if through_card and added is not None else set())
+    ignored = sorted(set(rates) - counted, key=[s.id for s in stages].index)
+    if ignored:
+        stage = ignored[0]
+        raise UsageError(
+            f"--rates {named.get(stage, stage)}: plan capacity works from the add rate ({key}){' and the stages from the card to it' if through_card else ''} alone; "
+            f"{stage} changes no figure here (the 1v1 work counted is every step a contact can get: exits are not taken off)",
+            hint=f"drop {named.get(stage, stage)}=…; give the add rate as {key}=RATE",
+        )
     if key in rates:
         if not 0 < rates[key] <= 1:
-            raise UsageError(f"--rates {key}={rates[key]}: an add rate is above 0 and at most 1")
-        return rates[key], f"--rates {key}"
-    unknown = sorted(set(rates) - {s.id for s in stages})
-    if unknown:
-        raise UsageError(f"--rates {unknown[0]}: no such funnel stage", hint=f"stages: {', '.join(s.id for s in stages) or '(no funnel)'}")
-    if funnel and added is not None and stages[0].event == "card_sent" and added is not stages[0]:
+            raise UsageError(f"--rates {named.get(key, key)}={rates[key]:g}: an add rate is above 0 and at most 1", hint=f"write {key}=0.15 or {key}=15%")
+        return rates[key], f"--rates {named.get(key, key)}"
+    if through_card:
         step, _ = step_rates(funnel, rates)
         share, index = 1.0, stages.index(added)
         for stage in stages[1 : index + 1]:
@@ -195,4 +223,4 @@ def staffing(playbook: LoadedPlaybook, cards: int, rates: dict[str, float] | Non
         day = table[-1].day + 1
         backlog = max(0.0, backlog - staff)
         table.append(StaffDay(day, start + timedelta(days=day - 1), backlog=backlog))
-    return StaffPlan(cards, rate, source, staff, table)
+    return StaffPlan(cards, rate, source, staff, table, "given with --operators" if operators is not None else "the playbook has")
