@@ -146,3 +146,45 @@ class ClaimLost(SiyuError):
     def __init__(self, draft_id: str) -> None:
         super().__init__(f"{draft_id}: claim lost to another run", hint="its lease expired while this run was hung or paused")
         self.draft_id = draft_id
+
+
+class WecomError(DeliveryError):
+    """WeCom's server API refused a call, or could not be asked. `api` is the call (e.g.
+    externalcontact/add_msg_template); `errcode`/`errmsg` are WeCom's answer when it gave one (None before
+    anything was sent). `transient`: the same call may succeed later; `maybe_sent`: a creating call was written
+    but its answer never came, so WeCom may hold the task: record it `unknown`, never resend blindly."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        api: str,
+        errcode: int | None = None,
+        errmsg: str = "",
+        hint: str = "",
+        transient: bool = False,
+        maybe_sent: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, transient=transient, maybe_delivered=maybe_sent, retry_after=retry_after, hint=hint)
+        self.api = api
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    @property
+    def maybe_sent(self) -> bool:
+        return self.maybe_delivered
+
+
+class WecomTransient(WecomError):
+    """WeCom was busy, rate-limited or out of reach and nothing was created: try again later (`retry_after`)."""
+
+    def __init__(self, message: str, *, api: str, errcode: int | None = None, errmsg: str = "", hint: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, api=api, errcode=errcode, errmsg=errmsg, hint=hint, transient=True, retry_after=retry_after)
+
+
+class WecomMaybeSent(WecomError):
+    """A creating call (a mass-send task, a Moments task, a welcome) went out and no answer came back."""
+
+    def __init__(self, message: str, *, api: str, hint: str = "") -> None:
+        super().__init__(message, api=api, hint=hint, maybe_sent=True)

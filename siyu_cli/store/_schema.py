@@ -363,3 +363,32 @@ def m024_wecom_tasks(db: Database) -> None:
         CREATE INDEX wecom_tasks_open ON wecom_tasks(playbook_id, closed_at);
         """
     )
+
+
+@MIGRATIONS()
+def m070_wecom_cache(db: Database) -> None:
+    """WeCom's access token, shared by every process on the store (`app` is a short hash of the secret, never the
+    secret), and the media ids WeCom gave for uploaded files, by content hash, until they expire (3 days; NULL:
+    a permanent image URL from media/uploadimg). Epoch seconds, as WeCom counts."""
+    db.executescript(
+        """
+        CREATE TABLE wecom_tokens (
+            corp_id TEXT NOT NULL,
+            app TEXT NOT NULL,
+            token TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            fetched_at REAL NOT NULL,
+            PRIMARY KEY (corp_id, app)
+        ) WITHOUT ROWID;
+        CREATE TABLE wecom_media (
+            corp_id TEXT NOT NULL,
+            purpose TEXT NOT NULL,              -- media (media/upload), attachment (Moments), image (uploadimg URL)
+            kind TEXT NOT NULL,                 -- image | video | file
+            sha256 TEXT NOT NULL,
+            media_id TEXT NOT NULL,             -- or the URL, for purpose image
+            uploaded_at REAL NOT NULL,
+            expires_at REAL,
+            PRIMARY KEY (corp_id, purpose, kind, sha256)
+        ) WITHOUT ROWID;
+        """
+    )
