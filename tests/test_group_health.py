@@ -69,6 +69,22 @@ def test_report_groups_classes_each_group_with_its_signals(tmp_path: Path) -> No
     assert data["settings"]["window"] == "7d" and data["settings"]["value"] == {"talkers": 3, "share": 0.1}
 
 
+def test_a_spam_groups_columns_count_the_ads_it_is_classed_by(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from siyu_cli.cli import app
+
+    playbook, db = _camp(tmp_path)
+    args = ["report", "groups", str(playbook), "--db", str(db), "--until", "2026-12-08"]
+    g3 = next(g for g in json.loads(invoke(*args, "--json").stdout)["groups"] if g["group"] == "g3")
+    assert (g3["health"], g3["signals"]["messages"], g3["signals"]["ads"], g3["signals"]["talkers"]) == ("spam", 7, 7, 0)
+    assert "7 of 7 messages were ads" in g3["why"]
+    for columns, cells in (("200", ["10", "0", "7", "7", "0", "0"]), ("60", ["10", "0", "7", "0"])):
+        table = CliRunner().invoke(app, args, env={"NO_COLOR": "1", "COLUMNS": columns}).stdout
+        row = next(line for line in table.splitlines() if "广告群 spam" in line)
+        assert row.split("✕")[-1].split()[: len(cells)] == cells, (columns, row)
+
+
 def test_report_groups_table_and_csv(tmp_path: Path) -> None:
     playbook, db = _camp(tmp_path)
     table = invoke("report", "groups", str(playbook), "--db", str(db), "--until", "2026-12-08").stdout

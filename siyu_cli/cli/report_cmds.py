@@ -523,9 +523,10 @@ def groups_cmd(
         return
     table = Table(title=f"Group health 群健康 · {escape(pb.model.title)}", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
     wide = console.width >= 140
-    narrow = console.width < 110  # a phone-sized terminal: the group's id, two weeks of trend, no message counts
+    narrow = console.width < 110  # a phone-sized terminal: the group's id, two weeks of trend
     days = 14 if narrow else 21
-    counts = ["members", "talkers", "active", "left"] if narrow else ["members", "talkers", "messages", "ads", "active", "left"]
+    # Below 80 columns the counts each class is decided on (talkers: value, ads: spam, active: dead); the why lines say the rest.
+    counts = ["members", "talkers", "messages", "ads", "active", "left"] if console.width >= 80 else ["members", "talkers", "ads", "active"]
     columns = ["group", "health", "trend", *counts] + (["why"] if wide else [])
     for name in columns:
         table.add_column(name, justify="left" if name in ("group", "health", "trend", "why") else "right", no_wrap=name != "why")

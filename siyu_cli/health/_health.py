@@ -7,7 +7,8 @@ filtered by health decides on what was known the evening before: no look-ahead.
 
 Signals per group over the window (playbook `group_health.window`, 7 days by default):
 members (from group_joined / group_left, else the contacts of a cohort with this one group),
-talkers (members with a `message_replied` in the group that is not an ad), messages, ads,
+talkers (members with a `message_replied` in the group that is not an ad), messages (every
+`message_replied` in the group, ads included, so a spam group shows what it said), ads among them,
 check-ins and orders in the group (an event without a group counts for the groups its contact
 was in), active members (spoke, checked in or ordered), joins and leaves.
 """
@@ -138,10 +139,10 @@ class HealthBook:
                     sizes.append((day, len(members[group])))
             elif kind == "message_replied":
                 bucket = self._days[group][day]
+                bucket.messages += 1
                 if _is_ad(props, ad_prop, ad_values):
                     bucket.ads += 1
                 else:
-                    bucket.messages += 1
                     bucket.talkers.add(contact)
                     bucket.active.add(contact)
             else:
@@ -225,9 +226,8 @@ class HealthBook:
         if age < window:
             why = f"{age} of the {window} days of history a class needs (since {since})"
             return DayHealth(group, day, "new", s, why)
-        said = s.messages + s.ads
-        if said >= rules.spam.messages and s.ads >= rules.spam.share * said:
-            return DayHealth(group, day, "spam", s, f"{s.ads} of {said} messages were ads (≥ {rules.spam.share:.0%} of ≥ {rules.spam.messages})")
+        if s.messages >= rules.spam.messages and s.ads >= rules.spam.share * s.messages:
+            return DayHealth(group, day, "spam", s, f"{s.ads} of {s.messages} messages were ads (≥ {rules.spam.share:.0%} of ≥ {rules.spam.messages})")
         if s.active <= rules.dead.active:
             return DayHealth(group, day, "dead", s, f"{s.active} active members in {window} days (≤ {rules.dead.active})")
         share = s.talkers / s.members if s.members else 0.0
