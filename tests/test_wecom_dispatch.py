@@ -157,3 +157,21 @@ def test_a_welcome_with_a_fresh_code_goes_through_send_welcome_msg_once(corp: Pa
     once("2026-12-02 12:31:05")
     made = [c for c in wecom.of("externalcontact/add_msg_template") if c.errcode == 0]  # a day on, the token expired once (42001)
     assert wecom.count("externalcontact/send_welcome_msg") == 1 and len(made) == 1 and made[0].body["external_userid"] == ["wmNEW"]
+
+
+def test_siyu_sync_reads_back_without_a_pass_and_refuses_a_playbook_without_wecom(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[POST], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    wecom.now = at("2026-12-01 12:01")
+    once("2026-12-01 12:01")
+    [msgid] = list(wecom.templates)
+    wecom.confirm(msgid, "aqi", at=at("2026-12-01 12:05"))
+    result = invoke("sync", "--now", "2026-12-01 12:06", "--json")
+    assert json.loads(result.stdout)["readback"] == {"sent": 2}
+    assert query(corp / "siyu.db", "SELECT target, outcome, done_by, done_at FROM drafts ORDER BY target") == [
+        ("group:g1", "sent", "aqi", "2026-12-01T04:05:00Z"),
+        ("group:g2", "sent", "aqi", "2026-12-01T04:05:00Z"),
+    ]
+    assert "nothing new" in invoke("sync", "--now", "2026-12-01 12:07").stderr  # a closed task is not read again
+    plain = write_playbook(corp / "plain", beats=[POST], days=1)
+    refused = invoke("sync", str(plain), code=2)
+    assert "no output that reads back" in refused.stderr and "add {type: wecom}" in refused.stderr

@@ -214,6 +214,30 @@ class Runner:
                 self.ledger.finish_run(run, utcnow())
         return summary
 
+    def welcome(self, contact_id: str, now: datetime | None = None) -> PassSummary:
+        """A pass for one contact just added, as `siyu serve` runs it after the friend_added callback: what came
+        due is planned (the add is in the store), and only that contact's due drafts are delivered, so its
+        `after: 0m` welcome goes out within WeCom's 20 seconds while cron's passes deliver the rest."""
+        moment = (now or utcnow()).astimezone(self.playbook.tz)
+        run = self.ledger.start_run(self.playbook.id, "welcome", utcnow())
+        summary = PassSummary(now=moment)
+        try:
+            with bulk():
+                inputs = self.inputs(moment)
+                self.plan(moment, summary)
+            due = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT draft_id FROM drafts WHERE target = ? AND +playbook_id = ? AND state = 'pending' AND due_at <= ?",
+                    [f"contact:{contact_id}", self.playbook.id, to_db(moment)],
+                )
+            ]
+            if due:
+                self.deliver_due(run, moment, inputs, summary, only=due)
+        finally:
+            self.ledger.finish_run(run, utcnow())
+        return summary
+
     def recover(self, now: datetime, inputs: PlanInputs, run_id: str | None = None) -> tuple[int, int]:
         """Take over and settle claims whose run died or whose lease expired (a hung or paused run):
         delivered, pending again, or unknown (never resent blindly).
