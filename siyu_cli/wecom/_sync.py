@@ -36,7 +36,7 @@ GIVE_UP = timedelta(days=7)  # a task nobody confirmed in a week is read as not 
 LOOK_BACK = timedelta(minutes=5)  # WeCom's create_time and the claim's clock may differ a little
 # get_groupmsg_send_result's status → the ledger's outcome
 OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
-STAFF_SENT = 2  # get_groupmsg_task: 0 未发送, 2 已发送
+UNSENT = 0  # get_groupmsg_task: 0 未发送, 2 已发送 (the docs' own example shows 1: any other value is sent)
 
 
 @dataclass
@@ -150,7 +150,7 @@ def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
 def _read_groupmsg(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[str, Any], members: Mapping[str, str], now: datetime, report: SyncReport) -> None:
     staff = {entry.get("userid"): entry for entry in output.client.groupmsg_task(task["remote_id"])}
     mine = staff.get(task["sender"]) or {}
-    if mine.get("status") != STAFF_SENT:
+    if int(mine.get("status", UNSENT)) == UNSENT:
         if now - from_db(task["created_at"]) >= GIVE_UP:
             _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
         else:
