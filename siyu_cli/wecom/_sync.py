@@ -138,7 +138,8 @@ def _open(db: sqlite_utils.Database, output: WecomOutput, playbook_id: str) -> l
 def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
     for task in _open(db, output, playbook_id):
         report.read += 1
-        members = {str(t).partition(":")[2]: d for d, t in db.execute("SELECT draft_id, target FROM drafts WHERE task_id = ?", [task["task_id"]])}
+        # Recipients WeCom has not answered for yet (a fail_list one is not_friend already).
+        members = {str(t).partition(":")[2]: d for d, t in db.execute("SELECT draft_id, target FROM drafts WHERE task_id = ? AND outcome IS NULL", [task["task_id"]])}
         if task["kind"] == "welcome":
             _settle(db, task, [(d, "sent", task["sender"], task["created_at"]) for d in members.values()], now, report, close=True)
         elif task["kind"] == "moment":
@@ -166,6 +167,9 @@ def _read_groupmsg(output: WecomOutput, db: sqlite_utils.Database, task: Mapping
         outcome = OUTCOMES.get(int(entry.get("status", 0)), "not_sent")
         sent_at = to_db(datetime.fromtimestamp(int(entry["send_time"]), UTC)) if outcome == "sent" and entry.get("send_time") else None
         results.append((draft, outcome, task["sender"] if outcome == "sent" else None, sent_at))
+    listed = {draft for draft, _, _, _ in results}
+    # A group task lists only the groups it went to: the others the staff member left out.
+    results.extend((draft, "not_sent", None, None) for draft in by_id.values() if draft not in listed)
     _settle(db, task, results, now, report, close=True)
 
 
