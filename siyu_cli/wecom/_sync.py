@@ -168,8 +168,9 @@ def _read_groupmsg(output: WecomOutput, db: sqlite_utils.Database, task: Mapping
         sent_at = to_db(datetime.fromtimestamp(int(entry["send_time"]), UTC)) if outcome == "sent" and entry.get("send_time") else None
         results.append((draft, outcome, task["sender"] if outcome == "sent" else None, sent_at))
     listed = {draft for draft, _, _, _ in results}
-    # A group task lists only the groups it went to: the others the staff member left out.
-    results.extend((draft, "not_sent", None, None) for draft in by_id.values() if draft not in listed)
+    if task["chat_type"] == "group" and task["recipients"] == len(by_id):
+        # A group task lists only the groups it went to: the others the staff member left out.
+        results.extend((draft, "not_sent", None, None) for draft in by_id.values() if draft not in listed)
     _settle(db, task, results, now, report, close=True)
 
 
