@@ -78,6 +78,15 @@ def test_a_mass_send_is_one_wecom_task_and_what_staff_send_comes_back(corp: Path
     [(done_at,)] = query(corp / "siyu.db", "SELECT done_at FROM drafts WHERE target = 'contact:wm0000' AND beat = 'close'")
     assert done_at == "2026-12-01T04:35:00Z"
 
+    # The group task is still open: a pass reads it at most every 5 minutes (cron runs every minute); sync reads it now.
+    reads = wecom.count("externalcontact/get_groupmsg_task")
+    once("2026-12-01 12:57")
+    assert wecom.count("externalcontact/get_groupmsg_task") == reads
+    invoke("sync", "--now", "2026-12-01 12:58")
+    assert wecom.count("externalcontact/get_groupmsg_task") == reads + 1
+    once("2026-12-01 13:04")
+    assert wecom.count("externalcontact/get_groupmsg_task") == reads + 2
+
     report = json.loads(invoke("report", "sop", "--json").stdout)
     close = next(row for row in report["rows"] if row["beat"] == "close")
     assert close["done"] == 26 and close["quota"] == 2 and close["not_friend"] == 1

@@ -173,7 +173,7 @@ def sync(
         )
     moment = (_when(now, runner.playbook.tz) or datetime.now(runner.playbook.tz)).astimezone(runner.playbook.tz)
     summary = PassSummary(now=moment)
-    runner.sync(moment, summary)
+    runner.sync(moment, summary, every_task=True)
     if as_json:
         print_json({"now": moment.isoformat(), "readback": summary.readback, "errors": summary.errors})
     else:

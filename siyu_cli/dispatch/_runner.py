@@ -304,14 +304,15 @@ class Runner:
             output.flush()
         return results, names
 
-    def sync(self, now: datetime, summary: PassSummary) -> None:
+    def sync(self, now: datetime, summary: PassSummary, *, every_task: bool = False) -> None:
         """Outputs that read back what was really sent (wecom): tasks in doubt found or made pending again,
-        recipients' outcomes, reminders. Before delivery, so a task WeCom never made goes out this pass."""
+        recipients' outcomes, reminders. Before delivery, so a task WeCom never made goes out this pass.
+        `every_task`: read every open task now (`siyu sync`), not only those unread for a few minutes."""
         for output in self.outputs:
             reader = getattr(output, "sync", None)
             if reader is None:
                 continue
-            report = reader(now)
+            report = reader(now, every_task=every_task)
             if report.settled:
                 # Drafts this pass's recovery put in doubt that WeCom's own list has now settled.
                 summary.unknown = max(summary.unknown - report.settled, 0)

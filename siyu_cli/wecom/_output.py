@@ -66,12 +66,15 @@ class WecomOutput:
     def delivered_location(self, msg: Outgoing) -> str | None:
         return None
 
-    def sync(self, now: datetime) -> SyncReport:
-        """Find tasks in doubt, read back what staff sent, remind who has not (siyu_cli.wecom._sync)."""
-        from siyu_cli.wecom._sync import sync
+    def sync(self, now: datetime, *, every_task: bool = False) -> SyncReport:
+        """Find tasks in doubt, read back what staff sent, remind who has not (siyu_cli.wecom._sync).
+        A pass reads an open task every few minutes; `every_task` (siyu sync) reads them all now."""
+        from datetime import timedelta
+
+        from siyu_cli.wecom._sync import READ_EVERY, sync
 
         try:
-            return sync(self, self.db, self.playbook.id, now)
+            return sync(self, self.db, self.playbook.id, now, every=timedelta(0) if every_task else READ_EVERY)
         finally:
             self.flush()
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 REMINDERS = 3  # remind_groupmsg_send: 每个群发最多可被提醒三次
 REMIND_WINDOW = timedelta(hours=24)
+READ_EVERY = timedelta(minutes=5)  # a pass reads an open task at most this often (cron runs every minute); `siyu sync` reads all
 GIVE_UP = timedelta(days=7)  # a task nobody confirmed in a week is read as not sent and closed
 LOOK_BACK = timedelta(minutes=5)  # WeCom's create_time and the claim's clock may differ a little
 # get_groupmsg_send_result's status → the ledger's outcome
@@ -56,11 +57,13 @@ class SyncReport:
         return dict(self.__dict__)
 
 
-def sync(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, *, remind_after: str | None = None) -> SyncReport:
+def sync(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, *, every: timedelta = READ_EVERY) -> SyncReport:
+    """`every`: skip open tasks read less than this long ago (timedelta(0): read them all)."""
     report = SyncReport()
+    remind_after = output.spec.get("remind_after") or "2h"
     for step in (_find, _read, _remind):
         try:
-            step(output, db, playbook_id, now, report, remind_after or output.spec.get("remind_after") or "2h")
+            step(output, db, playbook_id, now, report, remind_after if step is not _read else every)
         except DeliveryError as exc:
             report.errors.append(f"{output.name}: {exc.message}")
     return report
@@ -135,8 +138,10 @@ def _open(db: sqlite_utils.Database, output: WecomOutput, playbook_id: str) -> l
     return [dict(zip(columns, row, strict=True)) for row in cursor]
 
 
-def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
+def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, every: timedelta) -> None:
     for task in _open(db, output, playbook_id):
+        if task["read_at"] is not None and timedelta(0) <= now - from_db(task["read_at"]) < every:
+            continue
         report.read += 1
         # Recipients WeCom has not answered for yet (a fail_list one is not_friend already).
         members = {str(t).partition(":")[2]: d for d, t in db.execute("SELECT draft_id, target FROM drafts WHERE task_id = ? AND outcome IS NULL", [task["task_id"]])}
