@@ -184,3 +184,24 @@ def test_siyu_sync_reads_back_without_a_pass_and_refuses_a_playbook_without_weco
     plain = write_playbook(corp / "plain", beats=[POST], days=1)
     refused = invoke("sync", str(plain), code=2)
     assert "no output that reads back" in refused.stderr and "add {type: wecom}" in refused.stderr
+
+
+def test_eight_processes_at_the_same_moment_create_each_task_once(corp: Path, wecom: WecomFake) -> None:
+    named = {**NAMED, "at": "12:30"}
+    write_playbook(corp, beats=[POST, MASS, named], days=1, personas=PERSONAS, groups=GROUPS, outputs=["outbox", {"type": "wecom"}], limits={"missed": {"max_late": "6h"}})
+    add_contacts(corp / "siyu.db", customers(300))
+    wecom.now = at("2026-12-01 12:31")
+    env = siyu_env(SIYU_WECOM_API=wecom.url, SIYU_WECOM_CORP_ID=wecom.corp_id, SIYU_WECOM_SECRET=wecom.secret)
+    procs = [
+        subprocess.Popen(siyu_cmd("run", "--once", "--now", "2026-12-01 12:31"), cwd=corp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), errors
+    made = [c for c in wecom.of("externalcontact/add_msg_template") if c.errcode == 0]
+    # One group task, one mass send to 300, and a one-customer task per customer for the text that names them.
+    assert sorted(len(c.body.get("external_userid") or c.body.get("chat_id_list")) for c in made) == [1] * 300 + [2, 300]
+    assert len({tuple(c.body.get("external_userid") or c.body["chat_id_list"]) for c in made}) == len(made)
+    assert states(corp / "siyu.db") == {"sent": 602}
+    assert wecom.count("gettoken") == 1  # the token is shared through the store
+    assert len(list((corp / "outbox").rglob("*.md"))) == 302
