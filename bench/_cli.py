@@ -19,6 +19,7 @@ BENCHMARKS = {
     "tags": "bench._tags",
     "scale": "bench._scale",
     "taobao": "bench._taobao",
+    "serve": "bench._serve",
 }
 
 
@@ -28,7 +29,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME", help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}"
     )
-    parser.add_argument("--tiny", action="store_true", help="smaller than --quick, for the smoke test (scale only; implies --quick)")
+    parser.add_argument("--tiny", action="store_true", help="smaller than --quick, for the smoke tests (scale and serve; implies --quick)")
     parser.add_argument("--repeat", type=int, help="timed runs per measurement, instead of each benchmark's default")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.json, profiles and cached data (default bench/out)")
     return parser.parse_args(argv)

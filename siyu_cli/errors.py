@@ -188,3 +188,29 @@ class WecomMaybeSent(WecomError):
 
     def __init__(self, message: str, *, api: str, hint: str = "") -> None:
         super().__init__(message, api=api, hint=hint, maybe_sent=True)
+
+
+class CallbackRejected(SiyuError):
+    """A WeCom callback siyu serve does not take (nothing is recorded): `status` is the HTTP answer it gets."""
+
+    status = 400
+
+
+class BadSignature(CallbackRejected):
+    """The callback's msg_signature is not the SHA-1 of our Token with its timestamp, nonce and ciphertext."""
+
+    status = 403
+
+
+class WrongCorp(CallbackRejected):
+    """The callback decrypted, but for another corp: its receiveid is not our corp id."""
+
+    status = 403
+
+
+class MalformedCallback(CallbackRejected):
+    """The callback is not WeCom's form: no XML, no Encrypt, not Base64, bad padding or length."""
+
+
+class BadAesKey(SiyuError):
+    """The EncodingAESKey is not 43 characters of Base64 that decode to a 32-byte AES key."""

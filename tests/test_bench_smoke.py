@@ -55,3 +55,13 @@ def test_tiny_scale_bench_writes_every_row(tmp_path: Path) -> None:
     idle = next(result for result in payload["results"] if result["info"]["kind"] == "idle")
     assert {"catch_up", "peak_mb", "plain", "runs"} <= set(idle["info"])
     assert idle["floor_name"].startswith("plain script")
+
+
+def test_tiny_serve_bench_loses_nothing(tmp_path: Path) -> None:
+    """A real `siyu serve` and the bare floor server take the same callbacks; every one is recorded once."""
+    payload = _bench(tmp_path, "--tiny", "--only", "serve")
+    [result] = payload["results"]
+    assert result["status"] == "ok" and result["limits"]["lost"]["value"] == 0
+    info = result["info"]
+    assert info["events"] == info["distinct"] == info["callbacks_kept"] == info["callbacks"] and info["exit"] == 0
+    assert info["peak_mb"] and info["floor_peak_mb"] and result["floor_name"].startswith("bare Starlette")

@@ -22,6 +22,7 @@ from siyu_cli.ingest import (
     list_contacts,
     load_contacts,
     load_mapping,
+    new_event,
     parse_map_options,
     track,
 )
@@ -300,19 +301,23 @@ def test_streaming_import_of_50000_rows(db: sqlite_utils.Database, tmp_path: Pat
 def test_track_validates_dedups_and_can_create_the_contact(db: sqlite_utils.Database, tmp_path: Path) -> None:
     seed(db, tmp_path)
     at = datetime(2026, 12, 2, 20, 15, tzinfo=SHANGHAI)
-    first = track(db, "order", "c001", at=at, amount="365", props={"渠道": "1v1"})
+    first = track(db, new_event("order", "c001", at=at, amount="365", props={"渠道": "1v1"}))
     assert first.inserted and first.at == "2026-12-02T12:15:00Z"
-    assert not track(db, "order", "c001", at=at, amount=365).inserted
+    assert not track(db, new_event("order", "c001", at=at, amount=365)).inserted
     with pytest.raises(SiyuError, match="'c404' is not in the store") as caught:
-        track(db, "checkin", "c404", at=at)
+        track(db, new_event("checkin", "c404", at=at))
     assert "--create-contact" in caught.value.hint
     with pytest.raises(UsageError, match="unknown event type"):
-        track(db, "purchase", "c001", at=at)
+        track(db, new_event("purchase", "c001", at=at))
     with pytest.raises(UsageError, match="not a number"):
-        track(db, "order", "c001", at=at, amount="lots")
-    created = track(db, "friend_added", "c404", at=at, create_contact=True, event_id="wx-1")
+        track(db, new_event("order", "c001", at=at, amount="lots"))
+    created = track(db, new_event("friend_added", "c404", at=at, create_contact=True, event_id="wx-1"))
     assert created.contact_created and created.event_id == "wx-1"
     assert get_contact(db, "c404")["tags"] == []
+    joined = track(db, new_event("friend_added", "c405", at=at, create_contact=True, contact={"account": "wx_host_01", "added_at": "2026-12-02T12:15:00Z"}))
+    assert joined.contact_created and get_contact(db, "c405")["account"] == "wx_host_01"
+    with pytest.raises(UsageError, match="a new contact has no field 'phone'"):
+        new_event("friend_added", "c406", at=at, create_contact=True, contact={"phone": "138"})
 
 
 def test_tags_edit_list_and_load(db: sqlite_utils.Database, tmp_path: Path) -> None:

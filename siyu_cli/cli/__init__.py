@@ -6,6 +6,7 @@ from __future__ import annotations
 # isort: off
 from siyu_cli.cli import playbook_cmds  # noqa: F401
 from siyu_cli.cli import run_cmds  # noqa: F401
+from siyu_cli.cli import serve_cmds  # noqa: F401
 from siyu_cli.cli import data_cmds  # noqa: F401
 from siyu_cli.cli import report_cmds  # noqa: F401
 # isort: on

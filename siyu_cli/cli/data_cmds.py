@@ -314,7 +314,7 @@ def track(
 ) -> None:
     """Record one event 记录事件, such as an order closed in 1v1, validated like an imported row."""
     from siyu_cli._time import utcnow
-    from siyu_cli.ingest import track as record
+    from siyu_cli.ingest import new_event, track
 
     zone, loaded = _playbook_view(playbook, tz)
     moment = _moment(at, zone, "--at") or _moment(now, zone, "--now") or utcnow()
@@ -328,10 +328,8 @@ def track(
             raise UsageError(f"--prop {item!r}: write KEY=VALUE")
         extra[key.strip()] = value
     with _store(db) as store:
-        result = record(
-            store, kind, contact, at=moment, hook=hook, cohort=cohort, group=group, amount=amount,
-            event_id=event_id, props=extra, create_contact=create_contact,
-        )
+        event = new_event(kind, contact, at=moment, hook=hook, cohort=cohort, group=group, amount=amount, event_id=event_id, props=extra, create_contact=create_contact)
+        result = track(store, event)
     if as_json:
         print_json(result.to_dict())
         return

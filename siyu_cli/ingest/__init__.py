@@ -5,7 +5,7 @@ event_id (given, from a natural key, or derived from the row's facts) and a chan
 update, counted and listed.
 """
 
-from siyu_cli.ingest._contacts import TrackResult, contact_events, edit_tags, get_contact, list_contacts, load_contacts, track
+from siyu_cli.ingest._contacts import NewEvent, TrackResult, contact_events, edit_tags, get_contact, list_contacts, load_contacts, new_event, record_event, track
 from siyu_cli.ingest._identity import LinkResult, contact_aliases, link_contact, resolve_contact
 from siyu_cli.ingest._import import CONTACT_FIELDS, EVENT_FIELDS, ImportResult, check_rejects_path, import_contacts, import_events
 from siyu_cli.ingest._mapping import ColumnMap, load_mapping, load_preset, parse_map_options, preset_names, preset_text
@@ -17,6 +17,7 @@ __all__ = [
     "ColumnMap",
     "ImportResult",
     "LinkResult",
+    "NewEvent",
     "TrackResult",
     "check_rejects_path",
     "contact_aliases",
@@ -31,9 +32,11 @@ __all__ = [
     "load_contacts",
     "load_mapping",
     "load_preset",
+    "new_event",
     "parse_map_options",
     "preset_names",
     "preset_text",
+    "record_event",
     "resolve_contact",
     "split_tags",
     "time_parser",

@@ -35,8 +35,27 @@ class TrackResult:
         return asdict(self)
 
 
-def track(
-    db: sqlite_utils.Database,
+@dataclass(frozen=True)
+class NewEvent:
+    """One event validated as `track` validates it, for `record_event` to record inside the caller's transaction."""
+
+    event_id: str
+    type: str
+    contact_id: str
+    at: str
+    hook: str | None
+    cohort: str | None
+    group: str | None
+    amount: float | None
+    props: str
+    create_contact: bool
+    contact: tuple[tuple[str, str], ...] = ()  # (column, value) a contact created for this event starts with
+
+
+NEW_CONTACT_FIELDS = ("name", "source", "tier", "account", "cohort", "added_at")
+
+
+def new_event(
     kind: str,
     contact_id: str,
     *,
@@ -48,12 +67,11 @@ def track(
     event_id: str | None = None,
     props: Mapping[str, Any] | None = None,
     create_contact: bool = False,
-) -> TrackResult:
-    """Record one event, validated like an imported row; recording the same event twice adds it once.
-
-    An id that is an alias records the event on its contact; a derived event id is taken from the id
-    as written, as an import takes it, so re-recording the same line adds nothing.
-    """
+    contact: Mapping[str, str | None] | None = None,
+) -> NewEvent:
+    """Validate one event like an imported row. A derived event id is taken from the id as written, as an
+    import takes it, so re-recording the same line adds nothing. `contact`: columns (NEW_CONTACT_FIELDS) a
+    contact created for it starts with, e.g. the account that added it."""
     standard = event_type(kind)
     if standard is None:
         raise UsageError(f"unknown event type {kind!r}", hint=f"use one of: {', '.join(EVENTS)}")
@@ -67,26 +85,45 @@ def track(
         check_amount(standard, number)
     except ValueError as exc:
         raise UsageError(str(exc), hint="write the amount as a number, e.g. --amount 365") from None
+    fields = tuple((column, value) for column, value in (contact or {}).items() if value is not None)
+    unknown = [column for column, _ in fields if column not in NEW_CONTACT_FIELDS]
+    if unknown:
+        raise UsageError(f"a new contact has no field {unknown[0]!r}", hint=f"use one of: {', '.join(NEW_CONTACT_FIELDS)}")
     stamp = to_db(at)
     eid = (event_id or "").strip() or derived_event_id(standard, contact_id, stamp, hook, cohort, group, number)
+    text = json.dumps(dict(props or {}), ensure_ascii=False)
+    return NewEvent(eid, standard, contact_id, stamp, hook, cohort, group, number, text, create_contact, fields)
+
+
+def record_event(db: sqlite_utils.Database, event: NewEvent) -> TrackResult:
+    """Record one event inside the caller's `immediate(db)`; the same event id twice adds it once.
+
+    An id that is an alias records the event on its contact. The one way events other than imports are
+    written: `track` for one, siyu serve for a callback's events with its audit row in the same transaction.
+    """
+    contact_id = resolve_contact(db, event.contact_id)  # an alias names its contact
     created = False
+    if not db.execute("SELECT 1 FROM contacts WHERE contact_id = ?", [contact_id]).fetchone():
+        if not event.create_contact:
+            raise SiyuError(
+                f"contact {contact_id!r} is not in the store",
+                hint="import contacts first with `siyu import contacts FILE`, or pass --create-contact",
+            )
+        columns = ", ".join(["contact_id", "updated_at", *(column for column, _ in event.contact)])
+        values = [contact_id, to_db(utcnow()), *(value for _, value in event.contact)]
+        db.execute(f"INSERT INTO contacts ({columns}) VALUES ({', '.join('?' * len(values))})", values)
+        created = True
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO events (event_id, type, contact_id, at, hook, cohort, group_id, amount, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [event.event_id, event.type, contact_id, event.at, event.hook, event.cohort, event.group, event.amount, event.props],
+    )
+    return TrackResult(event.event_id, event.type, contact_id, event.at, cursor.rowcount == 1, created)
+
+
+def track(db: sqlite_utils.Database, event: NewEvent) -> TrackResult:
+    """Record one event (from `new_event`) in its own transaction; recording the same event twice adds it once."""
     with immediate(db):
-        contact_id = resolve_contact(db, contact_id)  # an alias names its contact
-        exists = db.execute("SELECT 1 FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
-        if not exists:
-            if not create_contact:
-                raise SiyuError(
-                    f"contact {contact_id!r} is not in the store",
-                    hint="import contacts first with `siyu import contacts FILE`, or pass --create-contact",
-                )
-            db.execute("INSERT INTO contacts (contact_id, updated_at) VALUES (?, ?)", [contact_id, to_db(utcnow())])
-            created = True
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO events (event_id, type, contact_id, at, hook, cohort, group_id, amount, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [eid, standard, contact_id, stamp, hook, cohort, group, number, json.dumps(dict(props or {}), ensure_ascii=False)],
-        )
-        inserted = cursor.rowcount == 1
-    return TrackResult(eid, standard, contact_id, stamp, inserted, created)
+        return record_event(db, event)
 
 
 def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] = (), remove: Collection[str] = (), *, at: datetime) -> str:

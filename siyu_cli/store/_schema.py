@@ -392,3 +392,31 @@ def m070_wecom_cache(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@MIGRATIONS()
+def m075_wecom_callbacks(db: Database) -> None:
+    """siyu serve's audit of WeCom's callbacks: every decrypted one as received (a retry again), and the events
+    it recorded (JSON [{event_id, type, contact_id, inserted}]) or why none (`note`). A friend_added's WelcomeCode
+    waits in wecom_welcome_codes for the welcome to be sent with it, once (`used_at`), within 20 seconds."""
+    db.executescript(
+        """
+        CREATE TABLE wecom_callbacks (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,          -- UTC, on siyu serve's clock
+            kind TEXT NOT NULL,                 -- Event/ChangeType as WeCom names them, e.g. change_external_contact/add_external_contact
+            xml TEXT NOT NULL,                  -- the decrypted callback
+            recorded TEXT NOT NULL DEFAULT '[]',
+            note TEXT
+        );
+        CREATE INDEX wecom_callbacks_received ON wecom_callbacks(received_at);
+        CREATE TABLE wecom_welcome_codes (
+            code TEXT PRIMARY KEY,
+            contact_id TEXT NOT NULL,
+            userid TEXT NOT NULL,               -- the staff member the contact added
+            received_at TEXT NOT NULL,          -- UTC
+            used_at TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX wecom_welcome_codes_contact ON wecom_welcome_codes(contact_id, userid, received_at);
+        """
+    )

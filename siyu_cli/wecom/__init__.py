@@ -12,6 +12,11 @@ _EXPORTS = {
     "WecomClient": "siyu_cli.wecom._client",
     "MAX_EXTERNAL": "siyu_cli.wecom._client",
     "MAX_CHATS": "siyu_cli.wecom._client",
+    "CallbackCrypto": "siyu_cli.wecom._crypto",
+    "CallbackBook": "siyu_cli.wecom._events",
+    "WELCOME_WINDOW": "siyu_cli.wecom._events",
+    "welcome_code": "siyu_cli.wecom._events",
+    "use_welcome_code": "siyu_cli.wecom._events",
 }
 
 

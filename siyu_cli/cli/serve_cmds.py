@@ -1,0 +1,41 @@
+"""`siyu serve`: WeCom's callback receiver (接收事件服务器) for a playbook with the wecom output."""
+
+from __future__ import annotations
+
+import typer
+
+from siyu_cli.cli._app import app, examples
+from siyu_cli.cli._common import DB_HELP, err, find_playbook, playbook_argument, playbook_option
+from siyu_cli.cli.run_cmds import PANEL
+
+
+@app.command(
+    rich_help_panel=PANEL,
+    epilog=examples("siyu serve playbooks/camp.yaml", "siyu serve -p playbooks/camp.yaml --host 0.0.0.0 --port 8080 --path /hooks/wecom"),
+)
+def serve(
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1 behind a reverse proxy with TLS; 0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port, printed)."),
+    path: str = typer.Option("/wecom/callback", "--path", help="URL path of the callback, as configured in the admin console."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Take WeCom's callbacks (接收事件服务器): verify the URL, decrypt each event and record it (加微, 删好友, 进群, 退群).
+
+    The Token, EncodingAESKey and corp id come from the variables the playbook's wecom output names.
+    Runs until SIGTERM or Ctrl-C.
+    """
+    from rich.markup import escape
+
+    from siyu_cli.serve import serve as run_server
+
+    console = err()
+    found = find_playbook(playbook_opt, playbook)
+
+    def listening(url: str) -> None:
+        console.print(f"siyu serve: {escape(str(found))} · listening on {escape(url)} · Ctrl-C to stop")
+        console.print(f"  admin console 客户联系 → API → 接收事件服务器: URL https://YOUR-DOMAIN{escape(path)} (a TLS reverse proxy in front of this address), with the same Token and EncodingAESKey")
+
+    stopped = run_server(found, host=host, port=port, path=path, db_path=db, on_listening=listening, log=lambda line: console.print(line, markup=False))
+    console.print(f"siyu serve: stopped ({stopped})", markup=False)

@@ -1,0 +1,195 @@
+"""The ASGI app (Starlette) behind `siyu serve`: WeCom's callback URL and /healthz.
+
+GET on the callback path is the admin console's URL verification (answer: the decrypted echostr); POST is
+an encrypted callback, answered "success" once its events are committed. A bad signature or a wrong corp
+gets 403 and records nothing; anything not in WeCom's form gets 400; a store that cannot be written gets
+503 so WeCom retries (it waits 5 s and tries 3 times; retries record nothing twice).
+
+One store connection serves every request, under a lock, from Starlette's thread pool: SQLite takes one
+writer at a time anyway, and a callback's transaction takes about a millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siyu_cli.errors import CallbackRejected, SiyuError, StoreError, UsageError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from siyu_cli.playbook._model import WecomOutput
+
+DEFAULT_PATH = "/wecom/callback"
+MAX_BODY = 1 << 20  # WeCom's callbacks are a few KB; a full group's member list stays far below this
+
+OnAdded = Callable[[str, datetime], None]
+
+
+def wecom_output(model: Any, source: Path) -> WecomOutput:
+    """The playbook's wecom output, whose variables name the corp id, Token and EncodingAESKey."""
+    found = next((output for output in model.outputs if getattr(output, "type", None) == "wecom"), None)
+    if found is None:
+        raise UsageError(
+            f"{source}: the playbook has no wecom output; siyu serve takes WeCom's callbacks for a playbook that dispatches through WeCom",
+            hint="add `- {type: wecom}` under outputs: (corp_id_env, token_env and aes_key_env name the variables it reads)",
+        )
+    return found
+
+
+def _secret(environ: Mapping[str, str], name: str, what: str, where: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SiyuError(f"environment variable {name} is not set; siyu serve takes the {what} from it", hint=f"export {name}='…' ({where})")
+    return value
+
+
+def check_path(path: str) -> str:
+    if not path.startswith("/") or path == "/healthz" or any(c in path for c in "?# "):
+        raise UsageError(f"--path {path!r}: the callback path is an absolute URL path other than /healthz", hint=f"e.g. --path {DEFAULT_PATH}")
+    return path
+
+
+class _Handoff:
+    """Runs on_added for each new add on one worker thread, after its event is committed, off the request path."""
+
+    def __init__(self, on_added: OnAdded, log: Callable[[str], None]) -> None:
+        self._on_added = on_added
+        self._log = log
+        self._queue: queue.Queue[tuple[str, datetime] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="siyu-serve-on-added", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, contact_id: str, at: datetime) -> None:
+        self._queue.put((contact_id, at))
+
+    def stop(self) -> None:
+        """Finish the adds already handed over, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._on_added(*item)
+            except Exception as exc:  # the hook is the runner's; a failure there must not stop the receiver
+                self._log(f"after the add of {item[0]}: {type(exc).__name__}: {exc}")
+
+
+def app(
+    playbook_path: str | os.PathLike[str],
+    *,
+    db_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    on_added: OnAdded | None = None,
+    path: str = DEFAULT_PATH,
+    now: Callable[[], datetime] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Starlette:
+    """The callback receiver for one playbook's corp (its wecom output names the variables in `environ`).
+
+    `on_added(contact_id, at)` runs once per friend_added recorded for the first time, after the commit,
+    on a worker thread. `now` is the clock callbacks are received on (welcome codes count from it);
+    `log` gets one line per callback. Raises SiyuError for a missing variable, a bad EncodingAESKey, or a
+    playbook without a wecom output, before anything listens.
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from siyu_cli._time import utcnow
+    from siyu_cli.playbook import read
+    from siyu_cli.store import default_path, open_store
+    from siyu_cli.wecom._crypto import CallbackCrypto
+    from siyu_cli.wecom._events import CallbackBook
+
+    check_path(path)
+    source = Path(playbook_path)
+    loaded = read(source)
+    output = wecom_output(loaded.model, source)
+    corp_id = _secret(environ, output.corp_id_env, "corp id (企业ID)", "我的企业 → 企业信息 → 企业ID")
+    token = _secret(environ, output.token_env, "callback Token", "客户联系 → API → 接收事件服务器 → Token")
+    aes_key = _secret(environ, output.aes_key_env, "callback EncodingAESKey", "客户联系 → API → 接收事件服务器 → EncodingAESKey")
+    crypto = CallbackCrypto(token, aes_key, corp_id)
+    book = CallbackBook(loaded.model, corp_id)
+    db = open_store(default_path(db_path))
+    lock = threading.Lock()
+    clock = now or utcnow
+    say = log or (lambda line: None)
+    handoff = _Handoff(on_added, say) if on_added is not None else None
+
+    def record(xml: str) -> Any:
+        with lock:
+            return book.receive(db, xml, received_at=clock())
+
+    def rejected(request: Request, exc: CallbackRejected) -> Response:
+        client = request.client.host if request.client else "?"
+        say(f"rejected {request.method} from {client}: {exc.message}")
+        return PlainTextResponse(exc.message, status_code=exc.status)
+
+    async def callback(request: Request) -> Response:
+        query = request.query_params
+        signature, timestamp, nonce = query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", "")
+        if not (signature and timestamp and nonce):
+            return PlainTextResponse("missing msg_signature, timestamp or nonce", status_code=400)
+        if request.method == "GET":
+            echostr = query.get("echostr", "").replace(" ", "+")  # Base64's + read as a space by a client that did not encode it
+            if not echostr:
+                return PlainTextResponse("missing echostr", status_code=400)
+            try:
+                plain = crypto.verify_url(signature, timestamp, nonce, echostr)
+            except CallbackRejected as exc:
+                return rejected(request, exc)
+            say("URL verified (接收事件服务器)")
+            return PlainTextResponse(plain)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return PlainTextResponse("body too large for a WeCom callback", status_code=413)
+        try:
+            xml = crypto.open(signature, timestamp, nonce, bytes(body))
+            received = await run_in_threadpool(record, xml)
+        except CallbackRejected as exc:
+            return rejected(request, exc)
+        except StoreError as exc:  # locked or unwritable: WeCom retries, and a retry records nothing twice
+            say(f"not recorded, WeCom will retry: {exc.message}")
+            return PlainTextResponse("store busy", status_code=503)
+        except Exception as exc:  # a bug: WeCom gets a plain 500 and the log one line, never a traceback
+            say(f"not recorded ({type(exc).__name__}: {exc}); WeCom will retry. This is a bug in siyu: please report it")
+            return PlainTextResponse("error", status_code=500)
+        if handoff is not None:
+            for result in received.added:
+                handoff.put(result.contact_id, datetime.fromisoformat(result.at))
+        say(received.line())
+        return PlainTextResponse("success")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "playbook": loaded.id, "callback_path": path})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if handoff is not None:
+            handoff.start()
+        try:
+            yield
+        finally:
+            if handoff is not None:
+                handoff.stop()
+            with lock:
+                db.conn.close()
+
+    routes = [Route(path, callback, methods=["GET", "POST"]), Route("/healthz", healthz, methods=["GET"])]
+    return Starlette(routes=routes, lifespan=lifespan)

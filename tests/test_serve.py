@@ -1,0 +1,425 @@
+"""siyu serve against WeCom's own callback format, through real HTTP on 127.0.0.1.
+
+Callbacks are encrypted by wechatpy (an implementation siyu did not write) and by WeCom's documented
+sample vectors; the app runs under uvicorn in a thread, and once as the real `siyu serve` process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import wechatpy.crypto
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
+
+from siyu_cli.errors import BadAesKey, BadSignature, MalformedCallback, SiyuError, WrongCorp
+from siyu_cli.wecom import CallbackCrypto, use_welcome_code, welcome_code
+from tests.playbooks_fixtures import invoke, query, siyu_cmd, siyu_env, write_playbook
+
+CORP = "ww1a2b3c4d5e6f7a8b"
+TOKEN = "QDG6eK0siyuTest"
+AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+ENV = {"SIYU_WECOM_CORP_ID": CORP, "SIYU_WECOM_TOKEN": TOKEN, "SIYU_WECOM_AES_KEY": AES_KEY, "SIYU_WECOM_SECRET": "secret"}
+CHAT = "wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAA"
+ADDED_AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+RECEIVED = datetime(2026, 12, 1, 1, 0, 2, tzinfo=UTC)
+
+
+def wecom_playbook(root: Path, **extra: Any) -> Path:
+    return write_playbook(
+        root,
+        personas=[
+            {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
+            {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "lilaoshi"},
+        ],
+        groups=[{"id": "g1", "name": "阅读营1群", "persona": "host", "chat_id": CHAT}],
+        hooks=[{"id": "card", "kind": "package_card", "code": "PKG01", "tags": ["包裹卡"]}],
+        outputs=[{"type": "wecom"}],
+        **extra,
+    )
+
+
+def contact_xml(change: str, external: str, *, userid: str = "aqi", at: datetime = ADDED_AT, **more: str) -> str:
+    extra = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in more.items())
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<CreateTime>{int(at.timestamp())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[{change}]]></ChangeType>"
+        f"<UserID><![CDATA[{userid}]]></UserID><ExternalUserID><![CDATA[{external}]]></ExternalUserID>{extra}</xml>"
+    )
+
+
+def chat_xml(detail: str, members: list[str], *, at: datetime = ADDED_AT, scene: str = "JoinScene", items: bool = True) -> str:
+    listed = "".join(f"<Item><![CDATA[{m}]]></Item>" for m in members) if items else f"<![CDATA[{','.join(members)}]]>"
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<CreateTime>{int(at.timestamp())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[change_external_chat]]></Event><ChatId><![CDATA[{CHAT}]]></ChatId>"
+        f"<ChangeType><![CDATA[update]]></ChangeType><UpdateDetail><![CDATA[{detail}]]></UpdateDetail>"
+        f"<{scene}>3</{scene}><MemChangeCnt>{len(members)}</MemChangeCnt><MemChangeList>{listed}</MemChangeList>"
+        "<LastMemVer>9c3f97c2ada667dfb5f6d03308d963e1</LastMemVer><CurMemVer>71217227bbd112ecfe3a49c482195cb4</CurMemVer></xml>"
+    )
+
+
+@dataclass
+class WeComSide:
+    """WeCom's end of the callback, encrypted with wechatpy's WeCom crypto (not siyu's)."""
+
+    corp: str = CORP
+    token: str = TOKEN
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def _stamp(self) -> tuple[str, str]:
+        self.counter[0] += 1
+        return str(1764550800 + self.counter[0]), f"n{self.counter[0]}"
+
+    def verification(self, echo: str) -> dict[str, str]:
+        timestamp, nonce = self._stamp()
+        echostr = PrpCrypto(WeChatCrypto(self.token, AES_KEY, self.corp).key).encrypt(echo, self.corp).decode()
+        return {"msg_signature": wechatpy.crypto._get_signature(self.token, timestamp, nonce, echostr), "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+
+    def callback(self, plain: str) -> tuple[dict[str, str], bytes]:
+        """(query, body) of the POST WeCom makes."""
+        import xmltodict
+
+        timestamp, nonce = self._stamp()
+        sealed = xmltodict.parse(WeChatCrypto(self.token, AES_KEY, self.corp).encrypt_message(plain, nonce, timestamp))["xml"]
+        body = f"<xml><ToUserName><![CDATA[{self.corp}]]></ToUserName><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>"
+        return {"msg_signature": sealed["MsgSignature"], "timestamp": timestamp, "nonce": nonce}, body.encode()
+
+
+class Served:
+    """The app under uvicorn in a thread on 127.0.0.1, an httpx client to it, and what on_added was told."""
+
+    def __init__(self, playbook: Path, db: Path, *, environ: dict[str, str] = ENV, now: Callable[[], datetime] = lambda: RECEIVED) -> None:
+        import uvicorn
+
+        from siyu_cli.serve import app
+        from siyu_cli.serve._server import listen
+
+        self.added: list[tuple[str, datetime]] = []
+        self.log: list[str] = []
+        asgi = app(playbook, db_path=db, environ=environ, on_added=lambda c, at: self.added.append((c, at)), now=now, log=self.log.append)
+        sock = listen("127.0.0.1", 0)
+        self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        self.client = httpx.Client(base_url=self.base, timeout=10)
+        while not self.server.started:  # uvicorn's own readiness flag: a wait, not an assertion
+            self.thread.join(0.01)
+            assert self.thread.is_alive(), "uvicorn did not start"
+
+    def post(self, wecom: WeComSide, plain: str) -> httpx.Response:
+        params, body = wecom.callback(plain)
+        return self.client.post("/wecom/callback", params=params, content=body)
+
+    def stop(self) -> None:
+        """Shut down: the lifespan drains the on_added worker first, so `added` is complete afterwards."""
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def playbook(tmp_path: Path) -> Path:
+    return wecom_playbook(tmp_path)
+
+
+@pytest.fixture
+def served(playbook: Path, tmp_path: Path) -> Iterator[Served]:
+    running = Served(playbook, tmp_path / "siyu.db")
+    yield running
+    running.stop()
+
+
+def counts(db: Path) -> dict[str, int]:
+    return {table: query(db, f"SELECT COUNT(*) FROM {table}")[0][0] for table in ("events", "contacts", "wecom_callbacks", "wecom_welcome_codes")}
+
+
+# --- the crypto, on WeCom's documented sample and against wechatpy ---------------------------------
+
+
+def test_wecoms_documented_sample_verifies_and_decrypts() -> None:
+    """The URL check and the callback of WeCom's own sample (加解密方案, Sample.php/Sample.py)."""
+    crypto = CallbackCrypto("QDG6eK", AES_KEY, "wx5823bf96d3bd56c7")
+    echo = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="
+    assert crypto.verify_url("5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "1409659589", "263014780", echo) == "1616140317555161061"
+    body = (
+        "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zE"
+        "PeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdn"
+        "LxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4E"
+        "hzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]>"
+        "</Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
+    )
+    plain = crypto.open("477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149", body.encode())
+    assert "<Content><![CDATA[hello]]></Content>" in plain and "<FromUserName><![CDATA[mycreate]]></FromUserName>" in plain
+
+
+def test_what_siyu_encrypts_wechatpy_decrypts_and_the_reverse() -> None:
+    ours = CallbackCrypto(TOKEN, AES_KEY, CORP)
+    theirs = WeChatCrypto(TOKEN, AES_KEY, CORP)
+    text = contact_xml("add_external_contact", "wmA", State="PKG01") + "家长" * 40  # multi-byte, several blocks
+    signature, body = ours.seal(text, "1764550800", "nonce1")
+    assert theirs.decrypt_message(body.decode(), signature, "1764550800", "nonce1") == text
+    params, body = WeComSide().callback(text)
+    assert ours.open(params["msg_signature"], params["timestamp"], params["nonce"], body) == text
+
+
+def test_crypto_failures_are_typed_one_line_errors() -> None:
+    ours = CallbackCrypto(TOKEN, AES_KEY, CORP)
+    params, body = WeComSide().callback("<xml/>")
+    with pytest.raises(BadSignature):
+        ours.open("0" * 40, params["timestamp"], params["nonce"], body)
+    with pytest.raises(WrongCorp, match="ww_other"):
+        CallbackCrypto(TOKEN, AES_KEY, "ww_other").open(params["msg_signature"], params["timestamp"], params["nonce"], body)
+    with pytest.raises(BadAesKey, match="43 characters"):
+        CallbackCrypto(TOKEN, AES_KEY[:-1], CORP)
+    with pytest.raises(MalformedCallback, match="padding"):  # right signature, another key: garbage after decryption
+        other = CallbackCrypto(TOKEN, "a" * 43, CORP)
+        other.open(params["msg_signature"], params["timestamp"], params["nonce"], body)
+    for encrypt in ("not base64!", "QUJD"):
+        signature = ours.signature("1", "2", encrypt)
+        with pytest.raises(MalformedCallback):
+            ours.open(signature, "1", "2", f"<xml><Encrypt>{encrypt}</Encrypt></xml>".encode())
+    with pytest.raises(MalformedCallback, match="DOCTYPE"):
+        ours.open("x", "1", "2", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Encrypt>&a;</Encrypt></xml>')
+
+
+# --- the app over HTTP --------------------------------------------------------------------------------
+
+
+def test_url_verification_answers_the_decrypted_echostr(served: Served) -> None:
+    response = served.client.get("/wecom/callback", params=WeComSide().verification("8520741963"))
+    assert response.status_code == 200 and response.text == "8520741963"
+    assert served.client.get("/healthz").json() == {"status": "ok", "playbook": "camp", "callback_path": "/wecom/callback"}
+
+
+def test_url_verification_with_a_bad_signature_is_403(served: Served) -> None:
+    params = WeComSide(token="another-token").verification("8520741963")
+    response = served.client.get("/wecom/callback", params=params)
+    assert response.status_code == 403 and "8520741963" not in response.text
+
+
+def test_an_add_records_friend_added_through_the_hook_for_the_personas_account(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    response = served.post(wecom, contact_xml("add_external_contact", "wmParent01", State="PKG01", WelcomeCode="WELCOME-1"))
+    assert response.status_code == 200 and response.text == "success"
+    db = tmp_path / "siyu.db"
+    [(kind, contact, at, hook, props)] = query(db, "SELECT type, contact_id, at, hook, props FROM events")
+    assert (kind, contact, at, hook) == ("friend_added", "wmParent01", "2026-12-01T01:00:00Z", "card")
+    assert '"persona": "host"' in props and '"userid": "aqi"' in props
+    assert query(db, "SELECT account, added_at FROM contacts WHERE contact_id = 'wmParent01'") == [("wx_host_01", "2026-12-01T01:00:00Z")]
+    assert query(db, "SELECT code, contact_id, userid, received_at, used_at FROM wecom_welcome_codes") == [("WELCOME-1", "wmParent01", "aqi", "2026-12-01T01:00:02Z", None)]
+    served.stop()
+    assert served.added == [("wmParent01", ADDED_AT)]
+
+
+def test_a_state_that_names_no_hook_is_kept_in_props_and_an_unknown_staff_member_is_noted(served: Served, tmp_path: Path) -> None:
+    assert served.post(WeComSide(), contact_xml("add_external_contact", "wmX", userid="zhangsan", State="live-0312")).text == "success"
+    [(hook, props)] = query(tmp_path / "siyu.db", "SELECT hook, props FROM events")
+    assert hook is None and '"state": "live-0312"' in props
+    assert query(tmp_path / "siyu.db", "SELECT account FROM contacts") == [(None,)]
+    [(note,)] = query(tmp_path / "siyu.db", "SELECT note FROM wecom_callbacks")
+    assert "'zhangsan' is no persona's wecom_userid" in note
+
+
+def test_the_same_callback_twice_records_once_and_calls_on_added_once(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    plain = contact_xml("add_external_contact", "wmParent01", State="PKG01", WelcomeCode="WELCOME-1")
+    params, body = wecom.callback(plain)
+    for _ in range(2):  # WeCom's retry: the very same request
+        assert served.client.post("/wecom/callback", params=params, content=body).text == "success"
+    assert served.post(wecom, plain).text == "success"  # and re-encrypted
+    db = tmp_path / "siyu.db"
+    assert counts(db) == {"events": 1, "contacts": 1, "wecom_callbacks": 3, "wecom_welcome_codes": 1}
+    assert [row[0] for row in query(db, "SELECT recorded FROM wecom_callbacks ORDER BY id")][1:] == [
+        '[{"event_id": "' + query(db, "SELECT event_id FROM events")[0][0] + '", "type": "friend_added", "contact_id": "wmParent01", "inserted": false}]'
+    ] * 2
+    assert any("a retry: recorded before" in line for line in served.log)
+    served.stop()
+    assert served.added == [("wmParent01", ADDED_AT)]
+
+
+def test_deletes_record_friend_deleted_for_known_contacts_only(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    served.post(wecom, contact_xml("add_external_contact", "wmParent01"))
+    later = ADDED_AT + timedelta(days=2)
+    assert served.post(wecom, contact_xml("del_follow_user", "wmParent01", at=later)).text == "success"
+    assert served.post(wecom, contact_xml("del_external_contact", "wmParent01", at=later + timedelta(hours=1), Source="DELETE_BY_TRANSFER")).text == "success"
+    assert served.post(wecom, contact_xml("del_external_contact", "wmStranger", at=later)).text == "success"
+    db = tmp_path / "siyu.db"
+    rows = query(db, "SELECT type, contact_id, at, props FROM events ORDER BY at")
+    assert [r[:3] for r in rows] == [
+        ("friend_added", "wmParent01", "2026-12-01T01:00:00Z"),
+        ("friend_deleted", "wmParent01", "2026-12-03T01:00:00Z"),
+        ("friend_deleted", "wmParent01", "2026-12-03T02:00:00Z"),
+    ]
+    assert '"delete_source": "DELETE_BY_TRANSFER"' in rows[2][3]
+    assert query(db, "SELECT contact_id FROM contacts") == [("wmParent01",)]
+    [(recorded, note)] = query(db, "SELECT recorded, note FROM wecom_callbacks WHERE xml LIKE '%wmStranger%'")
+    assert recorded == "[]" and "wmStranger: not in the store" in note
+
+
+def test_group_member_changes_record_joins_and_leaves_per_member_without_staff(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    assert served.post(wecom, chat_xml("add_member", ["wmA", "wmB", "aqi"])).text == "success"
+    assert served.post(wecom, chat_xml("del_member", ["wmB", "wmNever"], at=ADDED_AT + timedelta(hours=3), scene="QuitScene", items=False)).text == "success"
+    db = tmp_path / "siyu.db"
+    rows = query(db, "SELECT type, contact_id, group_id, props FROM events ORDER BY at, contact_id")
+    assert [r[:3] for r in rows] == [("group_joined", "wmA", "g1"), ("group_joined", "wmB", "g1"), ("group_left", "wmB", "g1")]
+    assert f'"chat_id": "{CHAT}"' in rows[0][3] and '"join_scene": "3"' in rows[0][3] and '"quit_scene": "3"' in rows[2][3]
+    assert sorted(r[0] for r in query(db, "SELECT contact_id FROM contacts")) == ["wmA", "wmB"]
+    notes = [r[0] for r in query(db, "SELECT note FROM wecom_callbacks ORDER BY id")]
+    assert "staff left out: aqi" in notes[0] and "wmNever: not in the store" in notes[1]
+    served.stop()
+    assert served.added == []
+
+
+def test_a_half_add_then_its_confirmation_is_one_friend_added(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    served.post(wecom, contact_xml("add_half_external_contact", "wmHalf", WelcomeCode="W-HALF"))
+    served.post(wecom, contact_xml("add_external_contact", "wmHalf", at=ADDED_AT + timedelta(minutes=5)))
+    db = tmp_path / "siyu.db"
+    assert query(db, "SELECT type, at FROM events") == [("friend_added", "2026-12-01T01:00:00Z")]
+    assert "already recorded by its add_half_external_contact" in query(db, "SELECT note FROM wecom_callbacks ORDER BY id DESC LIMIT 1")[0][0]
+    served.stop()
+    assert served.added == [("wmHalf", ADDED_AT)]
+
+
+def test_other_kinds_are_kept_and_answered_success(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    assert served.post(wecom, contact_xml("edit_external_contact", "wmA")).text == "success"
+    assert served.post(wecom, "<xml><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event></xml>").text == "success"
+    db = tmp_path / "siyu.db"
+    assert counts(db)["events"] == 0
+    assert query(db, "SELECT kind, note FROM wecom_callbacks ORDER BY id") == [
+        ("change_external_contact/edit_external_contact", "kept; siyu records no event for this kind"),
+        ("change_contact", "kept; siyu records no event for this kind"),
+    ]
+
+
+def test_a_bad_signature_is_403_and_records_nothing(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    served.post(wecom, contact_xml("add_external_contact", "wmParent01"))
+    db = tmp_path / "siyu.db"
+    before = counts(db)
+    params, body = wecom.callback(contact_xml("add_external_contact", "wmForged"))
+    forged = served.client.post("/wecom/callback", params={**params, "msg_signature": "0" * 40}, content=body)
+    assert forged.status_code == 403 and "msg_signature does not match" in forged.text
+    other_token = WeComSide(token="not-our-token").callback(contact_xml("add_external_contact", "wmForged"))
+    assert served.client.post("/wecom/callback", params=other_token[0], content=other_token[1]).status_code == 403
+    assert counts(db) == before
+    assert any(line.startswith("rejected POST from 127.0.0.1: msg_signature does not match") for line in served.log)
+
+
+def test_a_callback_for_another_corp_is_rejected(served: Served, tmp_path: Path) -> None:
+    before = counts(tmp_path / "siyu.db")
+    response = served.post(WeComSide(corp="wwSomeoneElse"), contact_xml("add_external_contact", "wmParent01"))
+    assert response.status_code == 403 and "wwSomeoneElse" in response.text
+    assert counts(tmp_path / "siyu.db") == before
+
+
+def test_what_is_not_wecoms_form_is_400(served: Served, tmp_path: Path) -> None:
+    before = counts(tmp_path / "siyu.db")
+    assert served.client.post("/wecom/callback", content=b"<xml/>").status_code == 400  # no signature at all
+    crypto = CallbackCrypto(TOKEN, AES_KEY, CORP)
+    params = {"msg_signature": crypto.signature("1", "2", "QUJD"), "timestamp": "1", "nonce": "2"}
+    assert served.client.post("/wecom/callback", params=params, content=b"<xml><Encrypt>QUJD</Encrypt></xml>").status_code == 400
+    assert served.client.post("/wecom/callback", params=params, content=b"not xml").status_code == 400
+    assert served.post(WeComSide(), "this is not xml").status_code == 400  # signed and encrypted, but no XML inside
+    assert counts(tmp_path / "siyu.db") == before
+
+
+def test_a_welcome_code_is_used_once_within_20_seconds(served: Served, tmp_path: Path) -> None:
+    served.post(WeComSide(), contact_xml("add_external_contact", "wmParent01", WelcomeCode="WELCOME-1"))
+    served.stop()
+    db = tmp_path / "siyu.db"
+    first, second = sqlite3.connect(db, isolation_level=None), sqlite3.connect(db, isolation_level=None)
+    import sqlite_utils
+
+    one, two = sqlite_utils.Database(first), sqlite_utils.Database(second)
+    assert welcome_code(one, "wmParent01", "aqi", RECEIVED + timedelta(seconds=21)) is None
+    assert welcome_code(one, "wmParent01", "lilaoshi", RECEIVED) is None
+    soon = RECEIVED + timedelta(seconds=15)
+    assert welcome_code(one, "wmParent01", "aqi", soon) == welcome_code(two, "wmParent01", "aqi", soon) == "WELCOME-1"
+    assert [use_welcome_code(one, "WELCOME-1", soon), use_welcome_code(two, "WELCOME-1", soon)] == [True, False]
+    assert welcome_code(two, "wmParent01", "aqi", soon) is None
+    assert query(db, "SELECT used_at FROM wecom_welcome_codes") == [("2026-12-01T01:00:17Z",)]
+    first.close()
+    second.close()
+
+
+def test_a_stale_welcome_code_cannot_be_used(playbook: Path, tmp_path: Path) -> None:
+    running = Served(playbook, tmp_path / "siyu.db")
+    running.post(WeComSide(), contact_xml("add_external_contact", "wmLate", WelcomeCode="W-LATE"))
+    running.stop()
+    import sqlite_utils
+
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "siyu.db", isolation_level=None))
+    assert use_welcome_code(db, "W-LATE", RECEIVED + timedelta(seconds=25)) is False
+    db.conn.close()
+
+
+# --- startup errors and the real process ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["SIYU_WECOM_TOKEN", "SIYU_WECOM_AES_KEY", "SIYU_WECOM_CORP_ID"])
+def test_a_missing_variable_is_a_startup_error_naming_it(missing: str, playbook: Path, tmp_path: Path) -> None:
+    from siyu_cli.serve import app
+
+    with pytest.raises(SiyuError, match=f"environment variable {missing} is not set"):
+        app(playbook, db_path=tmp_path / "siyu.db", environ={k: v for k, v in ENV.items() if k != missing})
+    assert not (tmp_path / "siyu.db").exists()
+
+
+def test_serve_without_a_wecom_output_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = write_playbook(tmp_path, name="plain.yaml")
+    result = invoke("serve", str(plain), "--db", str(tmp_path / "siyu.db"), code=2)
+    assert "has no wecom output" in result.stderr and "{type: wecom}" in result.stderr
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SIYU_WECOM_AES_KEY", "too-short")
+    result = invoke("serve", str(wecom_playbook(tmp_path)), "--db", str(tmp_path / "siyu.db"), code=1)
+    assert "EncodingAESKey is not 43 characters" in result.stderr and "Traceback" not in result.stderr
+    result = invoke("serve", str(wecom_playbook(tmp_path)), "--path", "healthz", code=2)
+    assert "--path 'healthz'" in result.stderr
+
+
+def test_the_real_siyu_serve_process_takes_callbacks_and_stops_on_sigterm(playbook: Path, tmp_path: Path) -> None:
+    env = siyu_env(**ENV)
+    proc = subprocess.Popen(
+        siyu_cmd("serve", str(playbook), "--port", "0", "--db", str(tmp_path / "siyu.db")),
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "listening on http://127.0.0.1:" in first, first
+        url = first.split("listening on ")[1].split(" ")[0]
+        assert "客户联系 → API → 接收事件服务器" in proc.stderr.readline()
+        wecom = WeComSide()
+        assert httpx.get(url, params=wecom.verification("echo-1")).text == "echo-1"
+        params, body = wecom.callback(contact_xml("add_external_contact", "wmReal", State="card"))
+        response = httpx.post(f"{url}?{urlencode(params)}", content=body)
+        assert response.status_code == 200 and response.text == "success"
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "URL verified" in rest and "friend_added wmReal" in rest and "stopped (SIGTERM)" in rest and "Traceback" not in rest
+    assert query(tmp_path / "siyu.db", "SELECT type, contact_id, hook FROM events") == [("friend_added", "wmReal", "card")]
