@@ -45,7 +45,7 @@ def test_help_lists_every_command_under_its_panel() -> None:
             sections[heading].append(line.split()[0])
     assert {k: v for k, v in sections.items() if k != "Options"} == {
         "Plan 策划": ["check", "schema", "timeline", "init", "preview"],
-        "Run 执行": ["run", "cron", "retry", "status", "unlock", "serve", "plan", "outbox"],
+        "Run 执行": ["run", "cron", "retry", "sync", "status", "unlock", "serve", "plan", "outbox"],
         "Data 数据": ["track", "import", "contacts"],
         "Measure 复盘": ["simulate", "report"],
     }

@@ -34,9 +34,10 @@ READERS = [
     ["outbox", P],
     ["outbox", "--date", "2026-12-01", P],
     ["serve", P],
+    ["sync", P],
 ]
-# The education starter has no wecom output: serve reads the playbook and refuses it (exit 2) before listening.
-CODES = {("serve",): 2}
+# The education starter has no wecom output: serve and sync read the playbook and refuse it (exit 2) before doing anything.
+CODES = {("serve",): 2, ("sync",): 2}
 
 
 def _path_of(args: list[str]) -> tuple[str, ...]:

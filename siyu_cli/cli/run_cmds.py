@@ -154,37 +154,6 @@ def run(
     _print_summary(total, as_json)
 
 
-@app.command(rich_help_panel=PANEL, epilog=examples("siyu sync playbooks/shop.yaml", "siyu sync -p playbooks/shop.yaml --json"))
-def sync(
-    playbook: str = playbook_argument(),
-    playbook_opt: str = playbook_option(),
-    now: str = typer.Option(None, "--now", help=NOW_HELP),
-    db: str = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-) -> None:
-    """Read back from WeCom (回执) what staff sent: tasks in doubt found, each recipient's outcome, reminders. Every pass does this too."""
-    from siyu_cli.dispatch import PassSummary, Runner
-
-    runner = Runner(find_playbook(playbook_opt, playbook), db_path=db)
-    if not any(hasattr(output, "sync") for output in runner.outputs):
-        raise UsageError(
-            f"{runner.playbook.id} has no output that reads back what was sent",
-            hint="sync is for the wecom output: add {type: wecom} to outputs (README, WeCom)",
-        )
-    moment = (_when(now, runner.playbook.tz) or datetime.now(runner.playbook.tz)).astimezone(runner.playbook.tz)
-    summary = PassSummary(now=moment)
-    runner.sync(moment, summary, every_task=True)
-    if as_json:
-        print_json({"now": moment.isoformat(), "readback": summary.readback, "errors": summary.errors})
-    else:
-        found = ", ".join(f"{key} {count}" for key, count in sorted(summary.readback.items())) or "nothing new"
-        err().print(f"{moment:%Y-%m-%d %H:%M} · read back from WeCom 回执: {found}", markup=False)
-        for error in summary.errors[:5]:
-            err().print(f"failed: {error}", markup=False, soft_wrap=True)
-    if summary.errors:
-        raise typer.Exit(1)
-
-
 def _with_progress(runner: Any, start: datetime, stop: datetime | None, as_json: bool, run_fast: Any) -> Any:
     from rich.progress import Progress
 
@@ -273,6 +242,37 @@ outbox_app = typer.Typer(
     epilog=examples("siyu outbox playbooks/camp.yaml --date today --status todo", "siyu outbox done 3f2a9c 7be104 --by 小丸子"),
 )
 app.add_typer(outbox_app, name="outbox", rich_help_panel=PANEL)
+
+
+@app.command(rich_help_panel=PANEL, epilog=examples("siyu sync playbooks/shop.yaml", "siyu sync -p playbooks/shop.yaml --json"))
+def sync(
+    playbook: str = playbook_argument(),
+    playbook_opt: str = playbook_option(),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Read back from WeCom (回执) what staff sent: tasks in doubt found, each recipient's outcome, reminders. Every pass does this too."""
+    from siyu_cli.dispatch import PassSummary, Runner
+
+    runner = Runner(find_playbook(playbook_opt, playbook), db_path=db)
+    if not any(hasattr(output, "sync") for output in runner.outputs):
+        raise UsageError(
+            f"{runner.playbook.id} has no output that reads back what was sent",
+            hint="sync is for the wecom output: add {type: wecom} to outputs (README, WeCom)",
+        )
+    moment = (_when(now, runner.playbook.tz) or datetime.now(runner.playbook.tz)).astimezone(runner.playbook.tz)
+    summary = PassSummary(now=moment)
+    runner.sync(moment, summary, every_task=True)
+    if as_json:
+        print_json({"now": moment.isoformat(), "readback": summary.readback, "errors": summary.errors})
+    else:
+        found = ", ".join(f"{key} {count}" for key, count in sorted(summary.readback.items())) or "nothing new"
+        err().print(f"{moment:%Y-%m-%d %H:%M} · read back from WeCom 回执: {found}", markup=False)
+        for error in summary.errors[:5]:
+            err().print(f"failed: {error}", markup=False, soft_wrap=True)
+    if summary.errors:
+        raise typer.Exit(1)
 
 
 @outbox_app.callback(invoke_without_command=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from siyu_cli.cli._app import app, examples
@@ -20,15 +22,18 @@ def serve(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port, printed)."),
     path: str = typer.Option("/wecom/callback", "--path", help="URL path of the callback, as configured in the admin console."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
+    outbox: Path = typer.Option(Path("outbox"), "--outbox", help="Folder for outbox drafts, when the playbook also has the outbox output."),
 ) -> None:
     """Take WeCom's callbacks (接收事件服务器): verify the URL, decrypt each event and record it (加微, 删好友, 进群, 退群).
 
     The Token, EncodingAESKey and corp id come from the variables the playbook's wecom output names.
-    Runs until SIGTERM or Ctrl-C.
+    A new add runs that contact's pass at once, so its `after: 0m` welcome goes out with the add's
+    WelcomeCode within WeCom's 20 seconds. Runs until SIGTERM or Ctrl-C.
     """
     from rich.markup import escape
 
     from siyu_cli.serve import serve as run_server
+    from siyu_cli.serve._welcome import WelcomeOnAdd
 
     console = err()
     found = find_playbook(playbook_opt, playbook)
@@ -37,5 +42,9 @@ def serve(
         console.print(f"siyu serve: {escape(str(found))} · listening on {escape(url)} · Ctrl-C to stop")
         console.print(f"  admin console 客户联系 → API → 接收事件服务器: URL https://YOUR-DOMAIN{escape(path)} (a TLS reverse proxy in front of this address), with the same Token and EncodingAESKey")
 
-    stopped = run_server(found, host=host, port=port, path=path, db_path=db, on_listening=listening, log=lambda line: console.print(line, markup=False))
+    def log(line: str) -> None:
+        console.print(line, markup=False)
+
+    welcome = WelcomeOnAdd(found, db_path=db, outbox_dir=outbox, log=log)
+    stopped = run_server(found, host=host, port=port, path=path, db_path=db, on_added=welcome, on_listening=listening, log=log)
     console.print(f"siyu serve: stopped ({stopped})", markup=False)
