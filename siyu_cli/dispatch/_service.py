@@ -19,18 +19,25 @@ RELOAD_SECONDS = 5
 
 
 def run_fast(runner: Runner, start: datetime, end: datetime | None, on_pass: Callable[[PassSummary], None]) -> PassSummary:
-    """The whole campaign in simulated time: jump from one wake-up to the next, no sleeping."""
+    """The whole campaign in simulated time: jump from one wake-up to the next, no sleeping.
+
+    The wake-ups are the playbook's (occurrences, deferrals, steps) and, as the service does, what the
+    ledger says comes due next: a retry, a draft held back by a robot's limit, a carried draft."""
     stop = end or runner.campaign_end()
     run_id = runner.ledger.start_run(runner.playbook.id, "service", utcnow(), exclusive=True)
     total = PassSummary(now=start)
     try:
-        moments = [start] + runner.wake_times(start, runner.everyone(), until=stop)
-        for moment in moments:
-            if runner.stop_requested:
-                break
+        planned = runner.wake_times(start, runner.everyone(), until=stop)
+        moment: datetime | None = start
+        while moment is not None and not runner.stop_requested:
             summary = runner.run_once(moment, run_id=run_id)
             total.add(summary)
             on_pass(summary)
+            planned = [m for m in planned if m > moment]
+            due = summary.next_due
+            if due is not None and moment < due <= stop and (not planned or due < planned[0]):
+                planned.insert(0, due.astimezone(runner.playbook.tz))
+            moment = planned[0] if planned else None
     finally:
         runner.ledger.finish_run(run_id, utcnow())
     return total
