@@ -13,6 +13,7 @@ from bench._harness import DEFAULT_OUT, Config, Result, machine, print_report, w
 BENCHMARKS = {
     "startup": "bench._startup",
     "dispatch": "bench._dispatch",
+    "dispatch-task": "bench._dispatch_task",
     "idle": "bench._idle",
     "funnel": "bench._funnel",
     "import": "bench._import",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,13 @@ PRIVATE_TEMPLATE = (
     "{{ products.member.name }}{{ products.member.price }}元，今晚报名{{ vars.gift }}。\n"
     "{% if '已购' in contact.tags %}感谢您的信任！{% else %}有问题随时问我。{% endif %}"
 )
+# The dispatch-task benchmark's beat: the same invitation, not naming its contact, so one mass send carries it to all.
+TASK_TEMPLATE = (
+    "您好，我是{{ persona.name }}（{{ persona.role }}）。\n"
+    "{{ vars.camp }}第{{ day }}天的直播今晚{{ vars.live_time }}开始，"
+    "{{ products.member.name }}{{ products.member.price }}元，今晚报名{{ vars.gift }}。\n"
+    "有问题随时问我。"
+)
 CONTACT_COLUMNS = ("contact_id", "name", "tags", "source", "tier", "account", "cohort", "added_at", "extra")
 EVENT_COLUMNS = ("event_id", "type", "contact_id", "at", "hook", "cohort", "group_id", "amount")
 CSV_COLUMNS = ("event_id", "type", "contact_id", "at", "hook", "cohort", "group", "amount")
@@ -30,9 +38,9 @@ FUNNEL_WINDOW_DAYS = 30
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def playbook_yaml() -> str:
+def playbook_yaml(text: str = PRIVATE_TEMPLATE) -> str:
     """A one-day campaign with one private beat to every parent (家长), and the spec's example funnel."""
-    template = "\n".join("      " + line for line in PRIVATE_TEMPLATE.splitlines())
+    template = "\n".join("      " + line for line in text.splitlines())
     return f"""siyu: 1
 id: bench-private
 title: 基准测试 · 一对一邀约
@@ -78,9 +86,29 @@ def store_pragmas(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def write_playbook(folder: Path) -> Path:
+@contextmanager
+def floor_transaction(path: Path, ddl: Iterable[str]) -> Iterator[sqlite3.Connection]:
+    """A fresh file under the store's pragmas holding this DDL; the body runs in one BEGIN IMMEDIATE transaction, committed at its end."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        store_pragmas(conn)
+        for statement in ddl:
+            conn.execute(statement)
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def insert_sql(table: str, columns: Iterable[str]) -> str:
+    names = list(columns)
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+def write_playbook(folder: Path, text: str = PRIVATE_TEMPLATE) -> Path:
     path = folder / "bench.yaml"
-    path.write_text(playbook_yaml(), encoding="utf-8")
+    path.write_text(playbook_yaml(text), encoding="utf-8")
     return path
 
 
@@ -96,7 +124,7 @@ def insert_contacts(db_path: Path, n: int) -> None:
     conn = sqlite3.connect(db_path)
     try:
         with conn:
-            conn.executemany(f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES ({', '.join('?' * len(CONTACT_COLUMNS))})", contact_rows(n))
+            conn.executemany(insert_sql("contacts", CONTACT_COLUMNS), contact_rows(n))
     finally:
         conn.close()
 
@@ -151,8 +179,8 @@ def funnel_store(out: Path, contacts: int, events: int, seed: int = SEED) -> Pat
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         with conn:
-            conn.executemany(f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES ({', '.join('?' * len(CONTACT_COLUMNS))})", contact_rows(contacts))
-            conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", event_rows(contacts, events, seed))
+            conn.executemany(insert_sql("contacts", CONTACT_COLUMNS), contact_rows(contacts))
+            conn.executemany(insert_sql("events", EVENT_COLUMNS), event_rows(contacts, events, seed))
         conn.execute("ANALYZE")
         conn.execute("PRAGMA journal_mode = WAL")
     finally:

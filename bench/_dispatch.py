@@ -18,15 +18,15 @@ import os
 import pstats
 import secrets
 import shutil
-import sqlite3
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench._data import CONTACT_COLUMNS, PRIVATE_TEMPLATE, TZ_NAME, contact_rows, insert_contacts, store_pragmas, write_playbook
+from bench._data import CONTACT_COLUMNS, PRIVATE_TEMPLATE, TZ_NAME, contact_rows, floor_transaction, insert_contacts, insert_sql, write_playbook
 from bench._harness import Config, Result, Timing, interleaved
 
 NAME = "dispatch"
@@ -49,22 +49,50 @@ HOTSPOTS = {
 }
 
 
-class Pass:
-    """A fresh store with N contacts, made before the clock starts; then one pass."""
+class Scratch:
+    """A folder of its own under root for each run, made by `fresh` and removed by the next `fresh` or `cleanup`."""
 
-    def __init__(self, root: Path, n: int) -> None:
+    prefix = "floor-"
+
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.n = n
         self.work: Path | None = None
+
+    def fresh(self) -> None:
+        self.cleanup()
+        self.work = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.root))
+
+    def cleanup(self) -> None:
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
+
+
+class Pass(Scratch):
+    """A fresh store with N contacts and the playbook whose beat has this text, made before the clock starts; then one pass.
+
+    `tasks`, when given, is how many send tasks the pass must report (checked with `sent`, a cheap
+    look at the summary; anything costlier is checked outside the clock).
+    """
+
+    prefix = "dispatch-"
+
+    def __init__(self, root: Path, n: int, text: str = PRIVATE_TEMPLATE, tasks: int | None = None) -> None:
+        super().__init__(root)
+        self.n = n
+        self.text = text
+        self.tasks = tasks
 
     def setup(self) -> None:
         from siyu_cli.store import open_store
 
-        self.cleanup()
-        self.work = Path(tempfile.mkdtemp(prefix="dispatch-", dir=self.root))
+        if self.work is not None:
+            self.check()
+        self.fresh()
+        assert self.work is not None
         open_store(self.work / "siyu.db").conn.close()
         insert_contacts(self.work / "siyu.db", self.n)
-        write_playbook(self.work)
+        write_playbook(self.work, self.text)
 
     def __call__(self) -> None:
         from siyu_cli.dispatch import Runner
@@ -75,29 +103,33 @@ class Pass:
             summary = runner.run_once(NOW)
         finally:
             runner.db.conn.close()
-        if summary.sent != self.n:
-            raise RuntimeError(f"dispatch pass sent {summary.sent} of {self.n}: {summary.to_dict()}")
+        if summary.sent != self.n or (self.tasks is not None and summary.tasks != self.tasks):
+            raise RuntimeError(f"dispatch pass sent {summary.sent} of {self.n} in {summary.tasks} tasks (expected {self.tasks}): {summary.to_dict()}")
 
-    def cleanup(self) -> None:
-        if self.work is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work = None
+    def check(self) -> None:
+        """What the last pass left, looked at outside the clock (before the next setup, and after the last run)."""
+
+
+def template_context() -> dict[str, Any]:
+    """What the bench playbook gives every template besides the contact: its persona, products, vars and day."""
+    persona = {"id": "advisor", "name": "周老师", "role": "学习顾问", "voice": "真诚、不催促", "account": "wx_advisor_01"}
+    products = {"trial": {"id": "trial", "name": "7天阅读营", "price": 9.9}, "member": {"id": "member", "name": "年度会员卡", "price": 365}}
+    variables = {"camp": "少年阅读训练营", "live_time": "20:00", "gift": "加赠纸质阅读记录本"}
+    return {"persona": persona, "products": products, "vars": variables, "day": 1}
 
 
 def _contexts(n: int) -> list[dict[str, Any]]:
     """What the template sees for each contact, as plain dicts (built before the clock starts)."""
-    persona = {"id": "advisor", "name": "周老师", "role": "学习顾问", "voice": "真诚、不催促", "account": "wx_advisor_01"}
-    products = {"trial": {"id": "trial", "name": "7天阅读营", "price": 9.9}, "member": {"id": "member", "name": "年度会员卡", "price": 365.0}}
-    variables = {"camp": "少年阅读训练营", "live_time": "20:00", "gift": "加赠纸质阅读记录本"}
+    shared = template_context()
     found = []
     for row in contact_rows(n):
         contact = dict(zip(CONTACT_COLUMNS, row, strict=True))
         contact["tags"] = ["家长", "已购"] if "已购" in row[2] else ["家长"]
-        found.append({"contact": contact, "persona": persona, "products": products, "vars": variables, "day": 1})
+        found.append({"contact": contact, **shared})
     return found
 
 
-def _drafts_ddl() -> list[str]:
+def drafts_ddl() -> list[str]:
     """The store's own `drafts` table and indexes, so the floor pays for the same keys."""
     from siyu_cli.store import open_store
 
@@ -109,64 +141,68 @@ def _drafts_ddl() -> list[str]:
             db.conn.close()
 
 
-class Floor:
+DRAFT_COLUMNS = (
+    "draft_id", "playbook_id", "cohort", "beat", "occurrence_at", "target", "day", "channel", "persona", "category", "variant",
+    "due_at", "content_hash", "text", "state", "reason", "error", "created_at", "finished_at",
+)  # fmt: skip
+
+
+def ledger_rows(contact_ids: Iterable[str], texts: Iterable[str]) -> list[tuple[Any, ...]]:
+    """A sent draft's row (DRAFT_COLUMNS) per contact and text, its id hashed from the contact as the ledger's is from its key."""
+    found = []
+    for cid, text in zip(contact_ids, texts, strict=True):
+        did = hashlib.sha1(cid.encode()).hexdigest()[:12]
+        found.append(
+            (did, "bench-private", "default", "invite", "2026-12-01T12:00:00Z", f"contact:{cid}", 1, "private", "advisor", None, None,
+             "2026-12-01T12:00:00Z", "0" * 16, text, "sent", None, None, "2026-12-01T12:05:00Z", "2026-12-01T12:05:00Z")
+        )  # fmt: skip
+    return found
+
+
+def insert_drafts(path: Path, ddl: Sequence[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """A fresh file with the store's pragmas (open_store's WAL, synchronous NORMAL, foreign keys) and its drafts DDL, one executemany."""
+    with floor_transaction(path, ddl) as conn:
+        conn.executemany(insert_sql("drafts", columns), rows)
+
+
+class Timed(Scratch):
+    """A floor: called once per run in a fresh folder, keeping the seconds of each of its parts per run."""
+
+    def __init__(self, root: Path, *parts: str) -> None:
+        super().__init__(root)
+        self.parts: dict[str, list[float]] = {part: [] for part in parts}
+
+    def __call__(self) -> None:
+        raise NotImplementedError
+
+    def note(self, *marks: float) -> None:
+        """perf_counter marks: the start, then the end of each part in order."""
+        for part, began, ended in zip(self.parts, marks[:-1], marks[1:], strict=True):
+            self.parts[part].append(ended - began)
+
+
+class Floor(Timed):
     """Plain Jinja, one executemany and the outbox's own way of writing files: what the pass cannot do with less."""
 
     def __init__(self, root: Path, n: int) -> None:
         import jinja2
 
-        self.root = root
+        super().__init__(root, "floor: Jinja render", "floor: sqlite3 executemany", "floor: outbox-style files")
         self.template = jinja2.Environment().from_string(PRIVATE_TEMPLATE)
         self.contexts = _contexts(n)
-        self.ddl = _drafts_ddl()
-        self.work: Path | None = None
-        self.parts: dict[str, list[float]] = {"floor: Jinja render": [], "floor: sqlite3 executemany": [], "floor: outbox-style files": []}
-
-    def fresh(self) -> None:
-        self.cleanup()
-        self.work = Path(tempfile.mkdtemp(prefix="floor-", dir=self.root))
+        self.ddl = drafts_ddl()
 
     def __call__(self) -> None:
         """Render, ledger, write: each part timed on its own, the whole timed by the caller."""
         started = time.perf_counter()
         texts = [self.template.render(ctx) for ctx in self.contexts]
         rendered = time.perf_counter()
-        rows = self.rows(texts)
-        self.sql(rows)
+        rows = ledger_rows((ctx["contact"]["contact_id"] for ctx in self.contexts), texts)
+        assert self.work is not None
+        insert_drafts(self.work / "floor.db", self.ddl, DRAFT_COLUMNS, rows)
         stored = time.perf_counter()
         self.files(rows)
-        done = time.perf_counter()
-        for name, seconds in zip(self.parts, (rendered - started, stored - rendered, done - stored), strict=True):
-            self.parts[name].append(seconds)
-
-    def rows(self, texts: list[str]) -> list[tuple[Any, ...]]:
-        found = []
-        for ctx, text in zip(self.contexts, texts, strict=True):
-            cid = ctx["contact"]["contact_id"]
-            did = hashlib.sha1(cid.encode()).hexdigest()[:12]
-            found.append(
-                (did, "bench-private", "default", "invite", "2026-12-01T12:00:00Z", f"contact:{cid}", 1, "private", "advisor", None, None,
-                 "2026-12-01T12:00:00Z", "0" * 16, text, "sent", None, None, "2026-12-01T12:05:00Z", "2026-12-01T12:05:00Z")
-            )  # fmt: skip
-        return found
-
-    def sql(self, rows: list[tuple[Any, ...]]) -> None:
-        """A fresh file with the store's pragmas (open_store's WAL, synchronous NORMAL, foreign keys) and its drafts DDL."""
-        assert self.work is not None
-        conn = sqlite3.connect(self.work / "floor.db", isolation_level=None)
-        try:
-            store_pragmas(conn)
-            for statement in self.ddl:
-                conn.execute(statement)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO drafts (draft_id, playbook_id, cohort, beat, occurrence_at, target, day, channel, persona, category, variant, "
-                "due_at, content_hash, text, state, reason, error, created_at, finished_at) VALUES (" + ", ".join("?" * 19) + ")",
-                rows,
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        self.note(started, rendered, stored, time.perf_counter())
 
     def files(self, rows: list[tuple[Any, ...]]) -> None:
         """The outbox's write: the same Markdown (front matter, title, text), a temp file renamed into place, one sync per batch."""
@@ -193,14 +229,9 @@ class Floor:
                 os.sync()
         os.sync()
 
-    def cleanup(self) -> None:
-        if self.work is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work = None
 
-
-def profile(step: Pass, out: Path) -> dict[str, float]:
-    """One more pass under cProfile: the top 15 by cumulative time go to dispatch.prof.txt."""
+def profile(step: Pass, out: Path, name: str = NAME, hotspots: dict[str, tuple[str, str]] = HOTSPOTS, top: int = 15) -> dict[str, float]:
+    """One more pass under cProfile: the top functions by cumulative and by own time go to <name>.prof.txt; the hotspots' cumulative seconds are returned."""
     step.setup()
     profiler = cProfile.Profile()
     try:
@@ -209,43 +240,44 @@ def profile(step: Pass, out: Path) -> dict[str, float]:
         step.cleanup()
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(15)
-    stats.sort_stats("tottime").print_stats(15)
-    (out / "dispatch.prof.txt").write_text(text.getvalue(), encoding="utf-8")
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    (out / f"{name}.prof.txt").write_text(text.getvalue(), encoding="utf-8")
     found: dict[str, float] = {}
     total = 0.0
     for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         total = max(total, ct)
-        for label, (suffix, name) in HOTSPOTS.items():
-            if func == name and filename.endswith(suffix):
+        for label, (suffix, function) in hotspots.items():
+            if func == function and filename.endswith(suffix):
                 found[label] = found.get(label, 0.0) + ct
     found["total (profiled)"] = total
     return found
 
 
-def run(cfg: Config) -> list[Result]:
-    n = 1_000 if cfg.quick else 100_000
+def compare(cfg: Config, name: str, floor_name: str, target: float, n: int, make: Callable[[Path], tuple[Pass, Timed]], hotspots: dict[str, tuple[str, str]] = HOTSPOTS, top: int = 15) -> Result:
+    """The pass and its floor, each run `cfg.times(3)` times in turns in folders of their own, then one profiled pass: one row."""
     times = cfg.times(3)
     root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
     try:
-        step = Pass(root, n)
-        floor = Floor(root, n)
+        step, floor = make(root)
         timed = interleaved({"ours": (step, step.setup), "floor": (floor, floor.fresh)}, times)
+        step.check()
         step.cleanup()
         floor.cleanup()
-        hot = profile(step, cfg.out)
+        hot = profile(step, cfg.out, name, hotspots, top)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    parts = {name: Timing.of(found).median for name, found in floor.parts.items()}
+    parts = {part: Timing.of(found).median for part, found in floor.parts.items()}
+    profile_file = str(cfg.out / f"{name}.prof.txt")
     result = Result.timed(
-        NAME,
-        timed["ours"],
-        "plain Jinja + executemany + outbox-style writes",
-        timed["floor"],
-        TARGET,
-        parts=parts,
-        info={"drafts": n, "runs": times, "profile": {k: round(v, 3) for k, v in hot.items()}, "profile_file": str(cfg.out / "dispatch.prof.txt")},
-    )
-    result.info["floor_parts_runs"] = {name: [round(t, 3) for t in found] for name, found in floor.parts.items()}
+        name, timed["ours"], floor_name, timed["floor"], target, parts=parts,
+        info={"drafts": n, "runs": times, "profile": {k: round(v, 3) for k, v in hot.items()}, "profile_file": profile_file},
+    )  # fmt: skip
+    result.info["floor_parts_runs"] = {part: [round(t, 3) for t in found] for part, found in floor.parts.items()}
     result.info["notes"] = [f"{n:,} drafts, median of {times} each side in turns; profile (cumulative s): " + ", ".join(f"{k} {v:.2f}" for k, v in hot.items())]
-    return [result]
+    return result
+
+
+def run(cfg: Config) -> list[Result]:
+    n = 1_000 if cfg.quick else 100_000
+    return [compare(cfg, NAME, "plain Jinja + executemany + outbox-style writes", TARGET, n, lambda root: (Pass(root, n), Floor(root, n)))]

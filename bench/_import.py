@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import inspect
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, insert_contacts, store_pragmas, write_playbook
+from bench._data import EVENT_COLUMNS, TZ_NAME, events_csv, floor_transaction, insert_contacts, insert_sql, write_playbook
 from bench._harness import Config, Result, Timing, interleaved, skipped, timings
 
 NAME = "import"
@@ -51,17 +50,9 @@ def _rows(path: Path) -> Iterator[tuple[str | None, ...]]:
 
 def floor_import(csv_path: Path, db_path: Path, ddl: list[str]) -> int:
     """One transaction under the store's pragmas (WAL, synchronous NORMAL), as the import writes."""
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        store_pragmas(conn)
-        for statement in ddl:
-            conn.execute(statement)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", _rows(csv_path))
-        conn.execute("COMMIT")
+    with floor_transaction(db_path, ddl) as conn:
+        conn.executemany(insert_sql("events", EVENT_COLUMNS), _rows(csv_path))
         return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def _caller(import_events: Callable[..., Any], playbook: Path) -> Callable[[Any, Path], Any]:

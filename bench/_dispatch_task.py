@@ -1,0 +1,151 @@
+"""dispatch-task: one `siyu run --once` pass whose one private beat is a single mass send to N recipients (issue 12).
+
+The beat's text does not name its contact, so its N drafts share a `send_key`: recorded per
+contact, claimed whole, delivered as one task (the outbox writes one Markdown file and, past 20
+recipients, a CSV of them beside it) and settled per draft. Ours is timed as the dispatch
+benchmark's is: `Runner(...)` plus `run_once(now)` in-process on a fresh store holding N contacts.
+Outside the clock each pass is checked: N drafts sent in 1 task, one .md and one CSV of N rows in
+the outbox, every draft settled under that task's name.
+
+Floor: the template rendered once by plain Jinja, plus one executemany of the same N ledger rows
+(with their slot, send key and task name) into a fresh file with the store's own `drafts` DDL
+under its pragmas, inside BEGIN IMMEDIATE. Both sides run the same number of times, in turns.
+Peak memory: one more pass of each in a child process of its own (`siyu run --once`, as cron runs
+it, and the floor), each reporting its own high-water RSS as it exits (HWM below).
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from bench._data import TASK_TEMPLATE, contact_rows
+from bench._dispatch import DRAFT_COLUMNS, HOTSPOTS, NOW, Pass, Timed, compare, drafts_ddl, insert_drafts, ledger_rows, template_context
+from bench._harness import ROOT, Config, Result, venv_python
+from bench._scale import child
+
+NAME = "dispatch-task"
+TARGET = 1.3
+TIMEOUT_S = 900.0
+# Beyond the dispatch pass's hotspots: what a task of N recipients costs once, and the record step's budget look-ups.
+TASK_HOTSPOTS = {
+    **HOTSPOTS,
+    "record: read the day's budget (Runner._budget)": ("_runner.py", "_budget"),
+    "budget: recorded 1v1 drafts read (private_counts)": ("_ledger.py", "private_counts"),
+    "budget: due times parsed (from_db)": ("_time.py", "from_db"),
+    "budget: note_private": ("_policy.py", "note_private"),
+    "claim batch's contacts loaded (Planner.focus)": ("_drafts.py", "focus"),
+    "deliver one task (Runner._deliver)": ("_runner.py", "_deliver"),
+    "outbox: recipients CSV": ("_outbox.py", "recipients_csv"),
+}
+# What a child prints as it exits: its high-water RSS (VmHWM: the image it exec'd into). wait4's ru_maxrss would
+# not do here: it keeps the RSS the child had between fork and exec, a copy of this bench process, which after
+# the timed runs is larger than the floor's whole run.
+HWM = "import atexit, sys; atexit.register(lambda: print('peak_kb', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0], file=sys.stderr)); "
+SEND_KEY = "0" * 20
+TASK_COLUMNS = ("slot", "send_key", "task_id", "attempts", "claimed_at")
+
+
+class TaskPass(Pass):
+    """The dispatch pass on the one-task playbook, its outbox and ledger checked after each run."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        super().__init__(root, n, TASK_TEMPLATE, tasks=1)
+
+    def check(self) -> None:
+        """1 .md and 1 CSV of N distinct drafts; every draft sent under the one task the file is named for."""
+        assert self.work is not None
+        files = sorted(path for path in (self.work / "outbox").rglob("*") if path.is_file())
+        if [path.suffix for path in files] != [".csv", ".md"]:
+            raise RuntimeError(f"dispatch-task: the outbox holds {[path.name for path in files]}, not one .md and its CSV")
+        with files[0].open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+        drafts = {row[2] for row in rows[1:]}
+        if rows[0] != ["target_id", "target", "draft"] or len(rows) - 1 != self.n or len(drafts) != self.n:
+            raise RuntimeError(f"dispatch-task: {files[0].name} lists {len(rows) - 1} rows ({len(drafts)} drafts), not {self.n}")
+        conn = sqlite3.connect(self.work / "siyu.db")
+        try:
+            settled = conn.execute("SELECT state, task_id, COUNT(*) FROM drafts GROUP BY state, task_id").fetchall()
+        finally:
+            conn.close()
+        if len(settled) != 1 or settled[0][0] != "sent" or settled[0][2] != self.n or not files[1].name.endswith(f"-{settled[0][1]}.md"):
+            raise RuntimeError(f"dispatch-task: the ledger holds {settled}, not {self.n} drafts sent in the task of {files[1].name}")
+
+
+class TaskFloor(Timed):
+    """Render the text once, then one executemany of the N rows the ledger ends with: what the pass cannot do with less."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        import jinja2
+
+        super().__init__(root, "floor: Jinja render (once)", "floor: sqlite3 executemany")
+        self.template = jinja2.Environment().from_string(TASK_TEMPLATE)
+        self.context = template_context()
+        self.contacts = [row[0] for row in contact_rows(n)]
+        self.ddl = drafts_ddl()
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        text = self.template.render(self.context)
+        rendered = time.perf_counter()
+        rows = ledger_rows(self.contacts, [text] * len(self.contacts))
+        task = f"{min(row[0] for row in rows)}-{len(rows)}"  # the task's name: its first draft and how many it carries
+        claimed = rows[0][-1]  # claimed and finished in the same pass
+        assert self.work is not None
+        insert_drafts(
+            self.work / "floor.db", self.ddl, DRAFT_COLUMNS + TASK_COLUMNS,
+            ((*row, f"beat\x1fdefault\x1finvite\x1f1\x1f0\x1f{row[5]}", SEND_KEY, task, 1, claimed) for row in rows),
+        )  # fmt: skip
+        self.note(started, rendered, time.perf_counter())
+
+
+def floor_once(n: int) -> None:
+    """One floor run in a folder of its own: what the peak-memory child runs."""
+    root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
+    floor = TaskFloor(root, n)
+    try:
+        floor.fresh()
+        floor()
+    finally:
+        floor.cleanup()
+        root.rmdir()
+
+
+def _peak_mb(stderr: str) -> float:
+    return int(next(line for line in reversed(stderr.splitlines()) if line.startswith("peak_kb ")).split()[1]) / 1024
+
+
+def peaks(n: int) -> dict[str, float]:
+    """Peak RSS of one more pass (a `siyu run --once` child on a fresh store) and of one floor run (a child), in MB."""
+    root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
+    step = TaskPass(root, n)
+    try:
+        step.setup()
+        assert step.work is not None
+        siyu = [venv_python(), "-c", HWM + "from siyu_cli.cli import main; main()"]
+        ours = child([*siyu, "run", "bench.yaml", "--once", "--now", NOW.isoformat(), "--json", "--db", "siyu.db", "--outbox", "outbox"], step.work, TIMEOUT_S)
+        if ours.status != "ok" or ours.summary().get("sent") != n or ours.summary().get("tasks") != 1:
+            raise RuntimeError(f"dispatch-task: `siyu run --once` child: {ours.brief()} {ours.summary()}")
+        step.check()
+    finally:
+        step.cleanup()
+        root.rmdir()
+    floor = child([venv_python(), "-c", HWM + f"from bench._dispatch_task import floor_once; floor_once({n})"], ROOT, TIMEOUT_S)
+    if floor.status != "ok":
+        raise RuntimeError(f"dispatch-task: floor child: {floor.brief()}")
+    return {"peak_mb": _peak_mb(ours.stderr), "floor_peak_mb": _peak_mb(floor.stderr), "child_wall_s": float(ours.wall_s or 0.0)}
+
+
+def run(cfg: Config) -> list[Result]:
+    n = 1_000 if cfg.quick else 100_000
+    result = compare(cfg, NAME, "plain Jinja once + executemany", TARGET, n, lambda root: (TaskPass(root, n), TaskFloor(root, n)), TASK_HOTSPOTS, top=30)
+    found = peaks(n)
+    result.info.update(found, tasks=1, outbox={"md": 1, "csv_rows": n})
+    result.info["notes"].append(
+        f"1 task of {n:,} recipients (1 .md + 1 CSV of {n:,} rows, checked after every pass); peak RSS of a `siyu run --once` child "
+        f"{found['peak_mb']:.0f} MB, of the floor in a child {found['floor_peak_mb']:.0f} MB"
+    )
+    return [result]
