@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests import test_run
 from tests.playbooks_fixtures import MORNING, add_contacts, invoke, query, write_playbook
 
@@ -107,11 +105,6 @@ def test_a_carried_draft_counts_against_its_new_days_per_contact_touches(camp: P
     assert carried == [("2026-12-02",), ("2026-12-03",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 audit, left for the runner: Runner._budget notes group posts only on the days of the pass's drafts, "
-    "so a draft carried to a later day is not checked against that day's group posts",
-)
 def test_a_carried_draft_counts_its_new_days_group_posts(camp: Path) -> None:
     # One precise contact a day, one touch a contact a day; a group post on day 2 only: a2's 1v1 of day 1 cannot go on day 2.
     post = {**MORNING, "days": "2"}
@@ -122,11 +115,6 @@ def test_a_carried_draft_counts_its_new_days_group_posts(camp: Path) -> None:
     assert carried == [("2026-12-03",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 audit, left for the runner: an incremental pass records beats, then changed contacts, then journey steps, "
-    "each in its own _record, so a later beat takes the day's capacity before an earlier journey step",
-)
 def test_a_pass_offers_capacity_oldest_first_across_beats_and_journey_steps(camp: Path) -> None:
     # One precise fan a day. j1 adds at 09:00 and its journey's step is due at 10:00; b1's 1v1 beat is due at 18:00.
     # One pass at 19:00 covers both: the 10:00 step is older, so it goes and the beat carries over.

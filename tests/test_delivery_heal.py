@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest_http import RecordingServer, Reply
 from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, outbox_files, parents, query, run_siyu, siyu_env, write_playbook
 
@@ -174,11 +172,6 @@ def test_a_robot_url_with_a_bad_port_or_host_is_a_clear_error(tmp_path: Path) ->
         assert "SIYU_TEST_HOOK does not hold a valid URL" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 audit, left for the runner: Runner._share_limits builds StoreRateLimiter on the wall clock (time.time), and the "
-    "webhook's own RateLimiter runs on time.monotonic, while max_late runs on the pass's clock; deliver_due should hand both its clock",
-)
 def test_a_fast_rehearsals_robot_limit_runs_on_the_rehearsals_clock(tmp_path: Path) -> None:
     """25 group posts at 09:00 to a WeCom robot: 18 go in the first simulated minute, the rest a minute later, none late."""
     groups = [{"id": f"g{n}", "name": f"阅读营{n}群", "persona": "host"} for n in range(1, 26)]

@@ -466,7 +466,7 @@ def _summary_table(summary: Any, labels: list[str]) -> Any:
         table.add_column(column, no_wrap=True)
     for column in SUMMARY_COLUMNS + ["skip"] * other:
         table.add_column(column, justify="right", no_wrap=True)
-    for row, label in zip(summary.beats, labels):
+    for row, label in zip(summary.beats, labels, strict=True):
         cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error] + [row.other] * other
         channel = CHANNEL_LABELS.get(row.channel, row.channel).split()[0]
         table.add_row(label, channel, row.variant or "-", *[str(c) if c else "·" for c in cells])
@@ -475,10 +475,8 @@ def _summary_table(summary: Any, labels: list[str]) -> Any:
 
 def _print_summary(summary: Any) -> None:
     """What a reviewer reads first: counts by beat and decision, the busiest contact, each account against its cap."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from rich.cells import cell_len
+    from rich.markup import escape
     from rich.measure import Measurement
 
     console = out()

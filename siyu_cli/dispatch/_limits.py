@@ -26,8 +26,9 @@ def destination(url: str) -> str:
 class StoreRateLimiter:
     """Sliding windows over the store's `sends`; `try_acquire` takes a slot or says when one frees.
 
-    Time is the wall clock: the robot counts what arrives in real time, whatever moment a
-    rehearsal's `--now` says the pass is at.
+    Time is the pass's clock (`wall`): real time for cron and the service, where the robot counts what
+    arrives in real time; a `--clock fast` rehearsal's simulated time, so its held drafts go a simulated
+    minute later instead of waiting a real one.
     """
 
     def __init__(self, db: Any, url: str, windows: tuple[tuple[int, float], ...], wall: Callable[[], float] = time.time) -> None:

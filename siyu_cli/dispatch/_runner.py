@@ -363,21 +363,30 @@ class Runner:
             return
         through = cursor.through
         changed = cursors.changed(cursor.seq, top)
+        sources: list[tuple[PlanInputs, Iterable[Draft]]] = []
         if any(through < moment <= now for moment in self._beat_moments()):
             beats = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, beats_only=True)
-            self._record(beats, beats.planner.drafts(since=through + _TICK, until=now, journeys=False), now, summary)
+            sources.append((beats, beats.planner.drafts(since=through + _TICK, until=now, journeys=False)))
         if changed:
             # Imported, tagged or given a late event: its past occurrences are planned again (the ledger dedups).
             some = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, contact_ids=changed)
-            self._record(some, some.planner.drafts(until=now, journeys=False), now, summary)
-        steps = {}
+            sources.append((some, some.planner.drafts(until=now, journeys=False)))
+        movers: set[str] = set()
         if journeys:
             movers = changed | cursors.entered(self._light().book.types, through, now, added=True) | cursors.journeys_due(playbook.id, now)
             if movers:
-                some = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, contact_ids=movers)
-                self._record(some, some.planner.drafts(until=now, beats=False), now, summary)
-                steps = _next_steps(some.planner, now)
-                steps.update((cid, None) for cid in movers if cid not in steps)
+                moving = plan_inputs(playbook, None, readonly=False, db=self.db, as_of=now, contact_ids=movers)
+                sources.append((moving, moving.planner.drafts(until=now, beats=False)))
+        if carries(playbook) and sources:
+            # Capacity is offered oldest first across beats, changed contacts and journey steps alike.
+            self._record(sources[0][0], (), now, summary, sources=sources)
+        else:
+            for source, stream in sources:
+                self._record(source, stream, now, summary)
+        steps: dict[str, datetime | None] = {}
+        if movers:
+            steps = _next_steps(moving.planner, now)
+            steps.update((cid, None) for cid in movers if cid not in steps)
         with immediate(self.db):
             cursors.index_journeys(playbook.id, steps, everyone=False)
             cursors.set(playbook.id, playbook.content_hash, now, top, utcnow())
@@ -428,21 +437,27 @@ class Runner:
             self._moments = sorted(found)
         return self._moments
 
-    def _record(self, inputs: PlanInputs, drafts: Iterable[Draft], now: datetime, summary: PassSummary) -> None:
-        """Record the drafts the ledger does not hold yet, rendered, each with its decision, in one write transaction."""
+    def _record(
+        self, inputs: PlanInputs, drafts: Iterable[Draft], now: datetime, summary: PassSummary, sources: Sequence[tuple[PlanInputs, Iterable[Draft]]] = ()
+    ) -> None:
+        """Record the drafts the ledger does not hold yet, rendered, each with its decision, in one write transaction.
+
+        `sources`: several (inputs, drafts) decided together (a capacity cap offers its budget oldest first across
+        them), each rendered with its own planner; `inputs` then serves the decisions."""
         cursors = PlanCursor(self.db)
         # A 1v1 cap is offered fairly across everything due at once (_fair_order), so those drafts are decided
         # together; otherwise they are recorded in chunks and a catch-up of millions holds one chunk at a time.
         whole = self.playbook.model.limits.private_per_account_per_day is not None or carries(self.playbook)
         fresh: list[Draft] = []
         # Sent, skipped or waiting already: a moved time, or an add recorded again at another time, is the same slot.
-        for draft in cursors.unrecorded(self.playbook.id, drafts):
-            inputs.planner.render(draft)
-            draft.context = draft.content = None  # what rendering needed is let go
-            fresh.append(draft)
-            if not whole and len(fresh) >= RECORD_CHUNK:
-                self._insert(cursors, inputs, fresh, now, summary)
-                fresh = []
+        for source, stream in sources or [(inputs, drafts)]:
+            for draft in cursors.unrecorded(self.playbook.id, stream):
+                source.planner.render(draft)
+                draft.context = draft.content = None  # what rendering needed is let go
+                fresh.append(draft)
+                if not whole and len(fresh) >= RECORD_CHUNK:
+                    self._insert(cursors, inputs, fresh, now, summary)
+                    fresh = []
         if fresh:
             self._insert(cursors, inputs, fresh, now, summary)
 
@@ -568,6 +583,8 @@ class Runner:
             budget.note_private(target.split(":", 1)[1], persona, from_db(due))
         for run in playbook.cohorts:
             campaign_days = {(d - run.start).days + 1 for d in days}
+            if budget.caps is not None:  # a carried draft is checked against its new day's group posts too
+                campaign_days = set(range(min(campaign_days), playbook.model.days + 1))
             for occ in occurrences(playbook, run, inputs.planner.renderer.search, days=campaign_days):
                 if occ.target_kind == "group" and _posted(inputs.planner, occ):
                     budget.note_group_post(occ.target_id, guard.schedule(occ.at).due_at)
@@ -583,12 +600,13 @@ class Runner:
         tasks once half gone; a task any of whose claims another run took over is neither sent nor settled.
         """
         streaks: Counter[str] = Counter()
-        self._share_limits(now)
         lease = lease_length()
         started = _time.monotonic()
 
         def clock() -> datetime:
             return now + timedelta(seconds=_time.monotonic() - started)
+
+        self._share_limits(lambda: clock().timestamp())
 
         for output in self.outputs:
             if hasattr(output, "pass_clock"):
@@ -643,13 +661,15 @@ class Runner:
                     "so another run took them over and settled them; this pass recorded only what it saw arrive"
                 )
 
-    def _share_limits(self, now: datetime) -> None:
-        """Robots' rate limits kept in the store for this pass, so every process and campaign shares them."""
+    def _share_limits(self, wall: Callable[[], float]) -> None:
+        """Robots' rate limits kept in the store for this pass, so every process and campaign shares them, on the
+        pass's clock: the real one for cron and the service, the simulated one in a `--clock fast` rehearsal."""
         from siyu_cli.dispatch._limits import StoreRateLimiter
 
         for output in self.outputs:
             if isinstance(output, WebhookOutput) and output.platform.windows:
-                output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows)
+                output.shared = StoreRateLimiter(self.db, output.url, output.platform.windows, wall=wall)
+                output.limiter.clock = wall  # the webhook's own limiter too, or it sleeps a real minute in a rehearsal
 
     def _deliver(
         self, task: list[dict[str, Any]], inputs: PlanInputs, summary: PassSummary, attempt: _Attempt, run_id: str
