@@ -48,8 +48,6 @@ from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
-from jinja2 import meta
-
 from siyu_cli._time import from_db, to_db
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft
@@ -105,7 +103,6 @@ class PersonalRule:
         self.playbook = playbook
         self.renderer = renderer
         self.beats = {beat.id: beat for beat in playbook.model.beats}
-        self._sources: dict[tuple[str | None, str | None], bool] = {}
 
     def __call__(self, channel: str, beat_id: str, variant: str | None) -> bool:
         if channel == "journey":
@@ -121,28 +118,7 @@ class PersonalRule:
         return content is not None and self.reads_contact(content.template, content.text)
 
     def reads_contact(self, template: str | None, text: str | None) -> bool:
-        key = (template, text)
-        if key not in self._sources:
-            self._sources[key] = self._reads(template, text, set())
-        return self._sources[key]
-
-    def _reads(self, template: str | None, text: str | None, seen: set[str]) -> bool:
-        env = self.renderer.env
-        try:
-            source = text if template is None else env.loader.get_source(env, template)[0]
-            tree = env.parse(source or "")
-        except Exception:  # a missing or broken template fails its draft elsewhere; count it, to be safe
-            return True
-        if "contact" in meta.find_undeclared_variables(tree):
-            return True
-        for name in meta.find_referenced_templates(tree):
-            if name is None:
-                return True  # a computed include: could be anything
-            if name not in seen:
-                seen.add(name)
-                if self._reads(name, None, seen):
-                    return True
-        return False
+        return bool(self.renderer.reads_contact(template, text))
 
 
 class Caps:

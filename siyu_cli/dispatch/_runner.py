@@ -157,6 +157,7 @@ class Runner:
         self._moments: list[datetime] | None = None
         self._bare: Planner | None = None
         self._keys: SendKeys | None = None
+        self._names: dict[str, str] = {}  # the claim batch's recipients' names (deliver_due)
         self._fill_slots()
 
     def _titles(self) -> dict[str, str]:
@@ -469,7 +470,7 @@ class Runner:
         with immediate(self.db):
             # Another pass may have recorded some of them since: looked up again under the write lock.
             existing = cursors.known(playbook.id, (d.slot for d in fresh))
-            budget = self._budget(inputs, guard, days)
+            budget = self._budget(inputs, guard, days, sorted({d.target for d in fresh if d.contact_id is not None}))
             if budget.caps is not None:
                 fresh.sort(key=lambda d: d.occurrence_at)  # capacity is offered oldest first (stable: the planner's order within a time)
             fresh = self._fair_order(fresh, budget, guard)
@@ -571,7 +572,7 @@ class Runner:
         never = (0, "")
         return sorted(fresh, key=lambda d: (d.occurrence_at, served.get(d.target, never) if d.channel in BUDGETED else never, d.beat, d.target))
 
-    def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any]) -> Budget:
+    def _budget(self, inputs: PlanInputs, guard: Guard, days: set[Any], targets: Sequence[str] = ()) -> Budget:
         """The day's budget as the ledger has it now, plus every group post scheduled those days."""
         playbook = self.playbook
         start = min(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days)
@@ -579,7 +580,14 @@ class Runner:
         end = max(datetime.combine(d, datetime.min.time(), tzinfo=playbook.tz) for d in days) + timedelta(days=2)
         if budget.caps is not None:
             end += timedelta(days=CARRY_HORIZON)  # a draft carried over is checked against its new day's touches
-        for target, persona, due in self.ledger.private_counts(playbook.id, start, end):
+        limits = playbook.model.limits
+        if budget.caps is not None or limits.private_per_account_per_day is not None:
+            counted = self.ledger.private_counts(playbook.id, start, end)  # an account's budget: all its drafts those days
+        elif limits.per_contact_per_day is not None:
+            counted = self.ledger.private_counts(playbook.id, start, end, targets=targets)  # only these contacts' touches
+        else:
+            counted = []  # nothing is counted against a 1v1 budget: reading the day's drafts per chunk would be wasted (and quadratic)
+        for target, persona, due in counted:
             budget.note_private(target.split(":", 1)[1], persona, from_db(due))
         for run in playbook.cohorts:
             campaign_days = {(d - run.start).days + 1 for d in days}
@@ -622,7 +630,10 @@ class Runner:
             results: list[Any] = []
             attempt = _Attempt(now, {}, {}, {}, {}, streaks)
             ids = [row["draft_id"] for row in batch]
-            inputs.planner.focus(_contacts_of(batch))
+            # Journey and welcome steps are checked for an exit, so their contacts are loaded with their events;
+            # every recipient needs only a name for its task's list.
+            inputs.planner.focus(_contacts_of(row for row in batch if row["entry"] is not None))
+            self._names = self._contact_names(_contacts_of(batch))
             done = self.ledger.deliveries(ids)
             attempt.resume = self.ledger.partial_parts(ids)
             tasks = send_tasks(batch)
@@ -837,13 +848,23 @@ class Runner:
             persona_id=persona,
         )
 
-    @staticmethod
-    def _label(target: str, planner: Planner) -> str:
+    def _contact_names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Contact id → name (the id when it has none), read in chunks: a task's recipient list needs no more."""
+        found: dict[str, str] = {}
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.db.execute(f"SELECT contact_id, name FROM contacts WHERE contact_id IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update((cid, str(name or cid)) for cid, name in rows)
+        return found
+
+    def _label(self, target: str, planner: Planner) -> str:
         kind, _, ident = target.partition(":")
         if kind == "group":
             return planner.group_names.get(ident, ident)
         if kind == "contact":
-            return f"{planner.contact_name(ident)} ({ident})"
+            name = self._names.get(ident)
+            return f"{name if name is not None else planner.contact_name(ident)} ({ident})"
         return f"朋友圈 Moments · {planner.persona_names.get(ident, ident)}"
 
     def _due(self, stamp: str) -> datetime:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from siyu_cli.dispatch._capacity import PersonalRule
 
 if TYPE_CHECKING:
     from siyu_cli.dispatch._outputs import Outgoing
 
+T = TypeVar("T", bound=Mapping[str, Any])
 SHOWN = 10  # recipients a robot post or the console names before "and N more"
 
 # Channels whose drafts can be one message to many; journeys and welcomes are each contact's own.
@@ -44,12 +45,12 @@ class SendKeys:
         return found
 
 
-def send_tasks(rows: Iterable[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+def send_tasks(rows: Iterable[T]) -> list[list[T]]:
     """Claimed drafts as tasks, in the order their first draft is due; each task's drafts in (due, id) order."""
-    tasks: dict[str, list[dict[str, Any]]] = {}
+    tasks: dict[str, list[T]] = {}
     for row in sorted(rows, key=lambda r: (r["due_at"], r["draft_id"])):
         key = row.get("send_key")
-        tasks.setdefault(key if key is not None else "\x00" + str(row["draft_id"]), []).append(dict(row))
+        tasks.setdefault(key if key is not None else "\x00" + str(row["draft_id"]), []).append(row)
     return list(tasks.values())
 
 

@@ -244,13 +244,19 @@ class Ledger:
             [(stamp, did) for did in draft_ids],
         )
 
-    def private_counts(self, playbook_id: str, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
-        """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until)."""
-        return self.db.execute(
+    def private_counts(self, playbook_id: str, since: datetime, until: datetime, *, targets: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+        """(target, persona, due_at) of 1v1 drafts that count against the budget in [since, until); of `targets` only, when given."""
+        sql = (
             "SELECT target, persona, due_at FROM drafts WHERE playbook_id = ? AND channel IN ('private', 'journey') "
-            "AND state NOT IN ('skipped', 'failed') AND due_at >= ? AND due_at < ?",
-            [playbook_id, to_db(since), to_db(until)],
-        ).fetchall()
+            "AND state NOT IN ('skipped', 'failed') AND due_at >= ? AND due_at < ?"
+        )
+        window = [playbook_id, to_db(since), to_db(until)]
+        if targets is None:
+            return self.db.execute(sql, window).fetchall()
+        found: list[tuple[str, str, str]] = []
+        for chunk in _chunks(list(targets), 500):
+            found.extend(self.db.execute(f"{sql} AND target IN ({', '.join('?' * len(chunk))})", [*window, *chunk]).fetchall())
+        return found
 
     def private_sends(self, playbook_id: str, targets: Sequence[str]) -> dict[str, tuple[int, str]]:
         """target → (how many 1v1 drafts it was sent in this playbook, when the last one was due)."""

@@ -157,6 +157,7 @@ class Planner:
         self.as_of = as_of
         self.sample_contact = sample_contact and not self.contacts
         self._stats_cache: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
+        self._shared: dict[tuple[Any, ...], str] = {}  # texts that read no contact, by occurrence (render)
         self._audiences: dict[str, list[Mapping[str, Any]]] = {}
         model = playbook.model
         self.tag_rules = TagRules.of(model)
@@ -607,9 +608,23 @@ class Planner:
                     context["stats"] = stats
             else:
                 occ: Occurrence = extra["occurrence"]
+                shared = None
+                if stats is None and extra.get("contact") is not None and not self.renderer.reads_contact(draft.content.template, draft.content.text):
+                    # The same text for every contact of this occurrence (a mass send): rendered once. Only `contact`
+                    # differs between their contexts (RenderContexts.for_occurrence).
+                    shared = (draft.content.template, draft.content.text, draft.cohort, draft.beat, draft.occurrence_at, draft.persona, draft.group_id)
+                    found = self._shared.get(shared)
+                    if found is not None:
+                        draft.text = found
+                        return draft
                 if stats is None and self.renderer.needs_stats(draft.content):
                     stats = self._stats(draft, run)
                 context = self.contexts.for_occurrence(occ, run, contact=extra.get("contact"), stats=stats)
+                if shared is not None:
+                    if len(self._shared) >= 4096:
+                        self._shared.clear()
+                    draft.text = self._shared[shared] = self.renderer.render(draft.content, context, beat=draft.beat)
+                    return draft
             draft.text = self.renderer.render(draft.content, context, beat=draft.beat)
         except TemplateFailure as exc:
             draft.error = exc

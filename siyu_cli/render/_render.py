@@ -58,6 +58,7 @@ class Renderer:
         self.env.filters["yuan"] = yuan
         self._compiled: dict[tuple[str | None, str | None], jinja2.Template] = {}
         self._needs_stats: dict[tuple[str | None, str | None], bool] = {}
+        self._reads_contact: dict[tuple[str | None, str | None], bool] = {}
 
     def compile(self, content: Content, *, beat: str = "") -> jinja2.Template:
         key = (content.template, content.text)
@@ -88,6 +89,31 @@ class Renderer:
     def needs_stats(self, content: Content) -> bool:
         self.compile(content)
         return self._needs_stats[(content.template, content.text)]
+
+    def reads_contact(self, template: str | None, text: str | None) -> bool:
+        """Whether the content's text depends on its contact (it, or a template it includes, reads `contact`):
+        such a draft needs a person (capacity) and cannot be one text for many (send tasks, rendering once)."""
+        key = (template, text)
+        if key not in self._reads_contact:
+            self._reads_contact[key] = self._reads(template, text, set())
+        return self._reads_contact[key]
+
+    def _reads(self, template: str | None, text: str | None, seen: set[str]) -> bool:
+        try:
+            source = text if template is None else self.env.loader.get_source(self.env, template)[0]  # type: ignore[union-attr]
+            tree = self.env.parse(source or "")
+        except Exception:  # a missing or broken template fails its draft elsewhere; count it, to be safe
+            return True
+        if "contact" in meta.find_undeclared_variables(tree):
+            return True
+        for name in meta.find_referenced_templates(tree):
+            if name is None:
+                return True  # a computed include: could be anything
+            if name not in seen:
+                seen.add(name)
+                if self._reads(name, None, seen):
+                    return True
+        return False
 
     def render(self, content: Content, context: Mapping[str, Any], *, beat: str = "") -> str:
         template = self.compile(content, beat=beat)
