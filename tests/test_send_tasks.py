@@ -150,3 +150,18 @@ def test_kill_9_while_a_mass_task_is_posted_leaves_every_recipient_in_doubt_and_
     assert task.stem.endswith(task_id)
     assert run_siyu(tmp_path, "outbox", "done", task_id, env=env).returncode == 0
     assert states(tmp_path / "siyu.db") == {"sent": 3000}
+
+
+def test_outbox_tasks_lists_each_task_with_its_recipients_counted(camp: Path) -> None:
+    write_playbook(camp, beats=[POST, MASS], days=1, groups=GROUPS, limits={"missed": {"max_late": "6h"}})
+    add_contacts(camp / "siyu.db", parents(25))
+    once("2026-12-01 12:31")
+    tasks = json.loads(invoke("outbox", "--tasks", "--json").stdout)
+    assert [(t["beat"], t["recipients"], t["sent"], t["done"]) for t in tasks] == [("morning", 3, 3, 0), ("close", 25, 25, 0)]
+    invoke("outbox", "done", tasks[1]["task_id"])
+    shown = invoke("outbox", "--tasks").stdout
+    assert tasks[1]["task_id"] in shown and "send task(s) 任务" in shown
+    assert json.loads(invoke("outbox", "--tasks", "--json").stdout)[1]["done"] == 25
+    drafts = json.loads(invoke("outbox", "--json", "--limit", "5").stdout)
+    assert {d["task_id"] for d in drafts} <= {t["task_id"] for t in tasks}
+    assert "--status lists drafts" in invoke("outbox", "--tasks", "--status", "sent", code=2).stderr

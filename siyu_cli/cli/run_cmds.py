@@ -284,26 +284,44 @@ def outbox_list(
     playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     limit: int = typer.Option(200, "--limit", help="Show at most this many."),
+    tasks: bool = typer.Option(False, "--tasks", help="One row per send task 任务 (a mass send, a post to several groups) with its recipients counted."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """List drafts from the ledger."""
+    """List drafts from the ledger (or, with --tasks, the send tasks they went out in)."""
     if ctx.invoked_subcommand is not None:
         return
-    from siyu_cli.dispatch._frontline import list_drafts
+    from rich.table import Table
 
+    from siyu_cli.dispatch._frontline import list_drafts, list_tasks
+
+    if tasks:
+        if status:
+            raise UsageError("--status lists drafts; --tasks counts every state of a task's drafts", hint="drop one of them")
+        found = list_tasks(find_playbook(playbook, playbook_arg), db, date=date, limit=limit)
+        if as_json:
+            print_json(found)
+            return
+        listing = Table(title=f"{len(found)} send task(s) 任务")
+        for column in ("task", "due", "beat", "channel", "persona", "recipients", "sent", "done", "not a friend", "quota", "left out", "in doubt"):
+            listing.add_column(column, overflow="fold")
+        for row in found:
+            listing.add_row(
+                row["task_id"], row["due_local"], row["beat"], row["channel"], row["persona"] or "",
+                *(str(row[key] or 0) for key in ("recipients", "sent", "done", "not_friend", "quota", "not_sent", "unknown")),
+            )  # fmt: skip
+        out().print(listing)
+        return
     rows, tz = list_drafts(find_playbook(playbook, playbook_arg), db, date=date, status=status, limit=limit)
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
-
     table = Table(title=f"{len(rows)} draft(s)")
-    for column in ("id", "due", "beat", "channel", "persona", "target", "state", "reason", "done"):
+    for column in ("id", "task", "due", "beat", "channel", "persona", "target", "state", "reason", "done"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            row["draft_id"], row["due_local"], row["beat"], row["channel"], row["persona"] or "", row["target"],
-            row["state"], row["reason"] or "", row["done_by"] or "",
+            row["draft_id"], row["task_id"] if row["task_id"] and row["task_id"] != row["draft_id"] else "", row["due_local"], row["beat"],
+            row["channel"], row["persona"] or "", row["target"], row["state"], row["reason"] or "", row["done_by"] or "",
         )
     out().print(table)
 

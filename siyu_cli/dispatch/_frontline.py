@@ -24,14 +24,10 @@ def _store(db_path: str | None) -> Any:
 def list_drafts(playbook_path: Path, db_path: str | None, *, date: str | None, status: str | None, limit: int) -> tuple[list[dict[str, Any]], tzinfo]:
     playbook = read(playbook_path)
     db = _store(db_path)
-    sql = "SELECT draft_id, due_at, beat, channel, persona, target, state, reason, done_by, text FROM drafts WHERE playbook_id = ?"
+    sql = "SELECT draft_id, task_id, due_at, beat, channel, persona, target, state, reason, done_by, outcome, text FROM drafts WHERE playbook_id = ?"
     params: list[Any] = [playbook.id]
     if date:
-        try:
-            day = datetime.now(playbook.tz).date() if date == "today" else date_type.fromisoformat(date)
-        except ValueError:
-            raise UsageError(f"--date {date!r} is not a date; write YYYY-MM-DD or today") from None
-        start = datetime.combine(day, datetime.min.time(), tzinfo=playbook.tz)
+        start = _day_start(date, playbook.tz)
         sql += " AND due_at >= ? AND due_at < ?"
         params += [to_db(start), to_db(start + timedelta(days=1))]
     if status:
@@ -52,6 +48,39 @@ def list_drafts(playbook_path: Path, db_path: str | None, *, date: str | None, s
         row["due_local"] = from_db(row["due_at"]).astimezone(playbook.tz).strftime("%Y-%m-%d %H:%M")
         rows.append(row)
     return rows, playbook.tz
+
+
+def list_tasks(playbook_path: Path, db_path: str | None, *, date: str | None, limit: int) -> list[dict[str, Any]]:
+    """Send tasks as the front line sees them: one row per task with its recipients counted by state and outcome."""
+    playbook = read(playbook_path)
+    db = _store(db_path)
+    sql = (
+        "SELECT task_id, MIN(due_at), beat, channel, persona, COUNT(*), SUM(state = 'sent'), SUM(done_by IS NOT NULL), "
+        "SUM(outcome = 'not_friend'), SUM(outcome = 'quota'), SUM(outcome = 'not_sent'), SUM(state = 'unknown') "
+        "FROM drafts WHERE playbook_id = ? AND task_id IS NOT NULL"
+    )
+    params: list[Any] = [playbook.id]
+    if date:
+        start = _day_start(date, playbook.tz)
+        sql += " AND due_at >= ? AND due_at < ?"
+        params += [to_db(start), to_db(start + timedelta(days=1))]
+    sql += " GROUP BY task_id ORDER BY MIN(due_at), task_id LIMIT ?"
+    params.append(limit)
+    names = ("task_id", "due_at", "beat", "channel", "persona", "recipients", "sent", "done", "not_friend", "quota", "not_sent", "unknown")
+    rows = []
+    for values in db.execute(sql, params):
+        row = dict(zip(names, values, strict=True))
+        row["due_local"] = from_db(row["due_at"]).astimezone(playbook.tz).strftime("%Y-%m-%d %H:%M")
+        rows.append(row)
+    return rows
+
+
+def _day_start(date: str, tz: tzinfo) -> datetime:
+    try:
+        day = datetime.now(tz).date() if date == "today" else date_type.fromisoformat(date)
+    except ValueError:
+        raise UsageError(f"--date {date!r} is not a date; write YYYY-MM-DD or today") from None
+    return datetime.combine(day, datetime.min.time(), tzinfo=tz)
 
 
 def mark_done(db_path: str | None, ids: list[str], by: str | None) -> list[str]:
