@@ -127,9 +127,13 @@ class DeliveryError(SiyuError):
         retry_after: float | None = None,
         hint: str = "",
         held: bool = False,
+        blocked: bool = False,
     ) -> None:
         super().__init__(message, hint=hint)
         self.held = held
+        # The output cannot work until a person fixes its setup (a wrong secret, an untrusted IP): nothing more
+        # is tried on it this pass, and its drafts wait for a pass after the fix.
+        self.blocked = blocked
         self.transient = transient and not maybe_delivered
         self.maybe_delivered = maybe_delivered
         self.parts_done = parts_done

@@ -83,6 +83,7 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "revised": 0,
         "paused": [],
         "held": [],
+        "blocked": [],
         "warnings": [],
         "recovered": 0,
         "errors": [],

@@ -441,7 +441,9 @@ def sop_cmd(
     table.add_column("day", justify="right", no_wrap=True)
     table.add_column("beat", min_width=10)
     table.add_column("persona", no_wrap=True)
-    for name in ("due", "sent", "done", "late", "skipped", "failed", "unknown", "pending"):
+    read_back = bool(report.total.quota or report.total.not_friend or report.total.not_sent)
+    names = ["due", "sent", "done", "late", "skipped", "failed", "unknown", "pending"] + (["quota", "not friend", "left out"] if read_back else [])
+    for name in names:
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     if wide:
         table.add_column("skipped by reason")
@@ -460,6 +462,8 @@ def sop_cmd(
             f"[red]{row.unknown}[/]" if row.unknown else "0",
             str(row.pending),
         ]
+        if read_back:
+            cells += [str(row.quota), str(row.not_friend), str(row.not_sent)]
         if wide:
             cells.append(escape(", ".join(f"{reason} {count}" for reason, count in row.skipped.items())))
         table.add_row(*cells, end_section=not total and row is report.rows[-1])
@@ -483,7 +487,12 @@ def sop_cmd(
             share = f"{member.on_time_rate:.0%}" if member.on_time_rate is not None else ""
             staff.add_row(escape(member.staff), str(member.done), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0", share)
         console.print(staff)
-    console.print("[dim]late = sent more than 10 minutes after due; done = sent by the staff member (read back from WeCom) or marked sent (siyu outbox done).[/]")
+    console.print(
+        "[dim]late = sent more than 10 minutes after due (by the staff member's send time when WeCom reads it back); "
+        "done = sent by the staff member (read back from WeCom) or marked sent (siyu outbox done)"
+        + ("; quota = refused by the customer's monthly mass-send quota, not friend = WeCom could not reach them, left out = the staff member did not send to them" if read_back else "")
+        + ".[/]"
+    )
 
 
 @report_app.command("groups", epilog=examples("siyu report groups playbooks/camp.yaml", "siyu report groups --csv > groups.csv"))

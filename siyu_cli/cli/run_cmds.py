@@ -59,7 +59,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         sys.stderr.write(f"warning: {warning}\n")
     if as_json:
         print_json(summary.to_dict())
-        if summary.failed or summary.unknown:
+        if summary.failed or summary.unknown or summary.blocked:
             # For cron's mail: what went wrong, on stderr, whatever stdout carries.
             for error in summary.errors[:5]:
                 err().print(error if error.startswith("in doubt: ") else f"failed: {error}", markup=False, soft_wrap=True)
@@ -79,6 +79,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         line += f" · paused {', '.join(summary.paused)} (failing; its drafts wait for the next pass)"
     if summary.held:
         line += f" · held back by the rate limit of {', '.join(summary.held)} (a later pass sends them)"
+    if summary.blocked:
+        line += f" · stopped {', '.join(summary.blocked)}: its setup is wrong (its drafts wait for a pass after the fix)"
     if summary.recovered:
         line += f" · recovered {summary.recovered} from a dead run"
     if summary.readback:
@@ -127,7 +129,7 @@ def run(
     if once:
         summary = runner.run_once(moment)
         _print_summary(summary, as_json)
-        if summary.failed or summary.unknown:
+        if summary.failed or summary.unknown or summary.blocked:
             raise typer.Exit(1)  # so cron mails it
         return
     if clock == "fast":
@@ -222,7 +224,7 @@ def retry(
     runner = Runner(find_playbook(playbook, named), db_path=db, outbox_dir=outbox)
     summary = do_retry(runner, ids or None, include_unknown=unknown, now=_when(now, runner.playbook.tz))
     _print_summary(summary, as_json)
-    if summary.failed or summary.unknown:
+    if summary.failed or summary.unknown or summary.blocked:
         raise typer.Exit(1)  # failed again, or in doubt again
 
 
@@ -335,8 +337,11 @@ def outbox_done(
     """Mark drafts as sent by hand (已发送): the person copied them into WeChat."""
     from siyu_cli.dispatch._frontline import mark_done
 
-    changed = mark_done(db, ids, by)
-    out().print(f"marked {len(changed)} draft(s) done: {', '.join(changed)}")
+    changed, read_back = mark_done(db, ids, by)
+    shown = ", ".join(changed[:20]) + (f" … and {len(changed) - 20} more" if len(changed) > 20 else "")
+    out().print(f"marked {len(changed)} draft(s) done" + (f": {shown}" if changed else ""))
+    if read_back:
+        out().print(f"left {len(read_back)} draft(s) as WeCom read them back (who sent them, when, or why not): `siyu outbox --tasks` shows them", markup=False)
 
 
 @app.command(rich_help_panel=PANEL, epilog=examples("siyu status", "siyu status playbooks/skincare.yaml --db /srv/siyu/siyu.db --json"))

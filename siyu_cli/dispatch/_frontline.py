@@ -83,7 +83,8 @@ def _day_start(date: str, tz: tzinfo) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=tz)
 
 
-def mark_done(db_path: str | None, ids: list[str], by: str | None) -> list[str]:
+def mark_done(db_path: str | None, ids: list[str], by: str | None) -> tuple[list[str], list[str]]:
+    """Mark drafts sent by hand; returns (marked, left as WeCom read them back)."""
     db = _store(db_path)
     ledger = Ledger(db)
     resolved = ledger.find(ids)
@@ -96,8 +97,15 @@ def mark_done(db_path: str | None, ids: list[str], by: str | None) -> list[str]:
             f"cannot mark {', '.join(refused)} done: state {states.get(refused[0])}",
             hint="skipped drafts (holdout, quiet hours, limit, missed) were decided not to be sent",
         )
-    ledger.set_state(full, "sent", done_by=who, now=utcnow(), allowed=DONE_FROM)
-    return full
+    # What WeCom read back (who sent it, when, or why not) is the record: a hand mark does not overwrite it.
+    read_back = {row[0] for chunk in _chunks(full, 500) for row in db.execute(f"SELECT draft_id FROM drafts WHERE outcome IS NOT NULL AND draft_id IN ({', '.join('?' * len(chunk))})", chunk)}
+    marked = [draft_id for draft_id in full if draft_id not in read_back]
+    ledger.set_state(marked, "sent", done_by=who, now=utcnow(), allowed=DONE_FROM)
+    return marked, sorted(read_back)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _user() -> str:

@@ -16,6 +16,11 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
     db = runner.db
     states = ("failed", "unknown") if include_unknown else ("failed",)
     marks = ", ".join("?" * len(states))
+    summary = PassSummary(now=moment)
+    if include_unknown:
+        # An output that can look a delivery up (WeCom's own list of mass sends) settles what is in doubt first:
+        # found, it is sent; not made, it goes out in this retry; only the rest is sent again blindly, as asked.
+        runner.sync(moment, summary, every_task=True)
     if ids:
         resolved = [draft for found in runner.ledger.find(ids).values() for draft in found]
         rows = db.execute(
@@ -31,6 +36,8 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         ).fetchall()
     resend = [r[0] for r in rows if r[2] != "template_error"]
     replan = [r[0] for r in rows if r[2] == "template_error"]
+    if include_unknown:
+        resend += [row[0] for row in db.execute("SELECT draft_id FROM drafts WHERE playbook_id = ? AND state = 'pending' AND reason = 'retry' AND error LIKE 'wecom: % not in WeCom%'", [runner.playbook.id])]
     with immediate(db):
         for draft_id in resend:
             db.execute("UPDATE deliveries SET state = 'pending' WHERE draft_id = ? AND state IN ('failed', 'unknown', 'inflight')", [draft_id])
@@ -38,7 +45,6 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         for draft_id in replan:
             db.execute("DELETE FROM drafts WHERE draft_id = ? AND state = 'failed'", [draft_id])
     run_id = runner.ledger.start_run(runner.playbook.id, "retry", utcnow())
-    summary = PassSummary(now=moment)
     try:
         inputs = runner.inputs(moment)
         if replan:

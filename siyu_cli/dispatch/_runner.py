@@ -82,6 +82,7 @@ class PassSummary:
     tasks: int = 0  # send tasks delivered: drafts sharing an account, beat, time, variant and text go as one
     readback: dict[str, int] = field(default_factory=dict)  # what outputs read back (wecom): recipients by outcome, reminders
     held: list[str] = field(default_factory=list)  # outputs whose shared rate limit held drafts back for a later pass
+    blocked: list[str] = field(default_factory=list)  # outputs whose setup is wrong (a secret): their drafts wait for a fix
     warnings: list[str] = field(default_factory=list)  # worth a person's look, not a failure (a renamed campaign)
 
     def add(self, other: PassSummary) -> None:
@@ -98,6 +99,7 @@ class PassSummary:
             self.readback[key] = self.readback.get(key, 0) + count
         self.paused.extend(name for name in other.paused if name not in self.paused)
         self.held.extend(name for name in other.held if name not in self.held)
+        self.blocked.extend(name for name in other.blocked if name not in self.blocked)
         self.warnings.extend(other.warnings)
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
@@ -119,6 +121,7 @@ class PassSummary:
             "revised": self.revised,
             "paused": self.paused,
             "held": self.held,
+            "blocked": self.blocked,
             "warnings": self.warnings,
             "recovered": self.recovered,
             "errors": self.errors[:20],
@@ -158,6 +161,7 @@ class Runner:
         self._bare: Planner | None = None
         self._keys: SendKeys | None = None
         self._names: dict[str, str] = {}  # the claim batch's recipients' names (deliver_due)
+        self._welcomes: frozenset[str] | None = None
         self._fill_slots()
 
     def _titles(self) -> dict[str, str]:
@@ -182,6 +186,7 @@ class Runner:
         self._moments = None
         self._bare = None
         self._keys = None
+        self._welcomes = None
         self._fill_slots()
         return True
 
@@ -488,11 +493,15 @@ class Runner:
                 existing.add(draft.slot)
                 ids.add(draft.draft_id)
                 at = draft.occurrence_at
-                timing = timings.get((at, at.tzinfo, at.fold))
-                if timing is None:
-                    schedule = guard.schedule(at)
-                    timing = timings[(at, at.tzinfo, at.fold)] = (schedule, to_db(schedule.due_at))
-                schedule, due_text = timing
+                if draft.beat in self._instant_welcomes:
+                    # WeCom's welcome answers the customer's own add, within 20 s or never: quiet hours do not hold it.
+                    schedule, due_text = Schedule(at), to_db(at)
+                else:
+                    timing = timings.get((at, at.tzinfo, at.fold))
+                    if timing is None:
+                        schedule = guard.schedule(at)
+                        timing = timings[(at, at.tzinfo, at.fold)] = (schedule, to_db(schedule.due_at))
+                    schedule, due_text = timing
                 state, reason, error = "pending", None, None
                 if schedule.skip_reason:
                     state, reason = "skipped", schedule.skip_reason
@@ -546,6 +555,19 @@ class Runner:
                 self.ledger.supersede(budget.superseded, stamp)
                 summary.skipped[SUPERSEDED] += len(budget.superseded)
                 summary.deferred -= len(carried.keys() & set(budget.superseded))
+
+    @property
+    def _instant_welcomes(self) -> frozenset[str]:
+        """The welcome steps sent with the add's WelcomeCode (`after: 0m`, with the wecom output): `welcome:<hook>:<n>`."""
+        if self._welcomes is None:
+            wecom = any(getattr(output, "sync", None) is not None for output in self.outputs)
+            self._welcomes = frozenset(
+                f"welcome:{hook.id}:{number}"
+                for hook in self.playbook.model.hooks
+                for number, step in enumerate(hook.welcome, start=1)
+                if wecom and _delay(step.after) == timedelta(0)
+            )
+        return self._welcomes
 
     def _send_keys(self, inputs: PlanInputs) -> SendKeys:
         if self._keys is None:
@@ -712,11 +734,12 @@ class Runner:
             ids = [row["draft_id"] for row in rows]
             if attempt.streaks[output.name] >= PAUSE_AFTER:
                 kinds.add("retry")
-                why = (
-                    f"{output.name} held back for this pass: its rate limit is reached (a later pass sends it)"
-                    if output.name in summary.held
-                    else f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"
-                )
+                if output.name in summary.held:
+                    why = f"{output.name} held back for this pass: its rate limit is reached (a later pass sends it)"
+                elif output.name in summary.blocked:
+                    why = f"{output.name} stopped for this pass: its setup is wrong (see the pass's error); a pass after the fix sends it"
+                else:
+                    why = f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"
                 for draft_id in ids:
                     outcome[draft_id].append((output.name, "retry", None, why))
                 continue
@@ -745,6 +768,12 @@ class Runner:
                     attempt.streaks[output.name] = PAUSE_AFTER
                     if output.name not in summary.held:
                         summary.held.append(output.name)
+                elif exc.blocked:
+                    # Its setup is wrong (a secret, an IP): every task would fail alike; a pass after the fix sends them.
+                    attempt.streaks[output.name] = PAUSE_AFTER
+                    if output.name not in summary.blocked:
+                        summary.blocked.append(output.name)
+                        summary.errors.append(f"{output.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
                 else:
                     attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
                 if kind != "retry":

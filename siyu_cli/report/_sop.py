@@ -147,8 +147,11 @@ def sop(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, day: int | None 
                CASE WHEN state = 'skipped' THEN {head} END AS why,
                COUNT(*),
                SUM(done_by IS NOT NULL),
-               SUM(state = 'sent' AND ((COALESCE(done_at, finished_at) IS NOT NULL
-                                        AND COALESCE(done_at, finished_at) > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}'))
+               SUM(state = 'sent' AND (CASE WHEN outcome IS NOT NULL
+                                              -- read back from WeCom: late is when the staff member sent it; not sent is not late
+                                              THEN done_at IS NOT NULL AND done_at > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}')
+                                              ELSE COALESCE(done_at, finished_at) IS NOT NULL
+                                                   AND COALESCE(done_at, finished_at) > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}') END
                                        OR reason LIKE '%late%')),
                SUM(outcome = 'quota'), SUM(outcome = 'not_friend'), SUM(outcome = 'not_sent')
         FROM drafts WHERE playbook_id = ? {"AND day = ?" if day is not None else ""}

@@ -11,7 +11,7 @@ pass looks for it in WeCom's own list (get_groupmsg_list_v2) instead of creating
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from siyu_cli.wecom._sync import SyncReport
 
 NOT_FRIEND = "not_friend"
+NO_CHAT_ID = "no_chat_id"
+WELCOME_EXPIRED = 41050  # the WelcomeCode is older than 20 s (or invalid)
+# Answers about the app's setup, the same for every task: a wrong secret or corp id, an app not allowed to call
+# 客户联系, an untrusted IP, a disabled app.
+SETUP_ERRCODES = frozenset({40001, 40013, 40091, 48002, 60020, 50003})
 
 
 class WecomOutput:
@@ -94,35 +99,41 @@ class WecomOutput:
         return userid
 
     def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> Delivered:
+        from siyu_cli.errors import WecomError
+
         sender = self.sender(msg)
-        if msg.channel == "moments":
-            return self._moment(msg, sender)
-        if msg.channel == "welcome" and len(msg.recipients) == 1:
-            welcomed = self._welcome(msg, sender)
-            if welcomed is not None:
-                return welcomed
-        return self._mass(msg, sender, first_part, on_part)
+        try:
+            if msg.channel == "moments":
+                return self._moment(msg, sender)
+            if msg.channel == "welcome" and len(msg.recipients) == 1:
+                welcomed = self._welcome(msg, sender)
+                if welcomed is not None:
+                    return welcomed
+            return self._mass(msg, sender, first_part, on_part)
+        except WecomError as exc:
+            if exc.errcode in SETUP_ERRCODES:
+                # Every task would get the same answer: stop trying this output until the setup is fixed.
+                raise DeliveryError(exc.message, transient=True, blocked=True, hint=exc.hint) from None
+            raise
 
     def _mass(self, msg: Outgoing, sender: str, first_part: int, on_part: Callable[[int], None] | None) -> Delivered:
         from siyu_cli.wecom._client import MAX_CHATS, MAX_EXTERNAL
 
         group = msg.channel == "group"
         ids: dict[str, str] = {}  # WeCom's id → the draft it reaches
+        refused: dict[str, str] = {}
         for recipient in msg.recipients:
             if group:
                 chat = self.chats.get(recipient.ident)
                 if chat is None:
-                    raise DeliveryError(
-                        f"wecom: group {recipient.ident!r} has no chat_id, so WeCom cannot post to it",
-                        hint=f"add chat_id: <the customer group's 客户群ID> to group {recipient.ident} (`siyu check` lists every one missing)",
-                    )
+                    refused[recipient.draft_id] = NO_CHAT_ID  # this group only: the others still get the post (`siyu check` names it)
+                    continue
                 ids[chat] = recipient.draft_id
             else:
                 ids[recipient.ident] = recipient.draft_id
         order = list(ids)
         size = MAX_CHATS if group else MAX_EXTERNAL
         parts = [order[start : start + size] for start in range(0, len(order), size)]
-        refused: dict[str, str] = {}
         msgids: list[str] = []
         for number, chunk in enumerate(parts, start=1):
             if number < first_part:
@@ -135,13 +146,24 @@ class WecomOutput:
             except DeliveryError as exc:
                 exc.parts_done = number - 1
                 raise
+            gone = [ids[item] for item in failed if item in ids]
+            # The part, and WeCom's fail_list, committed the moment WeCom answers: a crash after it loses neither.
+            self._record(msg, number, "groupmsg", msgid, sender, "group" if group else "single", len(chunk), gone)
             if msgid:
-                self._record(msg, number, "groupmsg", msgid, sender, "group" if group else "single", len(chunk))
                 msgids.append(msgid)
-            refused.update((ids[item], NOT_FRIEND) for item in failed if item in ids)
             if on_part is not None and number < len(parts):
                 on_part(number)
+        # Parts made on an earlier try (before a crash or a transient failure) had their fail_list committed then.
+        refused.update((draft, NOT_FRIEND) for draft in self._refused(list(ids.values())))
         return Delivered(f"wecom msgid {', '.join(msgids) or '(none: no recipient could receive it)'}", refused)
+
+    def _refused(self, drafts: list[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(drafts), 500):
+            chunk = drafts[start : start + 500]
+            rows = self.db.execute(f"SELECT draft_id FROM drafts WHERE outcome = ? AND draft_id IN ({', '.join('?' * len(chunk))})", [NOT_FRIEND, *chunk])
+            found.extend(row[0] for row in rows)
+        return found
 
     def _moment(self, msg: Outgoing, sender: str) -> Delivered:
         visible: dict[str, Any] = {"sender_list": {"user_list": [sender]}}
@@ -154,6 +176,7 @@ class WecomOutput:
 
     def _welcome(self, msg: Outgoing, sender: str) -> Delivered | None:
         """With the contact's WelcomeCode still fresh (20 s), the welcome itself; else None: a one-customer mass send."""
+        from siyu_cli.errors import WecomError
         from siyu_cli.wecom._events import use_welcome_code, welcome_code
 
         contact = msg.recipients[0].ident
@@ -161,18 +184,25 @@ class WecomOutput:
         code = welcome_code(self.db, contact, sender, now)
         if code is None or not use_welcome_code(self.db, code, now):
             return None
-        sent = self.client.send_welcome_msg(code, msg.text, msg.attachments)
+        try:
+            sent = self.client.send_welcome_msg(code, msg.text, msg.attachments)
+        except WecomError as exc:
+            if exc.errcode == WELCOME_EXPIRED:
+                return None  # WeCom says the 20 s are over: the welcome goes as a one-customer task instead
+            raise
         self._record(msg, 1, "welcome", code, sender, "single", 1)
         return Delivered("wecom welcome" if sent else "wecom welcome: another welcome came first (41051)")
 
-    def _record(self, msg: Outgoing, part: int, kind: str, remote_id: str, sender: str, chat_type: str | None, count: int) -> None:
-        """Committed the moment WeCom answers: a crash after it never creates this part again."""
+    def _record(self, msg: Outgoing, part: int, kind: str, remote_id: str, sender: str, chat_type: str | None, count: int, gone: Sequence[str] = ()) -> None:
+        """Committed the moment WeCom answers: a crash after it never creates this part again, nor forgets who WeCom refused."""
         with immediate(self.db):
-            self.db.execute(
-                "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [msg.draft_id, self.name, part, kind, remote_id, msg.playbook_id, sender, chat_type, count, to_db(self.pass_clock())],
-            )
+            if remote_id:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [msg.draft_id, self.name, part, kind, remote_id, msg.playbook_id, sender, chat_type, count, to_db(self.pass_clock())],
+                )
+            self.db.conn.executemany("UPDATE drafts SET outcome = ? WHERE draft_id = ?", [(NOT_FRIEND, draft) for draft in gone])
 
 
 def _audience_tags(expression: str | None) -> list[str]:

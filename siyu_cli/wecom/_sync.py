@@ -88,17 +88,22 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
         if sender is None:
             continue
         recorded = {row[0] for row in db.execute("SELECT remote_id FROM wecom_tasks WHERE output = ?", [output.name])}
-        parts = db.execute("SELECT COUNT(*) FROM wecom_tasks WHERE task_id = ? AND output = ?", [name, output.name]).fetchone()[0]
-        since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_BACK
+        made = db.execute("SELECT COUNT(*) FROM wecom_tasks WHERE task_id = ? AND output = ?", [name, output.name]).fetchone()[0]
         chat_type = "group" if task[0]["channel"] == "group" else "single"
+        size = MAX_CHATS if chat_type == "group" else MAX_EXTERNAL
+        total = -(-len(task) // size)  # the parts the task is sent in (the output cuts its recipients the same way)
         match = None
-        for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_BACK, filter_type=0):
-            msgid = str(item.get("msgid"))
-            if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
-                continue
-            if any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
-                match = msgid
-                break
+        if made < total:
+            # The part after the last one recorded is the one that may have been made: look for it.
+            since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_BACK
+            ours = {str(row["target"]).partition(":")[2] for row in task}
+            for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_BACK, filter_type=0):
+                msgid = str(item.get("msgid"))
+                if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
+                    continue
+                if any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)) and _recipients_match(output, msgid, sender, chat_type, ours):
+                    match = msgid
+                    break
         ids = [row["draft_id"] for row in task]
         marks = ", ".join("?" * len(ids))
         report.settled += len(ids)
@@ -107,24 +112,40 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 db.execute(
                     "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at) "
                     "VALUES (?, ?, ?, 'groupmsg', ?, ?, ?, ?, ?, ?)",
-                    [name, output.name, parts + 1, match, playbook_id, sender, chat_type, len(task), to_db(now)],
+                    [name, output.name, made + 1, match, playbook_id, sender, chat_type, min(size, len(task) - made * size), to_db(now)],
                 )
                 report.found += 1
-                if parts + 1 < -(-len(task) // (MAX_CHATS if chat_type == "group" else MAX_EXTERNAL)):
-                    # The part in doubt was made; the parts after it never were: the next delivery starts after it.
-                    db.execute(f"UPDATE deliveries SET state = 'pending', parts = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [parts + 1, output.name, *ids])
-                    db.execute(f"UPDATE drafts SET state = 'pending', reason = 'retry', error = NULL, finished_at = NULL WHERE state = 'unknown' AND draft_id IN ({marks})", ids)
-                    continue
-                db.execute(f"UPDATE deliveries SET state = 'delivered', location = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [f"wecom msgid {match} (found)", output.name, *ids])
-                db.execute(f"UPDATE drafts SET state = 'sent', reason = NULL, error = NULL, task_id = ? WHERE state = 'unknown' AND draft_id IN ({marks})", [name, *ids])
-            else:
-                db.execute(f"UPDATE deliveries SET state = 'pending', error = NULL WHERE output = ? AND draft_id IN ({marks})", [output.name, *ids])
+                made += 1
+            if made >= total:
+                # Every part is in WeCom: sent, but a recipient in an answered part's fail_list (committed then), skipped.
+                db.execute(f"UPDATE deliveries SET state = 'delivered', location = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [f"wecom task {name} (found)", output.name, *ids])
                 db.execute(
-                    f"UPDATE drafts SET state = 'pending', reason = 'retry', error = 'wecom: not in WeCom''s list of mass sends, so it was never created; sending it now', "
-                    f"finished_at = NULL, due_at = MIN(due_at, ?) WHERE state = 'unknown' AND draft_id IN ({marks})",
-                    [to_db(now), *ids],
+                    "UPDATE drafts SET state = CASE WHEN outcome = 'not_friend' THEN 'skipped' ELSE 'sent' END, "
+                    "reason = CASE WHEN outcome = 'not_friend' THEN 'not_friend' END, error = NULL, task_id = ? "
+                    f"WHERE state = 'unknown' AND draft_id IN ({marks})",
+                    [name, *ids],
                 )
-                report.resend += 1
+                continue
+            # The parts after the last one made never were: the next delivery starts there (a part made is not made again).
+            db.execute(f"UPDATE deliveries SET state = 'pending', parts = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [made, output.name, *ids])
+            db.execute(
+                "UPDATE drafts SET state = 'pending', reason = 'retry', error = ?, finished_at = NULL, due_at = MIN(due_at, ?) "
+                f"WHERE state = 'unknown' AND draft_id IN ({marks})",
+                [f"wecom: {'part ' + str(made + 1) + ' is' if made else 'it is'} not in WeCom's list of mass sends, so it was never created; sending it now", to_db(now), *ids],
+            )
+            report.resend += 1
+
+
+def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> bool:
+    """A mass send found by text and staff member is ours only if it reaches our recipients: another campaign (or
+    another store on the same corp) may have sent the same text. WeCom lists a single task's customers whatever
+    their status; a group task lists only the groups already sent to, so an empty list cannot tell."""
+    if chat_type == "group":
+        listed = {str(entry.get("chat_id")) for entry in output.client.groupmsg_send_result(msgid, sender)}
+        chats = {output.chats.get(group, group) for group in ours}
+        return listed <= chats
+    listed = {str(entry.get("external_userid")) for entry in output.client.groupmsg_send_result(msgid, sender)}
+    return bool(listed) and listed <= ours
 
 
 def _welcome_code_spent(db: sqlite_utils.Database, row: Mapping[str, Any]) -> bool:
@@ -190,9 +211,18 @@ def _read_moment(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[s
         if int(job.get("status", 0)) != 3:
             _touch(db, task, now)
             return
-        moment_id = (job.get("result") or {}).get("moment_id")
+        result = job.get("result") or {}
+        moment_id = result.get("moment_id")
+        invalid = (result.get("invalid_sender_list") or {}).get("user_list") or []
+        if task["sender"] in invalid:
+            _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
+            report.errors.append(
+                f"{output.name}: Moments job {task['remote_id']}: WeCom could not hand it to {task['sender']} (invalid_sender_list: "
+                "not in the app's visible range, or not a staff member who may post customer Moments)"
+            )
+            return
         if not moment_id:
-            error = (job.get("result") or {}).get("errmsg") or "WeCom made no moment"
+            error = result.get("errmsg") or "WeCom made no moment"
             _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
             report.errors.append(f"{output.name}: Moments job {task['remote_id']}: {error}")
             return

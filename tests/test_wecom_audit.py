@@ -1,0 +1,177 @@
+"""What the hostile audit of issue 12 found in the wecom output, each through the CLI against the fake WeCom."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.playbooks_fixtures import add_contacts, invoke, query, run_siyu, siyu_cmd, siyu_env, states, write_playbook
+from tests.test_wecom_dispatch import GROUPS, MASS, PERSONAS, POST, at, customers, once
+from tests.wecom_fake import WecomFake
+
+MOMENTS = {"id": "life", "title": "朋友圈", "at": "12:00", "days": "all", "channel": "moments", "text": "今天的早餐：燕麦 + 蓝莓～"}
+
+
+@pytest.fixture
+def corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    wecom.now = at("2026-12-01 12:31")
+    return tmp_path
+
+
+def env_for(wecom: WecomFake, **extra: str) -> dict[str, str]:
+    return siyu_env(SIYU_WECOM_API=wecom.url, SIYU_WECOM_CORP_ID=wecom.corp_id, SIYU_WECOM_SECRET=wecom.secret, **extra)
+
+
+def killed_mid(folder: Path, wecom: WecomFake, api: str, now: str, *, process: bool = True) -> None:
+    """A pass killed -9 while WeCom holds its `api` call (acted on when `process`)."""
+    wecom.hang(api, process=process)
+    wecom._seen[api].clear()  # wait for this pass's call, not an earlier one
+    proc = subprocess.Popen(siyu_cmd("run", "--once", "--now", now), cwd=folder, env=env_for(wecom), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wecom.wait_for(api)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wecom.release()
+
+
+def test_a_task_in_doubt_is_not_matched_to_another_stores_send_of_the_same_text(tmp_path: Path, wecom: WecomFake) -> None:
+    wecom.now = at("2026-12-01 12:31")
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, prefix in ((first, "wmA"), (second, "wmB")):
+        write_playbook(folder, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+        add_contacts(folder / "siyu.db", [{**c, "contact_id": c["contact_id"].replace("wm", prefix)} for c in customers(4)])
+    assert run_siyu(first, "run", "--once", "--now", "2026-12-01 12:31", env=env_for(wecom)).returncode == 0
+    killed_mid(second, wecom, "externalcontact/add_msg_template", "2026-12-01 12:31", process=False)  # never made
+    again = run_siyu(second, "run", "--once", "--now", "2026-12-01 12:33", "--json", env=env_for(wecom))
+    assert again.returncode == 0, again.stderr
+    made = [t for t in wecom.templates.values()]
+    assert sorted(sorted(t.recipients) for t in made) == [[f"wmA{i:04d}" for i in range(4)], [f"wmB{i:04d}" for i in range(4)]]
+    [(msgid,)] = query(second / "siyu.db", "SELECT remote_id FROM wecom_tasks")
+    assert sorted(wecom.templates[msgid].recipients) == [f"wmB{i:04d}" for i in range(4)]
+
+
+def test_a_crash_after_the_first_part_keeps_its_fail_list(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(10_003))
+    wecom.not_friends.update({"wm0005", "wm10002"})
+    real = wecom._add_msg_template
+    calls: list[int] = []
+
+    def second_part_hangs(query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 2:
+            wecom.hang("externalcontact/add_msg_template", process=True)
+        return real(query, body)
+
+    wecom._add_msg_template = second_part_hangs  # type: ignore[method-assign]
+    proc = subprocess.Popen(siyu_cmd("run", "--once", "--now", "2026-12-01 12:31"), cwd=corp, env=env_for(wecom), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while len(wecom.templates) < 2 and proc.poll() is None:
+        wecom.wait_for("externalcontact/add_msg_template", timeout=0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wecom.release()
+    wecom._add_msg_template = real  # type: ignore[method-assign]
+    again = run_siyu(corp, "run", "--once", "--now", "2026-12-01 12:35", "--json", env=env_for(wecom))
+    assert again.returncode == 0, again.stderr
+    assert len(wecom.templates) == 2  # the second part was found, not made again
+    assert query(corp / "siyu.db", "SELECT target, state, reason, outcome FROM drafts WHERE outcome IS NOT NULL ORDER BY target") == [
+        ("contact:wm0005", "skipped", "not_friend", "not_friend"),
+        ("contact:wm10002", "skipped", "not_friend", "not_friend"),
+    ]
+    assert states(corp / "siyu.db") == {"sent": 10_001, "skipped": 2}
+    assert sorted(row[0] for row in query(corp / "siyu.db", "SELECT recipients FROM wecom_tasks")) == [3, 10_000]
+
+
+def test_retry_unknown_looks_the_task_up_in_wecom_before_sending_it_again(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(3))
+    wecom.drop("externalcontact/add_msg_template", process=True)  # WeCom made it; the answer was lost
+    first = once("2026-12-01 12:31", code=1)
+    assert first["unknown"] == 3
+    retried = json.loads(invoke("retry", "--unknown", "--now", "2026-12-01 12:32", "--json").stdout)
+    assert len(wecom.templates) == 1 and retried["readback"].get("found") == 1
+    assert states(corp / "siyu.db") == {"sent": 3}
+
+
+def test_outbox_done_leaves_what_wecom_read_back(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(4))
+    once("2026-12-01 12:31")
+    [msgid] = list(wecom.templates)
+    wecom.confirm(msgid, "aqi", at=at("2026-12-01 12:33"), skip=["wm0003"])
+    invoke("sync", "--now", "2026-12-01 12:34")
+    [(task,)] = query(corp / "siyu.db", "SELECT DISTINCT task_id FROM drafts")
+    result = invoke("outbox", "done", task, "--by", "莉莉")
+    assert "left 4 draft(s) as WeCom read them back" in result.stdout
+    assert query(corp / "siyu.db", "SELECT DISTINCT done_by FROM drafts WHERE outcome = 'sent'") == [("aqi",)]
+    assert query(corp / "siyu.db", "SELECT done_by, outcome FROM drafts WHERE target = 'contact:wm0003'") == [(None, "not_sent")]
+
+
+def test_a_wrong_secret_stops_the_output_for_the_pass_and_the_fixed_pass_sends(corp: Path, wecom: WecomFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    named = {**MASS, "id": "named", "text": "{{ contact.name }}，福利今晚截止～"}
+    write_playbook(corp, beats=[named], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(6))
+    monkeypatch.setenv("SIYU_WECOM_SECRET", "wrong")
+    result = invoke("run", "--once", "--now", "2026-12-01 12:31", code=1)
+    assert wecom.count("gettoken") == 1  # not one per task
+    assert "stopped wecom: its setup is wrong" in result.stderr and "secret" in result.stderr
+    assert states(corp / "siyu.db") == {"pending": 6}
+    monkeypatch.setenv("SIYU_WECOM_SECRET", wecom.secret)
+    assert once("2026-12-01 12:34")["sent"] == 6
+
+
+def test_a_group_without_chat_id_is_skipped_alone(corp: Path, wecom: WecomFake) -> None:
+    groups = [*GROUPS, {"id": "g3", "name": "秒杀3群", "persona": "host"}]
+    write_playbook(corp, beats=[POST], days=1, personas=PERSONAS, groups=groups, outputs=[{"type": "wecom"}], limits={"missed": {"max_late": "6h"}})
+    summary = once("2026-12-01 12:31")
+    assert (summary["sent"], summary["skipped"]) == (2, {"no_chat_id": 1})
+    [template] = wecom.templates.values()
+    assert len(template.recipients) == 2
+
+
+def test_a_moments_job_wecom_could_not_hand_to_the_staff_member_is_read_back_as_not_sent(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MOMENTS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    wecom.staff = {"someone-else"}
+    once("2026-12-01 12:31")
+    wecom.now = at("2026-12-01 12:40")
+    once("2026-12-01 12:40")  # the job is still being made
+    wecom.now = at("2026-12-01 12:50")
+    result = invoke("sync", "--now", "2026-12-01 12:50", "--json", code=1)
+    assert "invalid_sender_list" in json.loads(result.stdout)["errors"][0]
+    assert query(corp / "siyu.db", "SELECT outcome FROM drafts") == [("not_sent",)]
+
+
+def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_falls_back_when_wecom_says_the_code_expired(corp: Path, wecom: WecomFake) -> None:
+    from siyu_cli.store import open_store
+
+    hook = {"id": "card", "kind": "package_card", "code": "EYE100", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀，我是阿栖～"}]}
+    write_playbook(corp, beats=[], days=3, personas=PERSONAS, groups=GROUPS, hooks=[hook], outputs=[{"type": "wecom"}], limits={"quiet_hours": "22:30-08:00"})
+    add_contacts(
+        corp / "siyu.db",
+        [
+            {"contact_id": "wmNIGHT", "name": "夜猫子", "tags": [], "source": "EYE100", "added_at": "2026-12-01T15:24:00Z"},
+            {"contact_id": "wmLATE", "name": "迟到", "tags": [], "source": "EYE100", "added_at": "2026-12-01T15:24:00Z"},
+        ],
+    )
+    wecom.now = at("2026-12-01 23:24")
+    night, late = wecom.welcome_code("aqi", "wmNIGHT"), wecom.welcome_code("aqi", "wmLATE")
+    wecom.welcome_codes[late]["issued"] -= 25  # WeCom's own 20 s are over, though siyu received it just now
+    db = open_store(str(corp / "siyu.db"))
+    db.conn.executemany(
+        "INSERT INTO wecom_welcome_codes (code, contact_id, userid, received_at) VALUES (?, ?, 'aqi', '2026-12-01T15:24:00Z')", [(night, "wmNIGHT"), (late, "wmLATE")]
+    )
+    db.conn.commit()
+    summary = once("2026-12-01 23:24:05")
+    assert summary["sent"] == 2 and summary["deferred"] == 0  # 23:24 is inside quiet hours: the welcome answers the add all the same
+    welcomed = [c for c in wecom.of("externalcontact/send_welcome_msg")]
+    assert [(c.body["welcome_code"], c.errcode) for c in welcomed] == [(late, 41050), (night, 0)] or [(c.body["welcome_code"], c.errcode) for c in welcomed] == [(night, 0), (late, 41050)]
+    [task] = [t for t in wecom.templates.values()]
+    assert list(task.recipients) == ["wmLATE"]  # the expired one went as a one-customer task instead
