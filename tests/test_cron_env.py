@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest_http import RecordingServer, Reply
@@ -86,3 +87,45 @@ def test_a_failing_cron_pass_prints_the_logs_tail_for_cron_to_mail(tmp_path: Pat
         quiet = subprocess.run(["env", "-i", "/bin/sh", "-c", command.replace("08:31", "08:32")], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
     assert (quiet.stdout, quiet.stderr) == ("", "")
     assert len(server.requests) == 1
+
+
+def test_a_wecom_playbooks_env_file_names_every_wecom_variable_and_its_cron_pass_sends(tmp_path: Path) -> None:
+    """The wecom output reads the corp id and the 客户联系 Secret on every pass; `siyu serve` the Token and
+    EncodingAESKey: one env file holds all four, each with what it is for, and the crontab line's pass sends."""
+    from tests.wecom_fake import WecomFake
+
+    camp = tmp_path / "camp"
+    personas = [{"id": "host", "name": "阿栖", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"}]
+    groups = [{"id": "g1", "name": "阅读营1群", "persona": "host", "chat_id": "wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAA"}]
+    write_playbook(camp, beats=[MORNING], personas=personas, groups=groups, outputs=["outbox", {"type": "wecom"}])
+    siyu = Path(sys.executable).parent / "siyu"
+    printed = subprocess.run([str(siyu), "cron", "playbook.yaml"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert printed.returncode == 0, printed.stderr
+    env_file = camp / "siyu.env"
+    assert "SIYU_WECOM_CORP_ID, SIYU_WECOM_SECRET, SIYU_WECOM_TOKEN, SIYU_WECOM_AES_KEY" in printed.stderr
+    lines = env_file.read_text("utf-8").splitlines()
+    for name in ("SIYU_WECOM_CORP_ID", "SIYU_WECOM_SECRET", "SIYU_WECOM_TOKEN", "SIYU_WECOM_AES_KEY"):
+        assert f"{name}=" in lines
+    above = {lines[i + 1]: lines[i] for i in range(len(lines) - 1) if lines[i].startswith("#")}
+    assert "企业ID" in above["SIYU_WECOM_CORP_ID="] and "客户联系" in above["SIYU_WECOM_SECRET="]
+    assert "siyu serve only" in above["SIYU_WECOM_TOKEN="] and "EncodingAESKey" in above["SIYU_WECOM_AES_KEY="]
+    [line] = [text for text in printed.stdout.splitlines() if text.startswith("* * * * * ")]
+
+    with WecomFake() as wecom:
+        values = {"SIYU_WECOM_CORP_ID": wecom.corp_id, "SIYU_WECOM_SECRET": wecom.secret}
+        filled = [f'{text}"{values[text[:-1]]}"' if text[:-1] in values else text for text in lines]
+        env_file.write_text("\n".join([*filled, f'SIYU_WECOM_API="{wecom.url}"']) + "\n", encoding="utf-8")
+        wecom.now = datetime(2026, 12, 1, 0, 31, tzinfo=UTC).timestamp()
+        command = line.split(" ", 5)[5].replace("--once", "--once --now '2026-12-01 08:31'")
+        ran = subprocess.run(["env", "-i", "/bin/sh", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+        log = (camp / "siyu-cron.log").read_text("utf-8")
+        assert ran.returncode == 0 and "is not set" not in log, (ran.stderr, log)
+        [task] = wecom.of("externalcontact/add_msg_template")
+        assert task.body["chat_type"] == "group" and task.body["sender"] == "aqi"
+
+    # An env file written before the wecom output was added lacks its names: siyu cron says which, and rewrites nothing.
+    env_file.write_text('SIYU_WECOM_SECRET="s"\n', encoding="utf-8")
+    again = subprocess.run([str(siyu), "cron", "playbook.yaml"], cwd=camp, env=siyu_env(), capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "has no line for SIYU_WECOM_CORP_ID, SIYU_WECOM_TOKEN, SIYU_WECOM_AES_KEY" in again.stderr
+    assert env_file.read_text("utf-8") == 'SIYU_WECOM_SECRET="s"\n'

@@ -6,7 +6,6 @@ sample vectors; the app runs under uvicorn in a thread, and once as the real `si
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -36,7 +35,7 @@ ADDED_AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 RECEIVED = datetime(2026, 12, 1, 1, 0, 2, tzinfo=UTC)
 
 
-def wecom_playbook(root: Path, **extra: Any) -> Path:
+def wecom_playbook(root: Path, *, hooks: Any = ({"id": "card", "kind": "package_card", "code": "PKG01", "tags": ["包裹卡"]},), **extra: Any) -> Path:
     return write_playbook(
         root,
         personas=[
@@ -44,7 +43,7 @@ def wecom_playbook(root: Path, **extra: Any) -> Path:
             {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "lilaoshi"},
         ],
         groups=[{"id": "g1", "name": "阅读营1群", "persona": "host", "chat_id": CHAT}],
-        hooks=[{"id": "card", "kind": "package_card", "code": "PKG01", "tags": ["包裹卡"]}],
+        hooks=hooks,
         outputs=[{"type": "wecom"}],
         **extra,
     )
@@ -130,6 +129,37 @@ class Served:
         self.client.close()
         self.server.should_exit = True
         self.thread.join(30)
+
+
+class RealServe:
+    """`siyu serve` as its own process on a free port, killed on leaving the `with` if a test left it running."""
+
+    def __init__(self, playbook: Path, cwd: Path, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen(siyu_cmd("serve", str(playbook), "--port", "0", *args), cwd=cwd, env=env, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+        assert self.proc.stderr is not None
+        self.first = self.proc.stderr.readline()  # "listening on URL", or the startup error
+        self.url = self.first.split("listening on ")[1].split(" ")[0] if "listening on " in self.first else ""
+
+    def post(self, wecom: WeComSide, plain: str) -> httpx.Response:
+        params, body = wecom.callback(plain)
+        return httpx.post(f"{self.url}?{urlencode(params)}", content=body)
+
+    def rest(self) -> str:
+        """The rest of its log once it has exited."""
+        return self.proc.communicate(timeout=60)[1]
+
+    def stop(self) -> str:
+        """SIGTERM (serve finishes the welcome passes handed over first), and the rest of its log."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.rest()
+
+    def __enter__(self) -> RealServe:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
 
 
 @pytest.fixture
@@ -221,18 +251,32 @@ def test_an_add_records_friend_added_through_the_hook_for_the_personas_account(s
     assert (kind, contact, at, hook) == ("friend_added", "wmParent01", "2026-12-01T01:00:00Z", "card")
     assert '"persona": "host"' in props and '"userid": "aqi"' in props
     assert query(db, "SELECT account, added_at FROM contacts WHERE contact_id = 'wmParent01'") == [("wx_host_01", "2026-12-01T01:00:00Z")]
-    assert query(db, "SELECT code, contact_id, userid, received_at, used_at FROM wecom_welcome_codes") == [("WELCOME-1", "wmParent01", "aqi", "2026-12-01T01:00:02Z", None)]
+    # the code's 20 s count from the add (CreateTime), not from when serve got the callback 2 s later
+    assert query(db, "SELECT code, contact_id, userid, received_at, used_at FROM wecom_welcome_codes") == [("WELCOME-1", "wmParent01", "aqi", "2026-12-01T01:00:00Z", None)]
     served.stop()
     assert served.added == [("wmParent01", ADDED_AT)]
 
 
-def test_a_state_that_names_no_hook_is_kept_in_props_and_an_unknown_staff_member_is_noted(served: Served, tmp_path: Path) -> None:
-    assert served.post(WeComSide(), contact_xml("add_external_contact", "wmX", userid="zhangsan", State="live-0312")).text == "success"
+def test_a_state_that_names_no_hook_is_kept_in_props(served: Served, tmp_path: Path) -> None:
+    assert served.post(WeComSide(), contact_xml("add_external_contact", "wmX", State="live-0312")).text == "success"
     [(hook, props)] = query(tmp_path / "siyu.db", "SELECT hook, props FROM events")
     assert hook is None and '"state": "live-0312"' in props
-    assert query(tmp_path / "siyu.db", "SELECT account FROM contacts") == [(None,)]
-    [(note,)] = query(tmp_path / "siyu.db", "SELECT note FROM wecom_callbacks")
-    assert "'zhangsan' is no persona's wecom_userid" in note
+
+
+def test_an_add_to_staff_who_is_no_persona_is_recorded_through_the_hook_but_welcomed_by_nobody(served: Served, tmp_path: Path) -> None:
+    """zhangsan is in the corp but in no persona: the add counts for its hook, and no persona (not his customer's
+    friend) is handed the add to welcome; the contact's account is the staff member the customer added."""
+    wecom = WeComSide()
+    assert served.post(wecom, contact_xml("add_external_contact", "wmX", userid="zhangsan", State="PKG01", WelcomeCode="W-Z")).text == "success"
+    db = tmp_path / "siyu.db"
+    [(kind, hook, props)] = query(db, "SELECT type, hook, props FROM events")
+    assert (kind, hook) == ("friend_added", "card") and '"userid": "zhangsan"' in props and '"persona"' not in props
+    assert query(db, "SELECT account FROM contacts") == [("zhangsan",)]
+    [(note,)] = query(db, "SELECT note FROM wecom_callbacks")
+    assert "'zhangsan' is no persona's wecom_userid: no welcome" in note
+    assert any("no welcome" in line and "wmX" in line for line in served.log)
+    served.stop()
+    assert served.added == []
 
 
 def test_the_same_callback_twice_records_once_and_calls_on_added_once(served: Served, tmp_path: Path) -> None:
@@ -375,7 +419,7 @@ def test_a_stale_welcome_code_cannot_be_used(playbook: Path, tmp_path: Path) -> 
 # --- startup errors and the real process ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("missing", ["SIYU_WECOM_TOKEN", "SIYU_WECOM_AES_KEY", "SIYU_WECOM_CORP_ID"])
+@pytest.mark.parametrize("missing", ["SIYU_WECOM_TOKEN", "SIYU_WECOM_AES_KEY", "SIYU_WECOM_CORP_ID", "SIYU_WECOM_SECRET"])
 def test_a_missing_variable_is_a_startup_error_naming_it(missing: str, playbook: Path, tmp_path: Path) -> None:
     from siyu_cli.serve import app
 
@@ -398,28 +442,96 @@ def test_serve_without_a_wecom_output_is_a_usage_error(tmp_path: Path, monkeypat
 
 
 def test_the_real_siyu_serve_process_takes_callbacks_and_stops_on_sigterm(playbook: Path, tmp_path: Path) -> None:
-    env = siyu_env(**ENV)
-    proc = subprocess.Popen(
-        siyu_cmd("serve", str(playbook), "--port", "0", "--db", str(tmp_path / "siyu.db")),
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()
-        assert "listening on http://127.0.0.1:" in first, first
-        url = first.split("listening on ")[1].split(" ")[0]
-        assert "客户联系 → API → 接收事件服务器" in proc.stderr.readline()
+    with RealServe(playbook, tmp_path, siyu_env(**ENV), "--db", str(tmp_path / "siyu.db")) as server:
+        assert "listening on http://127.0.0.1:" in server.first, server.first
+        assert server.proc.stderr is not None and "客户联系 → API → 接收事件服务器" in server.proc.stderr.readline()
         wecom = WeComSide()
-        assert httpx.get(url, params=wecom.verification("echo-1")).text == "echo-1"
-        params, body = wecom.callback(contact_xml("add_external_contact", "wmReal", State="card"))
-        response = httpx.post(f"{url}?{urlencode(params)}", content=body)
+        assert httpx.get(server.url, params=wecom.verification("echo-1")).text == "echo-1"
+        response = server.post(wecom, contact_xml("add_external_contact", "wmReal", State="card"))
         assert response.status_code == 200 and response.text == "success"
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, rest
+        rest = server.stop()
+    assert server.proc.returncode == 0, rest
     assert "URL verified" in rest and "friend_added wmReal" in rest and "stopped (SIGTERM)" in rest and "Traceback" not in rest
     assert query(tmp_path / "siyu.db", "SELECT type, contact_id, hook FROM events") == [("friend_added", "wmReal", "card")]
+
+
+def test_serve_without_the_secret_its_welcomes_need_does_not_start(playbook: Path, tmp_path: Path) -> None:
+    """Without the 客户联系 Secret every add's welcome would fail ("is not set") while serve looked healthy."""
+    env = siyu_env(**{k: v for k, v in ENV.items() if k != "SIYU_WECOM_SECRET"})
+    with RealServe(playbook, tmp_path, env, "--db", str(tmp_path / "siyu.db")) as server:
+        said = server.first + ("" if server.url else server.rest())  # listening: it started, and is killed below
+    assert server.proc.returncode == 1, said
+    assert "environment variable SIYU_WECOM_SECRET is not set" in said and "客户联系" in said and "Traceback" not in said
+    assert not (tmp_path / "siyu.db").exists()
+
+
+def test_a_welcome_code_counts_its_20_seconds_from_the_add_not_from_when_serve_got_it(playbook: Path, tmp_path: Path) -> None:
+    """serve was down: WeCom's retry of an add 3 minutes old carries a code WeCom no longer takes (41050)."""
+    import sqlite_utils
+
+    late = ADDED_AT + timedelta(minutes=3)
+    running = Served(playbook, tmp_path / "siyu.db", now=lambda: late)
+    wecom = WeComSide()
+    running.post(wecom, contact_xml("add_external_contact", "wmOld", WelcomeCode="W-OLD"))
+    running.post(wecom, contact_xml("add_external_contact", "wmAhead", at=late + timedelta(seconds=30), WelcomeCode="W-AHEAD"))  # WeCom's clock ahead of ours
+    running.stop()
+    assert query(tmp_path / "siyu.db", "SELECT code, received_at FROM wecom_welcome_codes ORDER BY code") == [
+        ("W-AHEAD", "2026-12-01T01:03:00Z"),  # never in the future of serve's clock
+        ("W-OLD", "2026-12-01T01:00:00Z"),
+    ]
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "siyu.db", isolation_level=None))
+    assert welcome_code(db, "wmOld", "aqi", late) is None
+    assert welcome_code(db, "wmAhead", "aqi", late + timedelta(seconds=5)) == "W-AHEAD"
+    db.conn.close()
+
+
+def test_the_real_serve_sends_no_welcome_with_the_code_of_an_add_wecom_retried_minutes_later(tmp_path: Path) -> None:
+    import time
+
+    from tests.wecom_fake import WecomFake
+
+    hook = {"id": "card", "kind": "package_card", "code": "PKG01", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀～"}]}
+    with WecomFake() as wecom:
+        playbook = wecom_playbook(tmp_path, hooks=[hook], start=datetime.now(UTC).strftime("%Y-%m-%d"), limits={"missed": {"max_late": "6h"}})
+        added = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+        wecom.now = added.timestamp()
+        code = wecom.welcome_code("aqi", "wmRetried")  # issued at the add, two minutes ago
+        wecom.now = time.time()
+        env = siyu_env(**{**ENV, "SIYU_WECOM_API": wecom.url, "SIYU_WECOM_CORP_ID": wecom.corp_id, "SIYU_WECOM_SECRET": wecom.secret})
+        with RealServe(playbook, tmp_path, env) as server:
+            plain = contact_xml("add_external_contact", "wmRetried", at=added, State="PKG01", WelcomeCode=code).replace(CORP, wecom.corp_id)
+            assert server.post(WeComSide(corp=wecom.corp_id), plain).text == "success"
+            log = server.stop()
+        assert "welcome pass for wmRetried" in log and "Traceback" not in log, log
+        assert wecom.of("externalcontact/send_welcome_msg") == []  # the code was already past WeCom's 20 s
+    assert query(tmp_path / "siyu.db", "SELECT used_at FROM wecom_welcome_codes") == [(None,)]
+
+
+def test_a_group_join_makes_contacts_of_external_members_only(served: Served, tmp_path: Path) -> None:
+    """MemChangeList lists colleagues too: a WeCom external_userid starts with wm (a WeChat user) or wo (a WeCom user)."""
+    wecom = WeComSide()
+    assert served.post(wecom, chat_xml("add_member", ["wmA", "woPartner", "zhangsan", "aqi"])).text == "success"
+    assert served.post(wecom, chat_xml("del_member", ["zhangsan"], at=ADDED_AT + timedelta(hours=1), scene="QuitScene")).text == "success"
+    db = tmp_path / "siyu.db"
+    assert query(db, "SELECT type, contact_id FROM events ORDER BY contact_id") == [("group_joined", "wmA"), ("group_joined", "woPartner")]
+    assert query(db, "SELECT contact_id FROM contacts ORDER BY contact_id") == [("wmA",), ("woPartner",)]
+    notes = [r[0] for r in query(db, "SELECT note FROM wecom_callbacks ORDER BY id")]
+    assert "staff left out: aqi" in notes[0] and "colleagues left out (no external_userid, which starts wm or wo): zhangsan" in notes[0]
+    assert "colleagues left out" in notes[1] and "zhangsan" in notes[1]
+
+
+def test_a_locked_store_answers_503_before_wecom_gives_up_and_its_retry_records_once(served: Served, tmp_path: Path) -> None:
+    wecom = WeComSide()
+    params, body = wecom.callback(contact_xml("add_external_contact", "wmLocked"))
+    holder = sqlite3.connect(tmp_path / "siyu.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction, held
+    try:
+        with httpx.Client(base_url=served.base, timeout=5) as impatient:  # WeCom waits 5 s for an answer, then gives up
+            response = impatient.post("/wecom/callback", params=params, content=body)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.status_code == 503
+    assert any(line.startswith("not recorded, WeCom will retry: store is locked") for line in served.log)
+    assert served.client.post("/wecom/callback", params=params, content=body).text == "success"  # WeCom's retry
+    assert counts(tmp_path / "siyu.db") == {"events": 1, "contacts": 1, "wecom_callbacks": 1, "wecom_welcome_codes": 0}

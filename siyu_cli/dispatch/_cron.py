@@ -2,13 +2,15 @@
 
 cron and systemd start a pass with an empty environment: the webhook URLs and secrets the
 playbook's outputs name come from an env file beside the playbook (mode 600), sourced by the
-crontab line and named by the unit's EnvironmentFile=.
+crontab line and named by the unit's EnvironmentFile=. A wecom output's callback Token and
+EncodingAESKey are listed too, for `siyu serve` to read from the same file.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,19 +39,33 @@ def schedule(every: int) -> Schedule:
     raise UsageError(f"--every {every}: cron can run a pass every 1-59 minutes or every whole number of hours", hint="e.g. --every 5, or --every 120 for every two hours")
 
 
-def secret_names(playbook: LoadedPlaybook) -> list[str]:
-    """The environment variables the playbook's outputs read (webhook URLs and secrets)."""
-    names: list[str] = []
+# What each variable an output names is for, as the env file's comment above it says (siyu serve shares the file).
+_PURPOSES = {
+    ("webhook", "url_env"): "the {format} robot's webhook URL",
+    ("webhook", "secret_env"): "the {format} robot's signing secret (加签)",
+    ("wecom", "corp_id_env"): "the WeCom corp id (企业ID: 我的企业 → 企业信息), for the passes and siyu serve",
+    ("wecom", "secret_env"): "the 客户联系 Secret (客户联系 → API, or a self-built app's listed under 可调用接口的应用), for the passes and siyu serve",
+    ("wecom", "token_env"): "siyu serve only: the callback Token (客户联系 → API → 接收事件服务器 → Token)",
+    ("wecom", "aes_key_env"): "siyu serve only: the callback EncodingAESKey, 43 characters (客户联系 → API → 接收事件服务器)",
+}
+
+
+def secret_names(playbook: LoadedPlaybook) -> dict[str, str]:
+    """The environment variables the playbook's outputs name (webhook URLs and secrets; WeCom's corp id, Secret,
+    and the callback Token and EncodingAESKey that `siyu serve` reads), each with what it is for."""
+    names: dict[str, str] = {}
     for output in playbook.model.outputs:
-        for attribute in ("url_env", "secret_env"):
-            name = getattr(output, attribute, None)
+        kind = getattr(output, "type", "")
+        for (of, attribute), purpose in _PURPOSES.items():
+            name = getattr(output, attribute, None) if of == kind else None
             if name and name not in names:
-                names.append(name)
+                names[name] = purpose.format(format=getattr(output, "format", kind))
     return names
 
 
-def ensure_env_file(path: Path, names: list[str]) -> tuple[bool, list[str]]:
-    """Create the env file (mode 600) with an empty line per variable; an existing one is never rewritten.
+def ensure_env_file(path: Path, names: Mapping[str, str]) -> tuple[bool, list[str]]:
+    """Create the env file (mode 600) with an empty line per variable under a comment saying what it is for; an
+    existing one is never rewritten.
 
     Returns (created, the names an existing file lacks).
     """
@@ -63,7 +79,8 @@ def ensure_env_file(path: Path, names: list[str]) -> tuple[bool, list[str]]:
         present = {line.split("=", 1)[0].strip().removeprefix("export ").strip() for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")}
         return False, [name for name in names if name not in present]
     lines = ["# siyu: secrets for the scheduled passes (cron sources this file; systemd reads it as EnvironmentFile=).", "# Fill in each value; quote values with spaces: NAME=\"a b\". Never commit this file."]
-    lines += [f"{name}=" for name in names]
+    for name, purpose in names.items():
+        lines += [f"# {purpose}", f"{name}="]
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:

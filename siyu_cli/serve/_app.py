@@ -3,7 +3,8 @@
 GET on the callback path is the admin console's URL verification (answer: the decrypted echostr); POST is
 an encrypted callback, answered "success" once its events are committed. A bad signature or a wrong corp
 gets 403 and records nothing; anything not in WeCom's form gets 400; a store that cannot be written gets
-503 so WeCom retries (it waits 5 s and tries 3 times; retries record nothing twice).
+503 so WeCom retries (it waits 5 s and tries 3 times; retries record nothing twice). A callback waits at most
+3 s for the store (another process's write, or the callbacks before it) so that 503 comes before WeCom gives up.
 
 One store connection serves every request, under a lock, from Starlette's thread pool: SQLite takes one
 writer at a time anyway, and a callback's transaction takes about a millisecond.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = "/wecom/callback"
 MAX_BODY = 1 << 20  # WeCom's callbacks are a few KB; a full group's member list stays far below this
+STORE_WAIT = 3.0  # seconds a callback may wait for the store: WeCom waits 5 s for the answer, and a 503 in time makes it retry
 
 OnAdded = Callable[[str, datetime], None]
 
@@ -99,9 +102,10 @@ def app(
 ) -> Starlette:
     """The callback receiver for one playbook's corp (its wecom output names the variables in `environ`).
 
-    `on_added(contact_id, at)` runs once per friend_added recorded for the first time, after the commit,
-    on a worker thread. `now` is the clock callbacks are received on (welcome codes count from it);
-    `log` gets one line per callback. Raises SiyuError for a missing variable, a bad EncodingAESKey, or a
+    `on_added(contact_id, at)` runs once per friend_added with a persona's staff member recorded for the
+    first time, after the commit, on a worker thread. `now` is the clock callbacks are received on (no
+    welcome code counts from later than it); `log` gets one line per callback. Raises SiyuError for a
+    missing variable (the 客户联系 Secret too: the welcome pass sends with it), a bad EncodingAESKey, or a
     playbook without a wecom output, before anything listens.
     """
     from starlette.applications import Starlette
@@ -122,6 +126,7 @@ def app(
     corp_id = _secret(environ, output.corp_id_env, "corp id (企业ID)", "我的企业 → 企业信息 → 企业ID")
     token = _secret(environ, output.token_env, "callback Token", "客户联系 → API → 接收事件服务器 → Token")
     aes_key = _secret(environ, output.aes_key_env, "callback EncodingAESKey", "客户联系 → API → 接收事件服务器 → EncodingAESKey")
+    _secret(environ, output.secret_env, "客户联系 Secret (each add's welcome is sent with it)", "客户联系 → API → Secret, or the Secret of a self-built app listed there under 可调用接口的应用")
     crypto = CallbackCrypto(token, aes_key, corp_id)
     book = CallbackBook(loaded.model, corp_id)
     db = open_store(default_path(db_path))
@@ -130,9 +135,16 @@ def app(
     say = log or (lambda line: None)
     handoff = _Handoff(on_added, say) if on_added is not None else None
 
-    def record(xml: str) -> Any:
-        with lock:
+    def record(xml: str, since: float) -> Any:
+        """Within STORE_WAIT of `since` (when the callback came in), else StoreError (a 503)."""
+        if not lock.acquire(timeout=max(0.0, STORE_WAIT - (time.monotonic() - since))):
+            raise StoreError(f"store is locked: the callbacks before this one held it for {STORE_WAIT:g} s")
+        try:
+            left = max(0.0, STORE_WAIT - (time.monotonic() - since))
+            db.conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
             return book.receive(db, xml, received_at=clock())
+        finally:
+            lock.release()
 
     def rejected(request: Request, exc: CallbackRejected) -> Response:
         client = request.client.host if request.client else "?"
@@ -140,6 +152,7 @@ def app(
         return PlainTextResponse(exc.message, status_code=exc.status)
 
     async def callback(request: Request) -> Response:
+        since = time.monotonic()
         query = request.query_params
         signature, timestamp, nonce = query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", "")
         if not (signature and timestamp and nonce):
@@ -161,7 +174,7 @@ def app(
                 return PlainTextResponse("body too large for a WeCom callback", status_code=413)
         try:
             xml = crypto.open(signature, timestamp, nonce, bytes(body))
-            received = await run_in_threadpool(record, xml)
+            received = await run_in_threadpool(record, xml, since)
         except CallbackRejected as exc:
             return rejected(request, exc)
         except StoreError as exc:  # locked or unwritable: WeCom retries, and a retry records nothing twice

@@ -3,16 +3,23 @@
 - change_external_contact add_external_contact (and add_half_external_contact, a customer's add the staff
   member has not yet confirmed) → friend_added: the contact is the ExternalUserID (created if new, with
   the account of the persona whose wecom_userid is the UserID and added_at the event time); the hook is
-  the playbook hook whose code or id is the State, else the State is kept in props.
+  the playbook hook whose code or id is the State, else the State is kept in props. An add to a staff
+  member who is no persona still counts for its hook, but the contact's account is that staff member's
+  UserID (as the wecom-customers import has it), props carry no persona, and the add is not handed to
+  the welcome pass: no persona is that customer's friend.
 - del_external_contact (staff removed the customer) and del_follow_user (the customer removed the staff
   member) → friend_deleted, for a contact the store knows.
-- change_external_chat update add_member / del_member → group_joined / group_left for each member in
-  MemChangeList (personas' staff left out); the group is the playbook group whose chat_id is ChatId.
+- change_external_chat update add_member / del_member → group_joined / group_left for each external
+  member in MemChangeList (an external_userid starts with wm, a WeChat user, or wo, a WeCom user of another
+  corp; personas' staff and other colleagues are left out, and named in the callback's note); the group is
+  the playbook group whose chat_id is ChatId.
 
 Event ids come from the callback's identifying fields (corp, kind, staff, contact or chat and member,
 CreateTime), so a retry records nothing new. Every decrypted callback is kept in wecom_callbacks with
 what it recorded, in the same transaction as its events; other kinds are kept and record nothing.
-A friend_added's WelcomeCode is kept for the welcome to be sent with, once, within 20 seconds.
+A friend_added's WelcomeCode is kept for the welcome to be sent with, once, within 20 seconds of the add:
+its received_at is the add's CreateTime (never later than serve's clock), so WeCom's retry of an add made
+while serve was down brings no code WeCom would refuse (41050); when serve got it is in wecom_callbacks.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ WELCOME_WINDOW = timedelta(seconds=20)  # WeCom takes a WelcomeCode this long af
 ADDS = ("add_external_contact", "add_half_external_contact")
 DELETES = ("del_external_contact", "del_follow_user")
 MEMBER_CHANGES = {"add_member": "group_joined", "del_member": "group_left"}
+EXTERNAL_PREFIXES = ("wm", "wo")  # WeCom's external_userids: wm… a WeChat user, wo… a WeCom user; a colleague's UserID is the corp's choice
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,12 @@ class Received:
     kind: str
     results: list[TrackResult] = field(default_factory=list)
     note: str = ""
+    welcome: bool = True  # False: the add went to a staff member who is no persona, whom no welcome may speak for
 
     @property
     def added(self) -> list[TrackResult]:
-        """Friend adds recorded for the first time: each starts a welcome and journeys."""
-        return [r for r in self.results if r.inserted and r.type == "friend_added"]
+        """Friend adds with a persona's staff member recorded for the first time: each is handed to the welcome pass."""
+        return [r for r in self.results if r.inserted and r.type == "friend_added"] if self.welcome else []
 
     def line(self) -> str:
         """One line for siyu serve's log."""
@@ -65,7 +74,8 @@ class Received:
 class _Plan:
     events: list[NewEvent] = field(default_factory=list)
     must_exist: bool = False  # deletes and leaves record only for contacts the store knows
-    welcome: tuple[str, str, str] | None = None  # (contact id, staff userid, code)
+    welcome: tuple[str, str, str, datetime] | None = None  # (contact id, staff userid, code, the add's time)
+    stranger: bool = False  # the add's staff member is no persona
     half_of: tuple[str, str] | None = None  # a full add: (contact, userid) whose half add may have been recorded
     notes: list[str] = field(default_factory=list)
 
@@ -102,10 +112,10 @@ class CallbackBook:
                     continue
                 results.append(record_event(db, item))
             if plan.welcome is not None:
-                contact, userid, code = plan.welcome
+                contact, userid, code, added = plan.welcome
                 db.execute(
                     "INSERT OR IGNORE INTO wecom_welcome_codes (code, contact_id, userid, received_at) VALUES (?, ?, ?, ?)",
-                    [code, resolve_contact(db, contact), userid, stamp],
+                    [code, resolve_contact(db, contact), userid, to_db(min(added, received_at))],
                 )
             recorded = json.dumps([{"event_id": r.event_id, "type": r.type, "contact_id": r.contact_id, "inserted": r.inserted} for r in results], ensure_ascii=False)
             note = "; ".join(notes)
@@ -113,7 +123,7 @@ class CallbackBook:
                 "INSERT INTO wecom_callbacks (received_at, kind, xml, recorded, note) VALUES (?, ?, ?, ?, ?)",
                 [stamp, kind, xml, recorded, note or None],
             )
-        return Received(int(cursor.lastrowid or 0), kind, results, note)
+        return Received(int(cursor.lastrowid or 0), kind, results, note, welcome=not plan.stranger)
 
     def _plan(self, event: str, change: str, fields: dict[str, str], members: list[str]) -> _Plan:
         plan = _Plan()
@@ -135,8 +145,11 @@ class CallbackBook:
         props: dict[str, Any] = {"callback": change, "userid": userid}
         if persona is not None:
             props["persona"] = persona.id
-        elif userid:
+        elif userid and change in DELETES:
             plan.notes.append(f"staff {userid!r} is no persona's wecom_userid")
+        elif userid:
+            plan.stranger = True
+            plan.notes.append(f"staff {userid!r} is no persona's wecom_userid: no welcome (no persona is this customer's friend; give a persona wecom_userid: {userid})")
         eid = self._event_id("contact", change, userid, contact, fields.get("CreateTime") or fields.get("TimeStamp", ""))
         if change in DELETES:
             if fields.get("Source"):
@@ -148,7 +161,7 @@ class CallbackBook:
         hook = self.hooks.get(state) if state else None
         if state and hook is None:
             props["state"] = state
-        account = persona.account if persona is not None else None
+        account = persona.account if persona is not None else userid or None
         plan.events.append(
             new_event(
                 "friend_added", contact, at=at, hook=hook.id if hook else None, event_id=eid, props=props,
@@ -158,7 +171,7 @@ class CallbackBook:
         if change == "add_external_contact":
             plan.half_of = (contact, userid)
         if fields.get("WelcomeCode"):
-            plan.welcome = (contact, userid, fields["WelcomeCode"])
+            plan.welcome = (contact, userid, fields["WelcomeCode"], at)
 
     def _member_change(self, plan: _Plan, fields: dict[str, str], members: list[str]) -> None:
         chat, detail = fields.get("ChatId", ""), fields["UpdateDetail"]
@@ -177,9 +190,12 @@ class CallbackBook:
         staff = [m for m in members if m in self.personas]
         if staff:
             plan.notes.append(f"staff left out: {', '.join(staff)}")
+        colleagues = [m for m in members if m not in self.personas and not m.startswith(EXTERNAL_PREFIXES)]
+        if colleagues:
+            plan.notes.append(f"colleagues left out (no external_userid, which starts wm or wo): {', '.join(colleagues)}")
         plan.must_exist = kind == "group_left"
         for member in members:
-            if member in self.personas:
+            if not member.startswith(EXTERNAL_PREFIXES) or member in self.personas:
                 continue
             eid = self._event_id("chat", detail, chat, member, fields.get("CreateTime") or fields.get("TimeStamp", ""))
             plan.events.append(new_event(kind, member, at=at, group=group or chat, event_id=eid, props=props, create_contact=kind == "group_joined"))
@@ -227,7 +243,7 @@ def _half_recorded(db: sqlite_utils.Database, contact_id: str, userid: str) -> b
 
 
 def welcome_code(db: sqlite_utils.Database, contact_id: str, userid: str, now: datetime) -> str | None:
-    """The contact's unused WelcomeCode with this staff member, received within 20 seconds of `now`, else None."""
+    """The contact's unused WelcomeCode with this staff member from an add within 20 seconds of `now`, else None."""
     row = db.execute(
         "SELECT code FROM wecom_welcome_codes WHERE contact_id = ? AND userid = ? AND used_at IS NULL AND received_at >= ? AND received_at <= ? ORDER BY received_at DESC LIMIT 1",
         [contact_id, userid, to_db(now - WELCOME_WINDOW), to_db(now)],
