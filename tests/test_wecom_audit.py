@@ -175,3 +175,24 @@ def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_falls_b
     assert [(c.body["welcome_code"], c.errcode) for c in welcomed] == [(late, 41050), (night, 0)] or [(c.body["welcome_code"], c.errcode) for c in welcomed] == [(night, 0), (late, 41050)]
     [task] = [t for t in wecom.templates.values()]
     assert list(task.recipients) == ["wmLATE"]  # the expired one went as a one-customer task instead
+
+
+def test_a_customer_who_added_other_staff_is_not_sent_a_task_from_this_one(corp: Path, wecom: WecomFake) -> None:
+    from siyu_cli.store import open_store
+
+    hook = {"id": "card", "kind": "package_card", "code": "EYE100", "persona": "host", "welcome": [{"after": "0m", "text": "你好"}, {"after": "1d", "text": "用得怎么样？"}]}
+    write_playbook(corp, beats=[], days=3, personas=PERSONAS, groups=GROUPS, hooks=[hook], outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", [{"contact_id": "wmZ", "name": "张客", "tags": [], "source": "EYE100", "account": "zhangsan", "added_at": "2026-12-01T04:00:00Z"}])
+    db = open_store(str(corp / "siyu.db"))
+    db.execute(
+        "INSERT INTO events (event_id, type, contact_id, at, hook, props) VALUES ('cb1', 'friend_added', 'wmZ', '2026-12-01T04:00:00Z', 'card', ?)",
+        [json.dumps({"callback": "add_external_contact", "userid": "zhangsan"})],
+    )
+    db.conn.commit()
+    wecom.now = at("2026-12-02 12:01")
+    summary = once("2026-12-02 12:01")
+    # The first welcome's moment passed a day ago (missed); the second would go from aqi, whom the customer never added.
+    assert summary["skipped"] == {"missed": 1, "not_friend": 1} and wecom.count("externalcontact/add_msg_template") == 0
+    assert query(corp / "siyu.db", "SELECT beat, state, reason FROM drafts ORDER BY beat") == [
+        ("welcome:card:1", "skipped", "missed"), ("welcome:card:2", "skipped", "not_friend"),
+    ]  # fmt: skip

@@ -102,6 +102,11 @@ class WecomOutput:
         from siyu_cli.errors import WecomError
 
         sender = self.sender(msg)
+        if msg.channel != "moments" and msg.channel != "group" and len(msg.recipients) == 1:
+            added = self._added_staff(msg.recipients[0].ident)
+            if added and sender not in added:
+                # WeCom's callbacks say the customer added other staff: from this one, WeCom would refuse it.
+                return Delivered(f"wecom: not sent: the customer added {', '.join(sorted(added))}, not {sender}", {msg.recipients[0].draft_id: NOT_FRIEND})
         try:
             if msg.channel == "moments":
                 return self._moment(msg, sender)
@@ -156,6 +161,16 @@ class WecomOutput:
         # Parts made on an earlier try (before a crash or a transient failure) had their fail_list committed then.
         refused.update((draft, NOT_FRIEND) for draft in self._refused(list(ids.values())))
         return Delivered(f"wecom msgid {', '.join(msgids) or '(none: no recipient could receive it)'}", refused)
+
+    def _added_staff(self, contact_id: str) -> set[str]:
+        """The staff members WeCom's add callbacks (siyu serve) say this customer added; empty when serve never saw
+        an add (an imported contact), which leaves the task to WeCom's own fail_list."""
+        rows = self.db.execute(
+            "SELECT DISTINCT json_extract(props, '$.userid') FROM events WHERE contact_id = ? AND type = 'friend_added' "
+            "AND json_extract(props, '$.callback') IN ('add_external_contact', 'add_half_external_contact')",
+            [contact_id],
+        )
+        return {str(row[0]) for row in rows if row[0]}
 
     def _refused(self, drafts: list[str]) -> list[str]:
         found: list[str] = []
