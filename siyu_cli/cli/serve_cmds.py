@@ -26,7 +26,8 @@ def serve(
 ) -> None:
     """Take WeCom's callbacks (接收事件服务器): verify the URL, decrypt each event and record it (加微, 删好友, 进群, 退群).
 
-    The Token, EncodingAESKey and corp id come from the variables the playbook's wecom output names.
+    The corp id, 客户联系 Secret (for the welcomes), Token and EncodingAESKey come from the variables the
+    playbook's wecom output names; a missing one stops serve before it listens.
     A new add runs that contact's pass at once, so its `after: 0m` welcome goes out with the add's
     WelcomeCode within WeCom's 20 seconds. Runs until SIGTERM or Ctrl-C.
     """
