@@ -49,6 +49,7 @@ def test_a_configured_wecom_playbook_passes_strict(tmp_path: Path) -> None:
             "kind": "package_card",
             "code": "C1",
             "persona": "host",
+            "tags": ["体验课"],
             "welcome": [
                 {"after": "0m", "text": "欢迎！", "attachments": [{"miniprogram": "wx1234567890", "page": "pages/index/index", "title": "领取福利", "cover": COVER}]},
                 {"after": "1d", "at": "10:00", "text": "今天开营", "attachments": [{"link": "https://shop.example.com/camp", "title": "开营须知"}]},
@@ -57,7 +58,9 @@ def test_a_configured_wecom_playbook_passes_strict(tmp_path: Path) -> None:
     ]
     journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1d", "text": "您好"}, {"id": "close", "after": "3d", "text": "下单"}]}
     moments = {"id": "moments", "at": "21:00", "days": "all", "channel": "moments", "persona": "host", "text": "今天的分享" + "。" * 1900}
-    path = _playbook(tmp_path, hooks=hooks, journeys=[journey], beats=[MORNING, NOON_1V1, moments])
+    # The welcome's second message and noon are both host's: noon leaves the hook's contacts out (one mass send a day).
+    noon = {**NOON_1V1, "audience": "家长 and not 体验课"}
+    path = _playbook(tmp_path, hooks=hooks, journeys=[journey], beats=[MORNING, noon, moments])
     result = invoke("check", str(path), "--strict")
     assert "✓ ok" in result.stdout
     assert json.loads(invoke("check", str(path), "--json", "--strict").stdout)["files"][0]["problems"] == []
@@ -75,7 +78,7 @@ def test_a_persona_that_sends_without_a_staff_member(tmp_path: Path) -> None:
     # A persona that sends nothing (quiet) needs none; a journey without a persona sends from the account's persona or the first.
     journey = {"id": "ladder", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1d", "text": "您好"}]}
     path = _playbook(tmp_path, personas=[{k: v for k, v in STAFF[0].items() if k != "wecom_userid"}, STAFF[1]], beats=[NOON_1V1 | {"persona": "advisor"}], journeys=[journey], groups=[])
-    (problem,) = _coded(path, "wecom-")
+    (problem,) = _coded(path, "wecom-userid")
     assert problem["path"] == "personas[0].wecom_userid"
     assert "journey ladder (to contacts who added wx_host_01, and by default)" in problem["message"]
 
@@ -118,7 +121,7 @@ def test_a_card_the_welcome_api_cannot_take(tmp_path: Path) -> None:
     card = {"miniprogram": "wx1234567890", "page": "pages/index/index", "title": "领取福利"}
     long_link = {"link": "https://shop.example.com/camp", "title": "开营须知" * 12}
     hooks = [
-        {"id": "card", "kind": "package_card", "persona": "host", "welcome": [{"after": "0m", "text": "欢迎", "attachments": [card]}, {"after": "1d", "text": "开营", "attachments": [long_link]}]}
+        {"id": "card", "kind": "package_card", "persona": "advisor", "welcome": [{"after": "0m", "text": "欢迎", "attachments": [card]}, {"after": "1d", "text": "开营", "attachments": [long_link]}]}
     ]
     path = _playbook(tmp_path, hooks=hooks)
     found = {p["path"]: p for p in _coded(path, "wecom-")}
@@ -239,3 +242,104 @@ def test_text_output_and_exit_codes(tmp_path: Path, strict: bool) -> None:
     assert "✗ 1 error(s)" in result.stdout
     failed = json.loads(invoke("check", str(path), "--json", code=1).stdout)["files"][0]["failed_on"]
     assert [p["code"] for p in failed] == ["wecom-chat-id"]
+
+
+WELCOMED = {
+    "id": "card",
+    "kind": "package_card",
+    "code": "GLOW30",
+    "tags": ["试用装"],
+    "persona": "host",
+    "welcome": [{"after": "0m", "text": "你好呀"}, {"after": "1d", "at": "10:00", "text": "试用第二天感觉怎么样？"}],
+}
+DAILY_TIP = {"id": "tip", "at": "10:30", "days": "all", "channel": "private", "persona": "host", "audience": "试用装", "text": "每日护肤打卡提醒"}
+
+
+def test_a_welcome_or_journey_step_on_a_beat_day_of_the_same_staff_member(tmp_path: Path) -> None:
+    """A contact's own clock starts at its add: check adds one at 10:00 on each campaign day, as the monthly quota places it."""
+    journey = {"id": "nurture", "persona": "host", "enter": {"event": "friend_added"}, "steps": [{"id": "tip", "after": "2d", "at": "11:00", "text": "护肤小贴士"}]}
+    path = _playbook(tmp_path, hooks=[WELCOMED], journeys=[journey], beats=[DAILY_TIP], groups=[], days=10)
+    found = {p["path"]: p for p in _coded(path, "wecom-")}
+    assert set(found) == {"hooks[0].welcome[1]", "journeys[0].steps[0]"}
+    welcome = found["hooks[0].welcome[1]"]
+    assert welcome["code"] == "wecom-twice-a-day" and welcome["severity"] == "error"
+    assert welcome["message"].startswith(
+        "welcome message 2 of hook card and beat tip reach one contact on one day, both from persona host (staff member xiaowanzi): "
+        "a contact added at 10:00 on day 1 gets both on 12-02 (10:00, 10:30), and so does one added on day(s) 2-9"
+    )
+    assert "refuses the second mass send" in welcome["message"] and "after: 1d" in _line_of(path, welcome)
+    step = found["journeys[0].steps[0]"]
+    assert "step tip of journey nurture and beat tip" in step["message"] and "on 12-03 (10:30, 11:00)" in step["message"]
+    assert "id: tip" in _line_of(path, step)
+    # Without the wecom output: the twice-a-day warning sees it too.
+    path = _playbook(tmp_path, hooks=[WELCOMED], journeys=[journey], beats=[DAILY_TIP], groups=[], days=10, outputs=["outbox"])
+    twice = [p for p in _problems(path, code=0) if p["code"] == "twice-a-day"]
+    assert [(p["path"], p["severity"]) for p in twice] == [("hooks[0].welcome[1]", "warning"), ("journeys[0].steps[0]", "warning")]
+    assert "from persona host: a contact added at 10:00 on day 1" in twice[0]["message"]
+
+
+def test_a_beat_day_only_for_contacts_added_later(tmp_path: Path) -> None:
+    """A beat on one day meets the welcome of contacts added the day before: the message names that add."""
+    path = _playbook(tmp_path, hooks=[WELCOMED], beats=[{**DAILY_TIP, "days": [5]}], groups=[], days=10)
+    (problem,) = _coded(path, "wecom-")
+    assert "a contact added at 10:00 on day 4 gets both on 12-05 (10:00, 10:30)" in problem["message"] and "and so does" not in problem["message"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"beats": [{**DAILY_TIP, "at": "08:30", "days": [1]}], "welcome": {"after": "2h"}}, id="the beat goes before the add"),
+        pytest.param({"beats": [{**DAILY_TIP, "days": [1]}]}, id="the step's at: lands after the beat's only day"),
+        pytest.param({"beats": [{**DAILY_TIP, "audience": "家长 and not 试用装"}]}, id="the audience leaves the hook's contacts out"),
+        pytest.param({"beats": [{**DAILY_TIP, "persona": "advisor"}]}, id="another staff member"),
+    ],
+)
+def test_a_step_that_can_never_meet_the_beat(tmp_path: Path, change: dict[str, Any]) -> None:
+    hook = {**WELCOMED, "welcome": [WELCOMED["welcome"][0], {**WELCOMED["welcome"][1], **change.get("welcome", {})}]}
+    invoke("check", str(_playbook(tmp_path, hooks=[hook], beats=change["beats"], groups=[], days=10)), "--strict")
+
+
+def test_a_journey_whose_entering_event_takes_the_contact_out_of_the_beat(tmp_path: Path) -> None:
+    """An order tags the contact 已购 (rules:), so a beat for those not 已购 never reaches who entered on it; one for 已购 does."""
+    journey = {"id": "care", "persona": "host", "enter": {"event": "order"}, "steps": [{"id": "usage", "after": "2d", "at": "11:00", "text": "记得薄涂"}]}
+    coupon = {**DAILY_TIP, "id": "coupon", "at": "19:00", "audience": "试用装 and not 已购"}
+    rules = [{"on": {"event": "order"}, "tag": ["+已购"]}]
+    invoke("check", str(_playbook(tmp_path, journeys=[journey], beats=[coupon], groups=[], rules=rules)), "--strict")
+    (problem,) = _coded(_playbook(tmp_path, journeys=[journey], beats=[{**coupon, "audience": "已购"}], groups=[], rules=rules), "wecom-")
+    assert problem["path"] == "journeys[0].steps[0]" and "a contact entering (order) at 10:00 on day 1 gets both on 12-03 (11:00, 19:00)" in problem["message"]
+
+
+def test_a_mass_send_text_over_4000_bytes(tmp_path: Path) -> None:
+    """add_msg_template and send_welcome_msg take 4,000 bytes of text.content (else 45002), measured as rendered."""
+    long = "护" * 1334  # 4,002 bytes
+    hooks = [{"id": "card", "kind": "package_card", "persona": "advisor", "welcome": [{"after": "0m", "text": long}, {"after": "2d", "text": "{{ vars.tip }}"}]}]
+    journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "4d", "template": "ask.md.j2"}]}
+    beats = [{**MORNING, "text": long}, {**NOON_1V1, "text": "{{ contact.name }}" + "好" * 1332}]
+    templates = {"templates/ask.md.j2": "{{ contact.name }}，\n" + "问" * 1340 + "\n"}
+    path = _playbook(tmp_path, hooks=hooks, journeys=[journey], beats=beats, vars={"tip": long}, templates=templates, days=5)
+    found = {p["path"]: p for p in _coded(path, "wecom-")}
+    assert set(found) == {"beats[0].text", "beats[1].text", "hooks[0].welcome[0].text", "hooks[0].welcome[1].text", "journeys[0].steps[0].template"}
+    assert all(p["code"] == "wecom-text-length" and p["severity"] == "error" for p in found.values())
+    assert found["beats[0].text"]["message"] == (
+        "<inline beats.morning.text>: a text of 4,002 bytes (rendered with check's sample data), above the 4,000 bytes of text.content "
+        "WeCom's add_msg_template takes: WeCom refuses it (45002)"
+    )
+    assert "WeCom's send_welcome_msg takes" in found["hooks[0].welcome[0].text"]["message"]
+    assert "WeCom's add_msg_template takes" in found["hooks[0].welcome[1].text"]["message"]  # 4,002 bytes once vars.tip is in
+    assert found["journeys[0].steps[0].template"]["message"].startswith("ask.md.j2: a text of 4,0")
+    for problem in found.values():
+        assert problem["path"].rsplit(".", 1)[1] + ":" in _line_of(path, problem) and "4,000 bytes" in problem["hint"]
+    # 4,000 bytes pass; without the wecom output nothing is said.
+    fits = "护" * 1333 + "a"
+    invoke("check", str(_playbook(tmp_path, beats=[{**MORNING, "text": fits}, {**NOON_1V1, "text": fits}])), "--strict")
+    assert not [p for p in _problems(_playbook(tmp_path, hooks=hooks, journeys=[journey], beats=beats, vars={"tip": long}, templates=templates, days=5, outputs=["outbox"]), code=0) if "length" in p["code"]]
+
+
+def test_a_misspelt_key_of_an_output_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = _playbook(tmp_path, outputs=[{"type": "wecom", "remind_afer": "2h"}], lint={"words": [{"term": "最好", "categry": "absolute"}]})
+    problems = {p["path"]: p for p in _problems(path)}
+    assert problems["outputs[0].remind_afer"]["hint"] == "did you mean 'remind_after'?"
+    assert problems["lint.words[0].categry"]["hint"] == "did you mean 'category'?"
+    path = _playbook(tmp_path, outputs=[{"type": "webhook", "format": "wecom", "url_env": "X", "zzz": 1}])
+    (problem,) = _problems(path)
+    assert problem["hint"].startswith("allowed keys: ") and "url_env" in problem["hint"] and "remind_after" not in problem["hint"]

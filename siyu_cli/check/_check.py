@@ -88,7 +88,7 @@ def check_file(path: Path, *, contacts: Sequence[Mapping[str, Any]] = (), db: An
     result.problems.extend(_lint(playbook, people, planner))
     result.problems.extend(journey_problems(playbook, people))
     result.problems.extend(attachment_problems(playbook) + health_problems(playbook, db))
-    result.problems.extend(wecom_problems(playbook, samples.routes, planner))
+    result.problems.extend(wecom_problems(playbook, samples, planner))
     if db is not None:
         result.problems.extend(renamed(playbook, db))
     result.problems = with_hints(result.problems, _source(path))

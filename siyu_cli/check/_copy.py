@@ -17,7 +17,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ class Samples:
     rendered: list[Rendered] = field(default_factory=list)
     env: Any = None  # the renderer's Jinja environment, whose loader reads the raw templates
     routes: Sequence[Any] = ()  # the journey book's routes
+    longest: dict[tuple[str | None, str | None, str], Rendered] = field(default_factory=dict)  # each content's longest render (in UTF-8 bytes)
     _seen: set[tuple[str | None, str | None, str]] = field(default_factory=set)
     _done: set[tuple[str | None, str | None, str]] = field(default_factory=set)
 
@@ -75,6 +76,8 @@ class Samples:
         if text and key not in self._done:
             self._done.add(key)
             self.rendered.append(Rendered(content, path, channel, text))
+        if text and (key not in self.longest or len(text.encode("utf-8")) > len(self.longest[key].text.encode("utf-8"))):
+            self.longest[key] = Rendered(content, path, channel, text)
 
 
 def lint(playbook: LoadedPlaybook, samples: Samples) -> list[Problem]:
@@ -292,7 +295,8 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
 
     WeCom lets a staff member's mass sends reach a customer once a day. Private beats whose
     audiences can hold one contact are counted per campaign day; each journey's steps are
-    placed for a contact entering at 10:00 (`routes`: the journey book's). Welcome messages
+    placed for a contact entering at 10:00 (`routes`: the journey book's), and each step against
+    the private beats for contacts added on each day (_steps_on_beat_days). Welcome messages
     (after: 0m) go through the welcome API and do not count. Under the wecom output WeCom refuses
     the second send, so each is an error (wecom-twice-a-day), and personas sharing a staff
     member's wecom_userid are one staff member."""
@@ -317,7 +321,7 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
                 if (bi, bj) not in clashes:
                     if bi == bj and len(beat.times) < 2:
                         continue
-                    if bi != bj and not _overlap(expr, other_expr):
+                    if bi != bj and not _can_hold([expr, other_expr]):
                         continue
                     clashes[(bi, bj)] = set()
                 clashes[(bi, bj)].add(day)
@@ -355,15 +359,133 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
                         code=code,
                     )
                 )
+    return problems + _steps_on_beat_days(playbook, routes, staff, severity, code, refused)
+
+
+def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: dict[str, str], severity: str, code: str, refused: str) -> list[Problem]:
+    """A journey step, or a welcome message after the first, landing on a day a private beat of the same staff member reaches that contact too.
+
+    A step runs on its contact's own clock: check adds (or enters) a contact at 10:00 on each day of
+    the campaign, as the monthly quota places it on day 1, and names the first add that meets a beat.
+    A beat before 10:00 on the day of the add went out before the contact was there; a beat whose
+    audience cannot hold a contact of the route (the tags its entering event gives or takes, its audience) never meets it."""
+    from siyu_cli._time import parse_hhmm, wall_clock
+    from siyu_cli.journeys import step_due
+    from siyu_cli.playbook._load import _compact
+
+    model = playbook.model
+    tz = playbook.tz
+    first = model.personas[0].id
+    private = [(beat, playbook.audience(beat)) for beat in model.beats if beat.channel == "private"]
+    met: dict[tuple[str, int, str], _Meeting] = {}
+    for cohort in playbook.cohorts:
+        beat_days = playbook.beat_days_of(cohort)
+        sends: dict[date, list[tuple[datetime, Any]]] = defaultdict(list)
+        for beat, _ in private:
+            for day in beat_days[beat.id]:
+                when = cohort.start + timedelta(days=day - 1)
+                sends[when] += [(wall_clock(when, parse_hhmm(clock), tz), beat) for clock in beat.times]
+        for route in routes:
+            senders = {staff[pid]: (pid, why) for pid, why in reversed(_route_senders(playbook, route))}  # the first that fits wins
+            has, lacks = _route_tags(playbook, route)
+            holds = {beat.id: _can_hold([expr, *([route.audience] if route.audience else [])], has, lacks) for beat, expr in private}
+            for step in route.steps:
+                if by_welcome_api(route, step):
+                    continue
+                for day in range(1, model.days + 1):
+                    added = wall_clock(cohort.start + timedelta(days=day - 1), ADD_TIME, tz)
+                    due = step_due(added, step, tz)
+                    for at, beat in sends.get(due.date(), ()):
+                        sender = senders.get(staff[beat.persona or first])
+                        if at < added or sender is None or not holds[beat.id]:
+                            continue
+                        meeting = met.setdefault((route.id, step.index, beat.id), _Meeting(cohort.id, route, step, beat, sender, due, at))
+                        if meeting.cohort == cohort.id and day not in meeting.days:
+                            meeting.days.append(day)
+    multiple = len(playbook.cohorts) > 1
+    problems = []
+    for meeting in met.values():
+        route, step, beat, (pid, why) = meeting.route, meeting.step, meeting.beat, meeting.sender
+        notes = [f"staff member {staff[pid]}"] * (staff[pid] != pid) + [why] * bool(why)
+        who = f"persona {pid}" + (f" ({'; '.join(notes)})" if notes else "")
+        if (beat.persona or first) != pid:
+            who += f" and persona {beat.persona or first}"
+        entered = "added" if route.enter_type == "friend_added" else f"entering ({route.enter_type})"
+        what = f"step {step.id} of journey {route.id}" if route.kind == "journey" else f"welcome message {step.index + 1} of hook {route.hook.id}"
+        cohort = f" (cohort {meeting.cohort})" if multiple else ""
+        message = (
+            f"{what} and beat {beat.id} reach one contact on one day, both from {who}: a contact {entered} at {ADD_TIME:%H:%M} on day {meeting.days[0]}{cohort} "
+            f"gets both on {meeting.due:%m-%d} ({', '.join(f'{t:%H:%M}' for t in sorted((meeting.due, meeting.at)))})"
+        )
+        if len(meeting.days) > 1:
+            message += f", and so does one {entered} on day(s) {_compact(meeting.days[1:])}"
+        problems.append(
+            playbook.located.problem(
+                route.path + ("welcome" if route.kind == "welcome" else "steps", step.index),
+                f"{message}: WeCom lets a staff member reach a customer once a day{refused}",
+                hint="move the step off the beat's days, give one of them another persona, or keep the route's contacts out of the beat's audience",
+                severity=severity,
+                code=code,
+            )
+        )
     return problems
 
 
-def _overlap(first: TagExpr, second: TagExpr) -> bool:
-    """Whether some set of tags matches both expressions (both audiences can hold one contact)."""
-    universe = sorted(first.tags | second.tags)
+@dataclass
+class _Meeting:
+    """A route's step and a private beat meeting one contact on one day: the first add it happens for, and every add day."""
+
+    cohort: str
+    route: Any
+    step: Any
+    beat: Any
+    sender: tuple[str, str]  # the persona, and to whom it sends the route's steps
+    due: datetime
+    at: datetime  # the beat's send that day
+    days: list[int] = field(default_factory=list)
+
+
+ADD_TIME = time(10, 0)  # when check adds a contact (or it enters a journey), as the monthly quota does
+
+
+def _route_senders(playbook: LoadedPlaybook, route: Any) -> list[tuple[str, str]]:
+    """Who may send a route's steps (JourneyBook.persona_of) and to whom: its persona, else its hook's, else the
+    persona whose account the contact added, else the first; `why` names the contacts where the route names no persona."""
+    model = playbook.model
+    hook = route.hook or next((h for h in model.hooks if h.id == route.enter_hook), None)
+    if route.persona or (hook is not None and hook.persona):
+        return [(route.persona or hook.persona, "")]
+    through = [] if hook is not None else [(h.persona, f"to contacts who came through hook {h.id}") for h in model.hooks if h.persona]
+    accounts = [(p.id, f"to contacts who added {p.account}") for p in model.personas if p.account]
+    return [*through, *accounts, (model.personas[0].id, "by default")]
+
+
+def _route_tags(playbook: LoadedPlaybook, route: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The tags every contact of a route has, and lacks, from its entering event on: its hook's tags on an add
+    through it, then the rules on that event (TagRules.apply), less what another rule or hook may change later."""
+    model = playbook.model
+    hook_ids = {key: hook.id for hook in model.hooks for key in (hook.id, hook.code) if key}
+    hook = route.hook or next((h for h in model.hooks if h.id == route.enter_hook), None)
+    entry_nth = None if route.repeat else (route.enter_nth or 1)
+    state = dict.fromkeys(hook.tags if hook is not None and route.enter_type == "friend_added" else (), True)
+    for rule in model.rules:
+        on = rule.on
+        if on.event != route.enter_type or (on.hook is not None and (hook is None or hook_ids.get(on.hook) != hook.id)):
+            continue
+        if on.nth is None or on.nth == entry_nth:
+            state.update((change[1:], change[0] == "+") for change in rule.tag)
+    changes = [change for rule in model.rules for change in rule.tag] + [f"+{tag}" for h in model.hooks for tag in h.tags]
+    has = frozenset(tag for tag, held in state.items() if held and f"-{tag}" not in changes)
+    lacks = frozenset(tag for tag, held in state.items() if not held and f"+{tag}" not in changes)
+    return has, lacks
+
+
+def _can_hold(exprs: Sequence[TagExpr], has: frozenset[str] = frozenset(), lacks: frozenset[str] = frozenset()) -> bool:
+    """Whether some set of tags with `has` and without `lacks` matches every expression (the audiences can hold one contact)."""
+    universe = sorted(set().union(*(expr.tags for expr in exprs)) - has - lacks)
     if len(universe) > _MAX_TAG_UNIVERSE:
         return True
-    return any(first.matches(tags) and second.matches(tags) for n in range(len(universe) + 1) for tags in map(frozenset, itertools.combinations(universe, n)))
+    return any(all(expr.matches(has | tags) for expr in exprs) for n in range(len(universe) + 1) for tags in map(frozenset, itertools.combinations(universe, n)))
 
 
 def display_file(path: Path) -> str:

@@ -2,9 +2,9 @@
 
 Through the wecom output a draft becomes a task WeCom accepts or refuses, so what WeCom refuses is
 an error here, not a lint: a persona that sends without a staff member's `wecom_userid`, a group a
-beat posts to without its `chat_id`, a Moments post WeCom's Moments task will not take, a card
-`send_welcome_msg` or `add_msg_template` will not take, and mass sends beyond a customer's (or a
-customer group's) monthly quota. The limits other checks already warn about (a Moments post's
+beat posts to without its `chat_id`, a Moments post WeCom's Moments task will not take, a card or a
+text (over 4,000 bytes) `send_welcome_msg` or `add_msg_template` will not take, and mass sends beyond
+a customer's (or a customer group's) monthly quota. The limits other checks already warn about (a Moments post's
 length and images, one staff member reaching a customer twice a day) become errors under their
 wecom- codes (`strictness`), where they are found.
 
@@ -39,6 +39,7 @@ _MAX_TAG_UNIVERSE = 12
 MINIPROGRAM_TITLE_BYTES = 64  # add_msg_template / send_welcome_msg: miniprogram.title, at most 64 bytes
 LINK_TITLE_BYTES = 128  # link.title, at most 128 bytes
 LINK_DESC_BYTES = 512  # link.desc, at most 512 bytes
+TEXT_BYTES = 4000  # add_msg_template / send_welcome_msg: text.content, at most 4,000 bytes (else 45002)
 
 
 def wecom_output(playbook: LoadedPlaybook) -> bool:
@@ -61,10 +62,11 @@ def by_welcome_api(route: Any, step: Any) -> bool:
     return route.kind == "welcome" and step.after == timedelta(0) and step.at is None
 
 
-def wecom_problems(playbook: LoadedPlaybook, routes: Sequence[Any], planner: Any = None) -> list[Problem]:
+def wecom_problems(playbook: LoadedPlaybook, samples: Any, planner: Any = None) -> list[Problem]:
     """Every WeCom rule a playbook with the wecom output breaks (none without it).
 
-    `routes` are the journey book's; `planner` carries the store's contacts when check has them."""
+    `samples` are what check rendered (siyu_cli.check._copy.Samples: each content's texts, the journey
+    book's routes); `planner` carries the store's contacts when check has them."""
     if not wecom_output(playbook):
         return []
     from siyu_cli.render import search_path
@@ -72,10 +74,12 @@ def wecom_problems(playbook: LoadedPlaybook, routes: Sequence[Any], planner: Any
 
     search = search_path(playbook)
     calendars = [(run, list(occurrences(playbook, run, search))) for run in playbook.cohorts]
+    routes = samples.routes
     return [
         *_staff(playbook, calendars),
         *_chats(playbook, calendars),
         *_cards(playbook),
+        *_text_sizes(playbook, samples.longest.values()),
         *_customer_quota(playbook, calendars, routes, planner),
         *_group_quota(playbook, calendars),
     ]
@@ -188,6 +192,31 @@ def _cards(playbook: LoadedPlaybook) -> list[Problem]:
         for index, item in enumerate(items):
             for message, hint in _card_faults(item):
                 problems.append(playbook.located.problem(path + (index,), f"{message}: WeCom's {api} refuses it", hint=hint, code="wecom-attachment"))
+    return problems
+
+
+def _text_sizes(playbook: LoadedPlaybook, rendered: Iterable[Any]) -> list[Problem]:
+    """Texts over the 4,000 bytes of text.content that a mass send or a welcome takes (WeCom answers 45002).
+
+    `rendered` holds each content's longest render with the sample contact (siyu_cli.check._copy.Rendered)."""
+    model = playbook.model
+    problems = []
+    for sample in rendered:
+        size = len(sample.text.encode("utf-8"))
+        if sample.channel not in ("private", "group", "welcome", "journey") or size <= TEXT_BYTES:
+            continue
+        path = sample.path
+        first = path[:1] == ("hooks",) and _first_welcome(model.hooks[int(path[1])].welcome[int(path[3])])
+        api = "send_welcome_msg" if first else "add_msg_template"
+        problems.append(
+            playbook.located.problem(
+                path,
+                f"{sample.content.name}: a text of {size:,} bytes (rendered with check's sample data), above the {TEXT_BYTES:,} bytes of "
+                f"text.content WeCom's {api} takes: WeCom refuses it (45002)",
+                hint="shorten it to 4,000 bytes (a Chinese character is 3: about 1,300 of them), or move the rest behind a link card",
+                code="wecom-text-length",
+            )
+        )
     return problems
 
 
