@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -33,84 +31,7 @@ _OPERATOR = re.compile(r"unexpected '(&&|\|\||&|\||!)'")
 
 def with_hints(problems: Sequence[Problem], text: str | None) -> list[Problem]:
     lines = text.splitlines() if text else []
-    problems = _key_hints(problems, text)
     return [_with_hint(problem, lines) for problem in problems]
-
-
-def _key_hints(problems: Sequence[Problem], text: str | None) -> list[Problem]:
-    """A did-you-mean for the unknown keys the loader gave none: a key of a mapping whose model a tagged
-    union picks (an output entry by its `type`, a `lint.words` entry), which its key lookup does not follow."""
-    if not text or not any(_unplaced(p) for p in problems):
-        return list(problems)
-    from siyu_cli.playbook._yaml import load_located
-
-    located = load_located(text, "")[0]
-    if located is None:
-        return list(problems)
-    found = []
-    for problem in problems:
-        if _unplaced(problem):
-            parts: list[str | int] = [int(index) if index else key for index, key in re.findall(r"\[(\d+)\]|([^.\[]+)", problem.path)]
-            allowed = _keys_at(parts[:-1], located.data)
-            close = difflib.get_close_matches(str(parts[-1]), allowed, n=1, cutoff=0.6)
-            if close or allowed:
-                problem = replace(problem, hint=f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}")
-        found.append(problem)
-    return found
-
-
-def _unplaced(problem: Problem) -> bool:
-    return problem.code == "unknown-key" and not problem.hint and bool(problem.path)
-
-
-def _keys_at(parts: Sequence[str | int], data: Any) -> list[str]:
-    """The keys the playbook model takes for the mapping at `parts` in `data` ([] where it cannot tell)."""
-    from pydantic import BaseModel
-
-    from siyu_cli.playbook._model import Playbook
-
-    annotation: Any = Playbook
-    node = data
-    for part in parts:
-        model = _member(annotation, node)
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return []
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            info = model.model_fields.get(str(part))
-            if info is None:
-                return []
-            annotation = info.annotation
-        elif typing.get_origin(model) in (list, dict) and typing.get_args(model):
-            annotation = typing.get_args(model)[-1]
-        else:
-            return []
-    model = _member(annotation, node)
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
-
-
-def _member(annotation: Any, node: Any) -> Any:
-    """Optional, Annotated and unions unwrapped to what `node` is validated as: a tagged union's member by its discriminator."""
-    from pydantic import BaseModel, Discriminator, Tag
-
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            inner, *meta = typing.get_args(annotation)
-            chooser = next((m.discriminator for m in meta if isinstance(m, Discriminator) and callable(m.discriminator)), None)
-            if chooser is None:
-                annotation = inner
-                continue
-            tag = chooser(node)
-            annotation = next((m for m in typing.get_args(inner) if Tag(tag) in typing.get_args(m)[1:]), None) if isinstance(tag, str) else None
-        elif origin in (typing.Union, types.UnionType):
-            members = [m for m in typing.get_args(annotation) if m is not type(None)]
-            mapping = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel) or typing.get_origin(m) is dict]
-            listing = [m for m in members if typing.get_origin(m) is list]
-            annotation = next(iter(mapping if isinstance(node, dict) else listing if isinstance(node, list) else ()), members[0])
-        else:
-            return annotation
 
 
 def _with_hint(problem: Problem, lines: list[str]) -> Problem:

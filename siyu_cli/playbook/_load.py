@@ -374,7 +374,8 @@ def _pick(annotation: Any, node: Any) -> Any:
     if origin is typing.Annotated:
         return _pick(typing.get_args(annotation)[0], node)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        members = [m for m in typing.get_args(annotation) if m is not type(None)]
+        # A tagged union's members are Annotated[Model, Tag(...)]: the model is what the data is matched to.
+        members = [typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m for m in typing.get_args(annotation) if m is not type(None)]
         for member in members:
             base = typing.get_origin(member) or member
             if isinstance(node, dict) and (base is dict or (isinstance(base, type) and issubclass(base, BaseModel))):
