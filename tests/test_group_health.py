@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -197,3 +199,64 @@ def test_the_education_starter_runs_fission_only_in_live_groups(tmp_path: Path) 
     data = json.loads(invoke("preview", "day", "8", str(playbook), "--db", str(db), "--json").stdout)
     launch = {d["group"]: d["decision"] for d in data["drafts"] if d["beat"] == "fission-launch"}
     assert launch == {"g1": "send", "g2": "skip:group_health:dead"}
+
+
+def test_groups_without_any_signal_are_unknown_and_get_the_post(tmp_path: Path) -> None:
+    """No events at all (WeCom gives no group messages without 会话存档): the fission beat posts everywhere, report groups says why."""
+    project = tmp_path / "camp"
+    invoke("init", str(project), "--from", "education")
+    playbook = project / "playbooks" / "education-camp.yaml"
+    db = tmp_path / "siyu.db"
+    invoke("run", str(playbook), "--clock", "fast", "--db", str(db), "--outbox", str(tmp_path / "outbox"))
+    fission = query(db, "SELECT target, occurrence_at, state, reason FROM drafts WHERE beat LIKE 'fission-%'")
+    assert fission and {(state, reason) for _, _, state, reason in fission} == {("sent", None)}
+    # report groups classes the days the runner decided on, with the runner's classifier.
+    data = json.loads(invoke("report", "groups", str(playbook), "--db", str(db), "--json").stdout)
+    days = {(g["group"], d["date"]): d for g in data["groups"] for d in g["days"]}
+    for target, at, _, _ in fission:
+        local = datetime.fromisoformat(at).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        day = days[(target.removeprefix("group:"), local)]
+        assert day["health"] == "unknown" and "no group activity in the store" in day["why"], day
+    g1 = next(g for g in data["groups"] if g["group"] == "g1")
+    assert [d["health"] for d in g1["days"]] == ["new"] * 7 + ["unknown"] * 2
+    table = invoke("report", "groups", str(playbook), "--db", str(db)).stdout
+    assert "未知 unknown" in table
+    # check names each filter that has nothing to decide on, with the store it read; without a store there is nothing to say yet.
+    def no_data(*store: str) -> list[dict[str, Any]]:
+        found = json.loads(invoke("check", str(playbook), "--json", *store).stdout)["files"][0]["problems"]
+        return [p for p in found if p["code"] == "group-health-no-data"]
+
+    warned = no_data("--db", str(db))
+    assert [p["severity"] for p in warned] == ["warning", "warning"]  # fission-launch and fission-leaderboard
+    assert "the store has no group activity" in warned[0]["message"] and "会话存档" in warned[0]["hint"]
+    assert no_data() == []
+
+
+def test_joins_alone_are_no_evidence_but_a_store_with_messages_is(tmp_path: Path) -> None:
+    """Membership events (siyu serve's group joins) and no activity anywhere: unknown; once the store holds messages, a silent group is dead."""
+    playbook = write_playbook(tmp_path, beats=[FISSION], days=10, groups=GROUPS[:2])
+    db = tmp_path / "siyu.db"
+    rows: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = []
+    rows += [("group_joined", f"{g}-m{i}", "2026-11-30T02:00:00Z", g, None) for g in ("g1", "g2") for i in range(5)]
+    _events(db, rows)
+    args = ("report", "groups", str(playbook), "--db", str(db), "--json", "--until", "2026-12-08")
+    latest = {g["group"]: g["health"] for g in json.loads(invoke(*args).stdout)["groups"]}
+    assert latest == {"g1": "unknown", "g2": "unknown"}
+    preview = json.loads(invoke("preview", "day", "8", str(playbook), "--db", str(db), "--json").stdout)
+    assert {d["group"]: d["decision"] for d in preview["drafts"] if d["beat"] == "fission"} == {"g1": "send", "g2": "send"}
+    _events(db, [("message_replied", f"g1-m{i}", "2026-12-05T04:00:00Z", "g1", None) for i in range(4)], prefix="m")
+    latest = {g["group"]: g["health"] for g in json.loads(invoke(*args).stdout)["groups"]}
+    assert latest == {"g1": "value", "g2": "dead"}
+    preview = json.loads(invoke("preview", "day", "8", str(playbook), "--db", str(db), "--json").stdout)
+    assert {d["group"]: d["decision"] for d in preview["drafts"] if d["beat"] == "fission"} == {"g1": "send", "g2": "skip:group_health:dead"}
+    said = json.loads(invoke("check", str(playbook), "--json", "--db", str(db)).stdout)["files"][0]["problems"]
+    assert [p for p in said if p["code"] == "group-health-no-data"] == []
+
+
+def test_a_bad_health_class_is_one_error(tmp_path: Path) -> None:
+    bad = write_playbook(tmp_path, beats=[dict(FISSION, groups={"health": ["value", "alive"]})], days=10, groups=GROUPS)
+    said = invoke("check", str(bad), code=1).stderr
+    assert "beats[0].groups.health[1]" in said and "'alive'" in said
+    assert "valid list" not in said and said.count("error:") == 1, said
+    listed = write_playbook(tmp_path, beats=[dict(FISSION, groups=7)], days=10, groups=GROUPS)
+    assert "beats[0].groups" in invoke("check", str(listed), code=1).stderr  # a shape neither form takes is still said

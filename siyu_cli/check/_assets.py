@@ -92,15 +92,29 @@ def _raw_lists(node: Any, here: Path_) -> Iterator[tuple[Path_, list[Any]]]:
 
 
 def health_problems(playbook: LoadedPlaybook, db: Any = None) -> list[Problem]:
-    """A beat filtered by health whose days fall before its groups have a window of history: they are all new 新群."""
+    """A beat filtered by health whose days fall before its groups have a window of history: they are all new 新群.
+    With a store that holds no group activity at all, every filtered beat: it has nothing to decide on."""
     from siyu_cli.health import HealthBook
 
-    beats = [(bi, beat) for bi, beat in enumerate(playbook.model.beats) if beat.health is not None and "new" not in beat.health]
-    if not beats:
+    filtered = [(bi, beat) for bi, beat in enumerate(playbook.model.beats) if beat.health is not None]
+    if not filtered:
         return []
     book = HealthBook(playbook, db)
-    window = playbook.model.group_health.window_days
     found: list[Problem] = []
+    if db is not None and book.measured is None:
+        for bi, _beat in filtered:
+            found.append(
+                playbook.located.problem(
+                    ("beats", bi, "groups", "health"),
+                    "the store has no group activity (no message, check-in or order counted for a group): every group is unknown 未知, "
+                    "so this beat posts in all of them and its health filter decides nothing",
+                    hint="import the groups' messages, check-ins or orders with `siyu import events` — WeCom exports group messages only with 会话存档 — or drop health: from groups",
+                    severity="warning",
+                    code="group-health-no-data",
+                )
+            )
+    beats = [(bi, beat) for bi, beat in filtered if "new" not in (beat.health or ())]
+    window = playbook.model.group_health.window_days
     for bi, beat in beats:
         days: set[int] = set()
         for run in playbook.cohorts:

@@ -39,8 +39,8 @@ app.add_typer(import_app, name="import", rich_help_panel=PANEL)
 app.add_typer(contacts_app, name="contacts", rich_help_panel=PANEL)
 
 
-def _zone(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[str, str]]:
-    """--tz, else the named or found playbook's zone, else Asia/Shanghai; and the playbook's hooks (id or code -> code).
+def _zone(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[str, str], dict[str, str]]:
+    """--tz, else the named or found playbook's zone, else Asia/Shanghai; and the playbook's hooks (id or code -> code) and groups (id -> name).
 
     A named playbook must exist; a found one must read cleanly (its zone decides the times).
     """
@@ -54,14 +54,18 @@ def _zone(playbook: str | None, tz: str | None) -> tuple[tzinfo, dict[str, str]]
         if playbook:
             raise
         loaded = None
-    hooks: dict[str, str] = {}
-    for hook in loaded.model.hooks if loaded is not None else ():
-        for ref in (hook.id, hook.code):
-            if ref:
-                hooks[ref] = hook.code or hook.id
+    hooks, groups = _known(loaded)
     if tz:
-        return zone(tz), hooks
-    return (loaded.tz if loaded is not None else zone(DEFAULT_TZ)), hooks
+        return zone(tz), hooks, groups
+    return (loaded.tz if loaded is not None else zone(DEFAULT_TZ)), hooks, groups
+
+
+def _known(loaded: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The playbook's hooks (id or code -> code) and groups (id -> name) an event may name; none without a playbook."""
+    if loaded is None:
+        return {}, {}
+    hooks = {ref: hook.code or hook.id for hook in loaded.model.hooks for ref in (hook.id, hook.code) if ref}
+    return hooks, {group.id: group.name for group in loaded.model.groups}
 
 
 @contextmanager
@@ -127,8 +131,10 @@ def _run_import(kind: str, file: Path, how: ImportOptions, **options: Any) -> No
     mapping = _mapping(kind, how.preset, how.map_file, how.maps)
     if how.skip_bad is not None:
         check_rejects_path(how.skip_bad, file, force=how.force)
-    zone, hooks = _zone(how.playbook, how.tz)
+    zone, hooks, groups = _zone(how.playbook, how.tz)
     action = import_contacts if kind == "contacts" else import_events
+    if kind == "events":
+        options["groups"] = groups
     sheet: str | int | None = int(how.sheet) if how.sheet and how.sheet.isdigit() else how.sheet
     with _store(how.db) as store, _progress(f"importing {file.name}", how.as_json) as progress:
         result = action(
@@ -150,6 +156,10 @@ def _print_import(kind: str, file: Path, result: Any, how: ImportOptions) -> Non
     for column, codes in result.unknown_codes.items():
         listed = ", ".join(f"{code} ({count})" for code, count in sorted(codes.items()))
         notes.print(f"note: {column} gave codes that are no hook of the playbook: {listed}; they are kept as the source, and no hook's tags or welcome apply", markup=False, soft_wrap=True)
+    for ref in result.unknown_refs:
+        rows = ", ".join(str(n) for n in ref["row_numbers"]) + (f" … ({ref['rows']} rows)" if ref["rows"] > len(ref["row_numbers"]) else "")
+        column = "/".join(ref["columns"])
+        notes.print(f"note: {file.name}, column {column}, row(s) {rows}: {ref['why']}; kept as written", markup=False, soft_wrap=True)
     parts = [f"read {result.read}", f"inserted {result.inserted}", f"updated {result.updated}"]
     if kind == "contacts":
         parts.append(f"unchanged {result.unchanged}")
@@ -318,9 +328,13 @@ def track(
 
     zone, loaded = _playbook_view(playbook, tz)
     moment = _moment(at, zone, "--at") or _moment(now, zone, "--now") or utcnow()
-    if hook and loaded is not None and loaded.model.hooks and hook not in {ref for h in loaded.model.hooks for ref in (h.id, h.code) if ref}:
-        known = ", ".join(h.code or h.id for h in loaded.model.hooks)
-        err().print(f"warning: {hook!r} is no hook of {loaded.id} ({known}); its tags and welcome will not apply", markup=False, soft_wrap=True)
+    if loaded is not None:
+        from siyu_cli.ingest import group_miss, hook_miss
+
+        hooks, groups = _known(loaded)
+        for why in (hook_miss(hook, hooks, loaded.id), group_miss(group, groups, loaded.id)):
+            if why:
+                err().print(f"warning: {why}; recorded as written", markup=False, soft_wrap=True)
     extra: dict[str, str] = {}
     for item in props or []:
         key, sep, value = item.partition("=")

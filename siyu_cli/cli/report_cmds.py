@@ -500,7 +500,7 @@ def groups_cmd(
     playbook_arg: str = playbook_argument(),
     playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
-    until: str = typer.Option(None, "--until", help="Class the days up to this date (default: the day after the store's last group event)."),
+    until: str = typer.Option(None, "--until", help="Class the days up to this date (default: the day after the store's last group event, or the group's last post in the ledger if later)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV to stdout: one row per group and day with every signal."),
 ) -> None:
@@ -539,7 +539,7 @@ def groups_cmd(
     columns = ["group", "health", "trend", *counts] + (["why"] if wide else [])
     for name in columns:
         table.add_column(name, justify="left" if name in ("group", "health", "trend", "why") else "right", no_wrap=name != "why")
-    colours = {"value": "green", "chicken_rib": "yellow", "dead": "red", "spam": "magenta", "new": "dim"}
+    colours = {"value": "green", "chicken_rib": "yellow", "dead": "red", "spam": "magenta", "new": "dim", "unknown": "cyan"}
     for row in report.rows:
         latest = row.latest
         if latest is None:

@@ -955,7 +955,7 @@ class Runner:
 def _posted(planner: Planner, occ: Any) -> bool:
     """A group post its beat's health filter leaves out reaches nobody: no touch to count."""
     found = planner.group_health(occ)
-    return found is None or found.health in (occ.beat.health or ())
+    return found is None or bool(found.admits(occ.beat.health))
 
 
 def _contacts_of(rows: Iterable[Mapping[str, Any]]) -> set[str]:

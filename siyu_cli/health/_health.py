@@ -5,6 +5,12 @@ The seeds (domain.md) class groups as value 价值群 (members talk to each othe
 (only ads). A day's class reads only the events before that day's local midnight, so a beat
 filtered by health decides on what was known the evening before: no look-ahead.
 
+No data is no evidence: until the store holds an activity signal (a message, check-in or order
+counted for any group), or while a group has no event of its own, the group is unknown 未知, and a
+health filter never leaves an unknown group out (WeCom gives no group messages without 会话存档,
+so many stores have joins at most). `DayHealth.admits` is the one decision the runner, preview
+and `report groups` share.
+
 Signals per group over the window (playbook `group_health.window`, 7 days by default):
 members (from group_joined / group_left, else the contacts of a cohort with this one group),
 talkers (members with a `message_replied` in the group that is not an ad), messages (every
@@ -27,7 +33,7 @@ from siyu_cli._time import from_db, to_db
 from siyu_cli.playbook import LoadedPlaybook
 
 TYPES = ("group_joined", "group_left", "message_replied", "checkin", "order")
-LABELS = {"value": "价值群 value", "chicken_rib": "鸡肋群 chicken-rib", "dead": "死群 dead", "spam": "广告群 spam", "new": "新群 new"}
+LABELS = {"value": "价值群 value", "chicken_rib": "鸡肋群 chicken-rib", "dead": "死群 dead", "spam": "广告群 spam", "new": "新群 new", "unknown": "未知 unknown"}
 
 
 @dataclass(frozen=True)
@@ -52,13 +58,17 @@ class Signals:
 class DayHealth:
     group: str
     date: date
-    health: str  # value | chicken_rib | dead | spam | new
+    health: str  # value | chicken_rib | dead | spam | new | unknown
     signals: Signals
     why: str
 
     @property
     def label(self) -> str:
         return LABELS[self.health]
+
+    def admits(self, classes: Iterable[str] | None) -> bool:
+        """Whether a beat filtered to `classes` posts here: a group nothing is known about is never left out."""
+        return classes is None or self.health == "unknown" or self.health in classes
 
     def to_dict(self) -> dict[str, Any]:
         return {"group": self.group, "date": self.date.isoformat(), "health": self.health, "why": self.why, **self.signals.to_dict()}
@@ -89,6 +99,8 @@ class HealthBook:
         self._days: dict[str, dict[date, _Day]] = {g: defaultdict(_Day) for g in self.groups}
         self._sizes: dict[str, list[tuple[date, int]]] = {g: [] for g in self.groups}
         self._first: dict[str, date] = {}
+        self._seen: dict[str, date] = {}  # each group's first day with an event of its own
+        self.measured: date | None = None  # the first day any group had activity (a message, check-in or order)
         for run in playbook.cohorts:
             for group in run.group_ids:
                 self._first[group] = min(self._first.get(group, run.start), run.start)
@@ -123,7 +135,7 @@ class HealthBook:
             self._first[group] = min(self._first.get(group, day), day)
             if kind in ("group_joined", "group_left"):
                 joined_any.add(contact)
-                bucket = self._days[group][day]
+                bucket = self._bucket(group, day, activity=False)
                 if kind == "group_joined":
                     members[group].add(contact)
                     of_contact[contact].add(group)
@@ -138,7 +150,7 @@ class HealthBook:
                 else:
                     sizes.append((day, len(members[group])))
             elif kind == "message_replied":
-                bucket = self._days[group][day]
+                bucket = self._bucket(group, day, activity=True)
                 bucket.messages += 1
                 if _is_ad(props, ad_prop, ad_values):
                     bucket.ads += 1
@@ -170,12 +182,19 @@ class HealthBook:
     def _count(self, group: str, kind: str, contact: str, day: date) -> None:
         if group not in self._days:
             return
-        bucket = self._days[group][day]
+        bucket = self._bucket(group, day, activity=True)
         if kind == "checkin":
             bucket.checkins += 1
         else:
             bucket.orders += 1
         bucket.active.add(contact)
+
+    def _bucket(self, group: str, day: date, *, activity: bool) -> _Day:
+        """The group's bucket of `day`, noting that the group (and, for activity, the store) has data from then."""
+        self._seen[group] = min(self._seen.get(group, day), day)
+        if activity:
+            self.measured = min(self.measured or day, day)
+        return self._days[group][day]
 
     def members_before(self, group: str, day: date) -> int:
         """Members at the start of `day`: from membership events, else the cohort's contacts."""
@@ -226,6 +245,9 @@ class HealthBook:
         if age < window:
             why = f"{age} of the {window} days of history a class needs (since {since})"
             return DayHealth(group, day, "new", s, why)
+        unknown = self._unknown(group, day)
+        if unknown:
+            return DayHealth(group, day, "unknown", s, unknown)
         if s.messages >= rules.spam.messages and s.ads >= rules.spam.share * s.messages:
             return DayHealth(group, day, "spam", s, f"{s.ads} of {s.messages} messages were ads (≥ {rules.spam.share:.0%} of ≥ {rules.spam.messages})")
         if s.active <= rules.dead.active:
@@ -236,6 +258,15 @@ class HealthBook:
             return DayHealth(group, day, "value", s, why)
         why = f"{s.talkers} of {s.members} members spoke ({share:.0%}; value needs ≥ {rules.value.talkers} and ≥ {rules.value.share:.0%}), {s.left} left"
         return DayHealth(group, day, "chicken_rib", s, why)
+
+    def _unknown(self, group: str, day: date) -> str:
+        """Why nothing can be said of the group on `day` (no data is no evidence of a dead group), or nothing."""
+        if self.measured is None or self.measured >= day:
+            return "no group activity in the store before this day (no message, check-in or order for any group): nothing to class on"
+        seen = self._seen.get(group)
+        if seen is None or seen >= day:
+            return "no event of this group before this day (no join, message, check-in or order): nothing to class on"
+        return ""
 
 
 def _is_ad(props: str | None, prop: str, values: set[str]) -> bool:

@@ -10,6 +10,7 @@ from siyu_cli.ingest._identity import LinkResult, contact_aliases, link_contact,
 from siyu_cli.ingest._import import CONTACT_FIELDS, EVENT_FIELDS, ImportResult, check_rejects_path, import_contacts, import_events
 from siyu_cli.ingest._mapping import ColumnMap, load_mapping, load_preset, parse_map_options, preset_names, preset_text
 from siyu_cli.ingest._parse import derived_event_id, split_tags, time_parser
+from siyu_cli.ingest._refs import group_miss, hook_miss
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -25,6 +26,8 @@ __all__ = [
     "derived_event_id",
     "edit_tags",
     "get_contact",
+    "group_miss",
+    "hook_miss",
     "import_contacts",
     "import_events",
     "link_contact",

@@ -33,6 +33,7 @@ from siyu_cli.errors import ImportRejected, SiyuError, UsageError
 from siyu_cli.ingest._identity import AliasConflict, Identities
 from siyu_cli.ingest._mapping import DROP, Closed, ColumnMap, Compiled, Rule, Skip, compile_mapping
 from siyu_cli.ingest._parse import EVENT_TYPES, cell_text, check_amount, derived_event_id, dumps, event_type, parse_amount, read_id, split_tags, time_parser
+from siyu_cli.ingest._refs import UnknownRefs
 from siyu_cli.ingest._source import Progress, Source
 from siyu_cli.playbook import EVENTS
 from siyu_cli.store import immediate
@@ -64,6 +65,7 @@ class ImportResult:
     purpose, by reason (`订单状态 等待买家付款`). `changes`: the updated contacts and events, listed (capped).
     `closed`: orders whose type value maps to `closed` and that were recorded with their refund (capped;
     `closed_orders` counts them all). `unknown_codes`: codes a hooks column gave that are no hook of the playbook.
+    `unknown_refs`: events' group and hook values the playbook lacks, each with why, its row count and first rows.
     """
 
     file: str
@@ -86,6 +88,7 @@ class ImportResult:
     left_out: dict[str, int] = field(default_factory=dict)
     unmatched_hooks: dict[str, int] = field(default_factory=dict)
     unknown_codes: dict[str, dict[str, int]] = field(default_factory=dict)
+    unknown_refs: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     closed_orders: int = 0
     closed: list[dict[str, Any]] = field(default_factory=list)
@@ -334,10 +337,13 @@ def import_events(
     sheet: str | int | None = None,
     hooks: Mapping[str, str] | None = None,
     also: Collection[str] = (),
+    groups: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """Add events for known contacts (or the contacts their ids are aliases of).
 
     With `create_contacts`, an unknown contact id gets a bare contact instead of making its row bad.
+    `hooks` (id or code → code) and `groups` (id → name), the playbook's: kept rows naming others are listed
+    in `unknown_refs` (they are still imported).
     `also` (and the mapping's `also:`): every kept row also records events of these types at its
     time, e.g. card_sent for orders that shipped a package card.
     """
@@ -367,6 +373,7 @@ def import_events(
         stamp = to_db(utcnow())
         new_contacts: list[tuple[str, str]] = []
         src = cols.sources
+        refs = UnknownRefs(groups or {}, hooks or {}, cols.unknown_codes, src) if groups or hooks else None
 
         def columns(name: str) -> str:
             """The user's columns for a field, as a message prefix; nothing when the column is the field."""
@@ -510,6 +517,8 @@ def import_events(
                             continue
                         for event in events:
                             add(rowno, event, cells)
+                        if refs is not None:
+                            refs.add(rowno, events[0][4], events[0][6])
                         if closing_now[0] is not None:
                             _note_closed(result, closed_by_id, rowno, closing_now[0])
                     if staged is not None:
@@ -523,6 +532,7 @@ def import_events(
         bad.raise_if_blocking()
         result.unmatched_hooks = dict(cols.unmatched_hooks)
         result.unknown_codes = {column: dict(codes) for column, codes in cols.unknown_codes.items()}
+        result.unknown_refs = refs.listed() if refs is not None else []
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
         result.inserted, result.updated, result.contacts_created = writer.inserted, writer.updated, writer.created

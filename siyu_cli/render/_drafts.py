@@ -340,7 +340,7 @@ class Planner:
                     label = f"直播 live · {self.persona_names.get(occ.persona, occ.persona)}"
                 draft = self._draft(run, occ, target=occ.target, label=label, content=occ.content)
                 found_health = self.group_health(occ)
-                if found_health is not None and found_health.health not in (occ.beat.health or ()):
+                if found_health is not None and not found_health.admits(occ.beat.health):
                     draft.skip, draft.skip_why = f"group_health:{found_health.health}", found_health.why
                 yield draft
 

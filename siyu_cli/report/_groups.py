@@ -2,7 +2,8 @@
 
 Day D's class is what the runner decides with on day D: the events of the window before D's local
 midnight (siyu_cli.health). The report runs from each group's cohort day 1 to the day after the
-store's last event (the first day that sees every event), within the campaign, or to `until`.
+store's last event (the first day that sees every event) or the last day the ledger holds a post
+to the group (the days the runner decided on), whichever is later, within the campaign, or to `until`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from siyu_cli.health import LABELS, DayHealth, HealthBook
 from siyu_cli.health._health import TYPES
 from siyu_cli.playbook import LoadedPlaybook
 
-MARKS = {"value": "●", "chicken_rib": "◐", "dead": "○", "spam": "✕", "new": "·"}
-COLOURS = {"value": "#16a34a", "chicken_rib": "#ca8a04", "dead": "#dc2626", "spam": "#9333ea", "new": "#9ca3af"}
+MARKS = {"value": "●", "chicken_rib": "◐", "dead": "○", "spam": "✕", "new": "·", "unknown": "?"}
+COLOURS = {"value": "#16a34a", "chicken_rib": "#ca8a04", "dead": "#dc2626", "spam": "#9333ea", "new": "#9ca3af", "unknown": "#6b7280"}
 CSV_COLUMNS = ("date", "group", "name", "cohort", "health", "members", "talkers", "messages", "ads", "checkins", "orders", "active", "joined", "left", "why")
 
 
@@ -37,7 +38,7 @@ class GroupRow:
 
     @property
     def trend(self) -> str:
-        """One mark per day: ● value, ◐ chicken-rib, ○ dead, ✕ spam, · new."""
+        """One mark per day: ● value, ◐ chicken-rib, ○ dead, ✕ spam, · new, ? unknown."""
         return "".join(MARKS[d.health] for d in self.days)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,16 +81,22 @@ def groups_report(db: sqlite_utils.Database | None, playbook: LoadedPlaybook, *,
     report = GroupsReport(playbook.id, model.title, rules.model_dump(by_alias=True))
     book = HealthBook(playbook, db)
     last_event = None
+    posted: dict[str, date] = {}  # each group's last post in the ledger
     if db is not None:
         row = db.execute(f"SELECT MAX(at) FROM events WHERE type IN ({', '.join('?' * len(TYPES))})", list(TYPES)).fetchone()
         if row and row[0]:
             last_event = from_db(row[0]).astimezone(playbook.tz).date()
+        for group in model.groups:  # by the target index: a group's drafts, not the whole ledger's
+            (at,) = db.execute("SELECT MAX(occurrence_at) FROM drafts WHERE target = ? AND +playbook_id = ?", [f"group:{group.id}", playbook.id]).fetchone()
+            if at:
+                posted[group.id] = from_db(at).astimezone(playbook.tz).date()
     names = {g.id: g.name for g in model.groups}
     for group in model.groups:
         run = next((r for r in playbook.cohorts if group.id in r.group_ids), playbook.cohorts[0])
         first = run.start
         end = first + timedelta(days=model.days - 1)
-        upto = until if until is not None else (last_event + timedelta(days=1) if last_event is not None else first)
+        seen = [day for day in (last_event + timedelta(days=1) if last_event is not None else None, posted.get(group.id)) if day is not None]
+        upto = until if until is not None else max(seen, default=first)
         last = max(first, min(end, upto))
         report.rows.append(GroupRow(group.id, names[group.id], run.id, book.series(group.id, first, last)))
     return report
