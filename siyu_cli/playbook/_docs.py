@@ -129,6 +129,7 @@ DOCS: dict[str, tuple[str | None, Any]] = {
     "Limits.missed": ("what happens to a draft whose time passed while siyu was not running", {"max_late": "2h", "action": "skip"}),
     "CalendarOverrides.off": (None, ["2027-01-01", "2027-02-05..2027-02-11"]),
     "CalendarOverrides.work": (None, ["2027-01-30"]),
+    "CalendarOverrides.complete": (None, [2027, "2028-01-01..2028-01-14"]),
     # group health
     "GroupFilter.in": (None, ["g1", "g2"]),
     "GroupFilter.health": (None, ["value", "chicken_rib"]),
@@ -193,7 +194,7 @@ DOCS: dict[str, tuple[str | None, Any]] = {
     "Playbook.journeys": (None, [{"id": "after-first-order", "enter": {"event": "order", "nth": 1}, "steps": [{"id": "ask", "after": "7d", "at": "20:00", "text": "用得怎么样？"}]}]),
     "Playbook.cohorts": ("期: batches, each with its own day 1 and groups (default: one cohort starting at start)", [{"id": "c12", "start": "2026-12-01", "groups": ["g1"]}]),
     "Playbook.limits": ("guardrails: quiet hours, caps per contact and per account, missed drafts", {"quiet_hours": "22:30-08:00", "per_contact_per_day": 2}),
-    "Playbook.calendar": (None, {"off": ["2027-01-01"], "work": ["2027-01-30"]}),
+    "Playbook.calendar": (None, {"off": ["2027-01-01"], "work": ["2027-01-30"], "complete": [2027]}),
     "Playbook.lint": (None, {"allow": ["第一名"]}),
     "Playbook.group_health": (None, {"window": "7d"}),
     "Playbook.outputs": ("where drafts go: outbox, console, or webhooks", ["outbox", {"type": "webhook", "format": "wecom", "url_env": "SIYU_WECOM_ROBOT"}]),

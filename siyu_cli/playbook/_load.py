@@ -70,7 +70,7 @@ class LoadedPlaybook:
         first = min(run.start for run in self.cohorts)
         last = max(run.start for run in self.cohorts) + timedelta(days=self.model.days - 1)
         overrides = self.model.calendar
-        return Calendar(first, last, off=overrides.off_dates, work=overrides.work_dates)
+        return Calendar(first, last, off=overrides.off_dates, work=overrides.work_dates, complete=overrides.complete_dates)
 
     @cached_property
     def uses_calendar(self) -> bool:
@@ -80,7 +80,7 @@ class LoadedPlaybook:
         if cohort.id not in self._kinds:
             kinds: dict[str, set[int]] = {word: set() for word in CALENDAR_WORDS}
             for day in range(1, self.model.days + 1):
-                known = self.calendar.known(cohort.start + timedelta(days=day - 1))  # read() refused rules reaching an unknown year
+                known = self.calendar.known(cohort.start + timedelta(days=day - 1))  # read() refused rules reaching an unknown date
                 if known is not None:
                     kinds[known.kind + "s"].add(day)
             self._kinds[cohort.id] = kinds
@@ -175,7 +175,7 @@ def read(path: Path) -> LoadedPlaybook:
 
 
 def _calendar_problems(playbook: LoadedPlaybook) -> list[Problem]:
-    """Each calendar rule that reaches a year with no holiday schedule: one problem per beat, at its first such date."""
+    """Each calendar rule that reaches a date with no holiday schedule: one problem per beat, at its first such date."""
     if not playbook.uses_calendar:
         return []
     problems = []
@@ -184,25 +184,50 @@ def _calendar_problems(playbook: LoadedPlaybook) -> list[Problem]:
         if not _days.uses_calendar(beat.days):
             continue
         reach = _days.resolve(beat.days, model.days, playbook.phase_days)  # every day the rule could name
-        gap = next(
-            ((run, day, when) for run in playbook.cohorts for day in reach if (when := run.start + timedelta(days=day - 1)).year not in playbook.calendar.known_years),
+        found = next(
+            ((run, day, when, gap) for run in playbook.cohorts for day in reach if (gap := playbook.calendar.gap(when := run.start + timedelta(days=day - 1)))),
             None,
         )
-        if gap is None:
+        if found is None:
             continue
-        run, day, when = gap
+        run, day, when, gap = found
         cohort = f" of cohort {run.id}" if model.cohorts else ""
+        beside = f", next to {gap}" if gap != when else ""
+        year = gap.year
+        campaign = f"{max(playbook.calendar.first, date(year, 1, 1))}..{min(playbook.calendar.last, date(year, 12, 31))}"
         problems.append(
             playbook.located.problem(
                 ("beats", index, "days"),
-                f"{_days.describe(beat.days)} needs China's {when.year} holiday schedule (day {day}{cohort} is {when}), "
-                f"and the holidays package ({package_version()}) has no State Council notice for {when.year}: siyu will not guess it",
-                hint=f"list {when.year}'s days off and make-up workdays from the State Council notice under calendar: {{off: [...], work: [...]}}, "
-                f"or upgrade holidays once it carries {when.year}: pip install -U holidays",
+                f"{_days.describe(beat.days)} needs China's {year} holiday schedule (day {day}{cohort} is {when}{beside}): "
+                f"the holidays package ({package_version()}) has no State Council notice for {year}{_own_days(model.calendar, year)}; siyu will not guess it",
+                hint=f"copy {year}'s 放假 and 调休上班 days from the State Council notice into calendar: off: [...] and work: [...], then add complete: [{year}] "
+                f"(or complete: [{campaign}], only the campaign's dates, once you are sure of them); or pip install -U holidays once it carries {year}",
                 code="calendar",
             )
         )
     return problems
+
+
+def _own_days(overrides: Any, year: int) -> str:
+    """What the playbook's calendar: says of a year it does not give whole, for the message."""
+    given = sorted(d for d in overrides.complete_dates if d.year == year)
+    if given:
+        spans = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in _runs(given))
+        return f", and calendar: complete: gives {year} only for {spans}"
+    if any(d.year == year for d in overrides.off_dates | overrides.work_dates):
+        return f", and calendar: lists days of {year} but does not give the year whole (complete:)"
+    return ""
+
+
+def _runs(dates: list[date]) -> list[tuple[date, date]]:
+    """Sorted dates as consecutive spans."""
+    spans: list[tuple[date, date]] = []
+    for moment in dates:
+        if spans and moment - spans[-1][1] == timedelta(days=1):
+            spans[-1] = (spans[-1][0], moment)
+        else:
+            spans.append((moment, moment))
+    return spans
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

@@ -604,7 +604,7 @@ class Limits(_Strict):
 _DATE_SPAN = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})\s*$")
 
 
-def _span(item: date | str) -> list[date]:
+def _span(item: date | str, write: str = "write 2027-01-01 or a span 2027-02-05..2027-02-11") -> list[date]:
     """A date, or "2027-02-05..2027-02-11" as the notice writes 2月5日至11日."""
     if isinstance(item, date):
         return [item]
@@ -614,7 +614,7 @@ def _span(item: date | str) -> list[date]:
             return [date.fromisoformat(item.strip())]
         first, last = date.fromisoformat(match.group(1)), date.fromisoformat(match.group(2))
     except ValueError:
-        raise ValueError(f"{item!r} is not a date; write 2027-01-01 or a span 2027-02-05..2027-02-11") from None
+        raise ValueError(f"{item!r} is not a date; {write}") from None
     if last < first:
         raise ValueError(f"{item!r} ends before it starts")
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
@@ -626,11 +626,17 @@ DateItem = Annotated[date | str, Field(description="a date, or a span 2027-02-05
 class CalendarOverrides(_Strict):
     """The playbook's own days off and days worked, over China's calendar from the `holidays` package.
 
-    A year the package has no State Council notice for is taken from these alone (weekends,
-    plus `off`, less `work`) once they name a date in it."""
+    A year the package has no State Council notice for is decided only on the dates `complete`
+    names: a few days off listed for it say nothing of its other days, which the notice moves
+    around the statutory holidays (so they are refused, never taken as plain weekdays)."""
 
     off: list[DateItem] = Field([], description="extra days off (holidays): a team day off, or a year's 放假 days the package lacks")
     work: list[DateItem] = Field([], description="days worked, weekend or not (调休上班)")
+    complete: list[int | DateItem] = Field(
+        [],
+        description="years (2027), dates or spans the playbook gives whole, for a year the package has no notice for: "
+        "there weekends and the statutory holidays, plus off, less work, are the whole calendar",
+    )
 
     @field_validator("off", "work")
     @classmethod
@@ -638,6 +644,22 @@ class CalendarOverrides(_Strict):
         for item in value:
             _span(item)
         return value
+
+    @field_validator("complete", mode="before")
+    @classmethod
+    def _given(cls, value: Any) -> Any:
+        given = "write a year (2027), a date 2027-01-01 or a span 2027-01-01..2027-01-14"
+        for item in value if isinstance(value, list) else ():
+            if isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 9999:
+                continue
+            if isinstance(item, bool) or not isinstance(item, date | str):
+                raise ValueError(f"{item!r} is not a year or a date; {given}")
+            _span(item, write=given)
+        return value
+
+    @property
+    def complete_dates(self) -> frozenset[date]:
+        return frozenset(d for item in self.complete for d in _span(f"{item:04d}-01-01..{item:04d}-12-31" if isinstance(item, int) else item))
 
     @property
     def off_dates(self) -> frozenset[date]:

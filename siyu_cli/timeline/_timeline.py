@@ -75,16 +75,16 @@ def pool_entries(playbook: LoadedPlaybook, beat: Beat, category: str, search: li
 def calendar_days(playbook: LoadedPlaybook, cohort: CohortRun) -> tuple[dict[int, Day], list[int]]:
     """Each campaign day's place on China's calendar (holiday, weekend, workday), and the years it cannot tell.
 
-    For display: a day in a year with no holiday schedule is left out, never guessed."""
+    For display: a day whose kind needs a year with no holiday schedule is left out, never guessed."""
     days: dict[int, Day] = {}
     unknown: set[int] = set()
     for day in range(1, playbook.model.days + 1):
         when = cohort.start + timedelta(days=day - 1)
-        found = playbook.calendar.known(when)
-        if found is None:
-            unknown.add(when.year)
+        gap = playbook.calendar.gap(when)
+        if gap is None:
+            days[day] = playbook.calendar.days[when]
         else:
-            days[day] = found
+            unknown.add(gap.year)
     return days, sorted(unknown)
 
 
