@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,27 @@ import pytest
 from tests.conftest_http import RecordingServer
 from tests.playbooks_fixtures import invoke, query, run_siyu, siyu_env, write_playbook
 
-JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png(padding: int = 0) -> bytes:
+    """A whole 1x1 PNG; `padding` bytes of a text chunk make it as large as a test needs."""
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+    text = _chunk(b"tEXt", b"Comment\0" + b"0" * padding) if padding else b""
+    return b"\x89PNG\r\n\x1a\n" + header + _chunk(b"IDAT", zlib.compress(b"\0\xff\x00\x00")) + text + _chunk(b"IEND", b"")
+
+
+# A JPEG's markers as far as a reader needs them: SOI, the JFIF APP0 segment, a baseline frame header (1x1, 3 colours), data, EOI.
+JPEG = (
+    b"\xff\xd8"
+    + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + b"\xff\xc0\x00\x11\x08\x00\x01\x00\x01\x03\x01\x11\x00\x02\x11\x01\x03\x11\x01"
+    + bytes(range(256)) * 8
+    + b"\xff\xd9"
+)
+PNG = png()
 LINK = {"link": "https://shop.example.com/flash?from=group", "title": "今晚8点限时秒杀", "description": "满99减30"}
 
 
@@ -37,7 +58,7 @@ def _project(tmp_path: Path, beats: list[dict[str, Any]], **extra: Any) -> Path:
         (["media/missing.png"], "beats[0].attachments[0]: image"),
         (["a.jpg"] * 10, "10 images; WeCom and Moments take at most 9"),
         (["media/flash.jpg", "clip.mp4"], "1 image, 1 video: a message takes up to 9 images, or 1 video, or 1 link"),
-        ([LINK, dict(LINK, title="又一个")], "2 link"),
+        ([LINK, dict(LINK, title="又一个")], "2 link cards"),
         (["poster.gif"], "'poster.gif' is neither an image (.jpg, .jpeg, .png) nor a video (.mp4)"),
         ([{"link": "shop.example.com/flash", "title": "秒杀"}], "link 'shop.example.com/flash' is not a URL"),
         ([{"link": "https://shop.example.com/x"}], "a link card needs a title"),
@@ -54,10 +75,10 @@ def test_check_refuses_attachments_wecom_would_refuse(tmp_path: Path, attachment
 
 def test_check_measures_files_against_wecoms_sizes(tmp_path: Path) -> None:
     playbook = _project(tmp_path, [_flash(attachments=["media/big.png", {"video": "media/clip.mp4"}][:1])])
-    (tmp_path / "media" / "big.png").write_bytes(PNG + b"0" * (2 * 1024 * 1024))
+    (tmp_path / "media" / "big.png").write_bytes(png(2 * 1024 * 1024))
     said = invoke("check", str(playbook), code=1).stderr
     assert "big.png is 2.0 MB; WeCom takes at most 2 MB" in said
-    (tmp_path / "media" / "big.png").write_bytes(PNG + b"0" * 1000)
+    (tmp_path / "media" / "big.png").write_bytes(png(1000))
     invoke("check", str(playbook), "--strict")
 
 
@@ -86,9 +107,73 @@ def test_check_reads_a_files_bytes_not_its_name(tmp_path: Path) -> None:
     assert hints["beats[0].attachments[2]"] == "rename it to shot.png"
 
 
+def test_check_reads_enough_of_a_file_to_tell_it_is_whole(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "cut.png").write_bytes(png(4000)[:3000])  # a download that stopped early
+    (media / "bare.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # the signature and nothing a PNG needs
+    (media / "cut.jpg").write_bytes(JPEG[:12])  # stops inside its first segment, before the frame header
+    (media / "motion.jpg").write_bytes(JPEG + b"\0\0\0\x18ftypmp42" + b"\0" * 64)  # a phone's motion photo: a video after the JPEG's end
+    (media / "voice.mp4").write_bytes(b"\0\0\0\x18ftypM4A \0\0\x02\0isomiso2" + b"\0" * 64)  # an M4A renamed .mp4
+    (media / "clip.mp4").write_bytes(b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2avc1" + b"\0" * 64)
+    beats = [
+        _flash(attachments=["media/cut.png", "media/bare.png", "media/cut.jpg", "media/motion.jpg"]),
+        _flash(id="voice", at="11:00", attachments=["media/voice.mp4"]),
+        _flash(id="clip", at="12:00", attachments=["media/clip.mp4"]),
+    ]
+    problems = json.loads(invoke("check", str(write_playbook(tmp_path, beats=beats)), "--json", code=1).stdout)["files"][0]["problems"]
+    found = {p["path"]: p for p in problems if p["code"] == "attachment"}
+    assert set(found) == {"beats[0].attachments[0]", "beats[0].attachments[1]", "beats[0].attachments[2]", "beats[1].attachments[0]"}
+    assert all(p["severity"] == "error" for p in found.values())
+    assert "cut.png is a PNG cut short (no IEND chunk at its end): WeCom cannot show it" in found["beats[0].attachments[0]"]["message"]
+    assert "bare.png is a PNG without the IHDR chunk" in found["beats[0].attachments[1]"]["message"]
+    assert "cut.jpg is a JPEG cut short or broken (no frame header, SOF" in found["beats[0].attachments[2]"]["message"]
+    assert "export or download it again" in found["beats[0].attachments[0]"]["hint"]
+    voice = found["beats[1].attachments[0]"]
+    assert "voice.mp4 is an M4A audio file (sound, no picture) by its content, not MP4 video: WeCom refuses it" in voice["message"]
+    assert voice["hint"].startswith("make it a video")
+
+
+@pytest.mark.parametrize(
+    ("attachments", "said", "fix"),
+    [
+        ([{"video": "a.mp4"}, {"video": "b.mp4"}], "2 videos: a message takes up to 9 images, or 1 video", "remove all but one, or give each a beat of its own"),
+        (["a.jpg"] * 11, "11 images; WeCom and Moments take at most 9", "remove 2, or put the rest in another beat"),
+        (["a.jpg", "b.jpg", "clip.mp4"], "2 images, 1 video: a message takes", "remove the video, or put it in another beat"),
+        ([{"video": "a.mp4"}, LINK, dict(LINK, title="又一个")], "1 video, 2 link cards:", "remove the 2 link cards, or put them in another beat"),
+    ],
+)
+def test_attachment_count_errors_end_with_their_fix(tmp_path: Path, attachments: list[Any], said: str, fix: str) -> None:
+    playbook = _project(tmp_path, [_flash(attachments=attachments)])
+    problems = json.loads(invoke("check", str(playbook), "--json", code=1).stdout)["files"][0]["problems"]
+    (problem,) = [p for p in problems if p["path"] == "beats[0].attachments"]  # the files' own errors name each file
+    assert said in problem["message"] and problem["hint"] == fix, problem
+    assert "siyu schema" not in problem["hint"]
+
+
+def test_a_moments_post_counts_its_text_images_with_its_attachments_without_the_wecom_output(tmp_path: Path) -> None:
+    five = "".join(f"![图{n}](https://example.com/{n}.jpg)" for n in range(5))
+    (tmp_path / "media").mkdir()
+    for n in range(5):
+        (tmp_path / "media" / f"{n}.png").write_bytes(PNG)
+    (tmp_path / "media" / "clip.mp4").write_bytes(b"\0\0\0\x18ftypisom" + b"\0" * 64)
+    moments = {"at": "09:00", "channel": "moments", "persona": "host"}
+    beats = [
+        {**moments, "id": "ten", "text": five, "attachments": [f"media/{n}.png" for n in range(5)]},
+        {**moments, "id": "nine", "at": "10:00", "text": five, "attachments": [f"media/{n}.png" for n in range(4)]},
+        {**moments, "id": "mixed", "at": "11:00", "text": "![图](https://example.com/a.jpg) 新品", "attachments": ["media/clip.mp4"]},
+    ]
+    problems = json.loads(invoke("check", str(write_playbook(tmp_path, beats=beats)), "--json").stdout)["files"][0]["problems"]
+    found = {p["path"]: p for p in problems if p["code"] == "moments-images"}
+    assert set(found) == {"beats[0].text", "beats[2].text"}, "9 images in all are fine"
+    assert all(p["severity"] == "warning" for p in found.values()), "without the wecom output nothing refuses it, so it warns"
+    assert "5 images in its text and 5 images attached" in found["beats[0].text"]["message"]
+    assert "1 image in its text and 1 video attached" in found["beats[2].text"]["message"]
+
+
 def test_file_errors_come_in_the_same_round_as_structural_ones(tmp_path: Path) -> None:
     playbook = _project(tmp_path, [_flash(attachments=["media/missing.png", "media/big.png", "media/flash.jpg"]), {"id": "typo", "at": "11:00", "chanel": "group", "text": "x"}])
-    (tmp_path / "media" / "big.png").write_bytes(PNG + b"0" * (2 * 1024 * 1024))
+    (tmp_path / "media" / "big.png").write_bytes(png(2 * 1024 * 1024))
     problems = json.loads(invoke("check", str(playbook), "--json", code=1).stdout)["files"][0]["problems"]
     said = {p["path"]: p["message"] for p in problems}
     assert "unknown key 'chanel'" in said["beats[1].chanel"]

@@ -111,10 +111,10 @@ def test_moments_wecom_refuses_are_errors_and_warnings_without_it(tmp_path: Path
     assert "2002 characters" in found[("wecom-moments-length", "beats[1].text")]["message"]
     assert "3 images in its text and 1 video attached" in found[("wecom-moments-images", "beats[2].text")]["message"]
     assert "add_moment_task" in found[("wecom-moments-images", "beats[3].text")]["message"]
-    # The same posts without the wecom output: warnings as before, the text-and-video post is not flagged.
+    # The same posts without the wecom output: warnings, the text-and-video post too (its attachments count either way).
     path = _playbook(tmp_path, beats=[MORNING, long, mixed, gallery], outputs=["outbox"])
     codes = sorted((p["code"], p["severity"], p["path"]) for p in _problems(path, code=0))
-    assert codes == [("moments-images", "warning", "beats[3].text"), ("moments-length", "warning", "beats[1].text")]
+    assert codes == [("moments-images", "warning", "beats[2].text"), ("moments-images", "warning", "beats[3].text"), ("moments-length", "warning", "beats[1].text")]
 
 
 def test_a_card_the_welcome_api_cannot_take(tmp_path: Path) -> None:

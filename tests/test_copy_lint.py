@@ -185,6 +185,80 @@ def test_editions_advice_and_idioms_are_not_claims(tmp_path: Path) -> None:
     assert [p["message"].split("'")[1] for p in _copy(_check(path))] == ["万能", "最"]
 
 
+def _found(problems: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each copy warning as (code, the term as the message quotes it: as written, then the list's form when it differs)."""
+    return [(p["code"], p["message"].split(": ", 1)[1].split(" in “")[0]) for p in _copy(problems)]
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "term"),
+    [
+        ("最先进的技术", "copy-absolute", "'最先进'"),
+        ("全网销量第一名", "copy-absolute", "'销量第一'"),
+        ("全网销量第1", "copy-absolute", "'销量第1' (销量第一)"),
+        ("我们是第1品牌", "copy-absolute", "'第1' (第一)"),
+        ("100% 有效", "copy-absolute", "'100% 有效' (100%有效)"),
+        ("TOP 1 品牌", "copy-absolute", "'TOP 1' (TOP1)"),
+        ("No. 1 的口碑", "copy-absolute", "'No. 1' (NO.1)"),
+        ("全网首发", "copy-absolute", "'全网首发'"),
+        ("国货天花板", "copy-absolute", "'天花板'"),
+        ("保证孩子成绩提高20分", "copy-guarantee-education", "'保证孩子成绩提高' (保证…提高)"),
+        ("一次通过，不过全额退款", "copy-guarantee-education", "'不过全额退'"),
+        ("瘦了永不反弹", "copy-guarantee-health", "'不反弹'"),
+        ("7天见效", "copy-guarantee-health", "'7天见效' ({n}天…见效)"),
+        ("三天美白", "copy-guarantee-health", "'三天美白' ({n}天…美白)"),
+        ("医生推荐的面霜", "copy-guarantee-health", "'医生推荐'"),
+        ("零添加酱油", "copy-guarantee-health", "'零添加'"),
+        ("转发这条朋友圈截图给我领红包", "copy-sharing", "'转发这条朋友圈' (转发…朋友圈)"),
+        ("分享给3个好友即可领取", "copy-sharing", "'分享给3个好友' (分享给…好友)"),
+    ],
+)
+def test_claims_the_audit_found_are_warned(tmp_path: Path, text: str, code: str, term: str) -> None:
+    path = write_playbook(tmp_path, beats=[_beat(text)])
+    assert _found(_check(path)) == [(code, term)]
+
+
+def test_ordinals_numbers_titles_and_asks_are_not_claims(tmp_path: Path) -> None:
+    texts = [
+        "最先到的10位送书签", "第一波福利", "第一份礼物", "前排第一排", "订单号No.12345", "TOP10榜单", "心理治疗师林老师今晚分享",
+        "绝对不会打扰你", "唯一的要求是每天打卡", "排行榜第1名送阅读器", "读《小王子》第1-3章", "第10名也有奖", "今天美白小课堂开讲",
+        "第3天美白打卡", "全网第一时间上新", "首发新品", "冠军讲师带读", "专家推荐书单", "分享一个好消息",
+    ]
+    path = write_playbook(tmp_path, beats=[_beat(text, beat_id=f"b{n}") for n, text in enumerate(texts)])
+    assert _found(_check(path)) == []
+
+
+def test_a_playbooks_own_term_may_leave_a_gap_or_take_a_number(tmp_path: Path) -> None:
+    lint = {"words": ["包…满意", {"term": "{n}天…瘦", "category": "guarantee-health", "why": "a weight loss by a date", "source": "《广告法》第二十八条"}]}
+    path = write_playbook(tmp_path, beats=[_beat("包你100%满意，21天轻松瘦10斤"), _beat("包邮，满意再付，每天瘦身操", beat_id="fine")], lint=lint)
+    assert _found(_check(path)) == [("copy-playbook", "'包你100%满意' (包…满意)"), ("copy-guarantee-health", "'21天轻松瘦' ({n}天…瘦)")]
+
+
+def test_included_templates_are_read_whole_at_their_own_lines(tmp_path: Path) -> None:
+    templates = {
+        "posts/a.md.j2": "早上好\n{% include 'parts/footer.md.j2' %}\n",
+        "posts/b.md.j2": "晚上好\n{% include 'parts/footer.md.j2' %}\n",
+        "parts/footer.md.j2": "—— 国家级品质\n{% if day == 99 %}{% include 'parts/deep.md.j2' %}{% endif %}\n",
+        "parts/deep.md.j2": "\n绝对有效\n",
+    }
+    beats = [_beat(template="posts/a.md.j2"), _beat(template="posts/b.md.j2", beat_id="evening", at="20:00")]
+    problems = _copy(_check(write_playbook(tmp_path, beats=beats, templates=templates)))
+    found = sorted((Path(p["file"]).relative_to(tmp_path).as_posix(), p["line"], p["message"].split("'")[1]) for p in problems)
+    assert found == [("parts/deep.md.j2", 2, "绝对"), ("parts/footer.md.j2", 1, "国家级")], (
+        "a footer two beats include is one warning, at its own line; an include in a branch the sample skips is read too"
+    )
+    footer = next(p for p in problems if "国家级" in p["message"])
+    assert footer["path"] == "beats[0].template" and footer["message"].startswith("parts/footer.md.j2 (included by posts/a.md.j2): '国家级'")
+
+
+def test_an_undefined_name_in_an_include_is_reported_at_the_included_line(tmp_path: Path) -> None:
+    templates = {"posts/a.md.j2": "开头\n{% include 'parts/footer.md.j2' %}\n", "parts/footer.md.j2": "第一行\n第二行\n{{ nosuch }}\n"}
+    problems = _check(write_playbook(tmp_path, beats=[_beat(template="posts/a.md.j2")], templates=templates), code=1)
+    (error,) = [p for p in problems if p["severity"] == "error"]
+    assert error["file"].endswith("parts/footer.md.j2") and error["line"] == 3 and "'nosuch' is undefined" in error["message"]
+    assert error["path"] == "beats[0].template"
+
+
 @pytest.mark.parametrize(
     ("lint", "path"),
     [({"words": [""]}, "lint.words[0]"), ({"words": [{"term": ""}]}, "lint.words[0].term"), ({"allow": [""]}, "lint.allow[0]")],

@@ -27,7 +27,7 @@ import yaml
 from siyu_cli.check._wecom import by_welcome_api, staff_of, strictness
 from siyu_cli.errors import Problem
 from siyu_cli.playbook import LoadedPlaybook, TagExpr
-from siyu_cli.playbook._model import LintWord
+from siyu_cli.playbook._model import LintWord, counted
 from siyu_cli.playbook._yaml import Path_, format_path
 from siyu_cli.timeline import Content
 
@@ -113,55 +113,94 @@ def _simplified() -> dict[int, str]:
     return {ord(line[0]): line[1:] for line in text.splitlines() if line and not line.startswith("#")}
 
 
+def _in_a_number(after: str) -> bool:
+    """Whether a 1 followed by `after` is part of a longer number or a span (第10名, 第1-3章, 第1、2节), not 第1 alone."""
+    plain = unicodedata.normalize("NFKC", after[:2])
+    return bool(plain) and (plain[0].isdigit() or (plain[0] in "-~–—至到、/" and plain[1:2].isdigit()))
+
+
 def fold(text: str) -> tuple[str, list[int]]:
     """The text as the lint compares it, and for each of its characters the index of the one it came from.
 
     Full-width forms are read as their plain ones (NFKC: 100％ as 100%, ＮＯ．１ as NO.1), traditional
-    characters as simplified (國家級 as 国家级) and Latin letters in lower case; character by
-    character, so a hit maps back to the copy as written."""
+    characters as simplified (國家級 as 国家级), Latin letters in lower case, 第1 as 第一 (not 第10 or 第1-3), and
+    spaces and tabs not at all (100% 有效 as 100%有效, TOP 1 as TOP1); character by character, so a hit
+    maps back to the copy as written."""
     table = _simplified()
     folded: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
+        if char.isspace() and char != "\n":
+            continue
         piece = char if char.isascii() else unicodedata.normalize("NFKC", char).translate(table)
         piece = piece.lower()
+        if piece == "1" and folded and folded[-1] == "第" and not _in_a_number(text[index + 1 : index + 3]):
+            piece = "一"
         folded.append(piece)
         origin.extend([index] * len(piece))
     return "".join(folded), origin
 
 
+GAP = "…"  # in a term: up to _GAP_CHARS characters of the same clause (保证…提高 finds 保证孩子成绩提高)
+NUMBER = "{n}"  # in a term: a number in digits or Chinese numerals, not an ordinal (7天 and 三天, not 第3天)
+_GAP_CHARS = 8
+_CLAUSE = r"[^\n,.!?;:。、]"  # after fold: full-width ，！？；： are ASCII
+_NUMERALS = "0-9零〇一二两三四五六七八九十百千万半"
+
+
+def _pattern(term: str) -> tuple[re.Pattern[str], int] | None:
+    """A term as a regular expression over folded text, and the length of its own characters (None when it has none).
+
+    A term that starts or ends with a Latin letter or a digit stops at a word's or a number's edge:
+    NO.1 is not in No.12345, nor TOP1 in TOP10."""
+    parts = [part for part in re.split(f"({re.escape(GAP)}|{re.escape(NUMBER)})", term) if part]
+    literal = "".join(fold(part)[0] for part in parts if part not in (GAP, NUMBER))
+    if not literal:
+        return None
+    body = "".join(
+        f"{_CLAUSE}{{0,{_GAP_CHARS}}}?" if part == GAP else f"[{_NUMERALS}]+" if part == NUMBER else re.escape(fold(part)[0]) for part in parts
+    )
+    first, last = parts[0], parts[-1]
+    before = f"(?<![第{_NUMERALS}])" if first == NUMBER else "" if first == GAP else _edge(fold(first)[0][:1], "(?<!{})")
+    after = "" if last in (GAP, NUMBER) else _edge(fold(last)[0][-1:], "(?!{})")
+    return re.compile(before + body + after), len(literal)
+
+
+def _edge(char: str, form: str) -> str:
+    if char.isascii() and char.isdigit():
+        return form.format("[0-9]")
+    if char.isascii() and char.isalpha():
+        return form.format("[a-z]")
+    return ""
+
+
 class Matcher:
-    """Finds the list's terms in a text (as `fold` reads both); the longest term at a place wins, and an excepted or allowed phrase covers its terms."""
+    """Finds the list's terms in a text (as `fold` reads both); the longest term at a place wins, and an excepted or allowed phrase that covers a hit lets it through."""
 
     def __init__(self, words: Sequence[Word], allow: Sequence[str]) -> None:
-        terms = [(fold(w.term)[0], w) for w in words]
-        self.words = sorted(((term, w) for term, w in terms if term), key=lambda item: -len(item[0]))
-        self.allow = tuple(fold(phrase)[0] for phrase in allow if phrase)
-        self._exceptions = {w: tuple(fold(e)[0] for e in w.exceptions) for _, w in self.words}
+        compiled = [(found, w) for w in words if (found := _pattern(w.term)) is not None]
+        self.words = [(pattern, w) for (pattern, _), w in sorted(compiled, key=lambda item: -item[0][1])]
+        self.allow = tuple(phrase for phrase in (fold(p)[0] for p in allow) if phrase)
+        self._exceptions = {w: tuple(phrase for phrase in (fold(e)[0] for e in w.exceptions) if phrase) for _, w in self.words}
 
     def hits(self, text: str) -> list[Hit]:
         folded, origin = fold(text)
         found: list[Hit] = []
         taken: list[tuple[int, int]] = []
-        for term, word in self.words:
-            start = folded.find(term)
-            while start != -1:
-                end = start + len(term)
-                if not any(a < end and start < b for a, b in taken) and not self._covered(folded, start, term, word):
+        for pattern, word in self.words:
+            match = pattern.search(folded)
+            while match is not None:
+                start, end = match.span()
+                if not any(a < end and start < b for a, b in taken) and not self._covered(folded, start, end, word):
                     first, last = origin[start], origin[end - 1] + 1
                     found.append(Hit(word, first, last, text[first:last]))
                     taken.append((start, end))
-                start = folded.find(term, start + 1)
+                match = pattern.search(folded, start + 1)
         return sorted(found, key=lambda hit: hit.start)
 
-    def _covered(self, text: str, start: int, term: str, word: Word) -> bool:
-        for phrase in itertools.chain(self.allow, self._exceptions[word]):
-            offset = phrase.find(term)
-            while offset != -1:
-                if start >= offset and text.startswith(phrase, start - offset):
-                    return True
-                offset = phrase.find(term, offset + 1)
-        return False
+    def _covered(self, text: str, start: int, end: int, word: Word) -> bool:
+        """Whether an allowed phrase or one of the word's exceptions stands in the text over all of start-end."""
+        return any(text.find(phrase, max(0, end - len(phrase)), start + len(phrase)) != -1 for phrase in itertools.chain(self.allow, self._exceptions[word]))
 
 
 def matcher(playbook: LoadedPlaybook) -> Matcher:
@@ -173,7 +212,8 @@ def copy_problems(playbook: LoadedPlaybook, rendered: Sequence[Rendered], conten
     """Every copy warning: terms in raw and rendered text, formats, and reaching a customer twice a day.
 
     `contents` are every template and inline text the playbook names (with where it names them);
-    `source_of(content, path)` gives (raw text, file shown, first line), or None when it cannot be read."""
+    `source_of(content, path)` gives its Sources: its own raw text, then each template it includes
+    (none when it cannot be read). A footer two beats include is reported once, at its own line."""
     finder = matcher(playbook)
     problems: dict[tuple[Any, ...], Problem] = {}
     raw_terms: dict[tuple[str | None, str | None], set[str]] = defaultdict(set)
@@ -182,22 +222,19 @@ def copy_problems(playbook: LoadedPlaybook, rendered: Sequence[Rendered], conten
         if key in raw_terms:
             continue
         raw_terms[key] = set()
-        found = source_of(content, path)
-        if found is None:
-            continue
-        text, file, first_line = found
-        text = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text)  # comments are never sent
-        for hit in finder.hits(text):
-            raw_terms[key].add(hit.word.term)
-            line = first_line + text.count("\n", 0, hit.start)
-            problems.setdefault((file, line, hit.word.term), _term_problem(playbook, hit, text, content, file, line, path))
+        for source in source_of(content, path):
+            text = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), source.text)  # comments are never sent
+            for hit in finder.hits(text):
+                raw_terms[key].add(hit.word.term)
+                line = source.first_line + text.count("\n", 0, hit.start)
+                problems.setdefault((source.file, line, hit.word.term), _term_problem(playbook, hit, text, source.name, source.file, line, path))
     for sample in rendered:
         for hit in finder.hits(sample.text):
             if hit.word.term in raw_terms[(sample.content.template, sample.content.text)]:
                 continue
             origin = _origin(playbook, hit.word.term, finder)
             where = origin or sample.path
-            problem = _term_problem(playbook, hit, sample.text, sample.content, "", None, where, shown=origin is not None)
+            problem = _term_problem(playbook, hit, sample.text, sample.content.name, "", None, where, shown=origin is not None)
             problems.setdefault(("rendered", format_path(where), hit.word.term), problem)
     for problem in _formats(playbook, rendered):
         problems.setdefault((problem.path, problem.code, problem.message), problem)
@@ -212,16 +249,16 @@ _LABELS = {
 }
 
 
-def _term_problem(playbook: LoadedPlaybook, hit: Hit, text: str, content: Content, file: str, line: int | None, path: Path_, *, shown: bool = False) -> Problem:
-    """Names the template, the term in its words around it, and the rule (the file and line are the Problem's)."""
+def _term_problem(playbook: LoadedPlaybook, hit: Hit, text: str, name: str, file: str, line: int | None, path: Path_, *, shown: bool = False) -> Problem:
+    """Names the template (`name`), the term in its words around it, and the rule (the file and line are the Problem's)."""
     word = hit.word
     what = _LABELS.get(word.category, word.category)
     around = text[max(0, hit.start - 4) : hit.end + 4].replace("\n", " ").strip()
     term = repr(hit.written) + (f" ({word.term})" if hit.written.lower() != word.term.lower() else "")
     if shown:
-        message = f"{content.name} shows {term} (“{around}”) from this value: {what}, {word.why} [{word.source}]"
+        message = f"{name} shows {term} (“{around}”) from this value: {what}, {word.why} [{word.source}]"
     else:
-        message = f"{content.name}: {term} in “{around}”: {what}, {word.why} [{word.source}]"
+        message = f"{name}: {term} in “{around}”: {what}, {word.why} [{word.source}]"
     hint = "reword it; if it is fine here, add the phrase to lint.allow"
     if file:
         return Problem(message=message, file=file, line=line, path=format_path(path), hint=hint, severity="warning", code=f"copy-{word.category}")
@@ -258,10 +295,10 @@ def _formats(playbook: LoadedPlaybook, rendered: Sequence[Rendered]) -> Iterator
     for sample in rendered:
         if sample.channel == "moments":
             images = len(_IMAGE.findall(sample.text))
-            attached = [a.kind for a in _attachments(playbook, sample)] if severity == "error" else []
+            attached = [a.kind for a in _attachments(playbook, sample)]
             others = [kind for kind in attached if kind != "image"]
             if images + attached.count("image") > MOMENTS_MAX_IMAGES or (others and images):
-                what = f"{images} images" + (f" in its text and {', '.join(f'{attached.count(k)} {k}' for k in dict.fromkeys(attached))} attached" if attached else "")
+                what = counted(["image"] * images) + (f" in its text and {counted(attached)} attached" if attached else "")
                 refused = ": WeCom refuses the Moments task (add_moment_task)" if severity == "error" else ""
                 yield playbook.located.problem(
                     sample.path,
@@ -496,22 +533,57 @@ def display_file(path: Path) -> str:
         return str(path)
 
 
+@dataclass(frozen=True)
+class Source:
+    """The raw text of a content, or of a template it includes: what a warning names, its file and first line."""
+
+    name: str
+    text: str
+    file: str
+    first_line: int
+
+
 def sources(playbook: LoadedPlaybook, env: Any) -> Any:
-    """`source_of` for copy_problems: a template file's text from the renderer's loader, an inline text from the playbook."""
+    """`source_of` for copy_problems: a template file's text from the renderer's loader, an inline text from the
+    playbook, then the raw text of every template either includes (imports, extends), however deep."""
     located = playbook.located
     lines = playbook.path.read_text(encoding="utf-8-sig").splitlines()
 
-    def source_of(content: Content, path: Path_) -> tuple[str, str, int] | None:
+    def template(name: str, shown: str) -> Source | None:
+        try:
+            text, filename, _ = env.loader.get_source(env, name)
+        except Exception:  # not found or unreadable: the template check reports it
+            return None
+        return Source(shown, text, display_file(Path(filename or name)), 1)
+
+    def included(source: Source, by: str, seen: set[str]) -> Iterator[Source]:
+        from jinja2 import meta
+
+        try:
+            names = list(meta.find_referenced_templates(env.parse(source.text)))
+        except Exception:  # a syntax error: the template check reports it
+            return
+        for name in names:
+            if name is None or name in seen:  # a computed name: the render reads what it picks
+                continue
+            seen.add(name)
+            found = template(name, f"{name} (included by {by})")
+            if found is not None:
+                yield found
+                yield from included(found, by, seen)
+
+    def source_of(content: Content, path: Path_) -> list[Source]:
         if content.template is not None:
-            try:
-                text, filename, _ = env.loader.get_source(env, content.template)
-            except Exception:  # not found or unreadable: the template check reports it
-                return None
-            return text, display_file(Path(filename or content.template)), 1
-        line, column = located.where(path)
-        first = line or 1
-        if line is not None and column is not None and lines[line - 1][column - 1 : column] in ("|", ">"):
-            first += 1  # a block scalar's text starts on the next line
-        return content.text or "", str(playbook.path), first
+            own = template(content.template, content.name)
+            if own is None:
+                return []
+        else:
+            line, column = located.where(path)
+            first = line or 1
+            if line is not None and column is not None and lines[line - 1][column - 1 : column] in ("|", ">"):
+                first += 1  # a block scalar's text starts on the next line
+            own = Source(content.name, content.text or "", str(playbook.path), first)
+        seen = {content.template} if content.template else set()
+        return [own, *(included(own, content.name, seen) if env is not None else ())]
 
     return source_of

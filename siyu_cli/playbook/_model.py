@@ -308,16 +308,28 @@ Attachments = Annotated[
 ]
 
 
+_KIND_NAMES = {"image": ("image", "images"), "video": ("video", "videos"), "link": ("link card", "link cards"), "miniprogram": ("mini-program card", "mini-program cards")}
+
+
+def counted(kinds: list[str]) -> str:
+    """Attachment kinds as people count them: "2 videos", "1 image, 1 link card"."""
+    return ", ".join(f"{kinds.count(k)} {_KIND_NAMES[k][kinds.count(k) != 1]}" for k in dict.fromkeys(kinds))
+
+
 def attachments_ok(items: list[Attachment]) -> list[Attachment]:
-    """WeCom's and Moments' combinations: images alone (at most 9), or one video, or one card."""
+    """WeCom's and Moments' combinations: images alone (at most 9), or one video, or one card; each error ends with its fix."""
     kinds = [item.kind for item in items]
     images = kinds.count("image")
     others = len(kinds) - images
     if images > MAX_IMAGES:
-        raise ValueError(f"{images} images; WeCom and Moments take at most {MAX_IMAGES}")
+        raise ValueError(f"{images} images; WeCom and Moments take at most {MAX_IMAGES}; remove {images - MAX_IMAGES}, or put the rest in another beat")
+    takes = f"a message takes up to {MAX_IMAGES} images, or 1 video, or 1 link or mini-program card"
+    if len(set(kinds)) == 1 and others > 1:
+        raise ValueError(f"{counted(kinds)}: {takes}; remove all but one, or give each a beat of its own")
     if others > 1 or (others and images):
-        shown = ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
-        raise ValueError(f"{shown}: a message takes up to {MAX_IMAGES} images, or 1 video, or 1 link or mini-program card, not several kinds")
+        rest = [k for k in kinds if k != kinds[0]]
+        named = " and ".join(f"the {_KIND_NAMES[k][0]}" if rest.count(k) == 1 else f"the {rest.count(k)} {_KIND_NAMES[k][1]}" for k in dict.fromkeys(rest))
+        raise ValueError(f"{counted(kinds)}: {takes}, not several kinds; remove {named}, or put {'it' if len(rest) == 1 else 'them'} in another beat")
     return items
 
 

@@ -110,6 +110,7 @@ _DESCRIBED = {
     "jpeg": "a JPEG",
     "png": "a PNG",
     "mp4": "an MP4 video",
+    "m4a": "an M4A audio file (sound, no picture)",
     "heic": "a HEIC photo (an iPhone's own format)",
     "avif": "an AVIF image",
     "mov": "a QuickTime video",
@@ -120,6 +121,8 @@ _DESCRIBED = {
     "unknown": "of a kind siyu does not know",
 }
 _HEIF = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+_AUDIO = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")  # an ftyp major brand of sound alone (iTunes, Flash audio)
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: a PNG's last 8 bytes
 
 
 def content_type(head: bytes) -> str:
@@ -130,6 +133,8 @@ def content_type(head: bytes) -> str:
         return "png"
     if head[4:8] == b"ftyp":  # ISO base media: MP4, and the containers that share its box
         brand = head[8:12]
+        if brand in _AUDIO:
+            return "m4a"
         return "heic" if brand in _HEIF else "avif" if brand == b"avif" else "mov" if brand == b"qt  " else "mp4"
     if head.startswith((b"GIF87a", b"GIF89a")):
         return "gif"
@@ -138,6 +143,48 @@ def content_type(head: bytes) -> str:
     if not head:
         return "empty"
     return "text" if _is_text(head) else "unknown"
+
+
+def _broken(found: str, head: bytes, handle: Any) -> str:
+    """What is missing from an image its first bytes call a PNG or JPEG, read only as far as it takes ("" when whole):
+    a PNG's IHDR chunk first and IEND chunk last, a JPEG's frame header (SOF) before its image data.
+
+    A JPEG is not held to its end marker: a phone's motion photo carries a video after it."""
+    if found == "png":
+        if head[8:16] != b"\x00\x00\x00\x0dIHDR":
+            return "without the IHDR chunk it must start with"
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - 1024))
+        return "" if _PNG_END in handle.read() else "cut short (no IEND chunk at its end)"
+    if found == "jpeg" and not _jpeg_frame(handle):
+        return "cut short or broken (no frame header, SOF, before its image data)"
+    return ""
+
+
+def _jpeg_frame(handle: Any) -> bool:
+    """Whether a JPEG's markers lead from its start to a frame header (its size and colours), each segment whole."""
+    handle.seek(2)
+    for _ in range(4096):
+        if handle.read(1) != b"\xff":
+            return False
+        marker = handle.read(1)
+        while marker == b"\xff":  # fill bytes
+            marker = handle.read(1)
+        if not marker:
+            return False
+        code = marker[0]
+        if code == 0x01 or 0xD0 <= code <= 0xD8:  # markers without a segment
+            continue
+        if code in (0xD9, 0xDA):  # the end, or image data, before any frame header
+            return False
+        size = handle.read(2)
+        length = int.from_bytes(size, "big")
+        if len(size) < 2 or length < 2:
+            return False
+        if 0xC0 <= code <= 0xCF and code not in (0xC4, 0xC8, 0xCC):  # SOF0-SOF15, less DHT, JPG and DAC
+            return length >= 8 and len(handle.read(length - 2)) == length - 2
+        handle.seek(length - 2, 1)
+    return False
 
 
 def _is_text(head: bytes) -> bool:
@@ -175,13 +222,19 @@ def _type_problems(what: str, kind: str, file: Path) -> list[FileProblem]:
         return []
     try:
         with file.open("rb") as handle:
-            found = content_type(handle.read(512))
+            head = handle.read(512)
+            found = content_type(head)
+            broken = _broken(found, head, handle)
     except OSError as exc:
         return [FileProblem(f"{what} {file}: cannot be read ({exc.strerror or exc})", "check the file's permissions")]
     if found not in accepted:
         takes = " or ".join(_DESCRIBED[t].removeprefix("a ").removeprefix("an ") for t in accepted)
         hint = "export it as .jpg or .png; share a phone photo as JPEG (兼容性最佳)" if kind == "image" else "convert it to MP4 (H.264)"
+        if found == "m4a":
+            hint = "make it a video (H.264 MP4, a still picture over the sound will do), or share it as a link"
         return [FileProblem(f"{what} {file} is {_DESCRIBED[found]} by its content, not {takes}: WeCom refuses it", hint)]
+    if broken:
+        return [FileProblem(f"{what} {file} is {_DESCRIBED[found]} {broken}: WeCom cannot show it", "export or download it again; a copy that stopped early leaves a file like this")]
     if kind == "image" and not file.name.lower().endswith(_NAMED[found]):
         return [
             FileProblem(

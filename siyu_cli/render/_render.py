@@ -120,11 +120,31 @@ class Renderer:
         try:
             return template.render(context).strip()
         except jinja2.UndefinedError as exc:
-            raise TemplateFailure(f"undefined: {exc.message}", template=content.name, line=_line(exc, template), beat=beat) from None
+            raise TemplateFailure(f"undefined: {exc.message}", **self._where(exc, template, content), beat=beat) from None
         except jinja2.TemplateError as exc:
-            raise TemplateFailure(str(exc), template=content.name, line=_line(exc, template), beat=beat) from None
+            raise TemplateFailure(str(exc), **self._where(exc, template, content), beat=beat) from None
         except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError) as exc:
-            raise TemplateFailure(f"{type(exc).__name__}: {exc}", template=content.name, line=_line(exc, template), beat=beat) from None
+            raise TemplateFailure(f"{type(exc).__name__}: {exc}", **self._where(exc, template, content), beat=beat) from None
+
+    def _where(self, exc: BaseException, template: jinja2.Template, content: Content) -> dict[str, Any]:
+        """The template and line from Jinja's rewritten traceback: its deepest template frame, so a slip in an
+        included template names that template and its own line, not the line of the include."""
+        own = template.filename or "<template>"
+        where: dict[str, Any] = {"template": content.name, "line": None}
+        tb = exc.__traceback__
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            if filename == own:
+                where = {"template": content.name, "line": tb.tb_lineno}
+            elif "__jinja_exception__" in tb.tb_frame.f_globals:  # a frame Jinja made for a template's line
+                where = {"template": self._name_of(Path(filename)), "line": tb.tb_lineno}
+            tb = tb.tb_next
+        return where
+
+    def _name_of(self, file: Path) -> str:
+        """An included template's name as the loader found it: its path under the nearest search folder."""
+        names = [file.relative_to(root).as_posix() for root in self.search if file.is_relative_to(root)]
+        return min(names, key=len) if names else str(file)
 
 
 def yuan(value: float | int | str) -> str:
@@ -133,18 +153,6 @@ def yuan(value: float | int | str) -> str:
         return f"{float(value):.2f}".rstrip("0").rstrip(".")
     except (TypeError, ValueError):
         return str(value)
-
-
-def _line(exc: BaseException, template: jinja2.Template) -> int | None:
-    """The template line from Jinja's rewritten traceback."""
-    wanted = template.filename or "<template>"
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == wanted:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def _short(path: Path) -> str:
