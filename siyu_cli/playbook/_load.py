@@ -249,13 +249,18 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 def _validation_problems(exc: ValidationError, located: Located) -> list[Problem]:
     problems: list[Problem] = []
     union_seen: set[Path_] = set()
-    for error in exc.errors():
-        path, branched = _clean_loc(error["loc"], located.data)
+    errors = [(error, *_clean_loc(error["loc"], located.data)) for error in exc.errors()]
+    # A union member the data's shape fits failed further in (`groups: {health: [alive]}`): that is the
+    # mistake; the other members' "should be a valid list" at the union itself only misleads.
+    deeper = {base for _, path, base in errors if base is not None and len(path) > len(base)}
+    for error, path, base in errors:
         kind = error["type"]
         if kind == "extra_forbidden":
             problems.append(_unknown_key(path, located))
             continue
-        if branched:
+        if base is not None:
+            if path == base and base in deeper:
+                continue
             if path in union_seen:
                 continue
             union_seen.add(path)
@@ -316,10 +321,10 @@ def _annotation_at(path: Path_, data: Any) -> Any:
     return _pick(model, node)
 
 
-def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Path_, bool]:
-    """Drop pydantic's union-branch tags, which are not in the file."""
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Path_, Path_ | None]:
+    """Drop pydantic's union-branch tags, which are not in the file; with the path up to the first one dropped (None: none was)."""
     path: list[str | int] = []
-    branched = False
+    base: Path_ | None = None
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
@@ -328,9 +333,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Path_, bool]:
             node = node[part]
         elif last and isinstance(node, dict) and isinstance(part, str) and not _is_branch_tag(part):
             path.append(part)
-        else:
-            branched = True
-    return tuple(path), branched
+        elif base is None:
+            base = tuple(path)
+    return tuple(path), base
 
 
 def _is_branch_tag(part: str) -> bool:
