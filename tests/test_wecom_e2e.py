@@ -83,14 +83,16 @@ def test_serve_welcomes_a_real_add_within_20_seconds_and_cron_passes_read_back_i
 
         local = added.astimezone(SHANGHAI)
         day2 = (local + timedelta(days=1)).strftime("%Y-%m-%d")
-        cron(f"{day2} 12:31")
-        cron(f"{day2} 12:40")
+        beat_at = datetime.fromisoformat(f"{day2} 12:31")
+        step_at = (local + timedelta(days=1, minutes=1)).replace(tzinfo=None)  # a day after the add, whatever the hour the test runs at
+        for moment in sorted([beat_at, beat_at + timedelta(minutes=9), step_at]):  # cron's passes, in time order
+            cron(f"{moment:%Y-%m-%d %H:%M:%S}")
         masses = [t for t in wecom.templates.values() if len(t.recipients) == 12]
         assert len(masses) == 1  # created once over two passes
-        wecom.confirm(masses[0].msgid, "aqi", at=datetime.fromisoformat(f"{day2} 12:33").replace(tzinfo=SHANGHAI).timestamp())
-        summary = cron(f"{local + timedelta(days=1, minutes=1):%Y-%m-%d %H:%M:%S}")
-        assert summary["readback"].get("sent") == 12
         assert [list(t.recipients) for t in wecom.templates.values()].count(["wmNEW"]) == 1  # the journey's step, a one-customer task
+        wecom.confirm(masses[0].msgid, "aqi", at=(beat_at + timedelta(minutes=2)).replace(tzinfo=SHANGHAI).timestamp())
+        last = max(beat_at + timedelta(minutes=9), step_at) + timedelta(minutes=6)
+        assert cron(f"{last:%Y-%m-%d %H:%M:%S}")["readback"].get("sent") == 12
         report = json.loads(run_siyu(tmp_path, "report", "sop", str(playbook), "--json", env=env).stdout)
         close = [row for row in report["rows"] if row["beat"] == "close"]
         assert sum(row["done"] for row in close) == 12
