@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests import test_run
 from tests.playbooks_fixtures import MORNING, add_contacts, invoke, query, write_playbook
 
@@ -302,3 +304,195 @@ def test_without_contacts_check_estimates_from_the_playbooks_own_figures_and_say
     # With contacts in the store the counts are real: no estimate.
     add_contacts(camp / "siyu.db", contacts("a", 2, "a"))
     assert not [p for p in _warnings("nurture-cap") if "estimate" in p["message"]]
+
+
+# --- the second audit of issue 14 (items 1 and 2) --------------------------------------------------------------
+
+NAMED = "{{ contact.name }}，今天感觉怎么样？"
+LATER_WELCOME = {"id": "h", "kind": "qr_code", "code": "H1", "tags": ["精准粉"], "persona": "host", "welcome": [{"after": "0m", "text": "欢迎"}, {"after": "1d", "at": "10:00", "text": NAMED}]}
+
+
+def _added(camp: Path, n: int, at: str = "2026-12-01T01:00:00Z", hook: str | None = "h", prefix: str = "c", props: str = "{}", contacts_added_at: str | None = None) -> None:
+    """n contacts, each with a friend_added event through `hook` (the contacts' own added_at as given)."""
+    import sqlite3
+
+    add_contacts(camp / "siyu.db", [{"contact_id": f"{prefix}{i}", "name": f"客{i}", "tags": [], "added_at": contacts_added_at} for i in range(1, n + 1)])
+    with sqlite3.connect(camp / "siyu.db") as conn:
+        conn.executemany(
+            "INSERT INTO events (event_id, type, contact_id, at, hook, props) VALUES (?, 'friend_added', ?, ?, ?, ?)",
+            [(f"add-{prefix}{i}", f"{prefix}{i}", at, hook, props) for i in range(1, n + 1)],
+        )
+    conn.close()
+
+
+def test_plan_capacity_counts_welcome_steps_after_the_add_as_1v1_work(camp: Path) -> None:
+    # The only 1v1 work is the hook's second welcome step, a day after the add: a person sends it (only the
+    # `after: 0m` one goes with the add). 1,000 cards on day 1, 15%: 30 precise fans a day on days 4-8.
+    card = {**LATER_WELCOME, "kind": "package_card"}
+    write(camp, [MASS], hooks=[card], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+    found = json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--json").stdout)
+    days = {d["day"]: d for d in found["days"]}
+    assert [days[d]["operator_days"] for d in range(3, 10)] == [0.0, 1.5, 1.5, 1.5, 1.5, 1.5, 0.0]
+
+
+def test_check_counts_welcome_steps_after_the_add_against_the_nurture_private_cap(camp: Path) -> None:
+    path = write(camp, [MASS], hooks=[LATER_WELCOME], personas=NEW_ACCOUNT)
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {new: {private: 3, adds: 50}}\n"), encoding="utf-8")
+    _added(camp, 5)
+    sends = [p["message"] for p in _warnings("nurture-cap")]
+    assert any("persona host would have 5 1v1 sends on 2026-12-02 as a 初生号 (new) account, above its cap of 3" in m for m in sends), sends
+
+
+@pytest.mark.xfail(strict=True, reason="needs Budget (siyu_cli/dispatch/_policy.py) to offer welcome drafts to the caps: /work/notes/capacity-fixes.md")
+def test_welcome_steps_after_the_add_take_capacity_and_carry_over(camp: Path) -> None:
+    # Capacity 2 precise fans a day: the second welcome step of 4 contacts added on day 1 goes to 2 of them on day 2.
+    write(camp, [], hooks=[LATER_WELCOME], personas=[{**PERSONAS[0], "capacity": {"precise": 2}}])
+    _added(camp, 4)
+    once("2026-12-01 09:10")
+    once("2026-12-02 10:01")
+    rows = query(camp / "siyu.db", "SELECT state, reason, substr(due_at, 1, 10) FROM drafts WHERE beat = 'welcome:h:2' ORDER BY due_at, target")
+    assert rows == [("sent", None, "2026-12-02")] * 2 + [("pending", "capacity:carried", "2026-12-03")] * 2, rows
+
+
+def test_plan_capacity_counts_only_the_operators_of_personas_with_1v1_work(camp: Path) -> None:
+    # host has the journeys and one operator; helper (5 operators) sends nothing that needs a person.
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    journey = {"id": "close", "enter": {"event": "friend_added"}, "persona": "host", "steps": [{"id": "hi", "after": "0m", "text": NAMED}]}
+    personas = [{"id": "host", "name": "小丸子", "capacity": {}}, {"id": "helper", "name": "小助手", "capacity": {"operators": 5}}]
+    write(camp, [MASS], hooks=[card], journeys=[journey], personas=personas)
+    found = json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--json").stdout)
+    assert found["operators"] == 1
+    assert found["backlog_peak"]["day"] == 7 and found["backlog_peak"]["backlog_operator_days"] == 2.5  # as with host alone
+    assert [p["persona"] for p in found["personas"]] == ["host"]
+
+
+RULED = {
+    "rules": [{"on": {"event": "message_replied"}, "tag": ["+回复过"]}],
+    "funnel": {"stages": [{"id": "added", "event": "friend_added"}, {"id": "replied", "event": "message_replied"}, {"id": "ordered", "event": "order"}]},
+}
+
+
+def test_plan_capacity_models_journeys_whose_audience_needs_a_tag_a_rule_gives(camp: Path) -> None:
+    # 泛粉 are only written to once they replied (回复过, from message_replied): the journey counts for the share that reply.
+    card = {"id": "card", "kind": "package_card", "code": "DRAW", "tags": ["泛粉"], "persona": "host"}
+    journey = {"id": "warm", "enter": {"event": "friend_added"}, "audience": "泛粉 and 回复过", "steps": [{"id": "hi", "after": "0m", "text": NAMED}]}
+    write(camp, [MASS], hooks=[card], journeys=[journey], personas=[{"id": "host", "name": "小丸子", "capacity": {}}], **RULED)
+
+    def plan(*flags: str) -> dict[str, Any]:
+        return json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", *flags, "--json").stdout)
+
+    # 30 general fans a day on days 3-7 at 40 a day: 0.75 operator-days if all of them replied (the upper bound, no target).
+    upper = plan()
+    assert {d["operator_days"] for d in upper["days"] if 3 <= d["day"] <= 7} == {0.75}
+    (assumed,) = upper["assumed"]
+    assert (assumed["kind"], assumed["id"]) == ("journey", "warm") and assumed["share"] == 1.0 and "upper bound" in assumed["source"]
+    half = plan("--rates", "replied=0.5")
+    assert {d["operator_days"] for d in half["days"] if 3 <= d["day"] <= 7} == {0.375}
+    assert half["assumed"][0]["source"] == "--rates replied"
+    said = invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--rates", "replied=50%").stdout
+    assert "journey warm counts for 50% of its contacts: those with 回复过, which a rule gives on message_replied (--rates replied)" in said
+
+
+def test_plan_capacity_says_which_journeys_it_leaves_out(camp: Path) -> None:
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    hand = {"id": "vip", "enter": {"event": "friend_added"}, "audience": "精准粉 and 朋友圈互动", "steps": [{"id": "hi", "after": "0m", "text": NAMED}]}
+    bought = {"id": "after", "enter": {"event": "order"}, "steps": [{"id": "use", "after": "2d", "text": NAMED}]}
+    write(camp, [MASS], hooks=[card], journeys=[hand, bought], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+    found = json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--json").stdout)
+    assert {(x["kind"], x["id"], x["why"]) for x in found["left_out"]} == {
+        ("journey", "vip", "its audience needs 朋友圈互动, which no hook or rule gives (a tag set by hand or imported)"),
+        ("journey", "after", "it is entered by order, not by the add"),
+    }
+    said = invoke("plan", "capacity", "playbook.yaml", "--cards", "1000").stdout
+    assert "left out: journey vip (its audience needs 朋友圈互动" in said and "no day has 1v1 work" in said
+
+
+def test_check_counts_adds_recorded_as_friend_added_events(camp: Path) -> None:
+    # Adds recorded as events (import events, track, siyu serve), the contacts without added_at: counted once per contact and account.
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    _nurtured(camp, "{new: {adds: 3}}", hooks=[card])
+    _added(camp, 5, at="2026-12-01T02:00:00Z", hook="card")
+    (problem,) = _warnings("nurture-cap")
+    assert "persona host would have 5 adds accepted on 2026-12-01 as a 初生号 (new) account, above its cap of 3" in problem["message"]
+
+
+def test_check_counts_an_add_once_when_the_contact_and_an_event_both_record_it(camp: Path) -> None:
+    import sqlite3
+
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    _nurtured(camp, "{new: {adds: 3}}", hooks=[card])
+    _added(camp, 3, at="2026-12-01T02:00:00Z", hook="card", contacts_added_at="2026-12-01T02:00:00Z")
+    with sqlite3.connect(camp / "siyu.db") as conn:  # a second record of the same adds (serve's callback beside the import)
+        conn.executemany(
+            "INSERT INTO events (event_id, type, contact_id, at, hook, props) VALUES (?, 'friend_added', ?, '2026-12-01T02:00:05Z', 'card', '{\"persona\": \"host\"}')",
+            [(f"cb-{i}", f"c{i}") for i in (1, 2, 3)],
+        )
+    conn.close()
+    assert _warnings("nurture-cap") == []  # 3 adds, not 6 or 9
+
+
+SHARED = [
+    {"id": "host", "name": "小丸子", "account": "wx_same", "account_since": "2026-11-30"},
+    {"id": "advisor", "name": "李老师", "account": "wx_same", "account_since": "2026-11-30"},
+]
+
+
+def test_two_personas_on_one_account_share_its_nurture_cap(camp: Path) -> None:
+    # The cap is the account's (养号 is about the WeChat account): 3 1v1 sends a day between both personas, not 3 each.
+    first = {**MASS, "id": "pa", "persona": "host"}
+    second = {**MASS, "id": "qa", "persona": "advisor", "at": "20:30"}
+    path = write(camp, [first, second], personas=SHARED)
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {new: {private: 3}}\n"), encoding="utf-8")
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
+    once("2026-12-01 20:31")
+    sent = query(camp / "siyu.db", "SELECT COUNT(*) FROM drafts WHERE state = 'sent' AND due_at LIKE '2026-12-01%'")
+    assert sent == [(3,)]
+    (shared,) = [p for p in _warnings("nurture-account") if "share" in p["message"]]
+    assert shared["path"] == "personas[1].account"
+    assert "personas host and advisor both speak from account wx_same: its 养号 caps (limits.nurture) are shared" in shared["message"]
+    sends = [p["message"] for p in _warnings("nurture-cap")]
+    assert any("account wx_same (personas host, advisor) would have 10 1v1 sends on 2026-12-01" in m for m in sends), sends
+
+
+def test_the_nurture_cap_message_gives_each_day_its_own_stage(camp: Path) -> None:
+    # Account day 2 on the campaign's day 1: 初生号 until the account's day 3 here, then 成长号.
+    path = write(camp, [{**MASS, "days": "1-3"}], personas=NEW_ACCOUNT)
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {growing_from: 3, new: {private: 2}, growing: {private: 4}}\n"), encoding="utf-8")
+    add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
+    (problem,) = _warnings("nurture-cap")
+    assert "over on 2026-12-01 as a 初生号 (new, cap 2); 2026-12-02, 2026-12-03 as a 成长号 (growing, cap 4)" in problem["message"], problem["message"]
+
+
+def test_limits_nurture_without_any_account_since_is_warned_about(camp: Path) -> None:
+    path = write(camp, [DAY_A], personas=[{"id": "host", "name": "小丸子", "account": "wx_host_01"}])
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {new: {private: 2}}\n"), encoding="utf-8")
+    (problem,) = _warnings("nurture-account")
+    assert problem["path"] == "limits.nurture"
+    assert "no persona has account_since: limits.nurture caps nothing" in problem["message"]
+
+
+def test_plan_capacitys_busiest_day_is_the_one_with_the_most_work(camp: Path) -> None:
+    playbook = Path(__file__).resolve().parent.parent / "playbooks" / "skincare-persona.yaml"
+    found = json.loads(invoke("plan", "capacity", str(playbook), "--cards", "3000", "--json").stdout)
+    busiest = max(found["days"], key=lambda d: d["operator_days"])
+    assert any(d["day"] < busiest["day"] and d["operators_needed"] == busiest["operators_needed"] for d in found["days"])  # a tie on people
+    said = invoke("plan", "capacity", str(playbook), "--cards", "3000").stdout
+    assert f"the busiest day (day {busiest['day']}, {busiest['date']})" in said
+
+
+@pytest.mark.xfail(strict=True, reason="needs parse_rates (siyu_cli/report/_simulate.py) to keep a stage named twice: /work/notes/capacity-fixes.md")
+def test_plan_capacity_refuses_two_rates_for_one_stage_named_alike(camp: Path) -> None:
+    write(camp, [DAY_A], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+    refused = invoke("plan", "capacity", "playbook.yaml", "--cards", "10", "--rates", "added=0.3,added=0.2", code=2).stderr
+    assert "two rates" in refused
+
+
+def test_plan_capacity_with_a_backlog_that_never_clears_stops_and_says_so(camp: Path) -> None:
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "host"}
+    journey = {"id": "close", "enter": {"event": "friend_added"}, "steps": [{"id": "hi", "after": "0m", "text": NAMED}]}
+    write(camp, [MASS], hooks=[card], journeys=[journey], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
+    found = json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "99999999", "--json").stdout)
+    assert len(found["days"]) == 7 + 30  # the last day with new work, then 30 days
+    assert found["backlog_left"] > 700000
+    said = invoke("plan", "capacity", "playbook.yaml", "--cards", "99999999").stdout
+    assert "the backlog does not clear within 30 days after the last new work" in said

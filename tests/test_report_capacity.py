@@ -82,7 +82,7 @@ def test_a_store_with_package_cards_plans_from_them(tmp_path: Path) -> None:
         cards = conn.execute("SELECT COUNT(*) FROM events WHERE type = 'card_sent'").fetchone()[0]
     assert cards
     section = _section(text)
-    assert f"Planned from {cards:,} package cards 包裹卡 in the store (card_sent events)" in section
+    assert f"A model, not the ledger: planned from {cards:,} package cards 包裹卡 in the store (card_sent events)" in section
     _matches(section, _planned(tmp_path, playbook, "--cards", str(cards)))
 
 
@@ -102,3 +102,31 @@ def test_a_store_with_nothing_to_plan_from_says_so(tmp_path: Path) -> None:
     section = _section((tmp_path / "report.html").read_text(encoding="utf-8"))
     assert "No package cards (card_sent) and no added contacts in the store yet" in section
     assert "<svg" not in section and "capacity-table" not in section
+
+
+def test_the_section_shows_what_the_ledger_carried_beside_the_model(tmp_path: Path, monkeypatch: Any) -> None:
+    """The audit's case: the model keeps up (it spreads the adds over days 3-7) while the ledger carried drafts over."""
+    import sqlite3
+
+    from tests.playbooks_fixtures import add_contacts, invoke, write_playbook
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    hook = {"id": "h", "kind": "qr_code", "code": "H1", "tags": ["精准粉"], "persona": "host"}
+    journey = {"id": "hello", "enter": {"event": "friend_added"}, "steps": [{"id": "hi", "after": "1h", "text": "{{ contact.name }}，你好"}]}
+    write_playbook(
+        tmp_path, beats=[], hooks=[hook], journeys=[journey], personas=[{"id": "host", "name": "小丸子", "account": "wx_host_01", "capacity": {"precise": 2}}],
+        funnel={"stages": [{"id": "added", "event": "friend_added"}]}, limits={"missed": {"max_late": "12h"}},
+    )  # fmt: skip
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": f"c{i}", "name": f"客{i}", "tags": []} for i in range(1, 6)])
+    with sqlite3.connect(tmp_path / "siyu.db") as conn:
+        conn.executemany("INSERT INTO events (event_id, type, contact_id, at, hook) VALUES (?, 'friend_added', ?, '2026-12-01T01:00:00Z', 'h')", [(f"a{i}", f"c{i}") for i in range(1, 6)])
+    conn.close()
+    invoke("run", "--once", "--now", "2026-12-01 10:30", "--json")
+    invoke("report", "html", "playbook.yaml", "--out", "report.html")
+    section = _section((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "A model, not the ledger" in section and "keep up: no backlog" in section
+    assert "The ledger: 3 1v1 drafts carried over to a later day by capacity or nurturing caps (capacity:carried, nurture:carried), most from day 1 (2026-12-01, 3); 3 still waiting" in section
+    rows = re.findall(r'<tr data-day="(\d+)" data-carried="(\d+)"><td>\d+</td><td class="l">([\d-]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>', section)
+    assert rows == [("1", "3", "2026-12-01", "2", "3", "0", "0"), ("2", "0", "2026-12-02", "2", "0", "2", "2"), ("3", "0", "2026-12-03", "1", "0", "1", "1")]

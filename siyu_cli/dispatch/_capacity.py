@@ -7,26 +7,31 @@ one; the day is full when the next contact would take it past `operators` (defau
 written to twice the same day is one fan handled: only its first draft costs.
 
 Which drafts need a person: a journey step always (each contact is on its own clock, so no two
-share a send); a private beat when its template reads `contact` (the Jinja source, with what it
-includes: `{{ contact.name }}`, `contact.tags`, `{% if contact ... %}`), since such a text differs per
-contact and WeCom cannot mass-send it. A private beat whose template never reads `contact` is one
-mass-send task (群发) however many receive it, and costs nothing here; nor do welcome messages (sent
-by the platform within 20 seconds of the add), group posts and Moments. The rule reads the source,
-not the rendered text, so it is known before any contact is rendered and does not flip with the
-audience; a private beat drawing from `pools` counts (a pool may hold either kind).
+share a send), and so a welcome step after the add's (`welcome:<hook>:<n>` whose `after` is not 0:
+only the `after: 0m` step goes with the add, sent by the platform, with the wecom output WeCom's
+send_welcome_msg; a later one is each contact's own send, like a journey step); a private beat when
+its template reads `contact` (the Jinja source, with what it includes: `{{ contact.name }}`,
+`contact.tags`, `{% if contact ... %}`), since such a text differs per contact and WeCom cannot
+mass-send it. A private beat whose template never reads `contact` is one mass-send task (群发)
+however many receive it, and costs nothing here; nor do the add's own welcome step, group posts and
+Moments. The rule reads the source, not the rendered text, so it is known before any contact is
+rendered and does not flip with the audience; a private beat drawing from `pools` counts (a pool may
+hold either kind).
 
 A contact's tier: its `tier` column (precise, semi, general, or 精准粉, 半精准粉, 泛粉), else a tier
 tag among its own tags, else among the tags of the hook it came through (its source, or its
 friend_added event's hook), else the persona's `capacity.untiered` (default precise: the most work, so
 capacity is never overstated).
 
-Nurturing. An account's stage is by its age: day 1 is `personas[].account_since`; 初生号 (new) until
-`growing_from` (day 8), 成长号 (growing) until `stable_from` (day 30), then 稳定号 (stable). Days 16-29,
+Nurturing is the account's (养号 warms the WeChat/WeCom account, not a persona): personas that share an
+`account` share its stage and its caps, and a persona without `account` is an account of its own. The
+stage is by the account's age: day 1 is its `account_since` (the earliest its personas give); 初生号 (new)
+until `growing_from` (day 8), 成长号 (growing) until `stable_from` (day 30), then 稳定号 (stable). Days 16-29,
 which the seeds leave open between "15 days growing" and "30 days stable", are still 成长号: an
 account is stable only once it has been used for 30 days. `limits.nurture` caps each stage's 1v1
-sends a day (every private and journey draft, mass-sent or not: the platform counts messages),
-adds accepted and group invitations a day (those two are the contacts' own acts, so check warns
-about them; the runner cannot hold them back).
+sends a day (every private and journey draft and every welcome step after the add's, mass-sent or
+not: the platform counts messages), adds accepted and group invitations a day (those two are the
+contacts' own acts, so check warns about them; the runner cannot hold them back).
 
 Over a cap a draft is not skipped: it carries over to the same time on the next day that has room
 for it (`capacity:carried` / `nurture:carried`), keeping its slot (exactly once), its first due time
@@ -44,17 +49,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from siyu_cli._time import from_db, to_db
+from siyu_cli._time import from_db, parse_duration, to_db
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft
 
 CARRIED = ("capacity:carried", "nurture:carried")
 SUPERSEDED = "capacity:superseded"
-PERSONAL = ("private", "journey")  # the channels that may need a person; welcome messages never do
+PERSONAL = ("private", "journey")  # the channels a contact may get one draft of a beat a day on (Caps.contest)
+ONE_ON_ONE = ("private", "journey", "welcome")  # the ledger's channels of 1v1 drafts (a welcome step only after the add's)
 TIER_WORDS = {
     "precise": "precise",
     "精准粉": "precise",
@@ -73,14 +79,35 @@ def tier_word(value: str | None) -> str | None:
     return TIER_WORDS.get((value or "").strip())
 
 
-def stage_of(playbook: LoadedPlaybook, persona_id: str, day: date) -> str | None:
-    """new | growing | stable on that local day, or None when the persona has no account_since."""
+def account_key(playbook: LoadedPlaybook, persona_id: str) -> str:
+    """The account a persona speaks from: its `account`, or the persona itself when it names none."""
     persona = next((p for p in playbook.model.personas if p.id == persona_id), None)
-    if persona is None or persona.account_since is None:
+    return persona.account if persona is not None and persona.account else f"persona:{persona_id}"
+
+
+def sharing(playbook: LoadedPlaybook) -> dict[str, list[str]]:
+    """account → the ids of the personas speaking from it, in the playbook's order."""
+    found: dict[str, list[str]] = {}
+    for persona in playbook.model.personas:
+        found.setdefault(account_key(playbook, persona.id), []).append(persona.id)
+    return found
+
+
+def account_since(playbook: LoadedPlaybook, persona_id: str) -> date | None:
+    """The day the persona's account was registered: the earliest `account_since` its personas give."""
+    key = account_key(playbook, persona_id)
+    dates = [p.account_since for p in playbook.model.personas if p.account_since is not None and account_key(playbook, p.id) == key]
+    return min(dates, default=None)
+
+
+def stage_of(playbook: LoadedPlaybook, persona_id: str, day: date) -> str | None:
+    """new | growing | stable on that local day, or None when the persona's account has no account_since."""
+    since = account_since(playbook, persona_id)
+    if since is None:
         return None
     nurture = playbook.model.limits.nurture
     growing, stable = (nurture.growing_from, nurture.stable_from) if nurture else (8, 30)
-    age = (day - persona.account_since).days + 1
+    age = (day - since).days + 1
     return "new" if age < growing else ("growing" if age < stable else "stable")
 
 
@@ -92,8 +119,13 @@ def stage_caps(playbook: LoadedPlaybook, persona_id: str, day: date) -> Any:
 
 
 def account_age(playbook: LoadedPlaybook, persona_id: str, day: date) -> int | None:
-    persona = next((p for p in playbook.model.personas if p.id == persona_id), None)
-    return None if persona is None or persona.account_since is None else (day - persona.account_since).days + 1
+    since = account_since(playbook, persona_id)
+    return None if since is None else (day - since).days + 1
+
+
+def added_with(playbook: LoadedPlaybook) -> frozenset[str]:
+    """The welcome steps that go with the add (`after: 0m`; with the wecom output, WeCom's send_welcome_msg): `welcome:<hook>:<n>`."""
+    return frozenset(f"welcome:{hook.id}:{number}" for hook in playbook.model.hooks for number, step in enumerate(hook.welcome, start=1) if parse_duration(step.after) == timedelta(0))
 
 
 class PersonalRule:
@@ -103,10 +135,16 @@ class PersonalRule:
         self.playbook = playbook
         self.renderer = renderer
         self.beats = {beat.id: beat for beat in playbook.model.beats}
+        self.with_add = added_with(playbook)
+
+    def one_on_one(self, channel: str, beat_id: str) -> bool:
+        """A 1v1 send the account makes (what the nurturing `private` cap counts): every private and journey
+        draft, and a welcome step after the add's; the add's own welcome is the platform's answer to the add."""
+        return channel in PERSONAL or (channel == "welcome" and beat_id not in self.with_add)
 
     def __call__(self, channel: str, beat_id: str, variant: str | None) -> bool:
-        if channel == "journey":
-            return True
+        if channel in ("journey", "welcome"):
+            return self.one_on_one(channel, beat_id)
         if channel != "private":
             return False
         beat = self.beats.get(beat_id)
@@ -133,7 +171,8 @@ class Caps:
         self.nurtured = playbook.model.limits.nurture is not None and any(p.account_since for p in playbook.model.personas)
         self.load: Counter[tuple[str, date]] = Counter()  # operator-days spent (Fractions)
         self.handled: set[tuple[str, date, str]] = set()  # (persona, day, contact) already paid for
-        self.sends: Counter[tuple[str, date]] = Counter()  # 1v1 drafts, for the nurturing cap
+        self.sends: Counter[tuple[str, date]] = Counter()  # 1v1 drafts per (account, day), for the nurturing cap
+        self.accounts = {p.id: account_key(playbook, p.id) for p in playbook.model.personas}
         self.tiers: dict[str, str | None] = {}
         # (target, beat, day) → (draft id, occurrence, carried, still pending): who holds a beat's place that day
         self.placed: dict[tuple[str, str, date], tuple[str, str, bool, bool]] = {}
@@ -146,7 +185,7 @@ class Caps:
             return None
         caps = cls(playbook, db, renderer)
         rows = db.execute(
-            "SELECT target, persona, due_at, channel, beat, variant, draft_id, occurrence_at, state, reason, carried_to FROM drafts WHERE +playbook_id = ? AND channel IN ('private', 'journey') AND state NOT IN ('skipped', 'failed') AND due_at >= ?",
+            "SELECT target, persona, due_at, channel, beat, variant, draft_id, occurrence_at, state, reason, carried_to FROM drafts WHERE +playbook_id = ? AND channel IN ('private', 'journey', 'welcome') AND state NOT IN ('skipped', 'failed') AND due_at >= ?",
             [playbook.id, to_db(since)],
         ).fetchall()
         caps.prefetch(str(row[0]).partition(":")[2] for row in rows)
@@ -197,21 +236,26 @@ class Caps:
         tier = self.tiers.get(contact) or capacity.untiered
         return Fraction(1, getattr(capacity, tier))
 
+    def account(self, persona: str) -> str:
+        return self.accounts.get(persona) or f"persona:{persona}"
+
     def note(self, persona: str, contact: str, moment: datetime, channel: str, beat: str, variant: str | None) -> None:
+        if not self.personal.one_on_one(channel, beat):
+            return  # the add's own welcome: neither cap counts it
         day = self.local_day(moment)
-        self.sends[(persona, day)] += 1
+        self.sends[(self.account(persona), day)] += 1
         if persona in self.capacity and (persona, day, contact) not in self.handled and self.personal(channel, beat, variant):
             self.handled.add((persona, day, contact))
             self.load[(persona, day)] += self.cost(persona, contact)
 
     def refusal(self, draft: Draft, moment: datetime) -> str | None:
         """capacity:carried or nurture:carried when the draft's day has no room for it, else None."""
-        if draft.channel not in PERSONAL or draft.contact_id is None:
+        if draft.contact_id is None or not self.personal.one_on_one(draft.channel, draft.beat):
             return None
         persona, day, contact = draft.persona, self.local_day(moment), draft.contact_id
         if self.nurtured:
             caps = stage_caps(self.playbook, persona, day)
-            if caps is not None and caps.private is not None and self.sends[(persona, day)] >= caps.private:
+            if caps is not None and caps.private is not None and self.sends[(self.account(persona), day)] >= caps.private:
                 return "nurture:carried"
         capacity = self.capacity.get(persona)
         if capacity is None or (persona, day, contact) in self.handled or not self.personal(draft.channel, draft.beat, draft.variant):
@@ -250,7 +294,7 @@ def accounts(playbook: LoadedPlaybook, day: date) -> list[dict[str, Any]]:
             {
                 "persona": persona.id,
                 "account": persona.account,
-                "account_since": persona.account_since.isoformat() if persona.account_since else None,
+                "account_since": since.isoformat() if (since := account_since(playbook, persona.id)) else None,
                 "age_days": account_age(playbook, persona.id, day),
                 "stage": stage,
                 "stage_label": STAGES.get(stage or ""),

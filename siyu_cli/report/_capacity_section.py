@@ -1,14 +1,20 @@
-"""The HTML report's capacity section 人效: `siyu plan capacity` for the campaign the store holds, as a chart and a table.
+"""The HTML report's capacity section 人效: `siyu plan capacity` for the campaign the store holds, as a chart and a
+table, and beside it what the ledger did.
 
-Only for playbooks where a persona sets `capacity:`. The figures are siyu_cli.report._staffing's,
-from the package cards in the store (card_sent events); a store without any is planned from the
-contacts who entered the funnel and reached its friend_added stage, each taken as a card scanned
-at an add rate of 100% (they were added, so the default 15% would understate the work). The
-section says which, and gives the `plan capacity` command that prints the same table.
+Only for playbooks where a persona sets `capacity:`. The chart and its table are a model: siyu_cli.report._staffing's
+expected values, from the package cards in the store (card_sent events); a store without any is planned from the
+contacts who entered the funnel and reached its friend_added stage, each taken as a card scanned at an add rate of
+100% (they were added, so the default 15% would understate the work). The section says which, and gives the
+`plan capacity` command that prints the same table. The model spreads those cards over the campaign's first days as
+simulate does, not on the days the store's contacts were really added, so it can keep up where the runner did not:
+when the ledger holds 1v1 drafts, the section also shows, per day, how many were due, how many the caps carried over
+to a later day (capacity:carried, nurture:carried) and how many of those still wait, and says so in its note.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import date
 from html import escape
 from typing import Any
 
@@ -96,6 +102,64 @@ def capacity_table(plan: StaffPlan) -> str:
     return f'<div class="scroll"><table id="capacity-table">{head}{"".join(rows)}</table></div>'
 
 
+def ledger_days(ctx: Any) -> list[dict[str, Any]]:
+    """Per local day with 1v1 drafts in the ledger: those due (not skipped), those first due that day that a cap
+    carried to a later day, those carried to it, and the carried ones still pending (sorted by day)."""
+    from siyu_cli._time import from_db
+    from siyu_cli.dispatch._capacity import ONE_ON_ONE, added_with
+
+    playbook = ctx.playbook
+    tz, start, instant = playbook.tz, playbook.cohorts[0].start, added_with(playbook)
+    due: Counter[date] = Counter()
+    carried_from: Counter[date] = Counter()
+    carried_to: Counter[date] = Counter()
+    waiting: Counter[date] = Counter()
+    marks = ", ".join("?" * len(ONE_ON_ONE))
+    rows = ctx.db.execute(
+        f"SELECT substr(due_at, 1, 16), substr(first_due_at, 1, 16), beat, state, carried_to IS NOT NULL, COUNT(*) FROM drafts "
+        f"WHERE +playbook_id = ? AND channel IN ({marks}) AND NOT (state = 'skipped' AND carried_to IS NULL) GROUP BY 1, 2, 3, 4, 5",
+        [playbook.id, *ONE_ON_ONE],
+    )
+    for due_at, first_due, beat, state, carried, n in rows:
+        if beat in instant:
+            continue  # the add's own welcome: no person's work
+        day = from_db(due_at + ":00Z").astimezone(tz).date()
+        if state != "skipped":
+            due[day] += n
+        if carried:
+            carried_from[from_db((first_due or due_at) + ":00Z").astimezone(tz).date()] += n
+            if state != "skipped":
+                carried_to[day] += n
+            if state == "pending":
+                waiting[day] += n
+    days = sorted(set(due) | set(carried_from))
+    return [{"day": (d - start).days + 1, "date": d, "due": due[d], "carried_from": carried_from[d], "carried_to": carried_to[d], "waiting": waiting[d]} for d in days]
+
+
+def ledger_table(days: list[dict[str, Any]]) -> str:
+    """What the ledger did, a row per day: 1v1 drafts due, carried over from the day, carried to it, still waiting."""
+    head = '<tr><th>day</th><th class="l">date</th><th>1v1 drafts due</th><th>carried over from the day</th><th>carried to the day</th><th>still waiting</th></tr>'
+    rows = "".join(
+        f'<tr data-day="{d["day"]}" data-carried="{d["carried_from"]}"><td>{d["day"]}</td><td class="l">{d["date"].isoformat()}</td>'
+        f"<td>{d['due']}</td><td>{d['carried_from']}</td><td>{d['carried_to']}</td><td>{d['waiting']}</td></tr>"
+        for d in days
+    )
+    return f'<div class="scroll"><table id="capacity-ledger">{head}{rows}</table></div>'
+
+
+def _ledger_note(days: list[dict[str, Any]], modelled: bool) -> str:
+    carried = sum(d["carried_from"] for d in days)
+    if not carried:
+        return f"The ledger: {sum(d['due'] for d in days):,} 1v1 drafts that need a person, none carried over by capacity or nurturing caps."
+    worst = max(days, key=lambda d: (d["carried_from"], -d["day"]))
+    waiting = sum(d["waiting"] for d in days)
+    return (
+        f"The ledger: {carried:,} 1v1 drafts carried over to a later day by capacity or nurturing caps (capacity:carried, nurture:carried), "
+        f"most from day {worst['day']} ({worst['date']}, {worst['carried_from']:,}); {waiting:,} still waiting"
+        + (". The model above spreads the adds over the campaign's first days, not over the days they really came: where they differ, the ledger is what happened" if modelled else "")
+    )
+
+
 def capacity_section(ctx: Any) -> Any:
     """The HTML report's builder (siyu_cli.report._html SECTIONS): only when a persona sets `capacity:`."""
     from siyu_cli.report._html import Section
@@ -104,17 +168,25 @@ def capacity_section(ctx: Any) -> Any:
     if not any(p.capacity for p in playbook.model.personas):
         return None
     title = "Capacity 人效"
+    days = ledger_days(ctx)
     basis = _basis(ctx)
+    ledger = ""
+    if days:
+        ledger = (
+            f'<h3>What the ledger did 实际</h3><p class="note" id="capacity-ledger-note">{escape(_ledger_note(days, basis is not None))}.</p>'
+            f"<details{' open' if any(d['carried_from'] for d in days) else ''}><summary>Every day with 1v1 drafts ({len(days)} days)</summary>{ledger_table(days)}</details>"
+        )
     if basis is None:
         body = '<p class="note" id="capacity-chart">No package cards (card_sent) and no added contacts in the store yet: nothing to plan from.</p>'
-        return Section("capacity", title, body)
+        return Section("capacity", title, body + ledger)
     cards, rates, what, flags = basis
     plan = staffing(playbook, cards, rates)
     verdict = plan.verdict()
+    real = " The ledger's own carry-overs are below the chart." if days else ""
     note = (
-        f'<p class="note" id="capacity-basis">Planned from {what}; add rate {plan.add_rate:.1%} ({escape(plan.add_rate_source)}). '
+        f'<p class="note" id="capacity-basis">A model, not the ledger: planned from {what}; add rate {plan.add_rate:.1%} ({escape(plan.add_rate_source)}). '
         f"{escape(verdict[0].upper() + verdict[1:])}. Expected values, as "
-        f'<code style="overflow-wrap:anywhere">siyu plan capacity {escape(str(playbook.path))} {escape(flags)}</code> prints them.</p>'
+        f'<code style="overflow-wrap:anywhere">siyu plan capacity {escape(str(playbook.path))} {escape(flags)}</code> prints them.{real}</p>'
     )
     table = f"<details><summary>Every day ({len(plan.days)} days)</summary>{capacity_table(plan)}</details>"
-    return Section("capacity", title, f"{note}{capacity_svg(plan)}{table}")
+    return Section("capacity", title, f"{note}{capacity_svg(plan)}{table}{ledger}")
