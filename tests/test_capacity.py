@@ -343,7 +343,6 @@ def test_check_counts_welcome_steps_after_the_add_against_the_nurture_private_ca
     assert any("persona host would have 5 1v1 sends on 2026-12-02 as a 初生号 (new) account, above its cap of 3" in m for m in sends), sends
 
 
-@pytest.mark.xfail(strict=True, reason="needs Budget (siyu_cli/dispatch/_policy.py) to offer welcome drafts to the caps: /work/notes/capacity-fixes.md")
 def test_welcome_steps_after_the_add_take_capacity_and_carry_over(camp: Path) -> None:
     # Capacity 2 precise fans a day: the second welcome step of 4 contacts added on day 1 goes to 2 of them on day 2.
     write(camp, [], hooks=[LATER_WELCOME], personas=[{**PERSONAS[0], "capacity": {"precise": 2}}])
@@ -480,7 +479,6 @@ def test_plan_capacitys_busiest_day_is_the_one_with_the_most_work(camp: Path) ->
     assert f"the busiest day (day {busiest['day']}, {busiest['date']})" in said
 
 
-@pytest.mark.xfail(strict=True, reason="needs parse_rates (siyu_cli/report/_simulate.py) to keep a stage named twice: /work/notes/capacity-fixes.md")
 def test_plan_capacity_refuses_two_rates_for_one_stage_named_alike(camp: Path) -> None:
     write(camp, [DAY_A], personas=[{"id": "host", "name": "小丸子", "capacity": {}}])
     refused = invoke("plan", "capacity", "playbook.yaml", "--cards", "10", "--rates", "added=0.3,added=0.2", code=2).stderr

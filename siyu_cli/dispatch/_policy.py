@@ -93,9 +93,12 @@ class Budget:
         self.account_sends[(persona, day)] += 1
 
     def refusal(self, draft: Draft, due_at: datetime) -> str | None:
-        """Why the budget stops this draft, or None. Only 1v1 beats are stopped; group posts reach everyone."""
-        if draft.channel not in BUDGETED or draft.contact_id is None:
+        """Why the budget stops this draft, or None. Only 1v1 drafts are stopped; group posts reach everyone.
+        A welcome step after the add's is held by capacity and nurturing alone (Caps), not by the touch and account budgets."""
+        if draft.contact_id is None:
             return None
+        if draft.channel not in BUDGETED:
+            return self.caps.refusal(draft, due_at) if self.caps is not None else None
         day = self.local_day(due_at)
         if self.per_account is not None and self.account_sends[(draft.persona, day)] >= self.per_account:
             return "limit:private_per_account_per_day"
@@ -112,7 +115,7 @@ class Budget:
         if gives_way is not None:
             return SUPERSEDED if gives_way else None
         reason = self.refusal(draft, due_at)
-        if reason is None and draft.channel in BUDGETED and draft.contact_id is not None:
+        if reason is None and draft.contact_id is not None:
             self._count(draft, due_at, carried=False)
         return reason
 
@@ -147,7 +150,8 @@ class Budget:
         return False
 
     def _count(self, draft: Draft, moment: datetime, carried: bool) -> None:
-        self.note_private(str(draft.contact_id), draft.persona, moment)
+        if draft.channel in BUDGETED:
+            self.note_private(str(draft.contact_id), draft.persona, moment)
         if self.caps is not None:
             self.caps.note(draft.persona, str(draft.contact_id), moment, draft.channel, draft.beat, draft.variant)
             self.caps.place(draft, moment, carried)

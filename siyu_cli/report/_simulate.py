@@ -171,6 +171,8 @@ def parse_rates(items: list[str]) -> dict[str, float]:
                 raise UsageError(f"--rates {part!r}: write STAGE=RATE, e.g. added=0.15 or added=15%")
             if not percent and 1 < rate <= 100:
                 raise UsageError(f"--rates {part!r}: a rate is a share between 0 and 1", hint=f"write {name.strip()}={rate / 100:g} or {name.strip()}={rate:g}%")
+            if name.strip() in rates and rates[name.strip()] != rate:
+                raise UsageError(f"--rates gives {name.strip()} two rates, {rates[name.strip()]:g} and {rate:g}", hint="give it once")
             rates[name.strip()] = rate
     return rates
 
