@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests import test_run
 from tests.playbooks_fixtures import MORNING, add_contacts, invoke, query, write_playbook
 
