@@ -493,3 +493,26 @@ def test_the_token_expiry_follows_expires_in(wecom: WecomFake, client: WecomClie
     [(expires_at, fetched_at)] = db.execute("SELECT expires_at, fetched_at FROM wecom_tokens").fetchall()
     assert expires_at - fetched_at == 600 and fetched_at == wecom.now
     assert timedelta(seconds=expires_at - fetched_at) == timedelta(minutes=10)
+
+
+def test_a_hung_gettoken_does_not_hold_the_stores_write_lock(make: Callable[..., WecomClient], wecom: WecomFake, tmp_path: Path) -> None:
+    """siyu serve must answer WeCom within 5 s from the same store: fetching a token takes a lock file, not the store."""
+    import sqlite3
+    import threading
+
+    wecom.hang("gettoken", process=True)
+    client = make(db=open_store(tmp_path / "siyu.db"), timeout=5.0)
+    fetched: list[str] = []
+    worker = threading.Thread(target=lambda: fetched.append(client.token()), daemon=True)
+    wecom._seen["gettoken"].clear()
+    worker.start()
+    assert wecom.wait_for("gettoken")
+    other = sqlite3.connect(tmp_path / "siyu.db", timeout=0.5, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # would raise "database is locked" after 0.5 s if the fetch held the lock
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    wecom.release()
+    worker.join(30)
+    assert fetched and fetched[0]  # the hung answer was closed; the client's retry fetched one

@@ -147,8 +147,8 @@ class WecomClient:
     def token(self, force: bool = False) -> str:
         """The app's access token from the store, fetched when missing or within 5 minutes of expiry.
 
-        The fetch happens once for every process on the store: under BEGIN IMMEDIATE the cache is read again, so
-        processes that waited for the lock take the token the first one wrote. `force`: the cached token was
+        The fetch happens once for every process on the store: under a lock file beside it the cache is read again,
+        so processes that waited for the lock take the token the first one wrote. `force`: the cached token was
         rejected; fetch another unless a process already replaced it."""
         row = self._cached_token()
         if row is not None and not force and self._fresh(row):
@@ -167,28 +167,46 @@ class WecomClient:
         return left > TOKEN_MARGIN or (left > 0 and fetched_at >= expires_at - TOKEN_MARGIN)
 
     def _renew(self, stale: str | None) -> str:
+        """One fetch for every process on the store, serialized by a lock file beside it, not by the store's write
+        lock: a gettoken that hangs must not hold up the store (siyu serve answers WeCom within 5 s from it)."""
+        import contextlib
+        import fcntl
+
         from siyu_cli.store import immediate
 
-        if self.db.conn.in_transaction:  # the caller holds the store's write lock already
-            return self._fetch_token(stale)
-        with immediate(self.db):
-            return self._fetch_token(stale)
+        path = self._lock_path()
+        with contextlib.ExitStack() as stack:
+            if path is not None:
+                handle = stack.enter_context(open(path, "a+b"))  # noqa: SIM115 (held for the with block)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            row = self._cached_token()
+            if row is not None and row[0] != stale and self._fresh(row):
+                return row[0]  # another process fetched it while this one waited
+            token, expires_at, now = self._fetch_token()
+            if self.db.conn.in_transaction:  # the caller holds the store's write lock already
+                self._store_token(token, expires_at, now)
+            else:
+                with immediate(self.db):
+                    self._store_token(token, expires_at, now)
+            return token
 
-    def _fetch_token(self, stale: str | None) -> str:
-        row = self._cached_token()
-        if row is not None and row[0] != stale and self._fresh(row):
-            return row[0]
+    def _lock_path(self) -> str | None:
+        files = [row[2] for row in self.db.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
+        return f"{files[0]}.wecom-token.lock" if files else None
+
+    def _fetch_token(self) -> tuple[str, float, float]:
         answer = self._request("gettoken", method="GET", params={"corpid": self.corp_id, "corpsecret": self._secret}, auth=False)
         token = answer.get("access_token")
         if not isinstance(token, str) or not token:
             raise WecomError("WeCom gettoken answered without an access_token", api="gettoken", hint="check SIYU_WECOM_API points at WeCom's API")
         now = self._clock()
-        expires_at = now + float(answer.get("expires_in") or 7200)
+        return token, now + float(answer.get("expires_in") or 7200), now
+
+    def _store_token(self, token: str, expires_at: float, now: float) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO wecom_tokens (corp_id, app, token, expires_at, fetched_at) VALUES (?, ?, ?, ?, ?)",
             [self.corp_id, self.app, token, expires_at, now],
         )
-        return token
 
     # -- one call ---------------------------------------------------------------------------------------------
 
