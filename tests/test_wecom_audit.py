@@ -196,3 +196,76 @@ def test_a_customer_who_added_other_staff_is_not_sent_a_task_from_this_one(corp:
     assert query(corp / "siyu.db", "SELECT beat, state, reason FROM drafts ORDER BY beat") == [
         ("welcome:card:1", "skipped", "missed"), ("welcome:card:2", "skipped", "not_friend"),
     ]  # fmt: skip
+
+
+def test_one_task_wecom_no_longer_knows_stops_neither_the_others_read_back_nor_their_reminders(corp: Path, wecom: WecomFake) -> None:
+    second = {**MASS, "id": "close2", "at": "12:30", "persona": "host", "text": "第二条福利～"}
+    write_playbook(corp, beats=[MASS, second], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(2))
+    once("2026-12-01 12:31")
+    first_id, second_id = sorted(wecom.templates)
+    del wecom.templates[first_id]  # WeCom answers 41047 for it from now on
+    wecom.confirm(second_id, "aqi", at=at("2026-12-01 12:40"))
+    wecom.now = at("2026-12-01 14:45")
+    summary = once("2026-12-01 14:45")
+    assert summary["readback"].get("sent") == 2  # the second task was read back
+    assert any("41047" in e or "no mass send" in e or "invalid msgid" in e for e in summary["errors"])
+    assert query(corp / "siyu.db", "SELECT COUNT(*) FROM wecom_tasks WHERE closed_at IS NULL") == [(0,)]
+
+
+def test_reminders_wait_for_the_end_of_quiet_hours(corp: Path, wecom: WecomFake) -> None:
+    evening = {**MASS, "at": "20:00"}
+    write_playbook(corp, beats=[evening], days=2, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}], limits={"quiet_hours": "22:30-08:00"})
+    add_contacts(corp / "siyu.db", customers(2))
+    wecom.now = at("2026-12-01 20:01")
+    once("2026-12-01 20:01")
+    for moment in ("2026-12-01 22:40", "2026-12-02 01:00", "2026-12-02 07:59"):
+        wecom.now = at(moment)
+        once(moment)
+    assert wecom.count("externalcontact/remind_groupmsg_send") == 0
+    wecom.now = at("2026-12-02 08:01")
+    once("2026-12-02 08:01")
+    assert wecom.count("externalcontact/remind_groupmsg_send") == 1
+
+
+def test_a_later_welcome_step_in_doubt_is_looked_up_not_left_unknown(corp: Path, wecom: WecomFake) -> None:
+    hook = {"id": "card", "kind": "package_card", "code": "EYE100", "persona": "host", "welcome": [{"after": "0m", "text": "你好"}, {"after": "1d", "text": "用得怎么样？"}]}
+    write_playbook(corp, beats=[], days=3, personas=PERSONAS, groups=GROUPS, hooks=[hook], outputs=[{"type": "wecom"}], limits={"missed": {"max_late": "6h"}})
+    add_contacts(corp / "siyu.db", [{"contact_id": "wmW", "name": "小新", "tags": [], "source": "EYE100", "account": "wx_host_01", "added_at": "2026-12-01T04:00:00Z"}])
+    from siyu_cli.store import open_store
+
+    db = open_store(str(corp / "siyu.db"))
+    db.execute("INSERT INTO wecom_welcome_codes (code, contact_id, userid, received_at, used_at) VALUES ('C1', 'wmW', 'aqi', '2026-12-01T04:00:00Z', '2026-12-01T04:00:03Z')")
+    db.conn.commit()
+    wecom.now = at("2026-12-02 12:01")
+    wecom.drop("externalcontact/add_msg_template", process=True)  # the day-2 step reached WeCom; its answer did not
+    once("2026-12-02 12:01", code=1)
+    again = once("2026-12-02 12:10")
+    assert again["readback"].get("found") == 1 and len(wecom.templates) == 1
+    assert query(corp / "siyu.db", "SELECT state FROM drafts WHERE beat = 'welcome:card:2'") == [("sent",)]
+
+
+def test_retry_unknown_sends_nothing_again_while_wecom_cannot_be_asked(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(2))
+    wecom.drop("externalcontact/add_msg_template", process=True)
+    once("2026-12-01 12:31", code=1)
+    wecom.inject("externalcontact/get_groupmsg_list_v2", -1, times=None)
+    result = invoke("retry", "--unknown", "--now", "2026-12-01 12:32", code=1)
+    assert "none is sent again" in result.stderr and len(wecom.templates) == 1
+    assert states(corp / "siyu.db") == {"unknown": 2}
+
+
+def test_an_imported_customer_of_this_staff_member_who_also_added_a_colleague_still_gets_their_tasks(corp: Path, wecom: WecomFake) -> None:
+    from siyu_cli.store import open_store
+
+    named = {**MASS, "id": "named", "text": "{{ contact.name }}，福利今晚截止～"}
+    write_playbook(corp, beats=[named], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", [{"contact_id": "wmL", "name": "老客", "tags": ["家长"], "account": "wx_host_01"}])
+    db = open_store(str(corp / "siyu.db"))
+    db.execute(
+        "INSERT INTO events (event_id, type, contact_id, at, props) VALUES ('cb2', 'friend_added', 'wmL', '2026-11-30T04:00:00Z', ?)",
+        [json.dumps({"callback": "add_external_contact", "userid": "zhangsan"})],
+    )
+    db.conn.commit()
+    assert once("2026-12-01 12:31")["sent"] == 1 and len(wecom.templates) == 1

@@ -324,7 +324,7 @@ class Runner:
                 summary.unknown = max(summary.unknown - report.settled, 0)
                 if summary.unknown == 0:
                     summary.errors = [e for e in summary.errors if not e.startswith(DOUBT)]
-            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("found", report.found), ("resend", report.resend)]:
+            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("found", report.found), ("resend", report.resend), ("unsettled", report.unsettled)]:
                 if count:
                     summary.readback[key] = summary.readback.get(key, 0) + count
             summary.errors.extend(report.errors)

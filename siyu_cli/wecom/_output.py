@@ -93,7 +93,7 @@ class WecomOutput:
         userid = self.userids.get(msg.persona_id)
         if userid is None:
             raise DeliveryError(
-                f"wecom: persona {msg.persona_id!r} has no wecom_userid, so WeCom cannot hand it the task",
+                f"persona {msg.persona_id!r} has no wecom_userid, so WeCom cannot hand it the task",
                 hint=f"add wecom_userid: <the staff member's 账号 in 通讯录> to persona {msg.persona_id} (`siyu check` lists every one missing)",
             )
         return userid
@@ -170,7 +170,14 @@ class WecomOutput:
             "AND json_extract(props, '$.callback') IN ('add_external_contact', 'add_half_external_contact')",
             [contact_id],
         )
-        return {str(row[0]) for row in rows if row[0]}
+        found = {str(row[0]) for row in rows if row[0]}
+        if found:
+            # The staff member an import names (添加人: the contact's account, a persona's account or a userid) added them too.
+            account = self.db.execute("SELECT account FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
+            if account and account[0]:
+                found.add(str(account[0]))
+                found.update(self.userids[p.id] for p in self.playbook.model.personas if p.account == account[0] and p.id in self.userids)
+        return found
 
     def _refused(self, drafts: list[str]) -> list[str]:
         found: list[str] = []
@@ -210,13 +217,15 @@ class WecomOutput:
 
     def _record(self, msg: Outgoing, part: int, kind: str, remote_id: str, sender: str, chat_type: str | None, count: int, gone: Sequence[str] = ()) -> None:
         """Committed the moment WeCom answers: a crash after it never creates this part again, nor forgets who WeCom refused."""
+        stamp = to_db(self.pass_clock())
         with immediate(self.db):
-            if remote_id:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [msg.draft_id, self.name, part, kind, remote_id, msg.playbook_id, sender, chat_type, count, to_db(self.pass_clock())],
-                )
+            # A part WeCom made nothing of (41048: no recipient could receive it) is recorded too, closed, so a crash
+            # in the next part never makes that one again as if it were this.
+            self.db.execute(
+                "INSERT OR REPLACE INTO wecom_tasks (task_id, output, part, kind, remote_id, playbook_id, sender, chat_type, recipients, created_at, closed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [msg.draft_id, self.name, part, kind, remote_id, msg.playbook_id, sender, chat_type, count, stamp, None if remote_id else stamp],
+            )
             self.db.conn.executemany("UPDATE drafts SET outcome = ? WHERE draft_id = ?", [(NOT_FRIEND, draft) for draft in gone])
 
 

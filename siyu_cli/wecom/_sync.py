@@ -37,6 +37,7 @@ GIVE_UP = timedelta(days=7)  # a task nobody confirmed in a week is read as not 
 LOOK_BACK = timedelta(minutes=5)  # WeCom's create_time and the claim's clock may differ a little
 # get_groupmsg_send_result's status → the ledger's outcome
 OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
+UNKNOWN_TASK = frozenset({41047, 40088})  # WeCom knows no mass send with this msgid / no Moments job with this jobid
 UNSENT = 0  # get_groupmsg_task: 0 未发送, 2 已发送 (the docs' own example shows 1: any other value is sent)
 
 
@@ -47,6 +48,7 @@ class SyncReport:
     found: int = 0  # tasks in doubt found in WeCom's list (their drafts now sent)
     resend: int = 0  # tasks in doubt WeCom does not have (their drafts pending again)
     settled: int = 0  # drafts in doubt that finding settled (sent, or pending to send now)
+    unsettled: int = 0  # tasks in doubt finding could not settle (WeCom did not answer, or it cannot tell)
     read: int = 0  # open tasks read
     outcomes: dict[str, int] = field(default_factory=dict)  # recipients by outcome, read this time
     reminded: int = 0
@@ -66,6 +68,8 @@ def sync(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: 
             step(output, db, playbook_id, now, report, remind_after if step is not _read else every)
         except DeliveryError as exc:
             report.errors.append(f"{output.name}: {exc.message}")
+            if step is _find:
+                report.unsettled += 1
     return report
 
 
@@ -82,11 +86,11 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
     doubted = [dict(zip(columns, row, strict=True)) for row in cursor]
     for task in send_tasks(doubted):
         name = task_of([row["draft_id"] for row in task])
-        if task[0]["channel"] == "welcome" and len(task) == 1 and _welcome_code_spent(db, task[0]):
-            continue  # a welcome's code is spent either way: a person checks, nothing is created again
         sender = output.userids.get(str(task[0]["persona"] or ""))
         if sender is None:
             continue
+        if task[0]["channel"] == "welcome" and len(task) == 1 and _welcome_code_spent(db, task[0], sender):
+            continue  # sent with the add's code (WeCom lists no welcomes): a person checks, nothing is created again
         recorded = {row[0] for row in db.execute("SELECT remote_id FROM wecom_tasks WHERE output = ?", [output.name])}
         made = db.execute("SELECT COUNT(*) FROM wecom_tasks WHERE task_id = ? AND output = ?", [name, output.name]).fetchone()[0]
         chat_type = "group" if task[0]["channel"] == "group" else "single"
@@ -97,13 +101,27 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             # The part after the last one recorded is the one that may have been made: look for it.
             since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_BACK
             ours = {str(row["target"]).partition(":")[2] for row in task}
+            unsure = False
             for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_BACK, filter_type=0):
                 msgid = str(item.get("msgid"))
                 if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
                     continue
-                if any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)) and _recipients_match(output, msgid, sender, chat_type, ours):
+                if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
+                    continue
+                ours_too = _recipients_match(output, msgid, sender, chat_type, ours)
+                if ours_too:
                     match = msgid
                     break
+                unsure = unsure or ours_too is None
+            if match is None and unsure:
+                # A group send of this text by this staff member that has reached no group yet: it may be this task.
+                # Neither adopted nor made again: a person checks (the admin console's 群发记录).
+                report.errors.append(
+                    f"{output.name}: task {name} is in doubt and WeCom has a group mass send of the same text by {sender} not yet sent to "
+                    "any group: check 客户联系 → 群发记录, then `siyu outbox done` or `siyu retry --unknown`"
+                )
+                report.unsettled += 1
+                continue
         ids = [row["draft_id"] for row in task]
         marks = ", ".join("?" * len(ids))
         report.settled += len(ids)
@@ -136,21 +154,27 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             report.resend += 1
 
 
-def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> bool:
+def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> bool | None:
     """A mass send found by text and staff member is ours only if it reaches our recipients: another campaign (or
     another store on the same corp) may have sent the same text. WeCom lists a single task's customers whatever
-    their status; a group task lists only the groups already sent to, so an empty list cannot tell."""
+    their status; a group task lists only the groups already sent to, so an empty list cannot tell (None)."""
     if chat_type == "group":
         listed = {str(entry.get("chat_id")) for entry in output.client.groupmsg_send_result(msgid, sender)}
         chats = {output.chats.get(group, group) for group in ours}
-        return listed <= chats
+        return None if not listed else listed <= chats
     listed = {str(entry.get("external_userid")) for entry in output.client.groupmsg_send_result(msgid, sender)}
     return bool(listed) and listed <= ours
 
 
-def _welcome_code_spent(db: sqlite_utils.Database, row: Mapping[str, Any]) -> bool:
+def _welcome_code_spent(db: sqlite_utils.Database, row: Mapping[str, Any], sender: str) -> bool:
+    """Was this welcome draft the one sent with a WelcomeCode? Only a code used for it, at its own due time or
+    after, says so; a later welcome step is a mass send like any other, and is looked up."""
     contact = str(row["target"]).partition(":")[2]
-    return db.execute("SELECT 1 FROM wecom_welcome_codes WHERE contact_id = ? AND used_at IS NOT NULL", [contact]).fetchone() is not None
+    found = db.execute(
+        "SELECT 1 FROM wecom_welcome_codes WHERE contact_id = ? AND userid = ? AND used_at IS NOT NULL AND used_at >= ?",
+        [contact, sender, row["due_at"]],
+    ).fetchone()
+    return found is not None
 
 
 def _open(db: sqlite_utils.Database, output: WecomOutput, playbook_id: str) -> list[dict[str, Any]]:
@@ -159,19 +183,36 @@ def _open(db: sqlite_utils.Database, output: WecomOutput, playbook_id: str) -> l
     return [dict(zip(columns, row, strict=True)) for row in cursor]
 
 
+def _interval(task: Mapping[str, Any], now: datetime, every: timedelta) -> timedelta:
+    """How often a pass reads an open task: every few minutes while staff usually confirm, then less and less
+    (thousands of unconfirmed one-customer tasks must not cost thousands of calls every five minutes)."""
+    if every <= timedelta(0):
+        return every
+    age = now - from_db(task["created_at"])
+    return every if age < timedelta(hours=1) else max(every, timedelta(minutes=30)) if age < timedelta(days=1) else max(every, timedelta(hours=2))
+
+
 def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, every: timedelta) -> None:
+    from siyu_cli.errors import WecomError
+
     for task in _open(db, output, playbook_id):
-        if task["read_at"] is not None and timedelta(0) <= now - from_db(task["read_at"]) < every:
+        if task["read_at"] is not None and timedelta(0) <= now - from_db(task["read_at"]) < _interval(task, now, every):
             continue
         report.read += 1
         # Recipients WeCom has not answered for yet (a fail_list one is not_friend already).
         members = {str(t).partition(":")[2]: d for d, t in db.execute("SELECT draft_id, target FROM drafts WHERE task_id = ? AND outcome IS NULL", [task["task_id"]])}
-        if task["kind"] == "welcome":
-            _settle(db, task, [(d, "sent", task["sender"], task["created_at"]) for d in members.values()], now, report, close=True)
-        elif task["kind"] == "moment":
-            _read_moment(output, db, task, members, now, report)
-        else:
-            _read_groupmsg(output, db, task, members, now, report)
+        try:
+            if task["kind"] == "welcome":
+                _settle(db, task, [(d, "sent", task["sender"], task["created_at"]) for d in members.values()], now, report, close=True)
+            elif task["kind"] == "moment":
+                _read_moment(output, db, task, members, now, report)
+            else:
+                _read_groupmsg(output, db, task, members, now, report)
+        except WecomError as exc:
+            # One task WeCom will not answer for stops neither the others' read-back nor their reminders.
+            report.errors.append(f"{output.name}: task {task['task_id']} ({task['remote_id']}): {exc.message}")
+            if exc.errcode in UNKNOWN_TASK:
+                _settle(db, task, [], now, report, close=True)  # WeCom no longer knows it: nothing more to read
 
 
 def _read_groupmsg(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[str, Any], members: Mapping[str, str], now: datetime, report: SyncReport) -> None:
@@ -258,9 +299,14 @@ def _touch(db: sqlite_utils.Database, task: Mapping[str, Any], now: datetime) ->
 
 
 def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
+    from siyu_cli.dispatch._policy import Guard
+    from siyu_cli.errors import WecomError
+
+    if Guard(output.playbook).in_quiet(now):
+        return  # a reminder pings the staff member's phone: not in quiet hours (and 3 a day are not spent overnight)
     wait = parse_duration(remind_after)
     for task in _open(db, output, playbook_id):
-        if task["kind"] != "groupmsg":
+        if task["kind"] != "groupmsg" or not task["remote_id"]:
             continue
         since = from_db(task["last_reminded_at"] or task["created_at"])
         if now - since < wait:
@@ -270,7 +316,16 @@ def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, no
             reminded, first = 0, None  # a new 24 hours
         if reminded >= REMINDERS:
             continue
-        output.client.remind_groupmsg_send(task["remote_id"])
+        try:
+            output.client.remind_groupmsg_send(task["remote_id"])
+        except WecomError as exc:
+            report.errors.append(f"{output.name}: reminding task {task['task_id']} ({task['remote_id']}): {exc.message}")
+            if exc.transient:
+                # WeCom counts reminders sent from the admin console too: its limit is reached for now.
+                reminded = REMINDERS - 1
+                first = first or to_db(now)
+            else:
+                continue
         with immediate(db):
             db.execute(
                 "UPDATE wecom_tasks SET reminded = ?, first_reminded_at = ?, last_reminded_at = ? WHERE task_id = ? AND output = ? AND part = ?",
