@@ -130,3 +130,19 @@ def test_the_section_shows_what_the_ledger_carried_beside_the_model(tmp_path: Pa
     assert "The ledger: 3 1v1 drafts carried over to a later day by capacity or nurturing caps (capacity:carried, nurture:carried), most from day 1 (2026-12-01, 3); 3 still waiting" in section
     rows = re.findall(r'<tr data-day="(\d+)" data-carried="(\d+)"><td>\d+</td><td class="l">([\d-]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>', section)
     assert rows == [("1", "3", "2026-12-01", "2", "3", "0", "0"), ("2", "0", "2026-12-02", "2", "0", "2", "2"), ("3", "0", "2026-12-03", "1", "0", "1", "1")]
+
+
+def test_without_a_funnel_the_section_plans_from_the_stores_adds(tmp_path: Path) -> None:
+    from tests.playbooks_fixtures import add_contacts, add_event, write_playbook
+
+    personas = [{"id": "host", "name": "小丸子", "account": "wx_host_01", "capacity": {"precise": 2}}]
+    journey = {"id": "care", "enter": {"event": "friend_added"}, "steps": [{"id": "s1", "after": "1d", "text": "{{ contact.name }}，用得怎么样？"}]}
+    playbook = write_playbook(tmp_path, beats=[], days=5, personas=personas, journeys=[journey])
+    db = tmp_path / "siyu.db"
+    add_contacts(db, [{"contact_id": f"c{n}", "name": f"客{n}", "tags": []} for n in range(5)])
+    for n in range(5):
+        add_event(db, f"e{n}", "friend_added", f"c{n}", "2026-12-01T02:00:00Z")
+    done = run_siyu(tmp_path, "report", "html", str(playbook), "--db", str(db), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    section = _section((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "the 5 contacts added (friend_added events)" in section and "nothing to plan from" not in section

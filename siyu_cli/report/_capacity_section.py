@@ -31,7 +31,12 @@ def _basis(ctx: Any) -> tuple[int, dict[str, float], str, str] | None:
     overall = ctx.funnel()
     added = next((s for s in overall.stages if s.event == "friend_added"), None) if overall is not None else None
     if added is None or not added.count:
-        return None
+        # No funnel stage for adds: the contacts added (friend_added events), each taken as a card added at 100%.
+        found = ctx.db.execute("SELECT COUNT(DISTINCT contact_id) FROM events WHERE type = 'friend_added'").fetchone()
+        if not found or not found[0]:
+            return None
+        what = f"no package cards in the store (no card_sent events): the {found[0]:,} contacts added (friend_added events), each taken as a card added at 100%"
+        return found[0], {"friend_added": 1.0}, what, f"--cards {found[0]} --rates friend_added=1"
     what = (
         f"no package cards in the store (no card_sent events): the {added.count:,} contacts who entered the funnel and reached "
         f"{escape(added.label)} {escape(added.id)}, each taken as a card added at 100%"
