@@ -267,3 +267,10 @@ def test_an_empty_lint_term_is_one_error(tmp_path: Path, lint: dict[str, Any], p
     playbook = write_playbook(tmp_path, beats=[_beat("全网最好的")], lint=lint)
     (problem,) = _check(playbook, code=1)
     assert problem["severity"] == "error" and problem["path"] == path and "at least 1 character" in problem["message"]
+
+
+def test_more_absolute_and_medical_claims_are_found_and_their_ordinary_uses_pass(tmp_path: Path) -> None:
+    path = write_playbook(tmp_path, beats=[_beat("绝无仅有的好物，效果无敌，史无前例！独家配方，医美级修复")])
+    assert [p["message"].split("'")[1] for p in _copy(_check(path))] == ["绝无仅有", "无敌", "史无前例", "独家", "医美级"]
+    path = write_playbook(tmp_path, beats=[_beat("群友独家福利今晚领，最好的老师就是兴趣")])
+    assert _copy(_check(path)) == []
