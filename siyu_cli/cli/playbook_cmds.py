@@ -408,8 +408,9 @@ def _print_preview(result: Any, contact: str | None) -> None:
     from rich.text import Text
 
     console = out()
+    mark = f" {result.calendar.label}" if result.calendar and result.calendar.label else ""
     console.print(
-        f"[bold]{escape(result.title)}[/] · cohort {escape(result.cohort)} · day {result.day} ({result.date}, {escape(result.phase or '-')}) · {len(result.items)} draft(s)"
+        f"[bold]{escape(result.title)}[/] · cohort {escape(result.cohort)} · day {result.day} ({result.date}{escape(mark)}, {escape(result.phase or '-')}) · {len(result.items)} draft(s)"
     )
     if result.sample:
         console.print(

@@ -15,6 +15,7 @@ from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.journeys import step_due
 from siyu_cli.playbook import read
+from siyu_cli.playbook._calendar import Day
 from siyu_cli.render import Draft
 
 
@@ -159,6 +160,7 @@ class PreviewResult:
     items: list[PreviewItem] = field(default_factory=list)
     journeys: list[JourneyPosition] = field(default_factory=list)
     summary: Summary | None = None
+    calendar: Day | None = None  # the date on China's calendar; None where its year has no schedule
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +169,8 @@ class PreviewResult:
             "cohort": self.cohort,
             "day": self.day,
             "date": self.date.isoformat(),
+            "calendar": self.calendar.kind if self.calendar else None,
+            "holiday": (self.calendar.name or None) if self.calendar else None,
             "phase": self.phase,
             "sample_contact": self.sample,
             "summary": self.summary.to_dict() if self.summary else None,
@@ -253,14 +257,16 @@ def preview(
     guard = Guard(playbook)
     budget = Budget(playbook, inputs.memberships)
     phase = playbook.phase_of(day) if 1 <= day <= playbook.model.days else None
+    when = run.start.fromordinal(run.start.toordinal() + day - 1)
     result = PreviewResult(
         title=playbook.model.title,
         playbook_id=playbook.id,
         cohort=run.id,
         day=day,
-        date=run.start.fromordinal(run.start.toordinal() + day - 1),
+        date=when,
         phase=phase.title if phase else None,
         sample=inputs.planner.sample_contact,
+        calendar=playbook.calendar.known(when),
     )
     drafts = list(inputs.planner.drafts(cohort=run.id, days={day}))
     if inputs.planner.sample_contact:

@@ -65,7 +65,8 @@ class ImportResult:
     purpose, by reason (`订单状态 等待买家付款`). `changes`: the updated contacts and events, listed (capped).
     `closed`: orders whose type value maps to `closed` and that were recorded with their refund (capped;
     `closed_orders` counts them all). `unknown_codes`: codes a hooks column gave that are no hook of the playbook.
-    `unknown_refs`: events' group and hook values the playbook lacks, each with why, its row count and first rows.
+    `unknown_refs`: events' group and hook values the playbook lacks, and contacts' tier values capacity does not
+    know (counted as untiered), each with why, its row count and first rows.
     """
 
     file: str
@@ -165,7 +166,8 @@ def import_contacts(
     Rows sharing a contact id must agree, unless the mapping says `merge_rows` (a WeCom export
     lists a customer once per staff member): then the earliest add decides added_at, account,
     source and the other single values, and the tags are every row's. With `add_events`, each
-    row's add is a friend_added event (one per contact and staff member).
+    row's add is a friend_added event (one per contact and staff member). A tier capacity does not
+    know is noted in `unknown_refs` (still imported: the column may hold the team's own words).
     """
     file = Path(path)
     cmap = _as_map(mapping)
@@ -176,6 +178,7 @@ def import_contacts(
         parse_at = time_parser(tz)
         width = len(source.header)
         fields = [name for name in CONTACT_FIELDS[1:] if name in get]
+        tiers = UnknownRefs({}, {}, columns=cols.sources)
 
         def row_of(cells: list[Any]) -> tuple[Any, ...] | str:
             reasons: list[str] = []
@@ -230,6 +233,7 @@ def import_contacts(
                             bad.add(rowno, cells, row)
                             continue
                         batch.append((row[0], rowno, *row[1:]))
+                        tiers.add_tier(rowno, row[4])
                         if len(batch) >= BATCH:
                             _flush(conn, staging, batch)
                     _flush(conn, staging, batch)
@@ -242,6 +246,7 @@ def import_contacts(
         bad.raise_if_blocking()
         result.unmatched_hooks = dict(cols.unmatched_hooks)
         result.unknown_codes = {column: dict(codes) for column, codes in cols.unknown_codes.items()}
+        result.unknown_refs = tiers.listed()
         result.skipped = bad.total
         result.rejects_file = str(skip_bad_to) if skip_bad_to is not None else None
         return result

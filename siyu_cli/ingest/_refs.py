@@ -1,6 +1,8 @@
 """An event's group and hook against the playbook's: an id the playbook lacks is an event that group
 health, tiers and the funnel by hook never count, so an import or `track` says so instead of keeping
 it silently. Nothing here refuses an event: another playbook on the same store may know the id.
+A contact's tier likewise: a word capacity does not know (a team's own words are allowed in the
+column) makes the contact untiered for capacity, so an import says so and keeps the word.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ def hook_miss(value: str | None, hooks: Mapping[str, str], owner: str = "the pla
     return f"{value!r} is no hook of {owner} ({_did_you_mean(value, {ref: ref for ref in hooks}, listed=hooks.values())}), so its tags and welcome do not apply"
 
 
+def tier_miss(value: str | None) -> str:
+    """Why capacity counts a contact of tier `value` as untiered, with the fix; "" for a tier word (or no tier)."""
+    from siyu_cli.dispatch._capacity import TIER_WORDS, tier_word
+
+    if not value or tier_word(value):
+        return ""
+    words = [word for word in TIER_WORDS if word.casefold() == value.strip().casefold()]
+    words = words or difflib.get_close_matches(value.strip(), list(TIER_WORDS), n=1, cutoff=0.6)
+    hint = f"did you mean {words[0]!r}?" if words else "the tiers are precise, semi, general, or 精准粉, 半精准粉, 泛粉"
+    return f"{value!r} is no tier capacity knows ({hint}), so capacity counts these contacts as untiered (the playbook's capacity.untiered)"
+
+
 def _did_you_mean(value: str, known: Mapping[str, str], listed: Iterable[str] = ()) -> str:
     """A close id or name (→ its id), else the ids there are (or `listed`: a hook's codes, not also its ids)."""
     names = {name: key for key, name in known.items() if name}
@@ -46,7 +60,7 @@ def _did_you_mean(value: str, known: Mapping[str, str], listed: Iterable[str] = 
 
 @dataclass
 class UnknownRefs:
-    """An import's group and hook values the playbook lacks, each with its row count and first rows."""
+    """An import's group and hook values the playbook lacks (and tiers capacity does not know), each with its row count and first rows."""
 
     groups: Mapping[str, str]
     hooks: Mapping[str, str]
@@ -56,14 +70,18 @@ class UnknownRefs:
 
     def add(self, rowno: int, hook: str | None, group: str | None) -> None:
         if group is not None and group not in self.groups:
-            self._note("group", group, rowno, group_miss)
+            self._note("group", group, rowno, lambda value: group_miss(value, self.groups))
         if hook is not None and hook not in self.hooks and not any(hook in codes for codes in self.noted.values()):
-            self._note("hook", hook, rowno, hook_miss)
+            self._note("hook", hook, rowno, lambda value: hook_miss(value, self.hooks))
 
-    def _note(self, name: str, value: str, rowno: int, miss: Callable[[str | None, Mapping[str, str]], str]) -> None:
+    def add_tier(self, rowno: int, tier: str | None) -> None:
+        if tier is not None:
+            self._note("tier", tier, rowno, tier_miss)
+
+    def _note(self, name: str, value: str, rowno: int, miss: Callable[[str], str]) -> None:
         entry = self.found.get((name, value))
         if entry is None:
-            why = miss(value, self.groups if name == "group" else self.hooks)
+            why = miss(value)
             if not why:
                 return
             columns = list(self.columns.get(name, [name]))
