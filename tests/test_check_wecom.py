@@ -343,3 +343,41 @@ def test_a_misspelt_key_of_an_output_gets_a_did_you_mean(tmp_path: Path) -> None
     path = _playbook(tmp_path, outputs=[{"type": "webhook", "format": "wecom", "url_env": "X", "zzz": 1}])
     (problem,) = _problems(path)
     assert problem["hint"].startswith("allowed keys: ") and "url_env" in problem["hint"] and "remind_after" not in problem["hint"]
+
+
+def test_steps_of_two_routes_one_add_enters_on_one_day(tmp_path: Path) -> None:
+    """A welcome message after the first and a friend_added journey's step, or two journeys' steps, from one staff member."""
+    tip = {"id": "tip", "persona": "host", "enter": {"event": "friend_added"}, "steps": [{"id": "tip", "after": "1d", "at": "15:00", "text": "防晒要足量"}]}
+    path = _playbook(tmp_path, hooks=[WELCOMED], journeys=[tip], beats=[MORNING], days=10)
+    (problem,) = _coded(path, "wecom-")
+    assert problem["code"] == "wecom-twice-a-day" and problem["severity"] == "error" and problem["path"] == "journeys[0].steps[0]"
+    assert problem["message"].startswith(
+        "step tip of journey tip and welcome message 2 of hook card reach one contact on one day, both from persona host (staff member xiaowanzi): "
+        "a contact added at 10:00 gets both on day 2 of its runs (10:00, 15:00) if it has not exited either"
+    )
+    assert "refuses the second mass send" in problem["message"] and "id: tip" in _line_of(path, problem)
+    # Two journeys, one without a persona: the persona whose account the contact added sends it, as the message says.
+    evening = {"id": "evening", "enter": {"event": "friend_added"}, "steps": [{"id": "night", "after": "1d", "at": "20:00", "text": "晚间护肤"}]}
+    (problem,) = _coded(_playbook(tmp_path, journeys=[tip, evening], beats=[MORNING], days=10), "wecom-")
+    assert problem["path"] == "journeys[1].steps[0]" and "step night of journey evening and step tip of journey tip" in problem["message"]
+    assert "persona host (staff member xiaowanzi; to contacts who added wx_host_01)" in problem["message"]
+    # Without the wecom output: the warning.
+    path = _playbook(tmp_path, hooks=[WELCOMED], journeys=[tip], beats=[MORNING], days=10, outputs=["outbox"])
+    assert [(p["path"], p["severity"]) for p in _problems(path, code=0) if p["code"] == "twice-a-day"] == [("journeys[0].steps[0]", "warning")]
+
+
+@pytest.mark.parametrize(
+    "journey",
+    [
+        pytest.param({"steps": [{"id": "tip", "after": "2d", "at": "15:00", "text": "防晒"}]}, id="another day"),
+        pytest.param({"persona": "advisor"}, id="another staff member"),
+        pytest.param({"audience": "not 试用装"}, id="the journey's audience leaves the hook's contacts out"),
+        pytest.param({"enter": {"event": "friend_added", "hook": "other"}}, id="entered through another hook"),
+        pytest.param({"enter": {"event": "order"}}, id="entered on another event: not placed against the add"),
+    ],
+)
+def test_two_routes_that_never_meet_on_one_day(tmp_path: Path, journey: dict[str, Any]) -> None:
+    other = {"id": "other", "kind": "qr_code", "code": "QR2", "persona": "advisor", "welcome": [{"after": "0m", "text": "欢迎"}]}
+    base = {"id": "tip", "persona": "host", "enter": {"event": "friend_added"}, "steps": [{"id": "tip", "after": "1d", "at": "15:00", "text": "防晒要足量"}]}
+    path = _playbook(tmp_path, hooks=[WELCOMED, other], journeys=[{**base, **journey}], beats=[MORNING], days=10)
+    invoke("check", str(path), "--strict")

@@ -145,8 +145,11 @@ def test_journey_steps_on_one_day_and_welcomes_that_do_not_count(tmp_path: Path)
     hooks = [{"id": "card", "kind": "package_card", "code": "C1", "welcome": [{"after": "0m", "text": "欢迎"}, {"after": "2h", "text": "领券"}]}]
     path = write_playbook(tmp_path, journeys=[journey], hooks=hooks)
     found = [p for p in _check(path) if p["code"] == "twice-a-day"]
-    assert [p["path"] for p in found] == ["journeys[0].steps"], found
+    assert [p["path"] for p in found] == ["journeys[0].steps", "journeys[0].steps[0]", "journeys[0].steps[1]"], found
     assert "ask, pain" in found[0]["message"]
+    # The second welcome message (a mass send, at 12:00) meets ask and pain; the first (welcome API) meets nothing.
+    assert "step ask of journey ladder and welcome message 2 of hook card" in found[1]["message"] and "(11:00, 12:00)" in found[1]["message"]
+    assert not [p for p in found if "welcome message 1" in p["message"]]
 
 
 def test_the_shipped_list_is_data_with_its_sources() -> None:

@@ -396,7 +396,7 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
                         code=code,
                     )
                 )
-    return problems + _steps_on_beat_days(playbook, routes, staff, severity, code, refused)
+    return problems + _steps_on_beat_days(playbook, routes, staff, severity, code, refused) + _routes_on_one_day(playbook, routes, staff, severity, code, refused)
 
 
 def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: dict[str, str], severity: str, code: str, refused: str) -> list[Problem]:
@@ -443,12 +443,9 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
     problems = []
     for meeting in met.values():
         route, step, beat, (pid, why) = meeting.route, meeting.step, meeting.beat, meeting.sender
-        notes = [f"staff member {staff[pid]}"] * (staff[pid] != pid) + [why] * bool(why)
-        who = f"persona {pid}" + (f" ({'; '.join(notes)})" if notes else "")
-        if (beat.persona or first) != pid:
-            who += f" and persona {beat.persona or first}"
+        who = _who(staff, pid, why, beat.persona or first)
         entered = "added" if route.enter_type == "friend_added" else f"entering ({route.enter_type})"
-        what = f"step {step.id} of journey {route.id}" if route.kind == "journey" else f"welcome message {step.index + 1} of hook {route.hook.id}"
+        what = _step_name(route, step)
         cohort = f" (cohort {meeting.cohort})" if multiple else ""
         message = (
             f"{what} and beat {beat.id} reach one contact on one day, both from {who}: a contact {entered} at {ADD_TIME:%H:%M} on day {meeting.days[0]}{cohort} "
@@ -466,6 +463,81 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
             )
         )
     return problems
+
+
+def _routes_on_one_day(playbook: LoadedPlaybook, routes: Sequence[Any], staff: dict[str, str], severity: str, code: str, refused: str) -> list[Problem]:
+    """Steps of two routes that one add enters landing on one day for that contact, both from one staff member.
+
+    Only routes entered by friend_added (welcome sequences, friend_added journeys) are placed against
+    each other, the contact added at 10:00 as for the beats; a route entered on another event has no
+    known time from the add. Two routes meet when one add can enter both (_one_add_enters), their
+    audiences and the tags that add gives or takes can hold one contact, and one staff member may
+    send both; exits are not modelled, so the message says so."""
+    from siyu_cli._time import wall_clock
+    from siyu_cli.journeys import step_due
+
+    tz = playbook.tz
+    added = wall_clock(playbook.cohorts[0].start, ADD_TIME, tz)
+    placed = [route for route in routes if route.enter_type == "friend_added"]
+    problems = []
+    for route, other in itertools.combinations(placed, 2):
+        if not _one_add_enters(route, other):
+            continue
+        (has, lacks), (other_has, other_lacks) = _route_tags(playbook, route), _route_tags(playbook, other)
+        has, lacks = has | other_has, lacks | other_lacks
+        if has & lacks or not _can_hold([expr for expr in (route.audience, other.audience) if expr is not None], has, lacks):
+            continue
+        theirs = {staff[pid]: (pid, why) for pid, why in reversed(_route_senders(playbook, other))}  # the first that fits wins
+        sender = next(((pid, why) for pid, why in _route_senders(playbook, route) if staff[pid] in theirs), None)
+        if sender is None:
+            continue
+        other_pid, other_why = theirs[staff[sender[0]]]
+        who = _who(staff, sender[0], "; ".join(dict.fromkeys(why for why in (sender[1], other_why) if why)), other_pid)
+        others: dict[date, list[tuple[Any, datetime]]] = defaultdict(list)
+        for later in other.steps:
+            if not by_welcome_api(other, later):
+                due = step_due(added, later, tz)
+                others[due.date()].append((later, due))
+        for step in route.steps:
+            if by_welcome_api(route, step):
+                continue
+            due = step_due(added, step, tz)
+            for later, later_due in others.get(due.date(), ()):
+                problems.append(
+                    playbook.located.problem(
+                        other.path + ("welcome" if other.kind == "welcome" else "steps", later.index),
+                        f"{_step_name(other, later)} and {_step_name(route, step)} reach one contact on one day, both from {who}: "
+                        f"a contact added at {ADD_TIME:%H:%M} gets both on day {(due.date() - added.date()).days + 1} of its runs "
+                        f"({', '.join(f'{t:%H:%M}' for t in sorted((due, later_due)))}) if it has not exited either: "
+                        f"WeCom lets a staff member reach a customer once a day{refused}",
+                        hint="space the two routes' steps a day apart, give one route another persona, or keep one route's contacts out of the other's audience",
+                        severity=severity,
+                        code=code,
+                    )
+                )
+    return problems
+
+
+def _one_add_enters(route: Any, other: Any) -> bool:
+    """Whether one friend_added can enter both routes (JourneyBook.replay): not two different hooks, and an add
+    that is the nth of each one's count (a hook's route counts the adds through it; `repeat` enters from the nth on)."""
+    if route.enter_hook is not None and other.enter_hook is not None and route.enter_hook != other.enter_hook:
+        return False
+    nth, other_nth = route.enter_nth or 1, other.enter_nth or 1
+    if route.enter_hook == other.enter_hook:
+        return nth == other_nth or (route.repeat and other_nth > nth) or (other.repeat and nth > other_nth)
+    hooked, unhooked = (route, other) if route.enter_hook is not None else (other, route)
+    return unhooked.repeat or (unhooked.enter_nth or 1) >= (hooked.enter_nth or 1)  # other adds may come before the hook's
+
+
+def _step_name(route: Any, step: Any) -> str:
+    return f"step {step.id} of journey {route.id}" if route.kind == "journey" else f"welcome message {step.index + 1} of hook {route.hook.id}"
+
+
+def _who(staff: dict[str, str], pid: str, why: str, other: str) -> str:
+    """The persona that sends (its staff member, to whom), and the other persona of that staff member when it is another."""
+    notes = [f"staff member {staff[pid]}"] * (staff[pid] != pid) + [why] * bool(why)
+    return f"persona {pid}" + (f" ({'; '.join(notes)})" if notes else "") + (f" and persona {other}" if other != pid else "")
 
 
 @dataclass
