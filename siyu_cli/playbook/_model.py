@@ -774,13 +774,14 @@ class WebhookOutput(_Strict):
             raise ValueError(f"secret_env is only used by feishu and dingtalk webhooks, not {self.format}; keep the key inside the URL for wecom and json")
         return self
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Any) -> Any:
-        """A bare number is seconds (`timeout: 5`), as in every HTTP client."""
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return f"{value}s"
-        return value if value is None else _duration_ok(value)
+    _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _timeout_ok(v)))
+
+
+def _timeout_ok(value: Any) -> Any:
+    """A bare number is seconds (`timeout: 5`), as in every HTTP client."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return f"{value}s"
+    return value if value is None else _duration_ok(value)
 
 
 class WecomOutput(_Strict):
@@ -799,13 +800,7 @@ class WecomOutput(_Strict):
     name: str | None = Field(None, examples=["wecom"], description="the name the ledger records deliveries under")
 
     _remind = field_validator("remind_after")(classmethod(lambda cls, v: _duration_ok(v)))
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return f"{value}s"
-        return value if value is None else _duration_ok(value)
+    _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _timeout_ok(v)))
 
 
 class OutboxOutput(_Strict):
