@@ -535,3 +535,20 @@ def test_a_locked_store_answers_503_before_wecom_gives_up_and_its_retry_records_
     assert any(line.startswith("not recorded, WeCom will retry: store is locked") for line in served.log)
     assert served.client.post("/wecom/callback", params=params, content=body).text == "success"  # WeCom's retry
     assert counts(tmp_path / "siyu.db") == {"events": 1, "contacts": 1, "wecom_callbacks": 1, "wecom_welcome_codes": 0}
+
+
+def test_a_playbook_edited_while_serve_runs_maps_the_next_callback(served: Served, playbook: Path, tmp_path: Path) -> None:
+    import yaml
+
+    wecom = WeComSide()
+    data = yaml.safe_load(playbook.read_text(encoding="utf-8"))
+    data["hooks"].append({"id": "live", "kind": "live", "code": "LIVE9"})
+    playbook.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert served.post(wecom, contact_xml("add_external_contact", "wmLive", State="LIVE9")).text == "success"
+    playbook.write_text("siyu: 1\nid: [broken\n", encoding="utf-8")  # a broken edit keeps the last good playbook
+    assert served.post(wecom, contact_xml("add_external_contact", "wmCard", State="PKG01")).text == "success"
+    db = tmp_path / "siyu.db"
+    assert query(db, "SELECT contact_id, hook FROM events ORDER BY contact_id") == [("wmCard", "card"), ("wmLive", "live")]
+    served.stop()
+    assert any("callbacks are mapped by the new one" in line for line in served.log)
+    assert any("does not load, so callbacks keep the last one" in line for line in served.log)

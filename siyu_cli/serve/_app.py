@@ -56,6 +56,15 @@ def _secret(environ: Mapping[str, str], name: str, what: str, where: str) -> str
     return value
 
 
+def _stamp(source: Path) -> tuple[int, int]:
+    """(mtime, size) of the playbook: a callback stats it, and reads it again only when it changed."""
+    try:
+        info = source.stat()
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)
+
+
 def check_path(path: str) -> str:
     if not path.startswith("/") or path == "/healthz" or any(c in path for c in "?# "):
         raise UsageError(f"--path {path!r}: the callback path is an absolute URL path other than /healthz", hint=f"e.g. --path {DEFAULT_PATH}")
@@ -128,7 +137,7 @@ def app(
     aes_key = _secret(environ, output.aes_key_env, "callback EncodingAESKey", "客户联系 → API → 接收事件服务器 → EncodingAESKey")
     _secret(environ, output.secret_env, "客户联系 Secret (each add's welcome is sent with it)", "客户联系 → API → Secret, or the Secret of a self-built app listed there under 可调用接口的应用")
     crypto = CallbackCrypto(token, aes_key, corp_id)
-    book = CallbackBook(loaded.model, corp_id)
+    mapping: dict[str, Any] = {"book": CallbackBook(loaded.model, corp_id), "hash": loaded.content_hash, "stamp": _stamp(source)}
     db = open_store(default_path(db_path))
     lock = threading.Lock()
     clock = now or utcnow
@@ -142,9 +151,25 @@ def app(
         try:
             left = max(0.0, STORE_WAIT - (time.monotonic() - since))
             db.conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
-            return book.receive(db, xml, received_at=clock())
+            return current().receive(db, xml, received_at=clock())
         finally:
             lock.release()
+
+    def current() -> CallbackBook:
+        """The playbook as it is now: an edit (a hook or a persona added) maps the next callback; a broken one keeps the last."""
+        stamp = _stamp(source)
+        if stamp != mapping["stamp"]:
+            mapping["stamp"] = stamp
+            try:
+                fresh = read(source)
+            except SiyuError as exc:
+                say(f"the playbook was edited but does not load, so callbacks keep the last one: {exc.message}")
+            else:
+                if fresh.content_hash != mapping["hash"]:
+                    mapping["book"], mapping["hash"] = CallbackBook(fresh.model, corp_id), fresh.content_hash
+                    say("the playbook was edited: callbacks are mapped by the new one")
+        book: CallbackBook = mapping["book"]
+        return book
 
     def rejected(request: Request, exc: CallbackRejected) -> Response:
         client = request.client.host if request.client else "?"
