@@ -146,7 +146,8 @@ def test_a_moments_job_wecom_could_not_hand_to_the_staff_member_is_read_back_as_
     wecom.now = at("2026-12-01 12:50")
     result = invoke("sync", "--now", "2026-12-01 12:50", "--json", code=1)
     assert "invalid_sender_list" in json.loads(result.stdout)["errors"][0]
-    assert query(corp / "siyu.db", "SELECT outcome FROM drafts") == [("not_sent",)]
+    [(outcome, error)] = query(corp / "siyu.db", "SELECT outcome, error FROM drafts")
+    assert outcome == "not_sent" and "invalid_sender_list" in error
 
 
 def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_falls_back_when_wecom_says_the_code_expired(corp: Path, wecom: WecomFake) -> None:

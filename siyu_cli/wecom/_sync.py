@@ -256,11 +256,14 @@ def _read_moment(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[s
         moment_id = result.get("moment_id")
         invalid = (result.get("invalid_sender_list") or {}).get("user_list") or []
         if task["sender"] in invalid:
-            _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
-            report.errors.append(
-                f"{output.name}: Moments job {task['remote_id']}: WeCom could not hand it to {task['sender']} (invalid_sender_list: "
+            why = (
+                f"Moments job {task['remote_id']}: WeCom could not hand it to {task['sender']} (invalid_sender_list: "
                 "not in the app's visible range, or not a staff member who may post customer Moments)"
             )
+            _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
+            with immediate(db):  # kept on the drafts, where `siyu status` and `outbox` show it, not only in this pass's output
+                db.conn.executemany("UPDATE drafts SET error = ? WHERE draft_id = ?", [(f"{output.name}: {why}", d) for d in members.values()])
+            report.errors.append(f"{output.name}: {why}")
             return
         if not moment_id:
             error = result.get("errmsg") or "WeCom made no moment"
