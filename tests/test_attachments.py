@@ -201,11 +201,11 @@ def test_the_outbox_writes_files_beside_the_draft_and_the_ledger_keeps_them(tmp_
     invoke("run", str(playbook), "--once", "--now", "2026-12-01T11:30:00+08:00", "--db", str(tmp_path / "siyu.db"), "--outbox", str(outbox))
     day = outbox / "2026-12-01"
     (flash,) = day.glob("1000-flash-*.md")
-    copied = day / flash.stem / "1-flash.jpg"
-    assert copied.read_bytes() == JPEG
+    name = f"media/{hashlib.sha256(JPEG).hexdigest()[:16]}-flash.jpg"  # the day's media folder, named by content
+    assert (day / name).read_bytes() == JPEG
     text = flash.read_text(encoding="utf-8")
     assert "attachments: 2\n" in text
-    assert f"- 图片 image: ![]({flash.stem}/1-flash.jpg)" in text and "- 图片 image: ![](https://cdn.example.com/b.png)" in text
+    assert f"- 图片 image: ![]({name})" in text and "- 图片 image: ![](https://cdn.example.com/b.png)" in text
     (card,) = day.glob("1100-card-*.md")
     assert "- 链接 link: [今晚8点限时秒杀](https://shop.example.com/flash?from=group) — 满99减30" in card.read_text(encoding="utf-8")
     stored = dict(query(tmp_path / "siyu.db", "SELECT beat, attachments FROM drafts"))
@@ -291,3 +291,18 @@ def test_the_ecommerce_starter_sends_a_poster_and_a_link_card_with_its_flash_sal
     assert shown["flash-preview"] == ["图片 image: ecom-package-card/media/flash_sale.png"]
     assert shown["flash-start"][0].startswith("链接 link: 栖山福利秒杀 · 群友专区 https://")
     assert (project / "templates" / "ecom-package-card" / "media" / "flash_sale.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_file_sent_in_many_named_drafts_is_one_copy_a_day(tmp_path: Path) -> None:
+    from tests.playbooks_fixtures import add_contacts, parents
+
+    named = _flash(id="named", channel="private", audience="parents", text="{{ contact.name }}，今晚秒杀", attachments=["media/flash.jpg"])
+    playbook = _project(tmp_path, [named])
+    add_contacts(tmp_path / "siyu.db", parents(25))
+    outbox = tmp_path / "outbox"
+    invoke("run", str(playbook), "--once", "--now", "2026-12-01T10:05:00+08:00", "--db", str(tmp_path / "siyu.db"), "--outbox", str(outbox))
+    day = outbox / "2026-12-01"
+    drafts = sorted(day.glob("1000-named-*.md"))
+    [copy] = (day / "media").iterdir()
+    assert len(drafts) == 25 and all(f"![](media/{copy.name})" in d.read_text(encoding="utf-8") for d in drafts)
+    assert [p for p in day.iterdir() if p.is_dir()] == [day / "media"]  # no folder per draft

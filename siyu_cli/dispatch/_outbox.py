@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -35,6 +36,8 @@ _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR, errno.EIO, 
 _CACHE_LIMIT = 4096
 _stamps: dict[tuple[datetime, object, int], tuple[str, str, str, str]] = {}
 LIST_INLINE = 20  # recipients a task's file lists itself; more go in the CSV beside it
+MEDIA = "media"  # the day folder's attachments, named by content
+_digests: dict[tuple[str, int, int], str] = {}
 _beats: dict[str, str] = {}
 
 
@@ -142,14 +145,34 @@ def _recipient_lines(msg: Outgoing) -> str:
 
 
 def media_files(msg: Outgoing) -> list[tuple[str, str]]:
-    """(source file, name in the draft's folder) of each file attachment, covers included, in order."""
-    _day, name = _parts(msg)
-    stem = name[: -len(".md")]
+    """(source file, name in the day folder) of each file attachment, covers included, in order.
+
+    Named by content (`media/<sha256 prefix>-<name>`): a poster sent to 1,000 contacts in named 1v1 drafts is
+    one file a day, not 1,000; an edited poster gets a new name, so drafts already out keep the bytes they had."""
     found = []
-    for number, media in enumerate(msg.attachments, start=1):
+    for media in msg.attachments:
         for path in (media.path, media.cover_path):
             if path is not None:
-                found.append((path, f"{stem}/{number}-{_safe(os.path.basename(path), _UNSAFE, 80)}"))
+                found.append((path, f"{MEDIA}/{_digest(path)[:16]}-{_safe(os.path.basename(path), _UNSAFE, 80)}"))
+    return found
+
+
+def _digest(path: str) -> str:
+    """SHA-256 of a file, once per (path, size, mtime) in this process ("" when it cannot be read: delivering says why)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ""
+    key = (path, info.st_size, info.st_mtime_ns)
+    found = _digests.get(key)
+    if found is None:
+        try:
+            found = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return ""
+        if len(_digests) >= _CACHE_LIMIT:
+            _digests.clear()
+        _digests[key] = found
     return found
 
 
@@ -212,11 +235,13 @@ class OutboxOutput:
         return path
 
     def _copy_media(self, folder: str, msg: Outgoing) -> None:
-        """The draft's files beside it, before its Markdown: a draft file that exists has its attachments."""
+        """The draft's files in the day's media folder, before its Markdown: a draft file that exists has its
+        attachments. A file already there under its content's name is not copied again."""
         files = media_files(msg)
         if files:
-            _make_folder(f"{folder}/{files[0][1].split('/')[0]}")
+            _make_folder(f"{folder}/{MEDIA}")
         for source, name in files:
+            target = f"{folder}/{name}"
             try:
                 data = Path(source).read_bytes()
             except OSError as exc:
@@ -224,10 +249,12 @@ class OutboxOutput:
                     f"outbox: cannot read the attachment {source}: {exc.strerror or exc}",
                     hint="put the file back (or change the attachments), then `siyu retry` the draft",
                 ) from None
-            target = f"{folder}/{name}"
+            if hashlib.sha256(data).hexdigest()[:16] != os.path.basename(name)[:16]:
+                _digests.clear()
+                raise DeliveryError(f"outbox: the attachment {source} changed while it was being copied", transient=True, hint="the next pass sends it")
             with contextlib.suppress(OSError):
-                if os.path.getsize(target) == len(data) and Path(target).read_bytes() == data:
-                    continue
+                if os.path.getsize(target) == len(data):
+                    continue  # its name is its content: the same bytes are there
             _write_atomic(os.path.dirname(target), target, os.path.basename(target), data)
 
     def flush(self) -> None:
