@@ -303,14 +303,22 @@ def outbox_list(
         if as_json:
             print_json(found)
             return
-        listing = Table(title=f"{len(found)} send task(s) 任务")
-        for column in ("task", "due", "beat", "channel", "persona", "recipients", "sent", "done", "not a friend", "quota", "left out", "in doubt"):
-            listing.add_column(column, overflow="fold")
+        listing = Table(title=f"{len(found)} send task(s) 任务", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold")
+        # The outcome columns only when a task has one: an outbox-only campaign reads a narrow table.
+        counts = [("recipients", "to"), ("sent", "sent"), ("done", "done")] + [
+            (key, label) for key, label in (("not_friend", "not friend"), ("quota", "quota"), ("not_sent", "left out"), ("unknown", "in doubt")) if any(row[key] for row in found)
+        ]
+        listing.add_column("task", no_wrap=True)
+        listing.add_column("due", no_wrap=True)
+        listing.add_column("beat", overflow="fold")
+        listing.add_column("channel", no_wrap=True)
+        listing.add_column("persona", no_wrap=True)
+        for _, label in counts:
+            listing.add_column(label, justify="right", no_wrap=True)
         for row in found:
             listing.add_row(
-                row["task_id"], row["due_local"], row["beat"], row["channel"], row["persona"] or "",
-                *(str(row[key] or 0) for key in ("recipients", "sent", "done", "not_friend", "quota", "not_sent", "unknown")),
-            )  # fmt: skip
+                row["task_id"], row["due_local"][5:], row["beat"], row["channel"], row["persona"] or "", *(str(row[key] or 0) for key, _ in counts)
+            )
         out().print(listing)
         return
     rows, tz = list_drafts(find_playbook(playbook, playbook_arg), db, date=date, status=status, limit=limit)
