@@ -49,13 +49,6 @@ def wecom_output(model: Any, source: Path) -> WecomOutput:
     return found
 
 
-def _secret(environ: Mapping[str, str], name: str, what: str, where: str) -> str:
-    value = environ.get(name, "").strip()
-    if not value:
-        raise SiyuError(f"environment variable {name} is not set; siyu serve takes the {what} from it", hint=f"export {name}='…' ({where})")
-    return value
-
-
 def _stamp(source: Path) -> tuple[int, int]:
     """(mtime, size) of the playbook: a callback stats it, and reads it again only when it changed."""
     try:
@@ -127,15 +120,16 @@ def app(
     from siyu_cli.store import default_path, open_store
     from siyu_cli.wecom._crypto import CallbackCrypto
     from siyu_cli.wecom._events import CallbackBook
+    from siyu_cli.wecom._output import setting
 
     check_path(path)
     source = Path(playbook_path)
     loaded = read(source)
     output = wecom_output(loaded.model, source)
-    corp_id = _secret(environ, output.corp_id_env, "corp id (企业ID)", "我的企业 → 企业信息 → 企业ID")
-    token = _secret(environ, output.token_env, "callback Token", "客户联系 → API → 接收事件服务器 → Token")
-    aes_key = _secret(environ, output.aes_key_env, "callback EncodingAESKey", "客户联系 → API → 接收事件服务器 → EncodingAESKey")
-    _secret(environ, output.secret_env, "客户联系 Secret (each add's welcome is sent with it)", "客户联系 → API → Secret, or the Secret of a self-built app listed there under 可调用接口的应用")
+    corp_id = setting(environ, output.corp_id_env, "corp id (企业ID)", "我的企业 → 企业信息 → 企业ID", who="siyu serve")
+    token = setting(environ, output.token_env, "callback Token", "客户联系 → API → 接收事件服务器 → Token", who="siyu serve")
+    aes_key = setting(environ, output.aes_key_env, "callback EncodingAESKey", "客户联系 → API → 接收事件服务器 → EncodingAESKey", who="siyu serve")
+    setting(environ, output.secret_env, "客户联系 Secret (each add's welcome is sent with it)", "客户联系 → API → Secret, or the Secret of a self-built app listed there under 可调用接口的应用", who="siyu serve")
     crypto = CallbackCrypto(token, aes_key, corp_id)
     mapping: dict[str, Any] = {"book": CallbackBook(loaded.model, corp_id), "hash": loaded.content_hash, "stamp": _stamp(source)}
     db = open_store(default_path(db_path))

@@ -46,8 +46,8 @@ class WecomOutput:
         self.spec = dict(spec)
         self.playbook = playbook
         self.db = db
-        self.corp_id = _env(environ, self.spec.get("corp_id_env") or "SIYU_WECOM_CORP_ID", "the corp id (企业ID, 管理后台 我的企业 → 企业信息)")
-        self._secret = _env(environ, self.spec.get("secret_env") or "SIYU_WECOM_SECRET", "the 客户联系 Secret (管理后台 客户与上下游 → 客户联系 → API)")
+        self.corp_id = setting(environ, self.spec.get("corp_id_env") or "SIYU_WECOM_CORP_ID", "corp id (企业ID)", "我的企业 → 企业信息 → 企业ID")
+        self._secret = setting(environ, self.spec.get("secret_env") or "SIYU_WECOM_SECRET", "客户联系 Secret", "客户与上下游 → 客户联系 → API → Secret")
         self._sleep = sleep
         self._client: WecomClient | None = None
         self.pass_clock: Callable[[], datetime] = utcnow  # the pass's clock (the runner sets it each pass)
@@ -245,11 +245,12 @@ def _audience_tags(expression: str | None) -> list[str]:
     return found
 
 
-def _env(environ: Mapping[str, str], name: str, what: str) -> str:
+def setting(environ: Mapping[str, str], name: str, what: str, where: str, *, who: str = "the wecom output") -> str:
+    """A variable the wecom output names (siyu serve reads them too): its value, or an error saying where the admin console shows it."""
     value = environ.get(name, "").strip()
     if not value:
         raise SiyuError(
-            f"environment variable {name} is not set; the wecom output takes {what} from it",
-            hint=f"export {name}=... (secrets live in the environment, never in the playbook)",
+            f"environment variable {name} is not set; {who} takes the {what} from it",
+            hint=f"export {name}='…' (管理后台 {where}; secrets live in the environment, never in the playbook)",
         )
     return value
