@@ -283,40 +283,41 @@ class Ledger:
         """Take up to `limit` drafts due by `now` for this run, with every due draft of the same send task,
         leased from `lease_from` (default `now`). Two processes never get the same draft.
 
-        One statement: the oldest due drafts in (due_at, draft_id) order, and the due drafts sharing a
-        `send_key` with one of them, are marked and returned, so a task of 100,000 recipients is claimed
-        whole or not at all. `only` claims exactly those drafts. `+state` keeps the update on the
-        draft_id key instead of scanning every pending draft.
+        One transaction: the oldest due drafts in (due_at, draft_id) order are marked and returned, then the due
+        drafts sharing a `send_key` with one of them (by the send-key index), so a task of 100,000 recipients is
+        claimed whole or not at all. `only` claims exactly those drafts. `+state` keeps each update on its key
+        instead of scanning every pending draft (one statement with an OR of both read the whole table per batch).
         """
-        pick = "SELECT draft_id, send_key FROM drafts WHERE state = 'pending' AND due_at <= :now"
+        pick = "SELECT draft_id FROM drafts WHERE state = 'pending' AND due_at <= ?"
         stamp = to_db(now)
-        params: dict[str, Any] = {"run": run_id, "lease": to_db((lease_from or now) + lease_length()), "now": stamp, "limit": limit}
+        lease = to_db((lease_from or now) + lease_length())
+        params: list[Any] = [run_id, lease, stamp, stamp]
         if playbook_id is not None:
-            pick += " AND playbook_id = :playbook"
-            params["playbook"] = playbook_id
+            pick += " AND playbook_id = ?"
+            params.append(playbook_id)
         if only is not None:
-            names = [f":only{n}" for n in range(len(only))]
-            pick += f" AND draft_id IN ({', '.join(names)})"
-            params.update({name[1:]: draft for name, draft in zip(names, only, strict=True)})
-        pick += " ORDER BY due_at, draft_id LIMIT :limit"
-        mates = (
-            ""
-            if only is not None
-            else " OR (send_key IN (SELECT send_key FROM pick WHERE send_key IS NOT NULL) AND +state = 'pending' AND due_at <= :now"
-            + (" AND playbook_id = :playbook" if playbook_id is not None else "")
-            + ")"
-        )
+            pick += f" AND draft_id IN ({', '.join('?' * len(only))})"
+            params.extend(only)
+        pick += " ORDER BY due_at, draft_id LIMIT ?"
+        params.append(limit)
+        mark = "UPDATE drafts SET state = 'claimed', claimed_by = ?, lease_until = ?, claimed_at = ?, attempts = attempts + 1 "
         with immediate(self.db):
-            cursor = self.db.conn.execute(
-                f"WITH pick AS MATERIALIZED ({pick}) "
-                "UPDATE drafts SET state = 'claimed', claimed_by = :run, lease_until = :lease, claimed_at = :now, attempts = attempts + 1 "
-                f"WHERE (draft_id IN (SELECT draft_id FROM pick) AND +state = 'pending'){mates} RETURNING *",
-                params,
-            )
-            columns = [c[0] for c in cursor.description]
-            claimed = [dict(zip(columns, row, strict=True)) for row in cursor]
+            claimed = self._claimed(self.db.conn.execute(f"{mark}WHERE draft_id IN ({pick}) AND +state = 'pending' RETURNING *", params))
+            keys = sorted({row["send_key"] for row in claimed if row["send_key"] is not None})
+            if keys and only is None:
+                mates = f"{mark}WHERE send_key IN ({', '.join('?' * len(keys))}) AND +state = 'pending' AND due_at <= ?"
+                extra: list[Any] = [run_id, lease, stamp, *keys, stamp]
+                if playbook_id is not None:
+                    mates += " AND playbook_id = ?"
+                    extra.append(playbook_id)
+                claimed += self._claimed(self.db.conn.execute(f"{mates} RETURNING *", extra))
         claimed.sort(key=_due_then_id)
         return claimed
+
+    @staticmethod
+    def _claimed(cursor: Any) -> list[dict[str, Any]]:
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor]
 
     def deliveries(self, draft_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """draft id → output → state."""
