@@ -17,14 +17,16 @@ it, and the floor), each reporting its own high-water RSS as it exits (HWM below
 from __future__ import annotations
 
 import csv
+import shutil
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from bench._data import TASK_TEMPLATE, contact_rows
+from bench._data import TASK_TEMPLATE, contact_rows, floor_transaction, insert_sql
 from bench._dispatch import DRAFT_COLUMNS, HOTSPOTS, NOW, Pass, Timed, compare, drafts_ddl, insert_drafts, ledger_rows, template_context
-from bench._harness import ROOT, Config, Result, venv_python
+from bench._harness import ROOT, Config, Result, Timing, interleaved, venv_python
 from bench._scale import child
 
 NAME = "dispatch-task"
@@ -102,6 +104,51 @@ class TaskFloor(Timed):
         self.note(started, rendered, time.perf_counter())
 
 
+class ContractLeast(TaskFloor):
+    """What the ledger's contract cannot do without, written as plainly as SQL allows: the floor's insert of the rows
+    (pending, as a record must leave them), one set-based UPDATE claiming them by send key, one settling them sent.
+    `merged`: the rows inserted already claimed, as if recording and claiming were one write, then settled.
+
+    Not a target: the least a pass that keeps a row per (draft, recipient) from its recording on and moves it
+    pending → claimed → sent can cost, measured beside the floor so the floor's ratio can be read against it.
+    No outbox file, no delivery rows, no contact read: every part a real pass adds is left out.
+    """
+
+    def __init__(self, root: Path, n: int, *, merged: bool = False) -> None:
+        super().__init__(root, n)
+        self.merged = merged
+        self.parts = {"least: insert": [], "least: claim by send key": [], "least: settle by send key": []}
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        text = self.template.render(self.context)
+        rows = ledger_rows(self.contacts, [text] * len(self.contacts))
+        stamp = rows[0][-1]
+        state, run, attempts = ("claimed", "run", 1) if self.merged else ("pending", None, 0)
+        assert self.work is not None
+        with floor_transaction(self.work / "least.db", self.ddl) as conn:
+            conn.executemany(
+                insert_sql("drafts", (*DRAFT_COLUMNS, *TASK_COLUMNS, "claimed_by")),
+                ((*row[:14], state, None, None, row[17], None, f"beat\x1fdefault\x1finvite\x1f1\x1f0\x1f{row[5]}", SEND_KEY, None, attempts, stamp if run else None, run)
+                 for row in rows),
+            )  # fmt: skip
+        inserted = time.perf_counter()
+        if not self.merged:
+            with floor_transaction(self.work / "least.db", ()) as conn:
+                conn.execute(
+                    "UPDATE drafts SET state = 'claimed', claimed_by = 'run', lease_until = ?, claimed_at = ?, attempts = attempts + 1 WHERE send_key = ? AND +state = 'pending'",
+                    [stamp, stamp, SEND_KEY],
+                )
+        claimed = time.perf_counter()
+        task = f"{min(row[0] for row in rows)}-{len(rows)}"
+        with floor_transaction(self.work / "least.db", ()) as conn:
+            conn.execute(
+                "UPDATE drafts SET state = 'sent', finished_at = ?, task_id = ?, claimed_by = NULL, lease_until = NULL WHERE send_key = ? AND claimed_by = 'run' AND state = 'claimed'",
+                [stamp, task, SEND_KEY],
+            )
+        self.note(started, inserted, claimed, time.perf_counter())
+
+
 def floor_once(n: int) -> None:
     """One floor run in a folder of its own: what the peak-memory child runs."""
     root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
@@ -139,9 +186,36 @@ def peaks(n: int) -> dict[str, float]:
     return {"peak_mb": _peak_mb(ours.stderr), "floor_peak_mb": _peak_mb(floor.stderr), "child_wall_s": float(ours.wall_s or 0.0)}
 
 
+def contract_least(cfg: Config, n: int) -> dict[str, Any]:
+    """ContractLeast (both ways) and the floor, in turns, as many times as the main comparison: medians and ratios."""
+    root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
+    try:
+        sides = {"least": ContractLeast(root, n), "least_merged": ContractLeast(root, n, merged=True), "floor": TaskFloor(root, n)}
+        timed = interleaved({name: (side, side.fresh) for name, side in sides.items()}, cfg.times(3))
+        for side in sides.values():
+            side.cleanup()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    floor_s = timed["floor"].median
+    found: dict[str, Any] = {"floor_s": floor_s}
+    for name in ("least", "least_merged"):
+        found[name] = {
+            "median_s": timed[name].median, "ratio": timed[name].median / floor_s,
+            "parts": {part: Timing.of(times).median for part, times in sides[name].parts.items() if times},
+        }  # fmt: skip
+    return found
+
+
 def run(cfg: Config) -> list[Result]:
     n = 1_000 if cfg.quick else 100_000
     result = compare(cfg, NAME, "plain Jinja once + executemany", TARGET, n, lambda root: (TaskPass(root, n), TaskFloor(root, n)), TASK_HOTSPOTS, top=30)
+    least = contract_least(cfg, n)
+    result.info["contract_least"] = least
+    result.info["notes"].append(
+        f"the ledger contract's least in plain SQL, nothing else (beside a floor of {least['floor_s']:.2f} s): insert pending + claim + "
+        f"settle by send key {least['least']['median_s']:.2f} s ({least['least']['ratio']:.2f}x); inserted claimed + settle "
+        f"{least['least_merged']['median_s']:.2f} s ({least['least_merged']['ratio']:.2f}x)"
+    )
     found = peaks(n)
     result.info.update(found, tasks=1, outbox={"md": 1, "csv_rows": n})
     result.info["notes"].append(
