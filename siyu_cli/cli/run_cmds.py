@@ -258,7 +258,7 @@ def sync(
     from siyu_cli.dispatch import PassSummary, Runner
 
     runner = Runner(find_playbook(playbook_opt, playbook), db_path=db)
-    if not any(hasattr(output, "sync") for output in runner.outputs):
+    if not any(output.reads_back for output in runner.outputs):
         raise UsageError(
             f"{runner.playbook.id} has no output that reads back what was sent",
             hint="sync is for the wecom output: add {type: wecom} to outputs (README, WeCom)",

@@ -27,6 +27,7 @@ class ConsoleOutput:
     """Hands each draft to a callback (the CLI prints a panel), or prints a plain block."""
 
     idempotent = False
+    reads_back = False
 
     def __init__(self, callback: Callable[[Outgoing], None] | None = None, *, name: str = "console") -> None:
         self.callback = callback

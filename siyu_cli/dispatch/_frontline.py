@@ -98,14 +98,10 @@ def mark_done(db_path: str | None, ids: list[str], by: str | None) -> tuple[list
             hint="skipped drafts (holdout, quiet hours, limit, missed) were decided not to be sent",
         )
     # What WeCom read back (who sent it, when, or why not) is the record: a hand mark does not overwrite it.
-    read_back = {row[0] for chunk in _chunks(full, 500) for row in db.execute(f"SELECT draft_id FROM drafts WHERE outcome IS NOT NULL AND draft_id IN ({', '.join('?' * len(chunk))})", chunk)}
+    read_back = ledger.read_back(full)
     marked = [draft_id for draft_id in full if draft_id not in read_back]
     ledger.set_state(marked, "sent", done_by=who, now=utcnow(), allowed=DONE_FROM)
     return marked, sorted(read_back)
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _user() -> str:

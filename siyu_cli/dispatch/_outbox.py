@@ -201,6 +201,7 @@ class OutboxOutput:
     """Writes each draft to its own Markdown file under the outbox folder."""
 
     idempotent = True
+    reads_back = False
 
     def __init__(self, folder: Path, *, name: str = "outbox") -> None:
         self.folder = Path(folder)

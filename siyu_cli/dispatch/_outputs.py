@@ -108,6 +108,8 @@ class Output(Protocol):
 
     name: str
     idempotent: bool
+    # Reads back from its platform what was really sent (`sync`), so a first welcome it sends cannot wait for quiet hours.
+    reads_back: bool
 
     def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> str | Delivered: ...
 

@@ -315,10 +315,9 @@ class Runner:
         recipients' outcomes, reminders. Before delivery, so a task WeCom never made goes out this pass.
         `every_task`: read every open task now (`siyu sync`), not only those unread for a few minutes."""
         for output in self.outputs:
-            reader = getattr(output, "sync", None)
-            if reader is None:
+            if not output.reads_back:
                 continue
-            report = reader(now, every_task=every_task)
+            report = output.sync(now, every_task=every_task)  # type: ignore[attr-defined]
             if report.settled:
                 # Drafts this pass's recovery put in doubt that WeCom's own list has now settled.
                 summary.unknown = max(summary.unknown - report.settled, 0)
@@ -560,7 +559,7 @@ class Runner:
     def _instant_welcomes(self) -> frozenset[str]:
         """The welcome steps sent with the add's WelcomeCode (`after: 0m`, with the wecom output): `welcome:<hook>:<n>`."""
         if self._welcomes is None:
-            wecom = any(getattr(output, "sync", None) is not None for output in self.outputs)
+            wecom = any(output.reads_back for output in self.outputs)
             self._welcomes = frozenset(
                 f"welcome:{hook.id}:{number}"
                 for hook in self.playbook.model.hooks

@@ -218,6 +218,7 @@ class WebhookOutput:
     """Posts each draft to one robot or endpoint. Not idempotent: a resend posts again."""
 
     idempotent = False
+    reads_back = False
 
     def __init__(
         self,

@@ -328,6 +328,14 @@ class Ledger:
                 found.setdefault(draft_id, {})[output] = state
         return found
 
+    def read_back(self, draft_ids: Sequence[str]) -> set[str]:
+        """Which of these drafts hold what their platform read back (WeCom: who sent it and when, or why not)."""
+        found: set[str] = set()
+        for chunk in _chunks(list(draft_ids), 500):
+            rows = self.db.execute(f"SELECT draft_id FROM drafts WHERE outcome IS NOT NULL AND draft_id IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update(row[0] for row in rows)
+        return found
+
     def mark_inflight(self, drafts: str | Sequence[str], output: str, now: datetime, run_id: str) -> None:
         """Committed before a non-idempotent send, so a crash mid-send leaves evidence: unknown, not resent.
 

@@ -40,6 +40,7 @@ class WecomOutput:
     """Hands send tasks to WeCom (企业微信 客户联系) for staff to confirm."""
 
     idempotent = False
+    reads_back = True  # sync: each recipient's outcome from WeCom's own lists
 
     def __init__(self, spec: Mapping[str, Any], *, name: str, playbook: LoadedPlaybook, db: sqlite_utils.Database, environ: Mapping[str, str], sleep: Callable[[float], None]) -> None:
         self.name = name
