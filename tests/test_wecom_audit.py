@@ -150,6 +150,18 @@ def test_a_moments_job_wecom_could_not_hand_to_the_staff_member_is_read_back_as_
     assert outcome == "not_sent" and "invalid_sender_list" in error
 
 
+def test_a_pass_that_reads_back_a_moments_job_no_staff_member_could_post_exits_1_so_cron_mails_it(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MOMENTS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    wecom.staff = {"someone-else"}
+    once("2026-12-01 12:31")
+    wecom.now = at("2026-12-01 12:40")
+    assert once("2026-12-01 12:40")["readback"] == {}  # the job is still being made: nothing to say yet
+    wecom.now = at("2026-12-01 12:50")
+    summary = once("2026-12-01 12:50", code=1)
+    assert summary["readback"] == {"not_sent": 1, "errors": 1} and "invalid_sender_list" in summary["errors"][0]
+    assert once("2026-12-01 12:51")["readback"] == {}  # read once: the next pass has nothing more to say
+
+
 def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_falls_back_when_wecom_says_the_code_expired(corp: Path, wecom: WecomFake) -> None:
     from siyu_cli.store import open_store
 

@@ -129,7 +129,7 @@ def run(
     if once:
         summary = runner.run_once(moment)
         _print_summary(summary, as_json)
-        if summary.failed or summary.unknown or summary.blocked:
+        if summary.failed or summary.unknown or summary.blocked or summary.readback.get("errors"):
             raise typer.Exit(1)  # so cron mails it
         return
     if clock == "fast":

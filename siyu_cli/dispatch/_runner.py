@@ -327,6 +327,9 @@ class Runner:
                 if count:
                     summary.readback[key] = summary.readback.get(key, 0) + count
             summary.errors.extend(report.errors)
+            if report.errors:
+                # What WeCom would not answer or could not do (a Moments job no staff member can post): a person looks.
+                summary.readback["errors"] = summary.readback.get("errors", 0) + len(report.errors)
 
     def skip_missed(self, now: datetime, summary: PassSummary) -> None:
         """Pending drafts already in the ledger are held to max_late too, counted from their due time."""
