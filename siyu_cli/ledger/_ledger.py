@@ -99,6 +99,12 @@ _UPSERT_DELIVERY = (
     "ON CONFLICT(draft_id, output) DO UPDATE SET state = excluded.state, location = COALESCE(excluded.location, location), "
     "error = excluded.error, attempts = attempts + (excluded.state = 'inflight'), updated_at = excluded.updated_at"
 )
+# What dispatch reads of a claimed draft: a task of 100,000 recipients is this many columns times 100,000 in memory.
+CLAIMED_COLUMNS = (
+    "draft_id", "playbook_id", "cohort", "beat", "target", "day", "channel", "persona", "category", "variant", "due_at", "first_due_at",
+    "carried_to", "text", "reason", "attempts", "entry", "attachments", "send_key",
+)  # fmt: skip
+_RETURNING = f"RETURNING {', '.join(CLAIMED_COLUMNS)}"
 _INSERT = f"INSERT OR IGNORE INTO drafts ({', '.join(DRAFT_COLUMNS)}) VALUES ({', '.join('?' * len(DRAFT_COLUMNS))})"
 
 
@@ -302,7 +308,7 @@ class Ledger:
         params.append(limit)
         mark = "UPDATE drafts SET state = 'claimed', claimed_by = ?, lease_until = ?, claimed_at = ?, attempts = attempts + 1 "
         with immediate(self.db):
-            claimed = self._claimed(self.db.conn.execute(f"{mark}WHERE draft_id IN ({pick}) AND +state = 'pending' RETURNING *", params))
+            claimed = self._claimed(self.db.conn.execute(f"{mark}WHERE draft_id IN ({pick}) AND +state = 'pending' {_RETURNING}", params))
             keys = sorted({row["send_key"] for row in claimed if row["send_key"] is not None})
             if keys and only is None:
                 mates = f"{mark}WHERE send_key IN ({', '.join('?' * len(keys))}) AND +state = 'pending' AND due_at <= ?"
@@ -310,14 +316,20 @@ class Ledger:
                 if playbook_id is not None:
                     mates += " AND playbook_id = ?"
                     extra.append(playbook_id)
-                claimed += self._claimed(self.db.conn.execute(f"{mates} RETURNING *", extra))
+                claimed += self._claimed(self.db.conn.execute(f"{mates} {_RETURNING}", extra))
         claimed.sort(key=_due_then_id)
         return claimed
 
     @staticmethod
     def _claimed(cursor: Any) -> list[dict[str, Any]]:
+        """Rows as dicts; what a task's drafts share (its text, beat, due time …) is held once, not once per recipient."""
         columns = [c[0] for c in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in cursor]
+        shared: dict[str, str] = {}
+        own = {"draft_id", "target"}
+        rows = []
+        for row in cursor:
+            rows.append({name: shared.setdefault(value, value) if type(value) is str and name not in own else value for name, value in zip(columns, row, strict=True)})
+        return rows
 
     def deliveries(self, draft_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """draft id → output → state."""
