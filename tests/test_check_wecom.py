@@ -381,3 +381,30 @@ def test_two_routes_that_never_meet_on_one_day(tmp_path: Path, journey: dict[str
     base = {"id": "tip", "persona": "host", "enter": {"event": "friend_added"}, "steps": [{"id": "tip", "after": "1d", "at": "15:00", "text": "防晒要足量"}]}
     path = _playbook(tmp_path, hooks=[WELCOMED, other], journeys=[{**base, **journey}], beats=[MORNING], days=10)
     invoke("check", str(path), "--strict")
+
+
+def test_two_wecom_outputs_of_one_corp_are_an_error(tmp_path: Path) -> None:
+    """Every output receives every due draft: a second wecom output in one corp makes every task twice (audit 7 #2)."""
+    path = _playbook(tmp_path, outputs=[{"type": "wecom", "remind_after": "2h"}, {"type": "wecom"}])
+    result = invoke("check", str(path), code=1)
+    assert "error: outputs[1]: outputs[0] and outputs[1] are both wecom outputs of the corp in SIYU_WECOM_CORP_ID" in result.stderr
+    (problem,) = _coded(path, "wecom-output-twice")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert problem["severity"] == "error" and problem["path"] == "outputs[1]"
+    assert problem["line"] == max(n for n, line in enumerate(lines, 1) if line.strip() == "- type: wecom")  # the second one's line
+    assert "everything twice" in problem["message"] and "remove outputs[1]" in problem["hint"]
+    # Named explicitly, the same variable is the same corp; the run refuses the playbook as check does.
+    path = _playbook(tmp_path, outputs=["outbox", {"type": "wecom"}, {"type": "wecom", "corp_id_env": "SIYU_WECOM_CORP_ID", "name": "again"}])
+    (problem,) = _coded(path, "wecom-output-twice")
+    assert problem["path"] == "outputs[2].corp_id_env" and "outputs[1] and outputs[2]" in problem["message"]
+    result = invoke("run", str(path), "--once", "--now", "2026-12-01T12:05", "--db", str(tmp_path / "s.db"), code=1)
+    assert "error: outputs[2].corp_id_env: outputs[1] and outputs[2] are both wecom outputs" in result.stderr
+
+
+def test_wecom_outputs_of_two_corps_are_a_warning(tmp_path: Path) -> None:
+    path = _playbook(tmp_path, outputs=[{"type": "wecom"}, {"type": "wecom", "corp_id_env": "SIYU_CORP_B_ID", "secret_env": "SIYU_CORP_B_SECRET"}])
+    (problem,) = _coded(path, "wecom-", code=0)
+    assert problem["code"] == "wecom-two-corps" and problem["severity"] == "warning" and problem["path"] == "outputs[1].corp_id_env"
+    assert "two corps (SIYU_WECOM_CORP_ID and SIYU_CORP_B_ID)" in problem["message"] and "one staff member in one corp" in problem["message"]
+    assert "SIYU_CORP_B_ID" in _line_of(path, problem) and "its own playbook" in problem["hint"]
+    invoke("check", str(path), "--strict", code=1)

@@ -76,12 +76,32 @@ def wecom_problems(playbook: LoadedPlaybook, samples: Any, planner: Any = None) 
     calendars = [(run, list(occurrences(playbook, run, search))) for run in playbook.cohorts]
     routes = samples.routes
     return [
+        *_corps(playbook),
         *_staff(playbook, calendars),
         *_chats(playbook, calendars),
         *_cards(playbook),
         *_text_sizes(playbook, samples.longest.values()),
         *_customer_quota(playbook, calendars, routes, planner),
         *_group_quota(playbook, calendars),
+    ]
+
+
+def _corps(playbook: LoadedPlaybook) -> list[Problem]:
+    """Wecom outputs of two corps (one corp twice is the loader's error): every draft goes to both, but a wecom_userid is one corp's staff member."""
+    outputs = [(index, output) for index, output in enumerate(playbook.model.outputs) if isinstance(output, WecomOutput)]
+    if len({output.corp_id_env for _, output in outputs}) < 2:
+        return []
+    (first, one), (index, other) = outputs[0], next(item for item in outputs if item[1].corp_id_env != outputs[0][1].corp_id_env)
+    return [
+        playbook.located.problem(
+            ("outputs", index, "corp_id_env"),
+            f"outputs[{first}] and outputs[{index}] are wecom outputs of two corps ({one.corp_id_env} and {other.corp_id_env}): every draft goes to both, "
+            "but a persona's wecom_userid is one staff member in one corp and a customer's external_userid (wm…) is one corp's: "
+            "the other corp refuses those tasks or hands them to whoever has that userid there",
+            hint="keep one wecom output, and run the other corp from its own playbook (and store) with its own personas",
+            severity="warning",
+            code="wecom-two-corps",
+        )
     ]
 
 

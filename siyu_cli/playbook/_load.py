@@ -19,7 +19,7 @@ from siyu_cli.errors import PlaybookInvalid, Problem
 from siyu_cli.playbook import _days, _tags
 from siyu_cli.playbook._calendar import WORDS as CALENDAR_WORDS
 from siyu_cli.playbook._calendar import Calendar, package_version
-from siyu_cli.playbook._model import Beat, Cohort, Playbook
+from siyu_cli.playbook._model import Beat, Cohort, Playbook, WecomOutput
 from siyu_cli.playbook._yaml import Located, Path_, Yaml11, format_path, load_located
 
 DEFAULT_COHORT = "default"
@@ -162,6 +162,7 @@ def read(path: Path) -> LoadedPlaybook:
     except ValidationError as exc:
         problems.extend(_validation_problems(exc, located))
     problems.extend(_reference_problems(located))
+    problems.extend(_one_corp_problems(located))
     problems.extend(_yaml11_problems(located))
     errors = [p for p in problems if p.severity == "error"]
     if errors or model is None:
@@ -611,6 +612,34 @@ def _reference_problems(located: Located) -> list[Problem]:
                         )
                     )
     del beats_
+    return problems
+
+
+def _one_corp_problems(located: Located) -> list[Problem]:
+    """A second wecom output reading the corp another reads: every output receives every due draft, so each task would be made twice."""
+    default = WecomOutput.model_fields["corp_id_env"].default
+    outputs = located.data.get("outputs")
+    first: dict[str, int] = {}
+    problems = []
+    for index, output in enumerate(outputs if isinstance(outputs, list) else []):
+        if not isinstance(output, dict) or output.get("type") != "wecom":
+            continue
+        env = output.get("corp_id_env", default)
+        if not isinstance(env, str):
+            continue
+        if env not in first:
+            first[env] = index
+            continue
+        path = ("outputs", index) + (("corp_id_env",) if "corp_id_env" in output else ())
+        problems.append(
+            located.problem(
+                path,
+                f"outputs[{first[env]}] and outputs[{index}] are both wecom outputs of the corp in {env}: every output receives every due draft, "
+                "so each would create the same task in WeCom, every customer and group would get everything twice, and each send would use two of the month's mass sends",
+                hint=f"keep one {{type: wecom}} output per corp: remove outputs[{index}], moving any setting it has (remind_after, moments_tags) to outputs[{first[env]}]",
+                code="wecom-output-twice",
+            )
+        )
     return problems
 
 
