@@ -2,8 +2,8 @@
 
 Three steps, each pass and `siyu sync`:
 - **find**: a task whose creating request may have reached WeCom (the pass died, or no answer came) is
-  looked for in WeCom's own list (get_groupmsg_list_v2: same text, created since the task was
-  claimed, handed to the same staff member). Found, it is recorded and its drafts are sent; not
+  looked for in WeCom's own list (get_groupmsg_list_v2: same text, created from a day before the task
+  was claimed to a day after now, handed to the same staff member, reaching its recipients). Found, it is recorded and its drafts are sent; not
   there, WeCom never made it, so its drafts go back to pending and the next delivery creates it.
 - **read**: for each open task, the staff member's status (get_groupmsg_task) and, once they sent
   it, each recipient's (get_groupmsg_send_result: sent at a time, not sent, not a friend, refused
@@ -34,7 +34,11 @@ REMINDERS = 3  # remind_groupmsg_send: 每个群发最多可被提醒三次
 REMIND_WINDOW = timedelta(hours=24)
 READ_EVERY = timedelta(minutes=5)  # a pass reads an open task at most this often (cron runs every minute); `siyu sync` reads all
 GIVE_UP = timedelta(days=7)  # a task nobody confirmed in a week is read as not sent and closed
-LOOK_BACK = timedelta(minutes=5)  # WeCom's create_time and the claim's clock may differ a little
+# A task in doubt is looked for from a day before its claim to a day after now: WeCom stamps create_time on its own
+# clock, which may be minutes or hours off this machine's (a VM without NTP, a --now rehearsal). Wide, because
+# "not in a narrow window" proves nothing; the same text, staff member and recipients keep it ours; well inside
+# get_groupmsg_list_v2's limit of a month between start_time and end_time (the client splits longer ranges).
+LOOK_AROUND = timedelta(days=1)
 # get_groupmsg_send_result's status → the ledger's outcome
 OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
 UNKNOWN_TASK = frozenset({41047, 40088})  # WeCom knows no mass send with this msgid / no Moments job with this jobid
@@ -99,10 +103,10 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
         match = None
         if made < total:
             # The part after the last one recorded is the one that may have been made: look for it.
-            since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_BACK
+            since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_AROUND
             ours = {str(row["target"]).partition(":")[2] for row in task}
             unsure = False
-            for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_BACK, filter_type=0):
+            for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_AROUND, filter_type=0):
                 msgid = str(item.get("msgid"))
                 if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
                     continue
