@@ -25,6 +25,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from siyu_cli.errors import BadAesKey, BadSignature, MalformedCallback, SiyuError, WrongCorp
 from siyu_cli.wecom import CallbackCrypto, use_welcome_code, welcome_code
 from tests.playbooks_fixtures import invoke, query, siyu_cmd, siyu_env, write_playbook
+from tests.wecom_fake import WecomFake
 
 CORP = "ww1a2b3c4d5e6f7a8b"
 TOKEN = "QDG6eK0siyuTest"
@@ -101,7 +102,16 @@ class WeComSide:
 class Served:
     """The app under uvicorn in a thread on 127.0.0.1, an httpx client to it, and what on_added was told."""
 
-    def __init__(self, playbook: Path, db: Path, *, environ: dict[str, str] = ENV, now: Callable[[], datetime] = lambda: RECEIVED) -> None:
+    def __init__(
+        self,
+        playbook: Path,
+        db: Path,
+        *,
+        environ: dict[str, str] = ENV,
+        now: Callable[[], datetime] = lambda: RECEIVED,
+        then: Callable[[str, datetime], None] | None = None,
+    ) -> None:
+        """`then(contact_id, at)`: what serve does after an add (its welcome pass), beside noting it in `added`."""
         import uvicorn
 
         from siyu_cli.serve import app
@@ -109,7 +119,13 @@ class Served:
 
         self.added: list[tuple[str, datetime]] = []
         self.log: list[str] = []
-        asgi = app(playbook, db_path=db, environ=environ, on_added=lambda c, at: self.added.append((c, at)), now=now, log=self.log.append)
+
+        def on_added(contact_id: str, at: datetime) -> None:
+            self.added.append((contact_id, at))
+            if then is not None:
+                then(contact_id, at)
+
+        asgi = app(playbook, db_path=db, environ=environ, on_added=on_added, now=now, log=self.log.append)
         sock = listen("127.0.0.1", 0)
         self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="on"))
@@ -552,3 +568,84 @@ def test_a_playbook_edited_while_serve_runs_maps_the_next_callback(served: Serve
     served.stop()
     assert any("callbacks are mapped by the new one" in line for line in served.log)
     assert any("does not load, so callbacks keep the last one" in line for line in served.log)
+
+
+# --- the welcome pass serve runs after an add, against the fake WeCom ------------------------------------
+
+
+class Clock:
+    """serve's clock and sleep for its welcome passes, moving the fake WeCom's clock with it: a back-off costs no real time."""
+
+    def __init__(self, wecom: WecomFake, start: datetime) -> None:
+        self.wecom = wecom
+        self.at = start
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.at += timedelta(seconds=seconds)
+        self.wecom.advance(seconds)
+
+
+@dataclass
+class Welcoming:
+    """serve's receiver with its real welcome pass (WelcomeOnAdd) on a test clock, and the fake WeCom it sends to."""
+
+    wecom: WecomFake
+    clock: Clock
+    served: Served
+    lines: list[str]
+    db: Path
+
+    def add(self, contact_id: str) -> str:
+        """An add with a WelcomeCode the fake issued at the add; returns the code."""
+        self.wecom.now = ADDED_AT.timestamp()
+        code = self.wecom.welcome_code("aqi", contact_id)
+        self.wecom.now = RECEIVED.timestamp()
+        plain = contact_xml("add_external_contact", contact_id, State="PKG01", WelcomeCode=code).replace(CORP, self.wecom.corp_id)
+        assert self.served.post(WeComSide(corp=self.wecom.corp_id), plain).text == "success"
+        return code
+
+    def passes(self) -> list[str]:
+        """Serve's log once the welcome passes handed over are done."""
+        self.served.stop()
+        return [line for line in self.lines if line.startswith("welcome pass for ")]
+
+
+@pytest.fixture
+def welcoming(tmp_path: Path, wecom: WecomFake) -> Iterator[Welcoming]:
+    from siyu_cli.serve._welcome import WelcomeOnAdd
+
+    hook = {"id": "card", "kind": "package_card", "code": "PKG01", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀～"}]}
+    playbook = wecom_playbook(tmp_path, hooks=[hook], limits={"missed": {"max_late": "6h"}})
+    clock, lines, db = Clock(wecom, RECEIVED), [], tmp_path / "siyu.db"
+    welcome = WelcomeOnAdd(playbook, db_path=str(db), outbox_dir=tmp_path / "outbox", log=lines.append, now=clock.now, sleep=clock.sleep)
+    served = Served(playbook, db, environ={**ENV, "SIYU_WECOM_CORP_ID": wecom.corp_id, "SIYU_WECOM_SECRET": wecom.secret}, then=welcome)
+    yield Welcoming(wecom, clock, served, lines, db)
+    served.stop()
+
+
+def test_a_welcome_wecom_refuses_as_too_frequent_says_why_on_the_pass_line(welcoming: Welcoming) -> None:
+    welcoming.wecom.inject("externalcontact/send_welcome_msg", 45009, times=None)
+    welcoming.add("wmBusy")
+    [line] = welcoming.passes()
+    assert line.startswith("welcome pass for wmBusy (added 09:00:00): sent 0 · waiting: wecom: WeCom externalcontact/send_welcome_msg: errcode 45009"), line
+    assert "a later pass (siyu run) sends it from 09:" in line and "one-customer task" in line, line
+    assert query(welcoming.db, "SELECT state, reason FROM drafts WHERE target = 'contact:wmBusy'") == [("pending", "retry")]
+    assert welcoming.wecom.welcomes == []
+
+
+def test_a_welcome_wecom_cannot_be_reached_for_says_so_on_the_pass_line(welcoming: Welcoming, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as closed:  # bound, never listening: a connection to it is refused
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        monkeypatch.setenv("SIYU_WECOM_API", nowhere)
+        welcoming.add("wmOffline")
+        [line] = welcoming.passes()
+    assert f"sent 0 · waiting: wecom: WeCom gettoken: cannot reach {nowhere}" in line, line
+    assert welcoming.wecom.calls == []

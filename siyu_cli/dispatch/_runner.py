@@ -244,6 +244,15 @@ class Runner:
             self.ledger.finish_run(run, utcnow())
         return summary
 
+    def waiting(self, contact_id: str) -> list[tuple[str, datetime]]:
+        """The contact's drafts a transient failure left pending (reason retry), as (why, when a pass tries again):
+        a pass summary counts them in `retrying` but keeps no reason, which a welcome pass's log line must give."""
+        rows = self.db.execute(
+            "SELECT error, due_at FROM drafts WHERE target = ? AND +playbook_id = ? AND state = 'pending' AND reason = 'retry' ORDER BY due_at",
+            [f"contact:{contact_id}", self.playbook.id],
+        )
+        return [(str(error or "no reason recorded"), from_db(str(due))) for error, due in rows]
+
     def recover(self, now: datetime, inputs: PlanInputs, run_id: str | None = None) -> tuple[int, int]:
         """Take over and settle claims whose run died or whose lease expired (a hung or paused run):
         delivered, pending again, or unknown (never resent blindly).
