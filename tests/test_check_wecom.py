@@ -408,3 +408,15 @@ def test_wecom_outputs_of_two_corps_are_a_warning(tmp_path: Path) -> None:
     assert "two corps (SIYU_WECOM_CORP_ID and SIYU_CORP_B_ID)" in problem["message"] and "one staff member in one corp" in problem["message"]
     assert "SIYU_CORP_B_ID" in _line_of(path, problem) and "its own playbook" in problem["hint"]
     invoke("check", str(path), "--strict", code=1)
+
+
+def test_two_groups_with_one_chat_id(tmp_path: Path) -> None:
+    """One WeCom chat, two groups in the playbook: the ledger would count two groups sent (audit 7 #10)."""
+    groups = [GROUPS[0], {"id": "g2", "name": "阅读营2群", "persona": "host", "chat_id": GROUPS[0]["chat_id"]}, {"id": "g3", "name": "阅读营3群", "persona": "host", "chat_id": "wrOther"}]
+    path = _playbook(tmp_path, groups=groups)
+    result = invoke("check", str(path), code=1)
+    assert f"error: groups[1].chat_id: groups g1 (groups[0]) and g2 have the same chat_id {GROUPS[0]['chat_id']}" in result.stderr
+    (problem,) = _coded(path, "chat-id-shared")
+    assert problem["line"] == max(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if GROUPS[0]["chat_id"] in line)
+    assert "record it sent to two groups" in problem["message"] and "its own chat_id" in problem["hint"]
+    invoke("check", str(_playbook(tmp_path, groups=[GROUPS[0], groups[2]])), "--strict")

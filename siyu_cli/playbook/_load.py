@@ -163,6 +163,7 @@ def read(path: Path) -> LoadedPlaybook:
         problems.extend(_validation_problems(exc, located))
     problems.extend(_reference_problems(located))
     problems.extend(_one_corp_problems(located))
+    problems.extend(_shared_chat_problems(located))
     problems.extend(_yaml11_problems(located))
     errors = [p for p in problems if p.severity == "error"]
     if errors or model is None:
@@ -638,6 +639,31 @@ def _one_corp_problems(located: Located) -> list[Problem]:
                 "so each would create the same task in WeCom, every customer and group would get everything twice, and each send would use two of the month's mass sends",
                 hint=f"keep one {{type: wecom}} output per corp: remove outputs[{index}], moving any setting it has (remind_after, moments_tags) to outputs[{first[env]}]",
                 code="wecom-output-twice",
+            )
+        )
+    return problems
+
+
+def _shared_chat_problems(located: Located) -> list[Problem]:
+    """Two groups with one chat_id: WeCom has one customer group, so the ledger and group health would count two for one chat."""
+    groups = located.data.get("groups")
+    first: dict[str, tuple[int, Any]] = {}
+    problems = []
+    for index, group in enumerate(groups if isinstance(groups, list) else []):
+        chat = group.get("chat_id") if isinstance(group, dict) else None
+        if not isinstance(chat, str) or not chat:
+            continue
+        if chat not in first:
+            first[chat] = (index, group.get("id"))
+            continue
+        at, other = first[chat]
+        problems.append(
+            located.problem(
+                ("groups", index, "chat_id"),
+                f"groups {other} (groups[{at}]) and {group.get('id')} have the same chat_id {chat}: WeCom has one customer group (客户群) for it, "
+                "so a post reaches that chat once, but the ledger would record it sent to two groups and group health would count two groups",
+                hint="give each group its own chat_id (客户群ID, from groupchat/list or the admin console's 客户群 page), or make them one group",
+                code="chat-id-shared",
             )
         )
     return problems
