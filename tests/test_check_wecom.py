@@ -420,3 +420,28 @@ def test_two_groups_with_one_chat_id(tmp_path: Path) -> None:
     assert problem["line"] == max(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if GROUPS[0]["chat_id"] in line)
     assert "record it sent to two groups" in problem["message"] and "its own chat_id" in problem["hint"]
     invoke("check", str(_playbook(tmp_path, groups=[GROUPS[0], groups[2]])), "--strict")
+
+
+@pytest.mark.parametrize(
+    ("output", "field"),
+    [
+        pytest.param({"type": "wecom", "secret_env": ""}, "secret_env", id="empty: run would read SIYU_WECOM_SECRET without a word"),
+        pytest.param({"type": "wecom", "secret_env": "my secret"}, "secret_env", id="a space: export my secret=… is not shell"),
+        pytest.param({"type": "wecom", "corp_id_env": ""}, "corp_id_env", id="an empty corp variable"),
+        pytest.param({"type": "wecom", "aes_key_env": "2KEY"}, "aes_key_env", id="a leading digit"),
+        pytest.param({"type": "webhook", "format": "json", "url_env": "hook-url"}, "url_env", id="a webhook's too"),
+    ],
+)
+def test_an_environment_variable_name_that_cannot_be_one(tmp_path: Path, output: dict[str, Any], field: str) -> None:
+    """A *_env value is the name run reads a secret from: [A-Za-z_][A-Za-z0-9_]* (audit 7 #11)."""
+    path = _playbook(tmp_path, outputs=[output])
+    result = invoke("check", str(path), code=1)
+    assert f"error: outputs[0].{field}: must be an environment variable name: letters, digits and '_', not starting with a digit (got {output[field]!r})" in result.stderr
+    (problem,) = _problems(path)
+    assert problem["path"] == f"outputs[0].{field}" and f"{field}:" in _line_of(path, problem)
+    if output["type"] == "wecom":
+        default = {"secret_env": "SIYU_WECOM_SECRET", "corp_id_env": "SIYU_WECOM_CORP_ID", "aes_key_env": "SIYU_WECOM_AES_KEY"}[field]
+        assert problem["hint"].startswith(f"leave {field} out to read {default}, or name a variable as `export NAME=…` spells it")
+    else:
+        assert problem["hint"].endswith("e.g. url_env: SIYU_WEBHOOK_URL")
+    invoke("check", str(_playbook(tmp_path, outputs=[{**output, field: "SIYU_CORP_B_2"}])), "--strict")

@@ -106,6 +106,11 @@ CASES: list[tuple[tuple[Any, ...], Any, bool]] = [
     (("segments", "buyers"), "家长 and not 已购", True),
     (("calendar",), {"off": ["2027-02-05..2027-02-11"]}, True),
     (("calendar",), {"off": ["2027-02-05 to 2027-02-11"]}, False),
+    (("outputs",), [{"type": "wecom", "secret_env": "SIYU_CORP_B_SECRET", "corp_id_env": "_B"}], True),
+    (("outputs",), [{"type": "wecom", "secret_env": ""}], False),  # run would read SIYU_WECOM_SECRET without a word
+    (("outputs",), [{"type": "wecom", "corp_id_env": "my corp"}], False),
+    (("outputs",), [{"type": "wecom", "token_env": "1TOKEN"}], False),
+    (("outputs",), [{"type": "webhook", "format": "json", "url_env": "HOOK-URL"}], False),
 ]
 
 

@@ -19,7 +19,7 @@ from siyu_cli.errors import PlaybookInvalid, Problem
 from siyu_cli.playbook import _days, _tags
 from siyu_cli.playbook._calendar import WORDS as CALENDAR_WORDS
 from siyu_cli.playbook._calendar import Calendar, package_version
-from siyu_cli.playbook._model import Beat, Cohort, Playbook, WecomOutput
+from siyu_cli.playbook._model import ENV_NAME, PATTERNS, SLUG, Beat, Cohort, Playbook, WecomOutput
 from siyu_cli.playbook._yaml import Located, Path_, Yaml11, format_path, load_located
 
 DEFAULT_COHORT = "default"
@@ -270,8 +270,20 @@ def _validation_problems(exc: ValidationError, located: Located) -> list[Problem
         if kind == "missing":
             problems.append(located.problem(path, f"missing required field {path[-1]!r}", hint=_missing_hint(path)))
             continue
-        problems.append(located.problem(path, message))
+        problems.append(located.problem(path, message, hint=_pattern_hint(error, path)))
     return problems
+
+
+def _pattern_hint(error: dict[str, Any], path: Path_) -> str:
+    """The fix for a value that is not the name of an environment variable; others get with_hints' hint."""
+    if error["type"] != "string_pattern_mismatch" or error.get("ctx", {}).get("pattern") != ENV_NAME:
+        return ""
+    field = str(path[-1])
+    default = WecomOutput.model_fields[field].default if field in WecomOutput.model_fields else None
+    spelt = "name a variable as `export NAME=…` spells it (letters, digits and _)"
+    if default:
+        return f"leave {field} out to read {default}, or {spelt}, e.g. {default}_B"
+    return f"{spelt}, e.g. {field}: {'SIYU_WEBHOOK_URL' if field == 'url_env' else 'SIYU_WEBHOOK_SECRET'}"
 
 
 def _yaml11_problems(located: Located) -> list[Problem]:
@@ -347,7 +359,7 @@ def _is_branch_tag(part: str) -> bool:
 def _message(error: dict[str, Any]) -> str:
     message = str(error["msg"])
     if error["type"] == "string_pattern_mismatch":
-        message = "must be an id: letters, digits, '-', '_' or '.', starting with a letter or digit"
+        message = PATTERNS.get(error.get("ctx", {}).get("pattern"), PATTERNS[SLUG])
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             message = message[len(prefix):]

@@ -15,6 +15,14 @@ from siyu_cli.playbook._calendar import WORDS
 
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, description="an id: letters, digits, '-', '_' or '.'")]
+# The name run reads a secret from: an empty one would fall back to the default silently, "my secret" cannot be exported.
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+# What a value that does not match each pattern must be (the loader's message for string_pattern_mismatch).
+PATTERNS = {
+    SLUG: "must be an id: letters, digits, '-', '_' or '.', starting with a letter or digit",
+    ENV_NAME: "must be an environment variable name: letters, digits and '_', not starting with a digit",
+}
 # Day numbers start at 1, as check reads them: "0-3" is refused by both.
 _RANGE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^\s*0*[1-9]\d*\s*(-\s*(0*[1-9]\d*)?\s*)?$"}
 _NUMBERS_SCHEMA: list[dict[str, Any]] = [
@@ -763,8 +771,8 @@ class Lint(_Strict):
 class WebhookOutput(_Strict):
     type: Literal["webhook"]
     format: Literal["wecom", "feishu", "dingtalk", "json"]
-    url_env: str = Field(description="environment variable holding the URL (secrets never go in the playbook)")
-    secret_env: str | None = None
+    url_env: EnvName = Field(description="environment variable holding the URL (secrets never go in the playbook)")
+    secret_env: EnvName | None = None
     timeout: str | None = None
     name: str | None = None
 
@@ -788,10 +796,10 @@ class WecomOutput(_Strict):
     """企业微信 客户联系: drafts become tasks the staff member confirms in their client; results are read back."""
 
     type: Literal["wecom"]
-    corp_id_env: str = Field("SIYU_WECOM_CORP_ID", examples=["SIYU_WECOM_CORP_ID"], description="environment variable holding the corp id (企业ID)")
-    secret_env: str = Field("SIYU_WECOM_SECRET", examples=["SIYU_WECOM_SECRET"], description="environment variable holding the 客户联系 secret (or a self-built app's secret with customer-contact rights)")
-    token_env: str = Field("SIYU_WECOM_TOKEN", examples=["SIYU_WECOM_TOKEN"], description="environment variable holding the callback Token that `siyu serve` checks signatures with")
-    aes_key_env: str = Field("SIYU_WECOM_AES_KEY", examples=["SIYU_WECOM_AES_KEY"], description="environment variable holding the callback EncodingAESKey (43 characters) that `siyu serve` decrypts with")
+    corp_id_env: EnvName = Field("SIYU_WECOM_CORP_ID", examples=["SIYU_WECOM_CORP_ID"], description="environment variable holding the corp id (企业ID)")
+    secret_env: EnvName = Field("SIYU_WECOM_SECRET", examples=["SIYU_WECOM_SECRET"], description="environment variable holding the 客户联系 secret (or a self-built app's secret with customer-contact rights)")
+    token_env: EnvName = Field("SIYU_WECOM_TOKEN", examples=["SIYU_WECOM_TOKEN"], description="environment variable holding the callback Token that `siyu serve` checks signatures with")
+    aes_key_env: EnvName = Field("SIYU_WECOM_AES_KEY", examples=["SIYU_WECOM_AES_KEY"], description="environment variable holding the callback EncodingAESKey (43 characters) that `siyu serve` decrypts with")
     remind_after: str = Field("2h", examples=["2h"], description="a task not confirmed this long after it was created is reminded (remind_groupmsg_send), at most 3 times in 24 hours")
     moments_tags: dict[str, str] = Field(
         {}, examples=[{"高意向": "etXXXXXXXXXX"}], description="siyu tag → WeCom corp tag id: a Moments beat whose audience names these tags is shown only to customers with them"
