@@ -194,6 +194,11 @@ class WecomMaybeSent(WecomError):
         super().__init__(message, api=api, hint=hint, maybe_sent=True)
 
 
+class WecomSetupError(WecomError):
+    """What every call would meet alike until a person fixes the setup (SIYU_WECOM_API not WeCom's base URL):
+    the output stops for the pass and its drafts wait, as for a wrong secret."""
+
+
 class CallbackRejected(SiyuError):
     """A WeCom callback siyu serve does not take (nothing is recorded): `status` is the HTTP answer it gets."""
 

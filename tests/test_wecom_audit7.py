@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbooks_fixtures import add_contacts, states, write_playbook
+from tests.playbooks_fixtures import add_contacts, invoke, states, write_playbook
 from tests.test_wecom_audit import killed_mid
 from tests.test_wecom_dispatch import GROUPS, MASS, PERSONAS, at, customers, once
 from tests.wecom_fake import WecomFake
@@ -33,3 +33,39 @@ def test_a_task_in_doubt_is_found_though_wecoms_clock_is_7_minutes_off(corp: Pat
     assert again["readback"] == {"found": 1}
     assert len(wecom.templates) == 1  # one mass send, not two
     assert states(corp / "siyu.db") == {"sent": 4}
+
+
+@pytest.mark.parametrize("value", ["qyapi.weixin.qq.com", "ftp://qyapi.weixin.qq.com", " https://qyapi.weixin.qq.com", "https://qyapi.weixin.qq.com "])
+def test_a_wecom_api_url_that_can_never_work_stops_the_output_and_names_the_variable(corp: Path, wecom: WecomFake, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(3))
+    monkeypatch.setenv("SIYU_WECOM_API", value)
+    result = invoke("run", "--once", "--now", "2026-12-01 12:31", code=1)
+    assert "SIYU_WECOM_API" in result.stderr and "https://qyapi.weixin.qq.com" in result.stderr
+    assert "stopped wecom" in result.stderr
+    assert states(corp / "siyu.db") == {"pending": 3}  # they wait for a pass after the fix
+    monkeypatch.setenv("SIYU_WECOM_API", wecom.url)
+    assert once("2026-12-01 12:33")["sent"] == 3
+
+
+def test_a_base_url_with_cgi_bin_is_a_setup_error_not_every_draft_failed(corp: Path, wecom: WecomFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(3))
+    monkeypatch.setenv("SIYU_WECOM_API", wecom.url + "/cgi-bin/")
+    summary = once("2026-12-01 12:31", code=1)
+    assert summary["blocked"] == ["wecom"] and summary["failed"] == 0
+    assert any("404" in error and "without /cgi-bin" in error for error in summary["errors"])
+    assert states(corp / "siyu.db") == {"pending": 3}
+
+
+def test_an_unreachable_wecom_is_retried_and_the_pass_says_why_once(corp: Path, wecom: WecomFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    named = {**MASS, "id": "named", "text": "{{ contact.name }}，福利今晚截止～"}  # one task per customer
+    write_playbook(corp, beats=[named], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(5))
+    monkeypatch.setenv("SIYU_WECOM_API", "http://127.0.0.1:9")
+    summary = once("2026-12-01 12:31")  # exit 0: a transient failure is tried again
+    assert summary["retrying"] == 5 and summary["failed"] == 0
+    reasons = [error for error in summary["errors"] if "127.0.0.1:9" in error]
+    assert len(reasons) == 1 and reasons[0].startswith("wecom: ") and "cannot reach" in reasons[0] and "5 draft(s) retry later" in reasons[0]
+    text = invoke("run", "--once", "--now", "2026-12-01 12:40")
+    assert "cannot reach http://127.0.0.1:9" in text.stderr

@@ -77,6 +77,7 @@ class PassSummary:
     next_due: datetime | None = None
     stopped: bool = False
     retrying: int = 0
+    waits: dict[str, tuple[str, int]] = field(default_factory=dict)  # output → (why its drafts retry later, how many): said once in errors
     paused: list[str] = field(default_factory=list)
     revised: int = 0  # pending drafts re-timed or re-rendered after a playbook edit
     tasks: int = 0  # send tasks delivered: drafts sharing an account, beat, time, variant and text go as one
@@ -751,6 +752,7 @@ class Runner:
                     why = f"{output.name} stopped for this pass: its setup is wrong (see the pass's error); a pass after the fix sends it"
                 else:
                     why = f"{output.name} paused for this pass after {PAUSE_AFTER} failures in a row"
+                    _say_why(summary, output.name, None, len(ids))
                 for draft_id in ids:
                     outcome[draft_id].append((output.name, "retry", None, why))
                 continue
@@ -789,6 +791,8 @@ class Runner:
                     attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
                 if kind != "retry":
                     summary.errors.append(f"{DOUBT if kind == 'unknown' else ''}{message.draft_id} {output.name}: {exc.message}")
+                elif not exc.held and not exc.blocked:
+                    _say_why(summary, output.name, exc.message, len(ids))
                 continue
             attempt.streaks[output.name] = 0
             location = reply.location if isinstance(reply, Delivered) else reply
@@ -981,6 +985,22 @@ def _next_steps(planner: Planner, now: datetime) -> dict[str, datetime | None]:
         upcoming = [due for run in runs for step in run.route.steps if (due := step_due(run.entered_at, step, tz)) > now and not run.exited_by(due)]
         found[cid] = min(upcoming) if upcoming else None
     return found
+
+
+def _say_why(summary: PassSummary, output: str, reason: str | None, count: int) -> None:
+    """A transient failure is tried again (the pass exits 0), but cron's log must show why drafts wait: one line per
+    output per pass in its errors, with the first reason and the drafts held back counted (None: paused, same reason)."""
+    said = summary.waits.get(output)
+    if said is None and reason is None:
+        return
+    first, total = said if said is not None else (reason or "", 0)
+    line = f"{output}: {first}: {total + count} draft(s) retry later"
+    old = f"{output}: {first}: {total} draft(s) retry later"
+    if old in summary.errors:
+        summary.errors[summary.errors.index(old)] = line
+    else:
+        summary.errors.append(line)
+    summary.waits[output] = (first, total + count)
 
 
 def _uncount(summary: PassSummary, results: list[tuple[str, list[Any], str, str | None]], retry_at: Mapping[str, str]) -> None:

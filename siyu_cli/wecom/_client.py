@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from siyu_cli.errors import WecomError, WecomMaybeSent, WecomTransient
+from siyu_cli.errors import WecomError, WecomMaybeSent, WecomSetupError, WecomTransient
 
 if TYPE_CHECKING:
     import httpx
@@ -94,6 +94,28 @@ def _short(errmsg: str) -> str:
     return errmsg.split(", hint:")[0].strip()
 
 
+def api_base(value: str) -> str:
+    """SIYU_WECOM_API as the base URL calls go to; a value that can never work (no http(s) scheme, spaces around
+    it, no host) is a setup error at the first call, not a network blip retried until max_late runs out."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    wrong = (
+        "has spaces around it" if value != value.strip()
+        else "is not an http:// or https:// URL" if parts.scheme not in ("http", "https")
+        else "names no host" if not parts.hostname
+        else "has a query or fragment" if parts.query or parts.fragment
+        else ""
+    )  # fmt: skip
+    if wrong:
+        raise WecomSetupError(
+            f"SIYU_WECOM_API={value!r} {wrong}, so no call can reach WeCom",
+            api="gettoken",
+            hint=f"set SIYU_WECOM_API to WeCom's base URL, scheme and host without /cgi-bin, e.g. {DEFAULT_API}; or unset it to use that one",
+        )
+    return value.rstrip("/")
+
+
 def _epoch(moment: datetime) -> float:
     if moment.tzinfo is None:
         raise ValueError(f"{moment!r} has no timezone; WeCom counts seconds since the epoch, so pass an aware datetime")
@@ -127,7 +149,7 @@ class WecomClient:
         self.app = app_key(corp_id, secret)
         self._secret = secret
         self.db = db
-        self.base_url = (base_url or os.environ.get("SIYU_WECOM_API") or DEFAULT_API).rstrip("/")
+        self.base_url = api_base(base_url or os.environ.get("SIYU_WECOM_API") or DEFAULT_API)
         self._clock = clock
         self._sleep = sleep
         self.attempts = attempts
@@ -300,6 +322,12 @@ class WecomClient:
             return WecomMaybeSent(f"WeCom {api}: HTTP {status}; WeCom may have created it", api=api, hint="recorded unknown: the next pass looks for it")
         if status >= 500 or status == 429:
             return _Busy(WecomTransient(f"WeCom {api}: HTTP {status}", api=api, retry_after=RATE_BLOCK))
+        if api == "gettoken":  # every call starts with a token: every one would get this answer
+            return WecomSetupError(
+                f"WeCom gettoken: HTTP {status} from {self.base_url}",
+                api=api,
+                hint=f"SIYU_WECOM_API is the base URL, the host only, without /cgi-bin: e.g. export SIYU_WECOM_API='{DEFAULT_API}'",
+            )
         return WecomError(f"WeCom {api}: HTTP {status} from {self.base_url}", api=api, hint="check SIYU_WECOM_API points at WeCom's API (https://qyapi.weixin.qq.com)")
 
     def _refused(self, api: str, errcode: int, errmsg: str) -> WecomError:

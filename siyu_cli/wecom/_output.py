@@ -100,7 +100,7 @@ class WecomOutput:
         return userid
 
     def deliver(self, msg: Outgoing, *, first_part: int = 1, on_part: Callable[[int], None] | None = None) -> Delivered:
-        from siyu_cli.errors import WecomError
+        from siyu_cli.errors import WecomError, WecomSetupError
 
         sender = self.sender(msg)
         if msg.channel != "moments" and msg.channel != "group" and len(msg.recipients) == 1:
@@ -117,7 +117,7 @@ class WecomOutput:
                     return welcomed
             return self._mass(msg, sender, first_part, on_part)
         except WecomError as exc:
-            if exc.errcode in SETUP_ERRCODES:
+            if exc.errcode in SETUP_ERRCODES or isinstance(exc, WecomSetupError):
                 # Every task would get the same answer: stop trying this output until the setup is fixed.
                 raise DeliveryError(exc.message, transient=True, blocked=True, hint=exc.hint) from None
             raise
