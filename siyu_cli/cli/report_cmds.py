@@ -430,7 +430,7 @@ def sop_cmd(
         return
     wide = console.width >= 120
     table = Table(
-        title=f"SOP execution 执行情况 · {escape(pb.model.title)}",
+        title=f"SOP execution 执行情况 · {escape(pb.model.title)} · recipients 人次",
         title_justify="left",
         box=None,
         padding=(0, 0, 0, 1),
@@ -471,28 +471,42 @@ def sop_cmd(
     if report.total.skipped and not wide:
         reasons = " · ".join(f"{reason} {count}" for reason, count in report.total.skipped.items())
         console.print(f"skipped by reason: {escape(reasons)}")
-    rate = report.execution_rate
-    if rate is not None:
-        console.print(f"SOP 执行率 execution rate: {rate:.1%} ({report.total.done} done of {report.total.due - report.total.skipped_total - report.total.pending} handed out)")
-    if report.total.quota or report.total.not_friend or report.total.not_sent:
+    tasks = report.tasks
+    if tasks.tasks:
+        console.print(f"SOP 执行率 execution rate: {tasks.rate:.1%} of send tasks 任务 · {_task_line(tasks)}", markup=False)
+    if read_back:
         console.print(
             f"read back from WeCom: refused by the monthly quota {report.total.quota} · not a friend {report.total.not_friend} · left out by staff {report.total.not_sent}",
             markup=False,
         )
     if report.staff:
-        staff = Table(title="by staff member 员工", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
-        for name in ("staff", "done", "on time", "late", "on time %"):
+        unknown = any(member.time_unknown for member in report.staff)
+        staff = Table(title="by staff member 员工 · send tasks", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
+        for name in ("staff", "tasks", "on time", "late", *(["time unknown"] if unknown else []), "on time %", "recipients reached"):
             staff.add_column(name, justify="left" if name == "staff" else "right", no_wrap=True)
         for member in report.staff:
             share = f"{member.on_time_rate:.0%}" if member.on_time_rate is not None else ""
-            staff.add_row(escape(member.staff), str(member.done), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0", share)
+            cells = [escape(member.staff or ""), str(member.tasks), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0"]
+            cells += [str(member.time_unknown)] if unknown else []
+            staff.add_row(*cells, share, f"{member.reached} of {member.recipients}")
         console.print(staff)
     console.print(
-        "[dim]late = sent more than 10 minutes after due (by the staff member's send time when WeCom reads it back); "
-        "done = sent by the staff member (read back from WeCom) or marked sent (siyu outbox done)"
+        "[dim]The table counts recipients (a mass send to 300 customers is 300); the rate and the staff table count send tasks "
+        "(a mass send is one, as in WeCom's 群发记录), with the recipients they reached beside them. "
+        "A task is done when a staff member sent it (read back from WeCom) or marked it sent (siyu outbox done); "
+        "on time when they first sent it within 10 minutes of due, late after"
+        + ("; time unknown: read back as sent with no send time" if tasks.time_unknown else "")
+        + ". A recipient is late when sent more than 10 minutes after due"
         + ("; quota = refused by the customer's monthly mass-send quota, not friend = WeCom could not reach them, left out = the staff member did not send to them" if read_back else "")
         + ".[/]"
     )
+
+
+def _task_line(tasks: Any) -> str:
+    """'3 of 4 handed out done: 2 on time · 1 late · 285 of 303 recipients reached (94.1%)'."""
+    timing = f"{tasks.on_time} on time · {tasks.late} late" + (f" · {tasks.time_unknown} time unknown" if tasks.time_unknown else "")
+    reached = f"{tasks.reached} of {tasks.recipients} recipients reached" + (f" ({tasks.reached / tasks.recipients:.1%})" if tasks.recipients else "")
+    return f"{tasks.done} of {tasks.tasks} handed out done: {timing} · {reached}"
 
 
 @report_app.command("groups", epilog=examples("siyu report groups playbooks/camp.yaml", "siyu report groups --csv > groups.csv"))

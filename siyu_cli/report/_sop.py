@@ -1,9 +1,17 @@
 """SOP execution: of what the playbook planned, what the front line was given and what it did.
 
-Read from the draft ledger, per campaign day, beat and persona. A draft is late when it was done
-(`done_at`: sent by the staff member, as WeCom reports it, or marked done) or else finished more
-than 10 minutes after it was due (or its reason says late); skipped drafts are
+Read from the draft ledger, per campaign day, beat and persona, in recipients (one draft each). A draft
+is late when it was done (`done_at`: sent by the staff member, as WeCom reports it, or marked done) or
+else finished more than 10 minutes after it was due (or its reason says late); skipped drafts are
 counted by the head of their reason (`limit:per_contact_per_day` counts as `limit`).
+
+What a staff member does is send a task, so SOP 执行率 and on time / late per staff member count send
+tasks (drafts that went out together share `task_id`; a draft without one is its own task), with the
+recipients they reached beside them: a 300-customer mass send is one task, as in WeCom's 群发记录.
+A task is handed out when a recipient is (not skipped, not pending); done when any recipient was
+sent by a staff member (`done_by`); on time when its first such send (`done_at`, the moment they
+confirmed it) is within 10 minutes of its due time, late after; done with no send time known
+(read back without one) is neither.
 """
 
 from __future__ import annotations
@@ -82,20 +90,49 @@ class SopRow:
 
 
 @dataclass
-class StaffRow:
-    """One staff member (done_by: a WeCom userid read back, or who typed `outbox done`): what they sent, on time or late."""
+class TaskCounts:
+    """Send tasks handed to the front line and the recipients in them; per staff member (who sent
+    the task first: a WeCom userid read back, or who typed `outbox done`) or for the whole report."""
 
-    staff: str
+    staff: str | None = None
+    tasks: int = 0  # handed out (a staff member's: the ones they sent, so all done)
     done: int = 0
     on_time: int = 0
     late: int = 0
+    time_unknown: int = 0  # done, but no send time was read back
+    recipients: int = 0  # handed out in these tasks
+    reached: int = 0  # of them, sent by a staff member (done_by)
+
+    @property
+    def rate(self) -> float | None:
+        """SOP 执行率 in tasks: done of handed out."""
+        return self.done / self.tasks if self.tasks else None
 
     @property
     def on_time_rate(self) -> float | None:
-        return self.on_time / self.done if self.done else None
+        timed = self.on_time + self.late
+        return self.on_time / timed if timed else None
+
+    def add(self, other: TaskCounts) -> None:
+        self.tasks += other.tasks
+        self.done += other.done
+        self.on_time += other.on_time
+        self.late += other.late
+        self.time_unknown += other.time_unknown
+        self.recipients += other.recipients
+        self.reached += other.reached
 
     def to_dict(self) -> dict[str, Any]:
-        return {"staff": self.staff, "done": self.done, "on_time": self.on_time, "late": self.late, "on_time_rate": self.on_time_rate}
+        # A staff member's tasks are the ones they sent; the whole report's are every task handed out, some done.
+        head: dict[str, Any] = {"staff": self.staff, "tasks": self.tasks} if self.staff is not None else {"tasks": self.tasks, "tasks_done": self.done, "rate": self.rate}
+        return head | {
+            "on_time": self.on_time,
+            "late": self.late,
+            "time_unknown": self.time_unknown,
+            "on_time_rate": self.on_time_rate,
+            "recipients": self.recipients,
+            "recipients_reached": self.reached,
+        }
 
 
 @dataclass
@@ -105,12 +142,22 @@ class SopReport:
     day: int | None
     rows: list[SopRow]
     total: SopRow
-    staff: list[StaffRow] = field(default_factory=list)
+    tasks: TaskCounts = field(default_factory=TaskCounts)
+    staff: list[TaskCounts] = field(default_factory=list)
 
     @property
     def execution_rate(self) -> float | None:
-        """SOP 执行率: done of the drafts handed to the front line (due − skipped − pending)."""
-        expected = self.total.due - self.total.skipped_total - self.total.pending
+        """SOP 执行率: done of the send tasks handed to the front line."""
+        return self.tasks.rate
+
+    @property
+    def recipients_handed_out(self) -> int:
+        return self.total.due - self.total.skipped_total - self.total.pending
+
+    @property
+    def recipient_rate(self) -> float | None:
+        """Done of the recipients handed to the front line (due − skipped − pending)."""
+        expected = self.recipients_handed_out
         return self.total.done / expected if expected > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +166,8 @@ class SopReport:
             "title": self.title,
             "day": self.day,
             "execution_rate": self.execution_rate,
+            "tasks": self.tasks.to_dict(),
+            "recipients": {"handed_out": self.recipients_handed_out, "reached": self.total.done, "rate": self.recipient_rate},
             "rows": [row.to_dict() for row in self.rows],
             "total": self.total.to_dict(),
             "staff": [row.to_dict() for row in self.staff],
@@ -188,18 +237,40 @@ def sop(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, day: int | None 
     total = SopRow(day=day, beat="", title="total", channel="", persona=None)
     for row in ordered:
         total.add(row)
-    return SopReport(playbook=playbook.id, title=playbook.model.title, day=day, rows=ordered, total=total, staff=_staff(db, playbook, day))
+    staff = _tasks(db, playbook, day)
+    tasks = TaskCounts()
+    for member in staff:
+        tasks.add(member)
+    return SopReport(playbook=playbook.id, title=playbook.model.title, day=day, rows=ordered, total=total, tasks=tasks, staff=[m for m in staff if m.staff is not None])
 
 
-def _staff(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int | None) -> list[StaffRow]:
-    """Per staff member: drafts they sent (done_by), on time (within 10 minutes of due, by done_at) or late."""
+def _tasks(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int | None) -> list[TaskCounts]:
+    """Send tasks handed out, per the staff member who sent each first (None: not sent by anyone yet)."""
     sql = f"""
-        SELECT done_by, COUNT(*),
-               SUM(COALESCE(done_at, finished_at) > strftime('%Y-%m-%dT%H:%M:%SZ', due_at, '{LATE_GRACE}'))
-        FROM drafts WHERE playbook_id = ? AND done_by IS NOT NULL {"AND day = ?" if day is not None else ""}
-        GROUP BY done_by ORDER BY done_by
+        WITH handed AS (
+            SELECT COALESCE(task_id, draft_id) AS task, due_at, done_at, done_by
+            FROM drafts WHERE playbook_id = ? AND state NOT IN ('skipped', 'pending') {"AND day = ?" if day is not None else ""}
+        ),
+        tasks AS (
+            SELECT task, MIN(due_at) AS due, COUNT(*) AS recipients, SUM(done_by IS NOT NULL) AS reached,
+                   MIN(CASE WHEN done_by IS NOT NULL THEN done_at END) AS sent_at
+            FROM handed GROUP BY task
+        ),
+        sender AS (  -- who sent it first: a task two people marked done by hand is one task, theirs who went first
+            SELECT task, done_by FROM (
+                SELECT task, done_by, ROW_NUMBER() OVER (PARTITION BY task ORDER BY done_at IS NULL, done_at, done_by) AS n
+                FROM handed WHERE done_by IS NOT NULL
+            ) WHERE n = 1
+        )
+        SELECT sender.done_by, COUNT(*), SUM(sender.done_by IS NOT NULL),
+               SUM(sender.done_by IS NOT NULL AND sent_at IS NULL),
+               SUM(sent_at > strftime('%Y-%m-%dT%H:%M:%SZ', due, '{LATE_GRACE}')),
+               SUM(recipients), SUM(reached)
+        FROM tasks LEFT JOIN sender USING (task)
+        GROUP BY sender.done_by ORDER BY sender.done_by IS NULL, sender.done_by
     """
     rows = []
-    for staff, count, late in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else [])):
-        rows.append(StaffRow(staff=staff, done=count, on_time=count - (late or 0), late=late or 0))
+    for staff, count, done, unknown, late, recipients, reached in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else [])):
+        timed = (done or 0) - (unknown or 0)
+        rows.append(TaskCounts(staff, count, done or 0, timed - (late or 0), late or 0, unknown or 0, recipients or 0, reached or 0))
     return rows

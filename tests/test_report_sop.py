@@ -1,0 +1,133 @@
+"""`siyu report sop` counts what staff do in send tasks, and the recipients those tasks reached beside them.
+
+A 300-customer mass send is one task for the staff member who confirms it (as in WeCom's 群发记录), so
+SOP 执行率 and on time / late per staff member count tasks; the day × beat table counts recipients.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siyu_cli.playbook import read
+from siyu_cli.report import sop
+from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, invoke, parents, query, write_playbook
+from tests.test_funnel import add_drafts, at, opened
+
+MOMENTS = {"id": "moments", "title": "朋友圈", "at": "11:00", "days": "all", "channel": "moments", "persona": "host", "text": "今天的书单"}
+MINUTE = 60
+
+
+def audited(root: Path) -> tuple[str, str]:
+    """Issue 12's audit (#8): day 1's group post (2 groups), Moments and mass send (300), all three confirmed late by aqi;
+    of the 300, 10 left out, 5 not friends, 3 over the monthly quota."""
+    playbook = write_playbook(root, beats=[MORNING, MOMENTS, NOON_1V1])
+    sent = {"outcome": "sent", "done_by": "aqi"}
+    rows: list[dict[str, Any]] = [
+        {"target": f"group:{g}", "beat": "morning", "channel": "group", "task_id": "T-post", **sent, "done_at": at(0, seconds=30 * MINUTE)} for g in ("g1", "g2")
+    ]
+    rows.append({"target": "moments:host", "beat": "moments", "channel": "moments", "task_id": "T-moment", **sent, "done_at": at(0, hours=3)})
+    for i in range(300):
+        outcome = "not_sent" if i < 10 else "not_friend" if i < 15 else "quota" if i < 18 else "sent"
+        done = {"done_by": "aqi", "done_at": at(0, seconds=20 * MINUTE + i)} if outcome == "sent" else {}
+        rows.append({"target": f"contact:c{i}", "task_id": "T-mass", "outcome": outcome, **done})
+    add_drafts(root / "siyu.db", rows)
+    return str(playbook), str(root / "siyu.db")
+
+
+def test_three_tasks_confirmed_late_are_three_late_tasks_not_285_late_recipients(tmp_path: Path) -> None:
+    playbook, db = audited(tmp_path)
+    data = json.loads(invoke("report", "sop", "-p", playbook, "--db", db, "--json").stdout)
+    assert data["execution_rate"] == 1.0
+    assert data["tasks"] == {
+        "tasks": 3, "tasks_done": 3, "rate": 1.0, "on_time": 0, "late": 3, "time_unknown": 0, "on_time_rate": 0.0,
+        "recipients": 303, "recipients_reached": 285,
+    }  # fmt: skip
+    assert data["recipients"] == {"handed_out": 303, "reached": 285, "rate": 285 / 303}
+    assert data["staff"] == [
+        {"staff": "aqi", "tasks": 3, "on_time": 0, "late": 3, "time_unknown": 0, "on_time_rate": 0.0, "recipients": 303, "recipients_reached": 285}
+    ]
+    noon = next(row for row in data["rows"] if row["beat"] == "noon")
+    assert (noon["due"], noon["done"], noon["late"], noon["quota"], noon["not_friend"], noon["not_sent"]) == (300, 282, 282, 3, 5, 10)  # still recipients
+
+    text = " ".join(invoke("report", "sop", "-p", playbook, "--db", db).stdout.split())
+    assert "SOP 执行率 execution rate: 100.0% of send tasks 任务 · 3 of 3 handed out done: 0 on time · 3 late · 285 of 303 recipients reached (94.1%)" in text
+    assert "by staff member 员工 · send tasks staff tasks on time late on time % recipients reached aqi 3 0 3 0% 285 of 303" in text
+    assert "recipients 人次" in text and "The table counts recipients" in text
+    assert "time unknown" not in text
+
+
+def test_a_task_is_on_time_by_its_first_send_and_done_by_any_recipient(tmp_path: Path) -> None:
+    pb = read(write_playbook(tmp_path, beats=[MORNING, MOMENTS, NOON_1V1]))
+    late, on_time = 11 * MINUTE, 5 * MINUTE
+    add_drafts(
+        tmp_path / "siyu.db",
+        [
+            # A: 小王 sent the first recipient 5 minutes after due, the others 40 minutes after: on time.
+            {"target": "contact:a1", "task_id": "A", "done_by": "小王", "done_at": at(0, seconds=on_time)},
+            *({"target": f"contact:a{i}", "task_id": "A", "done_by": "小王", "done_at": at(0, seconds=40 * MINUTE)} for i in (2, 3)),
+            # B: a draft with no task_id is its own task: late.
+            {"target": "contact:b1", "done_by": "小王", "done_at": at(0, seconds=late)},
+            # C: handed out, nobody sent it.
+            *({"target": f"contact:c{i}", "task_id": "C"} for i in (1, 2)),
+            # D: read back as published with no time: done, time unknown (neither on time nor late).
+            {"target": "moments:host", "beat": "moments", "channel": "moments", "task_id": "D", "outcome": "sent", "done_by": "aqi"},
+            # E: two people marked it by hand; it is theirs who went first (小王, on time), once.
+            {"target": "contact:e1", "task_id": "E", "done_by": "小李", "done_at": at(0, seconds=20 * MINUTE)},
+            {"target": "contact:e2", "task_id": "E", "done_by": "小王", "done_at": at(0, seconds=3 * MINUTE)},
+            # Not handed out: skipped and pending drafts make no task.
+            {"target": "contact:f1", "task_id": "F", "state": "skipped", "reason": "holdout"},
+            {"target": "contact:g1", "state": "pending"},
+            # Day 2: one task, on time.
+            {"target": "group:g1", "beat": "morning", "day": 2, "channel": "group", "due_at": at(1), "done_by": "小王", "done_at": at(1)},
+        ],
+    )
+    with opened(tmp_path / "siyu.db") as db:
+        report = sop(db, pb)
+        second = sop(db, pb, day=2)
+    tasks = report.tasks
+    assert (tasks.tasks, tasks.done, tasks.on_time, tasks.late, tasks.time_unknown) == (6, 5, 3, 1, 1)
+    assert (tasks.recipients, tasks.reached) == (10, 8)
+    assert report.execution_rate == 5 / 6
+    staff = {member.staff: member for member in report.staff}
+    assert set(staff) == {"aqi", "小王"}
+    wang = staff["小王"]
+    assert (wang.tasks, wang.on_time, wang.late, wang.on_time_rate, wang.recipients, wang.reached) == (4, 3, 1, 0.75, 7, 7)
+    aqi = staff["aqi"]
+    assert (aqi.tasks, aqi.on_time, aqi.late, aqi.time_unknown, aqi.on_time_rate) == (1, 0, 0, 1, None)
+    assert (second.tasks.tasks, second.tasks.on_time, [m.staff for m in second.staff]) == (1, 1, ["小王"])
+
+    text = " ".join(invoke("report", "sop", "-p", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db")).stdout.split())
+    assert "83.3% of send tasks 任务 · 5 of 6 handed out done: 3 on time · 1 late · 1 time unknown · 8 of 10 recipients reached (80.0%)" in text
+    assert "staff tasks on time late time unknown on time % recipients reached aqi 1 0 0 1 1 of 1 小王 4 3 1 0 75% 7 of 7" in text
+    assert "time unknown: read back as sent with no send time" in text
+
+
+@pytest.fixture
+def camp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_outbox_done_task_is_one_task_done_with_its_recipients_reached(camp: Path) -> None:
+    mass = {"id": "close", "title": "结营福利", "at": "12:30", "days": "all", "channel": "private", "audience": "parents", "text": "结营福利今晚24点截止～"}
+    named = {**mass, "id": "named", "title": "点名", "at": "12:40", "text": "{{ contact.name }}，结营福利今晚截止～"}
+    write_playbook(camp, beats=[mass, named], days=1)
+    add_contacts(camp / "siyu.db", parents(5))
+    invoke("run", "--once", "--now", "2026-12-01 12:41")
+    [(mass_task,)] = query(camp / "siyu.db", "SELECT DISTINCT task_id FROM drafts WHERE beat = 'close'")
+    [(one,)] = query(camp / "siyu.db", "SELECT draft_id FROM drafts WHERE beat = 'named' ORDER BY target LIMIT 1")
+    invoke("outbox", "done", mass_task, one, "--by", "阿栖")
+    data = json.loads(invoke("report", "sop", "--json").stdout)
+    tasks = data["tasks"]
+    # The mass send (5 recipients) is one task; each named draft is a task of its own (5); two were marked done.
+    assert (tasks["tasks"], tasks["tasks_done"], tasks["recipients"], tasks["recipients_reached"]) == (6, 2, 10, 6)
+    assert tasks["on_time"] + tasks["late"] == 2 and tasks["time_unknown"] == 0  # marked now: on time or late by the wall clock
+    [member] = data["staff"]
+    assert (member["staff"], member["tasks"], member["recipients"], member["recipients_reached"]) == ("阿栖", 2, 6, 6)
+    assert data["recipients"] == {"handed_out": 10, "reached": 6, "rate": 0.6}
