@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -191,7 +191,8 @@ class Planner:
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
-        self.account_personas = {p.account: p.id for p in model.personas if p.account}
+        # The account a contact added, as an export names it: a persona's account, or its WeCom userid (添加人账号).
+        self.account_personas = {**{p.wecom_userid: p.id for p in model.personas if p.wecom_userid}, **{p.account: p.id for p in model.personas if p.account}}
         self.group_names = {g.id: g.name for g in model.groups}
         self.by_id: dict[str, Any] = {str(c["id"]): c for c in self.contacts}
         self._health: Any = None
@@ -409,24 +410,32 @@ class Planner:
         return kept
 
     def _private(self, run: CohortRun, occ: Occurrence, only: str | None) -> Iterator[Draft]:
+        """A beat that names no persona goes to each contact from the account the contact added (the persona of that
+        account or WeCom userid), else from the first persona: a 1v1 can only come from an account the contact is a friend of."""
         beat = occ.beat
         expr = self.playbook.audience(beat)
         weights = {name: variant.weight for name, variant in (beat.variants or {}).items()}
+        senders = {occ.persona: occ}
         for person in self.audience(run, beat.id, expr, at=occ.at):
             if only is not None and person["id"] != only:
                 continue
-            content, variant, holdout = occ.content, None, False
+            if beat.persona is None:
+                own = self.account_personas.get(str(person.get("account") or ""), occ.persona)
+                sender = senders.get(own) or senders.setdefault(own, replace(occ, persona=own))
+            else:
+                sender = occ
+            content, variant, holdout = sender.content, None, False
             if weights:
                 variant = assign_variant(beat.id, str(person["id"]), weights)
                 chosen = (beat.variants or {})[variant]
                 holdout = chosen.template is None and chosen.text is None
                 content = None if holdout else Content(chosen.template, chosen.text, f"<inline beats.{beat.id}.variants.{variant}.text>")
             draft = self._draft(
-                run, occ, target=f"contact:{person['id']}", label=f"{person.get('name') or person['id']} ({person['id']})", content=content
+                run, sender, target=f"contact:{person['id']}", label=f"{person.get('name') or person['id']} ({person['id']})", content=content
             )
             draft.variant, draft.holdout, draft.contact_id = variant, holdout, str(person["id"])
             draft.sample = bool(person.get("sample"))
-            draft.context = {"occurrence": occ, "contact": person}
+            draft.context = {"occurrence": sender, "contact": person}
             yield draft
 
     def _draft(self, run: CohortRun, occ: Occurrence, *, target: str, label: str, content: Content | None) -> Draft:
@@ -584,8 +593,6 @@ class Planner:
 
         Preview uses it to give every sample its own contact (no shared daily budget) and to show
         every variant of an A/B beat, not only the one the contact's hash picks."""
-        from dataclasses import replace
-
         context = dict(draft.context or {})
         person = dict(context.get("contact") or {})
         person["id"] = contact_id

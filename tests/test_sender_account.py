@@ -1,0 +1,74 @@
+"""A private beat that names no persona goes to each contact from the account the contact added.
+
+WeCom's 客户列表 export names that account by the staff member's userid (添加人账号); a persona is
+known by its `account` or its `wecom_userid`. A 1v1 from another staff member would never arrive
+(WeCom's fail_list: not a friend), so each staff member gets a task of their own customers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.playbooks_fixtures import add_contacts, invoke, query, write_playbook
+from tests.test_wecom_dispatch import MASS, at, once
+from tests.wecom_fake import WecomFake
+
+PERSONAS = [
+    {"id": "host", "name": "阿栖", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
+    {"id": "advisor", "name": "周老师", "role": "顾问", "account": "wx_adv_01", "wecom_userid": "zhou"},
+]
+EXPORT = (
+    "外部联系人ID,客户名称,添加人账号,添加时间,企业标签,添加渠道\n"
+    '"=""wm0001""",客户1,aqi,2026-11-20 08:00,家长,搜索手机号\n'
+    "wm0002,客户2,zhou,2026-11-20 09:00,家长,搜索手机号\n"
+    "wm0003,客户3,zhou,2026-11-21 09:00,家长,搜索手机号\n"
+    "wm0004,客户4,nobody,2026-11-21 10:00,家长,搜索手机号\n"
+)
+
+
+@pytest.fixture
+def corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    wecom.now = at("2026-12-01 12:00")
+    return tmp_path
+
+
+def test_a_beat_with_no_persona_is_one_wecom_task_per_staff_member_of_their_own_customers(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}])
+    (corp / "客户列表.csv").write_text(EXPORT, encoding="utf-8-sig")
+    invoke("import", "contacts", "客户列表.csv", "--preset", "wecom-customers")
+    wecom.now = at("2026-12-01 12:31")
+    summary = once("2026-12-01 12:31")
+    assert (summary["sent"], summary["tasks"]) == (4, 2)
+    sent = sorted((template.sender, sorted(template.recipients)) for template in wecom.templates.values())
+    # A contact whose account is no persona's goes from the first persona, as before.
+    assert sent == [("aqi", ["wm0001", "wm0004"]), ("zhou", ["wm0002", "wm0003"])]
+    assert dict(query(corp / "siyu.db", "SELECT target, persona FROM drafts")) == {
+        "contact:wm0001": "host", "contact:wm0002": "advisor", "contact:wm0003": "advisor", "contact:wm0004": "host",
+    }  # fmt: skip
+
+
+def test_a_beat_that_names_its_persona_still_sends_from_it_and_the_outbox_files_a_task_per_account(corp: Path) -> None:
+    named = {**MASS, "persona": "host"}
+    write_playbook(corp, beats=[MASS, {**named, "id": "close2", "at": "12:45"}], days=1, personas=PERSONAS)
+    add_contacts(
+        corp / "siyu.db",
+        [
+            {"contact_id": "c1", "name": "甲", "tags": ["家长"], "account": "wx_host_01"},
+            {"contact_id": "c2", "name": "乙", "tags": ["家长"], "account": "wx_adv_01"},
+            {"contact_id": "c3", "name": "丙", "tags": ["家长"], "account": "zhou"},
+        ],
+    )
+    invoke("run", "--once", "--now", "2026-12-01 12:50", "--json")
+    rows = query(corp / "siyu.db", "SELECT beat, target, persona FROM drafts ORDER BY beat, target")
+    assert rows == [
+        ("close", "contact:c1", "host"), ("close", "contact:c2", "advisor"), ("close", "contact:c3", "advisor"),
+        ("close2", "contact:c1", "host"), ("close2", "contact:c2", "host"), ("close2", "contact:c3", "host"),
+    ]  # fmt: skip
+    files = sorted(path.read_text(encoding="utf-8") for path in (corp / "outbox").rglob("*.md"))
+    assert len(files) == 3  # close: one task per account (2); close2: one task from host (1)
+    assert sum("周老师" in text for text in files) == 1
