@@ -580,6 +580,7 @@ class Clock:
         self.wecom = wecom
         self.at = start
         self.slept: list[float] = []
+        self.meanwhile: Callable[[], None] = lambda: None  # what happens at WeCom while serve waits
 
     def now(self) -> datetime:
         return self.at
@@ -588,6 +589,7 @@ class Clock:
         self.slept.append(seconds)
         self.at += timedelta(seconds=seconds)
         self.wecom.advance(seconds)
+        self.meanwhile()
 
 
 @dataclass
@@ -628,14 +630,68 @@ def welcoming(tmp_path: Path, wecom: WecomFake) -> Iterator[Welcoming]:
     served.stop()
 
 
-def test_a_welcome_wecom_refuses_as_too_frequent_says_why_on_the_pass_line(welcoming: Welcoming) -> None:
-    welcoming.wecom.inject("externalcontact/send_welcome_msg", 45009, times=None)
+def test_a_welcome_wecom_refuses_as_too_frequent_is_retried_within_20_seconds_then_says_why_and_cron_sends_it_once(
+    welcoming: Welcoming, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wecom = welcoming.wecom
+    wecom.inject("externalcontact/send_welcome_msg", 45009, times=None)
     welcoming.add("wmBusy")
     [line] = welcoming.passes()
+    tries = wecom.of("externalcontact/send_welcome_msg")
+    # serve's passes 1, 2, 4 and 8 s apart (each with the client's own second try a second on), the last started by 18 s
+    assert [call.at - ADDED_AT.timestamp() for call in tries] == [2, 3, 4, 5, 7, 8, 12, 13, 18, 19]
+    assert welcoming.clock.slept == [1, 1, 1, 2, 1, 4, 1, 5, 1]
     assert line.startswith("welcome pass for wmBusy (added 09:00:00): sent 0 · waiting: wecom: WeCom externalcontact/send_welcome_msg: errcode 45009"), line
-    assert "a later pass (siyu run) sends it from 09:" in line and "one-customer task" in line, line
+    assert "retried 4× within WeCom's 20 s window; a later pass (siyu run) sends it from 09:01:" in line and "one-customer task" in line, line
     assert query(welcoming.db, "SELECT state, reason FROM drafts WHERE target = 'contact:wmBusy'") == [("pending", "retry")]
-    assert welcoming.wecom.welcomes == []
+    # cron's pass after the 20 s: the welcome goes once, as a one-customer task; the code is never tried again
+    wecom.clear()
+    wecom.now = (ADDED_AT + timedelta(minutes=2)).timestamp()
+    monkeypatch.chdir(welcoming.db.parent)
+    invoke("run", "--once", "--now", "2026-12-01 09:02", "--db", str(welcoming.db))
+    assert wecom.count("externalcontact/send_welcome_msg") == len(tries) and wecom.welcomes == []
+    made = [call.body for call in wecom.of("externalcontact/add_msg_template") if call.errcode == 0]
+    assert [task["external_userid"] for task in made if task["chat_type"] == "single"] == [["wmBusy"]], made
+    assert [task["text"]["content"] for task in made if task["chat_type"] == "single"] == ["你好呀～"]
+    assert query(welcoming.db, "SELECT state FROM drafts WHERE target = 'contact:wmBusy'") == [("sent",)]
+
+
+def test_a_welcome_wecom_is_busy_for_goes_with_its_code_on_a_retry(welcoming: Welcoming) -> None:
+    welcoming.wecom.inject("externalcontact/send_welcome_msg", -1, times=3)  # the first pass's two tries, and the retry's first
+    code = welcoming.add("wmBlip")
+    [line] = welcoming.passes()
+    assert line == "welcome pass for wmBlip (added 09:00:00): sent 1 · retried 1× within WeCom's 20 s window", line
+    assert [(w["welcome_code"], w["at"] - ADDED_AT.timestamp()) for w in welcoming.wecom.welcomes] == [(code, 5)]
+    assert welcoming.wecom.count("externalcontact/add_msg_template") == 0
+    assert query(welcoming.db, "SELECT state FROM drafts WHERE target = 'contact:wmBlip'") == [("sent",)]
+    assert query(welcoming.db, "SELECT used_at IS NOT NULL FROM wecom_welcome_codes") == [(1,)]
+
+
+def test_a_retry_wecom_answers_41051_is_sent_and_nothing_goes_twice(welcoming: Welcoming) -> None:
+    """The busy answer came after all from a welcome that went (or another app's came first): WeCom says 41051."""
+    wecom = welcoming.wecom
+    wecom.inject("externalcontact/send_welcome_msg", -1, times=2)
+
+    def went_after_all() -> None:
+        for code in wecom.welcome_codes.values():
+            code["used"] = True
+
+    welcoming.clock.meanwhile = went_after_all
+    welcoming.add("wmTwice")
+    [line] = welcoming.passes()
+    assert line == "welcome pass for wmTwice (added 09:00:00): sent 1 · retried 1× within WeCom's 20 s window", line
+    assert [call.errcode for call in wecom.of("externalcontact/send_welcome_msg")] == [-1, -1, 41051]
+    assert wecom.welcomes == [] and wecom.count("externalcontact/add_msg_template") == 0
+    assert query(welcoming.db, "SELECT state FROM drafts WHERE target = 'contact:wmTwice'") == [("sent",)]
+
+
+def test_a_welcome_stopped_by_a_wrong_secret_is_not_retried(welcoming: Welcoming) -> None:
+    welcoming.wecom.inject("gettoken", 40001, times=None)
+    welcoming.add("wmSecret")
+    [line] = welcoming.passes()
+    assert welcoming.wecom.count("gettoken") == 1 and welcoming.clock.slept == []
+    assert "sent 0 · waiting:" in line and "the output's setup is wrong (below): a pass after the fix sends it" in line, line
+    assert any("errcode 40001" in other for other in welcoming.lines if other.startswith("  ")), welcoming.lines
 
 
 def test_a_welcome_wecom_cannot_be_reached_for_says_so_on_the_pass_line(welcoming: Welcoming, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -221,10 +221,13 @@ class Runner:
                 self.ledger.finish_run(run, utcnow())
         return summary
 
-    def welcome(self, contact_id: str, now: datetime | None = None) -> PassSummary:
+    def welcome(self, contact_id: str, now: datetime | None = None, *, again: bool = False) -> PassSummary:
         """A pass for one contact just added, as `siyu serve` runs it after the friend_added callback: what came
         due is planned (the add is in the store), and only that contact's due drafts are delivered, so its
-        `after: 0m` welcome goes out within WeCom's 20 seconds while cron's passes deliver the rest."""
+        `after: 0m` welcome goes out within WeCom's 20 seconds while cron's passes deliver the rest.
+
+        `again`: serve's retry within those 20 seconds: the contact's welcome drafts a transient failure left
+        pending are due at `now` again (the back-off a later pass keeps to is longer than the WelcomeCode lasts)."""
         moment = (now or utcnow()).astimezone(self.playbook.tz)
         run = self.ledger.start_run(self.playbook.id, "welcome", utcnow())
         summary = PassSummary(now=moment)
@@ -232,6 +235,12 @@ class Runner:
             with bulk():
                 inputs = self.inputs(moment)
                 self.plan(moment, summary)
+            if again:
+                with immediate(self.db):
+                    self.db.execute(
+                        "UPDATE drafts SET due_at = ? WHERE target = ? AND +playbook_id = ? AND state = 'pending' AND reason = 'retry' AND channel = 'welcome' AND due_at > ?",
+                        [to_db(moment), f"contact:{contact_id}", self.playbook.id, to_db(moment)],
+                    )
             due = [
                 row[0]
                 for row in self.db.execute(

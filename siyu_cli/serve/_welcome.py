@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,11 @@ from siyu_cli.errors import SiyuError
 
 if TYPE_CHECKING:
     from siyu_cli.dispatch import PassSummary, Runner
+
+RETRY_FIRST = 1.0  # seconds before serve's first retry of a welcome WeCom answered busy; each next waits twice as long
+# WeCom takes a WelcomeCode for 20 s after the add: the last retry starts by 18 s, so it and the client's own second
+# try (1 s later) are answered in time.
+RETRY_WITHIN = timedelta(seconds=18)
 
 
 class WelcomeOnAdd:
@@ -48,21 +53,42 @@ class WelcomeOnAdd:
         except SiyuError as exc:
             self.log(f"welcome for {contact_id}: the playbook cannot be run: {exc.message}")
             return
-        summary = self._runner.welcome(contact_id, self.now())
+        started = self.now()
+        summary = self._runner.welcome(contact_id, started)
+        retries = self._retry(self._runner, contact_id, min(at, started), summary)
         tz = self._runner.playbook.tz
         waiting = [(why, due.astimezone(tz)) for why, due in self._runner.waiting(contact_id)]
-        self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting)}")
-        for error in summary.errors[:3]:
+        self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting, retries)}")
+        for error in list(dict.fromkeys(summary.errors))[:3]:  # each retry's pass may say the same
             self.log(f"  {error}")
 
+    def _retry(self, runner: Runner, contact_id: str, added: datetime, summary: PassSummary) -> int:
+        """Passes again, 1, 2, 4 … s apart, while WeCom answered busy (45009, 45033, -1) or was not reached and
+        the WelcomeCode has time left (RETRY_WITHIN of the add); their numbers are added to `summary`. Not for a
+        wrong setup: every try would meet it. Returns how many passes it ran. Nothing goes twice: a retry takes
+        the code by compare-and-set, and WeCom's 41051 (a welcome went already) is recorded as sent."""
+        retries, delay = 0, RETRY_FIRST
+        while summary.retrying and not summary.blocked:
+            left = (added + RETRY_WITHIN - self.now()).total_seconds()
+            if left <= 0:
+                break
+            self.sleep(min(delay, left))
+            again = runner.welcome(contact_id, self.now(), again=True)
+            summary.add(again)
+            summary.retrying = again.retrying
+            retries += 1
+            delay *= 2
+        return retries
 
-def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]]) -> str:
+
+def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: int = 0) -> str:
     """What the welcome pass did, and for a welcome that could not go, why and what happens to it: a bare
     "sent 0" reads as success in a log."""
     said = [f"sent {summary.sent}"]
     said += [f"failed {summary.failed}"] if summary.failed else []
     said += [f"in doubt {summary.unknown}"] if summary.unknown else []
     said += [f"skipped {count} ({reason})" for reason, count in sorted(summary.skipped.items())]
+    tried = f"retried {retries}× within WeCom's 20 s window" if retries else ""
     if waiting:
         why, due = waiting[0]
         if summary.blocked:
@@ -70,7 +96,9 @@ def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]]) -> str:
         else:
             then = f"a later pass (siyu run) sends it from {due:%H:%M:%S}, as a one-customer task (群发) once WeCom's 20 s are over"
         count = f" {len(waiting)}" if len(waiting) > 1 else ""
-        said.append(f"waiting{count}: {why}; {then}")
+        said.append(f"waiting{count}: {why}; " + (f"{tried}; " if tried else "") + then)
+    elif tried:
+        said.append(tried)
     elif len(said) == 1 and not summary.sent:
         said.append("nothing was due for this contact")
     return " · ".join(said)

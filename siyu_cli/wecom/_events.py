@@ -259,3 +259,10 @@ def use_welcome_code(db: sqlite_utils.Database, code: str, now: datetime) -> boo
             [to_db(now), code, to_db(now - WELCOME_WINDOW)],
         )
     return cursor.rowcount == 1
+
+
+def release_welcome_code(db: sqlite_utils.Database, code: str) -> None:
+    """Give a taken code back after WeCom answered busy or was not reached (nothing was sent with it): a retry
+    within its 20 seconds takes it again. Never after a send whose answer was lost: WeCom may have used it."""
+    with immediate(db):
+        db.execute("UPDATE wecom_welcome_codes SET used_at = NULL WHERE code = ?", [code])

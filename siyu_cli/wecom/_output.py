@@ -200,7 +200,7 @@ class WecomOutput:
     def _welcome(self, msg: Outgoing, sender: str) -> Delivered | None:
         """With the contact's WelcomeCode still fresh (20 s), the welcome itself; else None: a one-customer mass send."""
         from siyu_cli.errors import WecomError
-        from siyu_cli.wecom._events import use_welcome_code, welcome_code
+        from siyu_cli.wecom._events import release_welcome_code, use_welcome_code, welcome_code
 
         contact = msg.recipients[0].ident
         now = self.pass_clock()
@@ -212,6 +212,8 @@ class WecomOutput:
         except WecomError as exc:
             if exc.errcode == WELCOME_EXPIRED:
                 return None  # WeCom says the 20 s are over: the welcome goes as a one-customer task instead
+            if exc.transient:
+                release_welcome_code(self.db, code)  # busy or unreachable, nothing sent: a retry within the 20 s may use it
             raise
         self._record(msg, 1, "welcome", code, sender, "single", 1)
         return Delivered("wecom welcome" if sent else "wecom welcome: another welcome came first (41051)")
