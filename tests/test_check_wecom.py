@@ -445,3 +445,41 @@ def test_an_environment_variable_name_that_cannot_be_one(tmp_path: Path, output:
     else:
         assert problem["hint"].endswith("e.g. url_env: SIYU_WEBHOOK_URL")
     invoke("check", str(_playbook(tmp_path, outputs=[{**output, field: "SIYU_CORP_B_2"}])), "--strict")
+
+
+def test_a_reminder_at_once_is_an_error_and_within_minutes_a_warning(tmp_path: Path) -> None:
+    """remind_after: 0m reminds a task at its first read; under 30m WeCom's 3 reminders a day ring the phone within the hour (audit 7 #12)."""
+    path = _playbook(tmp_path, outputs=[{"type": "wecom", "remind_after": "0m"}])
+    result = invoke("check", str(path), code=1)
+    assert "error: outputs[0].remind_after: remind_after 0m would remind a task at the first pass after it was made" in result.stderr
+    (problem,) = _problems(path)
+    assert "remind_after:" in _line_of(path, problem) and problem["hint"] == "write e.g. 2h (the default), or 30m or more"
+    path = _playbook(tmp_path, outputs=[{"type": "wecom", "remind_after": "10m"}])
+    (problem,) = _coded(path, "wecom-", code=0)
+    assert problem["code"] == "wecom-remind-soon" and problem["severity"] == "warning" and problem["path"] == "outputs[0].remind_after"
+    assert "spend them 10m, 20m, 30m after the task is made" in problem["message"] and problem["hint"].startswith("give staff time to send: 30m or more")
+    invoke("check", str(_playbook(tmp_path, outputs=[{"type": "wecom", "remind_after": "30m"}])), "--strict")
+
+
+def test_a_wecom_userid_wecom_could_not_have(tmp_path: Path) -> None:
+    """成员UserID: 1-64 letters, digits and _-@., starting with a letter or digit (WeCom's user/create)."""
+    for userid in ("a qi", "阿栖", "-aqi", "a" * 65, ""):
+        path = _playbook(tmp_path, personas=[{**STAFF[0], "wecom_userid": userid}, STAFF[1]])
+        result = invoke("check", str(path), code=1)
+        assert "error: personas[0].wecom_userid: must be a WeCom userid (成员UserID)" in result.stderr and f"(got {userid!r})" in result.stderr
+        (problem,) = _problems(path)
+        assert "wecom_userid:" in _line_of(path, problem) and "admin console" in problem["hint"]
+    personas = [{**STAFF[0], "wecom_userid": "Zhou.Li-2@corp_x"}, {**STAFF[1], "wecom_userid": "a" * 64}]
+    invoke("check", str(_playbook(tmp_path, personas=personas)), "--strict")
+
+
+def test_a_userid_written_as_a_number_gets_a_hint_for_its_own_field(tmp_path: Path) -> None:
+    path = _playbook(tmp_path, personas=[{**STAFF[0], "wecom_userid": 12345}, STAFF[1]])
+    (problem,) = _problems(path)
+    assert problem["path"] == "personas[0].wecom_userid" and problem["hint"] == 'quote the value to make it text, e.g. wecom_userid: "12345"'
+    beats = [{**MORNING, "at": 830}]
+    (problem,) = _problems(_playbook(tmp_path, beats=beats))
+    assert problem["hint"] == 'write the time of day as quoted text, HH:MM, e.g. at: "08:30"'
+    # An empty value and a list where text goes are not fixed by quoting.
+    (empty, listed) = _problems(_playbook(tmp_path, personas=[{**STAFF[0], "name": None}, {**STAFF[1], "name": ["李"]}]))
+    assert empty["hint"] == "write a value after name: (it is empty)" and listed["hint"] == "write one text value here, not a list or a mapping"

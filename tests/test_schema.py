@@ -111,6 +111,11 @@ CASES: list[tuple[tuple[Any, ...], Any, bool]] = [
     (("outputs",), [{"type": "wecom", "corp_id_env": "my corp"}], False),
     (("outputs",), [{"type": "wecom", "token_env": "1TOKEN"}], False),
     (("outputs",), [{"type": "webhook", "format": "json", "url_env": "HOOK-URL"}], False),
+    (("outputs",), [{"type": "wecom", "remind_after": "0m"}], False),  # reminded at the first read
+    (("outputs",), [{"type": "wecom", "remind_after": "10m"}], True),  # check warns: 3 reminders within 30 minutes
+    (("personas", 0, "wecom_userid"), "zhou.li-2@corp", True),
+    (("personas", 0, "wecom_userid"), "a qi", False),
+    (("personas", 0, "wecom_userid"), "阿栖", False),
 ]
 
 

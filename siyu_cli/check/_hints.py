@@ -47,11 +47,31 @@ def _with_hint(problem: Problem, lines: list[str]) -> Problem:
     message, hint = _split_fix(problem.message)
     if hint:
         return replace(problem, message=message, hint=hint)
+    if _NOT_TEXT.search(problem.message):
+        return replace(problem, hint=_quote_hint(problem, lines))
     for pattern, make in _RULES:
         match = pattern.search(problem.message)
         if match:
             return replace(problem, hint=make(match))
     return replace(problem, hint="see the playbook format: `siyu schema` describes every field")
+
+
+_NOT_TEXT = re.compile(r"valid string \(got ")
+
+
+def _quote_hint(problem: Problem, lines: list[str]) -> str:
+    """Quote what the line has at the value, under its own key: `wecom_userid: "12345"`, not a time of day."""
+    key = re.sub(r"(\[\d+\])+$", "", problem.path.rpartition(".")[2])
+    if "(got None)" in problem.message:
+        return f"write a value after {key}: (it is empty)"
+    if key == "at":  # a number where a time of day goes (at: 830) is fixed by writing the time, not by quoting the number
+        return 'write the time of day as quoted text, HH:MM, e.g. at: "08:30"'
+    index, column = (problem.line or 0) - 1, (problem.column or 0) - 1
+    line = lines[index] if 0 <= index < len(lines) and column >= 0 else ""
+    written = re.split(r"[,\]}#]", line[column:], maxsplit=1)[0].strip()
+    if not written:
+        return "quote the value to make it text"
+    return f'quote the value to make it text, e.g. {key}: "{written}"'
 
 
 def _split_fix(message: str) -> tuple[str, str]:
@@ -128,7 +148,7 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"valid boolean"), lambda m: "write true or false"),
     (re.compile(r"valid (list|array)"), lambda m: "write a list: [a, b] or one '- item' per line"),
     (re.compile(r"valid (dictionary|mapping)|valid object"), lambda m: "write a mapping: {key: value} or one 'key: value' per line"),
-    (re.compile(r"valid string"), lambda m: "quote the value to make it text, e.g. \"08:30\""),
+    (re.compile(r"valid string"), lambda m: "write one text value here, not a list or a mapping"),
     (re.compile(r"reaches day (\d+), but the campaign has (\d+)"), lambda m: f"end the range by day {m.group(2)}, or raise days: to {m.group(1)}"),
     (re.compile(r"needs an audience"), lambda m: "add audience: a segment id from segments:, or a tag expression such as '家长 and not 已购'"),
     (re.compile(r"either template or text|one of template"), lambda m: "keep one: template: names a file, text: is inline Jinja"),

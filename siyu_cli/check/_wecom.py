@@ -40,6 +40,9 @@ MINIPROGRAM_TITLE_BYTES = 64  # add_msg_template / send_welcome_msg: miniprogram
 LINK_TITLE_BYTES = 128  # link.title, at most 128 bytes
 LINK_DESC_BYTES = 512  # link.desc, at most 512 bytes
 TEXT_BYTES = 4000  # add_msg_template / send_welcome_msg: text.content, at most 4,000 bytes (else 45002)
+# The shortest remind_after that leaves staff the time a batch task takes (the task itself rang their phone) and does not
+# spend WeCom's three reminders a day within the first hour; read-back (every 5 min at first) has a confirm well before it.
+REMIND_AT_LEAST = timedelta(minutes=30)
 
 
 def wecom_output(playbook: LoadedPlaybook) -> bool:
@@ -77,6 +80,7 @@ def wecom_problems(playbook: LoadedPlaybook, samples: Any, planner: Any = None) 
     routes = samples.routes
     return [
         *_corps(playbook),
+        *_reminders(playbook),
         *_staff(playbook, calendars),
         *_chats(playbook, calendars),
         *_cards(playbook),
@@ -103,6 +107,31 @@ def _corps(playbook: LoadedPlaybook) -> list[Problem]:
             code="wecom-two-corps",
         )
     ]
+
+
+def _reminders(playbook: LoadedPlaybook) -> list[Problem]:
+    """A remind_after under REMIND_AT_LEAST: the day's three reminders ring the staff member's phone within minutes of the task."""
+    from siyu_cli._time import format_duration, parse_duration
+    from siyu_cli.wecom._sync import READ_EVERY, REMINDERS
+
+    problems = []
+    for index, output in enumerate(playbook.model.outputs):
+        if not isinstance(output, WecomOutput) or parse_duration(output.remind_after) >= REMIND_AT_LEAST:
+            continue
+        wait = parse_duration(output.remind_after)
+        times = ", ".join(format_duration(wait * n) for n in range(1, REMINDERS + 1))
+        problems.append(
+            playbook.located.problem(
+                ("outputs", index, "remind_after"),
+                f"remind_after {output.remind_after}: each reminder (remind_groupmsg_send) rings the staff member's phone, and WeCom allows {REMINDERS} per task in 24 hours, "
+                f"so siyu would spend them {times} after the task is made (which rang it already), then none until 24 hours after the first; "
+                f"and a pass reads a task back every {format_duration(READ_EVERY)} at first, so a staff member who has just sent it can still be reminded",
+                hint=f"give staff time to send: {format_duration(REMIND_AT_LEAST)} or more; the default is 2h",
+                severity="warning",
+                code="wecom-remind-soon",
+            )
+        )
+    return problems
 
 
 def _staff(playbook: LoadedPlaybook, calendars: Sequence[tuple[Any, list[Any]]]) -> list[Problem]:

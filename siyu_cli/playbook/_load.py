@@ -19,7 +19,7 @@ from siyu_cli.errors import PlaybookInvalid, Problem
 from siyu_cli.playbook import _days, _tags
 from siyu_cli.playbook._calendar import WORDS as CALENDAR_WORDS
 from siyu_cli.playbook._calendar import Calendar, package_version
-from siyu_cli.playbook._model import ENV_NAME, PATTERNS, SLUG, Beat, Cohort, Playbook, WecomOutput
+from siyu_cli.playbook._model import ENV_NAME, PATTERNS, SLUG, USERID, Beat, Cohort, Playbook, WecomOutput
 from siyu_cli.playbook._yaml import Located, Path_, Yaml11, format_path, load_located
 
 DEFAULT_COHORT = "default"
@@ -275,8 +275,11 @@ def _validation_problems(exc: ValidationError, located: Located) -> list[Problem
 
 
 def _pattern_hint(error: dict[str, Any], path: Path_) -> str:
-    """The fix for a value that is not the name of an environment variable; others get with_hints' hint."""
-    if error["type"] != "string_pattern_mismatch" or error.get("ctx", {}).get("pattern") != ENV_NAME:
+    """The fix for a value that is not an environment variable's name or a WeCom userid; others get with_hints' hint."""
+    pattern = error.get("ctx", {}).get("pattern") if error["type"] == "string_pattern_mismatch" else None
+    if pattern == USERID:
+        return "copy the staff member's 账号 exactly as the WeCom admin console shows it under 通讯录 (no spaces or Chinese characters), e.g. wecom_userid: aqi"
+    if pattern != ENV_NAME:
         return ""
     field = str(path[-1])
     default = WecomOutput.model_fields[field].default if field in WecomOutput.model_fields else None

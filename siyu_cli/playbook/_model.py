@@ -18,10 +18,13 @@ Slug = Annotated[str, Field(pattern=SLUG, description="an id: letters, digits, '
 # The name run reads a secret from: an empty one would fall back to the default silently, "my secret" cannot be exported.
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+# WeCom's 成员UserID (创建成员, user/create): 1-64 bytes of digits, letters and _-@., starting with a digit or letter.
+USERID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 # What a value that does not match each pattern must be (the loader's message for string_pattern_mismatch).
 PATTERNS = {
     SLUG: "must be an id: letters, digits, '-', '_' or '.', starting with a letter or digit",
     ENV_NAME: "must be an environment variable name: letters, digits and '_', not starting with a digit",
+    USERID: "must be a WeCom userid (成员UserID): up to 64 letters, digits, '_', '-', '@' or '.', starting with a letter or digit",
 }
 # Day numbers start at 1, as check reads them: "0-3" is refused by both.
 _RANGE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^\s*0*[1-9]\d*\s*(-\s*(0*[1-9]\d*)?\s*)?$"}
@@ -173,7 +176,7 @@ class Persona(_Strict):
     account: str | None = Field(None, description="the WeChat/WeCom account this persona speaks from")
     capacity: Capacity | None = Field(None, examples=[{"precise": 20, "general": 40}], description="人效: caps the 1v1 drafts that need a person; over it they carry over to the next day")
     account_since: date | None = Field(None, examples=["2026-11-01"], description="the day the account was registered (养号 stage by its age)")
-    wecom_userid: str | None = Field(None, min_length=1, examples=["aqi"], description="the staff member's WeCom userid (成员账号): the `wecom` output hands this persona's tasks to them")
+    wecom_userid: Annotated[str, Field(pattern=USERID)] | None = Field(None, examples=["aqi"], description="the staff member's WeCom userid (成员账号): the `wecom` output hands this persona's tasks to them")
 
 
 class Product(_Strict):
@@ -807,7 +810,15 @@ class WecomOutput(_Strict):
     timeout: str | None = Field(None, examples=["10s"], description="how long one API request may take (default 10s)")
     name: str | None = Field(None, examples=["wecom"], description="the name the ledger records deliveries under")
 
-    _remind = field_validator("remind_after")(classmethod(lambda cls, v: _duration_ok(v)))
+    @field_validator("remind_after")
+    @classmethod
+    def _remind(cls, value: Any) -> str:
+        text = _duration_ok(value)
+        if parse_duration(text) <= timedelta(0):
+            raise ValueError(
+                f"remind_after {text} would remind a task at the first pass after it was made, before its staff member could send it; write e.g. 2h (the default), or 30m or more"
+            )
+        return text
     _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _timeout_ok(v)))
 
 

@@ -22,6 +22,7 @@ _CLOCK_BODY = r"([01]?[0-9]|2[0-3]):[0-5][0-9]"
 CLOCK = rf"^\s*{_CLOCK_BODY}\s*$"
 QUIET = rf"^\s*{_CLOCK_BODY}\s*-\s*{_CLOCK_BODY}\s*$"
 DURATION = r"^\s*[0-9]+\s*[smhdw]\s*$"
+POSITIVE_DURATION = r"^\s*0*[1-9][0-9]*\s*[smhdw]\s*$"
 DATE_OR_SPAN = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}(\s*\.\.\s*[0-9]{4}-[0-9]{2}-[0-9]{2})?\s*$"
 SIGNED_TAG = r"^\s*[+-]\s*\S"  # as check: `++学员` adds the tag "+学员" (check warns about it)
 # pydantic's lax mode, which check runs in: "60" is 60, "0.1" is 0.1, yes/on/1 are true.
@@ -59,7 +60,7 @@ _PROPERTIES: dict[str, dict[str, Any]] = {
     "GroupHealth.window": _DURATION,
     "WebhookOutput.timeout": {"anyOf": [_DURATION, {"type": "integer", "minimum": 1, "title": "seconds"}, _NULL]},
     "WecomOutput.timeout": {"anyOf": [_DURATION, {"type": "integer", "minimum": 1, "title": "seconds"}, _NULL]},
-    "WecomOutput.remind_after": _DURATION,
+    "WecomOutput.remind_after": {**_DURATION, "pattern": POSITIVE_DURATION, "title": "a duration above 0"},
     "Limits.quiet_hours": {"anyOf": [{"type": "string", "pattern": QUIET, "title": "HH:MM-HH:MM"}, _NULL]},
     "Rule.tag": {
         "anyOf": [
