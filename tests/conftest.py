@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,3 +24,16 @@ def wecom(monkeypatch: pytest.MonkeyPatch) -> Iterator[WecomFake]:
         monkeypatch.setenv("SIYU_WECOM_CORP_ID", fake.corp_id)
         monkeypatch.setenv("SIYU_WECOM_SECRET", fake.secret)
         yield fake
+
+
+@pytest.fixture
+def wecom_corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
+    """A campaign folder as the working directory (its ./siyu.db the store), no SIYU_DB or SIYU_PLAYBOOK from the
+    environment, and the fake's clock at 2026-12-01 12:00 Asia/Shanghai."""
+    from tests.playbooks_fixtures import SHANGHAI
+
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    wecom.now = datetime(2026, 12, 1, 12, 0, tzinfo=SHANGHAI).timestamp()
+    return tmp_path

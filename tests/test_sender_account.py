@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.playbooks_fixtures import add_contacts, invoke, query, write_playbook
 from tests.test_wecom_dispatch import MASS, at, once
 from tests.wecom_fake import WecomFake
@@ -28,18 +26,9 @@ EXPORT = (
 )
 
 
-@pytest.fixture
-def corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    wecom.now = at("2026-12-01 12:00")
-    return tmp_path
-
-
-def test_a_beat_with_no_persona_is_one_wecom_task_per_staff_member_of_their_own_customers(corp: Path, wecom: WecomFake) -> None:
-    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}])
-    (corp / "客户列表.csv").write_text(EXPORT, encoding="utf-8-sig")
+def test_a_beat_with_no_persona_is_one_wecom_task_per_staff_member_of_their_own_customers(wecom_corp: Path, wecom: WecomFake) -> None:
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}])
+    (wecom_corp / "客户列表.csv").write_text(EXPORT, encoding="utf-8-sig")
     invoke("import", "contacts", "客户列表.csv", "--preset", "wecom-customers")
     wecom.now = at("2026-12-01 12:31")
     summary = once("2026-12-01 12:31")
@@ -47,16 +36,16 @@ def test_a_beat_with_no_persona_is_one_wecom_task_per_staff_member_of_their_own_
     sent = sorted((template.sender, sorted(template.recipients)) for template in wecom.templates.values())
     # A contact whose account is no persona's goes from the first persona, as before.
     assert sent == [("aqi", ["wm0001", "wm0004"]), ("zhou", ["wm0002", "wm0003"])]
-    assert dict(query(corp / "siyu.db", "SELECT target, persona FROM drafts")) == {
+    assert dict(query(wecom_corp / "siyu.db", "SELECT target, persona FROM drafts")) == {
         "contact:wm0001": "host", "contact:wm0002": "advisor", "contact:wm0003": "advisor", "contact:wm0004": "host",
     }  # fmt: skip
 
 
-def test_a_beat_that_names_its_persona_still_sends_from_it_and_the_outbox_files_a_task_per_account(corp: Path) -> None:
+def test_a_beat_that_names_its_persona_still_sends_from_it_and_the_outbox_files_a_task_per_account(wecom_corp: Path) -> None:
     named = {**MASS, "persona": "host"}
-    write_playbook(corp, beats=[MASS, {**named, "id": "close2", "at": "12:45"}], days=1, personas=PERSONAS)
+    write_playbook(wecom_corp, beats=[MASS, {**named, "id": "close2", "at": "12:45"}], days=1, personas=PERSONAS)
     add_contacts(
-        corp / "siyu.db",
+        wecom_corp / "siyu.db",
         [
             {"contact_id": "c1", "name": "甲", "tags": ["家长"], "account": "wx_host_01"},
             {"contact_id": "c2", "name": "乙", "tags": ["家长"], "account": "wx_adv_01"},
@@ -64,11 +53,11 @@ def test_a_beat_that_names_its_persona_still_sends_from_it_and_the_outbox_files_
         ],
     )
     invoke("run", "--once", "--now", "2026-12-01 12:50", "--json")
-    rows = query(corp / "siyu.db", "SELECT beat, target, persona FROM drafts ORDER BY beat, target")
+    rows = query(wecom_corp / "siyu.db", "SELECT beat, target, persona FROM drafts ORDER BY beat, target")
     assert rows == [
         ("close", "contact:c1", "host"), ("close", "contact:c2", "advisor"), ("close", "contact:c3", "advisor"),
         ("close2", "contact:c1", "host"), ("close2", "contact:c2", "host"), ("close2", "contact:c3", "host"),
     ]  # fmt: skip
-    files = sorted(path.read_text(encoding="utf-8") for path in (corp / "outbox").rglob("*.md"))
+    files = sorted(path.read_text(encoding="utf-8") for path in (wecom_corp / "outbox").rglob("*.md"))
     assert len(files) == 3  # close: one task per account (2); close2: one task from host (1)
     assert sum("周老师" in text for text in files) == 1

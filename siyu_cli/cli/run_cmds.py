@@ -62,7 +62,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         if summary.failed or summary.unknown or summary.blocked:
             # For cron's mail: what went wrong, on stderr, whatever stdout carries.
             for error in summary.errors[:5]:
-                err().print(error if error.startswith("in doubt: ") else f"failed: {error}", markup=False, soft_wrap=True)
+                err().print(error if error.startswith("in doubt: ") else f"error: {error}", markup=False, soft_wrap=True)
             if summary.unknown:
                 err().print(f"in doubt: {summary.unknown} draft(s) may have arrived; see `siyu status`", markup=False)
         return
@@ -71,16 +71,18 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         f"{summary.now:%Y-%m-%d %H:%M} · recorded {summary.recorded} · sent {summary.sent}{_in_tasks(summary)} · deferred {summary.deferred} · "
         f"skipped {skipped} · failed {summary.failed} · unknown {summary.unknown}"
     )
-    if summary.retrying:
+    if summary.blocked:
+        # Nothing goes to it until the setup is fixed: one clause, not "retrying later" beside "stopped".
+        line += f" · stopped {', '.join(summary.blocked)}: its setup is wrong ({summary.retrying} draft(s) wait for a pass after the fix)"
+    elif summary.retrying:
         line += f" · retrying {summary.retrying} later"
     if summary.revised:
         line += f" · revised {summary.revised} after the edit"
-    if summary.paused:
-        line += f" · paused {', '.join(summary.paused)} (failing; its drafts wait for the next pass)"
+    paused = [name for name in summary.paused if name not in summary.blocked and name not in summary.held]
+    if paused:
+        line += f" · paused {', '.join(paused)} (failing; its drafts wait for the next pass)"
     if summary.held:
         line += f" · held back by the rate limit of {', '.join(summary.held)} (a later pass sends them)"
-    if summary.blocked:
-        line += f" · stopped {', '.join(summary.blocked)}: its setup is wrong (its drafts wait for a pass after the fix)"
     if summary.recovered:
         line += f" · recovered {summary.recovered} from a dead run"
     if summary.readback:
@@ -99,7 +101,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         elif error.startswith("claim lost"):
             console.print(f"  [yellow]note:[/] {escape(error)}", markup=True)
         else:
-            console.print(f"  [red]failed:[/] {escape(error)}", markup=True)
+            console.print(f"  [red]error:[/] {escape(error)}", markup=True)
     if summary.unknown:
         console.print(f"  [yellow]in doubt:[/] {summary.unknown} draft(s) may have arrived; see `siyu status`, then `siyu outbox done ID` or `siyu retry --unknown ID`")
 
@@ -256,7 +258,13 @@ def sync(
 ) -> None:
     """Read back from WeCom (回执) what staff sent: tasks in doubt found, each recipient's outcome, reminders. Every pass does this too."""
     from siyu_cli.dispatch import PassSummary, Runner
+    from siyu_cli.errors import StoreError
+    from siyu_cli.store import default_path
 
+    path = default_path(db)
+    if not path.exists():
+        # A mistyped --db must not become a new empty store that "has nothing new".
+        raise StoreError(f"{path}: no such store", hint="sync reads back the tasks a pass made: pass the store `siyu run` wrote (default ./siyu.db, or $SIYU_DB)")
     runner = Runner(find_playbook(playbook_opt, playbook), db_path=db)
     if not any(output.reads_back for output in runner.outputs):
         raise UsageError(
