@@ -169,13 +169,13 @@ def run_siyu(cwd: Path, *args: str, env: Mapping[str, str] | None = None, timeou
     )
 
 
-def invoke(*args: str, code: int = 0) -> Any:
-    """`siyu ARGS` through typer's CliRunner, without colour and wide; asserts the exit code and that nothing raised."""
+def invoke(*args: str, code: int = 0, columns: int = 200) -> Any:
+    """`siyu ARGS` through typer's CliRunner, without colour and wide (or `columns` wide); asserts the exit code and that nothing raised."""
     from typer.testing import CliRunner
 
     from siyu_cli.cli import app
 
-    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": str(columns)})
     assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result

@@ -131,3 +131,61 @@ def test_outbox_done_task_is_one_task_done_with_its_recipients_reached(camp: Pat
     [member] = data["staff"]
     assert (member["staff"], member["tasks"], member["recipients"], member["recipients_reached"]) == ("阿栖", 2, 6, 6)
     assert data["recipients"] == {"handed_out": 10, "reached": 6, "rate": 0.6}
+
+
+def narrow(root: Path, rows: list[dict[str, Any]]) -> str:
+    playbook = write_playbook(root, beats=[MORNING, MOMENTS, NOON_1V1])
+    add_drafts(root / "siyu.db", rows)
+    return invoke("report", "sop", "-p", str(playbook), "--db", str(root / "siyu.db"), columns=80).stdout
+
+
+def fits(text: str) -> list[str]:
+    from rich.cells import cell_len
+
+    lines = text.splitlines()
+    assert all(cell_len(line.rstrip()) <= 80 for line in lines), [line for line in lines if cell_len(line.rstrip()) > 80]
+    assert "…" not in text
+    return lines
+
+
+# Journey and welcome steps of contacts added before the campaign: 40 days of missed steps before day 1.
+BEFORE = [
+    {"target": f"contact:p{d}", "beat": "journey:nurture:1" if d % 2 else "welcome:card-a:1", "day": d, "persona": "advisor", "state": "skipped", "reason": "missed"}
+    for d in range(-39, 1)
+]
+
+
+def test_at_80_columns_day_and_beat_read_and_days_before_day_1_are_one_row(tmp_path: Path) -> None:
+    playbook, db = audited(tmp_path)
+    add_drafts(Path(db), BEFORE)
+    lines = fits(invoke("report", "sop", "-p", playbook, "--db", db, columns=80).stdout)
+    [header] = [line for line in lines if line.startswith("day ")]
+    assert header.split() == ["day", "beat", "persona", "due", "sent", "done", "late", "skipped", "quota", "not", "friend", "left", "out"]  # no failed, unknown, pending: all 0
+    table = {line.split()[1]: line.split() for line in lines if line[:3].strip() in ("<1", "1")}
+    assert table["before"] == ["<1", "before", "day", "1", "advisor", "40", "0", "0", "0", "40", "0", "0", "0"]
+    assert table["早分享"][:4] == ["1", "早分享", "host", "2"]
+    assert table["午间私聊"] == ["1", "午间私聊", "host", "300", "300", "282", "282", "0", "3", "5", "10"]
+    assert sum("before day 1" in line for line in lines) == 1 and "-39" not in " ".join(lines)
+    data = json.loads(invoke("report", "sop", "-p", playbook, "--db", db, "--json").stdout)
+    assert sorted({row["day"] for row in data["rows"]})[:2] == [-39, -38]  # --json keeps every day
+
+
+def test_at_80_columns_the_read_back_columns_give_way_before_day_and_beat(tmp_path: Path) -> None:
+    rows: list[dict[str, Any]] = [
+        {"target": "contact:q1", "task_id": "Q", "outcome": "quota"},
+        {"target": "contact:q2", "task_id": "Q", "outcome": "not_friend"},
+        {"target": "contact:q3", "task_id": "Q", "outcome": "not_sent"},
+        {"target": "contact:q4", "task_id": "Q", "outcome": "sent", "done_by": "aqi", "done_at": at(0)},
+        {"target": "contact:x1", "day": 2, "state": "failed", "reason": "template_error"},
+        {"target": "contact:x2", "day": 2, "state": "unknown", "reason": "crash"},
+        {"target": "contact:x3", "day": 2, "state": "pending"},
+        {"target": "contact:x4", "day": 2, "state": "skipped", "reason": "holdout"},
+        *({"target": f"contact:m{i}", "day": 3, "state": "sent", "finished_at": at(2, seconds=3600)} for i in range(12000)),
+    ]
+    lines = fits(narrow(tmp_path, rows))
+    [header] = [line for line in lines if line.startswith("day ")]
+    assert header.split()[3:] == ["due", "sent", "done", "late", "skipped", "failed", "unknown", "pending"]  # 12,000 is wide
+    assert "per row in a wider terminal or with --json: quota, not friend, left out" in lines
+    assert "read back from WeCom: refused by the monthly quota 1 · not a friend 1 · left out by staff 1" in " ".join(" ".join(lines).split())
+    wide = invoke("report", "sop", "-p", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"), columns=200).stdout
+    assert "quota not friend left out skipped by reason" in " ".join(wide.split()) and "per row in a wider terminal" not in wide

@@ -428,7 +428,9 @@ def sop_cmd(
         scope = f" on day {day}" if day is not None else ""
         console.print(f"no drafts recorded for {pb.id}{scope} yet; run `siyu run` first", markup=False)
         return
-    wide = console.width >= 120
+    total = report.total
+    rows = report.folded()
+    counts, by_reason, dropped = _sop_columns(rows, total, console.width)
     table = Table(
         title=f"SOP execution 执行情况 · {escape(pb.model.title)} · recipients 人次",
         title_justify="left",
@@ -439,44 +441,34 @@ def sop_cmd(
         header_style="bold",
     )
     table.add_column("day", justify="right", no_wrap=True)
-    table.add_column("beat", min_width=10)
+    table.add_column("beat", min_width=SOP_BEAT_WIDTH, overflow="fold")
     table.add_column("persona", no_wrap=True)
-    read_back = bool(report.total.quota or report.total.not_friend or report.total.not_sent)
-    names = ["due", "sent", "done", "late", "skipped", "failed", "unknown", "pending"] + (["quota", "not friend", "left out"] if read_back else [])
-    for name in names:
-        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
-    if wide:
-        table.add_column("skipped by reason")
-    for row in [*report.rows, report.total]:
-        total = row is report.total
-        cells = [
-            "" if total or row.day is None else str(row.day),
-            "[bold]total[/]" if total else escape(row.title),
-            escape(row.persona or ""),
-            str(row.due),
-            str(row.sent),
-            str(row.done),
-            f"[yellow]{row.late}[/]" if row.late else "0",
-            str(row.skipped_total),
-            f"[red]{row.failed}[/]" if row.failed else "0",
-            f"[red]{row.unknown}[/]" if row.unknown else "0",
-            str(row.pending),
-        ]
-        if read_back:
-            cells += [str(row.quota), str(row.not_friend), str(row.not_sent)]
-        if wide:
-            cells.append(escape(", ".join(f"{reason} {count}" for reason, count in row.skipped.items())))
-        table.add_row(*cells, end_section=not total and row is report.rows[-1])
+    colours = {"late": "yellow", "failed": "red", "unknown": "red"}
+    for _, label in counts:
+        table.add_column(label, justify="right", no_wrap=True)
+    if by_reason:
+        table.add_column("skipped by reason", no_wrap=True)
+    for row in [*rows, total]:
+        is_total = row is total
+        cells = [_sop_day(row, is_total), "[bold]total[/]" if is_total else escape(row.title), escape(row.persona or "")]
+        for key, _ in counts:
+            value = getattr(row, key)
+            cells.append(f"[{colours[key]}]{value}[/]" if value and key in colours else str(value))
+        if by_reason:
+            cells.append(escape(_reasons(row, ", ")))
+        table.add_row(*cells, end_section=not is_total and row is rows[-1])
     console.print(table)
-    if report.total.skipped and not wide:
-        reasons = " · ".join(f"{reason} {count}" for reason, count in report.total.skipped.items())
-        console.print(f"skipped by reason: {escape(reasons)}")
+    if dropped:
+        console.print(f"[dim]per row in a wider terminal or with --json: {', '.join(dropped)}[/]")
     tasks = report.tasks
     if tasks.tasks:
         console.print(f"SOP 执行率 execution rate: {tasks.rate:.1%} of send tasks 任务 · {_task_line(tasks)}", markup=False)
+    if total.skipped and not by_reason:
+        console.print(f"skipped by reason: {escape(_reasons(total, ' · '))}")
+    read_back = bool(total.quota or total.not_friend or total.not_sent)
     if read_back:
         console.print(
-            f"read back from WeCom: refused by the monthly quota {report.total.quota} · not a friend {report.total.not_friend} · left out by staff {report.total.not_sent}",
+            f"read back from WeCom: refused by the monthly quota {total.quota} · not a friend {total.not_friend} · left out by staff {total.not_sent}",
             markup=False,
         )
     if report.staff:
@@ -500,6 +492,45 @@ def sop_cmd(
         + ("; quota = refused by the customer's monthly mass-send quota, not friend = WeCom could not reach them, left out = the staff member did not send to them" if read_back else "")
         + ".[/]"
     )
+
+
+SOP_BEAT_WIDTH = 12
+# The count columns of `report sop`, in the order they drop when the terminal is too narrow for them all (last first);
+# only those some row has a non-zero value in are shown at all. The read-back outcomes have their totals on a line below.
+SOP_COUNTS = (
+    ("due", "due"), ("sent", "sent"), ("done", "done"), ("late", "late"), ("skipped_total", "skipped"), ("failed", "failed"),
+    ("unknown", "unknown"), ("pending", "pending"), ("quota", "quota"), ("not_friend", "not friend"), ("not_sent", "left out"),
+)  # fmt: skip
+SOP_KEEP = {key for key, _ in SOP_COUNTS[:8]}  # due … pending are never dropped
+
+
+def _sop_day(row: Any, is_total: bool) -> str:
+    from siyu_cli.report._sop import BEFORE_DAY_1
+
+    return "" if is_total else "<1" if row.beat == BEFORE_DAY_1 else "" if row.day is None else str(row.day)
+
+
+def _reasons(row: Any, sep: str) -> str:
+    return sep.join(f"{reason} {count}" for reason, count in row.skipped.items())
+
+
+def _sop_columns(rows: list[Any], total: Any, width: int) -> tuple[list[tuple[str, str]], bool, list[str]]:
+    """The count columns that fit `width` beside day, persona and a beat column of SOP_BEAT_WIDTH (folded),
+    whether "skipped by reason" fits too, and the labels dropped to fit."""
+    every = [*rows, total]
+
+    def need(values: list[str], label: str) -> int:
+        return max([len(label), *(len(v) for v in values)]) + 1  # the column's left padding
+
+    fixed = need([_sop_day(r, False) for r in rows], "day") - 1 + SOP_BEAT_WIDTH + 1 + need([r.persona or "" for r in rows], "persona")
+    counts = [(key, label) for i, (key, label) in enumerate(SOP_COUNTS) if i == 0 or getattr(total, key)]
+    widths = {key: need([str(getattr(r, key)) for r in every], label) for key, label in counts}
+    dropped: list[str] = []
+    while counts[-1][0] not in SOP_KEEP and fixed + sum(widths[k] for k, _ in counts) > width:
+        dropped.insert(0, counts.pop()[1])
+    used = fixed + sum(widths[k] for k, _ in counts)
+    by_reason = bool(total.skipped) and used + need([_reasons(r, ", ") for r in every], "skipped by reason") <= width
+    return counts, by_reason, dropped
 
 
 def _task_line(tasks: Any) -> str:

@@ -25,6 +25,7 @@ import sqlite_utils
 from siyu_cli.playbook import LoadedPlaybook
 
 LATE_GRACE = "+10 minutes"
+BEFORE_DAY_1 = "<before day 1>"  # the beat of the folded pre-campaign row: no beat id has '<' (a slug)
 
 
 @dataclass
@@ -159,6 +160,17 @@ class SopReport:
         """Done of the recipients handed to the front line (due − skipped − pending)."""
         expected = self.recipients_handed_out
         return self.total.done / expected if expected > 0 else None
+
+    def folded(self) -> list[SopRow]:
+        """The rows with pre-campaign days (journey and welcome steps of contacts added before day 1) as one row."""
+        before = [row for row in self.rows if row.day is not None and row.day < 1]
+        if not before:
+            return list(self.rows)
+        personas = {row.persona for row in before}
+        row = SopRow(day=None, beat=BEFORE_DAY_1, title="before day 1", channel="", persona=personas.pop() if len(personas) == 1 else None)
+        for item in before:
+            row.add(item)
+        return [row, *(r for r in self.rows if r.day is None or r.day >= 1)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
