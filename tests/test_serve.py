@@ -444,6 +444,26 @@ def test_a_missing_variable_is_a_startup_error_naming_it(missing: str, playbook:
     assert not (tmp_path / "siyu.db").exists()
 
 
+@pytest.mark.parametrize(("value", "wrong"), [("qyapi.weixin.qq.com", "is not an http:// or https:// URL"), ("ftp://x", "is not an http:// or https:// URL"), (" https://qyapi.weixin.qq.com", "has spaces around it"), ("https://", "names no host")])
+def test_a_siyu_wecom_api_that_can_never_work_is_a_startup_error(value: str, wrong: str, playbook: Path, tmp_path: Path) -> None:
+    from siyu_cli.serve import app
+
+    with pytest.raises(SiyuError) as raised:
+        app(playbook, db_path=tmp_path / "siyu.db", environ={**ENV, "SIYU_WECOM_API": value})
+    assert raised.value.message == f"SIYU_WECOM_API={value!r} {wrong}, so no call can reach WeCom"
+    assert "https://qyapi.weixin.qq.com" in raised.value.hint and "without /cgi-bin" in raised.value.hint
+    assert not (tmp_path / "siyu.db").exists()
+
+
+def test_the_real_serve_with_siyu_wecom_api_not_a_url_does_not_start(playbook: Path, tmp_path: Path) -> None:
+    """It used to listen, and every add's welcome then waited as if WeCom were down."""
+    with RealServe(playbook, tmp_path, siyu_env(**ENV, SIYU_WECOM_API="notaurl"), "--db", str(tmp_path / "siyu.db")) as server:
+        said = server.first + ("" if server.url else server.rest())
+    assert server.proc.returncode == 1, said
+    assert "SIYU_WECOM_API='notaurl' is not an http:// or https:// URL" in said and "qyapi.weixin.qq.com" in said and "Traceback" not in said
+    assert not (tmp_path / "siyu.db").exists()
+
+
 def test_serve_without_a_wecom_output_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plain = write_playbook(tmp_path, name="plain.yaml")
     result = invoke("serve", str(plain), "--db", str(tmp_path / "siyu.db"), code=2)

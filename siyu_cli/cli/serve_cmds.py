@@ -27,9 +27,11 @@ def serve(
     """Take WeCom's callbacks (接收事件服务器): verify the URL, decrypt each event and record it (加微, 删好友, 进群, 退群).
 
     The corp id, 客户联系 Secret (for the welcomes), Token and EncodingAESKey come from the variables the
-    playbook's wecom output names; a missing one stops serve before it listens.
+    playbook's wecom output names; a missing one stops serve before it listens, as does a SIYU_WECOM_API
+    (WeCom's base URL, for a proxy or a test server) that is no http(s)://host URL.
     A new add runs that contact's pass at once, so its `after: 0m` welcome goes out with the add's
-    WelcomeCode within WeCom's 20 seconds. Runs until SIGTERM or Ctrl-C.
+    WelcomeCode within WeCom's 20 seconds (retried 1, 2, 4 … s apart while WeCom answers busy, until 18 s
+    after the add). Runs until SIGTERM or Ctrl-C.
     """
     from rich.markup import escape
 

@@ -107,8 +107,8 @@ def app(
     `on_added(contact_id, at)` runs once per friend_added with a persona's staff member recorded for the
     first time, after the commit, on a worker thread. `now` is the clock callbacks are received on (no
     welcome code counts from later than it); `log` gets one line per callback. Raises SiyuError for a
-    missing variable (the 客户联系 Secret too: the welcome pass sends with it), a bad EncodingAESKey, or a
-    playbook without a wecom output, before anything listens.
+    missing variable (the 客户联系 Secret too: the welcome pass sends with it), a SIYU_WECOM_API that is no
+    http(s)://host URL, a bad EncodingAESKey, or a playbook without a wecom output, before anything listens.
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -118,6 +118,7 @@ def app(
     from siyu_cli._time import utcnow
     from siyu_cli.playbook import read
     from siyu_cli.store import default_path, open_store
+    from siyu_cli.wecom._client import api_base
     from siyu_cli.wecom._crypto import CallbackCrypto
     from siyu_cli.wecom._events import CallbackBook
     from siyu_cli.wecom._output import setting
@@ -130,6 +131,8 @@ def app(
     token = setting(environ, output.token_env, "callback Token", "客户联系 → API → 接收事件服务器 → Token", who="siyu serve")
     aes_key = setting(environ, output.aes_key_env, "callback EncodingAESKey", "客户联系 → API → 接收事件服务器 → EncodingAESKey", who="siyu serve")
     setting(environ, output.secret_env, "客户联系 Secret (each add's welcome is sent with it)", "客户联系 → API → Secret, or the Secret of a self-built app listed there under 可调用接口的应用", who="siyu serve")
+    if environ.get("SIYU_WECOM_API"):
+        api_base(environ["SIYU_WECOM_API"])  # the welcomes' base URL: one that can never work stops serve here, not each welcome
     crypto = CallbackCrypto(token, aes_key, corp_id)
     mapping: dict[str, Any] = {"book": CallbackBook(loaded.model, corp_id), "hash": loaded.content_hash, "stamp": _stamp(source)}
     db = open_store(default_path(db_path))
