@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.playbooks_fixtures import add_contacts, invoke, states, write_playbook
-from tests.test_wecom_audit import killed_mid
+from tests.playbooks_fixtures import add_contacts, invoke, query, states, write_playbook
+from tests.test_wecom_audit import MOMENTS, killed_mid
 from tests.test_wecom_dispatch import GROUPS, MASS, PERSONAS, at, customers, once
 from tests.wecom_fake import WecomFake
 
@@ -69,3 +70,20 @@ def test_an_unreachable_wecom_is_retried_and_the_pass_says_why_once(corp: Path, 
     assert len(reasons) == 1 and reasons[0].startswith("wecom: ") and "cannot reach" in reasons[0] and "5 draft(s) retry later" in reasons[0]
     text = invoke("run", "--once", "--now", "2026-12-01 12:40")
     assert "cannot reach http://127.0.0.1:9" in text.stderr
+
+
+def test_a_moments_post_read_back_has_no_publish_time_so_report_sop_counts_it_neither_on_time_nor_late(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MOMENTS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    wecom.now = at("2026-12-01 12:01")
+    once("2026-12-01 12:01")
+    wecom.now = at("2026-12-01 12:10")
+    once("2026-12-01 12:10")  # the job is still being made
+    [moment] = list(wecom.moments)
+    wecom.publish(moment, "aqi")  # posted at 12:11, on time; WeCom's get_moment_task says only that it was
+    wecom.now = at("2026-12-01 14:00")
+    invoke("sync", "--now", "2026-12-01 14:00")
+    assert query(corp / "siyu.db", "SELECT state, outcome, done_by, done_at FROM drafts") == [("sent", "sent", "aqi", None)]
+    report = json.loads(invoke("report", "sop", "--json").stdout)
+    [row] = report["rows"]
+    assert (row["sent"], row["late"]) == (1, 0)  # not late because siyu read it back at 14:00
+    assert (report["tasks"]["tasks_done"], report["tasks"]["on_time"], report["tasks"]["late"], report["tasks"]["time_unknown"]) == (1, 0, 0, 1)

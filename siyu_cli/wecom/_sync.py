@@ -8,8 +8,8 @@ Three steps, each pass and `siyu sync`:
 - **read**: for each open task, the staff member's status (get_groupmsg_task) and, once they sent
   it, each recipient's (get_groupmsg_send_result: sent at a time, not sent, not a friend, refused
   by the monthly quota); Moments jobs by get_moment_task_result then get_moment_task. Outcomes go
-  in drafts.outcome with done_by (the staff userid) and done_at (when it went), as `outbox done`
-  would by hand.
+  in drafts.outcome with done_by (the staff userid) and done_at (when it went; unknown for Moments,
+  which WeCom reports with no publish time), as `outbox done` would by hand.
 - **remind**: a task not confirmed `remind_after` after it was made (or after the last reminder)
   is reminded (remind_groupmsg_send), at most 3 times in 24 hours.
 """
@@ -278,7 +278,9 @@ def _read_moment(output: WecomOutput, db: sqlite_utils.Database, task: Mapping[s
             db.execute("UPDATE wecom_tasks SET moment_id = ? WHERE task_id = ? AND output = ? AND part = ?", [moment_id, task["task_id"], task["output"], task["part"]])
     published = any(entry.get("userid") == task["sender"] and int(entry.get("publish_status", 0)) == 1 for entry in output.client.moment_task(moment_id))
     if published:
-        _settle(db, task, [(d, "sent", task["sender"], to_db(now)) for d in members.values()], now, report, close=True)
+        # get_moment_task says only that the staff member posted it, not when (neither does get_moment_task_result):
+        # done_at stays unknown, since the moment this read happened would count an on-time post late.
+        _settle(db, task, [(d, "sent", task["sender"], None) for d in members.values()], now, report, close=True)
     elif now - from_db(task["created_at"]) >= GIVE_UP:
         _settle(db, task, [(d, "not_sent", None, None) for d in members.values()], now, report, close=True)
     else:
