@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from siyu_cli.playbook import read
 from siyu_cli.report import sop
 from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, invoke, parents, query, write_playbook
@@ -106,24 +104,16 @@ def test_a_task_is_on_time_by_its_first_send_and_done_by_any_recipient(tmp_path:
     assert "time unknown: read back as sent with no send time" in text
 
 
-@pytest.fixture
-def camp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def test_outbox_done_task_is_one_task_done_with_its_recipients_reached(camp: Path) -> None:
+def test_outbox_done_task_is_one_task_done_with_its_recipients_reached(tmp_path: Path) -> None:
     mass = {"id": "close", "title": "结营福利", "at": "12:30", "days": "all", "channel": "private", "audience": "parents", "text": "结营福利今晚24点截止～"}
     named = {**mass, "id": "named", "title": "点名", "at": "12:40", "text": "{{ contact.name }}，结营福利今晚截止～"}
-    write_playbook(camp, beats=[mass, named], days=1)
-    add_contacts(camp / "siyu.db", parents(5))
-    invoke("run", "--once", "--now", "2026-12-01 12:41")
-    [(mass_task,)] = query(camp / "siyu.db", "SELECT DISTINCT task_id FROM drafts WHERE beat = 'close'")
-    [(one,)] = query(camp / "siyu.db", "SELECT draft_id FROM drafts WHERE beat = 'named' ORDER BY target LIMIT 1")
-    invoke("outbox", "done", mass_task, one, "--by", "阿栖")
-    data = json.loads(invoke("report", "sop", "--json").stdout)
+    playbook, db = str(write_playbook(tmp_path, beats=[mass, named], days=1)), tmp_path / "siyu.db"
+    add_contacts(db, parents(5))
+    invoke("run", playbook, "--db", str(db), "--outbox", str(tmp_path / "outbox"), "--once", "--now", "2026-12-01 12:41")
+    [(mass_task,)] = query(db, "SELECT DISTINCT task_id FROM drafts WHERE beat = 'close'")
+    [(one,)] = query(db, "SELECT draft_id FROM drafts WHERE beat = 'named' ORDER BY target LIMIT 1")
+    invoke("outbox", "done", mass_task, one, "--by", "阿栖", "--db", str(db))
+    data = json.loads(invoke("report", "sop", playbook, "--db", str(db), "--json").stdout)
     tasks = data["tasks"]
     # The mass send (5 recipients) is one task; each named draft is a task of its own (5); two were marked done.
     assert (tasks["tasks"], tasks["tasks_done"], tasks["recipients"], tasks["recipients_reached"]) == (6, 2, 10, 6)
