@@ -42,7 +42,7 @@ def test_a_hook_code_inside_a_longer_code_is_not_that_hook(tmp_path: Path) -> No
     assert rows(db, "SELECT contact_id, source FROM contacts ORDER BY contact_id") == [
         ("w1", "CASH50"), ("w2", "EYE1000"), ("w3", "card-repurchase-2"), ("w4", "EYE100"), ("w5", "CASH5"), ("w6", None),
     ]
-    assert "1 row(s)' 添加渠道 named no hook of the playbook" in result.output
+    assert "1 row(s): 添加渠道 named no hook of the playbook" in result.output
     assert "添加渠道 gave codes that are no hook of the playbook: CASH50 (1), EYE1000 (1), card-repurchase-2 (1)" in result.output
 
 
@@ -283,3 +283,17 @@ def test_imports_and_report_bounds_use_the_same_year_rule(tmp_path: Path) -> Non
     assert f"row 3: at: '1000-01-01 00:00' is out of range; {OUT_OF_RANGE}" in result.output  # 999-12-31 16:00 in UTC
     since = siyu("report", "funnel", "-p", str(pb), "--db", str(db), "--since", "0001-01-01")
     assert since.exit_code == 2 and OUT_OF_RANGE in since.output and "1-9999" not in since.output
+
+
+def test_a_pipe_is_refused_with_what_to_do_instead_and_nothing_is_imported(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.playbooks_fixtures import siyu_cmd, siyu_env
+
+    proc = subprocess.run(
+        siyu_cmd("import", "contacts", "/dev/stdin", "--db", "s.db"), cwd=tmp_path, env=siyu_env(), input="contact_id,name\nc1,甲\n",
+        capture_output=True, text=True, encoding="utf-8", timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "/dev/stdin: a pipe or stream cannot be imported, only a file" in proc.stderr and "save it to a file first" in proc.stderr
+    assert not (tmp_path / "s.db").exists()

@@ -136,11 +136,23 @@ def _run_import(kind: str, file: Path, how: ImportOptions, **options: Any) -> No
     if kind == "events":
         options["groups"] = groups
     sheet: str | int | None = int(how.sheet) if how.sheet and how.sheet.isdigit() else how.sheet
-    with _store(how.db) as store, _progress(f"importing {file.name}", how.as_json) as progress:
-        result = action(
-            store, file, tz=zone, mapping=mapping, dry_run=how.dry_run, skip_bad_to=how.skip_bad, progress=progress,
-            encoding=how.encoding, sheet=sheet, hooks=hooks, **options,
-        )
+    from siyu_cli.errors import SiyuError
+    from siyu_cli.store import default_path
+
+    path = default_path(how.db)
+    fresh = not path.exists()
+    try:
+        with _store(how.db) as store, _progress(f"importing {file.name}", how.as_json) as progress:
+            result = action(
+                store, file, tz=zone, mapping=mapping, dry_run=how.dry_run, skip_bad_to=how.skip_bad, progress=progress,
+                encoding=how.encoding, sheet=sheet, hooks=hooks, **options,
+            )
+    except SiyuError:
+        if fresh:
+            # A refused import changes nothing, so it leaves no empty store behind either.
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
     if how.as_json:
         print_json(result.to_dict())
         return
@@ -152,7 +164,7 @@ def _print_import(kind: str, file: Path, result: Any, how: ImportOptions) -> Non
     for name in result.unused_mapping:
         notes.print(f"note: the mapping names column {name!r}, which {file.name} does not have", markup=False, soft_wrap=True)
     for column, count in result.unmatched_hooks.items():
-        notes.print(f"note: {count} row(s)' {column} named no hook of the playbook; their hook is empty (the cell is kept as {column})", markup=False, soft_wrap=True)
+        notes.print(f"note: {count} row(s): {column} named no hook of the playbook; their hook is empty (the cell is kept as {column})", markup=False, soft_wrap=True)
     for column, codes in result.unknown_codes.items():
         listed = ", ".join(f"{code} ({count})" for code, count in sorted(codes.items()))
         notes.print(f"note: {column} gave codes that are no hook of the playbook: {listed}; they are kept as the source, and no hook's tags or welcome apply", markup=False, soft_wrap=True)

@@ -100,6 +100,9 @@ class Source:
             raw = self._stack.enter_context(self.path.open("rb"))
         except OSError as exc:
             raise SiyuError(f"{self.path}: cannot open: {exc.strerror}") from None
+        if not raw.seekable():
+            # The encoding is decided from the whole file before its rows are read, so the file is read twice.
+            raise SiyuError(f"{self.path}: a pipe or stream cannot be imported, only a file", hint="save it to a file first, then import that file")
         sample = raw.read(SAMPLE_BYTES)
         self.encoding = _named(encoding, self.path) if encoding else _detect(sample, raw, self.path)
         if self.encoding == "utf-8-sig" and not sample.startswith(codecs.BOM_UTF8):
