@@ -87,3 +87,16 @@ def test_a_moments_post_read_back_has_no_publish_time_so_report_sop_counts_it_ne
     [row] = report["rows"]
     assert (row["sent"], row["late"]) == (1, 0)  # not late because siyu read it back at 14:00
     assert (report["tasks"]["tasks_done"], report["tasks"]["on_time"], report["tasks"]["late"], report["tasks"]["time_unknown"]) == (1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_task_in_doubt_wecom_never_made_is_made_now_and_the_pass_does_not_call_it_a_resend(corp: Path, wecom: WecomFake, as_json: bool) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(3))
+    killed_mid(corp, wecom, "externalcontact/add_msg_template", "2026-12-01 12:31", process=False)  # WeCom never made it
+    if as_json:
+        assert once("2026-12-01 12:33")["readback"] == {"remade": 1}
+    else:
+        line = invoke("run", "--once", "--now", "2026-12-01 12:33").stderr
+        assert "read back made 1 missing part(s) now" in line and "resend" not in line
+    assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"sent": 3}

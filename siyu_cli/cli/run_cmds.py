@@ -86,7 +86,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     if summary.recovered:
         line += f" · recovered {summary.recovered} from a dead run"
     if summary.readback:
-        line += " · read back " + ", ".join(f"{key} {count}" for key, count in sorted(summary.readback.items()))
+        line += " · read back " + summary.readback_text()
     if summary.next_due:
         line += f" · next due {summary.next_due:%m-%d %H:%M}"
     sys.stderr.write(line + "\n")
@@ -277,7 +277,7 @@ def sync(
     if as_json:
         print_json({"now": moment.isoformat(), "readback": summary.readback, "errors": summary.errors})
     else:
-        found = ", ".join(f"{key} {count}" for key, count in sorted(summary.readback.items())) or "nothing new"
+        found = summary.readback_text(delivering=False) or "nothing new"
         err().print(f"{moment:%Y-%m-%d %H:%M} · read back from WeCom 回执: {found}", markup=False)
         for error in summary.errors[:5]:
             err().print(f"failed: {error}", markup=False, soft_wrap=True)

@@ -50,7 +50,7 @@ class SyncReport:
     """What one read-back did, for the pass summary and `siyu sync`."""
 
     found: int = 0  # tasks in doubt found in WeCom's list (their drafts now sent)
-    resend: int = 0  # tasks in doubt WeCom does not have (their drafts pending again)
+    remade: int = 0  # parts of tasks in doubt WeCom does not have: never made, so made by the delivery that follows
     settled: int = 0  # drafts in doubt that finding settled (sent, or pending to send now)
     unsettled: int = 0  # tasks in doubt finding could not settle (WeCom did not answer, or it cannot tell)
     read: int = 0  # open tasks read
@@ -155,7 +155,7 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 f"WHERE state = 'unknown' AND draft_id IN ({marks})",
                 [f"wecom: {'part ' + str(made + 1) + ' is' if made else 'it is'} not in WeCom's list of mass sends, so it was never created; sending it now", to_db(now), *ids],
             )
-            report.resend += 1
+            report.remade += total - made
 
 
 def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> bool | None:
