@@ -27,3 +27,10 @@ def test_sync_refuses_a_store_that_does_not_exist_and_creates_none(wecom_corp: P
     result = invoke("sync", "--db", "sium.db", code=1)
     assert "sium.db: no such store" in result.stderr and "siyu run" in result.stderr
     assert not (wecom_corp / "sium.db").exists()
+
+
+def test_a_playbook_that_does_not_load_creates_no_store(wecom_corp: Path) -> None:
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=[{**PERSONAS[0], "wecom_userid": "a qi"}], outputs=[{"type": "wecom"}])
+    result = invoke("run", "--once", "--now", "2026-12-01 12:31", "--db", "s.db", code=1)
+    assert "wecom_userid" in result.stderr
+    assert not (wecom_corp / "s.db").exists()

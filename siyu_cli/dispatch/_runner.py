@@ -151,6 +151,7 @@ class Runner:
         sleep: Callable[[float], None] = _time.sleep,
     ) -> None:
         self.playbook_path = playbook_path
+        self.playbook: LoadedPlaybook = read(playbook_path)  # before the store: a playbook that does not load creates none
         self.db_path = default_path(db_path)
         self.db = open_store(self.db_path)
         self.ledger = Ledger(self.db)
@@ -160,7 +161,6 @@ class Runner:
         self.extra_outputs = extra_outputs or []
         self.sleep = sleep
         self.stop_requested = False
-        self.playbook: LoadedPlaybook = read(playbook_path)
         self.outputs: list[Output] = self._outputs()
         self._beat_titles: dict[str, str] = self._titles()
         self._dues: dict[str, datetime] = {}
