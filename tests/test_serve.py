@@ -663,6 +663,7 @@ def test_a_welcome_wecom_refuses_as_too_frequent_is_retried_within_20_seconds_th
     assert welcoming.clock.slept == [1, 1, 1, 2, 1, 4, 1, 5, 1]
     assert line.startswith("welcome pass for wmBusy (added 09:00:00): sent 0 · waiting: wecom: WeCom externalcontact/send_welcome_msg: errcode 45009"), line
     assert "retried 4× within WeCom's 20 s window; a later pass (siyu run) sends it from 09:01:" in line and "one-customer task" in line, line
+    assert [other for other in welcoming.lines if other.startswith("  ")] == []  # the reason is said once, on the line
     assert query(welcoming.db, "SELECT state, reason FROM drafts WHERE target = 'contact:wmBusy'") == [("pending", "retry")]
     # cron's pass after the 20 s: the welcome goes once, as a one-customer task; the code is never tried again
     wecom.clear()
@@ -681,6 +682,7 @@ def test_a_welcome_wecom_is_busy_for_goes_with_its_code_on_a_retry(welcoming: We
     code = welcoming.add("wmBlip")
     [line] = welcoming.passes()
     assert line == "welcome pass for wmBlip (added 09:00:00): sent 1 · retried 1× within WeCom's 20 s window", line
+    assert [other for other in welcoming.lines if other.startswith("  ")] == []  # no stale "retry later" under it
     assert [(w["welcome_code"], w["at"] - ADDED_AT.timestamp()) for w in welcoming.wecom.welcomes] == [(code, 5)]
     assert welcoming.wecom.count("externalcontact/add_msg_template") == 0
     assert query(welcoming.db, "SELECT state FROM drafts WHERE target = 'contact:wmBlip'") == [("sent",)]

@@ -55,30 +55,37 @@ class WelcomeOnAdd:
             return
         started = self.now()
         summary = self._runner.welcome(contact_id, started)
-        retries = self._retry(self._runner, contact_id, min(at, started), summary)
+        retries, reasons = self._retry(self._runner, contact_id, min(at, started), summary)
         tz = self._runner.playbook.tz
         waiting = [(why, due.astimezone(tz)) for why, due in self._runner.waiting(contact_id)]
+        if not summary.blocked:
+            reasons.update(why for why, _ in waiting)
         self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting, retries)}")
-        for error in list(dict.fromkeys(summary.errors))[:3]:  # each retry's pass may say the same
+        # A busy answer's "retry later" is said on the line above, or no longer true once a retry sent the welcome.
+        errors = [error for error in dict.fromkeys(summary.errors) if not any(error.startswith(why) for why in reasons)]
+        for error in errors[:3]:
             self.log(f"  {error}")
 
-    def _retry(self, runner: Runner, contact_id: str, added: datetime, summary: PassSummary) -> int:
+    def _retry(self, runner: Runner, contact_id: str, added: datetime, summary: PassSummary) -> tuple[int, set[str]]:
         """Passes again, 1, 2, 4 … s apart, while WeCom answered busy (45009, 45033, -1) or was not reached and
         the WelcomeCode has time left (RETRY_WITHIN of the add); their numbers are added to `summary`. Not for a
-        wrong setup: every try would meet it. Returns how many passes it ran. Nothing goes twice: a retry takes
-        the code by compare-and-set, and WeCom's 41051 (a welcome went already) is recorded as sent."""
+        wrong setup: every try would meet it. Returns how many passes it ran and the reasons they retried for.
+        Nothing goes twice: a retry takes the code by compare-and-set, and WeCom's 41051 (a welcome went
+        already) is recorded as sent."""
         retries, delay = 0, RETRY_FIRST
+        reasons: set[str] = set()
         while summary.retrying and not summary.blocked:
             left = (added + RETRY_WITHIN - self.now()).total_seconds()
             if left <= 0:
                 break
+            reasons.update(why for why, _ in runner.waiting(contact_id))
             self.sleep(min(delay, left))
             again = runner.welcome(contact_id, self.now(), again=True)
             summary.add(again)
             summary.retrying = again.retrying
             retries += 1
             delay *= 2
-        return retries
+        return retries, reasons
 
 
 def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: int = 0) -> str:
@@ -87,7 +94,6 @@ def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: 
     said = [f"sent {summary.sent}"]
     said += [f"failed {summary.failed}"] if summary.failed else []
     said += [f"in doubt {summary.unknown}"] if summary.unknown else []
-    said += [f"skipped {count} ({reason})" for reason, count in sorted(summary.skipped.items())]
     tried = f"retried {retries}× within WeCom's 20 s window" if retries else ""
     if waiting:
         why, due = waiting[0]
@@ -99,6 +105,4 @@ def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: 
         said.append(f"waiting{count}: {why}; " + (f"{tried}; " if tried else "") + then)
     elif tried:
         said.append(tried)
-    elif len(said) == 1 and not summary.sent:
-        said.append("nothing was due for this contact")
     return " · ".join(said)
