@@ -61,3 +61,10 @@ def test_a_beat_that_names_its_persona_still_sends_from_it_and_the_outbox_files_
     files = sorted(path.read_text(encoding="utf-8") for path in (wecom_corp / "outbox").rglob("*.md"))
     assert len(files) == 3  # close: one task per account (2); close2: one task from host (1)
     assert sum("周老师" in text for text in files) == 1
+
+
+def test_check_names_every_persona_a_beat_without_persona_may_send_from(wecom_corp: Path) -> None:
+    personas = [PERSONAS[0], {**PERSONAS[1], "wecom_userid": None}]
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=personas, outputs=[{"type": "wecom"}])
+    result = invoke("check", code=1)
+    assert "persona advisor (周老师) sends beat close (to contacts who added wx_adv_01)" in result.stderr, result.stderr

@@ -138,19 +138,24 @@ def _staff(playbook: LoadedPlaybook, calendars: Sequence[tuple[Any, list[Any]]])
     """Personas that send without a wecom_userid; two personas sharing one."""
     model = playbook.model
     uses: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
-    for _, found in calendars:
-        for occ in found:
-            uses[occ.persona][("beat", occ.beat.id)] = None
     first = model.personas[0].id
     accounts = [p for p in model.personas if p.account]
 
     def fallback(kind: str, name: str) -> None:
-        """No persona named: the persona whose account the contact added, else the first (JourneyBook.persona_of)."""
+        """No persona named: the persona whose account the contact added, else the first (JourneyBook.persona_of,
+        and a private beat's drafts, Planner._private)."""
         for persona in accounts:
             also = ", and by default" if persona.id == first else ""
             uses[persona.id][(kind, f"{name} (to contacts who added {persona.account}{also})")] = None
         if not any(p.id == first for p in accounts):
             uses[first][(kind, f"{name} (by default)")] = None
+
+    for _, found in calendars:
+        for occ in found:
+            if occ.target_kind == "audience" and occ.beat.persona is None:
+                fallback("beat", occ.beat.id)
+            else:
+                uses[occ.persona][("beat", occ.beat.id)] = None
 
     hooks = {key: hook for hook in model.hooks for key in (hook.id, hook.code) if key}
     for hook in model.hooks:
