@@ -188,7 +188,7 @@ def _staff(playbook: LoadedPlaybook, calendars: Sequence[tuple[Any, list[Any]]])
     for pi, persona in enumerate(model.personas):
         if not persona.wecom_userid:
             continue
-        other = holders.setdefault(persona.wecom_userid, persona.id)
+        other = holders.setdefault(persona.wecom_userid.lower(), persona.id)  # WeCom's uniqueness ignores case: Aqi is aqi
         if other != persona.id:
             problems.append(
                 playbook.located.problem(
