@@ -488,5 +488,5 @@ def test_a_userid_written_as_a_number_gets_a_hint_for_its_own_field(tmp_path: Pa
 def test_two_personas_whose_userids_differ_only_in_case_are_one_staff_member(tmp_path: Path) -> None:
     personas = [STAFF[0], {**STAFF[1], "wecom_userid": STAFF[0]["wecom_userid"].upper()}]
     path = _playbook(tmp_path, personas=personas, beats=[MORNING, NOON_1V1])
-    found = {p["code"]: p for p in _coded(path, "wecom-")}
+    found = {p["code"]: p for p in _coded(path, "wecom-", code=0)}
     assert found["wecom-userid-shared"]["path"] == "personas[1].wecom_userid"  # WeCom's userids are unique whatever their case
