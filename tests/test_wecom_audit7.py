@@ -9,7 +9,7 @@ import pytest
 
 from tests.playbooks_fixtures import add_contacts, invoke, query, states, write_playbook
 from tests.test_wecom_audit import MOMENTS, killed_mid
-from tests.test_wecom_dispatch import GROUPS, MASS, PERSONAS, at, customers, once
+from tests.test_wecom_dispatch import GROUPS, MASS, PERSONAS, POST, at, customers, once
 from tests.wecom_fake import WecomFake
 
 SKEW = 420.0  # this machine's clock 7 minutes ahead of WeCom's
@@ -100,3 +100,20 @@ def test_a_task_in_doubt_wecom_never_made_is_made_now_and_the_pass_does_not_call
         line = invoke("run", "--once", "--now", "2026-12-01 12:33").stderr
         assert "read back made 1 missing part(s) now" in line and "resend" not in line
     assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"sent": 3}
+
+
+def test_retry_unknown_on_a_group_task_in_doubt_says_what_a_person_does_not_to_run_it_again(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[POST], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    wecom.now = at("2026-12-01 12:01")
+    killed_mid(corp, wecom, "externalcontact/add_msg_template", "2026-12-01 12:01")  # made; no group sent to yet
+    once("2026-12-01 12:03", code=1)  # cron's next pass: a person must look
+    result = invoke("retry", "--unknown", "--now", "2026-12-01 12:05", code=1)
+    said = " ".join(result.stderr.split())
+    assert "try again when WeCom answers" not in said and "or `siyu retry --unknown`" not in said
+    assert "群发记录" in said and "siyu outbox done" in said and "aqi" in said
+    assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"unknown": 2}
+    [msgid] = list(wecom.templates)
+    wecom.confirm(msgid, "aqi", at=at("2026-12-01 12:20"))  # what the message asks: aqi sends it
+    wecom.now = at("2026-12-01 12:21")
+    assert once("2026-12-01 12:21")["readback"].get("found") == 1
+    assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"sent": 2}

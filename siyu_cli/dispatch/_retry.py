@@ -21,10 +21,13 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         # An output that can look a delivery up (WeCom's own list of mass sends) settles what is in doubt first:
         # found, it is sent; not made, it goes out in this retry; only the rest is sent again blindly, as asked.
         runner.sync(moment, summary, every_task=True)
-        if summary.readback.get("unsettled"):
+        unanswered, to_check = summary.readback.get("unsettled", 0), summary.readback.get("to_check", 0)
+        if unanswered or to_check:
             raise SiyuError(
                 "could not settle the drafts in doubt against WeCom first, so none is sent again: " + "; ".join(summary.errors[:3]),
-                hint="try again when WeCom answers (a draft in doubt may already be in WeCom); `siyu status` lists them",
+                hint="try again when WeCom answers (a draft in doubt may already be in WeCom); `siyu status` lists them"
+                if unanswered
+                else "WeCom answered but cannot tell whether it holds the task: settle it as the error says (nothing here sends it twice)",
             )
     if ids:
         resolved = [draft for found in runner.ledger.find(ids).values() for draft in found]

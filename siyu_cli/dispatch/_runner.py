@@ -110,8 +110,11 @@ class PassSummary:
     def readback_text(self, *, delivering: bool = True) -> str:
         """What outputs read back, as a person reads it: a task's parts WeCom never made, made now, are no resend.
         `delivering`: this pass goes on to deliver (not `siyu sync`, which leaves them to the next pass)."""
-        made = "made {} missing part(s) now" if delivering else "{} missing part(s) for the next pass to make"
-        return ", ".join(made.format(count) if key == "remade" else f"{key} {count}" for key, count in sorted(self.readback.items()))
+        words = {
+            "remade": "made {} missing part(s) now" if delivering else "{} missing part(s) for the next pass to make",
+            "to_check": "{} task(s) in doubt for a person to check",
+        }
+        return ", ".join(words[key].format(count) if key in words else f"{key} {count}" for key, count in sorted(self.readback.items()))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -348,7 +351,7 @@ class Runner:
                 summary.unknown = max(summary.unknown - report.settled, 0)
                 if summary.unknown == 0:
                     summary.errors = [e for e in summary.errors if not e.startswith(DOUBT)]
-            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("found", report.found), ("remade", report.remade), ("unsettled", report.unsettled)]:
+            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("found", report.found), ("remade", report.remade), ("unsettled", report.unsettled), ("to_check", report.to_check)]:
                 if count:
                     summary.readback[key] = summary.readback.get(key, 0) + count
             summary.errors.extend(report.errors)

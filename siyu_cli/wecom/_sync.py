@@ -52,7 +52,8 @@ class SyncReport:
     found: int = 0  # tasks in doubt found in WeCom's list (their drafts now sent)
     remade: int = 0  # parts of tasks in doubt WeCom does not have: never made, so made by the delivery that follows
     settled: int = 0  # drafts in doubt that finding settled (sent, or pending to send now)
-    unsettled: int = 0  # tasks in doubt finding could not settle (WeCom did not answer, or it cannot tell)
+    unsettled: int = 0  # tasks in doubt finding could not settle: WeCom did not answer
+    to_check: int = 0  # tasks in doubt WeCom answered for but cannot tell apart: a person looks (群发记录)
     read: int = 0  # open tasks read
     outcomes: dict[str, int] = field(default_factory=dict)  # recipients by outcome, read this time
     reminded: int = 0
@@ -105,7 +106,7 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             # The part after the last one recorded is the one that may have been made: look for it.
             since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_AROUND
             ours = {str(row["target"]).partition(":")[2] for row in task}
-            unsure = False
+            unsure: str | None = None  # a group send of this text that has reached no group yet: it may be this task
             for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_AROUND, filter_type=0):
                 msgid = str(item.get("msgid"))
                 if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
@@ -116,15 +117,17 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 if ours_too:
                     match = msgid
                     break
-                unsure = unsure or ours_too is None
+                if ours_too is None:
+                    unsure = unsure or msgid
             if match is None and unsure:
-                # A group send of this text by this staff member that has reached no group yet: it may be this task.
-                # Neither adopted nor made again: a person checks (the admin console's 群发记录).
+                # Neither adopted nor made again: once the staff member sends it, its groups tell (the next read finds it).
                 report.errors.append(
-                    f"{output.name}: task {name} is in doubt and WeCom has a group mass send of the same text by {sender} not yet sent to "
-                    "any group: check 客户联系 → 群发记录, then `siyu outbox done` or `siyu retry --unknown`"
+                    f"{output.name}: task {name} is in doubt: WeCom holds a group mass send ({unsure}) of the same text for {sender} that has "
+                    f"reached no group yet, most likely this task, so nothing is made again. Ask {sender} to send it (企业微信 → 群发助手): "
+                    f"the next pass then reads it back as sent. If it went already, see 管理后台 → 客户与上下游 → 客户联系 → 群发记录 "
+                    f"and mark it: `siyu outbox done {name}`"
                 )
-                report.unsettled += 1
+                report.to_check += 1
                 continue
         ids = [row["draft_id"] for row in task]
         marks = ", ".join("?" * len(ids))
