@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class DeliveryError(SiyuError):
     `parts_done`: of a message sent in parts, how many arrived before this one failed.
     `retry_after`: when known (a full rate window), how long until a try can succeed.
     `held`: nothing was tried: the destination's shared rate limit is reached (not a failure of the output).
+    `defer_to`: nothing was tried, and that is no failure: the draft is due again then (a welcome that can only go
+    as a staff task waits out quiet hours).
     """
 
     def __init__(
@@ -128,9 +133,11 @@ class DeliveryError(SiyuError):
         hint: str = "",
         held: bool = False,
         blocked: bool = False,
+        defer_to: datetime | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.held = held
+        self.defer_to = defer_to
         # The output cannot work until a person fixes its setup (a wrong secret, an untrusted IP): nothing more
         # is tried on it this pass, and its drafts wait for a pass after the fix.
         self.blocked = blocked

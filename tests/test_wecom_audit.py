@@ -162,7 +162,7 @@ def test_a_pass_that_reads_back_a_moments_job_no_staff_member_could_post_exits_1
     assert once("2026-12-01 12:51")["readback"] == {}  # read once: the next pass has nothing more to say
 
 
-def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_falls_back_when_wecom_says_the_code_expired(corp: Path, wecom: WecomFake) -> None:
+def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_when_wecom_says_the_code_expired_waits_for_morning_as_a_task(corp: Path, wecom: WecomFake) -> None:
     from siyu_cli.store import open_store
 
     hook = {"id": "card", "kind": "package_card", "code": "EYE100", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀，我是阿栖～"}]}
@@ -183,11 +183,14 @@ def test_with_the_wecom_output_the_first_welcome_goes_in_quiet_hours_and_falls_b
     )
     db.conn.commit()
     summary = once("2026-12-01 23:24:05")
-    assert summary["sent"] == 2 and summary["deferred"] == 0  # 23:24 is inside quiet hours: the welcome answers the add all the same
+    assert summary["sent"] == 1 and summary["deferred"] == 1  # 23:24 is inside quiet hours: the welcome answers the add all the same
     welcomed = [c for c in wecom.of("externalcontact/send_welcome_msg")]
     assert [(c.body["welcome_code"], c.errcode) for c in welcomed] == [(late, 41050), (night, 0)] or [(c.body["welcome_code"], c.errcode) for c in welcomed] == [(night, 0), (late, 41050)]
+    assert not wecom.templates  # the expired one can only be a task, which rings the staff member's phone: not at night
+    wecom.now = at("2026-12-02 08:01")
+    assert once("2026-12-02 08:01")["sent"] == 1
     [task] = [t for t in wecom.templates.values()]
-    assert list(task.recipients) == ["wmLATE"]  # the expired one went as a one-customer task instead
+    assert list(task.recipients) == ["wmLATE"]  # it went as a one-customer task when quiet hours ended
 
 
 def test_a_customer_who_added_other_staff_is_not_sent_a_task_from_this_one(corp: Path, wecom: WecomFake) -> None:

@@ -117,3 +117,18 @@ def test_retry_unknown_on_a_group_task_in_doubt_says_what_a_person_does_not_to_r
     wecom.now = at("2026-12-01 12:21")
     assert once("2026-12-01 12:21")["readback"].get("found") == 1
     assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"sent": 2}
+
+
+def test_a_first_welcome_with_no_welcome_code_waits_out_quiet_hours_as_a_task(corp: Path, wecom: WecomFake) -> None:
+    hook = {"id": "card", "kind": "package_card", "code": "EYE100", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀，我是阿栖～"}]}
+    write_playbook(corp, beats=[], days=3, personas=PERSONAS, groups=GROUPS, hooks=[hook], outputs=[{"type": "wecom"}], limits={"quiet_hours": "22:30-08:00"})
+    add_contacts(corp / "siyu.db", [{"contact_id": "wmNOCODE", "name": "夜猫子", "tags": [], "source": "EYE100", "added_at": "2026-12-01T17:29:00Z"}])
+    wecom.now = at("2026-12-02 01:29:05")
+    summary = once("2026-12-02 01:29:05")  # the add carried no WelcomeCode: the welcome can only be a task, which rings aqi's phone
+    assert (summary["sent"], summary["deferred"], summary["errors"]) == (0, 1, [])
+    assert wecom.count("externalcontact/add_msg_template") == 0
+    assert query(corp / "siyu.db", "SELECT state, reason, due_at FROM drafts") == [("pending", "quiet_hours:deferred", "2026-12-02T00:00:00Z")]
+    wecom.now = at("2026-12-02 08:01")
+    assert once("2026-12-02 08:01")["sent"] == 1
+    [task] = wecom.templates.values()
+    assert list(task.recipients) == ["wmNOCODE"] and task.create_time == int(at("2026-12-02 08:01"))

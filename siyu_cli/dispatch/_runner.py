@@ -786,6 +786,13 @@ class Runner:
             try:
                 reply = output.deliver(message, first_part=first_part, on_part=arrived)
             except DeliveryError as exc:
+                if exc.defer_to is not None:
+                    # Not tried and no failure: due again then, as a planned deferral (no streak, no error line).
+                    kinds.add("deferred")
+                    for draft_id in ids:
+                        attempt.retry_at[draft_id] = to_db(exc.defer_to)
+                        outcome[draft_id].append((output.name, "retry", None, exc.message))
+                    continue
                 kind = "unknown" if exc.maybe_delivered else ("retry" if exc.transient else "failed")
                 kinds.add(kind)
                 for draft_id in ids:
@@ -839,6 +846,9 @@ class Runner:
         if "failed" in kinds:
             summary.failed += 1
             return (draft_id, outcome, "failed", "delivery")
+        if "deferred" in kinds and "retry" not in kinds:
+            summary.deferred += 1
+            return (draft_id, outcome, "pending", "quiet_hours:deferred")
         if "retry" in kinds:
             later = self._next_try(row, attempt.now, attempt.hints.get(draft_id))
             if later is None:

@@ -115,6 +115,7 @@ class WecomOutput:
                 welcomed = self._welcome(msg, sender)
                 if welcomed is not None:
                     return welcomed
+                self._wait_out_quiet(sender)
             return self._mass(msg, sender, first_part, on_part)
         except WecomError as exc:
             if exc.errcode in SETUP_ERRCODES or isinstance(exc, WecomSetupError):
@@ -217,6 +218,17 @@ class WecomOutput:
             raise
         self._record(msg, 1, "welcome", code, sender, "single", 1)
         return Delivered("wecom welcome" if sent else "wecom welcome: another welcome came first (41051)")
+
+    def _wait_out_quiet(self, sender: str) -> None:
+        """A welcome that cannot go with the add's code is a one-customer task, a notification on the staff member's
+        phone: like any later step it waits for the end of quiet hours (only the code's 20 s excused it)."""
+        from siyu_cli.dispatch._policy import Guard
+
+        guard = Guard(self.playbook)
+        now = self.pass_clock()
+        if guard.in_quiet(now):
+            until = guard.quiet_end(now)
+            raise DeliveryError(f"the add's WelcomeCode is gone, so the welcome goes as a task to {sender} after quiet hours ({until:%H:%M})", defer_to=until)
 
     def _record(self, msg: Outgoing, part: int, kind: str, remote_id: str, sender: str, chat_type: str | None, count: int, gone: Sequence[str] = ()) -> None:
         """Committed the moment WeCom answers: a crash after it never creates this part again, nor forgets who WeCom refused."""
