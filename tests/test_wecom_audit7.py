@@ -7,21 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_wecom_audit
 from tests.playbooks_fixtures import add_contacts, invoke, query, states, write_playbook
 from tests.test_wecom_audit import MOMENTS, killed_mid
 from tests.test_wecom_dispatch import GROUPS, MASS, PERSONAS, POST, at, customers, once
 from tests.wecom_fake import WecomFake
 
 SKEW = 420.0  # this machine's clock 7 minutes ahead of WeCom's
-
-
-@pytest.fixture
-def corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    wecom.now = at("2026-12-01 12:31")
-    return tmp_path
+corp = test_wecom_audit.corp  # the fixture: a folder for a campaign on the fake corp, its clock at 12:31
 
 
 def test_a_task_in_doubt_is_found_though_wecoms_clock_is_7_minutes_off(corp: Path, wecom: WecomFake) -> None:
