@@ -34,3 +34,26 @@ def test_a_playbook_that_does_not_load_creates_no_store(wecom_corp: Path) -> Non
     result = invoke("run", "--once", "--now", "2026-12-01 12:31", "--db", "s.db", code=1)
     assert "wecom_userid" in result.stderr
     assert not (wecom_corp / "s.db").exists()
+
+
+def test_an_unreachable_wecom_reads_retrying_not_error(wecom_corp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}])
+    add_contacts(wecom_corp / "siyu.db", customers(3))
+    monkeypatch.setenv("SIYU_WECOM_API", "http://127.0.0.1:9")
+    lines = invoke("run", "--once", "--now", "2026-12-01 12:31").stderr.splitlines()  # exit 0: tried again later
+    assert "retrying 3 later" in lines[0]
+    assert lines[1].strip().startswith("retrying: wecom:") and lines[1].rstrip().endswith("3 draft(s) retry later")
+
+
+def test_a_rehearsal_clock_against_wecom_itself_is_refused_or_warned(wecom_corp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}])
+    add_contacts(wecom_corp / "siyu.db", customers(3))
+    monkeypatch.delenv("SIYU_WECOM_API")  # WeCom's public API: nothing below may reach it
+    fast = invoke("run", "--clock", "fast", code=2)
+    assert "would hand every task of the campaign to the real corp" in fast.stderr and "SIYU_WECOM_API" in fast.stderr
+    # Before the campaign starts nothing is due and no task is open, so the pass calls no API: only the warning.
+    early = invoke("run", "--once", "--now", "2026-11-20 09:00")
+    assert "warning: --now is" in early.stderr and "real tasks" in early.stderr
+    assert "warning: --now" in invoke("sync", "--now", "2026-11-20 09:00").stderr
+    monkeypatch.setenv("SIYU_WECOM_API", "http://127.0.0.1:9")  # a server of the user's own: their choice
+    assert "warning" not in invoke("run", "--once", "--now", "2026-11-20 09:00").stderr

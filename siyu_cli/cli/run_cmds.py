@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,38 @@ def _in_tasks(summary: Any) -> str:
     return f" in {summary.tasks} task(s) 任务" if 0 < summary.tasks < summary.sent else ""
 
 
+def _real_corp(runner: Any, moment: datetime | None, *, fast: bool = False) -> None:
+    """A rehearsal clock against WeCom itself: `--clock fast` would make the whole campaign's tasks in the real corp
+    in minutes (refused); a `--now` far from this machine's clock makes real tasks stamped with WeCom's own time (warned).
+    A SIYU_WECOM_API of a test server or a private deployment is the user's own choice."""
+    import os
+
+    if not any(output.reads_back for output in runner.outputs):
+        return
+    from siyu_cli.wecom._client import DEFAULT_API
+
+    if (os.environ.get("SIYU_WECOM_API") or "").strip().rstrip("/") not in ("", DEFAULT_API):
+        return
+    if fast:
+        raise UsageError(
+            "--clock fast with the wecom output would hand every task of the campaign to the real corp's staff in minutes",
+            hint="rehearse against a test server (SIYU_WECOM_API=http://…), or with outputs: [outbox] in a copy of the playbook",
+        )
+    if moment is None:
+        return
+    drift = abs(moment - datetime.now(moment.tzinfo))
+    if drift > timedelta(minutes=10):
+        sys.stderr.write(
+            f"warning: --now is {drift.total_seconds() / 3600:.1f} h from this machine's clock, but the wecom output talks to WeCom itself "
+            f"({DEFAULT_API}): what this pass hands out are real tasks, made now on WeCom's clock\n"
+        )
+
+
+def _label(error: str) -> str:
+    """A transient failure's reason (an unreachable WeCom, a robot that does not answer) is retried, not an error."""
+    return "retrying" if error.endswith("retry later") else "error"
+
+
 def _print_summary(summary: Any, as_json: bool) -> None:
     """The pass's summary; rich is imported only when there are errors to colour (an idle cron tick has none)."""
     for warning in summary.warnings:
@@ -62,7 +94,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         if summary.failed or summary.unknown or summary.blocked:
             # For cron's mail: what went wrong, on stderr, whatever stdout carries.
             for error in summary.errors[:5]:
-                err().print(error if error.startswith("in doubt: ") else f"error: {error}", markup=False, soft_wrap=True)
+                err().print(error if error.startswith("in doubt: ") else f"{_label(error)}: {error}", markup=False, soft_wrap=True)
             if summary.unknown:
                 err().print(f"in doubt: {summary.unknown} draft(s) may have arrived; see `siyu status`", markup=False)
         return
@@ -100,6 +132,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
             console.print(f"  [yellow]in doubt:[/] {escape(error.removeprefix('in doubt: '))}", markup=True)
         elif error.startswith("claim lost"):
             console.print(f"  [yellow]note:[/] {escape(error)}", markup=True)
+        elif _label(error) == "retrying":
+            console.print(f"  [yellow]retrying:[/] {escape(error)}", markup=True)
         else:
             console.print(f"  [red]error:[/] {escape(error)}", markup=True)
     if summary.unknown:
@@ -128,6 +162,7 @@ def run(
     runner = Runner(find_playbook(playbook_opt, playbook), db_path=db, outbox_dir=outbox, console=_console_sink() if console else None, extra_outputs=["console"] if console else None)
     moment = _when(now, runner.playbook.tz)
     stop = _when(until, runner.playbook.tz)
+    _real_corp(runner, moment, fast=clock == "fast" and not once)
     if once:
         summary = runner.run_once(moment)
         _print_summary(summary, as_json)
@@ -224,7 +259,9 @@ def retry(
     named = ids[0] if ids and ids[0].endswith((".yaml", ".yml")) else None
     ids = ids[1:] if named else ids
     runner = Runner(find_playbook(playbook, named), db_path=db, outbox_dir=outbox)
-    summary = do_retry(runner, ids or None, include_unknown=unknown, now=_when(now, runner.playbook.tz))
+    moment = _when(now, runner.playbook.tz)
+    _real_corp(runner, moment)
+    summary = do_retry(runner, ids or None, include_unknown=unknown, now=moment)
     _print_summary(summary, as_json)
     if summary.failed or summary.unknown or summary.blocked:
         raise typer.Exit(1)  # failed again, or in doubt again
@@ -271,7 +308,9 @@ def sync(
             f"{runner.playbook.id} has no output that reads back what was sent",
             hint="sync is for the wecom output: add {type: wecom} to outputs (README, WeCom)",
         )
-    moment = (_when(now, runner.playbook.tz) or datetime.now(runner.playbook.tz)).astimezone(runner.playbook.tz)
+    given = _when(now, runner.playbook.tz)
+    _real_corp(runner, given)  # reminders ring real phones
+    moment = (given or datetime.now(runner.playbook.tz)).astimezone(runner.playbook.tz)
     summary = PassSummary(now=moment)
     runner.sync(moment, summary, every_task=True)
     if as_json:
