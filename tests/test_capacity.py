@@ -492,3 +492,28 @@ def test_plan_capacity_with_a_backlog_that_never_clears_stops_and_says_so(camp: 
     assert found["backlog_left"] > 700000
     said = invoke("plan", "capacity", "playbook.yaml", "--cards", "99999999").stdout
     assert "the backlog does not clear within 30 days after the last new work" in said
+
+
+def test_a_beat_with_no_persona_is_counted_against_each_contacts_own_account(camp: Path) -> None:
+    # 3 contacts of each account: 3 1v1 sends a day per account, within the cap of 4; all 6 on one account was the old count.
+    two = [
+        {"id": "host", "name": "小丸子", "account": "wx_host_01", "account_since": "2026-11-30"},
+        {"id": "advisor", "name": "李老师", "account": "wx_adv_01", "account_since": "2026-11-30"},
+    ]
+    path = write(camp, [MASS], personas=two)
+    path.write_text(path.read_text(encoding="utf-8").replace("limits:\n", "limits:\n  nurture: {new: {private: 4}}\n"), encoding="utf-8")
+    mine = [{**c, "account": "wx_host_01"} for c in contacts("a", 3, "a")]
+    theirs = [{**c, "account": "wx_adv_01"} for c in contacts("b", 3, "a")]
+    add_contacts(camp / "siyu.db", [*mine, *theirs])
+    assert _warnings("nurture-cap") == []
+    once("2026-12-01 20:01")
+    assert query(camp / "siyu.db", "SELECT persona, COUNT(*) FROM drafts WHERE state = 'sent' GROUP BY persona") == [("advisor", 3), ("host", 3)]
+
+
+def test_plan_capacity_gives_a_beat_with_no_persona_to_the_account_the_hooks_contacts_added(camp: Path) -> None:
+    card = {"id": "card", "kind": "package_card", "code": "EYE100", "tags": ["精准粉"], "persona": "advisor"}
+    beat = {"id": "close", "title": "成交", "at": "20:00", "days": "2-3", "channel": "private", "audience": "精准粉", "text": "{{ contact.name }}，今晚截止"}
+    personas = [{"id": "host", "name": "小丸子", "capacity": {}}, {"id": "advisor", "name": "李老师", "capacity": {}}]
+    write(camp, [beat], hooks=[card], personas=personas)
+    found = json.loads(invoke("plan", "capacity", "playbook.yaml", "--cards", "1000", "--json").stdout)
+    assert [p["persona"] for p in found["personas"]] == ["advisor"]  # the card's contacts added advisor: the beat reaches them from it

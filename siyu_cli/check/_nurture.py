@@ -18,7 +18,7 @@ it is in that stage.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -56,11 +56,15 @@ def nurture_caps(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
     for beat in model.beats:
         if beat.channel != "private":
             continue
-        size = 0
         for cohort in playbook.cohorts:
-            size = len(planner.audience(cohort, beat.id, playbook.audience(beat)))
+            # A beat that names no persona goes to each contact from the account the contact added (Planner._private).
+            senders: Counter[str] = Counter(
+                beat.persona or planner.account_personas.get(str(person.get("account") or ""), first)
+                for person in planner.audience(cohort, beat.id, playbook.audience(beat))
+            )
             for day in playbook.beat_days_of(cohort)[beat.id]:
-                sends[(account_key(playbook, beat.persona or first), cohort.start + timedelta(days=day - 1))] += size * len(beat.times)
+                for persona, size in senders.items():
+                    sends[(account_key(playbook, persona), cohort.start + timedelta(days=day - 1))] += size * len(beat.times)
     for cohort in playbook.cohorts:
         for draft in planner.journey_calendar(cohort):
             if draft.channel != "private" and rule.one_on_one(draft.channel, draft.beat):  # journey steps, and welcome steps after the add's

@@ -250,7 +250,8 @@ def work_items(playbook: LoadedPlaybook, hook: Hook | None, tier_tag: str, rule:
         found.append(Work("welcome", hook.id, hook.persona or first, frozenset(later), frozenset(), frozenset()))
     for beat in model.beats:
         if beat.channel == "private" and rule("private", beat.id, None):
-            add("beat", beat.id, beat.persona or first, beat.audience, set(), set(playbook.beat_days_of(playbook.cohorts[0])[beat.id]))
+            # No persona named: from the account the contact added, the hook's (as the runner sends it).
+            add("beat", beat.id, beat.persona or (hook.persona if hook else None) or first, beat.audience, set(), set(playbook.beat_days_of(playbook.cohorts[0])[beat.id]))
     return found, missed
 
 
