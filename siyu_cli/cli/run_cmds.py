@@ -61,9 +61,12 @@ def _real_corp(runner: Any, moment: datetime | None, *, fast: bool = False) -> N
 
     if not any(output.reads_back for output in runner.outputs):
         return
+    from urllib.parse import urlsplit
+
     from siyu_cli.wecom._client import DEFAULT_API
 
-    if (os.environ.get("SIYU_WECOM_API") or "").strip().rstrip("/") not in ("", DEFAULT_API):
+    given = (os.environ.get("SIYU_WECOM_API") or "").strip()
+    if given and (urlsplit(given).hostname or "").lower() != urlsplit(DEFAULT_API).hostname:  # any scheme, case or port of WeCom's own host
         return
     if fast:
         raise UsageError(

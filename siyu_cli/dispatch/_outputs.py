@@ -178,6 +178,14 @@ def build_outputs(
             from siyu_cli.wecom._output import WecomOutput
 
             output = WecomOutput(spec, name=unique(explicit or "wecom", bool(explicit)), playbook=playbook, db=db, environ=environ, sleep=sleep)
+            twin = next((o for o in outputs if isinstance(o, WecomOutput) and o.corp_id == output.corp_id), None)
+            if twin is not None:
+                # check refuses two outputs reading one variable; two variables holding one corp id are only seen here.
+                raise SiyuError(
+                    f"outputs[{index}]: outputs {twin.name} and {output.name} are both corp {output.corp_id} (their corp id variables hold the same value): "
+                    "every output receives every due draft, so each task would be created twice in WeCom",
+                    hint="keep one wecom output per corp; a second corp runs from its own playbook and store",
+                )
         else:
             raise SiyuError(
                 f"outputs[{index}]: unknown output type {kind!r}",
