@@ -727,3 +727,24 @@ def test_a_welcome_wecom_cannot_be_reached_for_says_so_on_the_pass_line(welcomin
         [line] = welcoming.passes()
     assert f"sent 0 · waiting: wecom: WeCom gettoken: cannot reach {nowhere}" in line, line
     assert welcoming.wecom.calls == []
+
+
+def test_a_welcome_without_its_code_at_night_says_it_waits_for_the_end_of_quiet_hours(tmp_path: Path, wecom: WecomFake) -> None:
+    from siyu_cli.serve._welcome import WelcomeOnAdd
+
+    night = datetime(2026, 11, 30, 17, 30, tzinfo=UTC)  # 01:30 in Shanghai
+    hook = {"id": "card", "kind": "package_card", "code": "PKG01", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀～"}]}
+    playbook = wecom_playbook(tmp_path, hooks=[hook], limits={"missed": {"max_late": "12h"}, "quiet_hours": "22:30-08:00"})
+    clock, lines, db = Clock(wecom, night), [], tmp_path / "siyu.db"
+    welcome = WelcomeOnAdd(playbook, db_path=str(db), outbox_dir=tmp_path / "outbox", log=lines.append, now=clock.now, sleep=clock.sleep)
+    served = Served(playbook, db, environ={**ENV, "SIYU_WECOM_CORP_ID": wecom.corp_id, "SIYU_WECOM_SECRET": wecom.secret}, then=welcome)
+    try:
+        wecom.now = night.timestamp()
+        plain = contact_xml("add_external_contact", "wmNight", at=night, State="PKG01").replace(CORP, wecom.corp_id)  # no WelcomeCode
+        assert served.post(WeComSide(corp=wecom.corp_id), plain).text == "success"
+    finally:
+        served.stop()
+    [line] = [text for text in lines if text.startswith("welcome pass for ")]
+    assert line.startswith("welcome pass for wmNight (added 01:30:00): sent 0 · waiting: wecom: the add's WelcomeCode is gone"), line
+    assert "sends it from 08:00:00, as a one-customer task" in line, line
+    assert wecom.of("externalcontact/add_msg_template") == []  # nothing rang the staff member's phone at night

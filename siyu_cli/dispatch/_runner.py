@@ -264,13 +264,20 @@ class Runner:
         return summary
 
     def waiting(self, contact_id: str) -> list[tuple[str, datetime]]:
-        """The contact's drafts a transient failure left pending (reason retry), as (why, when a pass tries again):
-        a pass summary counts them in `retrying` but keeps no reason, which a welcome pass's log line must give."""
+        """The contact's drafts a transient failure left pending (reason retry), or an output held for quiet hours
+        (a welcome whose WelcomeCode is gone), as (why, when a pass sends it: the end of quiet hours for a time
+        inside them): a pass summary counts them but keeps no reason, which a welcome pass's log line must give."""
         rows = self.db.execute(
-            "SELECT error, due_at FROM drafts WHERE target = ? AND +playbook_id = ? AND state = 'pending' AND reason = 'retry' ORDER BY due_at",
+            "SELECT error, due_at FROM drafts WHERE target = ? AND +playbook_id = ? AND state = 'pending' "
+            "AND (reason = 'retry' OR (reason = 'quiet_hours:deferred' AND error IS NOT NULL)) ORDER BY due_at",
             [f"contact:{contact_id}", self.playbook.id],
         )
-        return [(str(error or "no reason recorded"), from_db(str(due))) for error, due in rows]
+        guard = Guard(self.playbook)
+        found = []
+        for error, due in rows:
+            moment = from_db(str(due))
+            found.append((str(error or "no reason recorded"), guard.quiet_end(moment) if guard.in_quiet(moment) else moment))
+        return found
 
     def recover(self, now: datetime, inputs: PlanInputs, run_id: str | None = None) -> tuple[int, int]:
         """Take over and settle claims whose run died or whose lease expired (a hung or paused run):
