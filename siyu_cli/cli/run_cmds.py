@@ -140,7 +140,9 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         else:
             console.print(f"  [red]error:[/] {escape(error)}", markup=True)
     if summary.unknown:
-        console.print(f"  [yellow]in doubt:[/] {summary.unknown} draft(s) may have arrived; see `siyu status`, then `siyu outbox done ID` or `siyu retry --unknown ID`")
+        # A WeCom task WeCom cannot settle is a person's to check (its own line above says how); retry refuses it.
+        then = "as its line above says" if summary.readback.get("to_check") else "then `siyu outbox done ID` or `siyu retry --unknown ID`"
+        console.print(f"  [yellow]in doubt:[/] {summary.unknown} draft(s) may have arrived; see `siyu status`, {then}")
 
 
 @app.command(rich_help_panel=PANEL, epilog=examples("siyu run playbooks/camp.yaml --clock fast", "siyu run -p playbooks/camp.yaml --once --json"))
