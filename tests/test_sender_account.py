@@ -7,6 +7,7 @@ known by its `account` or its `wecom_userid`. A 1v1 from another staff member wo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.playbooks_fixtures import add_contacts, invoke, query, write_playbook
@@ -68,3 +69,31 @@ def test_check_names_every_persona_a_beat_without_persona_may_send_from(wecom_co
     write_playbook(wecom_corp, beats=[MASS], days=1, personas=personas, outputs=[{"type": "wecom"}])
     result = invoke("check", code=1)
     assert "persona advisor (周老师) sends beat close (to contacts who added wx_adv_01)" in result.stderr, result.stderr
+
+
+def test_the_timeline_names_no_one_sender_for_a_beat_that_goes_from_each_contacts_account(wecom_corp: Path) -> None:
+    import csv
+    import io
+    import json
+
+    write_playbook(wecom_corp, beats=[MASS, {**MASS, "id": "close2", "at": "12:45", "persona": "advisor"}], days=1, personas=PERSONAS)
+    rows = {row["beat"]: row for row in json.loads(invoke("timeline", "--json").stdout)}
+    assert (rows["close"]["persona"], rows["close2"]["persona"]) == (None, "advisor")
+    table = list(csv.DictReader(io.StringIO(invoke("timeline", "--csv").stdout.lstrip("\ufeff"))))
+    assert {row["beat"]: row["persona"] for row in table} == {"close": "the contact's account", "close2": "周老师"}
+
+
+def test_check_refuses_a_beat_with_no_persona_and_an_advisor_beat_reaching_advisors_customers_the_same_day(wecom_corp: Path) -> None:
+    eve = {**MASS, "id": "eve", "at": "20:00", "persona": "advisor", "text": "晚上好"}
+    write_playbook(wecom_corp, beats=[MASS, eve], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}])
+    (wecom_corp / "客户列表.csv").write_text(EXPORT, encoding="utf-8-sig")
+    invoke("import", "contacts", "客户列表.csv", "--preset", "wecom-customers")
+    problems = json.loads(invoke("check", "--db", "siyu.db", "--json", code=1).stdout)["files"][0]["problems"]
+    (problem,) = [p for p in problems if p["code"] == "wecom-twice-a-day"]
+    assert problem["severity"] == "error" and problem["path"] == "beats[1].days"
+    assert "from persona advisor (staff member zhou), to contacts who added wx_adv_01 (close names no persona" in problem["message"], problem
+    # A journey of advisor's on the beat's day meets the beat for advisor's own contacts too.
+    journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "2h", "text": "您好"}]}
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=PERSONAS, outputs=[{"type": "wecom"}], journeys=[journey])
+    result = invoke("check", code=1)
+    assert "step ask of journey ladder and beat close reach one contact on one day, both from persona advisor (staff member zhou; to contacts who added wx_adv_01)" in result.stderr, result.stderr

@@ -175,7 +175,7 @@ def timeline(
         _write_bytes(csv_text(rows + step_rows(loaded, planner, entered)))
         return
     if as_json:
-        print_json([row for run, items, (marks, _) in cohorts for row in _json_rows(items, steps[run.id], marks, sizes)])
+        print_json([row for run, items, (marks, _) in cohorts for row in _json_rows(loaded, items, steps[run.id], marks, sizes)])
         return
     _print_timeline(loaded, planner, cohorts, steps, found, multiple=len(runs) > 1)
 
@@ -200,7 +200,9 @@ def _target_label(loaded: Any, occ: Any) -> str:
     return occ.target
 
 
-def _json_rows(items: list[Any], steps: list[Any], marks: Any, sizes: dict[tuple[str, str], tuple[str, int | None]]) -> list[dict[str, Any]]:
+def _json_rows(loaded: Any, items: list[Any], steps: list[Any], marks: Any, sizes: dict[tuple[str, str], tuple[str, int | None]]) -> list[dict[str, Any]]:
+    from siyu_cli.timeline._export import by_account
+
     rows: list[dict[str, Any]] = [
         {
             "cohort": o.cohort,
@@ -210,7 +212,7 @@ def _json_rows(items: list[Any], steps: list[Any], marks: Any, sizes: dict[tuple
             "beat": o.beat.id,
             "title": o.beat.title,
             "channel": o.channel,
-            "persona": o.persona,
+            "persona": None if by_account(loaded, o) else o.persona,  # None: each contact's own account
             "target": o.target,
             "category": o.category,
             "template": o.content.name if o.content else None,

@@ -106,6 +106,12 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     return "\ufeff" + buffer.getvalue()
 
 
+def by_account(playbook: LoadedPlaybook, occ: Occurrence) -> bool:
+    """A private beat that names no persona goes to each contact from the account the contact added (Planner._private):
+    with several personas it has no one sender to name."""
+    return occ.target_kind == "audience" and occ.beat.persona is None and len(playbook.model.personas) > 1
+
+
 def occurrence_row(playbook: LoadedPlaybook, occ: Occurrence, day: Any, target: str, audience: tuple[str, int | None] | None) -> list[Any]:
     """One CSV row of a beat occurrence (`day`: its place on China's calendar, or None)."""
     phase = playbook.phase_of(occ.day)
@@ -114,7 +120,7 @@ def occurrence_row(playbook: LoadedPlaybook, occ: Occurrence, day: Any, target: 
     return [
         occ.cohort, occ.day, occ.date.isoformat(), "周" + WEEKDAYS[occ.date.weekday()], day.kind if day else None, (day.name or None) if day else None,
         phase.title if phase else None, f"{occ.at:%H:%M}", None, occ.beat.id, occ.beat.title or occ.beat.id, occ.channel,
-        {p.id: p.name for p in playbook.model.personas}.get(occ.persona, occ.persona), target,
+        "the contact's account" if by_account(playbook, occ) else {p.id: p.name for p in playbook.model.personas}.get(occ.persona, occ.persona), target,
         expression, size, occ.category, content,
     ]
 
