@@ -20,11 +20,13 @@ STAFF = [
 GROUPS = [{"id": "g1", "name": "阅读营1群", "persona": "host", "chat_id": "wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAA"}]
 MORNING = {"id": "morning", "at": "08:30", "days": "all", "channel": "group", "text": "早上好，第{{ day }}天"}
 COVER = "https://cdn.example.com/cover.jpg"
+# The 1v1 from host: a beat with no persona also goes to advisor's own contacts from advisor (Planner._private).
+NOON = {**NOON_1V1, "persona": "host"}
 
 
 def _playbook(tmp_path: Path, **changes: Any) -> Path:
     """A WeCom playbook that passes --strict; `changes` replace its parts (personas, groups, beats, outputs…)."""
-    parts: dict[str, Any] = {"personas": STAFF, "groups": GROUPS, "beats": [MORNING, NOON_1V1], "outputs": WECOM}
+    parts: dict[str, Any] = {"personas": STAFF, "groups": GROUPS, "beats": [MORNING, NOON], "outputs": WECOM}
     parts.update(changes)
     return write_playbook(tmp_path, **parts)
 
@@ -59,7 +61,7 @@ def test_a_configured_wecom_playbook_passes_strict(tmp_path: Path) -> None:
     journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1d", "text": "您好"}, {"id": "close", "after": "3d", "text": "下单"}]}
     moments = {"id": "moments", "at": "21:00", "days": "all", "channel": "moments", "persona": "host", "text": "今天的分享" + "。" * 1900}
     # The welcome's second message and noon are both host's: noon leaves the hook's contacts out (one mass send a day).
-    noon = {**NOON_1V1, "audience": "家长 and not 体验课"}
+    noon = {**NOON, "audience": "家长 and not 体验课"}
     path = _playbook(tmp_path, hooks=hooks, journeys=[journey], beats=[MORNING, noon, moments])
     result = invoke("check", str(path), "--strict")
     assert "✓ ok" in result.stdout
@@ -68,7 +70,7 @@ def test_a_configured_wecom_playbook_passes_strict(tmp_path: Path) -> None:
 
 def test_a_persona_that_sends_without_a_staff_member(tmp_path: Path) -> None:
     personas = [dict(STAFF[0]), {k: v for k, v in STAFF[1].items() if k != "wecom_userid"}, {"id": "quiet", "name": "备用号"}]
-    path = _playbook(tmp_path, personas=personas, beats=[MORNING, {**NOON_1V1, "persona": "advisor"}])
+    path = _playbook(tmp_path, personas=personas, beats=[MORNING, {**NOON, "persona": "advisor"}])
     (problem,) = _coded(path, "wecom-")
     assert problem["code"] == "wecom-userid" and problem["severity"] == "error"
     assert problem["path"] == "personas[1].wecom_userid" and problem["file"].endswith("playbook.yaml")
@@ -77,7 +79,7 @@ def test_a_persona_that_sends_without_a_staff_member(tmp_path: Path) -> None:
     assert "add wecom_userid" in problem["hint"]
     # A persona that sends nothing (quiet) needs none; a journey without a persona sends from the account's persona or the first.
     journey = {"id": "ladder", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "1d", "text": "您好"}]}
-    path = _playbook(tmp_path, personas=[{k: v for k, v in STAFF[0].items() if k != "wecom_userid"}, STAFF[1]], beats=[NOON_1V1 | {"persona": "advisor"}], journeys=[journey], groups=[])
+    path = _playbook(tmp_path, personas=[{k: v for k, v in STAFF[0].items() if k != "wecom_userid"}, STAFF[1]], beats=[NOON | {"persona": "advisor"}], journeys=[journey], groups=[])
     (problem,) = _coded(path, "wecom-userid")
     assert problem["path"] == "personas[0].wecom_userid"
     assert "journey ladder (to contacts who added wx_host_01, and by default)" in problem["message"]
@@ -138,8 +140,8 @@ def test_a_card_the_welcome_api_cannot_take(tmp_path: Path) -> None:
 
 def test_two_personas_one_staff_member(tmp_path: Path) -> None:
     personas = [STAFF[0], {**STAFF[1], "wecom_userid": "xiaowanzi"}]
-    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor", "text": "晚上好"}
-    path = _playbook(tmp_path, personas=personas, beats=[MORNING, NOON_1V1, evening])
+    evening = {**NOON, "id": "evening", "at": "20:00", "persona": "advisor", "text": "晚上好"}
+    path = _playbook(tmp_path, personas=personas, beats=[MORNING, NOON, evening])
     found = {p["code"]: p for p in _coded(path, "wecom-")}
     shared = found["wecom-userid-shared"]
     assert shared["severity"] == "warning" and shared["path"] == "personas[1].wecom_userid"
@@ -151,7 +153,7 @@ def test_two_personas_one_staff_member(tmp_path: Path) -> None:
 
 
 def test_the_same_staff_member_twice_a_day(tmp_path: Path) -> None:
-    twice = {**NOON_1V1, "at": ["09:00", "19:30"], "days": [1, 3]}
+    twice = {**NOON, "at": ["09:00", "19:30"], "days": [1, 3]}
     path = _playbook(tmp_path, beats=[MORNING, twice])
     (problem,) = _coded(path, "wecom-")
     assert problem["code"] == "wecom-twice-a-day" and problem["severity"] == "error" and problem["path"] == "beats[1].at"
@@ -167,8 +169,8 @@ def test_the_same_staff_member_twice_a_day(tmp_path: Path) -> None:
 
 
 def test_the_monthly_mass_send_quota_for_a_customer(tmp_path: Path) -> None:
-    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor", "audience": "家长 and 已购", "text": "晚上好，{{ contact.name }}"}
-    path = _playbook(tmp_path, beats=[NOON_1V1 | {"text": "今天第{{ day }}天"}, evening], days=31, groups=[])
+    evening = {**NOON, "id": "evening", "at": "20:00", "persona": "advisor", "audience": "家长 and 已购", "text": "晚上好，{{ contact.name }}"}
+    path = _playbook(tmp_path, beats=[NOON | {"text": "今天第{{ day }}天"}, evening], days=31, groups=[])
     (problem,) = _coded(path, "wecom-")
     assert problem["code"] == "wecom-mass-quota" and problem["severity"] == "error"
     message = problem["message"]
@@ -178,23 +180,23 @@ def test_the_monthly_mass_send_quota_for_a_customer(tmp_path: Path) -> None:
     assert problem["path"] == "beats[1].days" and "days:" in _line_of(path, problem)
     assert "limits.wecom_mass_per_month" in problem["hint"]
     # The corp's own value.
-    invoke("check", str(_playbook(tmp_path, beats=[NOON_1V1, evening], days=31, groups=[], limits={"wecom_mass_per_month": 62})), "--strict")
-    (problem,) = _coded(_playbook(tmp_path, beats=[NOON_1V1, evening], days=31, groups=[], limits={"wecom_mass_per_month": 20}), "wecom-")
+    invoke("check", str(_playbook(tmp_path, beats=[NOON, evening], days=31, groups=[], limits={"wecom_mass_per_month": 62})), "--strict")
+    (problem,) = _coded(_playbook(tmp_path, beats=[NOON, evening], days=31, groups=[], limits={"wecom_mass_per_month": 20}), "wecom-")
     assert "above limits.wecom_mass_per_month 20" in problem["message"] and "from the 21st on" in problem["message"]
 
 
 def test_the_quota_is_per_calendar_month(tmp_path: Path) -> None:
-    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor"}
+    evening = {**NOON, "id": "evening", "at": "20:00", "persona": "advisor"}
     # 12 days in December (24 sends), 19 in January (38): only January is over.
-    path = _playbook(tmp_path, beats=[NOON_1V1, evening], days=31, start="2026-12-20", groups=[])
+    path = _playbook(tmp_path, beats=[NOON, evening], days=31, start="2026-12-20", groups=[])
     (problem,) = _coded(path, "wecom-")
     assert problem["message"].startswith("in 2027-01 a customer tagged 家长 would receive 38 company mass sends") and "the days of 2027-01" in problem["message"]
-    invoke("check", str(_playbook(tmp_path, beats=[NOON_1V1, evening], days=24, start="2026-12-20", groups=[])), "--strict")
+    invoke("check", str(_playbook(tmp_path, beats=[NOON, evening], days=24, start="2026-12-20", groups=[])), "--strict")
 
 
 def test_the_quota_with_the_stores_contacts(tmp_path: Path) -> None:
-    evening = {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor", "audience": "已购"}
-    path = _playbook(tmp_path, beats=[NOON_1V1, evening], days=31, groups=[])
+    evening = {**NOON, "id": "evening", "at": "20:00", "persona": "advisor", "audience": "已购"}
+    path = _playbook(tmp_path, beats=[NOON, evening], days=31, groups=[])
     db = tmp_path / "siyu.db"
     add_contacts(db, [{"contact_id": "c1", "name": "王妈妈", "tags": ["家长"]}, {"contact_id": "c2", "name": "李爸爸", "tags": ["家长", "已购"]}, {"contact_id": "c3", "tags": ["家长", "已购"]}])
     (problem,) = [p for p in _problems(path, "--db", str(db)) if p["code"] == "wecom-mass-quota"]
@@ -202,7 +204,7 @@ def test_the_quota_with_the_stores_contacts(tmp_path: Path) -> None:
     assert "1 more contact(s) are over too" in problem["message"] and "tags now" in problem["message"] and "upper bound" not in problem["message"]
     add_contacts(db, [])
     with_one = tmp_path / "one"
-    path = _playbook(with_one, beats=[NOON_1V1, evening], days=31, groups=[])
+    path = _playbook(with_one, beats=[NOON, evening], days=31, groups=[])
     add_contacts(with_one / "siyu.db", [{"contact_id": "c1", "tags": ["家长"]}, {"contact_id": "c2", "tags": ["已购"]}])
     invoke("check", str(path), "--db", str(with_one / "siyu.db"), "--strict")  # no contact is in both audiences
 
@@ -221,8 +223,8 @@ def test_without_the_wecom_output_nothing_new_is_an_error(tmp_path: Path) -> Non
     personas = [{"id": "host", "name": "小丸子"}, {"id": "advisor", "name": "李老师", "wecom_userid": "x"}, {"id": "helper", "name": "助教", "wecom_userid": "x"}]
     beats = [
         {**MORNING, "at": ["08:30", "20:00"]},
-        NOON_1V1,
-        {**NOON_1V1, "id": "evening", "at": "20:00", "persona": "advisor"},
+        NOON,
+        {**NOON, "id": "evening", "at": "20:00", "persona": "advisor"},
         {"id": "long", "at": "21:00", "days": [1], "channel": "moments", "persona": "host", "text": "今天" + "。" * 2000},
     ]
     hooks = [{"id": "card", "kind": "package_card", "welcome": [{"after": "0m", "text": "欢迎", "attachments": [{"miniprogram": "wx1234567890", "page": "p/i", "title": "领"}]}]}]
@@ -314,7 +316,7 @@ def test_a_mass_send_text_over_4000_bytes(tmp_path: Path) -> None:
     long = "护" * 1334  # 4,002 bytes
     hooks = [{"id": "card", "kind": "package_card", "persona": "advisor", "welcome": [{"after": "0m", "text": long}, {"after": "2d", "text": "{{ vars.tip }}"}]}]
     journey = {"id": "ladder", "persona": "advisor", "enter": {"event": "friend_added"}, "steps": [{"id": "ask", "after": "4d", "template": "ask.md.j2"}]}
-    beats = [{**MORNING, "text": long}, {**NOON_1V1, "text": "{{ contact.name }}" + "好" * 1332}]
+    beats = [{**MORNING, "text": long}, {**NOON, "text": "{{ contact.name }}" + "好" * 1332}]
     templates = {"templates/ask.md.j2": "{{ contact.name }}，\n" + "问" * 1340 + "\n"}
     path = _playbook(tmp_path, hooks=hooks, journeys=[journey], beats=beats, vars={"tip": long}, templates=templates, days=5)
     found = {p["path"]: p for p in _coded(path, "wecom-")}
@@ -331,7 +333,7 @@ def test_a_mass_send_text_over_4000_bytes(tmp_path: Path) -> None:
         assert problem["path"].rsplit(".", 1)[1] + ":" in _line_of(path, problem) and "4,000 bytes" in problem["hint"]
     # 4,000 bytes pass; without the wecom output nothing is said.
     fits = "护" * 1333 + "a"
-    invoke("check", str(_playbook(tmp_path, beats=[{**MORNING, "text": fits}, {**NOON_1V1, "text": fits}])), "--strict")
+    invoke("check", str(_playbook(tmp_path, beats=[{**MORNING, "text": fits}, {**NOON, "text": fits}])), "--strict")
     assert not [p for p in _problems(_playbook(tmp_path, hooks=hooks, journeys=[journey], beats=beats, vars={"tip": long}, templates=templates, days=5, outputs=["outbox"]), code=0) if "length" in p["code"]]
 
 
@@ -487,6 +489,6 @@ def test_a_userid_written_as_a_number_gets_a_hint_for_its_own_field(tmp_path: Pa
 
 def test_two_personas_whose_userids_differ_only_in_case_are_one_staff_member(tmp_path: Path) -> None:
     personas = [STAFF[0], {**STAFF[1], "wecom_userid": STAFF[0]["wecom_userid"].upper()}]
-    path = _playbook(tmp_path, personas=personas, beats=[MORNING, NOON_1V1])
+    path = _playbook(tmp_path, personas=personas, beats=[MORNING, NOON])
     found = {p["code"]: p for p in _coded(path, "wecom-", code=0)}
     assert found["wecom-userid-shared"]["path"] == "personas[1].wecom_userid"  # WeCom's userids are unique whatever their case

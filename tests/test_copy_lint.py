@@ -132,8 +132,26 @@ def test_one_staff_member_reaching_a_customer_twice_a_day(tmp_path: Path) -> Non
     assert [p["path"] for p in _check(path) if p["code"] == "twice-a-day"] == ["beats[1].days"]
     path = write_playbook(tmp_path, beats=[{**NOON_1V1, "audience": "已购 and 家长"}, {**evening}])
     assert not [p for p in _check(path) if p["code"] == "twice-a-day"]
-    path = write_playbook(tmp_path, beats=[NOON_1V1, {**paid, "persona": "advisor"}])
+    path = write_playbook(tmp_path, beats=[{**NOON_1V1, "persona": "host"}, {**paid, "persona": "advisor"}])
     assert not [p for p in _check(path) if p["code"] == "twice-a-day"], "another staff member may"
+
+
+def test_a_beat_with_no_persona_meets_a_persona_beat_for_that_personas_own_contacts(tmp_path: Path) -> None:
+    # noon names no persona: it goes to advisor's contacts (account wx_adv_02) from advisor, as run sends it.
+    eve = {**NOON_1V1, "id": "eve", "at": "20:00", "days": "1", "persona": "advisor", "text": "晚上好"}
+    path = write_playbook(tmp_path, beats=[NOON_1V1, eve])
+    (problem,) = [p for p in _check(path) if p["code"] == "twice-a-day"]
+    assert problem["severity"] == "warning" and problem["path"] == "beats[1].days"
+    assert "beats noon and eve can both reach one contact on day(s) 1 from persona advisor, to contacts who added wx_adv_02" in problem["message"], problem
+    assert "noon names no persona" in problem["message"]
+    # Two beats with no persona: each contact gets both from the account it added.
+    path = write_playbook(tmp_path, beats=[NOON_1V1, {**eve, "persona": None}])
+    (problem,) = [p for p in _check(path) if p["code"] == "twice-a-day"]
+    assert "from the persona whose account the contact added (neither noon nor eve names a persona" in problem["message"], problem
+    # A persona no contact added from the beat's fallback (no account, no wecom_userid) meets nothing.
+    personas = [{"id": "host", "name": "小丸子", "account": "wx_host_01"}, {"id": "advisor", "name": "李老师"}]
+    path = write_playbook(tmp_path, beats=[NOON_1V1, eve], personas=personas)
+    assert not [p for p in _check(path) if p["code"] == "twice-a-day"]
 
 
 def test_journey_steps_on_one_day_and_welcomes_that_do_not_count(tmp_path: Path) -> None:

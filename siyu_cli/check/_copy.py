@@ -344,7 +344,6 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
     severity, code = strictness(playbook, "twice-a-day")
     refused = " and refuses the second mass send" if severity == "error" else ", the second mass send is refused"
     staff = staff_of(playbook)
-    first = model.personas[0].id
     problems: list[Problem] = []
     private = [(bi, beat, playbook.audience(beat)) for bi, beat in enumerate(model.beats) if beat.channel == "private"]
     clashes: dict[tuple[int, int], set[int]] = {}
@@ -353,7 +352,7 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
         for day in range(1, model.days + 1):
             todays = [(bi, beat, expr) for bi, beat, expr in private if day in days[beat.id]]
             for (bi, beat, expr), (bj, other, other_expr) in itertools.combinations_with_replacement(todays, 2):
-                if staff[beat.persona or first] != staff[other.persona or first]:
+                if not _beats_share_sender(playbook, beat, other, staff):
                     continue
                 if (bi, bj) not in clashes:
                     if bi == bj and len(beat.times) < 2:
@@ -365,9 +364,7 @@ def twice_a_day(playbook: LoadedPlaybook, routes: Sequence[Any]) -> list[Problem
     for (bi, bj), days_hit in clashes.items():
         beat, other = model.beats[bi], model.beats[bj]
         both = f"beat {beat.id} posts at {', '.join(beat.times)}" if bi == bj else f"beats {beat.id} and {other.id} can both reach one contact"
-        who = f"persona {beat.persona or first}" + (f" and {other.persona or first}" if (other.persona or first) != (beat.persona or first) else "")
-        if staff[beat.persona or first] != (beat.persona or first):
-            who += f" (staff member {staff[beat.persona or first]})"
+        who = _beats_sender(playbook, beat, other, staff)
         problems.append(
             playbook.located.problem(
                 ("beats", bj, "days") if bi != bj else ("beats", bi, "at"),
@@ -412,8 +409,8 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
 
     model = playbook.model
     tz = playbook.tz
-    first = model.personas[0].id
     private = [(beat, playbook.audience(beat)) for beat in model.beats if beat.channel == "private"]
+    beat_staff = {beat.id: beat_senders(playbook, beat, staff) for beat, _ in private}
     met: dict[tuple[str, int, str], _Meeting] = {}
     for cohort in playbook.cohorts:
         beat_days = playbook.beat_days_of(cohort)
@@ -433,7 +430,7 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
                     added = wall_clock(cohort.start + timedelta(days=day - 1), ADD_TIME, tz)
                     due = step_due(added, step, tz)
                     for at, beat in sends.get(due.date(), ()):
-                        sender = senders.get(staff[beat.persona or first])
+                        sender = _step_beat_sender(senders, beat_staff[beat.id])
                         if at < added or sender is None or not holds[beat.id]:
                             continue
                         meeting = met.setdefault((route.id, step.index, beat.id), _Meeting(cohort.id, route, step, beat, sender, due, at))
@@ -443,7 +440,7 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
     problems = []
     for meeting in met.values():
         route, step, beat, (pid, why) = meeting.route, meeting.step, meeting.beat, meeting.sender
-        who = _who(staff, pid, why, beat.persona or first)
+        who = _who(staff, pid, why, beat.persona or pid)
         entered = "added" if route.enter_type == "friend_added" else f"entering ({route.enter_type})"
         what = _step_name(route, step)
         cohort = f" (cohort {meeting.cohort})" if multiple else ""
@@ -532,6 +529,54 @@ def _one_add_enters(route: Any, other: Any) -> bool:
 
 def _step_name(route: Any, step: Any) -> str:
     return f"step {step.id} of journey {route.id}" if route.kind == "journey" else f"welcome message {step.index + 1} of hook {route.hook.id}"
+
+
+def beat_senders(playbook: LoadedPlaybook, beat: Any, staff: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Staff member → (persona, to whom) that may send a private beat (Planner._private): its persona, else the
+    persona whose account or wecom_userid the contact added, else the first."""
+    if beat.persona:
+        return {staff[beat.persona]: (beat.persona, "")}
+    model = playbook.model
+    first = model.personas[0].id
+    found: dict[str, tuple[str, list[str]]] = {}
+    for persona in model.personas:
+        if persona.account or persona.wecom_userid:
+            found.setdefault(staff[persona.id], (persona.id, []))[1].append(f"to contacts who added {persona.account or persona.wecom_userid}")
+    found.setdefault(staff[first], (first, []))[1].append("to contacts whose account is no persona's")
+    return {member: (pid, " and ".join(whys)) for member, (pid, whys) in found.items()}
+
+
+def _step_beat_sender(route: dict[str, tuple[str, str]], beat: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """The first persona of a route's senders whose staff member may also send the beat, and to whom (both, when each names none)."""
+    member = next((member for member in route if member in beat), None)
+    if member is None:
+        return None
+    pid, why = route[member]
+    return pid, "; ".join(dict.fromkeys(part for part in (why, beat[member][1]) if part))
+
+
+def _beats_share_sender(playbook: LoadedPlaybook, beat: Any, other: Any, staff: dict[str, str]) -> bool:
+    """Whether one staff member may send both beats to one contact: two beats with no persona each go from the contact's own account."""
+    if beat.persona is None and other.persona is None:
+        return True
+    return bool(beat_senders(playbook, beat, staff).keys() & beat_senders(playbook, other, staff).keys())
+
+
+def _beats_sender(playbook: LoadedPlaybook, beat: Any, other: Any, staff: dict[str, str]) -> str:
+    """Who sends two beats (or one beat twice) to one contact, and to which contacts when one names no persona."""
+    if beat.persona is None and other.persona is None:
+        names = f"{beat.id} names" if beat.id == other.id else f"neither {beat.id} nor {other.id} names"
+        return f"the persona whose account the contact added ({names} a persona, so each contact gets both from its own account)"
+    named, unnamed = (beat, other) if beat.persona else (other, beat)
+    pid = named.persona
+    who = f"persona {pid}" + (f" and {other.persona}" if other.persona and other.persona != pid else "")
+    if staff[pid] != pid:
+        who += f" (staff member {staff[pid]})"
+    if unnamed.persona is None:
+        own, why = beat_senders(playbook, unnamed, staff)[staff[pid]]
+        also = f", here as persona {own}" if own != pid else ""
+        who += f", {why} ({unnamed.id} names no persona, so it goes to each contact from the account the contact added{also})"
+    return who
 
 
 def _who(staff: dict[str, str], pid: str, why: str, other: str) -> str:
