@@ -2,9 +2,10 @@
 
 Three steps, each pass and `siyu sync`:
 - **find**: a task whose creating request may have reached WeCom (the pass died, or no answer came) is
-  looked for in WeCom's own list (get_groupmsg_list_v2: same text, created from a day before the task
-  was claimed to a day after now, handed to the same staff member, reaching its recipients). Found, it is recorded and its drafts are sent; not
-  there, WeCom never made it, so its drafts go back to pending and the next delivery creates it.
+  looked for in WeCom's own list (get_groupmsg_list_v2: same text, created around the claim on the pass's clock
+  or in the last week on this machine's, handed to the same staff member, reaching its recipients). Found, it is recorded and its drafts are sent; not
+  there, WeCom never made it, so its drafts go back to pending and the next delivery creates it, unless the search could
+  have missed it (now before the claim, or a claim too old to search): then a person looks, nothing is made again.
 - **read**: for each open task, the staff member's status (get_groupmsg_task) and, once they sent
   it, each recipient's (get_groupmsg_send_result: sent at a time, not sent, not a friend, refused
   by the monthly quota); Moments jobs by get_moment_task_result then get_moment_task. Outcomes go
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from siyu_cli._time import from_db, parse_duration, to_db
+from siyu_cli._time import from_db, parse_duration, to_db, utcnow
 from siyu_cli.errors import DeliveryError
 from siyu_cli.store import immediate
 
@@ -39,6 +40,9 @@ GIVE_UP = timedelta(days=7)  # a task nobody confirmed in a week is read as not 
 # "not in a narrow window" proves nothing; the same text, staff member and recipients keep it ours; well inside
 # get_groupmsg_list_v2's limit of a month between start_time and end_time (the client splits longer ranges).
 LOOK_AROUND = timedelta(days=1)
+# WeCom stamps create_time on its own (real) clock, which a --now pass does not follow: the last week on this machine's clock
+# is searched too (a rehearsal a few days ahead, then cron), whatever the pass's clock says.
+LOOK_BACK = timedelta(days=7)
 # get_groupmsg_send_result's status → the ledger's outcome
 OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
 UNKNOWN_TASK = frozenset({41047, 40088})  # WeCom knows no mass send with this msgid / no Moments job with this jobid
@@ -104,13 +108,17 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
         match = None
         if made < total:
             # The part after the last one recorded is the one that may have been made: look for it.
-            since = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task) - LOOK_AROUND
+            claim = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task)
+            spans, doubt = search_spans(claim, now, utcnow())
             ours = {str(row["target"]).partition(":")[2] for row in task}
             unsure: str | None = None  # a group send of this text that has reached no group yet: it may be this task
-            for item in output.client.groupmsg_list(chat_type=chat_type, start=since, end=now + LOOK_AROUND, filter_type=0):
+            listed: set[str] = set()
+            items = (item for start, end in spans for item in output.client.groupmsg_list(chat_type=chat_type, start=start, end=end, filter_type=0))
+            for item in items:
                 msgid = str(item.get("msgid"))
-                if msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
+                if msgid in listed or msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
                     continue
+                listed.add(msgid)
                 if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
                     continue
                 ours_too = _recipients_match(output, msgid, sender, chat_type, ours)
@@ -123,9 +131,17 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 # Neither adopted nor made again: once the staff member sends it, its groups tell (the next read finds it).
                 report.errors.append(
                     f"{output.name}: task {name} is in doubt: WeCom holds a group mass send ({unsure}) of the same text for {sender} that has "
-                    f"reached no group yet, most likely this task, so nothing is made again. Ask {sender} to send it (企业微信 → 群发助手): "
-                    f"the next pass then reads it back as sent. If it went already, see 管理后台 → 客户与上下游 → 客户联系 → 群发记录 "
-                    f"and mark it: `siyu outbox done {name}`"
+                    f"reached no group yet, most likely this task, so nothing is made again. {_ask(sender, name)}"
+                )
+                report.to_check += 1
+                continue
+            if match is None and doubt is not None:
+                # "Not in the list" proves nothing when the list could not hold it: made again, it would go twice.
+                shown = claim.astimezone(output.playbook.tz)
+                report.errors.append(
+                    f"{output.name}: task {name} is in doubt: {doubt} (claimed {shown:%Y-%m-%d %H:%M}), so WeCom's list of mass sends cannot "
+                    f"show it was never made, and nothing is made again. If 群发记录 holds it for {sender}: {_ask(sender, name)}. "
+                    f"If it does not, a pass with --now at or after {shown:%Y-%m-%d %H:%M} looks again and makes it"
                 )
                 report.to_check += 1
                 continue
@@ -159,6 +175,39 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 [f"wecom: {'part ' + str(made + 1) + ' is' if made else 'it is'} not in WeCom's list of mass sends, so it was never created; sending it now", to_db(now), *ids],
             )
             report.remade += total - made
+
+
+def _ask(sender: str, name: str) -> str:
+    """What a person does with a task WeCom may hold unsent (the same words wherever siyu cannot tell)."""
+    return (
+        f"Ask {sender} to send it (企业微信 → 群发助手): the next pass then reads it back as sent. If it went already, see "
+        f"管理后台 → 客户与上下游 → 客户联系 → 群发记录 and mark it: `siyu outbox done {name}`"
+    )
+
+
+def search_spans(claim: datetime, now: datetime, wall: datetime) -> tuple[list[tuple[datetime, datetime]], str | None]:
+    """Where get_groupmsg_list_v2 may hold a task claimed at `claim` (the pass's clock): around the claim, stretched
+    toward the pass's `now` up to WeCom's month, and the last week up to a day ahead on this machine's clock `wall`
+    (WeCom's own), merged when they overlap, each start before its end. With why "not there" proves nothing, or None:
+    now before the claim (a --now in the past), or a claim older than the month searched around it."""
+    from siyu_cli.wecom._client import LIST_SPAN
+
+    if now >= claim:
+        around = (claim - LOOK_AROUND, min(now + LOOK_AROUND, claim - LOOK_AROUND + LIST_SPAN))
+    else:
+        around = (max(now - LOOK_AROUND, claim + LOOK_AROUND - LIST_SPAN), claim + LOOK_AROUND)
+    doubt = (
+        "this pass's --now is before the task's claim" if now < claim
+        else "the task was claimed more than a month before this pass's --now" if around[1] < now + LOOK_AROUND
+        else None
+    )
+    spans: list[tuple[datetime, datetime]] = []
+    for start, end in sorted([around, (wall - LOOK_BACK, wall + LOOK_AROUND)]):
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans, doubt
 
 
 def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> bool | None:
