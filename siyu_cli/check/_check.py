@@ -19,6 +19,7 @@ from siyu_cli.check._wecom import strictness, wecom_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
 from siyu_cli.journeys import sample_run, step_due
 from siyu_cli.playbook import LoadedPlaybook, read
+from siyu_cli.playbook._model import WecomOutput
 from siyu_cli.playbook._yaml import Path_
 from siyu_cli.render import SAMPLE_CONTACT, Planner
 from siyu_cli.render._context import ContextBuilder, sample_stats
@@ -390,8 +391,64 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], plann
     problems.extend(_touch_budget(playbook))
     problems.extend(_account_cap(playbook, contacts, planner))
     problems.extend(nurture_caps(playbook, contacts, planner))
+    problems.extend(_unmatched_accounts(playbook, planner))
     problems.extend(_pool_sizes(playbook))
     return problems
+
+
+def _unmatched_accounts(playbook: LoadedPlaybook, planner: Planner | None) -> list[Problem]:
+    """Contacts whose account is no persona's account or wecom_userid, where something sends by the contact's account.
+
+    A private beat, journey or welcome that names no persona goes to each contact from the persona whose
+    account the contact added (Planner.account_personas), else from the first: WeCom hands such a task back
+    in fail_list (not a friend), and a person working the outbox sends from an account the contact never added."""
+    model = playbook.model
+    if planner is None or len(model.personas) < 2:
+        return []
+    beats = [beat for beat in model.beats if beat.channel == "private" and beat.persona is None]
+    hooks = {key: hook for hook in model.hooks for key in (hook.id, hook.code) if key}
+    routes = [f"the welcome of hook {hook.id}" for hook in model.hooks if hook.welcome and not hook.persona]
+    routes += [f"journey {j.id}" for j in model.journeys if not j.persona and not getattr(hooks.get(j.enter.hook or ""), "persona", None)]
+    if not beats and not routes:
+        return []
+    if routes:
+        people = list(planner.contacts)
+    else:
+        found = {str(p["id"]): p for beat in beats for cohort in playbook.cohorts for p in planner.audience(cohort, beat.id, playbook.audience(beat))}
+        people = list(found.values())
+    accounts = Counter(str(p.get("account") or "") for p in people)
+    unmatched = {account: n for account, n in accounts.items() if account and account not in planner.account_personas}
+    empty = accounts.get("", 0)
+    if not unmatched and not empty:
+        return []
+    first = model.personas[0]
+    shown = sorted(unmatched.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{n} contact's account {account}" if n == 1 else f"{n} contacts' account {account}" for account, n in shown[:5]]
+    if len(shown) > 5:
+        parts.append(f"{sum(n for _, n in shown[5:])} of {len(shown) - 5} more accounts")
+    if empty:
+        parts.append(f"{empty} with no account")
+    senders = [f"beat{'s' * (len(beats) > 1)} {_and(b.id for b in beats)}"] if beats else []
+    message = (
+        f"{', '.join(parts)}: {_and(senders + routes)} name{'s' * (len(senders + routes) == 1 and len(beats) < 2)} no persona, so each goes from the persona whose account (or wecom_userid) "
+        f"the contact added, and these contacts get it from persona {first.id} ({first.name}), the first, by default"
+    )
+    if unmatched:
+        if any(isinstance(output, WecomOutput) for output in model.outputs):
+            message += f"; WeCom hands a task back for a customer who never added its staff member (fail_list: not a friend), so the contacts of {', '.join(a for a, _ in shown[:5])} are never reached"
+        else:
+            message += f"; a person would send them from {first.id}'s account, which the contacts of {', '.join(a for a, _ in shown[:5])} never added"
+    return [
+        playbook.located.problem(
+            ("personas",),
+            message,
+            hint=f"add the staff member's account to its persona (account: {shown[0][0]}, or wecom_userid:, as the contacts' account column names it), or name the beat's persona"
+            if shown
+            else "give the contacts their account (添加人账号) in the import, or name the beat's persona",
+            severity="warning",
+            code="account-unmatched",
+        )
+    ]
 
 
 def _clock_gaps(playbook: LoadedPlaybook) -> list[Problem]:
@@ -494,6 +551,11 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
             code="account-cap",
         )
     ]
+
+
+def _and(items: Any) -> str:
+    names = list(items)
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
 def _pool_sizes(playbook: LoadedPlaybook) -> list[Problem]:
