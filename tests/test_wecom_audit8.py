@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,3 +80,31 @@ def test_a_task_claimed_on_the_real_clock_and_not_in_the_list_is_still_made_now(
     spans, doubt = search_spans(claim, claim + timedelta(minutes=2), claim + timedelta(minutes=2))
     assert doubt is None and len(spans) == 1
     assert search_spans(claim, claim + timedelta(days=40), claim)[1] is not None  # a claim older than the month searched
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_retry_unknown_after_a_crash_recovers_the_dead_runs_task_and_settles_it_against_wecoms_list(corp: Path, wecom: WecomFake, made: bool) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(4))
+    killed_mid(corp, wecom, "externalcontact/add_msg_template", "2026-12-01 12:31", process=made)
+    wecom.now = at("2026-12-01 12:45")  # the dead run's lease long over
+    summary = json.loads(invoke("retry", "--unknown", "--now", "2026-12-01 12:45", "--json").stdout)
+    assert summary["recovered"] == 4
+    assert summary["readback"] == ({"found": 1} if made else {"remade": 1})
+    assert len(wecom.templates) == 1  # found, or made now because WeCom never had it: once either way
+    assert states(corp / "siyu.db") == {"sent": 4}
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_sync_after_a_crash_recovers_the_dead_runs_task_and_reports_it(corp: Path, wecom: WecomFake, as_json: bool) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(4))
+    killed_mid(corp, wecom, "externalcontact/add_msg_template", "2026-12-01 12:31")
+    wecom.now = at("2026-12-01 12:45")
+    if as_json:
+        said = json.loads(invoke("sync", "--now", "2026-12-01 12:45", "--json").stdout)
+        assert (said["recovered"], said["readback"], said["errors"]) == (4, {"found": 1}, [])
+    else:
+        line = invoke("sync", "--now", "2026-12-01 12:45").stderr
+        assert "recovered 4 from a dead run" in line and "found 1" in line and "nothing new" not in line
+    assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"sent": 4}

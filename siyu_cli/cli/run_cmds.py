@@ -317,11 +317,12 @@ def sync(
     _real_corp(runner, given)  # reminders ring real phones
     moment = (given or datetime.now(runner.playbook.tz)).astimezone(runner.playbook.tz)
     summary = PassSummary(now=moment)
-    runner.sync(moment, summary, every_task=True)
+    runner.read_back(moment, summary)
     if as_json:
-        print_json({"now": moment.isoformat(), "readback": summary.readback, "errors": summary.errors})
+        print_json({"now": moment.isoformat(), "recovered": summary.recovered, "readback": summary.readback, "errors": summary.errors})
     else:
-        found = summary.readback_text(delivering=False) or "nothing new"
+        recovered = f"recovered {summary.recovered} from a dead run · " if summary.recovered else ""
+        found = recovered + (summary.readback_text(delivering=False) or "nothing new")
         err().print(f"{moment:%Y-%m-%d %H:%M} · read back from WeCom 回执: {found}", markup=False)
         for error in summary.errors[:5]:
             err().print(f"failed: {error}", markup=False, soft_wrap=True)

@@ -17,6 +17,7 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
     states = ("failed", "unknown") if include_unknown else ("failed",)
     marks = ", ".join("?" * len(states))
     summary = PassSummary(now=moment)
+    runner.recover_into(moment, summary)  # a dead run's drafts in flight: in doubt (looked up below), not left held
     if include_unknown:
         # An output that can look a delivery up (WeCom's own list of mass sends) settles what is in doubt first:
         # found, it is sent; not made, it goes out in this retry; only the rest is sent again blindly, as asked.

@@ -216,10 +216,7 @@ class Runner:
         try:
             with bulk():
                 inputs = self.inputs(moment)
-                summary.recovered, doubted = self.recover(moment, inputs, run)
-                if doubted:
-                    summary.unknown += doubted
-                    summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their run died or lost its lease; they may have arrived")
+                self.recover_into(moment, summary, inputs, run)
                 self.plan(moment, summary)
                 self.sync(moment, summary)
             self.skip_missed(moment, summary)
@@ -278,6 +275,20 @@ class Runner:
             moment = from_db(str(due))
             found.append((str(error or "no reason recorded"), guard.quiet_end(moment) if guard.in_quiet(moment) else moment))
         return found
+
+    def recover_into(self, now: datetime, summary: PassSummary, inputs: PlanInputs | None = None, run_id: str | None = None) -> None:
+        """recover(), counted in `summary`: every pass, `siyu retry` and `siyu sync` do it first, so a dead run's drafts
+        in flight are in doubt (and looked up in WeCom's list) before anything reads them back or sends them again."""
+        summary.recovered, doubted = self.recover(now, inputs or self.inputs(now), run_id)
+        if doubted:
+            summary.unknown += doubted
+            summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their run died or lost its lease; they may have arrived")
+
+    def read_back(self, now: datetime, summary: PassSummary) -> None:
+        """`siyu sync`: a dead run's claims recovered (under a run of their own), then every open task read back."""
+        with bulk():
+            self.recover_into(now, summary)
+        self.sync(now, summary, every_task=True)
 
     def recover(self, now: datetime, inputs: PlanInputs, run_id: str | None = None) -> tuple[int, int]:
         """Take over and settle claims whose run died or whose lease expired (a hung or paused run):
