@@ -70,3 +70,13 @@ def test_a_journey_with_no_persona_sends_by_account_to_any_contact(tmp_path: Pat
     (problem,) = _unmatched(tmp_path, str(path))
     assert "journey ladder names no persona" in problem["message"], problem
     assert not _unmatched(tmp_path, str(write_playbook(tmp_path, beats=[], journeys=[{**journey, "persona": "advisor"}])))
+
+
+def test_account_cap_counts_a_beat_with_no_persona_against_each_contacts_own_account(tmp_path: Path) -> None:
+    personas = [{"id": "host", "name": "阿栖", "account": "wx_host_01"}, {"id": "advisor", "name": "周老师", "account": "wx_adv_01"}]
+    beat = {"id": "close", "title": "结营福利", "at": "12:30", "days": "1", "channel": "private", "audience": "家长", "text": "福利今晚截止～"}
+    path = write_playbook(tmp_path, beats=[beat], days=1, personas=personas, limits={"private_per_account_per_day": 3})
+    db = tmp_path / "s.db"
+    add_contacts(db, [{"contact_id": f"c{i}", "name": f"客{i}", "tags": ["家长"], "account": "wx_host_01" if i < 3 else "wx_adv_01"} for i in range(6)])
+    found = json.loads(invoke("check", str(path), "--db", str(db), "--json").stdout)["files"][0]["problems"]
+    assert [p for p in found if p["code"] == "account-cap"] == []  # 3 from each account: at the cap, not over (6 from host was the old count)

@@ -530,9 +530,14 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
             continue
         expr = playbook.audience(beat)
         for cohort in playbook.cohorts:
-            size = len(planner.audience(cohort, beat.id, expr))
+            # A beat that names no persona goes to each contact from the account the contact added (Planner._private).
+            senders = Counter(
+                beat.persona or planner.account_personas.get(str(person.get("account") or ""), model.personas[0].id)
+                for person in planner.audience(cohort, beat.id, expr)
+            )
             for day in playbook.beat_days_of(cohort)[beat.id]:
-                volume[(cohort.id, beat.persona or model.personas[0].id, day)] += size * len(beat.times)
+                for persona, size in senders.items():
+                    volume[(cohort.id, persona, day)] += size * len(beat.times)
     for cohort in playbook.cohorts:
         for draft in planner.journey_calendar(cohort):
             if draft.channel == "journey":  # welcome messages answer the contact's own add and count against no limit
