@@ -610,7 +610,7 @@ def _route_senders(playbook: LoadedPlaybook, route: Any) -> list[tuple[str, str]
     if route.persona or (hook is not None and hook.persona):
         return [(route.persona or hook.persona, "")]
     through = [] if hook is not None else [(h.persona, f"to contacts who came through hook {h.id}") for h in model.hooks if h.persona]
-    accounts = [(p.id, f"to contacts who added {p.account}") for p in model.personas if p.account]
+    accounts = [(p.id, f"to contacts who added {p.account or p.wecom_userid}") for p in model.personas if p.account or p.wecom_userid]  # Planner.account_personas
     return [*through, *accounts, (model.personas[0].id, "by default")]
 
 
