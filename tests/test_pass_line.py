@@ -55,7 +55,7 @@ def test_a_rehearsal_clock_against_wecom_itself_is_refused_or_warned(wecom_corp:
     early = invoke("run", "--once", "--now", "2026-11-20 09:00")
     assert "warning: --now is" in early.stderr and "real tasks" in early.stderr
     assert "warning: --now" in invoke("sync", "--now", "2026-11-20 09:00").stderr
-    for spelling in ("http://QYAPI.weixin.qq.com", "https://qyapi.weixin.qq.com:443/"):  # WeCom's own host however it is written
+    for spelling in ("http://QYAPI.weixin.qq.com", "https://qyapi.weixin.qq.com:443/", "https://qyapi.weixin.qq.com."):  # WeCom's own host however it is written
         monkeypatch.setenv("SIYU_WECOM_API", spelling)
         assert "real corp" in invoke("run", "--clock", "fast", code=2).stderr
     monkeypatch.setenv("SIYU_WECOM_API", "http://127.0.0.1:9")  # a server of the user's own: their choice
@@ -67,5 +67,6 @@ def test_two_wecom_outputs_whose_variables_hold_one_corp_id_are_refused_before_a
     add_contacts(wecom_corp / "siyu.db", customers(3))
     monkeypatch.setenv("CORP_B", wecom.corp_id)
     result = invoke("run", "--once", "--now", "2026-12-01 12:31", code=1)
-    assert "outputs wecom and wecom:2 are both corp" in result.stderr and "created twice" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "outputs wecom and wecom:2 are both corp" in said and "SIYU_WECOM_CORP_ID and CORP_B hold the same value" in said and "created twice" in said
     assert wecom.templates == {} and wecom.count("gettoken") == 0

@@ -58,10 +58,10 @@ def test_a_task_wecom_may_hold_where_the_search_cannot_reach_is_left_for_a_perso
     assert summary["readback"] == {"to_check": 1, "errors": 1}
     said = " ".join(" ".join(summary["errors"]).split())
     assert "--now is before the task's claim" in said and "群发记录" in said and "siyu outbox done" in said
-    assert "--now at or after 2026-12-01 12:31" in said
+    assert "--now from 2026-12-01 12:31 to a month after it" in said
     assert len(wecom.templates) == 1 and states(corp / "siyu.db") == {"unknown": 3}
     result = invoke("retry", "--unknown", "--now", "1999-01-01 00:05", code=1)
-    assert "cannot tell whether it holds the task" in result.stderr
+    assert "a person settles it as the error says" in " ".join(result.stderr.split())
     assert len(wecom.templates) == 1
 
 

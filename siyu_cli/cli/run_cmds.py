@@ -66,7 +66,7 @@ def _real_corp(runner: Any, moment: datetime | None, *, fast: bool = False) -> N
     from siyu_cli.wecom._client import DEFAULT_API
 
     given = (os.environ.get("SIYU_WECOM_API") or "").strip()
-    if given and (urlsplit(given).hostname or "").lower() != urlsplit(DEFAULT_API).hostname:  # any scheme, case or port of WeCom's own host
+    if given and (urlsplit(given).hostname or "").lower().rstrip(".") != urlsplit(DEFAULT_API).hostname:  # any scheme, case, port or root dot of WeCom's host
         return
     if fast:
         raise UsageError(
@@ -461,7 +461,11 @@ def status(
         for row in report["in_doubt"][:20]:
             why = f": {row['error']}" if row.get("error") else ""
             console.print(f"  {row['draft_id']} {row['beat']} → {row['target']}{why}", markup=False)
-            console.print(f"    check the channel, then `siyu outbox done {row['draft_id']}` or `siyu retry --unknown {row['draft_id']}`", markup=False)
+            console.print(
+                f"    check the channel (for a WeCom task, 群发记录 in the admin console), then `siyu outbox done {row['draft_id']}` if it arrived, "
+                f"else `siyu retry --unknown {row['draft_id']}` (which asks WeCom first, and refuses what WeCom cannot tell)",
+                markup=False,
+            )
     if report["locks"]:
         for lock in report["locks"]:
             state = "alive" if lock["alive"] else "stale (process gone: `siyu unlock`)"

@@ -182,8 +182,8 @@ def build_outputs(
             if twin is not None:
                 # check refuses two outputs reading one variable; two variables holding one corp id are only seen here.
                 raise SiyuError(
-                    f"outputs[{index}]: outputs {twin.name} and {output.name} are both corp {output.corp_id} (their corp id variables hold the same value): "
-                    "every output receives every due draft, so each task would be created twice in WeCom",
+                    f"outputs {twin.name} and {output.name} are both corp {output.corp_id}: their variables {twin.spec.get('corp_id_env') or 'SIYU_WECOM_CORP_ID'} "
+                    f"and {spec.get('corp_id_env') or 'SIYU_WECOM_CORP_ID'} hold the same value, and every output receives every due draft, so each task would be created twice in WeCom",
                     hint="keep one wecom output per corp; a second corp runs from its own playbook and store",
                 )
         else:

@@ -28,7 +28,7 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
                 "could not settle the drafts in doubt against WeCom first, so none is sent again: " + "; ".join(summary.errors[:3]),
                 hint="try again when WeCom answers (a draft in doubt may already be in WeCom); `siyu status` lists them"
                 if unanswered
-                else "WeCom answered but cannot tell whether it holds the task: settle it as the error says (nothing here sends it twice)",
+                else "a person settles it as the error says (群发记录, then `siyu outbox done TASK`); nothing here sends it twice",
             )
     if ids:
         resolved = [draft for found in runner.ledger.find(ids).values() for draft in found]

@@ -141,7 +141,7 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 report.errors.append(
                     f"{output.name}: task {name} is in doubt: {doubt} (claimed {shown:%Y-%m-%d %H:%M}), so WeCom's list of mass sends cannot "
                     f"show it was never made, and nothing is made again. If 群发记录 holds it for {sender}: {_ask(sender, name)}. "
-                    f"If it does not, a pass with --now at or after {shown:%Y-%m-%d %H:%M} looks again and makes it"
+                    f"If it does not, a pass with --now from {shown:%Y-%m-%d %H:%M} to a month after it (or none: the real clock, within a week of the claim) looks again and makes it"
                 )
                 report.to_check += 1
                 continue
