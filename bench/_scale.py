@@ -40,6 +40,9 @@ from typing import Any
 
 from bench._data import CONTACT_COLUMNS
 from bench._harness import ROOT, Config, Result, Timing, venv_python
+from bench._hwm import peak_mb
+
+HWM_SCRIPT = ROOT / "bench" / "_hwm.py"
 
 PLAYBOOK = ROOT / "bench" / "scale.yaml"
 PLAIN = ROOT / "bench" / "plain_sender.py"
@@ -102,8 +105,11 @@ def _cap_memory() -> None:
 
 
 def child(cmd: Sequence[str], cwd: Path, timeout_s: float) -> Child:
-    """Run cmd, wait for it with wait4: wall time, and the peak RSS of this child alone."""
+    """Run cmd: wall time, and the peak RSS of this child alone (a python child reports its own VmHWM through
+    bench/_hwm.py; wait4's figure, for anything else, can hold a copy of the bench process)."""
     env = {**os.environ, "NO_COLOR": "1"}
+    if cmd[0] == venv_python():
+        cmd = [cmd[0], str(HWM_SCRIPT), *cmd[1:]]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=out, stderr=err, env=env, preexec_fn=_cap_memory)  # noqa: PLW1509 - setrlimit only
@@ -124,7 +130,8 @@ def child(cmd: Sequence[str], cwd: Path, timeout_s: float) -> Child:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    peak = usage.ru_maxrss / 1024  # KiB on Linux
+    own, stderr = peak_mb(stderr)
+    peak = own if own is not None else usage.ru_maxrss / 1024  # KiB on Linux
     if killed.is_set():
         return Child("timeout", None, None, stdout, stderr)
     if proc.returncode != 0:

@@ -29,6 +29,9 @@ from typing import Any
 
 from bench._data import insert_contacts
 from bench._harness import ROOT, Config, Result, fmt_seconds, venv_python
+from bench._hwm import peak_mb
+
+HWM_SCRIPT = ROOT / "bench" / "_hwm.py"
 
 CORP = "wwbench0000000001"
 TOKEN = "benchtoken"
@@ -81,6 +84,8 @@ class Server:
 
     @classmethod
     def start(cls, cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> Server:
+        if cmd[0] == venv_python():
+            cmd = [cmd[0], str(HWM_SCRIPT), *cmd[1:]]  # its own VmHWM as it exits (wait4's can hold a copy of the bench)
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, encoding="utf-8")
         assert proc.stderr is not None
         first = proc.stderr.readline()
@@ -97,8 +102,9 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = self.status = os.waitstatus_to_exitcode(status)
-        self.peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
         self.reader.join(10)
+        own, _ = peak_mb("".join(self.lines))
+        self.peak_mb = own if own is not None else usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def callbacks(n: int) -> list[tuple[dict[str, str], bytes]]:
