@@ -83,11 +83,6 @@ def _real_corp(runner: Any, moment: datetime | None, *, fast: bool = False) -> N
         )
 
 
-def _label(error: str) -> str:
-    """A transient failure's reason (an unreachable WeCom, a robot that does not answer) is retried, not an error."""
-    return "retrying" if error.endswith("retry later") else "error"
-
-
 def _print_summary(summary: Any, as_json: bool) -> None:
     """The pass's summary; rich is imported only when there are errors to colour (an idle cron tick has none)."""
     for warning in summary.warnings:
@@ -97,7 +92,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         if summary.failed or summary.unknown or summary.blocked:
             # For cron's mail: what went wrong, on stderr, whatever stdout carries.
             for error in summary.errors[:5]:
-                err().print(error if error.startswith("in doubt: ") else f"{_label(error)}: {error}", markup=False, soft_wrap=True)
+                label = "retrying" if summary.retries_later(error) else "error"
+                err().print(error if error.startswith("in doubt: ") else f"{label}: {error}", markup=False, soft_wrap=True)
             if summary.unknown:
                 err().print(f"in doubt: {summary.unknown} draft(s) may have arrived; see `siyu status`", markup=False)
         return
@@ -135,7 +131,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
             console.print(f"  [yellow]in doubt:[/] {escape(error.removeprefix('in doubt: '))}", markup=True)
         elif error.startswith("claim lost"):
             console.print(f"  [yellow]note:[/] {escape(error)}", markup=True)
-        elif _label(error) == "retrying":
+        elif summary.retries_later(error):
             console.print(f"  [yellow]retrying:[/] {escape(error)}", markup=True)
         else:
             console.print(f"  [red]error:[/] {escape(error)}", markup=True)

@@ -86,6 +86,10 @@ class PassSummary:
     blocked: list[str] = field(default_factory=list)  # outputs whose setup is wrong (a secret): their drafts wait for a fix
     warnings: list[str] = field(default_factory=list)  # worth a person's look, not a failure (a renamed campaign)
 
+    def retries_later(self, error: str) -> bool:
+        """Is this error line why an output's drafts are tried again later (not a failure: the pass exits 0)?"""
+        return any(error == _wait_line(output, why, count) for output, (why, count) in self.waits.items())
+
     def add(self, other: PassSummary) -> None:
         self.recorded += other.recorded
         self.sent += other.sent
@@ -1040,13 +1044,17 @@ def _say_why(summary: PassSummary, output: str, reason: str | None, count: int) 
     if said is None and reason is None:
         return
     first, total = said if said is not None else (reason or "", 0)
-    line = f"{output}: {first}: {total + count} draft(s) retry later"
-    old = f"{output}: {first}: {total} draft(s) retry later"
+    line = _wait_line(output, first, total + count)
+    old = _wait_line(output, first, total)
     if old in summary.errors:
         summary.errors[summary.errors.index(old)] = line
     else:
         summary.errors.append(line)
     summary.waits[output] = (first, total + count)
+
+
+def _wait_line(output: str, why: str, count: int) -> str:
+    return f"{output}: {why}: {count} draft(s) retry later"
 
 
 def _uncount(summary: PassSummary, results: list[tuple[str, list[Any], str, str | None]], retry_at: Mapping[str, str]) -> None:
