@@ -19,12 +19,10 @@ MOMENTS = {"id": "life", "title": "朋友圈", "at": "12:00", "days": "all", "ch
 
 
 @pytest.fixture
-def corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
+def corp(wecom_corp: Path, wecom: WecomFake) -> Path:
+    """conftest's wecom_corp with the fake's clock at 12:31, when the beats below have come due."""
     wecom.now = at("2026-12-01 12:31")
-    return tmp_path
+    return wecom_corp
 
 
 def env_for(wecom: WecomFake, **extra: str) -> dict[str, str]:

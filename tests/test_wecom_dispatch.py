@@ -37,12 +37,9 @@ def customers(n: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def corp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wecom: WecomFake) -> Path:
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    wecom.now = at("2026-12-01 12:00")
-    return tmp_path
+def corp(wecom_corp: Path) -> Path:
+    """conftest's wecom_corp: a campaign folder as the working directory, the fake's clock at 12:00."""
+    return wecom_corp
 
 
 def once(now: str, code: int = 0) -> dict[str, Any]:
