@@ -532,7 +532,7 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
         for cohort in playbook.cohorts:
             # A beat that names no persona goes to each contact from the account the contact added (Planner._private).
             senders = Counter(
-                beat.persona or planner.account_personas.get(str(person.get("account") or ""), model.personas[0].id)
+                beat.persona or planner.own_persona(person, model.personas[0].id)
                 for person in planner.audience(cohort, beat.id, expr)
             )
             for day in playbook.beat_days_of(cohort)[beat.id]:

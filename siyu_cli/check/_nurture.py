@@ -59,7 +59,7 @@ def nurture_caps(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
         for cohort in playbook.cohorts:
             # A beat that names no persona goes to each contact from the account the contact added (Planner._private).
             senders: Counter[str] = Counter(
-                beat.persona or planner.account_personas.get(str(person.get("account") or ""), first)
+                beat.persona or planner.own_persona(person, first)
                 for person in planner.audience(cohort, beat.id, playbook.audience(beat))
             )
             for day in playbook.beat_days_of(cohort)[beat.id]:

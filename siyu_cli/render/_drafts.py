@@ -302,6 +302,11 @@ class Planner:
         if path.timeline:
             self.timelines[str(contact["id"])] = path.timeline
 
+    def own_persona(self, contact: Mapping[str, Any], default: str) -> str:
+        """The persona of the account the contact added (its account or WeCom userid), else `default`: who sends a
+        private beat that names no persona (check's counts ask the same)."""
+        return self.account_personas.get(str(contact.get("account") or ""), default)
+
     def cohort_of(self, contact: Mapping[str, Any]) -> str:
         """A contact's cohort: its own field, else the first cohort."""
         ids = [c.id for c in self.playbook.cohorts]
@@ -420,7 +425,7 @@ class Planner:
             if only is not None and person["id"] != only:
                 continue
             if beat.persona is None:
-                own = self.account_personas.get(str(person.get("account") or ""), occ.persona)
+                own = self.own_persona(person, occ.persona)
                 sender = senders.get(own) or senders.setdefault(own, replace(occ, persona=own))
             else:
                 sender = occ
