@@ -11,7 +11,8 @@ Floor: the template rendered once by plain Jinja, plus one executemany of the sa
 (with their slot, send key and task name) into a fresh file with the store's own `drafts` DDL
 under its pragmas, inside BEGIN IMMEDIATE. Both sides run the same number of times, in turns.
 Peak memory: one more pass of each in a child process of its own (`siyu run --once`, as cron runs
-it, and the floor), each reporting its own high-water RSS as it exits (HWM below).
+it, and the floor, `python -m bench._dispatch_task N`), each reporting its own high-water RSS as it exits
+(bench/_hwm.py, through bench._scale.child).
 """
 
 from __future__ import annotations
@@ -43,10 +44,6 @@ TASK_HOTSPOTS = {
     "deliver one task (Runner._deliver)": ("_runner.py", "_deliver"),
     "outbox: recipients CSV": ("_outbox.py", "recipients_csv"),
 }
-# What a child prints as it exits: its high-water RSS (VmHWM: the image it exec'd into). wait4's ru_maxrss would
-# not do here: it keeps the RSS the child had between fork and exec, a copy of this bench process, which after
-# the timed runs is larger than the floor's whole run.
-HWM = "import atexit, sys; atexit.register(lambda: print('peak_kb', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0], file=sys.stderr)); "
 SEND_KEY = "0" * 20
 TASK_COLUMNS = ("slot", "send_key", "task_id", "attempts", "claimed_at")
 
@@ -161,10 +158,6 @@ def floor_once(n: int) -> None:
         root.rmdir()
 
 
-def _peak_mb(stderr: str) -> float:
-    return int(next(line for line in reversed(stderr.splitlines()) if line.startswith("peak_kb ")).split()[1]) / 1024
-
-
 def peaks(n: int) -> dict[str, float]:
     """Peak RSS of one more pass (a `siyu run --once` child on a fresh store) and of one floor run (a child), in MB."""
     root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
@@ -172,18 +165,17 @@ def peaks(n: int) -> dict[str, float]:
     try:
         step.setup()
         assert step.work is not None
-        siyu = [venv_python(), "-c", HWM + "from siyu_cli.cli import main; main()"]
-        ours = child([*siyu, "run", "bench.yaml", "--once", "--now", NOW.isoformat(), "--json", "--db", "siyu.db", "--outbox", "outbox"], step.work, TIMEOUT_S)
+        ours = child([venv_python(), "-m", "siyu_cli", "run", "bench.yaml", "--once", "--now", NOW.isoformat(), "--json", "--db", "siyu.db", "--outbox", "outbox"], step.work, TIMEOUT_S)
         if ours.status != "ok" or ours.summary().get("sent") != n or ours.summary().get("tasks") != 1:
             raise RuntimeError(f"dispatch-task: `siyu run --once` child: {ours.brief()} {ours.summary()}")
         step.check()
     finally:
         step.cleanup()
         root.rmdir()
-    floor = child([venv_python(), "-c", HWM + f"from bench._dispatch_task import floor_once; floor_once({n})"], ROOT, TIMEOUT_S)
-    if floor.status != "ok":
+    floor = child([venv_python(), "-m", "bench._dispatch_task", str(n)], ROOT, TIMEOUT_S)
+    if floor.status != "ok" or ours.peak_mb is None or floor.peak_mb is None:
         raise RuntimeError(f"dispatch-task: floor child: {floor.brief()}")
-    return {"peak_mb": _peak_mb(ours.stderr), "floor_peak_mb": _peak_mb(floor.stderr), "child_wall_s": float(ours.wall_s or 0.0)}
+    return {"peak_mb": ours.peak_mb, "floor_peak_mb": floor.peak_mb, "child_wall_s": float(ours.wall_s or 0.0)}
 
 
 def contract_least(cfg: Config, n: int) -> dict[str, Any]:
@@ -223,3 +215,9 @@ def run(cfg: Config) -> list[Result]:
         f"{found['peak_mb']:.0f} MB, of the floor in a child {found['floor_peak_mb']:.0f} MB"
     )
     return [result]
+
+
+if __name__ == "__main__":
+    import sys
+
+    floor_once(int(sys.argv[1]))
