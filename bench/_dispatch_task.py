@@ -13,11 +13,16 @@ under its pragmas, inside BEGIN IMMEDIATE. Both sides run the same number of tim
 Peak memory: one more pass of each in a child process of its own (`siyu run --once`, as cron runs
 it, and the floor, `python -m bench._dispatch_task N`), each reporting its own high-water RSS as it exits
 (bench/_hwm.py, through bench._scale.child).
+
+Beside the floor, not targets: what the ledger contract cannot do without (ContractLeast), and a whole
+pass as one straight-line set-based program (StraightLine); see BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -25,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._data import TASK_TEMPLATE, contact_rows, floor_transaction, insert_sql
+from bench._data import TASK_TEMPLATE, contact_rows, floor_transaction, insert_contacts, insert_sql, store_pragmas
 from bench._dispatch import DRAFT_COLUMNS, HOTSPOTS, NOW, Pass, Timed, compare, drafts_ddl, insert_drafts, ledger_rows, template_context
 from bench._harness import ROOT, Config, Result, Timing, interleaved, venv_python
 from bench._scale import child
@@ -146,6 +151,71 @@ class ContractLeast(TaskFloor):
         self.note(started, inserted, claimed, time.perf_counter())
 
 
+class StraightLine(TaskFloor):
+    """The least a whole pass can cost, as one straight-line program with every step set-based: the store's contacts
+    read and the audience (家长) picked in Python, each recipient's draft id hashed, the rows written by one
+    INSERT … SELECT already claimed (recording and claiming as one write), the recipients' CSV written from one
+    SELECT, one UPDATE settling them by send key.
+
+    Not a target, and not a design: no run row, no delivery row, no budget, no outbox .md, no check that a row is
+    new. It bounds from below what any pass keeping a row per (draft, recipient) that goes claimed → sent can cost.
+    """
+
+    def __init__(self, root: Path, n: int) -> None:
+        from siyu_cli.store import open_store
+
+        super().__init__(root, n)
+        self.parts = {"line: contacts read, audience": [], "line: INSERT … SELECT claimed": [], "line: recipients CSV": [], "line: settle": []}
+        self.store = root / "line-contacts.db"
+        open_store(self.store).conn.close()
+        insert_contacts(self.store, n)
+
+    def fresh(self) -> None:
+        super().fresh()
+        assert self.work is not None
+        shutil.copy(self.store, self.work / "siyu.db")
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        text = self.template.render(self.context)
+        assert self.work is not None
+        conn = sqlite3.connect(self.work / "siyu.db", isolation_level=None)
+        try:
+            store_pragmas(conn)
+            wanted = [cid for cid, tags in conn.execute("SELECT contact_id, tags FROM contacts") if "家长" in json.loads(tags)]
+            read = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TEMP TABLE audience (draft_id TEXT, contact_id TEXT)")
+            conn.executemany("INSERT INTO audience VALUES (?, ?)", ((hashlib.sha1(cid.encode()).hexdigest()[:12], cid) for cid in wanted))
+            conn.execute(
+                f"INSERT INTO drafts ({', '.join((*DRAFT_COLUMNS, *TASK_COLUMNS, 'claimed_by'))}) SELECT draft_id, 'bench-private', 'default', "
+                "'invite', '2026-12-01T12:00:00Z', 'contact:' || contact_id, 1, 'private', 'advisor', NULL, NULL, '2026-12-01T12:00:00Z', ?, ?, "
+                "'claimed', NULL, NULL, '2026-12-01T12:05:00Z', NULL, 'beat' || char(31) || 'default' || char(31) || 'invite' || char(31) || '1' "
+                "|| char(31) || '0' || char(31) || 'contact:' || contact_id, ?, NULL, 1, '2026-12-01T12:05:00Z', 'run' FROM audience",
+                ["0" * 16, text, SEND_KEY],
+            )
+            conn.execute("COMMIT")
+            inserted = time.perf_counter()
+            with (self.work / "recipients.csv").open("w", encoding="utf-8-sig", newline="") as handle:
+                out = csv.writer(handle)
+                out.writerow(["target_id", "target", "draft"])
+                out.writerows(conn.execute(
+                    "SELECT d.target, c.name, d.draft_id FROM drafts d JOIN contacts c ON c.contact_id = substr(d.target, 9) "
+                    "WHERE d.send_key = ? ORDER BY d.target", [SEND_KEY],
+                ))  # fmt: skip
+            listed = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE drafts SET state = 'sent', finished_at = ?, task_id = ?, claimed_by = NULL, lease_until = NULL "
+                "WHERE send_key = ? AND claimed_by = 'run' AND state = 'claimed'",
+                ["2026-12-01T12:05:00Z", "task", SEND_KEY],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self.note(started, read, inserted, listed, time.perf_counter())
+
+
 def floor_once(n: int) -> None:
     """One floor run in a folder of its own: what the peak-memory child runs."""
     root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
@@ -182,7 +252,10 @@ def contract_least(cfg: Config, n: int) -> dict[str, Any]:
     """ContractLeast (both ways) and the floor, in turns, as many times as the main comparison: medians and ratios."""
     root = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
     try:
-        sides = {"least": ContractLeast(root, n), "least_merged": ContractLeast(root, n, merged=True), "floor": TaskFloor(root, n)}
+        sides = {
+            "least": ContractLeast(root, n), "least_merged": ContractLeast(root, n, merged=True), "line": StraightLine(root, n),
+            "floor": TaskFloor(root, n),
+        }  # fmt: skip
         timed = interleaved({name: (side, side.fresh) for name, side in sides.items()}, cfg.times(3))
         for side in sides.values():
             side.cleanup()
@@ -190,7 +263,7 @@ def contract_least(cfg: Config, n: int) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
     floor_s = timed["floor"].median
     found: dict[str, Any] = {"floor_s": floor_s}
-    for name in ("least", "least_merged"):
+    for name in ("least", "least_merged", "line"):
         found[name] = {
             "median_s": timed[name].median, "ratio": timed[name].median / floor_s,
             "parts": {part: Timing.of(times).median for part, times in sides[name].parts.items() if times},
@@ -206,7 +279,8 @@ def run(cfg: Config) -> list[Result]:
     result.info["notes"].append(
         f"the ledger contract's least in plain SQL, nothing else (beside a floor of {least['floor_s']:.2f} s): insert pending + claim + "
         f"settle by send key {least['least']['median_s']:.2f} s ({least['least']['ratio']:.2f}x); inserted claimed + settle "
-        f"{least['least_merged']['median_s']:.2f} s ({least['least_merged']['ratio']:.2f}x)"
+        f"{least['least_merged']['median_s']:.2f} s ({least['least_merged']['ratio']:.2f}x); a whole pass as one straight-line program "
+        f"(contacts read, INSERT … SELECT claimed, CSV, settle) {least['line']['median_s']:.2f} s ({least['line']['ratio']:.2f}x)"
     )
     found = peaks(n)
     result.info.update(found, tasks=1, outbox={"md": 1, "csv_rows": n})
