@@ -70,3 +70,17 @@ def test_two_wecom_outputs_whose_variables_hold_one_corp_id_are_refused_before_a
     said = " ".join(result.stderr.split())
     assert "outputs wecom and wecom:2 are both corp" in said and "SIYU_WECOM_CORP_ID and CORP_B hold the same value" in said and "created twice" in said
     assert wecom.templates == {} and wecom.count("gettoken") == 0
+
+
+def test_a_mass_send_resumed_after_a_crash_says_how_many_went_in_the_part_the_dead_run_made(wecom_corp: Path, wecom: WecomFake) -> None:
+    from tests.test_wecom_audit import killed_in_second_part
+    from tests.test_wecom_dispatch import at
+
+    write_playbook(wecom_corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(wecom_corp / "siyu.db", customers(10_003))
+    wecom.now = at("2026-12-01 12:31")
+    killed_in_second_part(wecom_corp, wecom, "2026-12-01 12:31", process=False)  # part 1 (10,000) made; part 2 never was
+    [line] = [said for said in invoke("run", "--once", "--now", "2026-12-01 12:35").stderr.splitlines() if " · recorded " in said]
+    assert "sent 10003 in 1 task(s) 任务 (10000 of them in part(s) made before)" in line
+    assert "made 1 missing part(s) now" in line
+    assert sorted(len(task.recipients) for task in wecom.templates.values()) == [3, 10_000]

@@ -56,27 +56,34 @@ def test_a_task_in_doubt_is_not_matched_to_another_stores_send_of_the_same_text(
     assert sorted(wecom.templates[msgid].recipients) == [f"wmB{i:04d}" for i in range(4)]
 
 
-def test_a_crash_after_the_first_part_keeps_its_fail_list(corp: Path, wecom: WecomFake) -> None:
-    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
-    add_contacts(corp / "siyu.db", customers(10_003))
-    wecom.not_friends.update({"wm0005", "wm10002"})
+def killed_in_second_part(folder: Path, wecom: WecomFake, now: str, *, process: bool) -> None:
+    """A pass killed -9 while WeCom holds the second part of a mass send, the first answered (the second made by
+    WeCom when `process`, never answered)."""
+    api = "externalcontact/add_msg_template"
     real = wecom._add_msg_template
-    calls: list[int] = []
 
-    def second_part_hangs(query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        calls.append(1)
-        if len(calls) == 2:
-            wecom.hang("externalcontact/add_msg_template", process=True)
-        return real(query, body)
+    def first_part_answered(query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        answer = real(query, body)
+        wecom.hang(api, process=process)  # the next call: the second part
+        wecom._add_msg_template = real  # type: ignore[method-assign]
+        return answer
 
-    wecom._add_msg_template = second_part_hangs  # type: ignore[method-assign]
-    proc = subprocess.Popen(siyu_cmd("run", "--once", "--now", "2026-12-01 12:31"), cwd=corp, env=env_for(wecom), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while len(wecom.templates) < 2 and proc.poll() is None:
-        wecom.wait_for("externalcontact/add_msg_template", timeout=0.05)
+    wecom._add_msg_template = first_part_answered  # type: ignore[method-assign]
+    proc = subprocess.Popen(siyu_cmd("run", "--once", "--now", now), cwd=folder, env=env_for(wecom), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while wecom.count(api) < 2 and proc.poll() is None:
+        wecom._seen[api].clear()
+        wecom.wait_for(api, timeout=0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     wecom.release()
     wecom._add_msg_template = real  # type: ignore[method-assign]
+
+
+def test_a_crash_after_the_first_part_keeps_its_fail_list(corp: Path, wecom: WecomFake) -> None:
+    write_playbook(corp, beats=[MASS], days=1, personas=PERSONAS, groups=GROUPS, outputs=[{"type": "wecom"}])
+    add_contacts(corp / "siyu.db", customers(10_003))
+    wecom.not_friends.update({"wm0005", "wm10002"})
+    killed_in_second_part(corp, wecom, "2026-12-01 12:31", process=True)
     again = run_siyu(corp, "run", "--once", "--now", "2026-12-01 12:35", "--json", env=env_for(wecom))
     assert again.returncode == 0, again.stderr
     assert len(wecom.templates) == 2  # the second part was found, not made again

@@ -50,7 +50,9 @@ def _console_sink() -> Any:
 
 def _in_tasks(summary: Any) -> str:
     """How many send tasks the drafts went out in, when fewer than the drafts (a mass send, several groups at once)."""
-    return f" in {summary.tasks} task(s) 任务" if 0 < summary.tasks < summary.sent else ""
+    tasks = f" in {summary.tasks} task(s) 任务" if 0 < summary.tasks < summary.sent else ""
+    # A mass send resumed after a crash: the parts a dead run made went then, only the rest now.
+    return tasks + (f" ({summary.sent_before} of them in part(s) made before)" if summary.sent_before else "")
 
 
 def _real_corp(runner: Any, moment: datetime | None, *, fast: bool = False) -> None:

@@ -50,6 +50,8 @@ class Delivered:
 
     location: str
     refused: Mapping[str, str] = field(default_factory=dict)  # draft id → outcome (not_friend)
+    # Recipients of parts made before this call (by a run that died, or a try that failed after them): sent, not now.
+    earlier: int = 0
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class PassSummary:
     paused: list[str] = field(default_factory=list)
     revised: int = 0  # pending drafts re-timed or re-rendered after a playbook edit
     tasks: int = 0  # send tasks delivered: drafts sharing an account, beat, time, variant and text go as one
+    sent_before: int = 0  # of `sent`, recipients in parts an earlier run or try had made (a resumed mass send)
     readback: dict[str, int] = field(default_factory=dict)  # what outputs read back (wecom): recipients by outcome, reminders
     held: list[str] = field(default_factory=list)  # outputs whose shared rate limit held drafts back for a later pass
     blocked: list[str] = field(default_factory=list)  # outputs whose setup is wrong (a secret): their drafts wait for a fix
@@ -100,6 +101,7 @@ class PassSummary:
         self.retrying += other.retrying
         self.revised += other.revised
         self.tasks += other.tasks
+        self.sent_before += other.sent_before
         for key, count in other.readback.items():
             self.readback[key] = self.readback.get(key, 0) + count
         self.paused.extend(name for name in other.paused if name not in self.paused)
@@ -126,6 +128,7 @@ class PassSummary:
             "recorded": self.recorded,
             "sent": self.sent,
             "tasks": self.tasks,
+            "sent_before": self.sent_before,
             "readback": self.readback,
             "deferred": self.deferred,
             "skipped": dict(self.skipped),
@@ -779,6 +782,7 @@ class Runner:
         outcome: dict[str, list[tuple[str, str, str | None, str | None]]] = {row["draft_id"]: [] for row in live}
         kinds: set[str] = set()
         refused: dict[str, str] = {}
+        earlier = 0
         for output in self.outputs:
             rows = [row for row in live if attempt.done[row["draft_id"]].get(output.name) != "delivered"]
             if not rows:
@@ -845,12 +849,15 @@ class Runner:
             location = reply.location if isinstance(reply, Delivered) else reply
             if isinstance(reply, Delivered):
                 refused.update(reply.refused)
+                earlier = max(earlier, reply.earlier)
             if not output.idempotent:
                 self.ledger.mark_delivered(ids, output.name, location, now)
             for draft_id in ids:
                 outcome[draft_id].append((output.name, "delivered", location, None))
         if any(state == "delivered" for found in outcome.values() for _, state, _, _ in found):
             summary.tasks += 1
+            if not kinds:
+                summary.sent_before += earlier
         for row in live:
             draft_id = row["draft_id"]
             attempt.tasks[draft_id] = task_id

@@ -142,8 +142,10 @@ class WecomOutput:
         size = MAX_CHATS if group else MAX_EXTERNAL
         parts = [order[start : start + size] for start in range(0, len(order), size)]
         msgids: list[str] = []
+        earlier: list[str] = []
         for number, chunk in enumerate(parts, start=1):
             if number < first_part:
+                earlier.extend(ids[item] for item in chunk)
                 continue
             try:
                 if group:
@@ -162,7 +164,8 @@ class WecomOutput:
                 on_part(number)
         # Parts made on an earlier try (before a crash or a transient failure) had their fail_list committed then.
         refused.update((draft, NOT_FRIEND) for draft in self._refused(list(ids.values())))
-        return Delivered(f"wecom msgid {', '.join(msgids) or '(none: no recipient could receive it)'}", refused)
+        before = sum(1 for draft in earlier if draft not in refused)
+        return Delivered(f"wecom msgid {', '.join(msgids) or '(none: no recipient could receive it)'}", refused, before)
 
     def _added_staff(self, contact_id: str) -> set[str]:
         """The staff members WeCom's add callbacks (siyu serve) say this customer added; empty when serve never saw
