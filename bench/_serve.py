@@ -36,7 +36,8 @@ HWM_SCRIPT = ROOT / "bench" / "_hwm.py"
 CORP = "wwbench0000000001"
 TOKEN = "benchtoken"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-ENV = {"SIYU_WECOM_CORP_ID": CORP, "SIYU_WECOM_TOKEN": TOKEN, "SIYU_WECOM_AES_KEY": AES_KEY, "SIYU_WECOM_SECRET": "bench"}
+# SIYU_WECOM_API: nothing listens there, so serve's start-up token request stays on this machine (refused at once).
+ENV = {"SIYU_WECOM_CORP_ID": CORP, "SIYU_WECOM_TOKEN": TOKEN, "SIYU_WECOM_AES_KEY": AES_KEY, "SIYU_WECOM_SECRET": "bench", "SIYU_WECOM_API": "http://127.0.0.1:9"}
 CHAT = "wrBenchChat000000000000000000001"
 EPOCH = 1764550800  # 2026-12-01 09:00 Shanghai
 LIMITS = {"lost": 0.0, "p99_s": 1.0, "peak_mb": 150.0}  # WeCom waits 5 s; 1 s leaves room for a busy moment

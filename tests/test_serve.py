@@ -30,7 +30,8 @@ from tests.wecom_fake import WecomFake
 CORP = "ww1a2b3c4d5e6f7a8b"
 TOKEN = "QDG6eK0siyuTest"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-ENV = {"SIYU_WECOM_CORP_ID": CORP, "SIYU_WECOM_TOKEN": TOKEN, "SIYU_WECOM_AES_KEY": AES_KEY, "SIYU_WECOM_SECRET": "secret"}
+# SIYU_WECOM_API: a port nothing listens on, so no test's serve asks WeCom itself (tests with the fake set its URL).
+ENV = {"SIYU_WECOM_CORP_ID": CORP, "SIYU_WECOM_TOKEN": TOKEN, "SIYU_WECOM_AES_KEY": AES_KEY, "SIYU_WECOM_SECRET": "secret", "SIYU_WECOM_API": "http://127.0.0.1:9"}
 CHAT = "wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAA"
 ADDED_AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 RECEIVED = datetime(2026, 12, 1, 1, 0, 2, tzinfo=UTC)
@@ -444,7 +445,7 @@ def test_a_missing_variable_is_a_startup_error_naming_it(missing: str, playbook:
     assert not (tmp_path / "siyu.db").exists()
 
 
-@pytest.mark.parametrize(("value", "wrong"), [("qyapi.weixin.qq.com", "is not an http:// or https:// URL"), ("ftp://x", "is not an http:// or https:// URL"), (" https://qyapi.weixin.qq.com", "has spaces around it"), ("https://", "names no host")])
+@pytest.mark.parametrize(("value", "wrong"), [("qyapi.weixin.qq.com", "is not an http:// or https:// URL"), ("ftp://x", "is not an http:// or https:// URL"), (" https://qyapi.weixin.qq.com", "has spaces around it"), ("https://", "names no host"), ("https://qyapi.weixin.qq.com/cgi-bin/", "ends in /cgi-bin, which siyu adds to every call itself")])
 def test_a_siyu_wecom_api_that_can_never_work_is_a_startup_error(value: str, wrong: str, playbook: Path, tmp_path: Path) -> None:
     from siyu_cli.serve import app
 
@@ -457,7 +458,7 @@ def test_a_siyu_wecom_api_that_can_never_work_is_a_startup_error(value: str, wro
 
 def test_the_real_serve_with_siyu_wecom_api_not_a_url_does_not_start(playbook: Path, tmp_path: Path) -> None:
     """It used to listen, and every add's welcome then waited as if WeCom were down."""
-    with RealServe(playbook, tmp_path, siyu_env(**ENV, SIYU_WECOM_API="notaurl"), "--db", str(tmp_path / "siyu.db")) as server:
+    with RealServe(playbook, tmp_path, siyu_env(**{**ENV, "SIYU_WECOM_API": "notaurl"}), "--db", str(tmp_path / "siyu.db")) as server:
         said = server.first + ("" if server.url else server.rest())
     assert server.proc.returncode == 1, said
     assert "SIYU_WECOM_API='notaurl' is not an http:// or https:// URL" in said and "qyapi.weixin.qq.com" in said and "Traceback" not in said
@@ -748,3 +749,44 @@ def test_a_welcome_without_its_code_at_night_says_it_waits_for_the_end_of_quiet_
     assert line.startswith("welcome pass for wmNight (added 01:30:00): sent 0 · waiting: wecom: the add's WelcomeCode is gone"), line
     assert "sends it from 08:00:00, as a one-customer task" in line, line
     assert wecom.of("externalcontact/add_msg_template") == []  # nothing rang the staff member's phone at night
+
+
+# --- start-up: WeCom asked once ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "api", "said"),
+    [
+        ("good", "fake", "WeCom answered (http://127.0.0.1:"),
+        ("wrong", "fake", "WeCom refused the app's token: "),
+        ("good", "http://127.0.0.1:9", "WeCom could not be asked for a token: "),
+    ],
+)
+def test_serve_asks_wecom_for_a_token_as_it_starts_and_says_what_it_answered(
+    secret: str, api: str, said: str, tmp_path: Path, wecom: WecomFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siyu_cli.serve._welcome import WelcomeOnAdd
+
+    monkeypatch.setenv("SIYU_WECOM_API", wecom.url if api == "fake" else api)
+    monkeypatch.setenv("SIYU_WECOM_SECRET", wecom.secret if secret == "good" else "not-the-secret")
+    playbook = wecom_playbook(tmp_path)
+    lines: list[str] = []
+    WelcomeOnAdd(playbook, db_path=str(tmp_path / "siyu.db"), outbox_dir=tmp_path / "outbox", log=lines.append, sleep=lambda _: None).warm_up()
+    [line] = lines
+    assert line.startswith(said), line
+    if secret == "wrong":
+        assert "40001" in line and "no welcome goes until this is fixed" in line
+    if api != "fake":
+        assert "each welcome is tried again within its 20 s" in line
+    if said.startswith("WeCom answered"):
+        assert query(tmp_path / "siyu.db", "SELECT COUNT(*) FROM wecom_tokens") == [(1,)]  # kept for every pass
+
+
+def test_the_real_serve_logs_wecom_s_answer_at_start_and_its_first_welcome_needs_no_second_token(tmp_path: Path, wecom: WecomFake) -> None:
+    playbook = wecom_playbook(tmp_path)
+    env = siyu_env(**{**ENV, "SIYU_WECOM_API": wecom.url, "SIYU_WECOM_CORP_ID": wecom.corp_id, "SIYU_WECOM_SECRET": "not-the-secret"})
+    with RealServe(playbook, tmp_path, env) as server:
+        assert server.url, server.first
+        assert wecom.wait_for("gettoken", timeout=30)
+        log = server.stop()
+    assert "WeCom refused the app's token" in log and "40001" in log and "Traceback" not in log, log

@@ -48,7 +48,7 @@ def test_a_base_url_with_cgi_bin_is_a_setup_error_not_every_draft_failed(corp: P
     monkeypatch.setenv("SIYU_WECOM_API", wecom.url + "/cgi-bin/")
     summary = once("2026-12-01 12:31", code=1)
     assert summary["blocked"] == ["wecom"] and summary["failed"] == 0
-    assert any("404" in error and "without /cgi-bin" in error for error in summary["errors"])
+    assert any("ends in /cgi-bin, which siyu adds to every call itself" in error and "without /cgi-bin" in error for error in summary["errors"])
     assert states(corp / "siyu.db") == {"pending": 3}
 
 

@@ -31,7 +31,8 @@ def serve(
     (WeCom's base URL, for a proxy or a test server) that is no http(s)://host URL.
     A new add runs that contact's pass at once, so its `after: 0m` welcome goes out with the add's
     WelcomeCode within WeCom's 20 seconds (retried 1, 2, 4 … s apart while WeCom answers busy, until 18 s
-    after the add). Runs until SIGTERM or Ctrl-C.
+    after the add). As it starts it asks WeCom for the app's token once and logs the answer, so a wrong
+    secret or a WeCom out of reach shows then, not at the first add. Runs until SIGTERM or Ctrl-C.
     """
     from rich.markup import escape
 
@@ -49,5 +50,5 @@ def serve(
         console.print(line, markup=False)
 
     welcome = WelcomeOnAdd(found, db_path=db, outbox_dir=outbox, log=log)
-    stopped = run_server(found, host=host, port=port, path=path, db_path=db, on_added=welcome, on_listening=listening, log=log)
+    stopped = run_server(found, host=host, port=port, path=path, db_path=db, on_added=welcome, on_start=welcome.warm_up, on_listening=listening, log=log)
     console.print(f"siyu serve: stopped ({stopped})", markup=False)

@@ -67,9 +67,10 @@ def check_path(path: str) -> str:
 class _Handoff:
     """Runs on_added for each new add on one worker thread, after its event is committed, off the request path."""
 
-    def __init__(self, on_added: OnAdded, log: Callable[[str], None]) -> None:
+    def __init__(self, on_added: OnAdded, log: Callable[[str], None], first: Callable[[], None] | None = None) -> None:
         self._on_added = on_added
         self._log = log
+        self._first = first
         self._queue: queue.Queue[tuple[str, datetime] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="siyu-serve-on-added", daemon=True)
 
@@ -85,6 +86,11 @@ class _Handoff:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
+        if self._first is not None:
+            try:
+                self._first()
+            except Exception as exc:  # as for an add: the receiver keeps receiving
+                self._log(f"at start-up: {type(exc).__name__}: {exc}")
         while (item := self._queue.get()) is not None:
             try:
                 self._on_added(*item)
@@ -98,6 +104,7 @@ def app(
     db_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] = os.environ,
     on_added: OnAdded | None = None,
+    on_start: Callable[[], None] | None = None,
     path: str = DEFAULT_PATH,
     now: Callable[[], datetime] | None = None,
     log: Callable[[str], None] | None = None,
@@ -105,7 +112,7 @@ def app(
     """The callback receiver for one playbook's corp (its wecom output names the variables in `environ`).
 
     `on_added(contact_id, at)` runs once per friend_added with a persona's staff member recorded for the
-    first time, after the commit, on a worker thread. `now` is the clock callbacks are received on (no
+    first time, after the commit, on a worker thread; `on_start()` runs on that thread before the first add. `now` is the clock callbacks are received on (no
     welcome code counts from later than it); `log` gets one line per callback. Raises SiyuError for a
     missing variable (the 客户联系 Secret too: the welcome pass sends with it), a SIYU_WECOM_API that is no
     http(s)://host URL, a bad EncodingAESKey, or a playbook without a wecom output, before anything listens.
@@ -139,7 +146,7 @@ def app(
     lock = threading.Lock()
     clock = now or utcnow
     say = log or (lambda line: None)
-    handoff = _Handoff(on_added, say) if on_added is not None else None
+    handoff = _Handoff(on_added, say, on_start) if on_added is not None else None
 
     def record(xml: str, since: float) -> Any:
         """Within STORE_WAIT of `since` (when the callback came in), else StoreError (a 503)."""

@@ -42,17 +42,19 @@ def serve(
     db_path: str | None = None,
     environ: Mapping[str, str] = os.environ,
     on_added: OnAdded | None = None,
+    on_start: Callable[[], None] | None = None,
     on_listening: Callable[[str], None],
     log: Callable[[str], None],
 ) -> str:
     """Serve until SIGTERM or SIGINT; returns the name of the signal that stopped it.
 
+    `on_start()` runs on the welcome thread before its first add (serve_cmds: WelcomeOnAdd.warm_up).
     `on_listening(url)` is told the local URL once the socket is bound (the playbook, variables and store
     were checked before: a mistake there raises SiyuError and nothing listens).
     """
     import uvicorn
 
-    asgi = app(playbook_path, db_path=db_path, environ=environ, on_added=on_added, path=path, log=log)
+    asgi = app(playbook_path, db_path=db_path, environ=environ, on_added=on_added, on_start=on_start, path=path, log=log)
     sock = listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

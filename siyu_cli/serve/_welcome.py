@@ -42,12 +42,42 @@ class WelcomeOnAdd:
         self.sleep = sleep  # WeCom's back-off between tries (the client's, then serve's): a test's clock, not a wait
         self._runner: Runner | None = None
 
-    def __call__(self, contact_id: str, at: datetime) -> None:
-        from siyu_cli.dispatch import Runner
+    def warm_up(self) -> None:
+        """As serve starts, on the welcome thread: the Runner made and WeCom asked for the app's token (kept in the
+        store for every pass), so a wrong secret or a WeCom out of reach is in the log now, not at the first add."""
+        from siyu_cli.errors import WecomError, WecomSetupError
+        from siyu_cli.wecom._output import SETUP_ERRCODES, WecomOutput
 
         try:
+            self._runner = self._runner or self._make()
+        except SiyuError as exc:
+            self.log(f"the playbook cannot be run, so no welcome can go until it is fixed: {exc.message}")
+            return
+        for output in self._runner.outputs:
+            if not isinstance(output, WecomOutput):
+                continue
+            try:
+                output.client.token()
+            except SiyuError as exc:
+                hint = f" ({exc.hint})" if exc.hint else ""
+                if isinstance(exc, WecomSetupError) or (isinstance(exc, WecomError) and exc.errcode in SETUP_ERRCODES):
+                    self.log(f"WeCom refused the app's token: {exc.message}{hint}. Callbacks are recorded; no welcome goes until this is fixed")
+                else:
+                    self.log(f"WeCom could not be asked for a token: {exc.message}{hint}. Callbacks are recorded; each welcome is tried again within its 20 s")
+            else:
+                self.log(f"WeCom answered ({output.client.base_url}): the app's token is good, welcomes can go")
+            finally:
+                output.flush()  # the connection is let go, as after a pass's deliveries
+
+    def _make(self) -> Runner:
+        from siyu_cli.dispatch import Runner
+
+        return Runner(self.playbook_path, db_path=self.db_path, outbox_dir=self.outbox_dir, sleep=self.sleep)
+
+    def __call__(self, contact_id: str, at: datetime) -> None:
+        try:
             if self._runner is None:
-                self._runner = Runner(self.playbook_path, db_path=self.db_path, outbox_dir=self.outbox_dir, sleep=self.sleep)
+                self._runner = self._make()
             else:
                 self._runner.reload()
         except SiyuError as exc:

@@ -105,6 +105,7 @@ def api_base(value: str) -> str:
         else "is not an http:// or https:// URL" if parts.scheme not in ("http", "https")
         else "names no host" if not parts.hostname
         else "has a query or fragment" if parts.query or parts.fragment
+        else "ends in /cgi-bin, which siyu adds to every call itself" if parts.path.rstrip("/").endswith("/cgi-bin")
         else ""
     )  # fmt: skip
     if wrong:
