@@ -260,3 +260,39 @@ def test_a_bad_health_class_is_one_error(tmp_path: Path) -> None:
     assert "valid list" not in said and said.count("error:") == 1, said
     listed = write_playbook(tmp_path, beats=[dict(FISSION, groups=7)], days=10, groups=GROUPS)
     assert "beats[0].groups" in invoke("check", str(listed), code=1).stderr  # a shape neither form takes is still said
+
+
+def test_unknown_may_be_listed_and_a_list_without_it_still_posts_in_groups_with_no_data(tmp_path: Path) -> None:
+    """g5 has no event of its own: unknown. `[unknown]` posts only there; `[value]` posts in g1 and still in g5 (no data is no evidence)."""
+    groups = [*GROUPS, {"id": "g5", "name": "阅读营5群", "persona": "host"}]
+    only_unknown = dict(FISSION, id="ask", groups={"health": ["unknown"]})
+    value = dict(FISSION, id="value", at="10:05", groups={"health": ["value"]})
+    listed = dict(FISSION, id="listed", at="10:10", groups={"in": ["g2", "g5"], "health": ["value", "unknown"]})
+    playbook, db = _camp(tmp_path)
+    write_playbook(tmp_path, beats=[only_unknown, value, listed], days=10, groups=groups)
+    checked = json.loads(invoke("check", str(playbook), "--strict", "--json", "--db", str(db)).stdout)["files"][0]
+    assert checked["problems"] == [], checked
+    invoke("run", str(playbook), "--once", "--now", "2026-12-08T10:30:00+08:00", "--db", str(db), "--outbox", str(tmp_path / "outbox"))
+    rows = query(db, "SELECT beat, target, state, reason FROM drafts WHERE day = 8 ORDER BY beat, target")
+    sent = {(beat, target.removeprefix("group:")) for beat, target, state, _ in rows if state == "sent"}
+    assert sent == {("ask", "g5"), ("value", "g1"), ("value", "g5"), ("listed", "g5")}
+    skipped = {(beat, target.removeprefix("group:")): reason for beat, target, state, reason in rows if state == "skipped"}
+    assert skipped == {
+        ("ask", "g1"): "group_health:value", ("ask", "g2"): "group_health:dead", ("ask", "g3"): "group_health:spam", ("ask", "g4"): "group_health:chicken_rib",
+        ("value", "g2"): "group_health:dead", ("value", "g3"): "group_health:spam", ("value", "g4"): "group_health:chicken_rib",
+        ("listed", "g2"): "group_health:dead",
+    }  # fmt: skip
+    preview = json.loads(invoke("preview", "day", "8", str(playbook), "--db", str(db), "--json").stdout)
+    assert {d["group"]: d["decision"] for d in preview["drafts"] if d["beat"] == "ask"}["g5"] == "send"
+
+
+def test_a_misspelt_unknown_is_a_located_error_in_check_and_run(tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, beats=[dict(FISSION, groups={"health": ["value", "unkown"]})], days=10, groups=GROUPS)
+    line = playbook.read_text(encoding="utf-8").splitlines().index("    - unkown") + 1
+    said = invoke("check", str(playbook), code=1).stderr
+    assert f"playbook.yaml:{line}:7: error: beats[0].groups.health[1]" in said and "(got 'unkown')" in said, said
+    assert "'new' or 'unknown'" in said and said.count("error:") == 1
+    db = tmp_path / "siyu.db"
+    ran = invoke("run", str(playbook), "--once", "--now", "2026-12-08T10:30:00+08:00", "--db", str(db), "--outbox", str(tmp_path / "outbox"), code=1)
+    assert f"playbook.yaml:{line}:7" in ran.output and "beats[0].groups.health[1]" in ran.output and "Traceback" not in ran.output
+    assert not (tmp_path / "outbox").exists() and (not db.exists() or query(db, "SELECT COUNT(*) FROM drafts") == [(0,)])

@@ -363,8 +363,9 @@ class Variant(_Content):
     weight: float = Field(gt=0, allow_inf_nan=False)
 
 
-# 群健康 as the seeds class groups (domain.md, "Other figures"), and `new` for a group younger than the window.
-HealthClass = Literal["value", "chicken_rib", "dead", "spam", "new"]
+# 群健康 as the seeds class groups (domain.md, "Other figures"), `new` for a group younger than the window, and
+# `unknown` for a group with no data: listable, though a filter admits an unknown group whether it is listed or not.
+HealthClass = Literal["value", "chicken_rib", "dead", "spam", "new", "unknown"]
 HEALTH_CLASSES: tuple[str, ...] = typing.get_args(HealthClass)
 
 
@@ -374,7 +375,8 @@ class GroupFilter(_Strict):
     in_: list[str] | None = Field(None, alias="in", description="the groups to consider (default all)")
     health: list[HealthClass] = Field(
         min_length=1,
-        description="post only to groups whose health 群健康, from the events up to the day before, is one of these: value, chicken_rib, dead, spam, new",
+        description="post only to groups whose health 群健康, from the events up to the day before, is one of these: value, chicken_rib, dead, spam, new, unknown; "
+        "a group with no data (unknown) gets the post whether or not unknown is listed",
     )
 
 
