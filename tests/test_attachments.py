@@ -182,6 +182,30 @@ def test_file_errors_come_in_the_same_round_as_structural_ones(tmp_path: Path) -
     assert "beats[0].attachments[2]" not in said
 
 
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "structure-fails"])
+def test_file_messages_name_the_file_as_the_playbook_writes_it(tmp_path: Path, valid: bool) -> None:
+    """Run from another folder, check names each file relative to the playbook (where the search found it), never by its absolute path."""
+    camp = tmp_path / "camp"
+    (camp / "templates").mkdir(parents=True)
+    (camp / "templates" / "poster.png").write_text("not a picture", encoding="utf-8")
+    card = {**LINK, "cover": "media/cover.jpg"}
+    beats: list[dict[str, Any]] = [_flash(attachments=["media/missing.png", "media/notes.png", "poster.png"]), _flash(id="card", at="11:00", attachments=[card])]
+    if not valid:
+        beats.append({"id": "typo", "at": "12:00", "chanel": "group", "text": "x"})
+    playbook = _project(camp, beats)
+    (camp / "media" / "notes.png").write_text("meeting notes", encoding="utf-8")
+    done = run_siyu(tmp_path, "check", "camp/playbook.yaml")
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert str(tmp_path) not in said and str(camp.resolve()) not in said, said
+    lines = {line.split(": error: ")[1].split(": ", 1)[0]: line for line in said.splitlines() if ": error: beats[" in line}
+    assert "image media/missing.png: no such file" in lines["beats[0].attachments[0]"]
+    assert "image media/notes.png is text by its content" in lines["beats[0].attachments[1]"]
+    assert "image templates/poster.png is text by its content" in lines["beats[0].attachments[2]"], "found in templates/: named where it is"
+    assert "cover media/cover.jpg: no such file" in lines["beats[1].attachments[0]"]
+    assert lines["beats[0].attachments[0]"].startswith(f"camp/playbook.yaml:{playbook.read_text(encoding='utf-8').splitlines().index('  - media/missing.png') + 1}:")
+
+
 def test_moments_take_no_mini_program(tmp_path: Path) -> None:
     moments = {"id": "m", "at": "09:00", "channel": "moments", "persona": "host", "text": "好物", "attachments": [{"miniprogram": "wx1", "page": "pages/a", "title": "秒杀"}]}
     said = invoke("check", str(_project(tmp_path, [moments])), code=1).stderr

@@ -39,7 +39,7 @@ def attachment_problems(playbook: LoadedPlaybook) -> list[Problem]:
     search = search_path(playbook)
     for path, items in attachment_lists(playbook):
         for index, media in enumerate(resolve(items, search)):
-            found.extend(_file_problems(playbook.located, path + (index,), media))
+            found.extend(_file_problems(playbook.located, path + (index,), media, playbook.base_dir))
             if robot and media.kind == "link" and media.cover_path is not None:
                 found.append(
                     playbook.located.problem(
@@ -53,8 +53,9 @@ def attachment_problems(playbook: LoadedPlaybook) -> list[Problem]:
     return found
 
 
-def _file_problems(located: Located, where: Path_, media: Any) -> Iterator[Problem]:
-    for problem in media_problems(media):
+def _file_problems(located: Located, where: Path_, media: Any, base: Path) -> Iterator[Problem]:
+    """The file's problems at its place in the playbook, each naming the file relative to the playbook's folder."""
+    for problem in media_problems(media, base):
         yield located.problem(where, problem.message, hint=problem.hint, severity=problem.severity, code="attachment")
 
 
@@ -66,7 +67,8 @@ def raw_attachment_problems(located: Located, path: Path) -> list[Problem]:
     from siyu_cli.check._raw import _Beside
     from siyu_cli.playbook._model import Attachment
 
-    search = search_path(_Beside(path.resolve().parent))  # type: ignore[arg-type]
+    base = path.resolve().parent
+    search = search_path(_Beside(base))  # type: ignore[arg-type]
     found: list[Problem] = []
     for where, items in _raw_lists(located.data, ()):
         for index, item in enumerate(items):
@@ -74,7 +76,7 @@ def raw_attachment_problems(located: Located, path: Path) -> list[Problem]:
                 attachment = Attachment.model_validate(item)
             except ValidationError:
                 continue
-            found.extend(_file_problems(located, where + (index,), resolve([attachment], search)[0]))
+            found.extend(_file_problems(located, where + (index,), resolve([attachment], search)[0], base))
     return found
 
 

@@ -8,6 +8,7 @@ the outbox and the robots find it wherever siyu runs, and the ledger keeps them 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -196,27 +197,37 @@ def _is_text(head: bytes) -> bool:
     return b"\x00" not in head
 
 
-def problems(media: Media) -> list[FileProblem]:
+def shown(path: str, written: str, base: Path) -> str:
+    """A file as the playbook's author knows it: relative to the playbook's folder (`media/a.png`, or
+    `templates/a.png` where the search found it), as written when written absolute or found further away."""
+    if Path(written).is_absolute():
+        return written
+    relative = Path(os.path.relpath(path, base.resolve()))
+    return written if relative.parts[:2] == ("..", "..") else relative.as_posix()
+
+
+def problems(media: Media, base: Path) -> list[FileProblem]:
     """What is wrong with a file attachment where it is now: missing, not a file, not what WeCom takes by its
-    bytes (a text file named .png), over WeCom's size; a JPEG named .png (or the other way) is a warning."""
+    bytes (a text file named .png), over WeCom's size; a JPEG named .png (or the other way) is a warning.
+    Messages name each file as `shown` does, relative to `base` (the playbook's folder), not by its absolute path."""
     found = []
-    for what, path in ((media.kind, media.path), ("cover", media.cover_path)):
+    for what, path, written in ((media.kind, media.path, media.source), ("cover", media.cover_path, media.cover)):
         if path is None:
             continue
-        file = Path(path)
+        file, name = Path(path), shown(path, written or path, base)
         if not file.is_file():
-            found.append(FileProblem(f"{what} {path}: no such file", "files are looked up like templates: beside the playbook, then templates/; fix the name or add the file"))
+            found.append(FileProblem(f"{what} {name}: no such file", "files are looked up like templates: beside the playbook, then templates/; fix the name or add the file"))
             continue
         kind = "image" if what == "cover" else media.kind
-        found.extend(_type_problems(what, kind, file))
+        found.extend(_type_problems(what, kind, file, name))
         limit = MAX_BYTES.get(kind)
         size = file.stat().st_size
         if limit is not None and size > limit:
-            found.append(FileProblem(f"{what} {path} is {size / 1024 / 1024:.1f} MB; WeCom takes at most {limit // 1024 // 1024} MB", "shrink or re-encode it"))
+            found.append(FileProblem(f"{what} {name} is {size / 1024 / 1024:.1f} MB; WeCom takes at most {limit // 1024 // 1024} MB", "shrink or re-encode it"))
     return found
 
 
-def _type_problems(what: str, kind: str, file: Path) -> list[FileProblem]:
+def _type_problems(what: str, kind: str, file: Path, name: str) -> list[FileProblem]:
     accepted = ACCEPTED.get(kind)
     if accepted is None:
         return []
@@ -226,19 +237,19 @@ def _type_problems(what: str, kind: str, file: Path) -> list[FileProblem]:
             found = content_type(head)
             broken = _broken(found, head, handle)
     except OSError as exc:
-        return [FileProblem(f"{what} {file}: cannot be read ({exc.strerror or exc})", "check the file's permissions")]
+        return [FileProblem(f"{what} {name}: cannot be read ({exc.strerror or exc})", "check the file's permissions")]
     if found not in accepted:
         takes = " or ".join(_DESCRIBED[t].removeprefix("a ").removeprefix("an ") for t in accepted)
         hint = "export it as .jpg or .png; share a phone photo as JPEG (兼容性最佳)" if kind == "image" else "convert it to MP4 (H.264)"
         if found == "m4a":
             hint = "make it a video (H.264 MP4, a still picture over the sound will do), or share it as a link"
-        return [FileProblem(f"{what} {file} is {_DESCRIBED[found]} by its content, not {takes}: WeCom refuses it", hint)]
+        return [FileProblem(f"{what} {name} is {_DESCRIBED[found]} by its content, not {takes}: WeCom refuses it", hint)]
     if broken:
-        return [FileProblem(f"{what} {file} is {_DESCRIBED[found]} {broken}: WeCom cannot show it", "export or download it again; a copy that stopped early leaves a file like this")]
+        return [FileProblem(f"{what} {name} is {_DESCRIBED[found]} {broken}: WeCom cannot show it", "export or download it again; a copy that stopped early leaves a file like this")]
     if kind == "image" and not file.name.lower().endswith(_NAMED[found]):
         return [
             FileProblem(
-                f"{what} {file} is {_DESCRIBED[found]} named {file.suffix}: WeCom reads the bytes and takes it, but people and other tools go by the name",
+                f"{what} {name} is {_DESCRIBED[found]} named {file.suffix}: WeCom reads the bytes and takes it, but people and other tools go by the name",
                 f"rename it to {file.stem}{_NAMED[found][0]}",
                 "warning",
             )
