@@ -128,8 +128,50 @@ def test_the_section_shows_what_the_ledger_carried_beside_the_model(tmp_path: Pa
     section = _section((tmp_path / "report.html").read_text(encoding="utf-8"))
     assert "A model, not the ledger" in section and "keep up: no backlog" in section
     assert "The ledger: 3 1v1 drafts carried over to a later day by capacity or nurturing caps (capacity:carried, nurture:carried), most from day 1 (2026-12-01, 3); 3 still waiting" in section
-    rows = re.findall(r'<tr data-day="(\d+)" data-carried="(\d+)"><td>\d+</td><td class="l">([\d-]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>', section)
-    assert rows == [("1", "3", "2026-12-01", "2", "3", "0", "0"), ("2", "0", "2026-12-02", "2", "0", "2", "2"), ("3", "0", "2026-12-03", "1", "0", "1", "1")]
+    rows, _ = _ledger(section)
+    assert rows == [
+        {"day": 1, "date": "2026-12-01", "due": 2, "carried_from": 3, "carried_to": 0, "superseded": 0, "waiting": 0},
+        {"day": 2, "date": "2026-12-02", "due": 2, "carried_from": 0, "carried_to": 2, "superseded": 0, "waiting": 2},
+        {"day": 3, "date": "2026-12-03", "due": 1, "carried_from": 0, "carried_to": 1, "superseded": 0, "waiting": 1},
+    ]
+
+
+def _ledger(section: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows of "What the ledger did" by column, and its total row."""
+    table = section[section.index('<table id="capacity-ledger">') :]
+    table = table[: table.index("</table>")]
+    rows = []
+    for day, date, cells in re.findall(r'<tr data-day="(\d+)" data-carried="\d+"><td>\d+</td><td class="l">([\d-]+)</td>(.*?)</tr>', table):
+        rows.append({"day": int(day), "date": date, **{c: int(n) for c, n in re.findall(r'<td data-column="(\w+)">(\d+)</td>', cells)}})
+    total = {c: int(n) for c, n in re.findall(r'<th data-column="(\w+)">(\d+)</th>', table[table.index('<tr class="total">') :])}
+    return rows, total
+
+
+def test_drafts_that_gave_way_are_shown_so_carried_from_adds_up(tmp_path: Path, monkeypatch: Any) -> None:
+    """A 3-day 1v1 beat, 5 precise contacts, 2 a day: carried drafts give way to their contact's newer draft of the beat (capacity:superseded)."""
+    from tests.playbooks_fixtures import add_contacts, invoke, query, write_playbook
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    care = {"id": "care", "title": "精准粉1v1", "at": "20:00", "days": "1-3", "channel": "private", "audience": "a", "text": "{{ contact.name }}，第{{ day }}天护理"}
+    personas = [{"id": "host", "name": "小丸子", "account": "wx_host_01", "capacity": {"precise": 2}}]
+    write_playbook(tmp_path, beats=[care], segments={"a": "a"}, personas=personas, limits={"missed": {"max_late": "2h"}})
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": f"a{i}", "name": f"a{i}", "tags": ["a"], "tier": "precise"} for i in range(1, 6)])
+    for day in range(1, 7):
+        invoke("run", "--once", "--now", f"2026-12-0{day} 20:01", "--json")
+    [(gave_way,)] = query(tmp_path / "siyu.db", "SELECT COUNT(*) FROM drafts WHERE reason = 'capacity:superseded' AND carried_to IS NOT NULL")
+    assert gave_way >= 3
+    invoke("report", "html", "playbook.yaml", "--out", "report.html")
+    section = _section((tmp_path / "report.html").read_text(encoding="utf-8"))
+    rows, total = _ledger(section)
+    assert "gave way there 让位 (capacity:superseded)" in section and "skipped there" not in section  # no carried draft was skipped otherwise
+    assert total["superseded"] == gave_way == sum(r["superseded"] for r in rows)
+    assert total["carried_from"] == total["carried_to"] + total["superseded"], total
+    assert total == {c: sum(r[c] for r in rows) for c in ("due", "carried_from", "carried_to", "superseded", "waiting")}
+    [(sent,)] = query(tmp_path / "siyu.db", "SELECT COUNT(*) FROM drafts WHERE state = 'sent'")
+    assert total["due"] == sent == 15 - gave_way and total["waiting"] == 0
+    assert f"{gave_way:,} of them gave way on their new day to a newer draft of their beat for the same contact (capacity:superseded); 0 still waiting" in section
 
 
 def test_without_a_funnel_the_section_plans_from_the_stores_adds(tmp_path: Path) -> None:

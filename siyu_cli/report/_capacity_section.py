@@ -8,7 +8,8 @@ contacts who entered the funnel and reached its friend_added stage, each taken a
 `plan capacity` command that prints the same table. The model spreads those cards over the campaign's first days as
 simulate does, not on the days the store's contacts were really added, so it can keep up where the runner did not:
 when the ledger holds 1v1 drafts, the section also shows, per day, how many were due, how many the caps carried over
-to a later day (capacity:carried, nurture:carried) and how many of those still wait, and says so in its note.
+to a later day (capacity:carried, nurture:carried), where those went (carried to a day, gave way there to a newer draft
+of their beat for the contact: capacity:superseded) and how many still wait, and says so in its note.
 """
 
 from __future__ import annotations
@@ -109,47 +110,59 @@ def capacity_table(plan: StaffPlan) -> str:
 
 def ledger_days(ctx: Any) -> list[dict[str, Any]]:
     """Per local day with 1v1 drafts in the ledger: those due (not skipped), those first due that day that a cap
-    carried to a later day, those carried to it, and the carried ones still pending (sorted by day)."""
+    carried to a later day, and on the day they were carried to: those still to go there, those that gave way to a
+    newer draft of their beat for the same contact (capacity:superseded), those skipped there for another reason,
+    and the ones still pending. Carried from, summed over the days, is carried to + gave way + skipped there."""
     from siyu_cli._time import from_db
-    from siyu_cli.dispatch._capacity import ONE_ON_ONE, added_with
+    from siyu_cli.dispatch._capacity import ONE_ON_ONE, SUPERSEDED, added_with
 
     playbook = ctx.playbook
     tz, start, instant = playbook.tz, playbook.cohorts[0].start, added_with(playbook)
-    due: Counter[date] = Counter()
-    carried_from: Counter[date] = Counter()
-    carried_to: Counter[date] = Counter()
-    waiting: Counter[date] = Counter()
+    columns = ("due", "carried_from", "carried_to", "superseded", "skipped", "waiting")
+    counts: dict[str, Counter[date]] = {name: Counter() for name in columns}
     marks = ", ".join("?" * len(ONE_ON_ONE))
     rows = ctx.db.execute(
-        f"SELECT substr(due_at, 1, 16), substr(first_due_at, 1, 16), beat, state, carried_to IS NOT NULL, COUNT(*) FROM drafts "
-        f"WHERE +playbook_id = ? AND channel IN ({marks}) AND NOT (state = 'skipped' AND carried_to IS NULL) GROUP BY 1, 2, 3, 4, 5",
-        [playbook.id, *ONE_ON_ONE],
+        f"SELECT substr(due_at, 1, 16), substr(first_due_at, 1, 16), beat, state, carried_to IS NOT NULL, reason = ?, COUNT(*) FROM drafts "
+        f"WHERE +playbook_id = ? AND channel IN ({marks}) AND NOT (state = 'skipped' AND carried_to IS NULL) GROUP BY 1, 2, 3, 4, 5, 6",
+        [SUPERSEDED, playbook.id, *ONE_ON_ONE],
     )
-    for due_at, first_due, beat, state, carried, n in rows:
+    for due_at, first_due, beat, state, carried, superseded, n in rows:
         if beat in instant:
             continue  # the add's own welcome: no person's work
         day = from_db(due_at + ":00Z").astimezone(tz).date()
         if state != "skipped":
-            due[day] += n
+            counts["due"][day] += n
         if carried:
-            carried_from[from_db((first_due or due_at) + ":00Z").astimezone(tz).date()] += n
-            if state != "skipped":
-                carried_to[day] += n
+            counts["carried_from"][from_db((first_due or due_at) + ":00Z").astimezone(tz).date()] += n
+            counts["superseded" if superseded else "skipped" if state == "skipped" else "carried_to"][day] += n
             if state == "pending":
-                waiting[day] += n
-    days = sorted(set(due) | set(carried_from))
-    return [{"day": (d - start).days + 1, "date": d, "due": due[d], "carried_from": carried_from[d], "carried_to": carried_to[d], "waiting": waiting[d]} for d in days]
+                counts["waiting"][day] += n
+    days = sorted(set().union(*counts.values()))
+    return [{"day": (d - start).days + 1, "date": d, **{name: counts[name][d] for name in columns}} for d in days]
 
 
 def ledger_table(days: list[dict[str, Any]]) -> str:
-    """What the ledger did, a row per day: 1v1 drafts due, carried over from the day, carried to it, still waiting."""
-    head = '<tr><th>day</th><th class="l">date</th><th>1v1 drafts due</th><th>carried over from the day</th><th>carried to the day</th><th>still waiting</th></tr>'
+    """What the ledger did, a row per day: 1v1 drafts due, carried over from the day, carried to it, gave way there
+    (and skipped there, when any was), still waiting; a total row, where carried over = carried to + gave way (+ skipped)."""
+    skipped = any(d["skipped"] for d in days)
+    columns = ["due", "carried_from", "carried_to", "superseded", *(["skipped"] if skipped else []), "waiting"]
+    names = {
+        "due": "1v1 drafts due",
+        "carried_from": "carried over from the day",
+        "carried_to": "carried to the day",
+        "superseded": "gave way there 让位 (capacity:superseded)",
+        "skipped": "skipped there (another reason)",
+        "waiting": "still waiting",
+    }
+    head = '<tr><th>day</th><th class="l">date</th>' + "".join(f"<th>{names[c]}</th>" for c in columns) + "</tr>"
     rows = "".join(
         f'<tr data-day="{d["day"]}" data-carried="{d["carried_from"]}"><td>{d["day"]}</td><td class="l">{d["date"].isoformat()}</td>'
-        f"<td>{d['due']}</td><td>{d['carried_from']}</td><td>{d['carried_to']}</td><td>{d['waiting']}</td></tr>"
+        + "".join(f'<td data-column="{c}">{d[c]}</td>' for c in columns)
+        + "</tr>"
         for d in days
     )
-    return f'<div class="scroll"><table id="capacity-ledger">{head}{rows}</table></div>'
+    total = '<tr class="total"><th>all</th><th class="l"></th>' + "".join(f'<th data-column="{c}">{sum(d[c] for d in days)}</th>' for c in columns) + "</tr>"
+    return f'<div class="scroll"><table id="capacity-ledger">{head}{rows}{total}</table></div>'
 
 
 def _ledger_note(days: list[dict[str, Any]], modelled: bool) -> str:
@@ -157,10 +170,12 @@ def _ledger_note(days: list[dict[str, Any]], modelled: bool) -> str:
     if not carried:
         return f"The ledger: {sum(d['due'] for d in days):,} 1v1 drafts that need a person, none carried over by capacity or nurturing caps."
     worst = max(days, key=lambda d: (d["carried_from"], -d["day"]))
-    waiting = sum(d["waiting"] for d in days)
+    waiting, gave_way, skipped = (sum(d[name] for d in days) for name in ("waiting", "superseded", "skipped"))
+    ended = f"; {gave_way:,} of them gave way on their new day to a newer draft of their beat for the same contact (capacity:superseded)" if gave_way else ""
+    ended += f"; {skipped:,} were skipped there for another reason" if skipped else ""
     return (
         f"The ledger: {carried:,} 1v1 drafts carried over to a later day by capacity or nurturing caps (capacity:carried, nurture:carried), "
-        f"most from day {worst['day']} ({worst['date']}, {worst['carried_from']:,}); {waiting:,} still waiting"
+        f"most from day {worst['day']} ({worst['date']}, {worst['carried_from']:,}){ended}; {waiting:,} still waiting"
         + (". The model above spreads the adds over the campaign's first days, not over the days they really came: where they differ, the ledger is what happened" if modelled else "")
     )
 
