@@ -410,3 +410,69 @@ def test_no_card_stage_one_entry_card_ab_skips_stages_before_the_test_and_a_miss
     assert steps[0][0] == "stage" and steps[0][1].startswith("复购 repurchased is furthest below its target: 6.7% of ordered")
     assert steps[-1] == ("noise", steps[-1][1]) and steps[-1][1].startswith("开单 ordered is -0.1 pt off its target (30.0% of added against 30.1%): within noise")
     assert "reaches the target" in steps[-1][1] and [kind for kind, _ in steps].count("stage") == 1
+
+
+TIMELINE_PROBE = """<script>
+(() => {
+  for (const d of document.querySelectorAll("details")) d.open = true;
+  const rows = [...document.querySelectorAll("#timeline tr[data-day]")].map((tr) => {
+    const day = tr.querySelector("td.day"), cal = tr.querySelector(".cal");
+    const r = cal ? cal.getBoundingClientRect() : null;
+    return {
+      day: Number(tr.dataset.day), calendar: tr.dataset.calendar ?? null, text: day.innerText, background: getComputedStyle(day).backgroundColor,
+      label: cal ? {text: cal.innerText, color: getComputedStyle(cal).color, left: r.left, right: r.right, width: r.width, height: r.height} : null,
+    };
+  });
+  const out = parent.document.createElement("pre");
+  out.id = "probe-out";
+  out.textContent = JSON.stringify({width: document.documentElement.clientWidth, rows});
+  parent.document.body.appendChild(out);
+})();
+</script>"""
+
+
+def _timeline_report(root: Path, start: str, days: int, *, rule: bool = True) -> str:
+    """The report of a playbook with a daily beat and (with `rule`) one that skips holidays, over an empty store."""
+    from tests.playbooks_fixtures import MORNING, create_store
+
+    beats = [MORNING, {**MORNING, "id": "open", "title": "开课", "at": "19:00", "days": {"not": "holidays"}}][: 2 if rule else 1]
+    write_playbook(root, beats=beats, days=days, start=start)
+    create_store(root / "siyu.db")
+    done = run_siyu(root, "report", "html", "playbook.yaml", "--db", "siyu.db", "--out", "report.html")
+    assert done.returncode == 0, done.stderr + done.stdout
+    return (root / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_timeline_marks_china_holidays_and_makeup_workdays_as_siyu_timeline_does(tmp_path: Path) -> None:
+    """Day 1 is Mon 28 Sep 2026: 国庆节 1-7 Oct is days 4-10 and Sat 10 Oct (day 13) is worked (调休)."""
+    text = _timeline_report(tmp_path, "2026-09-28", 14)
+    timeline = _section(text, 'id="timeline"')
+    rows = dict(re.findall(r'<tr data-day="(\d+)"( data-calendar="\w+")?>', timeline))
+    kinds = {int(day): kind.split('"')[1] for day, kind in rows.items()}
+    assert kinds == {**dict.fromkeys(range(1, 15), "workday"), **dict.fromkeys(range(4, 11), "holiday"), 14: "weekend"}
+    marked = {int(d): label for d, label in re.findall(r'<tr data-day="(\d+)"[^>]*><td class="day">\d+<div class=\'note\'>[\d-]+</div><div class="cal \w+">([^<]+)</div>', timeline)}
+    assert marked == {**dict.fromkeys(range(4, 11), "休 国庆节"), 13: "班 调休"}
+    cli = {row["day"]: row for row in json.loads(run_siyu(tmp_path, "timeline", "playbook.yaml", "--json").stdout)}
+    assert {d for d, row in cli.items() if row["calendar"] == "holiday"} == set(range(4, 11)), "the same calendar as siyu timeline"
+    day7 = re.search(r'<tr data-day="7"[^>]*>(.*?)</tr>', timeline).group(1)
+    assert "10-04" in day7 and day7.count('<td class="empty">') == 1, "a holiday the not-holidays beat leaves empty still shows its date"
+    assert "休 a holiday, 班 a make-up workday (调休)" in text and "Holidays not marked" not in text
+    # A year the holidays package has no schedule for: nothing marked, never guessed, and the note says so.
+    later = _timeline_report(tmp_path / "later", "2030-03-04", 3, rule=False)
+    assert "data-calendar" not in _section(later, 'id="timeline"') and "Holidays not marked in 2030: no State Council schedule" in later
+
+    _require_chromium()
+    for width in WIDTHS:
+        copy = tmp_path / f"timeline-{width}.html"
+        copy.write_text(text.replace("</body>", TIMELINE_PROBE + "</body>"), encoding="utf-8")
+        dom = _chromium(f"--window-size={max(width, 500)},900", "--dump-dom", _framed(copy, width).as_uri())
+        assert dom.returncode == 0, dom.stderr
+        found = re.search(r'<pre id="probe-out">(.*?)</pre>', dom.stdout, re.S)
+        assert found, dom.stdout[-2000:]
+        shown = {row["day"]: row for row in json.loads(html.unescape(found.group(1)))["rows"]}
+        for day in range(4, 11):
+            label = shown[day]["label"]
+            assert label["text"] == "休 国庆节" and label["color"] == "rgb(185, 28, 28)" and label["height"] > 8 and 0 <= label["left"] < label["right"] <= width, label
+            assert shown[day]["background"] == "rgb(254, 226, 226)", "a holiday's day cell is tinted"
+        assert shown[13]["label"]["text"] == "班 调休" and shown[13]["label"]["color"] == "rgb(29, 78, 216)"
+        assert shown[13]["background"] == shown[1]["background"] == "rgba(0, 0, 0, 0)" and shown[1]["label"] is None

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from html import escape
 from pathlib import Path
@@ -102,6 +102,10 @@ summary {{ cursor: pointer; color: #2563eb; font-size: 14px; }}
 .timeline td {{ text-align: left; font-size: 12px; min-width: 70px; }}
 .timeline td.empty {{ background: #fafafa; }}
 .timeline .chip {{ display: block; background: none; padding: 0; }}
+.timeline tr[data-calendar="holiday"] td.day {{ background: #fee2e2; }}
+.timeline .cal {{ font-size: 11px; font-weight: bold; white-space: nowrap; }}
+.timeline .cal.holiday {{ color: #b91c1c; }}
+.timeline .cal.workday {{ color: #1d4ed8; }}
 @media (max-width: 480px) {{ body {{ padding: 10px; }} .card .value {{ font-size: 20px; }} .cards {{ grid-template-columns: repeat(2, minmax(0, 1fr)); }} }}
 """
 
@@ -263,16 +267,15 @@ def _sop_table(report: SopReport) -> str:
 
 
 def _timeline_table(playbook: LoadedPlaybook) -> str:
-    """Days as rows, beats as columns; each cell lists the times and targets of that beat that day."""
-    from siyu_cli.timeline import occurrences
+    """Days as rows, beats as columns; each cell lists the times and targets of that beat that day. Each day is
+    marked on China's calendar as `siyu timeline` marks it (休 春节 for a holiday, 班 调休 for a make-up workday)."""
+    from siyu_cli.timeline import calendar_days, occurrences
 
     run = playbook.cohorts[0]
     search = [playbook.base_dir, playbook.base_dir / "templates", playbook.base_dir.parent / "templates"]
     cells: dict[tuple[int, str], list[str]] = defaultdict(list)
-    dates: dict[int, datetime] = {}
     try:
         for occ in occurrences(playbook, run, search):
-            dates.setdefault(occ.day, occ.at)
             label = occ.at.astimezone(playbook.tz).strftime("%H:%M")
             if occ.target_kind == "group":
                 label += f" {occ.target_id}"
@@ -283,23 +286,28 @@ def _timeline_table(playbook: LoadedPlaybook) -> str:
             cells[(occ.day, occ.beat.id)].append(label)
     except SiyuError as exc:
         return f'<table id="timeline" class="timeline"></table><p class="note">Timeline unavailable: {escape(exc.message)}</p>'
+    marks, unknown = calendar_days(playbook, run)
     beats = playbook.model.beats
     head = "<tr><th>day</th>" + "".join(f'<th class="l">{escape(b.title or b.id)}<br><span class="note">{escape(b.channel)}</span></th>' for b in beats) + "</tr>"
     rows = []
     for day in range(1, playbook.model.days + 1):
         phase = playbook.phase_of(day)
-        when = dates.get(day)
-        date_text = (when.astimezone(playbook.tz).strftime("%m-%d") if when else "")
-        label = f"{day}<div class='note'>{escape(date_text)}{(' · ' + escape(phase.title)) if phase else ''}</div>"
-        row = [f"<td>{label}</td>"]
+        when = run.start + timedelta(days=day - 1)
+        mark = marks.get(day)  # None where the year has no schedule: left unmarked, never guessed
+        calendar = f' data-calendar="{mark.kind}"' if mark else ""
+        label = f"{day}<div class='note'>{when:%m-%d}{(' · ' + escape(phase.title)) if phase else ''}</div>"
+        if mark and mark.label:
+            label += f'<div class="cal {mark.kind}">{escape(mark.label)}</div>'
+        row = [f'<td class="day">{label}</td>']
         for beat in beats:
             entries = cells.get((day, beat.id))
             if entries:
                 row.append("<td>" + "".join(f'<span class="chip">{escape(e)}</span>' for e in entries) + "</td>")
             else:
                 row.append('<td class="empty"></td>')
-        rows.append("<tr>" + "".join(row) + "</tr>")
-    note = f'<p class="note">Cohort {escape(run.id)}, day 1 = {run.start.isoformat()}, times in {escape(playbook.model.timezone)}.</p>'
+        rows.append(f'<tr data-day="{day}"{calendar}>' + "".join(row) + "</tr>")
+    gaps = f" Holidays not marked in {', '.join(map(str, unknown))}: no State Council schedule in the holidays package (see calendar: in the README)." if unknown else ""
+    note = f'<p class="note">Cohort {escape(run.id)}, day 1 = {run.start.isoformat()}, times in {escape(playbook.model.timezone)}; 休 a holiday, 班 a make-up workday (调休).{gaps}</p>'
     return f'{note}<div class="scroll"><table id="timeline" class="timeline">{head}{"".join(rows)}</table></div>'
 
 
