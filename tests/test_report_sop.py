@@ -179,3 +179,61 @@ def test_at_80_columns_the_read_back_columns_give_way_before_day_and_beat(tmp_pa
     assert "read back from WeCom: refused by the monthly quota 1 · not a friend 1 · left out by staff 1" in " ".join(" ".join(lines).split())
     wide = invoke("report", "sop", "-p", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"), columns=200).stdout
     assert "quota not friend left out skipped by reason" in " ".join(wide.split()) and "per row in a wider terminal" not in wide
+
+
+def _heatmap(page: str) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
+    """The HTML report's SOP heatmap: (day or 'all', column) → the cell's data-* and title, and the SOP 执行率 line."""
+    import html as html_lib
+    import re
+
+    table = page[page.index('<table id="sop-heatmap"') :]
+    table = table[: table.index("</table>")]
+    columns = re.findall(r'<th data-column="([^"]+)">', table)
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for day, body in re.findall(r'<tr (?:data-day="(\d+)"|class="all")><th class="day">\w+</th>(.*?)</tr>', table):
+        for column, cell in zip(columns, re.findall(r"<td([^>]*)>", body), strict=True):
+            found = {k: html_lib.unescape(v) for k, v in re.findall(r'([\w-]+)="([^"]*)"', cell)}
+            if "data-tasks" in found:
+                cells[(day or "all", column)] = found
+    rate = page[page.index('<p class="note" id="sop-rate">') :]
+    return cells, re.sub(r"<[^>]+>", "", rate[: rate.index("</p>")])
+
+
+def test_the_html_heatmap_counts_send_tasks_as_report_sop_does(tmp_path: Path) -> None:
+    """Day 1: the audit's three tasks (a 300-recipient mass send, 282 reached, confirmed late). Day 2: the mass send not sent,
+    a one-recipient draft done, a failed group post, a skipped and a pending draft. Heatmap and `report sop --json` agree."""
+    playbook, db = audited(tmp_path)
+    day2 = {"day": 2, "due_at": at(1)}
+    add_drafts(
+        Path(db),
+        [
+            *({"target": f"contact:c{i}", "task_id": "T-mass-2", **day2} for i in range(50)),
+            {"target": "contact:solo", "done_by": "小王", "done_at": at(1, seconds=2 * MINUTE), **day2},
+            {"target": "group:g1", "beat": "morning", "channel": "group", "task_id": "T-post-2", "state": "failed", **day2},
+            {"target": "contact:x", "state": "skipped", "reason": "holdout", **day2},
+            {"target": "contact:y", "beat": "moments", "channel": "moments", "state": "pending", **day2},
+        ],
+    )
+    out = tmp_path / "report.html"
+    invoke("report", "html", "-p", playbook, "--db", db, "--out", str(out))
+    cells, line = _heatmap(out.read_text(encoding="utf-8"))
+    whole = json.loads(invoke("report", "sop", "-p", playbook, "--db", db, "--json").stdout)
+    for day in ("1", "2"):
+        tasks = json.loads(invoke("report", "sop", "-p", playbook, "--db", db, "--day", day, "--json").stdout)["tasks"]
+        shown = [cell for (d, _), cell in cells.items() if d == day]
+        assert sum(int(c["data-tasks"]) for c in shown) == tasks["tasks"] and sum(int(c["data-done"]) for c in shown) == tasks["tasks_done"], (day, tasks)
+        assert sum(int(c["data-recipients"]) for c in shown) == tasks["recipients"] and sum(int(c["data-reached"]) for c in shown) == tasks["recipients_reached"]
+    totals = [cell for (d, _), cell in cells.items() if d == "all"]
+    assert (sum(int(c["data-tasks"]) for c in totals), sum(int(c["data-done"]) for c in totals)) == (whole["tasks"]["tasks"], whole["tasks"]["tasks_done"]) == (6, 4)
+    assert f"SOP 执行率 {whole['execution_rate'] * 100:.0f}%: 4 of 6 send tasks 任务 handed to the front line were sent by a staff member, reaching 286 of their 355 recipients" in line
+    # The mass send is one task, done: 100%, not the 94% of its recipients; its recipients are beside it, in its title.
+    mass = cells[("1", "noon")]
+    assert (mass["data-rate"], mass["data-tasks"], mass["data-recipients"], mass["data-reached"]) == ("1.000", "1", "300", "282")
+    assert mass["title"] == "day 1 · 午间私聊: 1 of 1 send tasks done (1 late) · 282 of 300 recipients reached"
+    assert mass["style"] == "background:#4ade80", "≥95%: by tasks (by recipients, 94%, it would be the 80–95% colour)"
+    noon2 = cells[("2", "noon")]
+    assert (noon2["data-rate"], noon2["data-tasks"], noon2["data-done"], noon2["data-recipients"]) == ("0.500", "2", "1", "51")
+    assert noon2["title"] == "day 2 · 午间私聊: 1 of 2 send tasks done · 1 of 51 recipients reached · drafts 1 skipped"
+    assert cells[("2", "morning")]["title"] == "day 2 · 早分享: 0 of 1 send tasks done · 0 of 1 recipients reached · drafts 1 failed"
+    assert cells[("2", "moments")]["class"] == "na" and cells[("2", "moments")]["title"] == "day 2 · 朋友圈: no send task handed out · drafts 1 pending"
+    assert cells[("all", "noon")]["data-rate"] == f"{2 / 3:.3f}"

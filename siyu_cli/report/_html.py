@@ -37,7 +37,7 @@ from siyu_cli.report._groups import groups_section
 from siyu_cli.report._headline import Sales, cards_html, figures, sales, trend_html
 from siyu_cli.report._journeys import journey_report, journeys_html
 from siyu_cli.report._next import next_html, next_steps
-from siyu_cli.report._sop import SopReport, sop
+from siyu_cli.report._sop import SopReport, sop, task_cells
 
 FONT = '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif'
 FUNNEL_BLUE = "#2563eb"
@@ -162,7 +162,7 @@ class ReportContext:
 
     @cached_property
     def execution(self) -> Execution:
-        return execution(self.sop, self.playbook)
+        return execution(self.sop, task_cells(self.db, self.playbook), self.playbook)
 
     @cached_property
     def sales(self) -> Sales:

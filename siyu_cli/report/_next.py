@@ -3,7 +3,7 @@
 The stage furthest below its target (by how far the top of its 95% Wilson interval falls short,
 relative to the target; a miss whose interval reaches the target is within noise and comes last),
 each hook or variant the funnel's test finds significantly worse than another, the beats the
-front line executed least, and drafts that failed or are in doubt.
+front line executed least (SOP 执行率, in send tasks), and drafts that failed or are in doubt.
 """
 
 from __future__ import annotations
@@ -104,14 +104,15 @@ def _loss_text(kind: str, loser: FunnelGroup, winner: FunnelGroup, row: GroupSta
 
 
 def _execution(found: Execution | None) -> list[Next]:
-    if found is None or found.total.expected <= 0:
+    if found is None or not found.total.tasks.tasks:
         return []
-    if not found.total.done:
+    tasks = found.total.tasks
+    if not tasks.done:
         return [
             Next(
                 "execution",
-                f"No draft was marked done: {found.total.expected:,} were handed to the front line. Mark what was posted with "
-                "`siyu outbox done ID` so execution can be read.",
+                f"No send task was marked done: {tasks.tasks:,} ({tasks.recipients:,} recipients) were handed to the front line. "
+                "Mark what was posted with `siyu outbox done ID` so execution can be read.",
                 "sop",
             )
         ]

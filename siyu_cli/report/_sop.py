@@ -256,15 +256,32 @@ def sop(db: sqlite_utils.Database, playbook: LoadedPlaybook, *, day: int | None 
     return SopReport(playbook=playbook.id, title=playbook.model.title, day=day, rows=ordered, total=total, tasks=tasks, staff=[m for m in staff if m.staff is not None])
 
 
+def task_cells(db: sqlite_utils.Database, playbook: LoadedPlaybook) -> dict[tuple[int | None, str], TaskCounts]:
+    """Send tasks handed out per (day, beat), as SOP 执行率 counts them: each task once (it is one beat), on the
+    earliest day of its recipients."""
+    return {(day, beat): counts for (day, beat), counts in _task_counts(db, playbook, None, ("tasks.day", "tasks.beat"))}
+
+
 def _tasks(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int | None) -> list[TaskCounts]:
     """Send tasks handed out, per the staff member who sent each first (None: not sent by anyone yet)."""
+    found = []
+    for (staff,), counts in _task_counts(db, playbook, day, ("sender.done_by",)):
+        counts.staff = staff
+        found.append(counts)
+    return sorted(found, key=lambda m: (m.staff is None, m.staff or ""))
+
+
+def _task_counts(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int | None, keys: tuple[str, ...]) -> list[tuple[tuple[Any, ...], TaskCounts]]:
+    """Send tasks handed out grouped by `keys` (the staff member who sent each first, `sender.done_by`, or its
+    `tasks.day` and `tasks.beat`), so the staff table, SOP 执行率 and the HTML heatmap count tasks one way."""
+    grouped = ", ".join(keys)
     sql = f"""
         WITH handed AS (
-            SELECT COALESCE(task_id, draft_id) AS task, due_at, done_at, done_by
+            SELECT COALESCE(task_id, draft_id) AS task, day, beat, due_at, done_at, done_by
             FROM drafts WHERE playbook_id = ? AND state NOT IN ('skipped', 'pending') {"AND day = ?" if day is not None else ""}
         ),
         tasks AS (
-            SELECT task, MIN(due_at) AS due, COUNT(*) AS recipients, SUM(done_by IS NOT NULL) AS reached,
+            SELECT task, MIN(day) AS day, MIN(beat) AS beat, MIN(due_at) AS due, COUNT(*) AS recipients, SUM(done_by IS NOT NULL) AS reached,
                    MIN(CASE WHEN done_by IS NOT NULL THEN done_at END) AS sent_at
             FROM handed GROUP BY task
         ),
@@ -274,15 +291,16 @@ def _tasks(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int | None)
                 FROM handed WHERE done_by IS NOT NULL
             ) WHERE n = 1
         )
-        SELECT sender.done_by, COUNT(*), SUM(sender.done_by IS NOT NULL),
+        SELECT {grouped}, COUNT(*), SUM(sender.done_by IS NOT NULL),
                SUM(sender.done_by IS NOT NULL AND sent_at IS NULL),
                SUM(sent_at > strftime('%Y-%m-%dT%H:%M:%SZ', due, '{LATE_GRACE}')),
                SUM(recipients), SUM(reached)
         FROM tasks LEFT JOIN sender USING (task)
-        GROUP BY sender.done_by ORDER BY sender.done_by IS NULL, sender.done_by
+        GROUP BY {grouped}
     """
     rows = []
-    for staff, count, done, unknown, late, recipients, reached in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else [])):
+    for row in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else [])):
+        key, (count, done, unknown, late, recipients, reached) = tuple(row[: len(keys)]), row[len(keys) :]
         timed = (done or 0) - (unknown or 0)
-        rows.append(TaskCounts(staff, count, done or 0, timed - (late or 0), late or 0, unknown or 0, recipients or 0, reached or 0))
+        rows.append((key, TaskCounts(None, count, done or 0, timed - (late or 0), late or 0, unknown or 0, recipients or 0, reached or 0)))
     return rows
