@@ -74,6 +74,7 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "recorded": 0,
         "sent": 0,
         "tasks": 0,
+        "sent_before": 0,
         "readback": {},
         "deferred": 0,
         "skipped": {},
