@@ -402,13 +402,22 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
     A step runs on its contact's own clock: check adds (or enters) a contact at 10:00 on each day of
     the campaign, as the monthly quota places it on day 1, and names the first add that meets a beat.
     A beat before 10:00 on the day of the add went out before the contact was there; a beat whose
-    audience cannot hold a contact of the route (the tags its entering event gives or takes, its audience) never meets it."""
+    audience cannot hold a contact of the route (the tags its entering event gives or takes, its audience) never meets it.
+
+    The add's own welcome (after: 0m) goes with its WelcomeCode and does not count, but under the wecom output with
+    quiet hours an add in them whose code cannot be used waits for their end and goes as a mass send, which does:
+    check adds that contact in the last minute of each night's quiet hours, and a beat it meets is a warning
+    (wecom-welcome-task), since only such adds are refused the beat."""
     from siyu_cli._time import parse_hhmm, wall_clock
+    from siyu_cli.check._wecom import wecom_output
+    from siyu_cli.dispatch._policy import Guard
     from siyu_cli.journeys import step_due
     from siyu_cli.playbook._load import _compact
 
     model = playbook.model
     tz = playbook.tz
+    guard = Guard(playbook)
+    quiet = guard.quiet if wecom_output(playbook) else None  # when a welcome that missed its code waits, and goes as a task
     private = [(beat, playbook.audience(beat)) for beat in model.beats if beat.channel == "private"]
     beat_staff = {beat.id: beat_senders(playbook, beat, staff) for beat, _ in private}
     met: dict[tuple[str, int, str], _Meeting] = {}
@@ -424,13 +433,23 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
             has, lacks = _route_tags(playbook, route)
             holds = {beat.id: _can_hold([expr, *([route.audience] if route.audience else [])], has, lacks) for beat, expr in private}
             for step in route.steps:
-                if by_welcome_api(route, step):
+                held = by_welcome_api(route, step)
+                if held and quiet is None:
                     continue
                 for day in range(1, model.days + 1):
-                    added = wall_clock(cohort.start + timedelta(days=day - 1), ADD_TIME, tz)
-                    due = step_due(added, step, tz)
+                    if held and quiet is not None:
+                        due = wall_clock(cohort.start + timedelta(days=day - 1), quiet[1], tz)  # the end of the night's quiet hours
+                        added = due - timedelta(minutes=1)
+                    else:
+                        added = wall_clock(cohort.start + timedelta(days=day - 1), ADD_TIME, tz)
+                        due = step_due(added, step, tz)
                     for at, beat in sends.get(due.date(), ()):
                         sender = _step_beat_sender(senders, beat_staff[beat.id])
+                        if held:
+                            schedule = guard.schedule(at)  # a beat inside quiet hours goes at their end too, beside the welcome
+                            if schedule.skip_reason is not None:
+                                continue
+                            at = schedule.due_at
                         if at < added or sender is None or not holds[beat.id]:
                             continue
                         meeting = met.setdefault((route.id, step.index, beat.id), _Meeting(cohort.id, route, step, beat, sender, due, at))
@@ -441,6 +460,9 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
     for meeting in met.values():
         route, step, beat, (pid, why) = meeting.route, meeting.step, meeting.beat, meeting.sender
         who = _who(staff, pid, why, beat.persona or pid)
+        if by_welcome_api(route, step):
+            problems.append(_held_welcome(playbook, meeting, who, _compact(meeting.days) + (f" of cohort {meeting.cohort}" if multiple else "")))
+            continue
         entered = "added" if route.enter_type == "friend_added" else f"entering ({route.enter_type})"
         what = _step_name(route, step)
         cohort = f" (cohort {meeting.cohort})" if multiple else ""
@@ -460,6 +482,24 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
             )
         )
     return problems
+
+
+def _held_welcome(playbook: LoadedPlaybook, meeting: _Meeting, who: str, days: str) -> Problem:
+    """The add's welcome that missed its WelcomeCode in quiet hours, gone as a task in the morning, meeting a beat that day."""
+    route, beat = meeting.route, meeting.beat
+    quiet = playbook.model.limits.quiet_hours
+    return playbook.located.problem(
+        route.path + ("welcome", meeting.step.index),
+        f"{_step_name(route, meeting.step)} goes with the add's WelcomeCode (send_welcome_msg, not counted), but for an add in quiet hours "
+        f"({quiet}) whose code cannot be used (none came, siyu serve was down, or WeCom answered 41050) it waits until {meeting.due:%H:%M} "
+        f"and goes as a mass send (add_msg_template) from {who}. That counts against WeCom's one mass send a day per staff member and customer, so beat {beat.id} "
+        f"({meeting.at:%H:%M}) the same day reaches such a customer a second time and WeCom refuses it for them "
+        f"(adds in the quiet hours that end on day(s) {days})",
+        hint=f"give beat {beat.id} or hook {route.hook.id} another persona, or keep the hook's customers out of the beat's audience; "
+        "otherwise a customer added at night misses the beat that day",
+        severity="warning",
+        code="wecom-welcome-task",
+    )
 
 
 def _routes_on_one_day(playbook: LoadedPlaybook, routes: Sequence[Any], staff: dict[str, str], severity: str, code: str, refused: str) -> list[Problem]:

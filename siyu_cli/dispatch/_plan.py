@@ -2,7 +2,8 @@
 
 A draft is its slot (siyu_cli.render.Draft.slot). After an edit, each pending draft (deferred,
 waiting for a retry) is compared with what the playbook now makes of its slot: a new time
-re-times it, a new text re-renders it, a slot the playbook no longer has (a beat, step or day
+re-times it, a new text re-renders it (a task whose text now names the contact splits into
+one per recipient), a slot the playbook no longer has (a beat, step or day
 removed, a contact the audience no longer names) cancels it as `skipped(removed)`. Drafts that
 went out are never touched. Like `terraform plan`, the review changes nothing; a pass applies it.
 """
@@ -16,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from siyu_cli._time import from_db, parse_hhmm, to_db
-from siyu_cli.dispatch._capacity import CARRIED
+from siyu_cli.dispatch._capacity import CARRIED, PersonalRule
 from siyu_cli.dispatch._policy import Guard
+from siyu_cli.dispatch._tasks import SendKeys
 from siyu_cli.ledger import PlanCursor
 from siyu_cli.playbook import LoadedPlaybook
 from siyu_cli.render import Draft, Planner
@@ -25,7 +27,7 @@ from siyu_cli.render._media import to_json as media_json
 from siyu_cli.store import immediate
 
 _PENDING = (
-    "SELECT draft_id, slot, channel, beat, day, target, due_at, text, variant, content_hash, reason, attachments FROM drafts "
+    "SELECT draft_id, slot, channel, beat, day, target, due_at, text, variant, content_hash, reason, attachments, send_key FROM drafts "
     "WHERE +playbook_id = ? AND state = 'pending' AND content_hash != ?"
 )
 
@@ -48,6 +50,7 @@ class Change:
     error: str | None = None
     variant: str | None = None
     attachments: str | None = None  # the draft's attachments as the ledger stores them (JSON)
+    send_key: str | None = None  # a re-rendered draft's: shared with the drafts of its task that still share its text
 
 
 @dataclass
@@ -141,9 +144,10 @@ def review(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -
     if steps:
         expected.update((d.slot, d) for d in planner.drafts(beats=False) if d.slot in by_slot)
     guard = Guard(playbook)
+    keys = SendKeys(PersonalRule(playbook, planner.renderer))
     changes = []
     for slot, row in by_slot.items():
-        draft_id, _, channel, beat, day, target, due_text, text, variant, _, reason, media = row
+        draft_id, _, channel, beat, day, target, due_text, text, variant, _, reason, media, send_key = row
         was_due = from_db(due_text).astimezone(playbook.tz)
         draft = expected.get(slot)
         if draft is None:
@@ -169,8 +173,9 @@ def review(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime) -
             continue
         attached = media_json(draft.attachments)
         if draft.text != text or draft.variant != variant or attached != media:
+            key = keys.rekeyed(send_key, channel, beat, draft.variant, draft.text, attached)
             changes.append(
-                Change("rerender", beat, int(day or 0), target, due, draft_id, was_due, draft.text, text, reason=reason, variant=draft.variant, attachments=attached)
+                Change("rerender", beat, int(day or 0), target, due, draft_id, was_due, draft.text, text, reason=reason, variant=draft.variant, attachments=attached, send_key=key)
             )
         elif due != was_due:
             changes.append(Change("retime", beat, int(day or 0), target, due, draft_id, was_due, text, text, reason=reason, variant=variant, attachments=media))
@@ -185,8 +190,9 @@ def apply(db: Any, playbook: LoadedPlaybook, changes: Iterable[Change], now: dat
             continue
         if change.state == "pending":
             db.execute(
-                "UPDATE drafts SET due_at = ?, text = ?, variant = ?, attachments = ?, content_hash = ? WHERE draft_id = ? AND state = 'pending'",
-                [to_db(change.due_at), change.text, change.variant, change.attachments, playbook.content_hash, change.draft_id],
+                "UPDATE drafts SET due_at = ?, text = ?, variant = ?, attachments = ?, content_hash = ?, send_key = CASE WHEN ? THEN ? ELSE send_key END "
+                "WHERE draft_id = ? AND state = 'pending'",
+                [to_db(change.due_at), change.text, change.variant, change.attachments, playbook.content_hash, change.kind == "rerender", change.send_key, change.draft_id],
             )
         else:
             db.execute(

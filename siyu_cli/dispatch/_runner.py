@@ -59,6 +59,7 @@ class _Attempt:
     hints: dict[str, float] = field(default_factory=dict)  # draft → seconds until a try can succeed
     tasks: dict[str, str] = field(default_factory=dict)  # draft → the send task it went out in
     outcomes: dict[str, str] = field(default_factory=dict)  # draft → what the platform said of it at once
+    keys: dict[str, str] = field(default_factory=dict)  # draft → the send key it takes for a later pass (a held welcome)
 
 
 @dataclass
@@ -739,7 +740,7 @@ class Runner:
             for output in self.outputs:
                 output.flush()
             lost |= self.ledger.settle(
-                results, now, run_id, retry_at=attempt.retry_at, parts=attempt.parts, tasks=attempt.tasks, outcomes=attempt.outcomes
+                results, now, run_id, retry_at=attempt.retry_at, parts=attempt.parts, tasks=attempt.tasks, outcomes=attempt.outcomes, keys=attempt.keys
             )
             if lost:
                 _uncount(summary, [result for result in results if result[0] in lost], attempt.retry_at)
@@ -815,9 +816,14 @@ class Runner:
                 if exc.defer_to is not None:
                     # Not tried and no failure: due again then, as a planned deferral (no streak, no error line).
                     kinds.add("deferred")
-                    for draft_id in ids:
-                        attempt.retry_at[draft_id] = to_db(exc.defer_to)
-                        outcome[draft_id].append((output.name, "retry", None, exc.message))
+                    until = to_db(exc.defer_to)
+                    for row in rows:
+                        attempt.retry_at[row["draft_id"]] = until
+                        outcome[row["draft_id"]].append((output.name, "retry", None, exc.message))
+                        # The night's welcomes held until then go as one task, as a beat's recipients do.
+                        key = self._send_keys(inputs).held_welcome(self.playbook.id, row, until) if row["channel"] == "welcome" else None
+                        if key is not None:
+                            attempt.keys[row["draft_id"]] = key
                     continue
                 kind = "unknown" if exc.maybe_delivered else ("retry" if exc.transient else "failed")
                 kinds.add(kind)

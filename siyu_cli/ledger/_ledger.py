@@ -391,6 +391,7 @@ class Ledger:
         parts: Mapping[tuple[str, str], int] | None = None,
         tasks: Mapping[str, str] | None = None,
         outcomes: Mapping[str, str] | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> set[str]:
         """Finish drafts `run_id` still holds: their delivery results and final state, in one transaction.
 
@@ -400,6 +401,7 @@ class Ledger:
         parts: (draft id, output) → how many parts of a long message have arrived.
         tasks: draft id → the send task it went out in (its first recipient's draft id, or its own).
         outcomes: draft id → what the platform said of that recipient at once (not_friend: WeCom's fail_list).
+        keys: draft id → the `send_key` a draft left pending takes, so a later claim takes its task whole (held welcomes).
         Returns the drafts whose claim was lost: another run took them over and decides their
         state, so nothing about them changes here but the evidence (deliveries seen to arrive, parts
         that arrived), which is written because it is true whoever holds the claim.
@@ -436,6 +438,8 @@ class Ledger:
                     "UPDATE drafts SET first_due_at = COALESCE(first_due_at, due_at), due_at = ? WHERE draft_id = ?",
                     [(due, draft_id) for draft_id, due in retry_at.items() if draft_id in held],
                 )
+            if keys:
+                self.db.conn.executemany("UPDATE drafts SET send_key = ? WHERE draft_id = ?", [(key, draft_id) for draft_id, key in keys.items() if draft_id in held])
             if parts:
                 self.db.conn.executemany(
                     "UPDATE deliveries SET parts = MAX(parts, ?) WHERE draft_id = ? AND output = ?", [(n, d, o) for (d, o), n in parts.items()]
