@@ -665,7 +665,7 @@ def test_a_welcome_wecom_refuses_as_too_frequent_is_retried_within_20_seconds_th
     assert [call.at - ADDED_AT.timestamp() for call in tries] == [2, 3, 4, 5, 7, 8, 12, 13, 18, 19]
     assert welcoming.clock.slept == [1, 1, 1, 2, 1, 4, 1, 5, 1]
     assert line.startswith("welcome pass for wmBusy (added 09:00:00): sent 0 · waiting: wecom: WeCom externalcontact/send_welcome_msg: errcode 45009"), line
-    assert "retried 4× within WeCom's 20 s window; a later pass (siyu run) sends it from 09:01:" in line and "one-customer task" in line, line
+    assert "retried 4× within WeCom's 20 s window; a later pass (siyu run) sends it from 09:01:" in line and "as a mass send (群发) from the staff member" in line, line
     assert [other for other in welcoming.lines if other.startswith("  ")] == []  # the reason is said once, on the line
     assert query(welcoming.db, "SELECT state, reason FROM drafts WHERE target = 'contact:wmBusy'") == [("pending", "retry")]
     # cron's pass after the 20 s: the welcome goes once, as a one-customer task; the code is never tried again
@@ -748,8 +748,9 @@ def test_a_welcome_without_its_code_at_night_says_it_waits_for_the_end_of_quiet_
     finally:
         served.stop()
     [line] = [text for text in lines if text.startswith("welcome pass for ")]
-    assert line.startswith("welcome pass for wmNight (added 01:30:00): sent 0 · waiting: wecom: the add's WelcomeCode is gone"), line
-    assert "sends it from 08:00:00, as a one-customer task" in line, line
+    assert line.startswith("welcome pass for wmNight (added 01:30:00): sent 0 · waiting: wecom: the add's WelcomeCode cannot be used (none came with the add"), line
+    assert "as one task with the other welcomes of its text held until then" in line and "sends it from 08:00:00 as a mass send" in line, line
+    assert line.count("08:00") == 1, line
     assert wecom.of("externalcontact/add_msg_template") == []  # nothing rang the staff member's phone at night
 
 

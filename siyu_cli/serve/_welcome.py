@@ -130,7 +130,7 @@ def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: 
         if summary.blocked:
             then = "the output's setup is wrong (below): a pass after the fix sends it"
         else:
-            then = f"a later pass (siyu run) sends it from {due:%H:%M:%S}, as a one-customer task (群发) once WeCom's 20 s are over"
+            then = f"a later pass (siyu run) sends it from {due:%H:%M:%S} as a mass send (群发) from the staff member, WeCom's 20 s being over"
         count = f" {len(waiting)}" if len(waiting) > 1 else ""
         said.append(f"waiting{count}: {why}; " + (f"{tried}; " if tried else "") + then)
     elif tried:

@@ -231,7 +231,11 @@ class WecomOutput:
         now = self.pass_clock()
         if guard.in_quiet(now):
             until = guard.quiet_end(now)
-            raise DeliveryError(f"the add's WelcomeCode is gone, so the welcome goes as a task to {sender} after quiet hours ({until:%H:%M})", defer_to=until)
+            raise DeliveryError(
+                f"the add's WelcomeCode cannot be used (none came with the add, or its 20 s are over), so the welcome waits out quiet hours "
+                f"and goes to {sender} as one task with the other welcomes of its text held until then",
+                defer_to=until,
+            )
 
     def _record(self, msg: Outgoing, part: int, kind: str, remote_id: str, sender: str, chat_type: str | None, count: int, gone: Sequence[str] = ()) -> None:
         """Committed the moment WeCom answers: a crash after it never creates this part again, nor forgets who WeCom refused."""
