@@ -414,7 +414,7 @@ def _unmatched_accounts(playbook: LoadedPlaybook, planner: Planner | None) -> li
     if routes:
         people = list(planner.contacts)
     else:
-        found = {str(p["id"]): p for beat in beats for cohort in playbook.cohorts for p in planner.audience(cohort, beat.id, playbook.audience(beat))}
+        found = {str(p["id"]): p for beat in beats for cohort in playbook.cohorts for p in planner.recipients(cohort, beat.id, playbook.audience(beat))}
         people = list(found.values())
     accounts = Counter(str(p.get("account") or "") for p in people)
     unmatched = {account: n for account, n in accounts.items() if account and account not in planner.account_personas}
@@ -530,17 +530,18 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
             continue
         expr = playbook.audience(beat)
         for cohort in playbook.cohorts:
-            # A beat that names no persona goes to each contact from the account the contact added (Planner._private).
+            # A beat that names no persona goes to each contact from the account the contact added (Planner._private);
+            # a contact who deleted the account gets none (recorded not_friend).
             senders = Counter(
                 beat.persona or planner.own_persona(person, model.personas[0].id)
-                for person in planner.audience(cohort, beat.id, expr)
+                for person in planner.recipients(cohort, beat.id, expr)
             )
             for day in playbook.beat_days_of(cohort)[beat.id]:
                 for persona, size in senders.items():
                     volume[(cohort.id, persona, day)] += size * len(beat.times)
     for cohort in playbook.cohorts:
         for draft in planner.journey_calendar(cohort):
-            if draft.channel == "journey":  # welcome messages answer the contact's own add and count against no limit
+            if draft.channel == "journey" and draft.skip is None:  # welcome messages answer the contact's own add and count against no limit
                 volume[(cohort.id, draft.persona, draft.day)] += 1
     over = {key: count for key, count in volume.items() if count > cap}
     if not over:

@@ -57,17 +57,18 @@ def nurture_caps(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
         if beat.channel != "private":
             continue
         for cohort in playbook.cohorts:
-            # A beat that names no persona goes to each contact from the account the contact added (Planner._private).
+            # A beat that names no persona goes to each contact from the account the contact added (Planner._private);
+            # a contact who deleted the account gets none (recorded not_friend).
             senders: Counter[str] = Counter(
                 beat.persona or planner.own_persona(person, first)
-                for person in planner.audience(cohort, beat.id, playbook.audience(beat))
+                for person in planner.recipients(cohort, beat.id, playbook.audience(beat))
             )
             for day in playbook.beat_days_of(cohort)[beat.id]:
                 for persona, size in senders.items():
                     sends[(account_key(playbook, persona), cohort.start + timedelta(days=day - 1))] += size * len(beat.times)
     for cohort in playbook.cohorts:
         for draft in planner.journey_calendar(cohort):
-            if draft.channel != "private" and rule.one_on_one(draft.channel, draft.beat):  # journey steps, and welcome steps after the add's
+            if draft.channel != "private" and draft.skip is None and rule.one_on_one(draft.channel, draft.beat):  # journey steps, and welcome steps after the add's
                 sends[(account_key(playbook, draft.persona), draft.date)] += 1
     problems += _over(playbook, sends, "private", "1v1 sends", "they carry over to the next day", ("limits", "nurture"))
     where = next((("hooks", i) for i, hook in enumerate(model.hooks) if hook.persona), ("limits", "nurture"))

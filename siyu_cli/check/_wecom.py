@@ -403,7 +403,7 @@ def _contacts_over(playbook: LoadedPlaybook, run: Any, by_beat: Mapping[str, lis
         monthly = Counter(s.month for s in by_beat[beat.id])
         weights = {name: v.weight for name, v in (beat.variants or {}).items()}
         held = {name for name, v in (beat.variants or {}).items() if v.template is None and v.text is None}
-        for person in planner.audience(run, beat.id, playbook.audience(beat)):
+        for person in planner.recipients(run, beat.id, playbook.audience(beat)):
             cid = str(person["id"])
             if held and assign_variant(beat.id, cid, weights) in held:
                 continue  # a holdout gets nothing
@@ -413,7 +413,7 @@ def _contacts_over(playbook: LoadedPlaybook, run: Any, by_beat: Mapping[str, lis
     steps: dict[str, list[_Send]] = defaultdict(list)
     for draft in planner.journey_calendar(run):
         step, route = draft.context["step"], draft.context["run"].route
-        if draft.holdout or by_welcome_api(route, step):
+        if draft.holdout or draft.skip is not None or by_welcome_api(route, step):
             continue
         send = _step_send(route, step, draft.occurrence_at.astimezone(playbook.tz))
         steps[str(draft.contact_id)].append(send)

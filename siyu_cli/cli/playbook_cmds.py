@@ -158,7 +158,8 @@ def timeline(
     found = audiences(loaded, planner, inputs.memberships, runs, evented)
     sizes = {(a.cohort, a.id): (a.expression, a.size) for a in found if a.kind in ("private", "group")}
     cohorts = [(run, list(occurrences(loaded, run, search_path(loaded))), calendar_days(loaded, run)) for run in runs]
-    steps = {run.id: sorted(planner.journey_calendar(run), key=lambda d: (d.occurrence_at, d.beat, d.target)) for run in runs}
+    # A step to a contact who deleted the account is recorded not_friend, not sent: not on the calendar.
+    steps = {run.id: sorted((d for d in planner.journey_calendar(run) if d.skip is None), key=lambda d: (d.occurrence_at, d.beat, d.target)) for run in runs}
     if as_csv:
         from siyu_cli.timeline._export import csv_text, occurrence_row, step_rows
 
@@ -322,7 +323,7 @@ def _print_audiences(found: list[Any], *, multiple: bool, known: bool) -> None:
     for column in ("cohort",) * multiple + ("kind", "beat / journey", "audience", "contacts"):
         table.add_column(column, justify="right" if column == "contacts" else "left", overflow="fold")
     for audience in found:
-        size = "-" if audience.size is None else str(audience.size)
+        size = "-" if audience.size is None else str(audience.size) + (f" ({audience.deleted} deleted 已删)" if audience.deleted else "")
         table.add_row(*(audience.cohort,) * multiple, CHANNEL_LABELS.get(audience.kind, audience.kind), escape(f"{audience.title} ({audience.id})"), escape(audience.expression), size)
     out().print(table)
 
@@ -462,15 +463,16 @@ def _summary_table(summary: Any, labels: list[str]) -> Any:
     from rich import box
     from rich.table import Table
 
+    gone = any(row.not_friend for row in summary.beats)
     other = any(row.other for row in summary.beats)
     table = Table(title="summary 概览", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
     table.add_column("beat", overflow="fold")
     for column in ["channel", "variant"]:
         table.add_column(column, no_wrap=True)
-    for column in SUMMARY_COLUMNS + ["skip"] * other:
+    for column in SUMMARY_COLUMNS + ["not\nfriend\n已删"] * gone + ["skip"] * other:
         table.add_column(column, justify="right", no_wrap=True)
     for row, label in zip(summary.beats, labels, strict=True):
-        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error] + [row.other] * other
+        cells = [row.drafts, row.pending, row.deferred, row.holdout, row.quiet, row.limit, row.error] + [row.not_friend] * gone + [row.other] * other
         channel = CHANNEL_LABELS.get(row.channel, row.channel).split()[0]
         table.add_row(label, channel, row.variant or "-", *[str(c) if c else "·" for c in cells])
     return table
@@ -515,7 +517,7 @@ def _print_positions(positions: list[Any]) -> None:
         for index, step in enumerate(position.steps):
             head = index == 0
             status = step.status + (f" · {position.exited}" if step.status == "exited" and position.exited else "")
-            style = "bold" if step.status == "next" else ("dim" if step.status in ("exited", "not in audience") else "")
+            style = "bold" if step.status == "next" else ("dim" if step.status in ("exited", "not in audience", "not a friend") else "")
             table.add_row(
                 escape(f"{position.title} ({position.journey})") if head else "",
                 escape(f"{position.entered_at} by {position.entry}") if head else "",

@@ -18,6 +18,8 @@ PANEL = "Run 执行"
 
 NOW_HELP = "Pretend it is this moment (ISO; a time without zone is in the playbook's zone). For tests and rehearsals."
 STATES = ("pending", "claimed", "sent", "failed", "skipped", "unknown")
+# What `siyu status` says beside a skip reason a person may not read at once.
+SKIP_NOTES = {"not_friend": "not a friend 已删好友: the contact deleted the account, or WeCom said so; a re-add restores 1v1"}
 
 
 def _when(text: str | None, tz: Any) -> datetime | None:
@@ -447,6 +449,9 @@ def status(
     for playbook_id, counts in report["campaigns"].items():
         table.add_row(playbook_id, *[str(counts.get(state, 0)) for state in STATES])
     console.print(table)
+    for playbook_id, reasons in report["skipped"].items():
+        why = " · ".join(f"{reason} {count}" + (f" ({SKIP_NOTES[reason]})" if reason in SKIP_NOTES else "") for reason, count in reasons.items())
+        console.print(f"skipped by reason · {playbook_id}: {why}", markup=False)
     if report["next_due"]:
         upcoming = Table(title="next due")
         for column in ("id", "due (UTC)", "playbook", "beat", "target"):

@@ -115,8 +115,15 @@ def ledger_status(db_path: str | None, *, now: datetime | None) -> dict[str, Any
     db = _store(db_path)
     moment = now or utcnow()
     campaigns: dict[str, dict[str, int]] = {}
-    for playbook_id, state, count in db.execute("SELECT playbook_id, state, COUNT(*) FROM drafts GROUP BY playbook_id, state ORDER BY playbook_id"):
-        campaigns.setdefault(playbook_id, {})[state] = count
+    skipped: dict[str, dict[str, int]] = {}  # why drafts were not sent (not_friend: the contact deleted the account)
+    rows = db.execute(
+        "SELECT playbook_id, state, CASE WHEN state = 'skipped' THEN COALESCE(reason, '?') END, COUNT(*) FROM drafts GROUP BY 1, 2, 3 ORDER BY 1, 3"
+    )
+    for playbook_id, state, reason, count in rows:
+        counts = campaigns.setdefault(playbook_id, {})
+        counts[state] = counts.get(state, 0) + count
+        if reason is not None:
+            skipped.setdefault(playbook_id, {})[reason] = count
     cursor = db.execute(
         "SELECT draft_id, due_at, playbook_id, beat, target FROM drafts WHERE state = 'pending' ORDER BY due_at LIMIT 10"
     )
@@ -136,7 +143,7 @@ def ledger_status(db_path: str | None, *, now: datetime | None) -> dict[str, Any
         claims, lease = held.get(run.run_id, (0, None))
         expired = lease is not None and lease < stamp
         locks.append({**run.__dict__, "alive": run.alive, "claims": claims, "lease_until": lease, "lease_expired": expired})
-    return {"now": moment.astimezone(UTC).isoformat(), "campaigns": campaigns, "next_due": next_due, "in_doubt": doubt, "locks": locks}
+    return {"now": moment.astimezone(UTC).isoformat(), "campaigns": campaigns, "skipped": skipped, "next_due": next_due, "in_doubt": doubt, "locks": locks}
 
 
 def unlock(db_path: str | None, *, force: bool) -> tuple[list[Run], list[Run]]:

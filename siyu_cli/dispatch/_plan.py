@@ -209,7 +209,9 @@ def creations(playbook: LoadedPlaybook, db: Any, planner: Planner, now: datetime
     found: list[Change] = []
     for d in PlanCursor(db).unrecorded(playbook.id, planner.drafts(until=now)):
         schedule = guard.schedule(d.occurrence_at)
-        state, reason = ("skipped", schedule.skip_reason or "holdout") if schedule.skip_reason or d.holdout else ("pending", None)
+        # In the runner's order (Runner._insert): quiet hours, then what the planner decided (group health, not_friend), holdout.
+        why = schedule.skip_reason or d.skip or ("holdout" if d.holdout else None)
+        state, reason = ("skipped", why) if why else ("pending", None)
         if state == "pending" and guard.missed(schedule.due_at, now):
             state, reason = "skipped", "missed"
         found.append(Change("create", d.beat, d.day, d.target, schedule.due_at, d.draft_id, state=state, reason=reason))
@@ -239,7 +241,7 @@ def upcoming(
             sends[(max(due, now).astimezone(playbook.tz), beat, channel)] += 1
     for draft in PlanCursor(db).unrecorded(playbook.id, planner.drafts(since=now + timedelta(microseconds=1), until=end)):
         schedule = guard.schedule(draft.occurrence_at)
-        if schedule.skip_reason is None and not draft.holdout and schedule.due_at <= end:
+        if schedule.skip_reason is None and draft.skip is None and not draft.holdout and schedule.due_at <= end:
             sends[(schedule.due_at.astimezone(playbook.tz), draft.beat, draft.channel)] += 1
     return sorted((due, beat, channel, n) for (due, beat, channel), n in sends.items())
 

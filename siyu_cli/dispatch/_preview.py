@@ -16,7 +16,7 @@ from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.journeys import step_due
 from siyu_cli.playbook import read
 from siyu_cli.playbook._calendar import Day
-from siyu_cli.render import Draft
+from siyu_cli.render import NOT_FRIEND, Draft
 
 
 @dataclass
@@ -70,6 +70,7 @@ class BeatCount:
     quiet: int = 0
     limit: int = 0
     error: int = 0
+    not_friend: int = 0  # 1v1 to a contact who deleted the account (friend_deleted): recorded skipped(not_friend)
     other: int = 0  # skipped for another reason (e.g. group health)
 
 
@@ -333,6 +334,8 @@ def summarize(items: list[PreviewItem], playbook: Any, memberships: dict[str, se
             row.limit += 1
         elif kind == "skip:template_error":
             row.error += 1
+        elif kind == f"skip:{NOT_FRIEND}":
+            row.not_friend += 1
         else:
             row.other += 1
         if item.pending and item.contact is not None:
@@ -400,6 +403,8 @@ def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list
                     status = "exited"
                 elif route.audience is not None and not route.audience.matches(planner.tags_at(person, min(due, now))):
                     status = "not in audience"
+                elif planner.not_friend(person, min(due, now)) is not None:
+                    status = "not a friend"
                 elif due > now:
                     status = "upcoming" if upcoming else "next"
                     upcoming = True
@@ -427,6 +432,8 @@ def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft, *, ext
         decision, text = "preview", f"--all-variants: variant {draft.variant} as this contact would read it; the runner sends its own variant"
     elif schedule.skip_reason:
         decision, text = f"skip:{schedule.skip_reason}", "quiet hours 免打扰: skipped"
+    elif draft.skip == NOT_FRIEND:
+        decision, text = f"skip:{NOT_FRIEND}", f"not a friend 已删好友: {draft.skip_why}; recorded skipped({NOT_FRIEND}), not sent until a re-add"
     elif draft.skip is not None:
         decision, text = f"skip:{draft.skip}", f"group health 群健康: {health_label(draft.skip)} ({draft.skip_why}), not in the beat's health list"
     elif draft.holdout:

@@ -28,11 +28,11 @@ from siyu_cli.journeys import step_due
 from siyu_cli.ledger import Ledger, PlanCursor
 from siyu_cli.ledger._ledger import lease_length
 from siyu_cli.playbook import LoadedPlaybook, read
-from siyu_cli.render import Draft, Planner
+from siyu_cli.render import NOT_FRIEND, Draft, Planner
 from siyu_cli.render._media import from_json as media_of
 from siyu_cli.render._media import to_json as media_json
 from siyu_cli.rules import prune_log
-from siyu_cli.store import default_path, immediate, open_store
+from siyu_cli.store import default_path, immediate, open_store, unfriended
 from siyu_cli.timeline import occurrences
 
 CLAIM_BATCH = 1000
@@ -179,6 +179,7 @@ class Runner:
         self._bare: Planner | None = None
         self._keys: SendKeys | None = None
         self._names: dict[str, str] = {}  # the claim batch's recipients' names (deliver_due)
+        self._gone: set[str] = set()  # the claim batch's recipients who deleted the account by the pass's moment
         self._welcomes: frozenset[str] | None = None
         self._fill_slots()
 
@@ -641,7 +642,7 @@ class Runner:
             return fresh
         wanted: Counter[tuple[str, Any]] = Counter()
         for draft in fresh:
-            if draft.channel in BUDGETED and draft.contact_id is not None and not draft.holdout and draft.error is None:
+            if draft.channel in BUDGETED and draft.contact_id is not None and not draft.holdout and draft.error is None and draft.skip is None:
                 wanted[(draft.persona, budget.local_day(guard.schedule(draft.occurrence_at).due_at))] += 1
         if not any(budget.account_sends[key] + count > cap for key, count in wanted.items()):
             return fresh
@@ -712,6 +713,9 @@ class Runner:
             # every recipient needs only a name for its task's list.
             inputs.planner.focus(_contacts_of(row for row in batch if row["entry"] is not None))
             self._names = self._contact_names(_contacts_of(batch))
+            # A 1v1 recorded before its contact deleted the account (deferred, carried, retried) is not sent after it.
+            gone = unfriended(self.db, as_of=now, ids=sorted(_contacts_of(batch)))
+            self._gone = {cid for cid in gone.log if gone.deleted_at(cid) is not None}
             done = self.ledger.deliveries(ids)
             attempt.resume = self.ledger.partial_parts(ids)
             tasks = send_tasks(batch)
@@ -772,9 +776,13 @@ class Runner:
         live: list[dict[str, Any]] = []
         results: list[tuple[str, list[Any], str, str | None]] = []
         for row in task:
+            target_kind, _, ident = str(row["target"]).partition(":")
             if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
                 summary.skipped["exit"] += 1
                 results.append((row["draft_id"], [], "skipped", "exit"))
+            elif target_kind == "contact" and ident in self._gone:
+                summary.skipped[NOT_FRIEND] += 1
+                results.append((row["draft_id"], [], "skipped", NOT_FRIEND))
             else:
                 live.append(row)
         if not live:

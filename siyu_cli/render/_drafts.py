@@ -7,10 +7,10 @@ import heapq
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from siyu_cli._bulk import bulk
-from siyu_cli._time import to_db
+from siyu_cli._time import from_db, to_db
 from siyu_cli.errors import TemplateFailure
 from siyu_cli.journeys import JourneyBook, Run, Step, sample_run, step_due
 from siyu_cli.playbook import CohortRun, LoadedPlaybook
@@ -20,8 +20,15 @@ from siyu_cli.render._render import Renderer
 from siyu_cli.rules import TagRules, Timeline, apply_effective, changed_after, history, last_change, tags_at
 from siyu_cli.timeline import Content, Occurrence, occurrences
 
+if TYPE_CHECKING:
+    from siyu_cli.store import Unfriended
+
 # A partial planner (a pass's dispatch side) keeps at most this many contacts loaded.
 FOCUS_KEEP = 5000
+# Who deleted the account is read for up to this many contacts by id; for more, for the whole store at once.
+UNFRIENDED_BY_ID = 20_000
+# The reason a 1v1 draft to a contact who deleted the account is recorded with, as WeCom's fail_list is.
+NOT_FRIEND = "not_friend"
 STAT_EVENTS = {"checkins": "checkin", "joined": "group_joined", "orders": "order"}
 V = TypeVar("V")
 
@@ -67,7 +74,7 @@ class Draft:
     group_id: str | None = None
     entry: str | None = None  # journey and welcome steps: the entering event that keys the run
     position: int = 0  # a beat's: which of its `at` times
-    skip: str | None = None  # decided before any guardrail: group_health:<class> for a group its beat's health filter leaves out
+    skip: str | None = None  # decided before any guardrail: group_health:<class> for a group its beat's health filter leaves out, not_friend
     skip_why: str | None = None
     attachments: tuple[Media, ...] = ()
     text: str | None = None
@@ -197,6 +204,8 @@ class Planner:
         self.by_id: dict[str, Any] = {str(c["id"]): c for c in self.contacts}
         self._health: Any = None
         self._media: dict[int, tuple[Any, tuple[Media, ...]]] = {}
+        self._unfriended: Unfriended | None = None  # who deleted the account, as of `as_of`
+        self._unfriended_ids: set[str] | None = set()  # the contacts it was read for; None: the whole store
 
     def prepare(self) -> None:
         """Effective tags and journey runs for every contact: one sorted scan of the events that matter.
@@ -244,6 +253,7 @@ class Planner:
 
         if len(self.by_id) + len(missing) > FOCUS_KEEP:
             self.contacts, self.by_id, self.runs, self.timelines = [], {}, {}, {}
+            self._unfriended, self._unfriended_ids = None, set()
         fresh = load_contacts(self.db, as_of=self.as_of, ids=missing)
         with bulk():
             self._prepare_some(fresh, missing)
@@ -301,6 +311,45 @@ class Planner:
             self.runs[str(contact["id"])] = path.runs
         if path.timeline:
             self.timelines[str(contact["id"])] = path.timeline
+
+    def unfriended(self, people: Sequence[Mapping[str, Any]]) -> Unfriended:
+        """Who of these contacts deleted the account, read once: by id for a few, for the whole store when many
+        are asked about (an audience of 100,000 costs one read of the store's deletes)."""
+        from siyu_cli.store import Unfriended, unfriended
+
+        found = self._unfriended
+        if found is None:
+            found = self._unfriended = Unfriended()
+        known = self._unfriended_ids
+        if self.db is None or self.sample_contact or known is None:
+            return found
+        if len(people) + len(known) > UNFRIENDED_BY_ID:
+            self._unfriended, self._unfriended_ids = unfriended(self.db, as_of=self.as_of), None
+            return self._unfriended
+        missing = [cid for cid in (str(person["id"]) for person in people) if cid not in known]
+        if missing:
+            found.update(unfriended(self.db, as_of=self.as_of, ids=missing))
+            known.update(missing)
+        return found
+
+    def not_friend(self, person: Mapping[str, Any], moment: datetime | None = None) -> str | None:
+        """When the contact deleted the account (friend_deleted), if that is its latest add or delete at `moment`
+        (default: as of the planner's moment), else None: a 1v1 cannot reach a contact who is gone, until a re-add."""
+        return self.unfriended([person]).deleted_at(str(person["id"]), _db_time(moment) if moment is not None else None)
+
+    def recipients(self, run: CohortRun, beat_id: str, expr: Any) -> list[Mapping[str, Any]]:
+        """The audience (tags as of the planner's moment) without the contacts who deleted the account by then: who a
+        private beat's drafts reach, as check's and the timeline's counts ask (the runner records the others not_friend)."""
+        found = self.audience(run, beat_id, expr)
+        gone = self.unfriended(found)
+        return [person for person in found if gone.deleted_at(str(person["id"])) is None] if gone.log else found
+
+    def _gone(self, draft: Draft, gone: Unfriended, cid: str, stamp: str) -> None:
+        """Mark a 1v1 draft to a contact who deleted the account by `stamp` as skipped: not_friend, with when."""
+        deleted = gone.deleted_at(cid, stamp)
+        if deleted is not None:
+            when = from_db(deleted).astimezone(self.playbook.tz)
+            draft.skip, draft.skip_why = NOT_FRIEND, f"deleted the account at {when:%Y-%m-%d %H:%M} (friend_deleted)"
 
     def own_persona(self, contact: Mapping[str, Any], default: str) -> str:
         """The persona of the account the contact added (its account or WeCom userid), else `default`: who sends a
@@ -421,7 +470,10 @@ class Planner:
         expr = self.playbook.audience(beat)
         weights = {name: variant.weight for name, variant in (beat.variants or {}).items()}
         senders = {occ.persona: occ}
-        for person in self.audience(run, beat.id, expr, at=occ.at):
+        people = self.audience(run, beat.id, expr, at=occ.at)
+        gone = self.unfriended(people)
+        stamp = _db_time(occ.at)
+        for person in people:
             if only is not None and person["id"] != only:
                 continue
             if beat.persona is None:
@@ -441,6 +493,8 @@ class Planner:
             draft.variant, draft.holdout, draft.contact_id = variant, holdout, str(person["id"])
             draft.sample = bool(person.get("sample"))
             draft.context = {"occurrence": sender, "contact": person}
+            if gone.log:
+                self._gone(draft, gone, draft.contact_id, stamp)
             yield draft
 
     def _draft(self, run: CohortRun, occ: Occurrence, *, target: str, label: str, content: Content | None) -> Draft:
@@ -479,6 +533,7 @@ class Planner:
         self.prepare()
         tz = self.playbook.tz
         first = self.playbook.model.personas[0].id
+        gone = self.unfriended([self.by_id[cid] for cid in self.runs if cid in self.by_id])
         for person in self.contacts:
             cid = str(person["id"])
             runs = self.runs.get(cid)
@@ -496,7 +551,11 @@ class Planner:
                     day = campaign_day(cohort, due.date())
                     if days is not None and day not in days:
                         continue
-                    yield self._step_draft(cohort, run, step, person, persona, due, day)
+                    draft = self._step_draft(cohort, run, step, person, persona, due, day)
+                    if gone.log:
+                        # A run entered while the contact was gone (an order after the delete): a delete during a run ends it.
+                        self._gone(draft, gone, cid, _db_time(due))
+                    yield draft
 
     def _step_draft(self, cohort: CohortRun, run: Run, step: Step, person: Mapping[str, Any], persona: str, due: datetime, day: int) -> Draft:
         route = run.route

@@ -5,6 +5,15 @@ inside `immediate()` so that concurrent processes serialize on SQLite's lock.
 """
 
 from siyu_cli.store._db import default_path, immediate, open_store
-from siyu_cli.store._read import contacts_with_event, group_memberships, groups_with_membership_events
+from siyu_cli.store._read import Unfriended, contacts_with_event, group_memberships, groups_with_membership_events, unfriended
 
-__all__ = ["contacts_with_event", "default_path", "group_memberships", "groups_with_membership_events", "immediate", "open_store"]
+__all__ = [
+    "Unfriended",
+    "contacts_with_event",
+    "default_path",
+    "group_memberships",
+    "groups_with_membership_events",
+    "immediate",
+    "open_store",
+    "unfriended",
+]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
@@ -42,6 +45,75 @@ def contacts_with_event(
         {"id": cid, "name": name, "at": from_db(at).astimezone(start.tzinfo), "tags": json.loads(tags) if tags else []}
         for cid, name, at, tags in db.execute(" ".join(sql), params)
     ]
+
+
+ADDED, DELETED = "friend_added", "friend_deleted"
+
+
+@dataclass
+class Unfriended:
+    """The contacts who deleted the account at some point, each with its adds and deletes in order (by `at`, then id):
+    the only contacts whose friendship a moment can change. Everyone else is a friend."""
+
+    log: dict[str, list[tuple[str, int, bool]]] = field(default_factory=dict)  # contact → [(at, id, is a delete)]
+
+    def deleted_at(self, contact_id: str, stamp: str | None = None) -> str | None:
+        """When the contact deleted the account, if a delete is its latest add or delete at `stamp` (a store time;
+        None: the latest known), else None. A later add (a re-add) makes it a friend again."""
+        entries = self.log.get(contact_id)
+        if not entries:
+            return None
+        index = len(entries) if stamp is None else bisect_right(entries, stamp, key=itemgetter(0))
+        if index == 0:
+            return None
+        at, _, deleted = entries[index - 1]
+        return at if deleted else None
+
+    def update(self, other: Unfriended) -> None:
+        self.log.update(other.log)
+
+
+def unfriended(db: sqlite_utils.Database, *, as_of: datetime | None = None, ids: Sequence[str] | None = None) -> Unfriended:
+    """Who deleted the account (friend_deleted, from serve's del_external_contact / del_follow_user or an import's 删微)
+    up to `as_of`, with their adds; `ids`: of these contacts only. A contact with no friend_added event counts its
+    `added_at` as its add, as journeys do (siyu_cli.journeys.with_implied_add): a re-import with a later add time re-adds.
+
+    Read from the (type, contact, at) index: the deletes' range, then each such contact's adds and deletes, so a
+    store where nobody deleted costs one empty range, and one with 50,000 deletes a seek or two per contact who did."""
+    bound = " AND +at <= :as_of" if as_of is not None else ""
+    stamp: str | None = to_db(as_of) if as_of is not None else None
+    chunks: list[Sequence[str] | None] = [None]
+    if ids is not None:
+        wanted = sorted(set(ids))
+        chunks = [wanted[start : start + 500] for start in range(0, len(wanted), 500)]
+    found = Unfriended()
+    for chunk in chunks:
+        only, params = "", {"as_of": stamp}
+        if chunk is not None:
+            only = f" AND contact_id IN ({', '.join(f':c{i}' for i in range(len(chunk)))})"
+            params.update((f"c{i}", cid) for i, cid in enumerate(chunk))
+        rows = db.execute(
+            f"WITH gone AS (SELECT DISTINCT contact_id FROM events WHERE type = '{DELETED}'{bound}{only}) "
+            f"SELECT e.contact_id, e.at, e.id, e.type = '{DELETED}' FROM gone JOIN events e "
+            f"ON e.type IN ('{ADDED}', '{DELETED}') AND e.contact_id = gone.contact_id{bound.replace('+at', '+e.at')}",
+            params,
+        )
+        for cid, at, event_id, deleted in rows:
+            found.log.setdefault(cid, []).append((at, event_id, bool(deleted)))
+    # Asked of the contacts table apart: in one statement with the events SQLite scans every contact for a bloom filter.
+    lacking = sorted(cid for cid, entries in found.log.items() if all(deleted for _, _, deleted in entries))
+    for start in range(0, len(lacking), 500):
+        chunk = lacking[start : start + 500]
+        rows = db.execute(
+            f"SELECT contact_id, added_at FROM contacts WHERE contact_id IN ({', '.join('?' * len(chunk))}) AND added_at IS NOT NULL"
+            + (" AND added_at <= ?" if stamp is not None else ""),
+            [*chunk, *([stamp] if stamp is not None else [])],
+        )
+        for cid, added_at in rows:
+            found.log[cid].append((added_at, 0, False))
+    for entries in found.log.values():
+        entries.sort()
+    return found
 
 
 def groups_with_membership_events(db: sqlite_utils.Database) -> set[str]:

@@ -26,6 +26,7 @@ class Audience:
     expression: str
     cohort: str
     size: int | None
+    deleted: int = 0  # a 1v1 beat's: contacts its audience matches who deleted the account (not counted in size)
 
 
 def relative_when(step: Any) -> str:
@@ -43,6 +44,7 @@ def audiences(
     playbook: LoadedPlaybook, planner: Any, memberships: dict[str, set[str]], cohorts: Sequence[CohortRun], evented: Collection[str] = ()
 ) -> list[Audience]:
     """Every audience of the campaign per cohort; sizes from the store's contacts (tags as of now), None without contacts.
+    A 1v1 beat's size leaves out the contacts who deleted the account (the runner records theirs not_friend).
 
     `memberships` gives a contact with no membership events its single-group cohort's group; a group in
     `evented` has join/leave events in the store, and only those count, as report groups counts them.
@@ -65,8 +67,11 @@ def audiences(
     for cohort in cohorts:
         for beat in playbook.model.beats:
             if beat.channel == "private":
-                size = len(planner.audience(cohort, beat.id, playbook.audience(beat))) if known else None
-                found.append(Audience("private", beat.id, beat.title or beat.id, beat.audience or "", cohort.id, size))
+                size, deleted = None, 0
+                if known:
+                    size = len(planner.recipients(cohort, beat.id, playbook.audience(beat)))
+                    deleted = len(planner.audience(cohort, beat.id, playbook.audience(beat))) - size
+                found.append(Audience("private", beat.id, beat.title or beat.id, beat.audience or "", cohort.id, size, deleted))
         for group in cohort.group_ids:
             how = JOINED if group in evented else (BY_COHORT if known else "members")
             found.append(Audience("group", group, names.get(group, group), how, cohort.id, members.get(group, 0) if known else None))

@@ -1,0 +1,243 @@
+"""A contact who deleted the account (friend_deleted) gets no 1v1: its private drafts are recorded skipped(not_friend).
+
+The latest of a contact's friend_added / friend_deleted events (by time, then the order recorded) decides: a
+delete stops private beats and journey steps from that moment, a later add (a re-add) brings them back. Group
+posts still go. What the runner records, preview, timeline, plan and check count alike, and status says why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.playbooks_fixtures import MORNING, NOON_1V1, add_contacts, add_event, invoke, query, write_playbook
+
+siyu = invoke
+
+
+@pytest.fixture
+def camp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    write_playbook(tmp_path, beats=[MORNING, NOON_1V1], limits={"quiet_hours": "22:30-08:00", "missed": {"max_late": "6h"}})
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "name": "甲"}, {"contact_id": "c2", "name": "乙"}])
+    return tmp_path
+
+
+def track(kind: str, contact: str, at: str, *extra: str) -> None:
+    siyu("track", kind, "--contact", contact, "--at", at, *extra)
+
+
+def once(now: str) -> dict[str, Any]:
+    return json.loads(siyu("run", "--once", "--now", now, "--json").stdout)
+
+
+def drafts(root: Path, where: str = "1") -> list[tuple[Any, ...]]:
+    return query(root / "siyu.db", f"SELECT beat, day, target, state, reason FROM drafts WHERE {where} ORDER BY day, beat, target")
+
+
+def test_a_deleted_contact_gets_no_private_draft_and_status_says_why_while_the_group_post_goes(camp: Path) -> None:
+    track("friend_deleted", "c2", "2026-12-01 10:00")
+    summary = once("2026-12-01 12:30")
+    assert summary["skipped"] == {"not_friend": 1} and summary["sent"] == 2
+    assert drafts(camp) == [
+        ("morning", 1, "group:g1", "sent", None),
+        ("noon", 1, "contact:c1", "sent", None),
+        ("noon", 1, "contact:c2", "skipped", "not_friend"),
+    ]
+    # Nothing in the outbox names 乙.
+    assert not any("乙" in path.read_text("utf-8") for path in (camp / "outbox").rglob("*.md"))
+    report = json.loads(siyu("status", "--json").stdout)
+    assert report["skipped"] == {"camp": {"not_friend": 1}}
+    text = siyu("status").stdout
+    assert "skipped by reason · camp: not_friend 1 (not a friend 已删好友: the contact deleted the account" in text
+    listed = siyu("outbox", "--status", "skipped").stdout
+    assert "c2" in listed and "not_friend" in listed
+    sop = json.loads(siyu("report", "sop", "--json").stdout)
+    assert [(row["beat"], row["skipped"]) for row in sop["rows"] if row["beat"] == "noon"] == [("noon", {"not_friend": 1})]
+    assert sop["total"]["not_friend"] == 0  # that column is what WeCom read back (fail_list); this one was never handed out
+
+
+def test_a_re_add_makes_the_contact_reachable_again_from_that_moment(camp: Path) -> None:
+    track("friend_deleted", "c2", "2026-12-01 10:00")
+    track("friend_added", "c2", "2026-12-02 09:00")
+    once("2026-12-01 12:30")
+    once("2026-12-02 12:30")
+    assert drafts(camp, "target = 'contact:c2'") == [("noon", 1, "contact:c2", "skipped", "not_friend"), ("noon", 2, "contact:c2", "sent", None)]
+    # Deleted again on day 3, after that day's noon: day 3's 1v1 went, the next would not.
+    track("friend_deleted", "c2", "2026-12-03 13:00")
+    once("2026-12-03 12:30")
+    assert drafts(camp, "target = 'contact:c2' AND day = 3") == [("noon", 3, "contact:c2", "sent", None)]
+
+
+def test_a_delete_and_a_re_add_at_the_same_second_go_by_the_order_recorded(camp: Path) -> None:
+    add_event(camp / "siyu.db", "e-add", "friend_added", "c1", "2026-12-01T02:00:00Z")
+    add_event(camp / "siyu.db", "e-del", "friend_deleted", "c1", "2026-12-01T02:00:00Z")
+    add_event(camp / "siyu.db", "e-del2", "friend_deleted", "c2", "2026-12-01T02:00:00Z")
+    add_event(camp / "siyu.db", "e-add2", "friend_added", "c2", "2026-12-01T02:00:00Z")
+    once("2026-12-01 12:30")
+    assert drafts(camp, "beat = 'noon'") == [("noon", 1, "contact:c1", "skipped", "not_friend"), ("noon", 1, "contact:c2", "sent", None)]
+
+
+def test_a_draft_recorded_before_the_delete_is_skipped_when_it_comes_due(camp: Path) -> None:
+    late = {**NOON_1V1, "id": "night", "at": "23:00"}  # inside quiet hours: deferred to 08:00
+    write_playbook(camp, beats=[late], limits={"quiet_hours": "22:30-08:00", "on_quiet": "defer", "missed": {"max_late": "6h"}})
+    assert once("2026-12-01 23:00")["deferred"] == 2
+    track("friend_deleted", "c2", "2026-12-02 01:00")
+    summary = once("2026-12-02 08:00")
+    assert summary["skipped"] == {"not_friend": 1} and summary["sent"] == 1
+    assert drafts(camp) == [("night", 1, "contact:c1", "sent", "quiet_hours:deferred"), ("night", 1, "contact:c2", "skipped", "not_friend")]
+
+
+def test_an_import_of_删微_rows_stops_1v1_and_a_later_加微_row_restores_it(camp: Path) -> None:
+    (camp / "流失客户.csv").write_text("type,contact_id,at\n删微,c1,2026-12-01 11:00\n删微,c2,2026-12-01 11:30\n加微,c2,2026-12-02 08:00\n", encoding="utf-8-sig")
+    siyu("import", "events", "流失客户.csv")
+    assert query(camp / "siyu.db", "SELECT type, COUNT(*) FROM events GROUP BY type") == [("friend_added", 1), ("friend_deleted", 2)]
+    once("2026-12-01 12:30")
+    once("2026-12-02 12:30")
+    assert drafts(camp, "beat = 'noon'") == [
+        ("noon", 1, "contact:c1", "skipped", "not_friend"),
+        ("noon", 1, "contact:c2", "skipped", "not_friend"),
+        ("noon", 2, "contact:c1", "skipped", "not_friend"),
+        ("noon", 2, "contact:c2", "sent", None),
+    ]
+    assert drafts(camp, "beat = 'morning'") == [("morning", 1, "group:g1", "sent", None), ("morning", 2, "group:g1", "sent", None)]
+
+
+def test_an_import_after_the_pass_that_planned_the_day_leaves_what_went_and_stops_the_rest(camp: Path) -> None:
+    once("2026-12-01 12:30")
+    (camp / "删微.csv").write_text("type,contact_id,at\n删好友,c2,2026-12-01 15:00\n", encoding="utf-8")
+    siyu("import", "events", "删微.csv")
+    once("2026-12-02 12:30")
+    assert drafts(camp, "target = 'contact:c2'") == [("noon", 1, "contact:c2", "sent", None), ("noon", 2, "contact:c2", "skipped", "not_friend")]
+
+
+def test_preview_shows_the_reason_and_counts_it_apart(camp: Path) -> None:
+    track("friend_deleted", "c2", "2026-12-01 10:00")
+    result = json.loads(siyu("preview", "day", "1", "--db", "siyu.db", "--json").stdout)
+    decisions = {d["contact"]: (d["decision"], d["decision_text"]) for d in result["drafts"] if d["channel"] == "private"}
+    assert decisions["c1"][0] == "send"
+    assert decisions["c2"] == ("skip:not_friend", "not a friend 已删好友: deleted the account at 2026-12-01 10:00 (friend_deleted); recorded skipped(not_friend), not sent until a re-add")
+    (noon,) = [row for row in result["summary"]["beats"] if row["beat"] == "noon"]
+    assert (noon["drafts"], noon["pending"], noon["not_friend"], noon["other"]) == (2, 1, 1, 0)
+    assert result["summary"]["private_per_account"][0]["pending"] == 1
+    text = siyu("preview", "day", "1", "--db", "siyu.db", "--contact", "c2").stdout
+    assert "not a friend 已删好友: deleted the account at 2026-12-01 10:00" in text
+    # The day before the delete, it was a friend.
+    track("friend_added", "c2", "2026-12-02 09:00")
+    day2 = json.loads(siyu("preview", "day", "2", "--db", "siyu.db", "--contact", "c2", "--json").stdout)
+    assert [d["decision"] for d in day2["drafts"] if d["channel"] == "private"] == ["send"]
+
+
+def test_plan_and_timeline_count_what_the_runner_sends(camp: Path) -> None:
+    track("friend_deleted", "c2", "2026-12-01 10:00")
+    plan = json.loads(siyu("plan", "--now", "2026-12-01 12:30", "--json", code=2).stdout)
+    created = {c["target"]: (c["state"], c["reason"]) for c in plan["changes"] if c["beat"] == "noon"}
+    assert created == {"contact:c1": ("pending", None), "contact:c2": ("skipped", "not_friend")}
+    upcoming = json.loads(siyu("plan", "--now", "2026-12-01 12:00", "--json", code=2).stdout)["next_24h"]
+    assert [(row["beat"], row["drafts"]) for row in upcoming if row["beat"] == "noon"] == [("noon", 1)]
+    rows = json.loads(siyu("timeline", "--db", "siyu.db", "--json").stdout)
+    assert {row["audience_size"] for row in rows if row["beat"] == "noon"} == {1}
+    assert "1 (1 deleted 已删)" in siyu("timeline", "--db", "siyu.db").stdout
+
+
+def test_check_counts_a_deleted_contact_in_no_1v1_cap(camp: Path) -> None:
+    write_playbook(camp, beats=[MORNING, NOON_1V1], limits={"private_per_account_per_day": 1})
+
+    def codes() -> set[str]:
+        problems = json.loads(siyu("check", "--db", "siyu.db", "--json").stdout)["files"][0]["problems"]
+        return {p["code"] for p in problems}
+
+    assert "account-cap" in codes()
+    track("friend_deleted", "c2", "2026-11-30 10:00")
+    assert "account-cap" not in codes()
+
+
+# --- journeys ----------------------------------------------------------------------------------
+
+REPURCHASE = {
+    "id": "repurchase",
+    "title": "复购提醒",
+    "enter": {"event": "order"},
+    "repeat": True,
+    "steps": [{"id": "usage", "after": "1d", "at": "20:00", "text": "{{ contact.name }}，用得怎么样？"}],
+}
+WELCOME_HOOK = {
+    "id": "card", "kind": "package_card", "code": "EYE100", "persona": "host",
+    "welcome": [{"after": "0m", "text": "欢迎"}, {"after": "1d", "at": "10:00", "text": "券还在哦"}],
+}  # fmt: skip
+
+
+def test_a_journey_run_still_ends_at_the_delete_and_a_friends_journey_is_untouched(camp: Path) -> None:
+    write_playbook(camp, beats=[MORNING], hooks=[WELCOME_HOOK], journeys=[REPURCHASE], days=5)
+    for contact in ("b1", "b2"):
+        track("friend_added", contact, "2026-12-01 09:00", "--hook", "EYE100", "--create-contact")
+    track("friend_deleted", "b2", "2026-12-01 12:00")
+    once("2026-12-01 09:00")
+    once("2026-12-02 10:00")
+    steps = drafts(camp, "channel = 'welcome'")
+    # b2's run ended at the delete: its second step is never made (no not_friend row), as before.
+    assert steps == [
+        ("welcome:card:1", 1, "contact:b1", "sent", None),
+        ("welcome:card:1", 1, "contact:b2", "sent", None),
+        ("welcome:card:2", 2, "contact:b1", "sent", None),
+    ]
+
+
+def test_a_journey_entered_while_the_contact_is_gone_skips_its_steps_until_a_re_add(camp: Path) -> None:
+    write_playbook(camp, beats=[MORNING], journeys=[REPURCHASE], days=5)
+    track("friend_deleted", "c1", "2026-11-30 10:00")
+    track("order", "c1", "2026-12-01 15:00", "--amount", "99")  # a Taobao order of someone who deleted WeCom
+    track("order", "c2", "2026-12-01 15:00", "--amount", "99")
+    once("2026-12-02 20:00")
+    assert drafts(camp, "channel = 'journey'") == [
+        ("journey:repurchase:usage", 2, "contact:c1", "skipped", "not_friend"),
+        ("journey:repurchase:usage", 2, "contact:c2", "sent", None),
+    ]
+    position = json.loads(siyu("preview", "day", "2", "--db", "siyu.db", "--contact", "c1", "--json").stdout)
+    assert [d["decision"] for d in position["drafts"] if d["channel"] == "journey"] == ["skip:not_friend"]
+    track("friend_added", "c1", "2026-12-03 09:00")
+    track("order", "c1", "2026-12-03 15:00", "--amount", "99")
+    once("2026-12-04 20:00")
+    assert drafts(camp, "channel = 'journey' AND day = 4") == [("journey:repurchase:usage", 4, "contact:c1", "sent", None)]
+
+
+# --- the core --------------------------------------------------------------------------------------
+
+
+def test_unfriended_reads_the_latest_add_or_delete_by_time_then_id_and_counts_added_at_as_an_add(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from siyu_cli.store import open_store, unfriended
+
+    db_path = tmp_path / "siyu.db"
+    add_contacts(
+        db_path,
+        [
+            {"contact_id": "a", "added_at": "2026-11-01T00:00:00Z"},  # deleted, never re-added
+            {"contact_id": "b", "added_at": "2026-12-05T00:00:00Z"},  # deleted, then imported again with a later add time
+            {"contact_id": "c", "added_at": "2026-12-05T00:00:00Z"},  # has an add event: added_at is not an add then
+            {"contact_id": "d"},  # never deleted
+        ],
+    )
+    for event_id, kind, contact, at in [
+        ("1", "friend_deleted", "a", "2026-12-01T00:00:00Z"),
+        ("2", "friend_deleted", "b", "2026-12-01T00:00:00Z"),
+        ("3", "friend_added", "c", "2026-11-01T00:00:00Z"),
+        ("4", "friend_deleted", "c", "2026-12-01T00:00:00Z"),
+        ("5", "friend_added", "d", "2026-11-01T00:00:00Z"),
+    ]:
+        add_event(db_path, event_id, kind, contact, at)
+    db = open_store(db_path, readonly=True)
+    found = unfriended(db)
+    assert sorted(found.log) == ["a", "b", "c"]
+    assert found.deleted_at("a") == found.deleted_at("c") == "2026-12-01T00:00:00Z"
+    assert found.deleted_at("b") is None and found.deleted_at("b", "2026-12-02T00:00:00Z") == "2026-12-01T00:00:00Z"
+    assert found.deleted_at("a", "2026-11-30T00:00:00Z") is None and found.deleted_at("d") is None
+    # As of a moment: later events are not known yet; by id: only those contacts.
+    assert unfriended(db, as_of=datetime(2026, 11, 30, tzinfo=UTC)).log == {}
+    assert sorted(unfriended(db, ids=["b", "d"]).log) == ["b"]
