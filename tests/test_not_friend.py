@@ -241,3 +241,42 @@ def test_unfriended_reads_the_latest_add_or_delete_by_time_then_id_and_counts_ad
     # As of a moment: later events are not known yet; by id: only those contacts.
     assert unfriended(db, as_of=datetime(2026, 11, 30, tzinfo=UTC)).log == {}
     assert sorted(unfriended(db, ids=["b", "d"]).log) == ["b"]
+
+
+def test_a_customer_who_deleted_one_staff_member_still_gets_the_other_s_1v1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WeCom's adds and deletes are per staff member (siyu serve records the userid): a customer of two advisors who
+    deleted one is still the other's friend. A delete that names no one (an import's 删微) stops both."""
+    import sqlite3
+
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    personas = [
+        {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
+        {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "zhou"},
+    ]
+    evening = {**NOON_1V1, "id": "eve", "title": "晚间私聊", "at": "20:00", "persona": "advisor"}
+    write_playbook(tmp_path, beats=[{**NOON_1V1, "persona": "host"}, evening], personas=personas, days=1)
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "name": "甲"}, {"contact_id": "c2", "name": "乙"}])
+    with sqlite3.connect(tmp_path / "siyu.db") as conn:
+        conn.executemany(
+            "INSERT INTO events (event_id, type, contact_id, at, props) VALUES (?, ?, ?, ?, ?)",
+            [
+                ("a1", "friend_added", "c1", "2026-12-01T00:00:00Z", '{"userid": "aqi"}'),
+                ("a2", "friend_added", "c1", "2026-12-01T00:00:00Z", '{"userid": "zhou"}'),
+                ("d1", "friend_deleted", "c1", "2026-12-01T02:00:00Z", '{"callback": "del_follow_user", "userid": "zhou"}'),
+                ("d2", "friend_deleted", "c2", "2026-12-01T02:00:00Z", "{}"),  # imported 删微: no staff member named
+            ],
+        )
+    conn.close()
+    once("2026-12-01 12:35")
+    once("2026-12-01 20:05")
+    assert drafts(tmp_path) == [
+        ("eve", 1, "contact:c1", "skipped", "not_friend"),  # from zhou, whom 甲 deleted
+        ("eve", 1, "contact:c2", "skipped", "not_friend"),
+        ("noon", 1, "contact:c1", "sent", None),  # from aqi, whom 甲 still has
+        ("noon", 1, "contact:c2", "skipped", "not_friend"),
+    ]
+    # The audience counts (timeline, check --db) ask the same per staff member: noon reaches 甲, eve nobody.
+    sizes = [line.split("│")[-2].strip() for line in siyu("timeline").stdout.splitlines() if "deleted 已删" in line]
+    assert sizes == ["1 (1 deleted 已删)", "0 (2 deleted 已删)"]  # noon reaches 甲; eve nobody

@@ -403,7 +403,7 @@ def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list
                     status = "exited"
                 elif route.audience is not None and not route.audience.matches(planner.tags_at(person, min(due, now))):
                     status = "not in audience"
-                elif planner.not_friend(person, min(due, now)) is not None:
+                elif planner.not_friend(person, min(due, now), persona) is not None:
                     status = "not a friend"
                 elif due > now:
                     status = "upcoming" if upcoming else "next"

@@ -32,7 +32,7 @@ from siyu_cli.render import NOT_FRIEND, Draft, Planner
 from siyu_cli.render._media import from_json as media_of
 from siyu_cli.render._media import to_json as media_json
 from siyu_cli.rules import prune_log
-from siyu_cli.store import default_path, immediate, open_store, unfriended
+from siyu_cli.store import Unfriended, default_path, immediate, open_store, unfriended
 from siyu_cli.timeline import occurrences
 
 CLAIM_BATCH = 1000
@@ -179,7 +179,7 @@ class Runner:
         self._bare: Planner | None = None
         self._keys: SendKeys | None = None
         self._names: dict[str, str] = {}  # the claim batch's recipients' names (deliver_due)
-        self._gone: set[str] = set()  # the claim batch's recipients who deleted the account by the pass's moment
+        self._gone = Unfriended()  # the claim batch's recipients who deleted an account by the pass's moment
         self._welcomes: frozenset[str] | None = None
         self._fill_slots()
 
@@ -714,8 +714,7 @@ class Runner:
             inputs.planner.focus(_contacts_of(row for row in batch if row["entry"] is not None))
             self._names = self._contact_names(_contacts_of(batch))
             # A 1v1 recorded before its contact deleted the account (deferred, carried, retried) is not sent after it.
-            gone = unfriended(self.db, as_of=now, ids=sorted(_contacts_of(batch)))
-            self._gone = {cid for cid in gone.log if gone.deleted_at(cid) is not None}
+            self._gone = unfriended(self.db, as_of=now, ids=sorted(_contacts_of(batch)))
             done = self.ledger.deliveries(ids)
             attempt.resume = self.ledger.partial_parts(ids)
             tasks = send_tasks(batch)
@@ -780,7 +779,7 @@ class Runner:
             if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
                 summary.skipped["exit"] += 1
                 results.append((row["draft_id"], [], "skipped", "exit"))
-            elif target_kind == "contact" and ident in self._gone:
+            elif target_kind == "contact" and self._gone.deleted_at(ident, None, inputs.planner.userids.get(str(row["persona"] or ""))) is not None:
                 summary.skipped[NOT_FRIEND] += 1
                 results.append((row["draft_id"], [], "skipped", NOT_FRIEND))
             else:

@@ -198,6 +198,7 @@ class Planner:
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
+        self.userids = {p.id: p.wecom_userid for p in model.personas if p.wecom_userid}  # whose adds and deletes count for a persona's 1v1
         # The account a contact added, as an export names it: a persona's account, or its WeCom userid (添加人账号).
         self.account_personas = {**{p.wecom_userid: p.id for p in model.personas if p.wecom_userid}, **{p.account: p.id for p in model.personas if p.account}}
         self.group_names = {g.id: g.name for g in model.groups}
@@ -332,21 +333,32 @@ class Planner:
             known.update(missing)
         return found
 
-    def not_friend(self, person: Mapping[str, Any], moment: datetime | None = None) -> str | None:
+    def not_friend(self, person: Mapping[str, Any], moment: datetime | None = None, persona: str | None = None) -> str | None:
         """When the contact deleted the account (friend_deleted), if that is its latest add or delete at `moment`
-        (default: as of the planner's moment), else None: a 1v1 cannot reach a contact who is gone, until a re-add."""
-        return self.unfriended([person]).deleted_at(str(person["id"]), _db_time(moment) if moment is not None else None)
+        (default: as of the planner's moment), else None: a 1v1 cannot reach a contact who is gone, until a re-add.
+        `persona`: the sender, whose staff member's own adds and deletes count (WeCom's are per staff member)."""
+        stamp = _db_time(moment) if moment is not None else None
+        return self.unfriended([person]).deleted_at(str(person["id"]), stamp, self.userids.get(persona or ""))
 
     def recipients(self, run: CohortRun, beat_id: str, expr: Any) -> list[Mapping[str, Any]]:
         """The audience (tags as of the planner's moment) without the contacts who deleted the account by then: who a
         private beat's drafts reach, as check's and the timeline's counts ask (the runner records the others not_friend)."""
         found = self.audience(run, beat_id, expr)
         gone = self.unfriended(found)
-        return [person for person in found if gone.deleted_at(str(person["id"])) is None] if gone.log else found
+        if not gone.log:
+            return found
+        named = next((beat.persona for beat in self.playbook.model.beats if beat.id == beat_id), None)
+        first = self.playbook.model.personas[0].id if self.playbook.model.personas else ""
+
+        def staff(person: Mapping[str, Any]) -> str | None:
+            return self.userids.get(named or self.own_persona(person, first))
+
+        return [person for person in found if gone.deleted_at(str(person["id"]), None, staff(person)) is None]
 
     def _gone(self, draft: Draft, gone: Unfriended, cid: str, stamp: str) -> None:
-        """Mark a 1v1 draft to a contact who deleted the account by `stamp` as skipped: not_friend, with when."""
-        deleted = gone.deleted_at(cid, stamp)
+        """Mark a 1v1 draft to a contact who deleted the account by `stamp` as skipped: not_friend, with when; only the
+        sender's own staff member's adds and deletes count, and those that name none (an import's 删微)."""
+        deleted = gone.deleted_at(cid, stamp, self.userids.get(draft.persona or ""))
         if deleted is not None:
             when = from_db(deleted).astimezone(self.playbook.tz)
             draft.skip, draft.skip_why = NOT_FRIEND, f"deleted the account at {when:%Y-%m-%d %H:%M} (friend_deleted)"

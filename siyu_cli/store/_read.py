@@ -53,20 +53,27 @@ ADDED, DELETED = "friend_added", "friend_deleted"
 @dataclass
 class Unfriended:
     """The contacts who deleted the account at some point, each with its adds and deletes in order (by `at`, then id):
-    the only contacts whose friendship a moment can change. Everyone else is a friend."""
+    the only contacts whose friendship a moment can change. Everyone else is a friend.
 
-    log: dict[str, list[tuple[str, int, bool]]] = field(default_factory=dict)  # contact → [(at, id, is a delete)]
+    Each add or delete keeps the staff member it was with when WeCom said so (siyu serve's callbacks carry the
+    userid); an imported 删微 names none and counts for every staff member. A customer who added two staff members
+    and deleted one is still the other's friend."""
 
-    def deleted_at(self, contact_id: str, stamp: str | None = None) -> str | None:
+    log: dict[str, list[tuple[str, int, bool, str | None]]] = field(default_factory=dict)  # contact → [(at, id, is a delete, userid)]
+
+    def deleted_at(self, contact_id: str, stamp: str | None = None, staff: str | None = None) -> str | None:
         """When the contact deleted the account, if a delete is its latest add or delete at `stamp` (a store time;
-        None: the latest known), else None. A later add (a re-add) makes it a friend again."""
+        None: the latest known), else None. A later add (a re-add) makes it a friend again. `staff`: the sender's
+        WeCom userid: only its own adds and deletes count, and those that name no one (None: every one counts)."""
         entries = self.log.get(contact_id)
         if not entries:
             return None
+        if staff is not None:
+            entries = [entry for entry in entries if entry[3] is None or entry[3] == staff]
         index = len(entries) if stamp is None else bisect_right(entries, stamp, key=itemgetter(0))
         if index == 0:
             return None
-        at, _, deleted = entries[index - 1]
+        at, _, deleted, _ = entries[index - 1]
         return at if deleted else None
 
     def update(self, other: Unfriended) -> None:
@@ -94,14 +101,14 @@ def unfriended(db: sqlite_utils.Database, *, as_of: datetime | None = None, ids:
             params.update((f"c{i}", cid) for i, cid in enumerate(chunk))
         rows = db.execute(
             f"WITH gone AS (SELECT DISTINCT contact_id FROM events WHERE type = '{DELETED}'{bound}{only}) "
-            f"SELECT e.contact_id, e.at, e.id, e.type = '{DELETED}' FROM gone JOIN events e "
+            f"SELECT e.contact_id, e.at, e.id, e.type = '{DELETED}', json_extract(e.props, '$.userid') FROM gone JOIN events e "
             f"ON e.type IN ('{ADDED}', '{DELETED}') AND e.contact_id = gone.contact_id{bound.replace('+at', '+e.at')}",
             params,
         )
-        for cid, at, event_id, deleted in rows:
-            found.log.setdefault(cid, []).append((at, event_id, bool(deleted)))
+        for cid, at, event_id, deleted, staff in rows:
+            found.log.setdefault(cid, []).append((at, event_id, bool(deleted), str(staff) if staff else None))
     # Asked of the contacts table apart: in one statement with the events SQLite scans every contact for a bloom filter.
-    lacking = sorted(cid for cid, entries in found.log.items() if all(deleted for _, _, deleted in entries))
+    lacking = sorted(cid for cid, entries in found.log.items() if all(deleted for _, _, deleted, _ in entries))
     for start in range(0, len(lacking), 500):
         chunk = lacking[start : start + 500]
         rows = db.execute(
@@ -110,9 +117,9 @@ def unfriended(db: sqlite_utils.Database, *, as_of: datetime | None = None, ids:
             [*chunk, *([stamp] if stamp is not None else [])],
         )
         for cid, added_at in rows:
-            found.log[cid].append((added_at, 0, False))
+            found.log[cid].append((added_at, 0, False, None))
     for entries in found.log.values():
-        entries.sort()
+        entries.sort(key=itemgetter(0, 1))
     return found
 
 
