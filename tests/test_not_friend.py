@@ -206,6 +206,35 @@ def test_a_journey_entered_while_the_contact_is_gone_skips_its_steps_until_a_re_
     assert drafts(camp, "channel = 'journey' AND day = 4") == [("journey:repurchase:usage", 4, "contact:c1", "sent", None)]
 
 
+def test_a_journey_run_ends_at_a_delete_of_its_own_staff_member_not_of_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """siyu serve records which staff member a customer deleted: a run sent by another one goes on."""
+    import sqlite3
+
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    personas = [
+        {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
+        {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "zhou"},
+    ]
+    write_playbook(tmp_path, beats=[MORNING], journeys=[{**REPURCHASE, "persona": "advisor"}], personas=personas, days=5)
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "name": "甲"}, {"contact_id": "c2", "name": "乙"}])
+    with sqlite3.connect(tmp_path / "siyu.db") as conn:
+        conn.executemany(
+            "INSERT INTO events (event_id, type, contact_id, at, amount, props) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("o1", "order", "c1", "2026-12-01T07:00:00Z", 99, "{}"),
+                ("o2", "order", "c2", "2026-12-01T07:00:00Z", 99, "{}"),
+                ("d1", "friend_deleted", "c1", "2026-12-01T09:00:00Z", None, '{"callback": "del_follow_user", "userid": "aqi"}'),  # the host
+                ("d2", "friend_deleted", "c2", "2026-12-01T09:00:00Z", None, '{"callback": "del_follow_user", "userid": "zhou"}'),  # the advisor
+            ],
+        )
+    conn.close()
+    once("2026-12-02 20:00")
+    # 甲 deleted the host: the advisor's step goes. 乙 deleted the advisor: the run ended there, no step is made.
+    assert drafts(tmp_path, "channel = 'journey'") == [("journey:repurchase:usage", 2, "contact:c1", "sent", None)]
+
+
 # --- the core --------------------------------------------------------------------------------------
 
 

@@ -245,7 +245,7 @@ def _template_problems(playbook: LoadedPlaybook, samples: _copy.Samples) -> list
     for route in book.routes:
         for step in route.steps:
             run, person = sample_run(playbook, book, route, step, first, 1)
-            persona = book.persona_of(run, person, planner.account_personas, playbook.model.personas[0].id)
+            persona = book.persona_of(run, person)
             due = step_due(run.entered_at, step, playbook.tz)
             context = contexts.for_step(run, step, persona, person, first, (due.date() - first.start).days + 1, due)
             here = route.path + (("welcome", step.index) if route.kind == "welcome" else ("steps", step.index))

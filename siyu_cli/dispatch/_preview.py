@@ -382,12 +382,11 @@ def positions(inputs: PlanInputs, person: dict[str, Any], now: datetime) -> list
     planner = inputs.planner
     planner.prepare()
     tz = planner.playbook.tz
-    first = planner.playbook.model.personas[0].id
     cohort = planner.playbook.cohort(planner.cohort_of(person))
     found: list[JourneyPosition] = []
     for run in planner.runs.get(str(person["id"]), []):
         route = run.route
-        persona = planner.book.persona_of(run, person, planner.account_personas, first)
+        persona = planner.book.persona_of(run, person)
         exited = f"{run.exit_reason} at {run.exit_at.astimezone(tz):%Y-%m-%d %H:%M}" if run.exit_at is not None else None
         position = JourneyPosition(route.id, route.title, route.kind, f"{run.entered_at.astimezone(tz):%Y-%m-%d %H:%M}", run.entry[1], exited)
         drafts = []

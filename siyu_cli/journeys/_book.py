@@ -127,6 +127,10 @@ class JourneyBook:
         model = playbook.model
         self.rules = rules
         self.tz = playbook.tz
+        # The account a contact added, as an export names it: a persona's account, or its WeCom userid (添加人账号).
+        self.account_personas = {**{p.wecom_userid: p.id for p in model.personas if p.wecom_userid}, **{p.account: p.id for p in model.personas if p.account}}
+        self.userids = {p.id: p.wecom_userid for p in model.personas if p.wecom_userid}
+        self.first = model.personas[0].id if model.personas else ""
         segments = model.segments
         routes: list[Route] = []
         for hi, hook in enumerate(model.hooks):
@@ -198,6 +202,8 @@ class JourneyBook:
                 if run.exit_at is not None:
                     continue
                 reason = _exit_reason(run.route, kind, hook, state)
+                if reason == DELETED and not self._gone_for(run, contact, row[5]):
+                    continue  # the customer deleted another staff member: this run's sender is still its friend
                 if reason is not None:
                     moment = moment or from_db(at)
                     run.exit_at, run.exit_reason = moment, reason
@@ -223,13 +229,27 @@ class JourneyBook:
             path.timeline = (stamps, own, changes)
         return path
 
-    def persona_of(self, run: Run, contact: Mapping[str, Any], accounts: Mapping[str, str], first: str) -> str:
+    def persona_of(self, run: Run, contact: Mapping[str, Any]) -> str:
         """The route's persona, else the hook's, else the persona whose account the contact added, else the first."""
         if run.route.persona:
             return run.route.persona
         if run.hook is not None and run.hook.persona:
             return run.hook.persona
-        return accounts.get(str(contact.get("account") or ""), first)
+        return self.account_personas.get(str(contact.get("account") or ""), self.first)
+
+    def _gone_for(self, run: Run, contact: Mapping[str, Any], props: str | None) -> bool:
+        """Does this delete end the run? WeCom's deletes are per staff member (serve records the userid): one of another
+        staff member leaves the run's sender a friend. A delete naming no one (an import's 删微) ends every run."""
+        import json
+
+        staff = self.userids.get(self.persona_of(run, contact))
+        if staff is None or not props:
+            return True
+        try:
+            named = json.loads(props).get("userid")
+        except (ValueError, AttributeError):
+            return True
+        return not named or named == staff
 
 
 def with_implied_add(contact: Mapping[str, Any], events: Sequence[EventRow], as_of: datetime | None) -> Iterable[EventRow]:

@@ -198,9 +198,8 @@ class Planner:
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
-        self.userids = {p.id: p.wecom_userid for p in model.personas if p.wecom_userid}  # whose adds and deletes count for a persona's 1v1
-        # The account a contact added, as an export names it: a persona's account, or its WeCom userid (添加人账号).
-        self.account_personas = {**{p.wecom_userid: p.id for p in model.personas if p.wecom_userid}, **{p.account: p.id for p in model.personas if p.account}}
+        self.userids = self.book.userids  # whose adds and deletes count for a persona's 1v1
+        self.account_personas = self.book.account_personas  # the account a contact added → its persona
         self.group_names = {g.id: g.name for g in model.groups}
         self.by_id: dict[str, Any] = {str(c["id"]): c for c in self.contacts}
         self._health: Any = None
@@ -348,10 +347,9 @@ class Planner:
         if not gone.log:
             return found
         named = next((beat.persona for beat in self.playbook.model.beats if beat.id == beat_id), None)
-        first = self.playbook.model.personas[0].id if self.playbook.model.personas else ""
 
         def staff(person: Mapping[str, Any]) -> str | None:
-            return self.userids.get(named or self.own_persona(person, first))
+            return self.userids.get(named or self.own_persona(person, self.book.first))
 
         return [person for person in found if gone.deleted_at(str(person["id"]), None, staff(person)) is None]
 
@@ -544,7 +542,6 @@ class Planner:
             return
         self.prepare()
         tz = self.playbook.tz
-        first = self.playbook.model.personas[0].id
         gone = self.unfriended([self.by_id[cid] for cid in self.runs if cid in self.by_id])
         for person in self.contacts:
             cid = str(person["id"])
@@ -553,7 +550,7 @@ class Planner:
                 continue
             for run in runs:
                 route = run.route
-                persona = self.book.persona_of(run, person, self.account_personas, first)
+                persona = self.book.persona_of(run, person)
                 for step in route.steps:
                     due = step_due(run.entered_at, step, tz)
                     if run.exited_by(due) or not self._window(due, since, until):
@@ -611,25 +608,23 @@ class Planner:
             yield from self._journey_drafts(cohort, None, None, None, None)
             return
         tz = self.playbook.tz
-        first = self.playbook.model.personas[0].id
         for route in self.book.routes:
             entry_step = Step("entry", 0, timedelta(0), None, None, None, None, "")
             run, person = sample_run(self.playbook, self.book, route, entry_step, cohort, 1)
             for step in route.steps:
                 due = step_due(run.entered_at, step, tz)
-                persona = self.book.persona_of(run, person, self.account_personas, first)
+                persona = self.book.persona_of(run, person)
                 yield self._step_draft(cohort, run, step, person, persona, due, campaign_day(cohort, due.date()))
 
     def _sample_journey_drafts(self, cohort: CohortRun, days: set[int]) -> Iterator[Draft]:
         """With no contacts: for each step, a sample contact who entered so that the step falls on the day asked for."""
         tz = self.playbook.tz
-        first = self.playbook.model.personas[0].id
         for route in self.book.routes:
             for step in route.steps:
                 for day in sorted(days):
                     run, person = sample_run(self.playbook, self.book, route, step, cohort, day)
                     due = step_due(run.entered_at, step, tz)
-                    persona = self.book.persona_of(run, person, self.account_personas, first)
+                    persona = self.book.persona_of(run, person)
                     yield self._step_draft(cohort, run, step, person, persona, due, campaign_day(cohort, due.date()))
 
     def exited(self, beat: str, target: str, entry: str, now: datetime) -> bool:
