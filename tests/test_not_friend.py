@@ -40,6 +40,27 @@ def drafts(root: Path, where: str = "1") -> list[tuple[Any, ...]]:
     return query(root / "siyu.db", f"SELECT beat, day, target, state, reason FROM drafts WHERE {where} ORDER BY day, beat, target")
 
 
+TWO_STAFF = [
+    {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
+    {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "zhou"},
+]
+
+
+def two_staff(root: Path, monkeypatch: pytest.MonkeyPatch, events: list[tuple[Any, ...]], **playbook: Any) -> None:
+    """A campaign whose personas are two WeCom staff members (aqi, zhou), contacts 甲 (c1) and 乙 (c2), and these
+    events (event_id, type, contact, at, amount, props) as siyu serve records them."""
+    import sqlite3
+
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(root)
+    write_playbook(root, personas=TWO_STAFF, **playbook)
+    add_contacts(root / "siyu.db", [{"contact_id": "c1", "name": "甲"}, {"contact_id": "c2", "name": "乙"}])
+    with sqlite3.connect(root / "siyu.db") as conn:
+        conn.executemany("INSERT INTO events (event_id, type, contact_id, at, amount, props) VALUES (?, ?, ?, ?, ?, ?)", events)
+    conn.close()
+
+
 def test_a_deleted_contact_gets_no_private_draft_and_status_says_why_while_the_group_post_goes(camp: Path) -> None:
     track("friend_deleted", "c2", "2026-12-01 10:00")
     summary = once("2026-12-01 12:30")
@@ -208,28 +229,13 @@ def test_a_journey_entered_while_the_contact_is_gone_skips_its_steps_until_a_re_
 
 def test_a_journey_run_ends_at_a_delete_of_its_own_staff_member_not_of_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """siyu serve records which staff member a customer deleted: a run sent by another one goes on."""
-    import sqlite3
-
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    personas = [
-        {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
-        {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "zhou"},
+    events = [
+        ("o1", "order", "c1", "2026-12-01T07:00:00Z", 99, "{}"),
+        ("o2", "order", "c2", "2026-12-01T07:00:00Z", 99, "{}"),
+        ("d1", "friend_deleted", "c1", "2026-12-01T09:00:00Z", None, '{"callback": "del_follow_user", "userid": "aqi"}'),  # the host
+        ("d2", "friend_deleted", "c2", "2026-12-01T09:00:00Z", None, '{"callback": "del_follow_user", "userid": "zhou"}'),  # the advisor
     ]
-    write_playbook(tmp_path, beats=[MORNING], journeys=[{**REPURCHASE, "persona": "advisor"}], personas=personas, days=5)
-    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "name": "甲"}, {"contact_id": "c2", "name": "乙"}])
-    with sqlite3.connect(tmp_path / "siyu.db") as conn:
-        conn.executemany(
-            "INSERT INTO events (event_id, type, contact_id, at, amount, props) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                ("o1", "order", "c1", "2026-12-01T07:00:00Z", 99, "{}"),
-                ("o2", "order", "c2", "2026-12-01T07:00:00Z", 99, "{}"),
-                ("d1", "friend_deleted", "c1", "2026-12-01T09:00:00Z", None, '{"callback": "del_follow_user", "userid": "aqi"}'),  # the host
-                ("d2", "friend_deleted", "c2", "2026-12-01T09:00:00Z", None, '{"callback": "del_follow_user", "userid": "zhou"}'),  # the advisor
-            ],
-        )
-    conn.close()
+    two_staff(tmp_path, monkeypatch, events, beats=[MORNING], journeys=[{**REPURCHASE, "persona": "advisor"}], days=5)
     once("2026-12-02 20:00")
     # 甲 deleted the host: the advisor's step goes. 乙 deleted the advisor: the run ended there, no step is made.
     assert drafts(tmp_path, "channel = 'journey'") == [("journey:repurchase:usage", 2, "contact:c1", "sent", None)]
@@ -275,29 +281,14 @@ def test_unfriended_reads_the_latest_add_or_delete_by_time_then_id_and_counts_ad
 def test_a_customer_who_deleted_one_staff_member_still_gets_the_other_s_1v1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """WeCom's adds and deletes are per staff member (siyu serve records the userid): a customer of two advisors who
     deleted one is still the other's friend. A delete that names no one (an import's 删微) stops both."""
-    import sqlite3
-
-    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    personas = [
-        {"id": "host", "name": "小丸子", "role": "班主任", "account": "wx_host_01", "wecom_userid": "aqi"},
-        {"id": "advisor", "name": "李老师", "role": "顾问", "account": "wx_adv_02", "wecom_userid": "zhou"},
+    events = [
+        ("a1", "friend_added", "c1", "2026-12-01T00:00:00Z", None, '{"userid": "aqi"}'),
+        ("a2", "friend_added", "c1", "2026-12-01T00:00:00Z", None, '{"userid": "zhou"}'),
+        ("d1", "friend_deleted", "c1", "2026-12-01T02:00:00Z", None, '{"callback": "del_follow_user", "userid": "zhou"}'),
+        ("d2", "friend_deleted", "c2", "2026-12-01T02:00:00Z", None, "{}"),  # imported 删微: no staff member named
     ]
     evening = {**NOON_1V1, "id": "eve", "title": "晚间私聊", "at": "20:00", "persona": "advisor"}
-    write_playbook(tmp_path, beats=[{**NOON_1V1, "persona": "host"}, evening], personas=personas, days=1)
-    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "name": "甲"}, {"contact_id": "c2", "name": "乙"}])
-    with sqlite3.connect(tmp_path / "siyu.db") as conn:
-        conn.executemany(
-            "INSERT INTO events (event_id, type, contact_id, at, props) VALUES (?, ?, ?, ?, ?)",
-            [
-                ("a1", "friend_added", "c1", "2026-12-01T00:00:00Z", '{"userid": "aqi"}'),
-                ("a2", "friend_added", "c1", "2026-12-01T00:00:00Z", '{"userid": "zhou"}'),
-                ("d1", "friend_deleted", "c1", "2026-12-01T02:00:00Z", '{"callback": "del_follow_user", "userid": "zhou"}'),
-                ("d2", "friend_deleted", "c2", "2026-12-01T02:00:00Z", "{}"),  # imported 删微: no staff member named
-            ],
-        )
-    conn.close()
+    two_staff(tmp_path, monkeypatch, events, beats=[{**NOON_1V1, "persona": "host"}, evening], days=1)
     once("2026-12-01 12:35")
     once("2026-12-01 20:05")
     assert drafts(tmp_path) == [
