@@ -114,6 +114,19 @@ def test_a_draft_recorded_before_the_delete_is_skipped_when_it_comes_due(camp: P
     assert drafts(camp) == [("night", 1, "contact:c1", "sent", "quiet_hours:deferred"), ("night", 1, "contact:c2", "skipped", "not_friend")]
 
 
+def test_preview_says_a_1v1_deferred_past_a_delete_is_skipped_as_the_run_skips_it(camp: Path) -> None:
+    early = {**NOON_1V1, "id": "dawn", "at": "06:00"}  # inside quiet hours: deferred to 07:00, the same day
+    write_playbook(camp, beats=[early], limits={"quiet_hours": "22:30-07:00", "on_quiet": "defer", "missed": {"max_late": "6h"}})
+    track("friend_deleted", "c2", "2026-12-01 06:30")  # after the slot, before the deferred send
+    shown = json.loads(siyu("preview", "day", "1", "--json").stdout)
+    assert sorted((d["contact"], d["decision"]) for d in shown["drafts"]) == [("c1", "defer 07:00"), ("c2", "skip:not_friend")]
+    [gone] = [d for d in shown["drafts"] if d["contact"] == "c2"]
+    assert "deferred to 07:00 by quiet hours, and the contact deleted the account at 2026-12-01 06:30" in gone["decision_text"]
+    once("2026-12-01 06:00")
+    summary = once("2026-12-01 07:05")
+    assert summary["skipped"] == {"not_friend": 1} and summary["sent"] == 1
+
+
 def test_an_import_of_删微_rows_stops_1v1_and_a_later_加微_row_restores_it(camp: Path) -> None:
     (camp / "流失客户.csv").write_text("type,contact_id,at\n删微,c1,2026-12-01 11:00\n删微,c2,2026-12-01 11:30\n加微,c2,2026-12-02 08:00\n", encoding="utf-8-sig")
     siyu("import", "events", "流失客户.csv")
@@ -176,6 +189,12 @@ def test_check_counts_a_deleted_contact_in_no_1v1_cap(camp: Path) -> None:
     assert "account-cap" in codes()
     track("friend_deleted", "c2", "2026-11-30 10:00")
     assert "account-cap" not in codes()
+    # A delete on day 2 leaves day 1 over the cap: check counts each day as the run that day did.
+    track("friend_added", "c2", "2026-11-30 11:00")
+    track("friend_deleted", "c2", "2026-12-02 10:00")
+    problems = json.loads(siyu("check", "--db", "siyu.db", "--json").stdout)["files"][0]["problems"]
+    [cap] = [p for p in problems if p["code"] == "account-cap"]
+    assert "on day 1" in cap["message"] and "days 1 are over" in cap["message"], cap["message"]
 
 
 # --- journeys ----------------------------------------------------------------------------------
@@ -300,3 +319,26 @@ def test_a_customer_who_deleted_one_staff_member_still_gets_the_other_s_1v1(tmp_
     # The audience counts (timeline, check --db) ask the same per staff member: noon reaches 甲, eve nobody.
     sizes = [line.split("│")[-2].strip() for line in siyu("timeline").stdout.splitlines() if "deleted 已删" in line]
     assert sizes == ["1 (1 deleted 已删)", "0 (2 deleted 已删)"]  # noon reaches 甲; eve nobody
+
+
+def test_an_imported_add_or_delete_names_its_staff_member_by_account_as_the_wecom_export_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 客户列表 import (wecom-customers) keeps 添加人账号 as `account`: an add with the advisor is no re-add for the host."""
+    events = [
+        ("a1", "friend_added", "c1", "2026-12-01T00:00:00Z", None, '{"userid": "aqi"}'),
+        ("d1", "friend_deleted", "c1", "2026-12-01T01:00:00Z", None, '{"callback": "del_follow_user", "userid": "aqi"}'),
+        ("a2", "friend_added", "c1", "2026-12-01T02:00:00Z", None, '{"account": "zhou"}'),  # the export: added by the advisor
+        ("d2", "friend_deleted", "c2", "2026-12-01T02:00:00Z", None, '{"account": "wx_host_01"}'),  # the host's account
+    ]
+    evening = {**NOON_1V1, "id": "eve", "title": "晚间私聊", "at": "20:00", "persona": "advisor"}
+    two_staff(tmp_path, monkeypatch, events, beats=[{**NOON_1V1, "persona": "host"}, evening], days=1)
+    once("2026-12-01 12:35")
+    once("2026-12-01 20:05")
+    assert drafts(tmp_path) == [
+        ("eve", 1, "contact:c1", "sent", None),
+        ("eve", 1, "contact:c2", "sent", None),
+        ("noon", 1, "contact:c1", "skipped", "not_friend"),  # 甲 deleted the host; the export's add is the advisor's
+        ("noon", 1, "contact:c2", "skipped", "not_friend"),
+    ]
+    preview = json.loads(siyu("preview", "day", "1", "--json").stdout)
+    noon = [d for d in preview["drafts"] if d["beat"] == "noon"]
+    assert sorted((d["contact"], d["decision"]) for d in noon) == [("c1", "skip:not_friend"), ("c2", "skip:not_friend")]

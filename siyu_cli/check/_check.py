@@ -531,12 +531,13 @@ def _account_cap(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]]
         expr = playbook.audience(beat)
         for cohort in playbook.cohorts:
             # A beat that names no persona goes to each contact from the account the contact added (Planner._private);
-            # a contact who deleted the account gets none (recorded not_friend).
-            senders = Counter(
-                beat.persona or planner.own_persona(person, model.personas[0].id)
-                for person in planner.recipients(cohort, beat.id, expr)
-            )
+            # a contact who had deleted the account by that day's beat gets none (recorded not_friend).
             for day in playbook.beat_days_of(cohort)[beat.id]:
+                moment = datetime.combine(cohort.start + timedelta(days=day - 1), parse_hhmm(beat.times[0]), tzinfo=playbook.tz)
+                senders = Counter(
+                    beat.persona or planner.own_persona(person, model.personas[0].id)
+                    for person in planner.recipients(cohort, beat.id, expr, at=moment)
+                )
                 for persona, size in senders.items():
                     volume[(cohort.id, persona, day)] += size * len(beat.times)
     for cohort in playbook.cohorts:

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from siyu_cli._time import utcnow
+from siyu_cli._time import from_db, utcnow
 from siyu_cli.dispatch._policy import BUDGETED, Budget, Guard
 from siyu_cli.dispatch._setup import PlanInputs, plan_inputs
 from siyu_cli.errors import SiyuError, UsageError
@@ -446,6 +446,16 @@ def _item(inputs: PlanInputs, guard: Guard, budget: Budget, draft: Draft, *, ext
         elif schedule.deferred:
             when = f"{due:%H:%M}" if due.date() == draft.occurrence_at.astimezone(guard.tz).date() else f"{due:%m-%d %H:%M} (next day)"
             decision, text = f"defer {due:%H:%M}", f"quiet hours 免打扰: deferred to {when}"
+            person = planner.by_id.get(draft.contact_id) if draft.contact_id is not None else None
+            gone = planner.not_friend(person, schedule.due_at, draft.persona) if person is not None else None
+            if gone is not None:
+                # The runner checks again when a deferred 1v1 comes due: a delete in between skips it then.
+                deleted = from_db(gone).astimezone(guard.tz)
+                decision = f"skip:{NOT_FRIEND}"
+                text = (
+                    f"not a friend 已删好友: deferred to {when} by quiet hours, and the contact deleted the account at {deleted:%Y-%m-%d %H:%M} "
+                    f"(friend_deleted) before then; skipped({NOT_FRIEND}) when it comes due"
+                )
     return PreviewItem(
         draft_id=draft.draft_id,
         time=draft.occurrence_at.astimezone(guard.tz).strftime("%H:%M"),

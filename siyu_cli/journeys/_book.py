@@ -129,7 +129,8 @@ class JourneyBook:
         self.tz = playbook.tz
         # The account a contact added, as an export names it: a persona's account, or its WeCom userid (添加人账号).
         self.account_personas = {**{p.wecom_userid: p.id for p in model.personas if p.wecom_userid}, **{p.account: p.id for p in model.personas if p.account}}
-        self.userids = {p.id: p.wecom_userid for p in model.personas if p.wecom_userid}
+        # The names each persona's staff member goes by (WeCom userid, account): whose adds and deletes count for it.
+        self.staff = {p.id: frozenset(name for name in (p.wecom_userid, p.account) if name) for p in model.personas}
         self.first = model.personas[0].id if model.personas else ""
         segments = model.segments
         routes: list[Route] = []
@@ -238,18 +239,19 @@ class JourneyBook:
         return self.account_personas.get(str(contact.get("account") or ""), self.first)
 
     def _gone_for(self, run: Run, contact: Mapping[str, Any], props: str | None) -> bool:
-        """Does this delete end the run? WeCom's deletes are per staff member (serve records the userid): one of another
-        staff member leaves the run's sender a friend. A delete naming no one (an import's 删微) ends every run."""
+        """Does this delete end the run? WeCom's deletes are per staff member (serve records the userid, an import the
+        account): one of another staff member leaves the run's sender a friend. One naming no one ends every run."""
         import json
 
-        staff = self.userids.get(self.persona_of(run, contact))
-        if staff is None or not props:
+        staff = self.staff.get(self.persona_of(run, contact))
+        if not staff or not props:
             return True
         try:
-            named = json.loads(props).get("userid")
+            found = json.loads(props)
+            named = found.get("userid") or found.get("account")
         except (ValueError, AttributeError):
             return True
-        return not named or named == staff
+        return not named or named in staff
 
 
 def with_implied_add(contact: Mapping[str, Any], events: Sequence[EventRow], as_of: datetime | None) -> Iterable[EventRow]:

@@ -198,7 +198,7 @@ class Planner:
         self._prepared = False
         self.persona_names = {p.id: p.name for p in model.personas}
         self.accounts = {p.id: p.account for p in model.personas}
-        self.userids = self.book.userids  # whose adds and deletes count for a persona's 1v1
+        self.staff = self.book.staff  # persona → the names its staff member goes by, whose adds and deletes count for its 1v1
         self.account_personas = self.book.account_personas  # the account a contact added → its persona
         self.group_names = {g.id: g.name for g in model.groups}
         self.by_id: dict[str, Any] = {str(c["id"]): c for c in self.contacts}
@@ -337,26 +337,28 @@ class Planner:
         (default: as of the planner's moment), else None: a 1v1 cannot reach a contact who is gone, until a re-add.
         `persona`: the sender, whose staff member's own adds and deletes count (WeCom's are per staff member)."""
         stamp = _db_time(moment) if moment is not None else None
-        return self.unfriended([person]).deleted_at(str(person["id"]), stamp, self.userids.get(persona or ""))
+        return self.unfriended([person]).deleted_at(str(person["id"]), stamp, self.staff.get(persona or "", ()))
 
-    def recipients(self, run: CohortRun, beat_id: str, expr: Any) -> list[Mapping[str, Any]]:
-        """The audience (tags as of the planner's moment) without the contacts who deleted the account by then: who a
-        private beat's drafts reach, as check's and the timeline's counts ask (the runner records the others not_friend)."""
-        found = self.audience(run, beat_id, expr)
+    def recipients(self, run: CohortRun, beat_id: str, expr: Any, at: datetime | None = None) -> list[Mapping[str, Any]]:
+        """The audience (tags as of `at`, default the planner's moment) without the contacts who deleted the account by
+        then: who a private beat's drafts reach, as check's and the timeline's counts ask (the runner records the others
+        not_friend). A moment after the planner's counts the deletes known by the planner's."""
+        found = self.audience(run, beat_id, expr, at=at)
         gone = self.unfriended(found)
         if not gone.log:
             return found
+        stamp = _db_time(at) if at is not None and (self.as_of is None or at < self.as_of) else None
         named = next((beat.persona for beat in self.playbook.model.beats if beat.id == beat_id), None)
 
-        def staff(person: Mapping[str, Any]) -> str | None:
-            return self.userids.get(named or self.own_persona(person, self.book.first))
+        def staff(person: Mapping[str, Any]) -> Collection[str]:
+            return self.staff.get(named or self.own_persona(person, self.book.first), ())
 
-        return [person for person in found if gone.deleted_at(str(person["id"]), None, staff(person)) is None]
+        return [person for person in found if gone.deleted_at(str(person["id"]), stamp, staff(person)) is None]
 
     def _gone(self, draft: Draft, gone: Unfriended, cid: str, stamp: str) -> None:
         """Mark a 1v1 draft to a contact who deleted the account by `stamp` as skipped: not_friend, with when; only the
         sender's own staff member's adds and deletes count, and those that name none (an import's 删微)."""
-        deleted = gone.deleted_at(cid, stamp, self.userids.get(draft.persona or ""))
+        deleted = gone.deleted_at(cid, stamp, self.staff.get(draft.persona or "", ()))
         if deleted is not None:
             when = from_db(deleted).astimezone(self.playbook.tz)
             draft.skip, draft.skip_why = NOT_FRIEND, f"deleted the account at {when:%Y-%m-%d %H:%M} (friend_deleted)"

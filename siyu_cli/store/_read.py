@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -55,21 +55,22 @@ class Unfriended:
     """The contacts who deleted the account at some point, each with its adds and deletes in order (by `at`, then id):
     the only contacts whose friendship a moment can change. Everyone else is a friend.
 
-    Each add or delete keeps the staff member it was with when WeCom said so (siyu serve's callbacks carry the
-    userid); an imported 删微 names none and counts for every staff member. A customer who added two staff members
-    and deleted one is still the other's friend."""
+    Each add or delete keeps the staff member it was with when it says so: siyu serve's callbacks carry the userid,
+    a 客户列表 import (wecom-customers) the 添加人账号 as `account`. One that names none (an imported 删微) counts for
+    every staff member. A customer who added two staff members and deleted one is still the other's friend."""
 
-    log: dict[str, list[tuple[str, int, bool, str | None]]] = field(default_factory=dict)  # contact → [(at, id, is a delete, userid)]
+    log: dict[str, list[tuple[str, int, bool, str | None]]] = field(default_factory=dict)  # contact → [(at, id, is a delete, staff)]
 
-    def deleted_at(self, contact_id: str, stamp: str | None = None, staff: str | None = None) -> str | None:
+    def deleted_at(self, contact_id: str, stamp: str | None = None, staff: Collection[str] = ()) -> str | None:
         """When the contact deleted the account, if a delete is its latest add or delete at `stamp` (a store time;
-        None: the latest known), else None. A later add (a re-add) makes it a friend again. `staff`: the sender's
-        WeCom userid: only its own adds and deletes count, and those that name no one (None: every one counts)."""
+        None: the latest known), else None. A later add (a re-add) makes it a friend again. `staff`: the names the
+        sender goes by (its WeCom userid, its account): only adds and deletes with it count, and those naming no one
+        (empty: every one counts)."""
         entries = self.log.get(contact_id)
         if not entries:
             return None
-        if staff is not None:
-            entries = [entry for entry in entries if entry[3] is None or entry[3] == staff]
+        if staff:
+            entries = [entry for entry in entries if entry[3] is None or entry[3] in staff]
         index = len(entries) if stamp is None else bisect_right(entries, stamp, key=itemgetter(0))
         if index == 0:
             return None
@@ -103,7 +104,8 @@ def unfriended(db: sqlite_utils.Database, *, as_of: datetime | None = None, ids:
             params.update((f"c{i}", cid) for i, cid in enumerate(chunk))
         rows = db.execute(
             f"WITH gone AS (SELECT DISTINCT contact_id FROM events WHERE type = '{DELETED}'{bound}{only}) "
-            f"SELECT e.contact_id, e.at, e.id, e.type = '{DELETED}', json_extract(e.props, '$.userid') FROM gone JOIN events e "
+            f"SELECT e.contact_id, e.at, e.id, e.type = '{DELETED}', COALESCE(json_extract(e.props, '$.userid'), json_extract(e.props, '$.account')) "
+            "FROM gone JOIN events e "
             f"ON e.type IN ('{ADDED}', '{DELETED}') AND e.contact_id = gone.contact_id{bound.replace('+at', '+e.at')}",
             params,
         )
