@@ -779,7 +779,7 @@ class Runner:
             if row["entry"] is not None and inputs.planner.exited(str(row["beat"]), str(row["target"]), str(row["entry"]), now):
                 summary.skipped["exit"] += 1
                 results.append((row["draft_id"], [], "skipped", "exit"))
-            elif target_kind == "contact" and self._gone.deleted_at(ident, None, inputs.planner.userids.get(str(row["persona"] or ""))) is not None:
+            elif target_kind == "contact" and self._gone.deleted_at(ident, None, inputs.planner.staff.get(str(row["persona"] or ""), ())) is not None:
                 summary.skipped[NOT_FRIEND] += 1
                 results.append((row["draft_id"], [], "skipped", NOT_FRIEND))
             else:
