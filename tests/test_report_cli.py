@@ -299,3 +299,13 @@ def test_sop_cli_table_and_json(tmp_path: Path) -> None:
     empty = invoke("report", "sop", "-p", playbook, "--db", str(db_path), "--day", "3")
     assert empty.exit_code == 0 and "no drafts recorded for camp on day 3 yet" in empty.output
     assert invoke("report", "sop", "-p", playbook, "--db", str(db_path), "--day", "0").exit_code == 2
+
+
+def test_report_html_out_a_folder_is_a_clear_error_that_leaves_nothing_behind(tmp_path: Path) -> None:
+    playbook, db_path = edge_store(tmp_path)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    result = invoke("report", "html", str(playbook), "--db", str(db_path), "--out", str(folder))
+    assert result.exit_code == 1
+    assert f"{folder} is a folder, not a file to write the report to" in result.output and "report.html" in result.output
+    assert list(tmp_path.glob("*.partial")) == [] and list(folder.iterdir()) == []

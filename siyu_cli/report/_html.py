@@ -423,8 +423,14 @@ def write_html(db: sqlite_utils.Database, playbook: LoadedPlaybook, out: Path, *
     """Write atomically, so a browser never shows half a report; the sections written, for the CLI to name."""
     if out.parent and not out.parent.exists():
         raise SiyuError(f"{out}: folder {out.parent} does not exist", hint="create the folder first or pass --out to an existing one")
+    if out.is_dir():
+        raise SiyuError(f"{out} is a folder, not a file to write the report to", hint=f"name a file, e.g. --out {out / 'report.html'}")
     text, sections = _page(db, playbook, generated_at)
     partial = out.with_name(out.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(out)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)  # nothing half-written is left beside it
+        raise SiyuError(f"{out}: cannot write the report: {exc.strerror}", hint="pass --out a file in a folder you can write to") from None
     return sections
