@@ -447,7 +447,7 @@ def test_a_missing_variable_is_a_startup_error_naming_it(missing: str, playbook:
     assert not (tmp_path / "siyu.db").exists()
 
 
-@pytest.mark.parametrize(("value", "wrong"), [("qyapi.weixin.qq.com", "is not an http:// or https:// URL"), ("ftp://x", "is not an http:// or https:// URL"), (" https://qyapi.weixin.qq.com", "has spaces around it"), ("https://", "names no host"), ("https://qyapi.weixin.qq.com/cgi-bin/", "ends in /cgi-bin, which siyu adds to every call itself")])
+@pytest.mark.parametrize(("value", "wrong"), [("qyapi.weixin.qq.com", "is not an http:// or https:// URL"), ("ftp://x", "is not an http:// or https:// URL"), (" https://qyapi.weixin.qq.com", "has spaces around it"), ("https://", "names no host"), ("https://qyapi.weixin.qq.com/cgi-bin/", "ends in /cgi-bin, which siyu adds to every call itself"), ("https://proxy.example/wecom/CGI-BIN", "ends in /cgi-bin, which siyu adds to every call itself")])
 def test_a_siyu_wecom_api_that_can_never_work_is_a_startup_error(value: str, wrong: str, playbook: Path, tmp_path: Path) -> None:
     from siyu_cli.serve import app
 
@@ -763,6 +763,7 @@ def test_a_welcome_without_its_code_at_night_says_it_waits_for_the_end_of_quiet_
         ("good", "fake", "WeCom answered (http://127.0.0.1:"),
         ("wrong", "fake", "WeCom refused the app's token: "),
         ("good", "http://127.0.0.1:9", "WeCom could not be asked for a token: "),
+        ("good", "fake/elsewhere", "WeCom's API cannot be used from here: WeCom gettoken: HTTP 404"),
     ],
 )
 def test_serve_asks_wecom_for_a_token_as_it_starts_and_says_what_it_answered(
@@ -770,7 +771,7 @@ def test_serve_asks_wecom_for_a_token_as_it_starts_and_says_what_it_answered(
 ) -> None:
     from siyu_cli.serve._welcome import WelcomeOnAdd
 
-    monkeypatch.setenv("SIYU_WECOM_API", wecom.url if api == "fake" else api)
+    monkeypatch.setenv("SIYU_WECOM_API", api.replace("fake", wecom.url))
     monkeypatch.setenv("SIYU_WECOM_SECRET", wecom.secret if secret == "good" else "not-the-secret")
     playbook = wecom_playbook(tmp_path)
     lines: list[str] = []
@@ -778,8 +779,8 @@ def test_serve_asks_wecom_for_a_token_as_it_starts_and_says_what_it_answered(
     [line] = lines
     assert line.startswith(said), line
     if secret == "wrong":
-        assert "40001" in line and "no welcome goes until this is fixed" in line
-    if api != "fake":
+        assert "40001" in line and "no welcome goes until this is fixed" in line and "SIYU_WECOM_SECRET" in line
+    if api.startswith("http"):
         assert "each welcome is tried again within its 20 s" in line
     if said.startswith("WeCom answered"):
         assert query(tmp_path / "siyu.db", "SELECT COUNT(*) FROM wecom_tokens") == [(1,)]  # kept for every pass

@@ -60,8 +60,10 @@ class WelcomeOnAdd:
                 output.client.token()
             except SiyuError as exc:
                 hint = f" ({exc.hint})" if exc.hint else ""
-                if isinstance(exc, WecomSetupError) or (isinstance(exc, WecomError) and exc.errcode in SETUP_ERRCODES):
+                if isinstance(exc, WecomError) and exc.errcode in SETUP_ERRCODES:
                     self.log(f"WeCom refused the app's token: {exc.message}{hint}. Callbacks are recorded; no welcome goes until this is fixed")
+                elif isinstance(exc, WecomSetupError):  # no answer from WeCom itself: a wrong base URL (HTTP 404), a proxy
+                    self.log(f"WeCom's API cannot be used from here: {exc.message}{hint}. Callbacks are recorded; no welcome goes until this is fixed")
                 else:
                     self.log(f"WeCom could not be asked for a token: {exc.message}{hint}. Callbacks are recorded; each welcome is tried again within its 20 s")
             else:

@@ -53,8 +53,8 @@ CREATING = frozenset({"externalcontact/add_msg_template", "externalcontact/add_m
 
 _SECRET_CONSOLE = "管理后台 应用管理 → the app → Secret (or 客户与上下游 → 客户联系 → API → Secret)"
 HINTS: dict[int, str] = {
-    40001: f"the secret is wrong for this corp: copy it again from {_SECRET_CONSOLE} into the variable secret_env names",
-    40091: f"the secret belongs to another corp: copy this corp's from {_SECRET_CONSOLE} into the variable secret_env names",
+    40001: f"the secret is wrong for this corp: copy it again from {_SECRET_CONSOLE} into the variable the wecom output's secret_env names (SIYU_WECOM_SECRET unless it names another)",
+    40091: f"the secret belongs to another corp: copy this corp's from {_SECRET_CONSOLE} into the variable the wecom output's secret_env names (SIYU_WECOM_SECRET unless it names another)",
     40013: "the corp id is wrong: copy 企业ID from 管理后台 我的企业 → 企业信息 into the variable corp_id_env names",
     48002: "this app may not call 客户联系 APIs: add it to 可调用应用 in 管理后台 客户与上下游 → 客户联系 → API (or use the 客户联系 Secret)",
     60011: "the staff member or customer is outside the app's 可见范围: add them in 管理后台 应用管理 → the app → 可见范围",
@@ -105,7 +105,7 @@ def api_base(value: str) -> str:
         else "is not an http:// or https:// URL" if parts.scheme not in ("http", "https")
         else "names no host" if not parts.hostname
         else "has a query or fragment" if parts.query or parts.fragment
-        else "ends in /cgi-bin, which siyu adds to every call itself" if parts.path.rstrip("/").endswith("/cgi-bin")
+        else "ends in /cgi-bin, which siyu adds to every call itself" if parts.path.rstrip("/").lower().endswith("/cgi-bin")
         else ""
     )  # fmt: skip
     if wrong:
