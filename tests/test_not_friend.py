@@ -172,6 +172,8 @@ def test_plan_and_timeline_count_what_the_runner_sends(camp: Path) -> None:
     plan = json.loads(siyu("plan", "--now", "2026-12-01 12:30", "--json", code=2).stdout)
     created = {c["target"]: (c["state"], c["reason"]) for c in plan["changes"] if c["beat"] == "noon"}
     assert created == {"contact:c1": ("pending", None), "contact:c2": ("skipped", "not_friend")}
+    table = " ".join(siyu("plan", "--now", "2026-12-01 12:30", code=2).stdout.split())
+    assert "recorded as 记为" in table and "pending 1 · skipped(not_friend) 1" in table, table
     upcoming = json.loads(siyu("plan", "--now", "2026-12-01 12:00", "--json", code=2).stdout)["next_24h"]
     assert [(row["beat"], row["drafts"]) for row in upcoming if row["beat"] == "noon"] == [("noon", 1)]
     rows = json.loads(siyu("timeline", "--db", "siyu.db", "--json").stdout)

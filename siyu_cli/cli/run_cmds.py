@@ -599,9 +599,11 @@ def _print_plan(report: Any, loaded: Any) -> None:
         markup=False,
     )
     if report.changed:
-        table = Table("beat", "day", "change", "drafts")
-        for beat, day, kind, n in report.by_beat():
-            table.add_row(titles.get(beat, beat), str(day), {"retime": "re-time", "rerender": "re-render"}.get(kind, kind), str(n))
+        rows = [(beat, day, kind, n, report.becomes(beat, day, kind)) for beat, day, kind, n in report.by_beat()]
+        table = Table("beat", "day", "change", "drafts", *(["recorded as 记为"] if any(row[4] for row in rows) else []))
+        for beat, day, kind, n, becomes in rows:
+            cells = [titles.get(beat, beat), str(day), {"retime": "re-time", "rerender": "re-render"}.get(kind, kind), str(n)]
+            table.add_row(*cells, *([becomes] if any(row[4] for row in rows) else []))
         console.print(table)
         for change in [c for c in report.changes if c.kind == "retime"][:10]:
             console.print(f"  re-time {change.draft_id} {titles.get(change.beat, change.beat)} → {change.target}: {change.was_due:%m-%d %H:%M} → {change.due_at:%m-%d %H:%M}", markup=False)

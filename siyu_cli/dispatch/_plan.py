@@ -73,6 +73,11 @@ class PlanReport:
         found = Counter((c.beat, c.day, c.kind) for c in self.changes)
         return [(beat, day, kind, n) for (beat, day, kind), n in sorted(found.items())]
 
+    def becomes(self, beat: str, day: int, kind: str) -> str:
+        """What these drafts become, when not all of them pending: `pending 3 · skipped(not_friend) 2` (the table's column)."""
+        found = Counter(c.state if c.reason is None or c.state == "pending" else f"{c.state}({c.reason})" for c in self.changes if (c.beat, c.day, c.kind) == (beat, day, kind))
+        return "" if set(found) <= {"pending"} else " · ".join(f"{label} {n}" for label, n in sorted(found.items()))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "now": self.now.isoformat(),
