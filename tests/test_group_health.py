@@ -296,3 +296,10 @@ def test_a_misspelt_unknown_is_a_located_error_in_check_and_run(tmp_path: Path) 
     ran = invoke("run", str(playbook), "--once", "--now", "2026-12-08T10:30:00+08:00", "--db", str(db), "--outbox", str(tmp_path / "outbox"), code=1)
     assert f"playbook.yaml:{line}:7" in ran.output and "beats[0].groups.health[1]" in ran.output and "Traceback" not in ran.output
     assert not (tmp_path / "outbox").exists() and (not db.exists() or query(db, "SELECT COUNT(*) FROM drafts") == [(0,)])
+
+
+@pytest.mark.parametrize(("health", "said"), [(["value", "chicken-rib"], "'chicken-rib' is no health class: did you mean chicken_rib?"), (["value", "value"], "value listed twice")])
+def test_a_hyphenated_or_repeated_health_class_is_one_located_error(tmp_path: Path, health: list[str], said: str) -> None:
+    playbook = write_playbook(tmp_path, beats=[dict(FISSION, groups={"health": health})], days=10, groups=GROUPS)
+    result = invoke("check", str(playbook), code=1).stderr
+    assert "beats[0].groups.health" in result and said in result and result.count("error:") == 1, result

@@ -379,6 +379,19 @@ class GroupFilter(_Strict):
         "a group with no data (unknown) gets the post whether or not unknown is listed",
     )
 
+    @field_validator("health", mode="before")
+    @classmethod
+    def _health_written(cls, value: Any) -> Any:
+        """`chicken-rib` (as prose spells it) says which class it means; a class listed twice is a slip, not a rule."""
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, str) and item not in HEALTH_CLASSES and item.replace("-", "_").lower() in HEALTH_CLASSES:
+                    raise ValueError(f"{item!r} is no health class: did you mean {item.replace('-', '_').lower()}?")
+            twice = sorted({item for item in value if isinstance(item, str) and value.count(item) > 1})
+            if twice:
+                raise ValueError(f"{', '.join(twice)} listed twice: name each health class once")
+        return value
+
 
 class Beat(_Content):
     id: Slug
