@@ -420,6 +420,9 @@ def sop_cmd(
     pb = read(find_playbook(playbook, playbook_arg))
     with _store(db) as store:
         report = sop(store, pb, day=day)
+    if day is not None and day > pb.model.days and not report.rows:
+        # Journey steps can fall after the last day (and are shown then); nothing there is a mistyped day.
+        raise UsageError(f"--day {day}: the campaign {pb.id} has {pb.model.days} days and nothing was recorded on day {day}", hint=f"pass --day 1 to {pb.model.days}")
     if as_json:
         print_json(report.to_dict())
         return
