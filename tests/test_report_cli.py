@@ -309,3 +309,11 @@ def test_report_html_out_a_folder_is_a_clear_error_that_leaves_nothing_behind(tm
     assert result.exit_code == 1
     assert f"{folder} is a folder, not a file to write the report to" in result.output and "report.html" in result.output
     assert list(tmp_path.glob("*.partial")) == [] and list(folder.iterdir()) == []
+
+
+def test_report_sop_for_a_day_past_the_campaign_is_a_usage_error(tmp_path: Path) -> None:
+    playbook, db_path = edge_store(tmp_path)
+    days = read(playbook).model.days
+    result = invoke("report", "sop", str(playbook), "--db", str(db_path), "--day", str(days + 90))
+    assert result.exit_code == 2, result.output
+    assert f"has {days} days and nothing was recorded on day {days + 90}" in result.output and f"pass --day 1 to {days}" in result.output
