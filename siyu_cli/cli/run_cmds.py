@@ -335,6 +335,7 @@ def outbox_list(
     ctx: typer.Context,
     date: str = typer.Option(None, "--date", help="Only drafts due on this date (YYYY-MM-DD, playbook zone); 'today' works."),
     status: str = typer.Option(None, "--status", help=f"Only drafts in this state: {', '.join(STATES)}, or 'todo' (sent, not done)."),
+    reason: str = typer.Option(None, "--reason", help="Only drafts recorded with this reason: not_friend, missed, holdout, capacity (every capacity:…), …"),
     playbook_arg: str = group_playbook_argument(),
     playbook: str = playbook_option(),
     db: str = typer.Option(None, "--db", help=DB_HELP),
@@ -350,8 +351,8 @@ def outbox_list(
     from siyu_cli.dispatch._frontline import list_drafts, list_tasks
 
     if tasks:
-        if status:
-            raise UsageError("--status lists drafts; --tasks counts every state of a task's drafts", hint="drop one of them")
+        if status or reason:
+            raise UsageError("--status and --reason list drafts; --tasks counts every state of a task's drafts", hint="drop one of them")
         found = list_tasks(find_playbook(playbook, playbook_arg), db, date=date, limit=limit)
         if as_json:
             print_json(found)
@@ -374,7 +375,7 @@ def outbox_list(
             )
         out().print(listing)
         return
-    rows, tz = list_drafts(find_playbook(playbook, playbook_arg), db, date=date, status=status, limit=limit)
+    rows, tz = list_drafts(find_playbook(playbook, playbook_arg), db, date=date, status=status, limit=limit, reason=reason)
     if as_json:
         print_json(rows)
         return

@@ -21,7 +21,10 @@ def _store(db_path: str | None) -> Any:
     return open_store(default_path(db_path), create=False)
 
 
-def list_drafts(playbook_path: Path, db_path: str | None, *, date: str | None, status: str | None, limit: int) -> tuple[list[dict[str, Any]], tzinfo]:
+def list_drafts(
+    playbook_path: Path, db_path: str | None, *, date: str | None, status: str | None, limit: int, reason: str | None = None
+) -> tuple[list[dict[str, Any]], tzinfo]:
+    """The ledger's drafts; `reason`: only those recorded with it (`capacity` takes capacity:carried and capacity:superseded too)."""
     playbook = read(playbook_path)
     db = _store(db_path)
     sql = "SELECT draft_id, task_id, due_at, beat, channel, persona, target, state, reason, done_by, outcome, text FROM drafts WHERE playbook_id = ?"
@@ -38,6 +41,9 @@ def list_drafts(playbook_path: Path, db_path: str | None, *, date: str | None, s
             params.append(status)
         else:
             raise UsageError(f"--status {status!r} is not a state; use pending, claimed, sent, failed, skipped, unknown or todo")
+    if reason:
+        sql += " AND (reason = ? OR reason LIKE ? ESCAPE '\\')"
+        params += [reason, reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"]
     sql += " ORDER BY due_at, beat, target LIMIT ?"
     params.append(limit)
     cursor = db.execute(sql, params)
