@@ -46,14 +46,14 @@ def test_three_tasks_confirmed_late_are_three_late_tasks_not_285_late_recipients
     }  # fmt: skip
     assert data["recipients"] == {"handed_out": 303, "reached": 285, "rate": 285 / 303}
     assert data["staff"] == [
-        {"staff": "aqi", "tasks": 3, "on_time": 0, "late": 3, "time_unknown": 0, "on_time_rate": 0.0, "recipients": 303, "recipients_reached": 285}
+        {"staff": "aqi", "tasks": 3, "tasks_done": 3, "on_time": 0, "late": 3, "time_unknown": 0, "on_time_rate": 0.0, "recipients": 303, "recipients_reached": 285}
     ]
     noon = next(row for row in data["rows"] if row["beat"] == "noon")
     assert (noon["due"], noon["done"], noon["late"], noon["quota"], noon["not_friend"], noon["not_sent"]) == (300, 282, 282, 3, 5, 10)  # still recipients
 
     text = " ".join(invoke("report", "sop", "-p", playbook, "--db", db).stdout.split())
     assert "SOP 执行率 execution rate: 100.0% of send tasks 任务 · 3 of 3 handed out done: 0 on time · 3 late · 285 of 303 recipients reached (94.1%)" in text
-    assert "by staff member 员工 · send tasks staff tasks on time late on time % recipients reached aqi 3 0 3 0% 285 of 303" in text
+    assert "by staff member 员工 · send tasks staff tasks done on time late on time % recipients reached aqi 3 3 0 3 0% 285 of 303" in text
     assert "recipients 人次" in text and "The table counts recipients" in text
     assert "time unknown" not in text
 
@@ -100,7 +100,7 @@ def test_a_task_is_on_time_by_its_first_send_and_done_by_any_recipient(tmp_path:
 
     text = " ".join(invoke("report", "sop", "-p", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db")).stdout.split())
     assert "83.3% of send tasks 任务 · 5 of 6 handed out done: 3 on time · 1 late · 1 time unknown · 8 of 10 recipients reached (80.0%)" in text
-    assert "staff tasks on time late time unknown on time % recipients reached aqi 1 0 0 1 1 of 1 小王 4 3 1 0 75% 7 of 7" in text
+    assert "staff tasks done on time late time unknown on time % recipients reached aqi 1 1 0 0 1 1 of 1 小王 4 4 3 1 0 75% 7 of 7" in text
     assert "time unknown: read back as sent with no send time" in text
 
 

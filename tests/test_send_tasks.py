@@ -164,4 +164,4 @@ def test_outbox_tasks_lists_each_task_with_its_recipients_counted(camp: Path) ->
     assert json.loads(invoke("outbox", "--tasks", "--json").stdout)[1]["done"] == 25
     drafts = json.loads(invoke("outbox", "--json", "--limit", "5").stdout)
     assert {d["task_id"] for d in drafts} <= {t["task_id"] for t in tasks}
-    assert "--status lists drafts" in invoke("outbox", "--tasks", "--status", "sent", code=2).stderr
+    assert "--status and --reason list drafts" in invoke("outbox", "--tasks", "--status", "sent", code=2).stderr

@@ -640,17 +640,23 @@ class Welcoming:
         return [line for line in self.lines if line.startswith("welcome pass for ")]
 
 
-@pytest.fixture
-def welcoming(tmp_path: Path, wecom: WecomFake) -> Iterator[Welcoming]:
+def welcoming_with(tmp_path: Path, wecom: WecomFake, text: str = "你好呀～") -> Welcoming:
+    """serve with its welcome pass for a playbook whose hook PKG01 (persona host, staff aqi) welcomes with `text`."""
     from siyu_cli.serve._welcome import WelcomeOnAdd
 
-    hook = {"id": "card", "kind": "package_card", "code": "PKG01", "persona": "host", "welcome": [{"after": "0m", "text": "你好呀～"}]}
+    hook = {"id": "card", "kind": "package_card", "code": "PKG01", "persona": "host", "welcome": [{"after": "0m", "text": text}]}
     playbook = wecom_playbook(tmp_path, hooks=[hook], limits={"missed": {"max_late": "6h"}})
     clock, lines, db = Clock(wecom, RECEIVED), [], tmp_path / "siyu.db"
     welcome = WelcomeOnAdd(playbook, db_path=str(db), outbox_dir=tmp_path / "outbox", log=lines.append, now=clock.now, sleep=clock.sleep)
     served = Served(playbook, db, environ={**ENV, "SIYU_WECOM_CORP_ID": wecom.corp_id, "SIYU_WECOM_SECRET": wecom.secret}, then=welcome)
-    yield Welcoming(wecom, clock, served, lines, db)
-    served.stop()
+    return Welcoming(wecom, clock, served, lines, db)
+
+
+@pytest.fixture
+def welcoming(tmp_path: Path, wecom: WecomFake) -> Iterator[Welcoming]:
+    found = welcoming_with(tmp_path, wecom)
+    yield found
+    found.served.stop()
 
 
 def test_a_welcome_wecom_refuses_as_too_frequent_is_retried_within_20_seconds_then_says_why_and_cron_sends_it_once(
@@ -714,7 +720,8 @@ def test_a_welcome_stopped_by_a_wrong_secret_is_not_retried(welcoming: Welcoming
     welcoming.wecom.inject("gettoken", 40001, times=None)
     welcoming.add("wmSecret")
     [line] = welcoming.passes()
-    assert welcoming.wecom.count("gettoken") == 1 and welcoming.clock.slept == []
+    # one gettoken for the customer's name (externalcontact/get), one for the welcome: neither is tried again
+    assert welcoming.wecom.count("gettoken") == 2 and welcoming.clock.slept == []
     assert "sent 0 · waiting:" in line and "the output's setup is wrong (below): a pass after the fix sends it" in line, line
     assert any("errcode 40001" in other for other in welcoming.lines if other.startswith("  ")), welcoming.lines
 
@@ -752,6 +759,55 @@ def test_a_welcome_without_its_code_at_night_says_it_waits_for_the_end_of_quiet_
     assert "as one task with the other welcomes of its text held until then" in line and "sends it from 08:00:00 as a mass send" in line, line
     assert line.count("08:00") == 1, line
     assert wecom.of("externalcontact/add_msg_template") == []  # nothing rang the staff member's phone at night
+
+
+# --- the customer's name (audit 10a #3) and what the pass line says (#11, #12) ---------------------------
+
+
+def test_a_new_customers_welcome_greets_them_by_the_name_wecom_gives(tmp_path: Path, wecom: WecomFake) -> None:
+    welcoming = welcoming_with(tmp_path, wecom, "{{ contact.name }}，你好呀～")
+    wecom.add_contact("wmReal0001", "王小美", follow=["aqi"], state="PKG01")
+    welcoming.add("wmReal0001")
+    [line] = welcoming.passes()
+    assert line == "welcome pass for wmReal0001 (added 09:00:00): sent 1", line
+    assert [w["text"] for w in wecom.welcomes] == ["王小美，你好呀～"]  # not "wmReal0001，你好呀～"
+    assert query(welcoming.db, "SELECT name FROM contacts WHERE contact_id = 'wmReal0001'") == [("王小美",)]
+
+
+@pytest.mark.parametrize("fault", ["refused", "hung"])
+def test_a_name_wecom_does_not_give_in_time_leaves_it_empty_and_the_welcome_still_goes(fault: str, tmp_path: Path, wecom: WecomFake) -> None:
+    welcoming = welcoming_with(tmp_path, wecom, "{{ contact.name or '朋友' }}，你好呀～")
+    if fault == "hung":
+        wecom.add_contact("wmSlow", "慢慢", follow=["aqi"])
+        wecom.hang("externalcontact/get")  # never answered: serve gives up after NAME_WITHIN (3 s), the code keeps its 20 s
+    welcoming.add("wmSlow")  # refused: the fake knows no such customer (84061)
+    welcoming.passes()
+    wecom.release()
+    assert [w["text"] for w in wecom.welcomes] == ["朋友，你好呀～"]  # never the wm… id in the customer's message
+    [said] = [line for line in welcoming.lines if line.startswith("name of wmSlow")]
+    assert "WeCom did not give it" in said and "{{ contact.name }} is empty in its texts" in said, said
+    assert ("84061" if fault == "refused" else "no answer") in said, said
+    assert query(welcoming.db, "SELECT COALESCE(name, '') FROM contacts WHERE contact_id = 'wmSlow'") == [("",)]
+
+
+def test_a_daytime_add_without_a_code_says_it_made_a_task_for_the_staff_member_to_confirm(welcoming: Welcoming) -> None:
+    plain = contact_xml("add_external_contact", "wmNoCode", State="PKG01").replace(CORP, welcoming.wecom.corp_id)
+    welcoming.wecom.now = RECEIVED.timestamp()
+    assert welcoming.served.post(WeComSide(corp=welcoming.wecom.corp_id), plain).text == "success"
+    [line] = welcoming.passes()
+    assert line.startswith("welcome pass for wmNoCode (added 09:00:00): sent 0 · made 1 one-customer task(s) for aqi to confirm in their WeCom client"), line
+    [task] = welcoming.wecom.templates.values()
+    assert list(task.recipients) == ["wmNoCode"] and task.sender == "aqi"
+
+
+def test_two_welcomes_waiting_for_two_staff_members_name_both() -> None:
+    from siyu_cli.dispatch import PassSummary
+    from siyu_cli.serve._welcome import outcome
+
+    due = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
+    waiting = [(f"wecom: … and goes to {who} as one task with the other welcomes of its text held until then", due) for who in ("linjie", "chen.gu")]
+    line = outcome(PassSummary(now=due), waiting)
+    assert line.startswith("sent 0 · waiting 2: ") and "goes to linjie" in line and "goes to chen.gu" in line, line
 
 
 # --- start-up: WeCom asked once ------------------------------------------------------------------------

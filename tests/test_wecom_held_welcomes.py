@@ -63,7 +63,7 @@ def test_the_nights_welcomes_without_a_code_go_at_the_end_of_quiet_hours_as_one_
 
 def test_a_welcome_that_names_the_contact_stays_one_task_per_customer(corp: Path, wecom: WecomFake) -> None:
     night(corp, wecom, 3, text="{{ contact.name }}，你好呀，我是阿栖～")
-    assert query(corp / "siyu.db", "SELECT COUNT(*) FROM drafts WHERE send_key IS NOT NULL") == [(0,)]
+    assert query(corp / "siyu.db", "SELECT COUNT(DISTINCT send_key) FROM drafts") == [(3,)]  # a task per rendered text
     wecom.now = at("2026-12-02 08:01")
     summary = once("2026-12-02 08:01")
     assert (summary["sent"], summary["tasks"]) == (3, 3)
@@ -129,6 +129,37 @@ def test_an_edit_at_night_that_names_the_contact_splits_the_mornings_task(corp: 
     wecom.now = at("2026-12-02 08:00")
     assert once("2026-12-02 08:00")["tasks"] == 3  # each customer's own name, not the first one's sent to all three
     assert sorted((list(t.recipients), t.text) for t in wecom.templates.values()) == [([f"wmN{i:03d}"], f"夜{i}，早呀～") for i in range(3)]
+
+
+def test_an_edit_at_night_that_reads_the_contact_but_renders_one_text_keeps_one_task(corp: Path, wecom: WecomFake) -> None:
+    """Audit 10a #4: a conditional on tags that every customer renders alike is one text, so one notification."""
+    night(corp, wecom, 3)
+    edited = "{% if '老客' in contact.tags %}老朋友{% else %}新朋友{% endif %}，福利已到账"
+    write_playbook(corp, beats=[], days=3, personas=PERSONAS, groups=GROUPS, hooks=[hook(edited)], outputs=[{"type": "wecom"}], limits=QUIET)
+    wecom.now = at("2026-12-02 04:00")
+    assert once("2026-12-02 04:00")["revised"] == 3
+    wecom.now = at("2026-12-02 08:00")
+    assert once("2026-12-02 08:00")["tasks"] == 1
+    [task] = wecom.templates.values()
+    assert task.text == "新朋友，福利已到账" and sorted(task.recipients) == ["wmN000", "wmN001", "wmN002"]
+
+
+def test_a_customer_who_deletes_at_night_and_adds_again_gets_the_held_welcome_once(corp: Path, wecom: WecomFake) -> None:
+    """Audit 10a #15: the re-add makes them a friend again, so the welcome that waited for 08:00 goes; a delete alone skips it."""
+    night(corp, wecom, 3)
+    for i in (0, 1):  # their adds as siyu serve records them (an event, not only the contact's added_at)
+        invoke("track", "friend_added", "--contact", f"wmN00{i}", "--at", f"2026-12-02 01:0{i}", "--hook", "EYE100", "--prop", "userid=aqi")
+    invoke("track", "friend_deleted", "--contact", "wmN000", "--at", "2026-12-02 04:44:08", "--prop", "userid=aqi")
+    invoke("track", "friend_added", "--contact", "wmN000", "--at", "2026-12-02 04:44:09", "--hook", "EYE100", "--prop", "userid=aqi")
+    invoke("track", "friend_deleted", "--contact", "wmN001", "--at", "2026-12-02 04:50", "--prop", "userid=aqi")
+    wecom.now = at("2026-12-02 08:00")
+    summary = once("2026-12-02 08:00")
+    assert (summary["sent"], summary["tasks"]) == (2, 1)
+    [task] = wecom.templates.values()
+    assert sorted(task.recipients) == ["wmN000", "wmN002"] and task.text == HELLO
+    assert query(corp / "siyu.db", "SELECT target, state, reason FROM drafts ORDER BY target") == [
+        ("contact:wmN000", "sent", "quiet_hours:deferred"), ("contact:wmN001", "skipped", "exit"), ("contact:wmN002", "sent", "quiet_hours:deferred")
+    ]
 
 
 def test_an_edit_at_night_to_another_plain_text_keeps_one_task(corp: Path, wecom: WecomFake) -> None:
@@ -198,3 +229,13 @@ def test_check_says_nothing_of_a_held_welcome_without_quiet_hours_another_staff_
     advisor = {"id": "advisor", "name": "周老师", "role": "顾问", "account": "wx_zhou_01", "wecom_userid": "zhou"}
     write_playbook(corp, beats=[{**MASS, "persona": "advisor"}], days=3, personas=[*PERSONAS, advisor], groups=GROUPS, hooks=[hook()], outputs=[{"type": "wecom"}], limits=QUIET)
     assert check_problems() == []  # the beat goes from zhou, the welcome from aqi
+
+
+def test_check_says_nothing_of_a_held_welcome_whose_hook_tags_its_customers_out_of_the_beats_audience(corp: Path, wecom: WecomFake) -> None:
+    """Audit 10a #17: a night add through a hook that tags it 咨询 is a new lead, not one of the beat's 家长, that morning."""
+    early = {**MASS, "id": "dawn", "at": "07:00", "days": [2, 3], "text": "早安福利～"}
+    lead = {**hook(), "tags": ["咨询"]}
+    write_playbook(corp, beats=[early], days=3, personas=PERSONAS, groups=GROUPS, hooks=[lead], outputs=[{"type": "wecom"}], limits=QUIET)
+    assert check_problems() == []
+    write_playbook(corp, beats=[early], days=3, personas=PERSONAS, groups=GROUPS, hooks=[{**lead, "tags": ["咨询", "家长"]}], outputs=[{"type": "wecom"}], limits=QUIET)
+    assert [p["path"] for p in check_problems()] == ["hooks[0].welcome[0]"]  # its adds are 家长: the beat meets them

@@ -392,6 +392,7 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], plann
     problems.extend(_account_cap(playbook, contacts, planner))
     problems.extend(nurture_caps(playbook, contacts, planner))
     problems.extend(_unmatched_accounts(playbook, planner))
+    problems.extend(_nameless(playbook, planner))
     problems.extend(_pool_sizes(playbook))
     return problems
 
@@ -449,6 +450,44 @@ def _unmatched_accounts(playbook: LoadedPlaybook, planner: Planner | None) -> li
             code="account-unmatched",
         )
     ]
+
+
+def _nameless(playbook: LoadedPlaybook, planner: Planner | None) -> list[Problem]:
+    """Contacts with no name where a text prints `{{ contact.name }}` without a fallback: they get an empty
+    greeting ("，你好"), since siyu never puts a contact's id in a customer's message. A warning per text."""
+    if planner is None or not planner.contacts:
+        return []
+    nameless = sum(1 for contact in planner.contacts if not contact.get("name"))
+    if not nameless:
+        return []
+    renderer = planner.renderer
+    contents: list[tuple[Content, Path_]] = []
+    for bi, beat in enumerate(playbook.model.beats):
+        if beat.channel != "private":
+            continue
+        if beat.template or beat.text is not None:
+            contents.append((Content(beat.template, beat.text, ""), ("beats", bi, "template" if beat.template else "text")))
+        contents += [(Content(v.template, v.text, ""), ("beats", bi, "variants", name)) for name, v in (beat.variants or {}).items() if v.template or v.text is not None]
+        for category in beat.pools or {}:
+            contents += [(entry, ("beats", bi, "pools", category)) for entry in pool_entries(playbook, beat, category, renderer.search)]
+    for route in planner.book.routes:
+        for step in route.steps:
+            here = route.path + (("welcome", step.index) if route.kind == "welcome" else ("steps", step.index))
+            contents.append((Content(step.template, step.text, ""), here + ("template" if step.template else "text",)))
+            contents += [(Content(v.template, v.text, ""), here + ("variants", name)) for name, v in (step.variants or {}).items() if v.template or v.text is not None]
+    problems: dict[Path_, Problem] = {}
+    for content, path in contents:
+        if path in problems or not renderer.prints_bare_name(content.template, content.text):
+            continue
+        who = f"{nameless} of {len(planner.contacts)} contacts have" if nameless > 1 else f"1 of {len(planner.contacts)} contacts has"
+        problems[path] = playbook.located.problem(
+            path,
+            f"{who} no name, and this text prints {{{{ contact.name }}}} with no fallback: they get it with the name left empty (siyu never puts a contact's id in a customer's message)",
+            hint="write {{ contact.name or '亲' }} (or wrap it in {% if contact.name %}), or import the contacts' names (the name column, 客户名称/昵称)",
+            severity="warning",
+            code="nameless-contacts",
+        )
+    return list(problems.values())
 
 
 def _clock_gaps(playbook: LoadedPlaybook) -> list[Problem]:

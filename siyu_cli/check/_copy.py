@@ -432,6 +432,9 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
             senders = {staff[pid]: (pid, why) for pid, why in reversed(_route_senders(playbook, route))}  # the first that fits wins
             has, lacks = _route_tags(playbook, route)
             holds = {beat.id: _can_hold([expr, *([route.audience] if route.audience else [])], has, lacks) for beat, expr in private}
+            # A welcome held by quiet hours is a new customer's: when its add gives tags (the hook's, the rules'), those say who
+            # holds it that morning; an add that gives none says nothing, and any contact may (the upper bound, as for steps).
+            fresh = {beat.id: holds[beat.id] and (not has or all(e.matches(has) for e in (expr, route.audience) if e is not None)) for beat, expr in private}
             for step in route.steps:
                 held = by_welcome_api(route, step)
                 if held and quiet is None:
@@ -450,7 +453,7 @@ def _steps_on_beat_days(playbook: LoadedPlaybook, routes: Sequence[Any], staff: 
                             if schedule.skip_reason is not None:
                                 continue
                             at = schedule.due_at
-                        if at < added or sender is None or not holds[beat.id]:
+                        if at < added or sender is None or not (fresh if held else holds)[beat.id]:
                             continue
                         meeting = met.setdefault((route.id, step.index, beat.id), _Meeting(cohort.id, route, step, beat, sender, due, at))
                         if meeting.cohort == cohort.id and day not in meeting.days:

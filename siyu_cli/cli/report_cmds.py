@@ -477,11 +477,11 @@ def sop_cmd(
     if report.staff:
         unknown = any(member.time_unknown for member in report.staff)
         staff = Table(title="by staff member 员工 · send tasks", title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold")
-        for name in ("staff", "tasks", "on time", "late", *(["time unknown"] if unknown else []), "on time %", "recipients reached"):
+        for name in ("staff", "tasks", "done", "on time", "late", *(["time unknown"] if unknown else []), "on time %", "recipients reached"):
             staff.add_column(name, justify="left" if name == "staff" else "right", no_wrap=True)
         for member in report.staff:
             share = f"{member.on_time_rate:.0%}" if member.on_time_rate is not None else ""
-            cells = [escape(member.staff or ""), str(member.tasks), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0"]
+            cells = [escape(member.staff or ""), str(member.tasks), str(member.done), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0"]
             cells += [str(member.time_unknown)] if unknown else []
             staff.add_row(*cells, share, f"{member.reached} of {member.recipients}")
         console.print(staff)

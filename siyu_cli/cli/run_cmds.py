@@ -268,8 +268,8 @@ def retry(
     _real_corp(runner, moment)
     summary = do_retry(runner, ids or None, include_unknown=unknown, now=moment)
     _print_summary(summary, as_json)
-    if summary.failed or summary.unknown or summary.blocked:
-        raise typer.Exit(1)  # failed again, or in doubt again
+    if summary.failed or summary.unknown or summary.blocked or summary.readback.get("errors"):
+        raise typer.Exit(1)  # failed again, in doubt again, or a read-back a person looks at (as run and sync)
 
 
 plan_app = typer.Typer(
@@ -325,9 +325,9 @@ def sync(
         found = recovered + (summary.readback_text(delivering=False) or "nothing new")
         err().print(f"{moment:%Y-%m-%d %H:%M} · read back from WeCom 回执: {found}", markup=False)
         for error in summary.errors[:5]:
-            err().print(f"failed: {error}", markup=False, soft_wrap=True)
-    if summary.errors:
-        raise typer.Exit(1)
+            err().print(f"{'retrying' if summary.retries_later(error) else 'failed'}: {error}", markup=False, soft_wrap=True)
+    if any(not summary.retries_later(error) for error in summary.errors):
+        raise typer.Exit(1)  # WeCom busy or unreachable is no failure: the next pass reads it back (exit 0)
 
 
 @outbox_app.callback(invoke_without_command=True)

@@ -158,15 +158,6 @@ class PersonalRule:
     def reads_contact(self, template: str | None, text: str | None) -> bool:
         return bool(self.renderer.reads_contact(template, text))
 
-    def welcome_reads_contact(self, beat_id: str) -> bool:
-        """Whether a welcome step's (`welcome:<hook>:<n>`) text depends on its contact; a step the playbook no longer has does."""
-        _, hook_id, number = (beat_id.split(":") + ["", ""])[:3]
-        hook = next((h for h in self.playbook.model.hooks if h.id == hook_id), None)
-        if hook is None or not number.isdigit() or not 0 < int(number) <= len(hook.welcome):
-            return True
-        step = hook.welcome[int(number) - 1]
-        return self.reads_contact(step.template, step.text)
-
 
 class Caps:
     """Capacity and nurturing per persona account and local day: what the ledger holds, then each draft taken."""

@@ -87,10 +87,11 @@ class PassSummary:
     held: list[str] = field(default_factory=list)  # outputs whose shared rate limit held drafts back for a later pass
     blocked: list[str] = field(default_factory=list)  # outputs whose setup is wrong (a secret): their drafts wait for a fix
     warnings: list[str] = field(default_factory=list)  # worth a person's look, not a failure (a renamed campaign)
+    later: list[str] = field(default_factory=list)  # read-back put off because WeCom was busy or unreachable (in errors, exit 0)
 
     def retries_later(self, error: str) -> bool:
-        """Is this error line why an output's drafts are tried again later (not a failure: the pass exits 0)?"""
-        return any(error == _wait_line(output, why, count) for output, (why, count) in self.waits.items())
+        """Is this error line why an output's drafts (or its read-back) are tried again later (not a failure: the pass exits 0)?"""
+        return error in self.later or any(error == _wait_line(output, why, count) for output, (why, count) in self.waits.items())
 
     def add(self, other: PassSummary) -> None:
         self.recorded += other.recorded
@@ -109,6 +110,7 @@ class PassSummary:
         self.held.extend(name for name in other.held if name not in self.held)
         self.blocked.extend(name for name in other.blocked if name not in self.blocked)
         self.warnings.extend(other.warnings)
+        self.later.extend(other.later)
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
         self.next_due = other.next_due
@@ -120,8 +122,10 @@ class PassSummary:
         words = {
             "remade": "made {} missing part(s) now" if delivering else "{} missing part(s) for the next pass to make",
             "to_check": "{} task(s) in doubt for a person to check",
+            "reminded": "reminded {} task(s)" + (f" ({self.readback['reminded_parts']} mass sends)" if self.readback.get("reminded_parts") else ""),
         }
-        return ", ".join(words[key].format(count) if key in words else f"{key} {count}" for key, count in sorted(self.readback.items()))
+        shown = sorted((key, count) for key, count in self.readback.items() if key != "reminded_parts")
+        return ", ".join(words[key].format(count) if key in words else f"{key} {count}" for key, count in shown)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -339,6 +343,7 @@ class Runner:
             outcome: dict[str, list[Any]] = {row["draft_id"]: [] for row in task}
             missing: set[str] = set()
             doubt = False
+            doubted: set[str] = set()  # drafts handed to an output that may have made them (not those left out before it)
             for output in self.outputs:
                 rows = [row for row in task if known.get(row["draft_id"], {}).get(output.name) != "delivered"]
                 if not rows:
@@ -351,13 +356,16 @@ class Runner:
                     elif state == "inflight" and not output.idempotent:
                         outcome[row["draft_id"]].append((output.name, "unknown", None, "delivery was in flight when its run died or lost its lease"))
                         doubt = True
+                        doubted.add(row["draft_id"])
                     else:
                         missing.add(row["draft_id"])
             for row in task:
                 draft_id = row["draft_id"]
-                if doubt:
+                if draft_id in doubted:
                     results.append((draft_id, outcome[draft_id], "unknown", "crash"))
-                elif missing:
+                elif missing and (not doubt or draft_id in missing):
+                    # In a task in doubt, a draft never handed to the output (the dead run left it out: exited, no longer
+                    # a friend) is pending: the pass decides it again (skipped as it was, or sent if re-added).
                     results.append((draft_id, outcome[draft_id], "pending", row["reason"]))
                 else:
                     results.append((draft_id, outcome[draft_id], "sent", row["reason"]))
@@ -378,9 +386,15 @@ class Runner:
                 summary.unknown = max(summary.unknown - report.settled, 0)
                 if summary.unknown == 0:
                     summary.errors = [e for e in summary.errors if not e.startswith(DOUBT)]
-            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("found", report.found), ("remade", report.remade), ("unsettled", report.unsettled), ("to_check", report.to_check)]:
+            parts = report.reminded_parts if report.reminded_parts != report.reminded else 0  # said only when they differ
+            for key, count in [*report.outcomes.items(), ("reminded", report.reminded), ("reminded_parts", parts), ("found", report.found), ("remade", report.remade), ("unsettled", report.unsettled), ("to_check", report.to_check)]:
                 if count:
                     summary.readback[key] = summary.readback.get(key, 0) + count
+            if report.waiting:
+                # WeCom busy or unreachable: nothing is wrong with the tasks, a later pass reads them (exit 0), said once.
+                line = f"{report.waiting[0]}: read back at a later pass" + (f" ({len(report.waiting)} call(s) put off)" if len(report.waiting) > 1 else "")
+                summary.later.append(line)
+                summary.errors.append(line)
             summary.errors.extend(report.errors)
             if report.errors:
                 # What WeCom would not answer or could not do (a Moments job no staff member can post): a person looks.

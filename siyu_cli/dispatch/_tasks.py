@@ -4,7 +4,7 @@ Drafts that share an account, beat, time, variant and text form one task, the wa
 them: a private beat whose text does not name the contact is one mass send (企业群发) to all its
 recipients, a group beat one task to its groups. A draft whose text names its contact, a journey
 step and a welcome step are tasks of their own; the add's welcomes that missed their WelcomeCode and
-wait out quiet hours together go as one (SendKeys.held_welcome). The ledger keeps a row per (draft,
+wait out quiet hours together go as one per rendered text (SendKeys.held_welcome). The ledger keeps a row per (draft,
 recipient), so exactly-once holds per recipient; a task is claimed whole (its drafts share a
 `send_key`) and delivered once per output.
 """
@@ -41,20 +41,21 @@ class SendKeys:
 
     def held_welcome(self, playbook_id: str, row: Mapping[str, Any], until: str) -> str | None:
         """The key of an add's welcome that missed its WelcomeCode and waits for the end of quiet hours (`until`): shared
-        with every welcome of its persona, step and text held until then, so the morning brings the staff member one
-        mass send, not a notification per night's add. None when its text names the contact (it cannot be mass-sent)."""
+        with every welcome of its persona, step and rendered text held until then, so the morning brings the staff member
+        one mass send, not a notification per night's add. Its text is each draft's own render, so a welcome that reads
+        `contact` shares a task only with those it renders the same for (`{% if contact.tags %}` alike; a name, alone)."""
         beat = str(row["beat"])
-        if self.personal.welcome_reads_contact(beat):
-            return None
         return self._key((playbook_id, str(row["persona"] or ""), "welcome", beat, str(row["variant"] or ""), until, str(row["text"] or ""), str(row.get("attachments") or "")))
 
     def rekeyed(self, key: str | None, channel: str, beat: str, variant: str | None, text: str | None, media: str | None) -> str | None:
-        """A pending draft's key once an edit re-rendered it: the drafts of its task that still share a text stay one task,
-        and none shares one once its text names the contact (the old key would send one contact's text to all of them)."""
+        """A pending draft's key once an edit re-rendered it: the drafts of its task that still share a text stay one task.
+        A held welcome's key is its rendered text's (held_welcome), so it reads `contact` freely; a beat's draft shares
+        none once its text names the contact (the beat's later drafts are each their own task)."""
         if key is None:
             return None
-        personal = self.personal.welcome_reads_contact(beat) if channel == "welcome" else self.personal(channel, beat, variant)
-        return None if personal else self._key((key, variant or "", text or "", media or ""))
+        if channel != "welcome" and self.personal(channel, beat, variant):
+            return None
+        return self._key((key, variant or "", text or "", media or ""))
 
     def _key(self, parts: tuple[str, ...]) -> str:
         found = self._keys.get(parts)

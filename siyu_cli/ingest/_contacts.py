@@ -151,7 +151,7 @@ def edit_tags(db: sqlite_utils.Database, contact_id: str, add: Collection[str] =
 def load_contacts(
     db: sqlite_utils.Database, *, tag_basis: str | None = None, as_of: datetime | None = None, ids: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Every contact as a template sees it (extra columns merged in; name falls back to the id).
+    """Every contact as a template sees it (extra columns merged in; a contact siyu knows no name of has name "", never its id: an id in a customer's message reads as a bug).
 
     With `tag_basis`, tags and source are the effective ones the tag cache holds for that basis
     (siyu_cli.rules.refresh brought it up to date) as of `as_of`: a contact whose latest event
@@ -200,7 +200,7 @@ def _load(db: sqlite_utils.Database, tag_basis: str | None, as_of: datetime | No
             if len(tag_lists) < 100_000:
                 tag_lists[tags] = tag_list
         contact["id"] = cid
-        contact["name"] = name or cid
+        contact["name"] = name or ""
         contact["tags"] = list(tag_list)
         contact["source"] = source
         if timeline is not None:

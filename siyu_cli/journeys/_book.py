@@ -217,6 +217,8 @@ class JourneyBook:
                 if route.enter_nth is not None and seen > route.enter_nth and not route.repeat:
                     continue
                 if not route.repeat and any(r.route is route for r in path.runs):
+                    if route.kind == "welcome":
+                        _readded(path.runs, route, row, lambda run, props=row[5]: self._gone_for(run, contact, props))
                     continue
                 moment = moment or from_db(at)
                 run = Run(route, cid, row, moment, hook if hook is not None else rules.hook_of(state.source or own_source))
@@ -252,6 +254,15 @@ class JourneyBook:
         except (ValueError, AttributeError):
             return True
         return not named or named in staff
+
+
+def _readded(runs: Sequence[Run], route: Route, row: EventRow, theirs: Any) -> None:
+    """A re-add through the hook of a welcome sequence its delete ended, to the same staff member (`theirs`): the customer
+    is a friend again, so the sequence goes on where it was (a step not yet sent goes, once; one sent is not sent again),
+    as a re-add restores a private beat's 1v1. Only a delete's exit is undone; another exit holds."""
+    for run in runs:
+        if run.route is route and run.exit_reason == DELETED and run.exit_at is not None and run.exit_at <= from_db(row[2]) and theirs(run):
+            run.exit_at = run.exit_reason = None
 
 
 def with_implied_add(contact: Mapping[str, Any], events: Sequence[EventRow], as_of: datetime | None) -> Iterable[EventRow]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from siyu_cli.errors import TemplateFailure
@@ -112,6 +112,42 @@ class Renderer:
             if name not in seen:
                 seen.add(name)
                 if self._reads(name, None, seen):
+                    return True
+        return False
+
+    def prints_bare_name(self, template: str | None, text: str | None) -> bool:
+        """Whether the content prints `contact.name` with no fallback (`or '亲'`, `| default`, an `{% if %}` on it):
+        a contact with no name gets an empty greeting, which check --db warns of (never the contact's id)."""
+        return self._bare_name(template, text, set())
+
+    def _bare_name(self, template: str | None, text: str | None, seen: set[str]) -> bool:
+        try:
+            source = text if template is None else self.env.loader.get_source(self.env, template)[0]  # type: ignore[union-attr]
+            tree = self.env.parse(source or "")
+        except Exception:  # a missing or broken template is its own error
+            return False
+        names = [n for n in tree.find_all(nodes.Getattr) if n.attr == "name" and isinstance(n.node, nodes.Name) and n.node.name == "contact"]
+        guarded: set[int] = set()
+        for node in tree.find_all((nodes.Or, nodes.Filter, nodes.If, nodes.CondExpr)):
+            if isinstance(node, nodes.Or):
+                inner = node.left
+            elif isinstance(node, nodes.Filter):
+                if node.name not in ("default", "d") or node.node is None:
+                    continue
+                inner = node.node
+            elif any(n in names for n in (node.test, *node.test.find_all(nodes.Getattr))):
+                inner = node  # `{% if contact.name %}…{{ contact.name }}…{% endif %}`: the whole branch is guarded
+            else:
+                continue
+            guarded.update(id(n) for n in inner.find_all(nodes.Getattr))
+            if isinstance(inner, nodes.Getattr):
+                guarded.add(id(inner))
+        if any(id(n) not in guarded for n in names):
+            return True
+        for name in meta.find_referenced_templates(tree):
+            if name is not None and name not in seen:
+                seen.add(name)
+                if self._bare_name(name, None, seen):
                     return True
         return False
 

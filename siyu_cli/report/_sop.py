@@ -9,7 +9,7 @@ What a staff member does is send a task, so SOP 执行率 and on time / late per
 tasks (drafts that went out together share `task_id`; a draft without one is its own task), with the
 recipients they reached beside them: a 300-customer mass send is one task, as in WeCom's 群发记录.
 A task is handed out when a recipient is (not skipped, not pending); done when any recipient was
-sent by a staff member (`done_by`); on time when its first such send (`done_at`, the moment they
+sent by a staff member (`done_by`) and no part of it (a WeCom mass send of 10,000) still waits for them; on time when its first such send (`done_at`, the moment they
 confirmed it) is within 10 minutes of its due time, late after; done with no send time known
 (read back without one) is neither.
 """
@@ -96,7 +96,7 @@ class TaskCounts:
     the task first: a WeCom userid read back, or who typed `outbox done`) or for the whole report."""
 
     staff: str | None = None
-    tasks: int = 0  # handed out (a staff member's: the ones they sent, so all done)
+    tasks: int = 0  # handed out (a staff member's: the ones they sent first, or WeCom handed them and nobody sent yet)
     done: int = 0
     on_time: int = 0
     late: int = 0
@@ -125,7 +125,7 @@ class TaskCounts:
 
     def to_dict(self) -> dict[str, Any]:
         # A staff member's tasks are the ones they sent; the whole report's are every task handed out, some done.
-        head: dict[str, Any] = {"staff": self.staff, "tasks": self.tasks} if self.staff is not None else {"tasks": self.tasks, "tasks_done": self.done, "rate": self.rate}
+        head: dict[str, Any] = {"staff": self.staff, "tasks": self.tasks, "tasks_done": self.done} if self.staff is not None else {"tasks": self.tasks, "tasks_done": self.done, "rate": self.rate}
         return head | {
             "on_time": self.on_time,
             "late": self.late,
@@ -285,21 +285,28 @@ def _task_counts(db: sqlite_utils.Database, playbook: LoadedPlaybook, day: int |
                    MIN(CASE WHEN done_by IS NOT NULL THEN done_at END) AS sent_at
             FROM handed GROUP BY task
         ),
-        sender AS (  -- who sent it first: a task two people marked done by hand is one task, theirs who went first
+        first AS (  -- who sent it first: a task two people marked done by hand is one task, theirs who went first
             SELECT task, done_by FROM (
                 SELECT task, done_by, ROW_NUMBER() OVER (PARTITION BY task ORDER BY done_at IS NULL, done_at, done_by) AS n
                 FROM handed WHERE done_by IS NOT NULL
             ) WHERE n = 1
+        ),
+        parts AS (  -- the WeCom mass sends a task went in: its staff member, and whether one still waits for them
+            SELECT task_id AS task, MIN(sender) AS assigned, MAX(closed_at IS NULL) AS open FROM wecom_tasks WHERE playbook_id = ? GROUP BY task_id
+        ),
+        sender AS (  -- a task is done when sent and no part of it still waits; it counts for who sent it, else who has it
+            SELECT task, COALESCE(first.done_by, parts.assigned) AS done_by, first.done_by IS NOT NULL AND NOT COALESCE(parts.open, 0) AS finished
+            FROM tasks LEFT JOIN first USING (task) LEFT JOIN parts USING (task)
         )
-        SELECT {grouped}, COUNT(*), SUM(sender.done_by IS NOT NULL),
-               SUM(sender.done_by IS NOT NULL AND sent_at IS NULL),
-               SUM(sent_at > strftime('%Y-%m-%dT%H:%M:%SZ', due, '{LATE_GRACE}')),
+        SELECT {grouped}, COUNT(*), SUM(finished),
+               SUM(finished AND sent_at IS NULL),
+               SUM(finished AND sent_at > strftime('%Y-%m-%dT%H:%M:%SZ', due, '{LATE_GRACE}')),
                SUM(recipients), SUM(reached)
         FROM tasks LEFT JOIN sender USING (task)
         GROUP BY {grouped}
     """
     rows = []
-    for row in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else [])):
+    for row in db.conn.execute(sql, [playbook.id] + ([day] if day is not None else []) + [playbook.id]):
         key, (count, done, unknown, late, recipients, reached) = tuple(row[: len(keys)]), row[len(keys) :]
         timed = (done or 0) - (unknown or 0)
         rows.append((key, TaskCounts(None, count, done or 0, timed - (late or 0), late or 0, unknown or 0, recipients or 0, reached or 0)))

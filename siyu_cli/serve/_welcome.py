@@ -18,6 +18,9 @@ RETRY_FIRST = 1.0  # seconds before serve's first retry of a welcome WeCom answe
 # WeCom takes a WelcomeCode for 20 s after the add: the last retry starts by 18 s, so it and the client's own second
 # try (1 s later) are answered in time.
 RETRY_WITHIN = timedelta(seconds=18)
+# WeCom's add callback carries no name: serve asks externalcontact/get for it, waiting at most this long, so the welcome
+# still has most of its 20 s. Unanswered, the contact keeps no name and `{{ contact.name }}` renders empty (never the wm… id).
+NAME_WITHIN = 3.0
 
 
 class WelcomeOnAdd:
@@ -85,6 +88,7 @@ class WelcomeOnAdd:
         except SiyuError as exc:
             self.log(f"welcome for {contact_id}: the playbook cannot be run: {exc.message}")
             return
+        self._name(self._runner, contact_id)
         started = self.now()
         summary = self._runner.welcome(contact_id, started)
         retries, reasons = self._retry(self._runner, contact_id, min(at, started), summary)
@@ -92,11 +96,31 @@ class WelcomeOnAdd:
         waiting = [(why, due.astimezone(tz)) for why, due in self._runner.waiting(contact_id)]
         if not summary.blocked:
             reasons.update(why for why, _ in waiting)
-        self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting, retries)}")
+        tasks = _tasks_made(self._runner, contact_id, started)
+        self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting, retries, tasks)}")
         # A busy answer's "retry later" is said on the line above, or no longer true once a retry sent the welcome.
         errors = [error for error in dict.fromkeys(summary.errors) if not any(error.startswith(why) for why in reasons)]
         for error in errors[:3]:
             self.log(f"  {error}")
+
+    def _name(self, runner: Runner, contact_id: str) -> None:
+        """The new contact's WeCom name into the store before its welcome renders, when it has none (a callback
+        created it). A refusal or no answer within NAME_WITHIN leaves it nameless, said in the log: the welcome goes."""
+        from siyu_cli.store import immediate
+        from siyu_cli.wecom._output import WecomOutput
+
+        row = runner.db.execute("SELECT name FROM contacts WHERE contact_id = ?", [contact_id]).fetchone()
+        output = next((o for o in runner.outputs if isinstance(o, WecomOutput)), None)
+        if row is None or row[0] or output is None:
+            return
+        try:
+            name = output.customer_name(contact_id, within=NAME_WITHIN)
+        except SiyuError as exc:
+            self.log(f"name of {contact_id}: WeCom did not give it ({exc.message}), so {{{{ contact.name }}}} is empty in its texts")
+            return
+        if name:
+            with immediate(runner.db):
+                runner.db.execute("UPDATE contacts SET name = ? WHERE contact_id = ? AND COALESCE(name, '') = ''", [name, contact_id])
 
     def _retry(self, runner: Runner, contact_id: str, added: datetime, summary: PassSummary) -> tuple[int, set[str]]:
         """Passes again, 1, 2, 4 … s apart, while WeCom answered busy (45009, 45033, -1) or was not reached and
@@ -120,15 +144,34 @@ class WelcomeOnAdd:
         return retries, reasons
 
 
-def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: int = 0) -> str:
+def _tasks_made(runner: Runner, contact_id: str, since: datetime) -> list[str]:
+    """The staff member of each of the contact's drafts this pass handed to WeCom as a task (add_msg_template), not
+    as the welcome itself: with no WelcomeCode to send it with, it waits for the staff member to confirm it."""
+    from siyu_cli._time import to_db
+
+    rows = runner.db.execute(
+        "SELECT t.sender FROM drafts d JOIN wecom_tasks t ON t.task_id = d.task_id AND t.playbook_id = d.playbook_id "
+        "WHERE d.target = ? AND d.playbook_id = ? AND d.state = 'sent' AND t.kind = 'groupmsg' AND t.created_at >= ?",
+        [f"contact:{contact_id}", runner.playbook.id, to_db(since)],
+    )
+    return [str(row[0]) for row in rows]
+
+
+def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: int = 0, tasks: list[str] | None = None) -> str:
     """What the welcome pass did, and for a welcome that could not go, why and what happens to it: a bare
-    "sent 0" reads as success in a log."""
-    said = [f"sent {summary.sent}"]
+    "sent 0" reads as success in a log. `tasks`: the staff member of each draft that went as a task to confirm
+    (_tasks_made), which "sent" would claim reached the customer."""
+    tasks = tasks or []
+    said = [f"sent {summary.sent - len(tasks)}"]
+    if tasks:
+        staff = ", ".join(dict.fromkeys(tasks))
+        said.append(f"made {len(tasks)} one-customer task(s) for {staff} to confirm in their WeCom client (no WelcomeCode came to send it with; read back once sent)")
     said += [f"failed {summary.failed}"] if summary.failed else []
     said += [f"in doubt {summary.unknown}"] if summary.unknown else []
     tried = f"retried {retries}× within WeCom's 20 s window" if retries else ""
     if waiting:
-        why, due = waiting[0]
+        due = waiting[0][1]
+        why = "; ".join(dict.fromkeys(reason for reason, _ in waiting))  # one per staff member when two welcomes wait
         if summary.blocked:
             then = "the output's setup is wrong (below): a pass after the fix sends it"
         else:

@@ -323,13 +323,13 @@ class WecomClient:
             return WecomMaybeSent(f"WeCom {api}: HTTP {status}; WeCom may have created it", api=api, hint="recorded unknown: the next pass looks for it")
         if status >= 500 or status == 429:
             return _Busy(WecomTransient(f"WeCom {api}: HTTP {status}", api=api, retry_after=RATE_BLOCK))
-        if api == "gettoken":  # every call starts with a token: every one would get this answer
-            return WecomSetupError(
-                f"WeCom gettoken: HTTP {status} from {self.base_url}",
-                api=api,
-                hint=f"SIYU_WECOM_API is the base URL, the host only, without /cgi-bin: e.g. export SIYU_WECOM_API='{DEFAULT_API}'",
-            )
-        return WecomError(f"WeCom {api}: HTTP {status} from {self.base_url}", api=api, hint="check SIYU_WECOM_API points at WeCom's API (https://qyapi.weixin.qq.com)")
+        # A 404 or 403 is no answer about this task: a wrong base path (with a cached token the first call is not
+        # gettoken) or a proxy, and every call would meet it alike: a setup error, the output stops, drafts wait.
+        return WecomSetupError(
+            f"WeCom {api}: HTTP {status} from {self.base_url}",
+            api=api,
+            hint=f"SIYU_WECOM_API is the base URL, the host only, without /cgi-bin: e.g. export SIYU_WECOM_API='{DEFAULT_API}'",
+        )
 
     def _refused(self, api: str, errcode: int, errmsg: str) -> WecomError:
         return WecomError(f"WeCom {api}: errcode {errcode} ({_short(errmsg)})", api=api, errcode=errcode, errmsg=errmsg, hint=HINTS.get(errcode, ""))

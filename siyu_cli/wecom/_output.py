@@ -69,6 +69,14 @@ class WecomOutput:
             self._client = WecomClient(self.corp_id, self._secret, db=self.db, timeout=timeout, sleep=self._sleep, attempts=2)
         return self._client
 
+    def customer_name(self, external_userid: str, *, within: float) -> str:
+        """The customer's WeCom name (externalcontact/get), asked once and given up after `within` seconds: siyu serve
+        asks for a contact it just created, before that contact's 20 s welcome. Raises WecomError (or a transient one)."""
+        from siyu_cli.wecom._client import WecomClient
+
+        with WecomClient(self.corp_id, self._secret, db=self.db, timeout=within, sleep=self._sleep, attempts=1) as client:
+            return str(client.external_contact(external_userid).get("external_contact", {}).get("name") or "")
+
     def delivered_location(self, msg: Outgoing) -> str | None:
         return None
 

@@ -46,6 +46,7 @@ LOOK_BACK = timedelta(days=7)
 # get_groupmsg_send_result's status → the ledger's outcome
 OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
 UNKNOWN_TASK = frozenset({41047, 40088})  # WeCom knows no mass send with this msgid / no Moments job with this jobid
+BUSY = 45009  # 接口调用超过限制: remind_groupmsg_send's 3 in 24 hours answer as any rate limit
 UNSENT = 0  # get_groupmsg_task: 0 未发送, 2 已发送 (the docs' own example shows 1: any other value is sent)
 
 
@@ -60,9 +61,11 @@ class SyncReport:
     to_check: int = 0  # tasks in doubt WeCom answered for but cannot tell apart: a person looks (群发记录)
     read: int = 0  # open tasks read
     outcomes: dict[str, int] = field(default_factory=dict)  # recipients by outcome, read this time
-    reminded: int = 0
+    reminded: int = 0  # siyu's tasks reminded (WeCom accepted a reminder for at least one of its parts)
+    reminded_parts: int = 0  # WeCom's mass sends reminded (a task of 25,000 customers is 3)
     closed: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # what a person looks at (the pass exits 1)
+    waiting: list[str] = field(default_factory=list)  # WeCom unreachable or busy: read back at a later pass (exit 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -76,7 +79,7 @@ def sync(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: 
         try:
             step(output, db, playbook_id, now, report, remind_after if step is not _read else every)
         except DeliveryError as exc:
-            report.errors.append(f"{output.name}: {exc.message}")
+            (report.waiting if exc.transient else report.errors).append(f"{output.name}: {exc.message}")
             if step is _find:
                 report.unsettled += 1
     return report
@@ -106,6 +109,7 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
         size = MAX_CHATS if chat_type == "group" else MAX_EXTERNAL
         total = -(-len(task) // size)  # the parts the task is sent in (the output cuts its recipients the same way)
         match = None
+        refused: list[str] = []  # drafts of the found part WeCom did not take (its fail_list, which the list does not return)
         if made < total:
             # The part after the last one recorded is the one that may have been made: look for it.
             claim = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task)
@@ -121,9 +125,11 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 listed.add(msgid)
                 if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
                     continue
-                ours_too = _recipients_match(output, msgid, sender, chat_type, ours)
+                ours_too, listed_ids = _recipients_match(output, msgid, sender, chat_type, ours)
                 if ours_too:
                     match = msgid
+                    if chat_type == "single":
+                        refused = _left_out(task, made, size, listed_ids)
                     break
                 if ours_too is None:
                     unsure = unsure or msgid
@@ -155,6 +161,7 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                     "VALUES (?, ?, ?, 'groupmsg', ?, ?, ?, ?, ?, ?)",
                     [name, output.name, made + 1, match, playbook_id, sender, chat_type, min(size, len(task) - made * size), to_db(now)],
                 )
+                db.conn.executemany("UPDATE drafts SET outcome = 'not_friend' WHERE draft_id = ? AND outcome IS NULL", [(draft,) for draft in refused])
                 report.found += 1
                 made += 1
             if made >= total:
@@ -210,16 +217,28 @@ def search_spans(claim: datetime, now: datetime, wall: datetime) -> tuple[list[t
     return spans, doubt
 
 
-def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> bool | None:
+def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> tuple[bool | None, set[str]]:
     """A mass send found by text and staff member is ours only if it reaches our recipients: another campaign (or
     another store on the same corp) may have sent the same text. WeCom lists a single task's customers whatever
-    their status; a group task lists only the groups already sent to, so an empty list cannot tell (None)."""
+    their status; a group task lists only the groups already sent to, so an empty list cannot tell (None).
+    With the ids WeCom lists."""
     if chat_type == "group":
         listed = {str(entry.get("chat_id")) for entry in output.client.groupmsg_send_result(msgid, sender)}
         chats = {output.chats.get(group, group) for group in ours}
-        return None if not listed else listed <= chats
+        return (None if not listed else listed <= chats), listed
     listed = {str(entry.get("external_userid")) for entry in output.client.groupmsg_send_result(msgid, sender)}
-    return bool(listed) and listed <= ours
+    return bool(listed) and listed <= ours, listed
+
+
+def _left_out(task: list[dict[str, Any]], made: int, size: int, listed: set[str]) -> list[str]:
+    """The drafts of part `made + 1` WeCom's send list does not hold: its fail_list (not the staff member's
+    customer), which get_groupmsg_list_v2 does not return. The part is cut as the output cuts it (recipients by
+    target, `size` a part); a list holding anyone outside that part proves the cut wrong, and nothing is inferred."""
+    chunk = sorted(task, key=lambda row: str(row["target"]))[made * size : (made + 1) * size]
+    idents = {str(row["target"]).partition(":")[2]: str(row["draft_id"]) for row in chunk}
+    if not listed <= set(idents):
+        return []
+    return [draft for ident, draft in idents.items() if ident not in listed]
 
 
 def _welcome_code_spent(db: sqlite_utils.Database, row: Mapping[str, Any], sender: str) -> bool:
@@ -265,6 +284,12 @@ def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             else:
                 _read_groupmsg(output, db, task, members, now, report)
         except WecomError as exc:
+            if exc.transient:
+                # Busy or unreachable: nothing was read, nothing is wrong with the task; a later pass reads it.
+                report.waiting.append(f"{output.name}: {exc.message}")
+                if exc.errcode is None:
+                    return  # WeCom cannot be reached: the other tasks would wait for the same timeout
+                continue
             # One task WeCom will not answer for stops neither the others' read-back nor their reminders.
             report.errors.append(f"{output.name}: task {task['task_id']} ({task['remote_id']}): {exc.message}")
             if exc.errcode in UNKNOWN_TASK:
@@ -366,6 +391,7 @@ def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, no
     if Guard(output.playbook).in_quiet(now):
         return  # a reminder pings the staff member's phone: not in quiet hours (and 3 a day are not spent overnight)
     wait = parse_duration(remind_after)
+    reminded_tasks: set[str] = set()
     for task in _open(db, output, playbook_id):
         if task["kind"] != "groupmsg" or not task["remote_id"]:
             continue
@@ -380,16 +406,31 @@ def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, no
         try:
             output.client.remind_groupmsg_send(task["remote_id"])
         except WecomError as exc:
-            report.errors.append(f"{output.name}: reminding task {task['task_id']} ({task['remote_id']}): {exc.message}")
-            if exc.transient:
-                # WeCom counts reminders sent from the admin console too: its limit is reached for now.
-                reminded = REMINDERS - 1
-                first = first or to_db(now)
-            else:
+            if exc.errcode == BUSY:
+                # WeCom answered busy (45009: its rate limit, or the 3 a day, reminders from the admin console counted
+                # too; the docs name no errcode of their own for the latter): nothing is counted, and the next try
+                # waits remind_after, so a limit is not asked about every minute.
+                report.waiting.append(f"{output.name}: reminding task {task['task_id']}: {exc.message}")
+                with immediate(db):
+                    db.execute(
+                        "UPDATE wecom_tasks SET last_reminded_at = ? WHERE task_id = ? AND output = ? AND part = ?",
+                        [to_db(now), task["task_id"], task["output"], task["part"]],
+                    )
                 continue
+            if exc.transient or exc.maybe_delivered:
+                # Unreachable, or no answer: no reminder WeCom accepted is counted; the next pass tries again.
+                report.waiting.append(f"{output.name}: reminding task {task['task_id']}: {exc.message}")
+                if exc.errcode is None:
+                    return
+                continue
+            report.errors.append(f"{output.name}: reminding task {task['task_id']} ({task['remote_id']}): {exc.message}")
+            continue
         with immediate(db):
             db.execute(
                 "UPDATE wecom_tasks SET reminded = ?, first_reminded_at = ?, last_reminded_at = ? WHERE task_id = ? AND output = ? AND part = ?",
                 [reminded + 1, first or to_db(now), to_db(now), task["task_id"], task["output"], task["part"]],
             )
-        report.reminded += 1
+        report.reminded_parts += 1
+        if task["task_id"] not in reminded_tasks:
+            reminded_tasks.add(task["task_id"])
+            report.reminded += 1
