@@ -26,10 +26,10 @@ def test_a_bare_name_and_contacts_without_one_are_warned_at_the_text_and_the_sen
     add_contacts(tmp_path / "siyu.db", [{"contact_id": "wmA001", "name": "王小美"}, {"contact_id": "wmA002", "name": None}, {"contact_id": "wmA003", "name": ""}])
     (problem,) = _nameless(tmp_path)  # the welcome has a fallback: only the beat
     assert (problem["severity"], problem["path"]) == ("warning", "beats[0].text"), problem
-    assert problem["message"].startswith("2 of 3 contacts have no name, and this text prints {{ contact.name }} with no fallback"), problem
+    assert problem["message"].startswith("2 of the 3 contacts in this beat's audience have no name, and this text prints {{ contact.name }} with no fallback"), problem
     assert "{{ contact.name or '亲' }}" in problem["hint"]
     shown = invoke("check", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"))
-    assert "2 of 3 contacts have no name" in " ".join((shown.stdout + shown.stderr).split())
+    assert "2 of the 3 contacts in this beat's audience have no name" in " ".join((shown.stdout + shown.stderr).split())
 
     invoke("run", "--once", "--now", "2026-12-01 12:31", "-p", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"))
     texts = sorted(row[0] for row in query(tmp_path / "siyu.db", "SELECT text FROM drafts WHERE beat = 'noon'"))

@@ -135,11 +135,15 @@ def test_a_contact_imported_after_the_beat_gets_it_within_max_late(tmp_path: Pat
     book = _scale_project(tmp_path)
     invoke("run", str(book), "--once", "--now", "2026-12-02 20:01", "--json")
     with sqlite3.connect(tmp_path / "siyu.db") as conn:
-        conn.execute("INSERT INTO contacts (contact_id, name, tags, added_at) VALUES ('late', '晚到', '[\"学员\"]', '2026-12-02T12:02:00Z')")
+        # Added at 19:50 (before the 20:00 beat) and 20:02 (after it), both imported after the beat.
+        conn.execute("INSERT INTO contacts (contact_id, name, tags, added_at) VALUES ('late', '晚到', '[\"学员\"]', '2026-11-30T11:50:00Z')")
+        conn.execute("INSERT INTO contacts (contact_id, name, tags, added_at) VALUES ('after', '更晚', '[\"学员\"]', '2026-12-02T12:02:00Z')")
     invoke("run", str(book), "--once", "--now", "2026-12-02 20:10", "--json")
     rows = query(tmp_path / "siyu.db", "SELECT beat, state, day FROM drafts WHERE target = 'contact:late' ORDER BY day")
     # Day 1's beat was long gone (missed); today's went out ten minutes late, within max_late.
     assert rows == [("evening", "skipped", 1), ("evening", "sent", 2)]
+    # A contact added after today's beat was not in it: the next day's is its first.
+    assert query(tmp_path / "siyu.db", "SELECT COUNT(*) FROM drafts WHERE target = 'contact:after'") == [(0,)]
 
 
 def test_a_pass_at_an_earlier_moment_plans_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -392,6 +392,7 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], plann
     problems.extend(_account_cap(playbook, contacts, planner))
     problems.extend(nurture_caps(playbook, contacts, planner))
     problems.extend(_unmatched_accounts(playbook, planner))
+    problems.extend(_strangers(playbook, planner))
     problems.extend(_nameless(playbook, planner))
     problems.extend(_pool_sizes(playbook))
     return problems
@@ -452,37 +453,69 @@ def _unmatched_accounts(playbook: LoadedPlaybook, planner: Planner | None) -> li
     ]
 
 
+def _strangers(playbook: LoadedPlaybook, planner: Planner | None) -> list[Problem]:
+    """A private beat that names its persona, and store contacts of its audience who added another persona's account
+    and never this one's (Planner.strangers): they are skipped not_friend, which check says before the send."""
+    if planner is None or len(playbook.model.personas) < 2:
+        return []
+    problems = []
+    for bi, beat in enumerate(playbook.model.beats):
+        if beat.channel != "private" or beat.persona is None:
+            continue
+        found = {str(p["id"]): p for cohort in playbook.cohorts for p in planner.audience(cohort, beat.id, playbook.audience(beat))}
+        strangers = planner.strangers(beat.persona, list(found.values()))
+        if not strangers:
+            continue
+        accounts = Counter(str(found[cid].get("account")) for cid in strangers)
+        shown = ", ".join(f"{n} added {account} (persona {planner.account_personas[account]})" for account, n in accounts.most_common(3))
+        problems.append(
+            playbook.located.problem(
+                ("beats", bi, "persona"),
+                f"{len(strangers)} of the {len(found)} contacts in this beat's audience never added persona {beat.persona}'s account ({shown}): "
+                "a 1v1 from it cannot reach them, so they are recorded skipped(not_friend)",
+                hint="leave out persona: so each contact gets the beat from the account they added, or narrow the audience to this persona's customers",
+                severity="warning",
+                code="persona-strangers",
+            )
+        )
+    return problems
+
+
 def _nameless(playbook: LoadedPlaybook, planner: Planner | None) -> list[Problem]:
     """Contacts with no name where a text prints `{{ contact.name }}` without a fallback: they get an empty
-    greeting ("，你好"), since siyu never puts a contact's id in a customer's message. A warning per text."""
-    if planner is None or not planner.contacts:
-        return []
-    nameless = sum(1 for contact in planner.contacts if not contact.get("name"))
-    if not nameless:
+    greeting ("，你好"), since siyu never puts a contact's id in a customer's message. A warning per text, counting
+    a beat's own audience; a welcome or journey step the store's contacts (its future adds are not known yet)."""
+    if planner is None or not planner.contacts or all(contact.get("name") for contact in planner.contacts):
         return []
     renderer = planner.renderer
-    contents: list[tuple[Content, Path_]] = []
+    everyone = len(planner.contacts)
+    texts: list[tuple[Content, Path_, int, str]] = []  # (content, path, contacts without a name it reaches, of whom)
     for bi, beat in enumerate(playbook.model.beats):
         if beat.channel != "private":
             continue
-        if beat.template or beat.text is not None:
-            contents.append((Content(beat.template, beat.text, ""), ("beats", bi, "template" if beat.template else "text")))
+        audience = {str(p["id"]): p for cohort in playbook.cohorts for p in planner.audience(cohort, beat.id, playbook.audience(beat))}
+        nameless = sum(1 for person in audience.values() if not person.get("name"))
+        of = f"of the {len(audience)} contacts in this beat's audience"
+        contents = [(Content(beat.template, beat.text, ""), ("beats", bi, "template" if beat.template else "text"))] if beat.template or beat.text is not None else []
         contents += [(Content(v.template, v.text, ""), ("beats", bi, "variants", name)) for name, v in (beat.variants or {}).items() if v.template or v.text is not None]
         for category in beat.pools or {}:
             contents += [(entry, ("beats", bi, "pools", category)) for entry in pool_entries(playbook, beat, category, renderer.search)]
+        texts += [(content, path, nameless, of) for content, path in contents]
+    stored = sum(1 for contact in planner.contacts if not contact.get("name"))
     for route in planner.book.routes:
+        of = f"of the store's {everyone} contacts" + (" (siyu serve gives a new add the name WeCom has)" if route.kind == "welcome" else "")
         for step in route.steps:
             here = route.path + (("welcome", step.index) if route.kind == "welcome" else ("steps", step.index))
-            contents.append((Content(step.template, step.text, ""), here + ("template" if step.template else "text",)))
-            contents += [(Content(v.template, v.text, ""), here + ("variants", name)) for name, v in (step.variants or {}).items() if v.template or v.text is not None]
+            texts.append((Content(step.template, step.text, ""), here + ("template" if step.template else "text",), stored, of))
+            texts += [(Content(v.template, v.text, ""), here + ("variants", name), stored, of) for name, v in (step.variants or {}).items() if v.template or v.text is not None]
     problems: dict[Path_, Problem] = {}
-    for content, path in contents:
-        if path in problems or not renderer.prints_bare_name(content.template, content.text):
+    for content, path, nameless, of in texts:
+        if not nameless or path in problems or not renderer.prints_bare_name(content.template, content.text):
             continue
-        who = f"{nameless} of {len(planner.contacts)} contacts have" if nameless > 1 else f"1 of {len(planner.contacts)} contacts has"
         problems[path] = playbook.located.problem(
             path,
-            f"{who} no name, and this text prints {{{{ contact.name }}}} with no fallback: they get it with the name left empty (siyu never puts a contact's id in a customer's message)",
+            f"{nameless} {of} {'have' if nameless > 1 else 'has'} no name, and this text prints {{{{ contact.name }}}} with no fallback: "
+            "they get it with the name left empty (siyu never puts a contact's id in a customer's message)",
             hint="write {{ contact.name or '亲' }} (or wrap it in {% if contact.name %}), or import the contacts' names (the name column, 客户名称/昵称)",
             severity="warning",
             code="nameless-contacts",

@@ -399,7 +399,7 @@ def outbox_done(
     """Mark drafts as sent by hand (已发送): the person copied them into WeChat."""
     from siyu_cli.dispatch._frontline import mark_done
 
-    changed, read_back = mark_done(db, ids, by)
+    changed, read_back, already = mark_done(db, ids, by)
     shown = ", ".join(changed[:20]) + (f" … and {len(changed) - 20} more" if len(changed) > 20 else "")
     out().print(f"marked {len(changed)} draft(s) done" + (f": {shown}" if changed else ""))
     if read_back:
@@ -423,6 +423,13 @@ def status(
         from siyu_cli.dispatch._capacity import accounts
         from siyu_cli.playbook import read
 
+    if already:
+        (who, at), *_ = already.values()
+        from siyu_cli._time import from_db
+
+        when = f" at {from_db(at):%Y-%m-%d %H:%M} UTC" if at else ""
+        others = f" (and {len(already) - 1} more)" if len(already) > 1 else ""
+        out().print(f"left {len(already)} draft(s) as first marked: done by {who}{when}{others}; the first mark is the record", markup=False)
         loaded = read(find_playbook(playbook_opt, playbook))
         report["accounts"] = accounts(loaded, (_when(now, loaded.tz) or utcnow()).astimezone(loaded.tz).date())
     if as_json:

@@ -89,8 +89,9 @@ def _day_start(date: str, tz: tzinfo) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=tz)
 
 
-def mark_done(db_path: str | None, ids: list[str], by: str | None) -> tuple[list[str], list[str]]:
-    """Mark drafts sent by hand; returns (marked, left as WeCom read them back)."""
+def mark_done(db_path: str | None, ids: list[str], by: str | None) -> tuple[list[str], list[str], dict[str, tuple[str, str]]]:
+    """Mark drafts sent by hand; returns (marked, left as WeCom read them back, already marked: id → (by, at)).
+    The first mark is the record: a second `outbox done` does not move who sent it or when (on time stays on time)."""
     db = _store(db_path)
     ledger = Ledger(db)
     resolved = ledger.find(ids)
@@ -105,9 +106,17 @@ def mark_done(db_path: str | None, ids: list[str], by: str | None) -> tuple[list
         )
     # What WeCom read back (who sent it, when, or why not) is the record: a hand mark does not overwrite it.
     read_back = ledger.read_back(full)
-    marked = [draft_id for draft_id in full if draft_id not in read_back]
+    already = {
+        str(draft_id): (str(done_by), str(done_at or ""))
+        for chunk in (full[start : start + 500] for start in range(0, len(full), 500))
+        for draft_id, done_by, done_at in db.execute(
+            f"SELECT draft_id, done_by, done_at FROM drafts WHERE draft_id IN ({', '.join('?' * len(chunk))}) AND done_by IS NOT NULL", chunk
+        )
+        if draft_id not in read_back
+    }
+    marked = [draft_id for draft_id in full if draft_id not in read_back and draft_id not in already]
     ledger.set_state(marked, "sent", done_by=who, now=utcnow(), allowed=DONE_FROM)
-    return marked, sorted(read_back)
+    return marked, sorted(read_back), already
 
 
 def _user() -> str:

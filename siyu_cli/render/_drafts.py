@@ -344,16 +344,45 @@ class Planner:
         then: who a private beat's drafts reach, as check's and the timeline's counts ask (the runner records the others
         not_friend). A moment after the planner's counts the deletes known by the planner's."""
         found = self.audience(run, beat_id, expr, at=at)
+        named = next((beat.persona for beat in self.playbook.model.beats if beat.id == beat_id), None)
+        if named is not None:
+            strangers = self.strangers(named, found)
+            found = [person for person in found if str(person["id"]) not in strangers] if strangers else found
         gone = self.unfriended(found)
         if not gone.log:
             return found
         stamp = _db_time(at) if at is not None and (self.as_of is None or at < self.as_of) else None
-        named = next((beat.persona for beat in self.playbook.model.beats if beat.id == beat_id), None)
 
         def staff(person: Mapping[str, Any]) -> Collection[str]:
             return self.staff.get(named or self.own_persona(person, self.book.first), ())
 
         return [person for person in found if gone.deleted_at(str(person["id"]), stamp, staff(person)) is None]
+
+    def strangers(self, persona: str, people: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """Contacts who added another persona's account and never this persona's: contact id → why. A beat that
+        names its persona cannot reach them (WeCom hands them back in fail_list; a person has no chat with them).
+        Known from the contact's `account` (添加人账号) being another persona's, unless an add names this persona's
+        staff member (a customer a 客户列表 export lists once per staff member they added). Any other contact counts
+        as a friend: an account no persona has, or none, says nothing."""
+        own = self.staff.get(persona, ())
+        others = {str(p["id"]): str(p.get("account")) for p in people if self.account_personas.get(str(p.get("account") or ""), persona) != persona}
+        if not others or self.sample_contact:
+            return {}
+        if self.db is not None and own:
+            wanted = sorted(others)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = self.db.execute(
+                    f"SELECT DISTINCT contact_id FROM events WHERE type = 'friend_added' AND contact_id IN ({', '.join('?' * len(chunk))}) "
+                    f"AND COALESCE(json_extract(props, '$.userid'), json_extract(props, '$.account')) IN ({', '.join('?' * len(own))})",
+                    [*chunk, *own],
+                )
+                for (cid,) in rows:
+                    others.pop(cid, None)
+        return {
+            cid: f"added {account} (persona {self.account_personas[account]}), never persona {persona}'s account: a 1v1 from {persona} cannot reach them"
+            for cid, account in others.items()
+        }
 
     def _gone(self, draft: Draft, gone: Unfriended, cid: str, stamp: str) -> None:
         """Mark a 1v1 draft to a contact who deleted the account by `stamp` as skipped: not_friend, with when; only the
@@ -451,8 +480,15 @@ class Planner:
         """The cohort's contacts the expression matches, with their tags as of `at` (default: now).
 
         The match on current tags is made once per beat; for a past moment only the contacts whose
-        tags changed after it are tested again.
+        tags changed after it are tested again. At a moment, a contact added after it (`added_at`, the first add
+        an import or a callback recorded) is not in it: a 1v1 of a day before the add was never theirs.
         """
+        found = self._matched(run, beat_id, expr, at)
+        if at is None or self.sample_contact:
+            return found
+        return [c for c in found if c.get("added_at") is None or c["added_at"] <= at]
+
+    def _matched(self, run: CohortRun, beat_id: str, expr: Any, at: datetime | None) -> list[Mapping[str, Any]]:
         key = f"{run.id}\x1f{beat_id}"
         if key not in self._audiences:
             self.prepare()
@@ -485,6 +521,7 @@ class Planner:
         people = self.audience(run, beat.id, expr, at=occ.at)
         gone = self.unfriended(people)
         stamp = _db_time(occ.at)
+        strangers = self.strangers(beat.persona, [p for p in people if only is None or p["id"] == only]) if beat.persona is not None else {}
         for person in people:
             if only is not None and person["id"] != only:
                 continue
@@ -507,6 +544,8 @@ class Planner:
             draft.context = {"occurrence": sender, "contact": person}
             if gone.log:
                 self._gone(draft, gone, draft.contact_id, stamp)
+            if draft.contact_id in strangers:
+                draft.skip, draft.skip_why = NOT_FRIEND, strangers[draft.contact_id]
             yield draft
 
     def _draft(self, run: CohortRun, occ: Occurrence, *, target: str, label: str, content: Content | None) -> Draft:
@@ -738,6 +777,9 @@ class Planner:
             cohort = run.id if self.playbook.model.cohorts else None
             for offset, suffix in ((0, ""), (1, "_yesterday")):
                 start, end = day_bounds(draft.date - timedelta(days=offset), self.playbook.tz)
+                if self.as_of is not None and self.as_of < end:
+                    # No look-ahead: a pass at T counts the day's events at or before T (the store keeps whole seconds).
+                    end = max(self.as_of.replace(microsecond=0) + timedelta(seconds=1), start)
                 for name, event in STAT_EVENTS.items():
                     stats[name + suffix] = contacts_with_event(self.db, event, start, end, group=draft.group_id, cohort=cohort)
         self._stats_cache[key] = stats
