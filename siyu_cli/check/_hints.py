@@ -31,10 +31,11 @@ _OPERATOR = re.compile(r"unexpected '(&&|\|\||&|\||!)'")
 
 def with_hints(problems: Sequence[Problem], text: str | None) -> list[Problem]:
     lines = text.splitlines() if text else []
-    return [_with_hint(problem, lines) for problem in problems]
+    names = _Names(text)
+    return [_with_hint(problem, lines, names) for problem in problems]
 
 
-def _with_hint(problem: Problem, lines: list[str]) -> Problem:
+def _with_hint(problem: Problem, lines: list[str], names: _Names | None = None) -> Problem:
     if problem.code == "yaml" and problem.line is not None:
         specific = _yaml_hint(problem, lines)
         if specific:
@@ -49,6 +50,11 @@ def _with_hint(problem: Problem, lines: list[str]) -> Problem:
         return replace(problem, message=message, hint=hint)
     if _NOT_TEXT.search(problem.message):
         return replace(problem, hint=_quote_hint(problem, lines))
+    attribute = _NO_ATTRIBUTE.search(problem.message)
+    if attribute and names is not None:
+        close = names.close(attribute.group(1), _line(problem, lines))
+        if close:
+            return replace(problem, hint=f"did you mean {close!r}?")
     for pattern, make in _RULES:
         match = pattern.search(problem.message)
         if match:
@@ -57,6 +63,73 @@ def _with_hint(problem: Problem, lines: list[str]) -> Problem:
 
 
 _NOT_TEXT = re.compile(r"valid string \(got ")
+_NO_ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
+_TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2", ".txt", ".md")
+
+
+def _line(problem: Problem, lines: list[str]) -> str:
+    """The line a problem points at: in its template file when it names one, else in the playbook."""
+    index = (problem.line or 0) - 1
+    if problem.file.endswith(_TEMPLATE_SUFFIXES):
+        from pathlib import Path
+
+        try:
+            lines = Path(problem.file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return ""
+    return lines[index] if 0 <= index < len(lines) else ""
+
+
+class _Names:
+    """What a template's `products.X`, `personas.X`, `groups.X`, `hooks.X` and `vars.X` may name (the playbook's
+    ids and vars keys, read from its text), and the fields of one product, persona or group: the candidates for a
+    misspelt attribute's did-you-mean (render/_context.py: ContextBuilder)."""
+
+    COLLECTIONS = ("products", "personas", "groups", "hooks")
+    ONE = {"products": "product", "personas": "persona", "groups": "group", "hooks": "hook"}
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+        self._keys: dict[str, list[str]] | None = None
+
+    def keys(self) -> dict[str, list[str]]:
+        if self._keys is None:
+            import yaml
+
+            from siyu_cli.playbook._model import Group, Hook, Persona, Product
+
+            try:
+                data = yaml.safe_load(self.text or "") or {}
+            except yaml.YAMLError:
+                data = {}
+            data = data if isinstance(data, dict) else {}
+            found: dict[str, list[str]] = {}
+            for name in self.COLLECTIONS:
+                items = data.get(name) if isinstance(data.get(name), list) else []
+                found[name] = [str(item["id"]) for item in items if isinstance(item, dict) and item.get("id") is not None]
+            found["vars"] = [str(key) for key in data.get("vars")] if isinstance(data.get("vars"), dict) else []
+            for one, model in (("product", Product), ("persona", Persona), ("group", Group), ("hook", Hook)):
+                found[one] = list(model.model_fields)
+            self._keys = found
+        return self._keys
+
+    def close(self, attr: str, line: str) -> str:
+        """`products.annual` for `anual` after `products.` on the line; any id or vars key when the line does not say."""
+        keys = self.keys()
+        owner = re.search(rf"((?:\w+\.)*\w+)\.{re.escape(attr)}\b", line)
+        path = owner.group(1).split(".") if owner else []
+        if path and path[-1] in keys and path[-1] not in self.ONE.values():
+            choices = {f"{'.'.join(path)}.{key}": key for key in keys[path[-1]]}
+        elif len(path) >= 2 and path[-2] in self.ONE:
+            choices = {f"{'.'.join(path)}.{key}": key for key in keys[self.ONE[path[-2]]]}
+        elif path and path[-1] in self.ONE.values():
+            choices = {f"{'.'.join(path)}.{key}": key for key in keys[path[-1]]}
+        elif path:
+            return ""  # an object of another kind (stats, a loop's item): its keys are not the playbook's
+        else:
+            choices = {f"{name}.{key}": key for name in (*self.COLLECTIONS, "vars") for key in keys[name]}
+        close = difflib.get_close_matches(attr, list(dict.fromkeys(choices.values())), n=1, cutoff=0.6)
+        return next((full for full, key in choices.items() if close and key == close[0]), "")
 
 
 def _quote_hint(problem: Problem, lines: list[str]) -> str:

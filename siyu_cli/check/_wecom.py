@@ -428,10 +428,16 @@ def _contacts_over(playbook: LoadedPlaybook, run: Any, by_beat: Mapping[str, lis
         _, cid = min(over[month], key=lambda item: (-item[0], item[1]))  # the most reached, then the first id
         sends = [s for s in [*(s for bid in members.get(cid, ()) for s in by_beat[bid]), *steps.get(cid, [])] if s.month == month]
         others = len(over[month]) - 1
-        who = f"contact {cid} ({planner.contact_name(cid)}){_of(run, multiple)}"
+        who = f"contact {cid} ({_name(planner, cid)}){_of(run, multiple)}"
         note = "audiences by the contacts' tags now" + (f"; {others} more contact(s) are over too" if others else "")
         problems.append(_over(playbook, who, month, sends, quota, source, note))
     return problems
+
+
+def _name(planner: Any, cid: str) -> str:
+    """The contact's name as a message says it beside its id: `no name` for a nameless one (never its id twice)."""
+    contact = planner.by_id.get(cid)
+    return str(contact.get("name") or "no name") if contact is not None else "no name"
 
 
 def _of(run: Any, multiple: bool) -> str:

@@ -37,6 +37,14 @@ def err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+def did_you_mean(word: str, known: Any, what: str = "") -> str:
+    """`did you mean 'order'? ` for a near miss among `known` (`what` before it: "the segment "), else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1, cutoff=0.6)
+    return f"did you mean {what}{close[0]!r}? " if close else ""
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 

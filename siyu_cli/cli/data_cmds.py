@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from siyu_cli.cli._app import app, examples
-from siyu_cli.cli._common import DB_HELP, JSON_HELP, err, find_playbook, out, print_json
+from siyu_cli.cli._common import DB_HELP, JSON_HELP, did_you_mean, err, find_playbook, out, print_json
 from siyu_cli.errors import UsageError
 
 PANEL = "Data 数据"
@@ -337,7 +337,10 @@ def track(
     """Record one event 记录事件, such as an order closed in 1v1, validated like an imported row."""
     from siyu_cli._time import utcnow
     from siyu_cli.ingest import new_event, track
+    from siyu_cli.ingest._parse import EVENTS, event_type
 
+    if event_type(kind) is None:
+        raise UsageError(f"unknown event type {kind!r}", hint=f"{did_you_mean(kind.lower(), EVENTS)}use one of: {', '.join(EVENTS)}")
     zone, loaded = _playbook_view(playbook, tz)
     moment = _moment(at, zone, "--at") or _moment(now, zone, "--now") or utcnow()
     if loaded is not None:
@@ -476,6 +479,8 @@ def contacts_list(
     expr = segments.get(segment, segment) if segment else None
     with _store(db, create=False) as store:
         rows = list(islice(list_contacts(store, segment=expr, cohort=cohort, rules=_tag_rules(loaded)), limit))
+        if not rows and segment and segment not in segments:
+            _no_such_segment(store, segment, loaded, _tag_rules(loaded))
     if as_json:
         print_json([_jsonable(row) for row in rows])
         return
@@ -489,6 +494,44 @@ def contacts_list(
         added = row["added_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M") if row["added_at"] else ""
         table.add_row(*(escape(str(v or "")) for v in (row["id"], row["name"], ", ".join(row["tags"]), row["source"], row["tier"], row["cohort"])), added)
     out().print(table)
+
+
+def _no_such_segment(store: Any, segment: str, loaded: Any, rules: Any) -> None:
+    """`--segment unpaidd` listed no one: a usage error when it is one word no contact has as a tag and that is no
+    segment (a near one is named) nor a tag the playbook's segments, hooks or rules name; an expression, or a tag
+    the playbook uses that no one has yet (已购 before the first order), lists 0 as asked."""
+    from siyu_cli.ingest import list_contacts
+    from siyu_cli.playbook import TagExprError, parse_tags
+
+    try:
+        expr = parse_tags(segment)
+    except TagExprError:
+        return
+    if expr.tags != {segment.strip()}:
+        return
+    word = segment.strip()
+    model = loaded.model if loaded is not None else None
+    segments = dict(model.segments) if model is not None else {}
+    held = {tag for contact in list_contacts(store, rules=rules) for tag in contact["tags"]}
+    if word in held:
+        return
+    named: set[str] = set()
+    if model is not None:
+        for text in segments.values():
+            try:
+                named |= set(parse_tags(text).tags)
+            except TagExprError:
+                continue
+        named |= {tag for hook in model.hooks for tag in hook.tags}
+        named |= {change[1:] for rule in model.rules for change in rule.tag}
+    if word in named:
+        return
+    close = did_you_mean(word, segments, "the segment ") or did_you_mean(word, sorted(held | named), "the tag ")
+    known = f"the playbook's segments: {', '.join(segments)}" if segments else "no playbook with segments was found (pass -p PLAYBOOK)"
+    raise UsageError(
+        f"--segment {word!r} is no segment and no contact has the tag {word!r}, so it lists no one",
+        hint=f"{close}{known}; or a tag expression such as '家长 and not 已购'",
+    )
 
 
 @contacts_app.command("show", epilog=examples("siyu contacts show c001", "siyu contacts show c001 -p playbooks/camp.yaml --json"))

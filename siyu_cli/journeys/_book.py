@@ -233,12 +233,35 @@ class JourneyBook:
         return path
 
     def persona_of(self, run: Run, contact: Mapping[str, Any]) -> str:
-        """The route's persona, else the hook's, else the persona whose account the contact added, else the first."""
-        if run.route.persona:
-            return run.route.persona
+        """A journey's own persona; else the persona whose staff member the entering add names (serve's userid, an
+        export's 添加人账号): a channel code (渠道活码) puts several staff behind one State, and WeCom ties the add's
+        WelcomeCode to the one added, so a hook's persona is only the default for an add naming no persona's staff;
+        else the hook's persona, else the persona whose account the contact added, else the first."""
+        route = run.route
+        if route.kind != "welcome" and route.persona:
+            return route.persona
+        added = self.added_persona(run.entry)
+        if added is not None:
+            return added
         if run.hook is not None and run.hook.persona:
             return run.hook.persona
+        if route.persona:
+            return route.persona
         return self.account_personas.get(str(contact.get("account") or ""), self.first)
+
+    def added_persona(self, entry: EventRow) -> str | None:
+        """The persona whose staff member (wecom_userid or account) an add names, None for another event, an add
+        naming no one, or one naming a staff member who is no persona."""
+        import json
+
+        if entry[1] != "friend_added" or not entry[5]:
+            return None
+        try:
+            props = json.loads(entry[5])
+            named = props.get("userid") or props.get("account")
+        except (ValueError, AttributeError):
+            return None
+        return self.account_personas.get(str(named)) if named else None
 
     def _gone_for(self, run: Run, contact: Mapping[str, Any], props: str | None) -> bool:
         """Does this delete end the run? WeCom's deletes are per staff member (serve records the userid, an import the

@@ -21,7 +21,10 @@ from siyu_cli.report._funnel import FunnelReport, StageResult
 
 TREND_DAYS = 180  # the trend shows at most the last this many days that have events
 ADD, ORDER = "friend_added", "order"
-SERIES = (("adds", "加微 adds", "#2563eb"), ("first_orders", "首单 first orders", "#16a34a"), ("gmv", "GMV 成交额", "#9333ea"))
+# The trend counts every contact's first add and first order, the headline only the funnel's: one label each way,
+# so 12 all adds under the trend is not read against 9 funnel adds on the card as one figure.
+SERIES = (("adds", "全部加微 all adds (in the funnel or not)", "#2563eb"), ("first_orders", "全部首单 all first orders", "#16a34a"), ("gmv", "GMV 成交额", "#9333ea"))
+ADDS_CARD = "加微 adds (funnel)"
 
 
 @dataclass
@@ -137,9 +140,9 @@ def figures(report: FunnelReport | None, money: Sales) -> list[Figure]:
         found.append(_held(cards, Figure("cards", "包裹卡 cards", f"{cards.count:,}", "package cards sent")))
     if adds is not None and adds is not entry:
         detail = f"{_pct(adds.step_rate)} of {adds.base}" if adds.base else ""
-        found.append(_held(adds, Figure("adds", "加微 adds", f"{adds.count:,}", detail)))
+        found.append(_held(adds, Figure("adds", ADDS_CARD, f"{adds.count:,}", detail)))
     elif adds is not None:
-        found.append(Figure("adds", "加微 adds", f"{adds.count:,}", "contacts who added: the funnel's entry"))
+        found.append(Figure("adds", ADDS_CARD, f"{adds.count:,}", "contacts who added: the funnel's entry"))
     ordered = _stage(report, ORDER)
     if ordered is not None:
         if ordered.target is not None:
@@ -223,6 +226,7 @@ def trend_html(money: Sales) -> str:
     clipped = f" The {money.clipped:,} days before {money.days[0]:%Y-%m-%d} are left out." if money.clipped else ""
     note = (
         f'<p class="note">Per day in the playbook\'s zone, {money.days[0]:%Y-%m-%d} to {money.days[-1]:%Y-%m-%d}: each contact\'s first add, '
-        f"each contact's first order, and the amounts of all orders (refunds not taken off).{clipped}</p>"
+        f"each contact's first order, and the amounts of all orders (refunds not taken off). These count every contact in the store, "
+        f"also those who came outside the funnel, so all adds can be more than the headline's {ADDS_CARD}.{clipped}</p>"
     )
     return f'<div id="trend" class="panels">{panels}</div>{note}'

@@ -97,7 +97,8 @@ class WelcomeOnAdd:
         if not summary.blocked:
             reasons.update(why for why, _ in waiting)
         tasks = _tasks_made(self._runner, contact_id, started)
-        self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting, retries, tasks)}")
+        skipped = _skipped(self._runner, contact_id, started)
+        self.log(f"welcome pass for {contact_id} (added {at.astimezone(tz):%H:%M:%S}): {outcome(summary, waiting, retries, tasks, skipped)}")
         # A busy answer's "retry later" is said on the line above, or no longer true once a retry sent the welcome.
         errors = [error for error in dict.fromkeys(summary.errors) if not any(error.startswith(why) for why in reasons)]
         for error in errors[:3]:
@@ -157,12 +158,39 @@ def _tasks_made(runner: Runner, contact_id: str, since: datetime) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: int = 0, tasks: list[str] | None = None) -> str:
+# Why a welcome pass recorded one of the new contact's welcomes skipped, said in serve's log beside the reason.
+SKIPPED_WHY = {
+    "not_friend": "WeCom handed the customer back as no friend of {sender} (fail_list), or they deleted them: a welcome goes from "
+    "the persona whose staff member (wecom_userid) the customer added, the hook's persona only when the add names none; "
+    "if the customer added {sender}, check that staff member in WeCom",
+    "exit": "the welcome's exit held before it was due",
+    "missed": "it came due later than limits.missed.max_late allows",
+    "holdout": "the customer is in the step's holdout (a variant with no text)",
+}
+
+
+def _skipped(runner: Runner, contact_id: str, since: datetime) -> list[tuple[str, str]]:
+    """(reason, sender) of each of the contact's welcome or journey drafts this pass recorded skipped."""
+    from siyu_cli._time import to_db
+
+    staff = {p.id: p.wecom_userid or p.account or p.id for p in runner.playbook.model.personas}
+    rows = runner.db.execute(
+        "SELECT reason, persona FROM drafts WHERE target = ? AND playbook_id = ? AND state = 'skipped' AND channel IN ('welcome', 'journey') AND finished_at >= ? ORDER BY due_at",
+        [f"contact:{contact_id}", runner.playbook.id, to_db(since)],
+    )
+    return [(str(row[0] or "?"), f"persona {row[1]} ({staff.get(str(row[1]), row[1])})" if row[1] else "its sender") for row in rows]
+
+
+def outcome(summary: PassSummary, waiting: list[tuple[str, datetime]], retries: int = 0, tasks: list[str] | None = None, skipped: list[tuple[str, str]] | None = None) -> str:
     """What the welcome pass did, and for a welcome that could not go, why and what happens to it: a bare
     "sent 0" reads as success in a log. `tasks`: the staff member of each draft that went as a task to confirm
-    (_tasks_made), which "sent" would claim reached the customer."""
+    (_tasks_made), which "sent" would claim reached the customer. `skipped`: (reason, sender) of each of the
+    contact's welcomes recorded skipped (_skipped), said with why."""
     tasks = tasks or []
     said = [f"sent {summary.sent - len(tasks)}"]
+    if skipped:
+        why = "; ".join(dict.fromkeys(f"{reason}: {SKIPPED_WHY[reason].format(sender=sender)}" if reason in SKIPPED_WHY else reason for reason, sender in skipped))
+        said.append(f"skipped {len(skipped)} ({why})")
     if tasks:
         staff = ", ".join(dict.fromkeys(tasks))
         said.append(f"made {len(tasks)} one-customer task(s) for {staff} to confirm in their WeCom client (no WelcomeCode came to send it with; read back once sent)")
