@@ -537,7 +537,7 @@ class Planner:
                 holdout = chosen.template is None and chosen.text is None
                 content = None if holdout else Content(chosen.template, chosen.text, f"<inline beats.{beat.id}.variants.{variant}.text>")
             draft = self._draft(
-                run, sender, target=f"contact:{person['id']}", label=f"{person.get('name') or person['id']} ({person['id']})", content=content
+                run, sender, target=f"contact:{person['id']}", label=f"{person['name']} ({person['id']})" if person.get("name") else f"{person['id']} (no name)", content=content
             )
             draft.variant, draft.holdout, draft.contact_id = variant, holdout, str(person["id"])
             draft.sample = bool(person.get("sample"))
