@@ -127,6 +127,26 @@ def test_a_bad_gb18030_file_is_rejected_whole_with_every_bad_row(tmp_path: Path)
     assert rows(db, "SELECT contact_id, amount FROM events") == [("c1", 365.0)]
 
 
+def test_an_event_id_two_rows_contradict_is_listed_with_the_other_bad_rows_in_one_round(tmp_path: Path) -> None:
+    db = seed(tmp_path)
+    events = write_csv(
+        tmp_path / "订单.csv",
+        [
+            ["event_id", "type", "contact_id", "at", "amount"],
+            ["o1", "order", "c1", "2026-12-02 20:00", "1299"],
+            ["o1", "order", "c1", "2026-12-02 20:00", "1199"],  # the same order with another amount
+            ["o2", "order", "c2", "昨天晚上", "365"],
+        ],
+    )
+    result = siyu("import", "events", str(events), "--db", str(db))
+    assert result.exit_code == 1
+    text = " ".join(result.stderr.split())
+    assert "2 bad row(s); nothing was imported" in text, text
+    assert "row 4: at: '昨天晚上' is not a time" in text
+    assert "row 3: event 'o1' is also on row 2 with other facts (amount 1299.0 there, 1199.0 here)" in text
+    assert rows(db, "SELECT COUNT(*) FROM events") == [(0,)]
+
+
 def test_create_contacts_on_import(tmp_path: Path) -> None:
     db = seed(tmp_path)
     cards = write_csv(tmp_path / "cards.csv", [["type", "contact_id", "at"], ["card_sent", "tb-9", "2026-11-20 10:00"]])

@@ -518,8 +518,8 @@ def import_events(
                             if reason:
                                 bad.add(rowno, cells, reason)
                                 continue
-                        if bad.blocking:
-                            continue
+                        # Written on after a bad row too (the file is rolled back then): an id another row
+                        # contradicts is found in the same round, so one import lists every bad row.
                         for event in events:
                             add(rowno, event, cells)
                         if refs is not None:
@@ -528,8 +528,7 @@ def import_events(
                             _note_closed(result, closed_by_id, rowno, closing_now[0])
                     if staged is not None:
                         staged.finish()
-                    if not bad.blocking:
-                        writer.flush()
+                    writer.flush()  # its last rows' contradictions are bad rows too
                     if dry_run or bad.blocking:
                         raise _Rollback
             except _Rollback:
@@ -573,7 +572,7 @@ class _Staged:
             for row in differs:
                 what = _differences(first[2:8], row[2:8])
                 self.bad.add(row[1], [], f"event {eid!r} is also on row {first[1]} with other facts ({what}); the parts of one event must agree")
-            if differs or self.bad.blocking:
+            if differs:
                 continue
             amounts = [row[8] for row in parts if row[8] is not None]
             total = round(sum(amounts), 6) if amounts else None
