@@ -104,3 +104,12 @@ def test_a_second_outbox_done_keeps_who_marked_the_task_first_and_when(tmp_path:
     assert query(tmp_path / "siyu.db", "SELECT done_by, done_at FROM drafts ORDER BY draft_id") == first
     [staff] = json.loads(invoke("report", "sop", "-p", str(tmp_path / "playbook.yaml"), "--db", db, "--json").stdout)["staff"]
     assert staff["staff"] == "林老师"
+
+
+def test_days_0_is_one_error_not_one_per_range_measured_against_it(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[{**NOON_1V1, "days": "2-3"}], days=3, phases=[{"id": "warm", "title": "预热", "days": "1-3"}])
+    path = tmp_path / "playbook.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("days: 3\n", "days: 0\n", 1), encoding="utf-8")
+    result = invoke("check", str(path), "--json", code=1)
+    problems = json.loads(result.stdout)["files"][0]["problems"]
+    assert [p["path"] for p in problems] == ["days"], problems

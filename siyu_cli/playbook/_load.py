@@ -469,7 +469,8 @@ def _reference_problems(located: Located) -> list[Problem]:
     ids("cohorts")
     segments = data.get("segments") if isinstance(data.get("segments"), dict) else {}
     given_tags = _given_tags(data)
-    days = data.get("days") if isinstance(data.get("days"), int) and not isinstance(data.get("days"), bool) else None
+    # A days: below 1 is its own error: ranges measured against it would each repeat it with a nonsense fix.
+    days = data.get("days") if isinstance(data.get("days"), int) and not isinstance(data.get("days"), bool) and data["days"] >= 1 else None
     phase_specs = {item["id"]: item.get("days") for item in data.get("phases") or [] if isinstance(item, dict) and isinstance(item.get("id"), str)}
 
     def ref(path: Path_, value: Any, known: dict[str, int], what: str) -> None:
