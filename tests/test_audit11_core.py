@@ -113,3 +113,14 @@ def test_days_0_is_one_error_not_one_per_range_measured_against_it(tmp_path: Pat
     result = invoke("check", str(path), "--json", code=1)
     problems = json.loads(result.stdout)["files"][0]["problems"]
     assert [p["path"] for p in problems] == ["days"], problems
+
+
+def test_plan_says_capacity_decides_1v1_drafts_when_they_fall_due(tmp_path: Path) -> None:
+    personas = [{"id": "host", "name": "小丸子", "account": "wx_host_01", "capacity": {"precise": 1}}]
+    write_playbook(tmp_path, beats=[NOON_1V1], days=1, personas=personas)
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "a"}, {"contact_id": "b"}])
+    text = " ".join(invoke("plan", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"), "--now", "2026-12-01 12:31", code=2).stdout.split())
+    assert "create 2" in text and "capacity and the per-contact and per-account limits decide them when they fall due" in text, text
+    write_playbook(tmp_path, beats=[NOON_1V1], days=1)
+    text = " ".join(invoke("plan", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"), "--now", "2026-12-01 12:31", code=2).stdout.split())
+    assert "create 2" in text and "decide them when they fall due" not in text

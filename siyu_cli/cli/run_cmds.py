@@ -624,3 +624,12 @@ def _print_plan(report: Any, loaded: Any) -> None:
         console.print(table)
     else:
         console.print("nothing due in the next 24 hours", markup=False)
+        limits = loaded.model.limits
+        capped = any(p.capacity for p in loaded.model.personas) or limits.per_contact_per_day or limits.private_per_account_per_day
+        if capped and any(c.kind == "create" and c.target.startswith("contact:") for c in report.changes):
+            console.print(
+                "1v1 drafts are recorded as above; capacity and the per-contact and per-account limits decide them when they fall due "
+                "(carried to the next day 顺延, or skipped): `siyu plan capacity` models the load",
+                markup=False,
+                soft_wrap=True,
+            )

@@ -42,6 +42,7 @@ def list_drafts(
         else:
             raise UsageError(f"--status {status!r} is not a state; use pending, claimed, sent, failed, skipped, unknown or todo")
     if reason:
+        _known_reason(db, playbook.id, reason)
         sql += " AND (reason = ? OR reason LIKE ? ESCAPE '\\')"
         params += [reason, reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"]
     sql += " ORDER BY due_at, beat, target LIMIT ?"
@@ -54,6 +55,25 @@ def list_drafts(
         row["due_local"] = from_db(row["due_at"]).astimezone(playbook.tz).strftime("%Y-%m-%d %H:%M")
         rows.append(row)
     return rows, playbook.tz
+
+
+# The reasons siyu records drafts with (before a colon: capacity:carried, limit:per_contact_per_day, group_health:dead).
+REASONS = ("not_friend", "missed", "holdout", "quiet_hours", "limit", "capacity", "group_health", "exit", "removed", "no_chat_id", "retry", "waiting")
+
+
+def _known_reason(db: Any, playbook_id: str, reason: str) -> None:
+    """`--reason` names a reason the ledger holds (or the part before its colon: capacity for capacity:carried);
+    else a usage error listing them, with a did-you-mean: a typo (not_freind) is not "0 drafts"."""
+    import difflib
+
+    held = sorted({str(row[0]) for row in db.execute("SELECT DISTINCT reason FROM drafts WHERE playbook_id = ? AND reason IS NOT NULL", [playbook_id])})
+    heads = sorted({r.split(":", 1)[0] for r in held if ":" in r} - set(held))
+    if reason in held or reason in heads or reason in REASONS:
+        return  # a reason siyu records, held by no draft yet, lists none (exit 0): a script asking "any not_friend?"
+    close = difflib.get_close_matches(reason, held + heads + [r for r in REASONS if r not in held], n=1, cutoff=0.6)
+    mean = f"did you mean {close[0]!r}? " if close else ""
+    listed = f"the ledger holds {', '.join(held)}" if held else "the ledger holds no draft with a reason yet"
+    raise UsageError(f"--reason {reason!r}: no draft of {playbook_id} is recorded with this reason", hint=f"{mean}{listed} (`siyu status` counts them)")
 
 
 def list_tasks(playbook_path: Path, db_path: str | None, *, date: str | None, limit: int) -> list[dict[str, Any]]:
