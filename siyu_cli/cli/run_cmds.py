@@ -402,6 +402,13 @@ def outbox_done(
     changed, read_back, already = mark_done(db, ids, by)
     shown = ", ".join(changed[:20]) + (f" … and {len(changed) - 20} more" if len(changed) > 20 else "")
     out().print(f"marked {len(changed)} draft(s) done" + (f": {shown}" if changed else ""))
+    if already:
+        (who, at), *_ = already.values()
+        from siyu_cli._time import from_db
+
+        when = f" at {from_db(at):%Y-%m-%d %H:%M} UTC" if at else ""
+        others = f" (and {len(already) - 1} more)" if len(already) > 1 else ""
+        out().print(f"left {len(already)} draft(s) as first marked: done by {who}{when}{others}; the first mark is the record", markup=False)
     if read_back:
         out().print(f"left {len(read_back)} draft(s) as WeCom read them back (who sent them, when, or why not): `siyu outbox --tasks` shows them", markup=False)
 
@@ -423,13 +430,6 @@ def status(
         from siyu_cli.dispatch._capacity import accounts
         from siyu_cli.playbook import read
 
-    if already:
-        (who, at), *_ = already.values()
-        from siyu_cli._time import from_db
-
-        when = f" at {from_db(at):%Y-%m-%d %H:%M} UTC" if at else ""
-        others = f" (and {len(already) - 1} more)" if len(already) > 1 else ""
-        out().print(f"left {len(already)} draft(s) as first marked: done by {who}{when}{others}; the first mark is the record", markup=False)
         loaded = read(find_playbook(playbook_opt, playbook))
         report["accounts"] = accounts(loaded, (_when(now, loaded.tz) or utcnow()).astimezone(loaded.tz).date())
     if as_json:
@@ -615,15 +615,6 @@ def _print_plan(report: Any, loaded: Any) -> None:
         console.print(table)
         for change in [c for c in report.changes if c.kind == "retime"][:10]:
             console.print(f"  re-time {change.draft_id} {titles.get(change.beat, change.beat)} → {change.target}: {change.was_due:%m-%d %H:%M} → {change.due_at:%m-%d %H:%M}", markup=False)
-    else:
-        console.print("no changes: the ledger already holds what this playbook makes", markup=False)
-    if report.upcoming:
-        table = Table("due", "beat", "channel", "drafts", title="next 24 hours")
-        for due, beat, channel, n in report.upcoming:
-            table.add_row(f"{due:%m-%d %H:%M}", titles.get(beat, beat), channel, str(n))
-        console.print(table)
-    else:
-        console.print("nothing due in the next 24 hours", markup=False)
         limits = loaded.model.limits
         capped = any(p.capacity for p in loaded.model.personas) or limits.per_contact_per_day or limits.private_per_account_per_day
         if capped and any(c.kind == "create" and c.target.startswith("contact:") for c in report.changes):
@@ -633,3 +624,12 @@ def _print_plan(report: Any, loaded: Any) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+    else:
+        console.print("no changes: the ledger already holds what this playbook makes", markup=False)
+    if report.upcoming:
+        table = Table("due", "beat", "channel", "drafts", title="next 24 hours")
+        for due, beat, channel, n in report.upcoming:
+            table.add_row(f"{due:%m-%d %H:%M}", titles.get(beat, beat), channel, str(n))
+        console.print(table)
+    else:
+        console.print("nothing due in the next 24 hours", markup=False)
