@@ -154,6 +154,11 @@ def assign_variant(beat_id: str, contact_id: str, weights: Mapping[str, float]) 
     return next(reversed(list(weights)))
 
 
+def contact_label(person: Mapping[str, Any]) -> str:
+    """How a draft names its contact for staff: `王小美 (wm123)`, or `wm123 (no name)`, never the id twice."""
+    return f"{person['name']} ({person['id']})" if person.get("name") else f"{person['id']} (no name)"
+
+
 class Planner:
     """Expands a playbook into drafts; renders only the drafts asked for.
 
@@ -537,7 +542,7 @@ class Planner:
                 holdout = chosen.template is None and chosen.text is None
                 content = None if holdout else Content(chosen.template, chosen.text, f"<inline beats.{beat.id}.variants.{variant}.text>")
             draft = self._draft(
-                run, sender, target=f"contact:{person['id']}", label=f"{person['name']} ({person['id']})" if person.get("name") else f"{person['id']} (no name)", content=content
+                run, sender, target=f"contact:{person['id']}", label=contact_label(person), content=content
             )
             draft.variant, draft.holdout, draft.contact_id = variant, holdout, str(person["id"])
             draft.sample = bool(person.get("sample"))
@@ -632,7 +637,7 @@ class Planner:
             persona_name=self.persona_names.get(persona, persona),
             account=self.accounts.get(persona),
             target=f"contact:{cid}",
-            target_label=f"{person.get('name') or cid} ({cid})",
+            target_label=contact_label(person),
             variant=variant,
             holdout=holdout,
             sample=bool(person.get("sample")),
@@ -710,7 +715,7 @@ class Planner:
         person["id"] = contact_id
         context["contact"] = person
         changes: dict[str, Any] = {"contact_id": contact_id, "target": f"contact:{contact_id}", "context": context, "text": None, "error": None}
-        changes["target_label"] = f"{person.get('name') or contact_id} ({contact_id})"
+        changes["target_label"] = contact_label(person)
         if variant is not None:
             found = self.book.by_beat.get(draft.beat)
             if found is not None:
