@@ -14,6 +14,7 @@ from siyu_cli.check import _copy
 from siyu_cli.check._assets import attachment_problems, health_problems
 from siyu_cli.check._hints import with_hints
 from siyu_cli.check._journeys import journey_problems
+from siyu_cli.check._load import capacity_short
 from siyu_cli.check._nurture import nurture_caps
 from siyu_cli.check._wecom import strictness, wecom_problems
 from siyu_cli.errors import PlaybookInvalid, Problem, TemplateFailure
@@ -393,6 +394,7 @@ def _lint(playbook: LoadedPlaybook, contacts: Sequence[Mapping[str, Any]], plann
     problems.extend(nurture_caps(playbook, contacts, planner))
     problems.extend(_unmatched_accounts(playbook, planner))
     problems.extend(_strangers(playbook, planner))
+    problems.extend(capacity_short(playbook, planner))
     problems.extend(_nameless(playbook, planner))
     problems.extend(_pool_sizes(playbook))
     return problems
