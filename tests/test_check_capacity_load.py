@@ -38,3 +38,13 @@ def test_a_mass_send_needs_no_person_and_fits_any_capacity(tmp_path: Path) -> No
     write_playbook(tmp_path, beats=[{**NOON_1V1, "text": "午安～"}], days=2, personas=PERSONAS)
     add_contacts(tmp_path / "siyu.db", [{"contact_id": f"c{i}"} for i in range(5)])
     assert _short(tmp_path) == []
+
+
+def test_preview_of_a_day_says_what_capacity_carries_in_and_on(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[NOON_1V1], days=2, personas=PERSONAS)
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": f"c{i}"} for i in range(5)])
+    args = ("-p", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"))
+    text = " ".join(invoke("preview", "day", "1", *args).stdout.split())
+    assert "capacity 人效 · 小丸子 (host): 1v1 work for 5 contact(s); 2 fit, 3 carried to the next day 顺延 (capacity:carried)" in text, text
+    [load] = json.loads(invoke("preview", "day", "2", *args, "--json").stdout)["summary"]["capacity"]
+    assert load == {"persona": "host", "day": "2026-12-02", "fresh": 5, "carried_in": 0, "fits": 2, "carried": 3}

@@ -499,6 +499,11 @@ def _print_summary(summary: Any) -> None:
         style = "red" if load.refused else ""
         line = f"1v1 load 私聊量 · {escape(load.name)} ({escape(load.account or load.persona)}): {load.pending}{against}{refused}"
         console.print(f"[{style}]{line}[/]" if style else line)
+    for persona, name, load in summary.capacity:
+        carried_in = f" + {load.carried_in} carried in from earlier days" if load.carried_in else ""
+        line = f"capacity 人效 · {escape(name)} ({escape(persona)}): 1v1 work for {load.fresh} contact(s){carried_in}; {load.fits} fit"
+        line += f", [yellow]{load.carried} carried to the next day 顺延[/] (capacity:carried)" if load.carried else ""
+        console.print(line)
     if summary.extra:
         console.print(f"[blue]--all-variants: {summary.extra} extra draft(s) shown for review, not counted and never sent[/]")
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -303,3 +304,86 @@ def accounts(playbook: LoadedPlaybook, day: date) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+DRAIN_DAYS = 60  # how far past the last day with work a backlog is followed before it is called growing
+
+
+@dataclass
+class DayLoad:
+    """One persona's day of 1v1 work that needs a person, as the runner decides it (CapacityPlay)."""
+
+    day: date
+    fresh: int = 0  # contacts whose drafts fall due that day
+    carried_in: int = 0  # contacts carried to it from earlier days (a carried draft meeting a fresh one of its beat gives way)
+    fits: int = 0  # contacts written to that day
+    carried: int = 0  # contacts carried on to the next day 顺延
+
+
+class CapacityPlay:
+    """The campaign's days played through the capacity rule from the store's contacts, before any pass: check
+    warns with it (capacity-short) and preview shows a day's carry-over. Same drafts need a person, same cost by
+    tier, a contact written to twice a day paid once, carried drafts first the next day."""
+
+    def __init__(self, playbook: LoadedPlaybook, planner: Any) -> None:
+        self.playbook = playbook
+        self.capacities = {p.id: p.capacity for p in playbook.model.personas if p.capacity is not None}
+        self.days: dict[str, dict[date, DayLoad]] = {}
+        self.backlog: dict[str, int] = {}  # contacts still waiting DRAIN_DAYS after the last day with work
+        if not self.capacities or planner.db is None or not planner.contacts:
+            return
+        caps = Caps(playbook, planner.db, planner.renderer)
+        for persona, work in _work(playbook, planner, caps, set(self.capacities)).items():
+            self.days[persona], self.backlog[persona] = _play(work, lambda cid, p=persona: caps.cost(p, cid), self.capacities[persona].operators)
+
+
+def _play(work: dict[date, list[str]], cost: Any, operators: int) -> tuple[dict[date, DayLoad], int]:
+    played: dict[date, DayLoad] = {}
+    backlog: list[str] = []
+    day, end = min(work), max(work)
+    while day <= end + timedelta(days=DRAIN_DAYS) and (backlog or day <= end):
+        fresh = work.get(day, [])
+        load, paid, kept = Fraction(0), set(), []
+        for contact in dict.fromkeys(backlog + fresh):
+            if contact in paid:
+                continue
+            price = cost(contact)
+            if load + price > operators:
+                kept.append(contact)
+                continue
+            load += price
+            paid.add(contact)
+        played[day] = DayLoad(day, len(set(fresh)), len(set(backlog) - set(fresh)), len(paid), len(kept))
+        backlog = kept
+        day += timedelta(days=1)
+    return played, len(backlog)
+
+
+def _work(playbook: LoadedPlaybook, planner: Any, caps: Caps, personas: set[str]) -> dict[str, dict[date, list[str]]]:
+    """persona → local day → the contacts it writes to that day in drafts that need a person, in due order."""
+    from collections import defaultdict
+
+    from siyu_cli._time import parse_hhmm, wall_clock
+    from siyu_cli.render import assign_variant
+
+    found: dict[str, dict[date, list[tuple[datetime, str]]]] = defaultdict(lambda: defaultdict(list))
+    first = playbook.model.personas[0].id
+    for beat in playbook.model.beats:
+        if beat.channel != "private":
+            continue
+        weights = {name: variant.weight for name, variant in (beat.variants or {}).items()}
+        for cohort in playbook.cohorts:
+            for number in sorted(playbook.beat_days_of(cohort)[beat.id]):
+                day = cohort.start + timedelta(days=number - 1)
+                for clock in beat.times:
+                    moment = wall_clock(day, parse_hhmm(clock), playbook.tz)
+                    for person in planner.recipients(cohort, beat.id, playbook.audience(beat), at=moment):
+                        persona = beat.persona or planner.own_persona(person, first)
+                        variant = assign_variant(beat.id, str(person["id"]), weights) if weights else None
+                        if persona in personas and caps.personal("private", beat.id, variant):
+                            found[persona][day].append((moment, str(person["id"])))
+    for cohort in playbook.cohorts:
+        for draft in planner.journey_calendar(cohort):
+            if draft.persona in personas and draft.skip is None and draft.contact_id and caps.personal(draft.channel, draft.beat, draft.variant):
+                found[draft.persona][draft.occurrence_at.astimezone(playbook.tz).date()].append((draft.occurrence_at, draft.contact_id))
+    return {persona: {day: [cid for _, cid in sorted(items)] for day, items in days.items()} for persona, days in found.items()}

@@ -104,12 +104,14 @@ class Summary:
     touches: Touches
     accounts: list[AccountLoad]
     extra: int  # --all-variants drafts, not counted above
+    capacity: list[tuple[str, str, Any]] = field(default_factory=list)  # (persona, name, its DayLoad that day): with --db and capacity:
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "beats": [dict(row.__dict__) for row in self.beats],
             "touches_per_contact": dict(self.touches.__dict__),
             "private_per_account": [dict(row.__dict__) for row in self.accounts],
+            "capacity": [{"persona": persona, **{k: (v.isoformat() if k == "day" else v) for k, v in load.__dict__.items()}} for persona, _, load in self.capacity],
             "all_variants_extra": self.extra,
         }
 
@@ -290,6 +292,13 @@ def preview(
     if person is not None:
         result.journeys = positions(inputs, person, min(as_of, utcnow()))
     result.summary = summarize(result.items, playbook, inputs.memberships)
+    if not inputs.planner.sample_contact and any(p.capacity for p in playbook.model.personas):
+        # The drafts above are each shown as if its day had room; capacity decides them when they fall due.
+        from siyu_cli.dispatch._capacity import CapacityPlay, DayLoad
+
+        play = CapacityPlay(playbook, inputs.planner)
+        names = {p.id: p.name for p in playbook.model.personas}
+        result.summary.capacity = [(persona, names[persona], days.get(when, DayLoad(when))) for persona, days in sorted(play.days.items())]
     return result
 
 
