@@ -124,3 +124,12 @@ def test_plan_says_capacity_decides_1v1_drafts_when_they_fall_due(tmp_path: Path
     write_playbook(tmp_path, beats=[NOON_1V1], days=1)
     text = " ".join(invoke("plan", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"), "--now", "2026-12-01 12:31", code=2).stdout.split())
     assert "create 2" in text and "decide them when they fall due" not in text
+
+
+@pytest.mark.parametrize(("line", "opened", "closing"), [("  - {id: g1, name: 阅读营1群, persona: host\n", "{", "}"), ("tags_x: [a, b\n", "[", "]")])
+def test_an_unclosed_bracket_is_reported_where_it_opened(line: str, opened: str, closing: str, tmp_path: Path) -> None:
+    path = tmp_path / "playbook.yaml"
+    path.write_text(f"id: camp\ntitle: 营\ngroups:\n{line}  - {{id: g2, name: 2群, persona: host}}\ndays: 3\n", encoding="utf-8")
+    result = invoke("check", str(path), code=1)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert f"playbook.yaml:4:" in text and f"the {opened} opened here is not closed" in text and f"close it with {closing} on line 4" in text, text

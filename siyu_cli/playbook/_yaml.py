@@ -143,13 +143,20 @@ def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
             return located, slips + more
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        hint = "check indentation, colons and quotes on this line"
+        if str(exc.context or "").startswith("while parsing a flow") and exc.context_mark is not None and exc.problem_mark is not None:
+            # The parser stops where the next entry begins; the slip is the bracket left open where it opened.
+            opened, closing = ("{", "}") if "mapping" in str(exc.context) else ("[", "]")
+            mark, found = exc.context_mark, exc.problem_mark.line + 1
+            message = f"the {opened} opened here is not closed: YAML reached line {found} still inside it"
+            hint = f"close it with {closing} on line {mark.line + 1}"
         return None, [
             Problem(
                 message=f"YAML syntax: {message}",
                 file=file,
                 line=mark.line + 1 if mark else None,
                 column=mark.column + 1 if mark else None,
-                hint="check indentation, colons and quotes on this line",
+                hint=hint,
                 code="yaml",
             )
         ]
