@@ -38,7 +38,7 @@ def test_over_capacity_drafts_carry_over_to_the_next_day_oldest_first(camp: Path
     add_contacts(camp / "siyu.db", contacts("a", 5, "a") + contacts("b", 2, "b"))
 
     first = once("2026-12-01 20:01")
-    assert first["sent"] == 2 and first["deferred"] == 3 and not first["skipped"]
+    assert first["sent"] == 2 and first["carried"] == {"capacity": 3} and first["deferred"] == 0 and not first["skipped"]
     rows = ledger(camp)
     assert [(r[0], r[1], r[2]) for r in rows] == [
         ("contact:a1", "sent", None),
@@ -52,7 +52,7 @@ def test_over_capacity_drafts_carry_over_to_the_next_day_oldest_first(camp: Path
 
     # Day 2: yesterday's carried drafts go first; today's fresh 1v1 drafts wait for day 3 and 4.
     second = once("2026-12-02 20:01")
-    assert second["sent"] == 2 and second["deferred"] == 2
+    assert second["sent"] == 2 and second["carried"] == {"capacity": 2} and second["deferred"] == 0
     sent_day2 = [r[0] for r in ledger(camp, "state = 'sent' AND due_at LIKE '2026-12-02%'")]
     assert sent_day2 == ["contact:a3", "contact:a4"]
     carried_b = {r[0]: (r[2], r[3], r[4]) for r in ledger(camp, "target LIKE 'contact:b%'")}
@@ -223,7 +223,7 @@ def test_a_new_account_defers_1v1_sends_over_its_stage_cap_and_status_shows_the_
     path.write_text(text, encoding="utf-8")
     add_contacts(camp / "siyu.db", contacts("a", 5, "a"))
     first = once("2026-12-01 20:01")
-    assert first["sent"] == 2 and first["deferred"] == 3
+    assert first["sent"] == 2 and first["carried"] == {"nurture": 3} and first["deferred"] == 0
     rows = ledger(camp)
     assert [(r[0], r[2], r[3][:10]) for r in rows if r[1] == "pending"] == [
         ("contact:a3", "nurture:carried", "2026-12-02"),

@@ -77,6 +77,7 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "sent_before": 0,
         "readback": {},
         "deferred": 0,
+        "carried": {},
         "skipped": {},
         "failed": 0,
         "unknown": 0,
@@ -87,6 +88,7 @@ def test_once_sends_what_is_due_and_a_second_pass_sends_nothing(camp: Path) -> N
         "blocked": [],
         "warnings": [],
         "recovered": 0,
+        "settled": {},
         "errors": [],
         "next_due": "2026-12-02T08:30:00+08:00",
     }

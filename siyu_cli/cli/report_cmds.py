@@ -416,6 +416,7 @@ def sop_cmd(
 
     from siyu_cli.playbook import read
     from siyu_cli.report import sop
+    from siyu_cli.report._sop import percent
 
     pb = read(find_playbook(playbook, playbook_arg))
     with _store(db) as store:
@@ -465,7 +466,7 @@ def sop_cmd(
         console.print(f"[dim]per row in a wider terminal or with --json: {', '.join(dropped)}[/]")
     tasks = report.tasks
     if tasks.tasks:
-        console.print(f"SOP 执行率 execution rate: {tasks.rate:.1%} of send tasks 任务 · {_task_line(tasks)}", markup=False)
+        console.print(f"SOP 执行率 execution rate: {percent(tasks.done, tasks.tasks)} of send tasks 任务 · {_task_line(tasks)}", markup=False)
     if total.skipped and not by_reason:
         console.print(f"skipped by reason: {escape(_reasons(total, ' · '))}")
     read_back = bool(total.quota or total.not_friend or total.not_sent)
@@ -480,7 +481,7 @@ def sop_cmd(
         for name in ("staff", "tasks", "done", "on time", "late", *(["time unknown"] if unknown else []), "on time %", "recipients reached"):
             staff.add_column(name, justify="left" if name == "staff" else "right", no_wrap=True)
         for member in report.staff:
-            share = f"{member.on_time_rate:.0%}" if member.on_time_rate is not None else ""
+            share = percent(member.on_time, member.on_time + member.late, 0) if member.on_time_rate is not None else ""
             cells = [escape(member.staff or ""), str(member.tasks), str(member.done), str(member.on_time), f"[yellow]{member.late}[/]" if member.late else "0"]
             cells += [str(member.time_unknown)] if unknown else []
             staff.add_row(*cells, share, f"{member.reached} of {member.recipients}")
@@ -537,9 +538,11 @@ def _sop_columns(rows: list[Any], total: Any, width: int) -> tuple[list[tuple[st
 
 
 def _task_line(tasks: Any) -> str:
-    """'3 of 4 handed out done: 2 on time · 1 late · 285 of 303 recipients reached (94.1%)'."""
+    """'3 of 4 handed out done: 2 on time · 1 late · 285 of 303 recipients reached (94.0%)' (floored: never 100.0% below all)."""
+    from siyu_cli.report._sop import percent
+
     timing = f"{tasks.on_time} on time · {tasks.late} late" + (f" · {tasks.time_unknown} time unknown" if tasks.time_unknown else "")
-    reached = f"{tasks.reached} of {tasks.recipients} recipients reached" + (f" ({tasks.reached / tasks.recipients:.1%})" if tasks.recipients else "")
+    reached = f"{tasks.reached} of {tasks.recipients} recipients reached" + (f" ({percent(tasks.reached, tasks.recipients)})" if tasks.recipients else "")
     return f"{tasks.done} of {tasks.tasks} handed out done: {timing} · {reached}"
 
 

@@ -69,10 +69,12 @@ class PassSummary:
     now: datetime
     recorded: int = 0
     sent: int = 0
-    deferred: int = 0
+    deferred: int = 0  # due later: quiet hours, or recorded ahead of its time
+    carried: Counter[str] = field(default_factory=Counter)  # moved to a later day with room: over capacity / a nurturing cap (capacity:carried → capacity)
     failed: int = 0
     unknown: int = 0
     recovered: int = 0
+    settled: Counter[str] = field(default_factory=Counter)  # drafts of a dead run or in doubt settled this pass (not in sent/skipped): sent, or skipped by reason
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     next_due: datetime | None = None
@@ -100,6 +102,8 @@ class PassSummary:
         self.failed += other.failed
         self.unknown += other.unknown
         self.recovered += other.recovered
+        self.settled.update(other.settled)
+        self.carried.update(other.carried)
         self.retrying += other.retrying
         self.revised += other.revised
         self.tasks += other.tasks
@@ -136,6 +140,7 @@ class PassSummary:
             "sent_before": self.sent_before,
             "readback": self.readback,
             "deferred": self.deferred,
+            "carried": dict(self.carried),
             "skipped": dict(self.skipped),
             "failed": self.failed,
             "unknown": self.unknown,
@@ -146,6 +151,7 @@ class PassSummary:
             "blocked": self.blocked,
             "warnings": self.warnings,
             "recovered": self.recovered,
+            "settled": dict(self.settled),
             "errors": self.errors[:20],
             "next_due": self.next_due.isoformat() if self.next_due else None,
         }
@@ -184,6 +190,7 @@ class Runner:
         self._keys: SendKeys | None = None
         self._names: dict[str, str] = {}  # the claim batch's recipients' names (deliver_due)
         self._gone = Unfriended()  # the claim batch's recipients who deleted an account by the pass's moment
+        self._recovered_sent = 0  # of the drafts the last recover() settled, those every output had: sent
         self._welcomes: frozenset[str] | None = None
         self._fill_slots()
 
@@ -293,6 +300,9 @@ class Runner:
         """recover(), counted in `summary`: every pass, `siyu retry` and `siyu sync` do it first, so a dead run's drafts
         in flight are in doubt (and looked up in WeCom's list) before anything reads them back or sends them again."""
         summary.recovered, doubted = self.recover(now, inputs or self.inputs(now), run_id)
+        if self._recovered_sent:
+            # Every output had them before the run died: settled sent now, which this pass's `sent` does not count.
+            summary.settled["sent"] += self._recovered_sent
         if doubted:
             summary.unknown += doubted
             summary.errors.append(f"{DOUBT}{doubted} draft(s) were being delivered when their run died or lost its lease; they may have arrived")
@@ -310,6 +320,7 @@ class Runner:
         The pass's run takes them over and holds them like any claim (without one, recovery registers
         a short run of its own). The dead runs are then closed, so `siyu status` stops showing their stale lock.
         """
+        self._recovered_sent = 0
         candidates = self.ledger.orphans(now, self.playbook.id)
         if not candidates:
             self.ledger.release_dead_runs(utcnow())
@@ -324,6 +335,7 @@ class Runner:
             if own:
                 self.ledger.finish_run(holder, utcnow())
         self.ledger.release_dead_runs(utcnow())
+        self._recovered_sent = sum(1 for result in results if result[2] == "sent")
         return len(results), sum(1 for result in results if result[2] == "unknown")
 
     def _evidence(self, orphans: list[Mapping[str, Any]], inputs: PlanInputs) -> tuple[list[tuple[str, list[Any], str, str | None]], dict[str, str]]:
@@ -381,6 +393,10 @@ class Runner:
             if not output.reads_back:
                 continue
             report = output.sync(now, every_task=every_task)  # type: ignore[attr-defined]
+            summary.settled.update(report.settled_as)  # found in WeCom's list: sent, or skipped as WeCom refused them
+            if report.blocked and output.name not in summary.blocked:
+                # Its setup is wrong (a secret): read-back stopped at the first call, said once with the fix.
+                summary.blocked.append(output.name)
             if report.settled:
                 # Drafts this pass's recovery put in doubt that WeCom's own list has now settled.
                 summary.unknown = max(summary.unknown - report.settled, 0)
@@ -551,6 +567,7 @@ class Runner:
                 fresh.sort(key=lambda d: d.occurrence_at)  # capacity is offered oldest first (stable: the planner's order within a time)
             fresh = self._fair_order(fresh, budget, guard)
             carried: dict[str, tuple[str, str]] = {}
+            carried_why: dict[str, str] = {}
             rows = []
             stamp = to_db(now)
             keys = self._send_keys(inputs)
@@ -591,8 +608,9 @@ class Runner:
                         # Over capacity or a nurturing cap: the same slot, due on the next day with room.
                         later = to_db(moved)
                         carried[draft.draft_id] = (due_text, later)
+                        carried_why[draft.draft_id] = refusal
                         due_text, reason = later, refusal
-                        summary.deferred += 1
+                        summary.carried[refusal.partition(":")[0]] += 1
                     elif refusal in CARRIED:
                         state, reason = "skipped", SUPERSEDED  # a newer draft of its beat holds that day for the contact
                     elif refusal:
@@ -625,7 +643,9 @@ class Runner:
             if budget.superseded:
                 self.ledger.supersede(budget.superseded, stamp)
                 summary.skipped[SUPERSEDED] += len(budget.superseded)
-                summary.deferred -= len(carried.keys() & set(budget.superseded))
+                for draft_id in carried.keys() & set(budget.superseded):
+                    summary.carried[str(carried_why[draft_id]).partition(":")[0]] -= 1
+                summary.carried = +summary.carried
 
     @property
     def _instant_welcomes(self) -> frozenset[str]:
@@ -862,9 +882,11 @@ class Runner:
                 elif exc.blocked:
                     # Its setup is wrong (a secret, an IP): every task would fail alike; a pass after the fix sends them.
                     attempt.streaks[output.name] = PAUSE_AFTER
+                    line = f"{output.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
                     if output.name not in summary.blocked:
                         summary.blocked.append(output.name)
-                        summary.errors.append(f"{output.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+                    if line not in summary.errors:  # read-back may have met the same answer first: said once
+                        summary.errors.append(line)
                 else:
                     attempt.streaks[output.name] = attempt.streaks[output.name] + 1 if kind == "retry" else 0
                 if kind != "retry":

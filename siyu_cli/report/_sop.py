@@ -90,6 +90,14 @@ class SopRow:
         }
 
 
+def percent(part: int, whole: int, places: int = 1) -> str:
+    """part of whole as a percentage floored to `places` decimals: 12,795 of 12,800 is 99.9%, never 100.0% while
+    anyone was missed (rounding would print it so). Counted in integers, so 941 of 1,000 is 94.1%, not 94.0%."""
+    scale = 10 ** (places + 2)
+    shown = part * scale // whole
+    return f"{shown / 10 ** places:.{places}f}%"
+
+
 @dataclass
 class TaskCounts:
     """Send tasks handed to the front line and the recipients in them; per staff member (who sent

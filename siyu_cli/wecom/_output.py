@@ -34,6 +34,9 @@ WELCOME_EXPIRED = 41050  # the WelcomeCode is older than 20 s (or invalid)
 # Answers about the app's setup, the same for every task: a wrong secret or corp id, an app not allowed to call
 # 客户联系, an untrusted IP, a disabled app.
 SETUP_ERRCODES = frozenset({40001, 40013, 40091, 48002, 60020, 50003})
+# deliveries.location of a mass send's drafts from just before its creating call until WeCom answers (then the msgid):
+# when it was asked on this machine's clock, so a task in doubt adopts no send WeCom made before it (siyu_cli.wecom._sync).
+ASKING = "wecom: asked to create it at "
 
 
 class WecomOutput:
@@ -151,10 +154,14 @@ class WecomOutput:
         parts = [order[start : start + size] for start in range(0, len(order), size)]
         msgids: list[str] = []
         earlier: list[str] = []
+        asked = False
         for number, chunk in enumerate(parts, start=1):
             if number < first_part:
                 earlier.extend(ids[item] for item in chunk)
                 continue
+            if not asked:
+                self._asking(list(ids.values()))
+                asked = True
             try:
                 if group:
                     msgid, failed = self.client.add_msg_template(chat_type="group", sender=sender, chat_ids=chunk, text=msg.text, attachments=msg.attachments)
@@ -174,6 +181,17 @@ class WecomOutput:
         refused.update((draft, NOT_FRIEND) for draft in self._refused(list(ids.values())))
         before = sum(1 for draft in earlier if draft not in refused)
         return Delivered(f"wecom msgid {', '.join(msgids) or '(none: no recipient could receive it)'}", refused, before)
+
+    def _asking(self, drafts: list[str]) -> None:
+        """Committed before the first creating call of this try: when (this machine's clock) WeCom was asked, which the
+        drafts keep if the answer never comes (the settle of an unknown keeps a delivery's location)."""
+        stamp = f"{ASKING}{to_db(utcnow())} (this machine's clock)"
+        with immediate(self.db):
+            for start in range(0, len(drafts), 500):
+                chunk = drafts[start : start + 500]
+                self.db.execute(
+                    f"UPDATE deliveries SET location = ? WHERE output = ? AND draft_id IN ({', '.join('?' * len(chunk))})", [stamp, self.name, *chunk]
+                )
 
     def _added_staff(self, contact_id: str) -> set[str]:
         """The staff members WeCom's add callbacks (siyu serve) say this customer added; empty when serve never saw

@@ -2,21 +2,25 @@
 
 Three steps, each pass and `siyu sync`:
 - **find**: a task whose creating request may have reached WeCom (the pass died, or no answer came) is
-  looked for in WeCom's own list (get_groupmsg_list_v2: same text, created around the claim on the pass's clock
-  or in the last week on this machine's, handed to the same staff member, reaching its recipients). Found, it is recorded and its drafts are sent; not
-  there, WeCom never made it, so its drafts go back to pending and the next delivery creates it, unless the search could
-  have missed it (now before the claim, or a claim too old to search): then a person looks, nothing is made again.
+  looked for in WeCom's own list (get_groupmsg_list_v2: same text, searched around the claim on the pass's clock
+  and in the last week on this machine's, handed to the same staff member, created no earlier than the claim (a
+  send listed before it is another one's, whatever its text), reaching exactly this part's customers but those
+  WeCom refused as not friends). Found once, it is recorded and its drafts are sent; found twice, or reaching only
+  some of them (another store's or campaign's send of the same text may), a person looks. Not there, WeCom never
+  made it, so its drafts go back to pending and the next delivery creates it, unless the search could have missed it
+  (now before the claim, or a claim too old to search): then a person looks, nothing is made again.
 - **read**: for each open task, the staff member's status (get_groupmsg_task) and, once they sent
   it, each recipient's (get_groupmsg_send_result: sent at a time, not sent, not a friend, refused
   by the monthly quota); Moments jobs by get_moment_task_result then get_moment_task. Outcomes go
   in drafts.outcome with done_by (the staff userid) and done_at (when it went; unknown for Moments,
   which WeCom reports with no publish time), as `outbox done` would by hand.
 - **remind**: a task not confirmed `remind_after` after it was made (or after the last reminder)
-  is reminded (remind_groupmsg_send), at most 3 times in 24 hours.
+  is reminded (remind_groupmsg_send), at most 3 times in any 24 hours (the times are kept: a rolling window, as WeCom counts).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +52,15 @@ OUTCOMES = {0: "not_sent", 1: "sent", 2: "not_friend", 3: "quota"}
 UNKNOWN_TASK = frozenset({41047, 40088})  # WeCom knows no mass send with this msgid / no Moments job with this jobid
 BUSY = 45009  # 接口调用超过限制: remind_groupmsg_send's 3 in 24 hours answer as any rate limit
 UNSENT = 0  # get_groupmsg_task: 0 未发送, 2 已发送 (the docs' own example shows 1: any other value is sent)
+# A mass send created before its task was claimed is not that task. The claim is known on the pass's clock (drafts.claimed_at)
+# and, from the wecom output, on this machine's (deliveries.location, written just before the creating call); WeCom stamps
+# create_time on its own clock, the machine's give or take this much (a VM without NTP; a fake WeCom in a rehearsal follows
+# --now instead): the earlier of the two, less this, is the earliest a send of this task can have been made. Generous, since
+# too little would make a task WeCom holds again; a send of the same text this close before the claim must still reach
+# exactly this part's customers to be taken.
+SKEW = timedelta(hours=1)
+NOT_CONTACT = 84061  # externalcontact/get: 不存在外部联系人的关系 (no staff member has this customer)
+CHECK_MOST = 50  # customers a found part leaves out that are asked about (externalcontact/get), one call each; more: a person looks
 
 
 @dataclass
@@ -64,6 +77,8 @@ class SyncReport:
     reminded: int = 0  # siyu's tasks reminded (WeCom accepted a reminder for at least one of its parts)
     reminded_parts: int = 0  # WeCom's mass sends reminded (a task of 25,000 customers is 3)
     closed: int = 0
+    settled_as: dict[str, int] = field(default_factory=dict)  # drafts in doubt finding settled now, by what they became: sent, or the reason skipped
+    blocked: bool = False  # the output's setup is wrong (a secret): read-back stopped at its first call this pass
     errors: list[str] = field(default_factory=list)  # what a person looks at (the pass exits 1)
     waiting: list[str] = field(default_factory=list)  # WeCom unreachable or busy: read back at a later pass (exit 0)
 
@@ -79,10 +94,24 @@ def sync(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: 
         try:
             step(output, db, playbook_id, now, report, remind_after if step is not _read else every)
         except DeliveryError as exc:
+            if setup_error(exc):
+                # Every call would get the same answer (a wrong secret: gettoken's 40001): one error with the fix, and no
+                # more calls this pass, not a refused gettoken and an error per open task.
+                report.errors.append(f"{output.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+                report.blocked = True
+                break
             (report.waiting if exc.transient else report.errors).append(f"{output.name}: {exc.message}")
             if step is _find:
                 report.unsettled += 1
     return report
+
+
+def setup_error(exc: Exception) -> bool:
+    """An answer about the app's setup, the same for every call until a person fixes it (the output's SETUP_ERRCODES)."""
+    from siyu_cli.errors import WecomError, WecomSetupError
+    from siyu_cli.wecom._output import SETUP_ERRCODES
+
+    return isinstance(exc, WecomSetupError) or (isinstance(exc, WecomError) and exc.errcode in SETUP_ERRCODES)
 
 
 def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
@@ -114,25 +143,66 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             # The part after the last one recorded is the one that may have been made: look for it.
             claim = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task)
             spans, doubt = search_spans(claim, now, utcnow())
-            ours = {str(row["target"]).partition(":")[2] for row in task}
+            asked = _asked_at(db, output.name, [row["draft_id"] for row in task])
+            since = min(claim, asked) - SKEW if asked is not None else claim - SKEW
+            part = _part(task, made, size)
+            ours = set(part) if chat_type == "single" else {str(row["target"]).partition(":")[2] for row in task}
             unsure: str | None = None  # a group send of this text that has reached no group yet: it may be this task
+            astray: str | None = None  # a send to this task's customers that is not this part as cut (one of several parts)
+            everyone = {str(row["target"]).partition(":")[2] for row in task}
             listed: set[str] = set()
+            found: list[tuple[str, set[str]]] = []  # sends made after the claim that reach this part's recipients
             items = (item for start, end in spans for item in output.client.groupmsg_list(chat_type=chat_type, start=start, end=end, filter_type=0))
             for item in items:
                 msgid = str(item.get("msgid"))
                 if msgid in listed or msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
                     continue
                 listed.add(msgid)
+                if item.get("create_time") is not None and datetime.fromtimestamp(int(item["create_time"]), UTC) < since:
+                    continue  # made before this task was claimed: another task's (a daily text, another store's cohort)
                 if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
                     continue
                 ours_too, listed_ids = _recipients_match(output, msgid, sender, chat_type, ours)
                 if ours_too:
-                    match = msgid
-                    if chat_type == "single":
-                        refused = _left_out(task, made, size, listed_ids)
-                    break
-                if ours_too is None:
+                    found.append((msgid, listed_ids))
+                elif ours_too is None:
                     unsure = unsure or msgid
+                elif chat_type == "single" and listed_ids and listed_ids <= everyone:
+                    astray = astray or msgid  # this task's customers, but not as this part was cut: never made again blindly
+            if astray and not found:
+                report.errors.append(
+                    f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({astray}) of the same text for {sender}, made since its claim, "
+                    f"that reaches this task's customers but not as its part {made + 1} was cut, so siyu cannot tell it is that part, and nothing is "
+                    f"made again. {_ask(sender, name)}"
+                )
+                report.to_check += 1
+                continue
+            if len(found) > 1 or (found and unsure):
+                # Which one is this task cannot be told (another store or campaign may send the same text): never adopted,
+                # never made again; a person looks.
+                shown = ", ".join([msgid for msgid, _ in found] + ([unsure] if unsure and found else []))
+                report.errors.append(
+                    f"{output.name}: task {name} is in doubt: WeCom holds {len(found) + int(bool(found and unsure))} mass sends of the same text for {sender}, "
+                    f"made since its claim, that may be it ({shown}); siyu cannot tell which (another store or campaign may send the same text), "
+                    f"so none is taken for it and nothing is made again. {_ask(sender, name)}"
+                )
+                report.to_check += 1
+                continue
+            if found:
+                msgid, listed_ids = found[0]
+                missing = sorted(set(part) - listed_ids) if chat_type == "single" else []
+                if missing and not _not_friends(output, sender, missing):
+                    # It leaves out customers WeCom would have taken: not this part minus WeCom's refusals, maybe another's send.
+                    report.errors.append(
+                        f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({msgid}) of the same text for {sender}, made since its claim, "
+                        f"that reaches {len(listed_ids)} of this part's {len(part)} customers, and siyu cannot tell that WeCom refused the other "
+                        f"{len(missing)} (they are still {sender}'s customers, or too many to ask): it may be another store's or campaign's send, so it "
+                        f"is not taken for this task and nothing is made again. {_ask(sender, name)}"
+                    )
+                    report.to_check += 1
+                    continue
+                match = msgid
+                refused = [part[ident] for ident in missing]
             if match is None and unsure:
                 # Neither adopted nor made again: once the staff member sends it, its groups tell (the next read finds it).
                 report.errors.append(
@@ -166,6 +236,11 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 made += 1
             if made >= total:
                 # Every part is in WeCom: sent, but a recipient in an answered part's fail_list (committed then), skipped.
+                for refused_one, count in db.execute(
+                    f"SELECT outcome = 'not_friend', COUNT(*) FROM drafts WHERE state = 'unknown' AND draft_id IN ({marks}) GROUP BY 1", ids
+                ).fetchall():
+                    key = "not_friend" if refused_one else "sent"
+                    report.settled_as[key] = report.settled_as.get(key, 0) + count
                 db.execute(f"UPDATE deliveries SET state = 'delivered', location = ?, error = NULL WHERE output = ? AND draft_id IN ({marks})", [f"wecom task {name} (found)", output.name, *ids])
                 db.execute(
                     "UPDATE drafts SET state = CASE WHEN outcome = 'not_friend' THEN 'skipped' ELSE 'sent' END, "
@@ -218,10 +293,10 @@ def search_spans(claim: datetime, now: datetime, wall: datetime) -> tuple[list[t
 
 
 def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: str, ours: set[str]) -> tuple[bool | None, set[str]]:
-    """A mass send found by text and staff member is ours only if it reaches our recipients: another campaign (or
-    another store on the same corp) may have sent the same text. WeCom lists a single task's customers whatever
-    their status; a group task lists only the groups already sent to, so an empty list cannot tell (None).
-    With the ids WeCom lists."""
+    """Could a mass send found by text and staff member be ours? Only if it reaches none but our recipients (this
+    part's customers; a group task's groups): another campaign (or another store on the same corp) may have sent the
+    same text. WeCom lists a single task's customers whatever their status (not its fail_list); a group task lists
+    only the groups already sent to, so an empty list cannot tell (None). With the ids WeCom lists."""
     if chat_type == "group":
         listed = {str(entry.get("chat_id")) for entry in output.client.groupmsg_send_result(msgid, sender)}
         chats = {output.chats.get(group, group) for group in ours}
@@ -230,15 +305,53 @@ def _recipients_match(output: WecomOutput, msgid: str, sender: str, chat_type: s
     return bool(listed) and listed <= ours, listed
 
 
-def _left_out(task: list[dict[str, Any]], made: int, size: int, listed: set[str]) -> list[str]:
-    """The drafts of part `made + 1` WeCom's send list does not hold: its fail_list (not the staff member's
-    customer), which get_groupmsg_list_v2 does not return. The part is cut as the output cuts it (recipients by
-    target, `size` a part); a list holding anyone outside that part proves the cut wrong, and nothing is inferred."""
+def _part(task: list[dict[str, Any]], made: int, size: int) -> dict[str, str]:
+    """Part `made + 1` of a task as the output cuts it (recipients by target, `size` a part): WeCom's id → draft."""
     chunk = sorted(task, key=lambda row: str(row["target"]))[made * size : (made + 1) * size]
-    idents = {str(row["target"]).partition(":")[2]: str(row["draft_id"]) for row in chunk}
-    if not listed <= set(idents):
-        return []
-    return [draft for ident, draft in idents.items() if ident not in listed]
+    return {str(row["target"]).partition(":")[2]: str(row["draft_id"]) for row in chunk}
+
+
+def _not_friends(output: WecomOutput, sender: str, missing: list[str]) -> bool:
+    """Are the customers a found part leaves out ones WeCom refused (its fail_list: not `sender`'s customers)? Asked of
+    WeCom one by one (externalcontact/get), up to CHECK_MOST; any still the staff member's customer, or an answer that
+    cannot tell, says no: the send may be another's."""
+    from siyu_cli.errors import WecomError
+
+    if len(missing) > CHECK_MOST:
+        return False
+    for ident in missing:
+        try:
+            follow = output.client.external_contact(ident).get("follow_user") or []
+        except WecomError as exc:
+            if exc.errcode == NOT_CONTACT:
+                continue  # no staff member has them: WeCom refused them
+            if exc.transient or setup_error(exc):
+                raise
+            return False
+        if any(entry.get("userid") == sender for entry in follow):
+            return False
+    return True
+
+
+def _asked_at(db: sqlite_utils.Database, output: str, drafts: list[str]) -> datetime | None:
+    """When, on this machine's clock, the wecom output was about to ask WeCom to create this task (deliveries.location,
+    written before the call, kept until WeCom answers), or None (a store from before siyu wrote it)."""
+    from siyu_cli.wecom._output import ASKING
+
+    found = None
+    for start in range(0, len(drafts), 500):
+        chunk = drafts[start : start + 500]
+        row = db.execute(
+            f"SELECT MIN(location) FROM deliveries WHERE output = ? AND location LIKE ? AND draft_id IN ({', '.join('?' * len(chunk))})",
+            [output, ASKING + "%", *chunk],
+        ).fetchone()
+        if row and row[0]:
+            try:
+                stamp = from_db(str(row[0])[len(ASKING) :].split(" ", 1)[0])
+            except ValueError:
+                continue
+            found = stamp if found is None else min(found, stamp)
+    return found
 
 
 def _welcome_code_spent(db: sqlite_utils.Database, row: Mapping[str, Any], sender: str) -> bool:
@@ -284,6 +397,8 @@ def _read(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             else:
                 _read_groupmsg(output, db, task, members, now, report)
         except WecomError as exc:
+            if setup_error(exc):
+                raise  # the same for every task: sync() says it once and stops
             if exc.transient:
                 # Busy or unreachable: nothing was read, nothing is wrong with the task; a later pass reads it.
                 report.waiting.append(f"{output.name}: {exc.message}")
@@ -384,6 +499,18 @@ def _touch(db: sqlite_utils.Database, task: Mapping[str, Any], now: datetime) ->
         db.execute("UPDATE wecom_tasks SET read_at = ? WHERE task_id = ? AND output = ? AND part = ?", [to_db(now), task["task_id"], task["output"], task["part"]])
 
 
+def _reminder_times(task: Mapping[str, Any]) -> list[datetime]:
+    """When WeCom accepted a reminder of this mass send (reminder_times); for a store from before they were kept, the
+    first and last reminder with any between taken as late as the last (counting them too recent holds a reminder back, never
+    asks WeCom for a fourth)."""
+    if task.get("reminder_times"):
+        return [from_db(stamp) for stamp in json.loads(task["reminder_times"])]
+    count, first, last = int(task["reminded"] or 0), task["first_reminded_at"], task["last_reminded_at"]
+    if not count or first is None:
+        return []
+    return [from_db(first), *[from_db(last or first)] * (count - 1)]
+
+
 def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now: datetime, report: SyncReport, remind_after: str) -> None:
     from siyu_cli.dispatch._policy import Guard
     from siyu_cli.errors import WecomError
@@ -398,14 +525,15 @@ def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, no
         since = from_db(task["last_reminded_at"] or task["created_at"])
         if now - since < wait:
             continue
-        reminded, first = int(task["reminded"]), task["first_reminded_at"]
-        if first is not None and now - from_db(first) >= REMIND_WINDOW:
-            reminded, first = 0, None  # a new 24 hours
-        if reminded >= REMINDERS:
+        # WeCom's 3 are in any 24 hours (rolling): the reminders of the last 24 hours are counted, and at 3 WeCom is not asked.
+        recent = [moment for moment in _reminder_times(task) if now - moment < REMIND_WINDOW]
+        if len(recent) >= REMINDERS:
             continue
         try:
             output.client.remind_groupmsg_send(task["remote_id"])
         except WecomError as exc:
+            if setup_error(exc):
+                raise  # the same for every task: sync() says it once and stops
             if exc.errcode == BUSY:
                 # WeCom answered busy (45009: its rate limit, or the 3 a day, reminders from the admin console counted
                 # too; the docs name no errcode of their own for the latter): nothing is counted, and the next try
@@ -425,10 +553,12 @@ def _remind(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, no
                 continue
             report.errors.append(f"{output.name}: reminding task {task['task_id']} ({task['remote_id']}): {exc.message}")
             continue
+        times = sorted([*recent, now])
         with immediate(db):
+            # reminded: how many of the last 24 hours; first_reminded_at: the oldest of them.
             db.execute(
-                "UPDATE wecom_tasks SET reminded = ?, first_reminded_at = ?, last_reminded_at = ? WHERE task_id = ? AND output = ? AND part = ?",
-                [reminded + 1, first or to_db(now), to_db(now), task["task_id"], task["output"], task["part"]],
+                "UPDATE wecom_tasks SET reminded = ?, first_reminded_at = ?, last_reminded_at = ?, reminder_times = ? WHERE task_id = ? AND output = ? AND part = ?",
+                [len(times), to_db(times[0]), to_db(now), json.dumps([to_db(moment) for moment in times]), task["task_id"], task["output"], task["part"]],
             )
         report.reminded_parts += 1
         if task["task_id"] not in reminded_tasks:
