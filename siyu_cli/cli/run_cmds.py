@@ -57,6 +57,27 @@ def _in_tasks(summary: Any) -> str:
     return tasks + (f" ({summary.sent_before} of them in part(s) made before)" if summary.sent_before else "")
 
 
+def _carried(summary: Any) -> str:
+    """Drafts moved to a later day with room (capacity, a nurturing cap): not "deferred", which is quiet hours."""
+    if not summary.carried:
+        return ""
+    names = {"capacity": "capacity", "nurture": "nurture cap"}
+    if len(summary.carried) == 1:
+        [(why, count)] = summary.carried.items()
+        return f"carried {count} ({names.get(why, why)}) · "
+    parts = ", ".join(f"{names.get(why, why)} {count}" for why, count in sorted(summary.carried.items()))
+    return f"carried {sum(summary.carried.values())} ({parts}) · "
+
+
+def _recovered(summary: Any) -> str:
+    """'recovered 12800 from a dead run (settled 12798 sent, 2 not_friend)': what a recovery (or finding a task in
+    doubt in WeCom's list) settled, which `sent` and `skipped` (this pass's deliveries) do not count."""
+    settled = ", ".join(f"{count} {why}" for why, count in sorted(summary.settled.items(), key=lambda item: (item[0] != "sent", item[0])) if count)
+    if not summary.recovered:
+        return f"settled {settled} in doubt before"
+    return f"recovered {summary.recovered} from a dead run" + (f" (settled {settled})" if settled else "")
+
+
 def _real_corp(runner: Any, moment: datetime | None, *, fast: bool = False) -> None:
     """A rehearsal clock against WeCom itself: `--clock fast` would make the whole campaign's tasks in the real corp
     in minutes (refused); a `--now` far from this machine's clock makes real tasks stamped with WeCom's own time (warned).
@@ -104,7 +125,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items())) or "0"
     line = (
         f"{summary.now:%Y-%m-%d %H:%M} · recorded {summary.recorded} · sent {summary.sent}{_in_tasks(summary)} · deferred {summary.deferred} · "
-        f"skipped {skipped} · failed {summary.failed} · unknown {summary.unknown}"
+        f"{_carried(summary)}skipped {skipped} · failed {summary.failed} · unknown {summary.unknown}"
     )
     if summary.blocked:
         # Nothing goes to it until the setup is fixed: one clause, not "retrying later" beside "stopped".
@@ -118,8 +139,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         line += f" · paused {', '.join(paused)} (failing; its drafts wait for the next pass)"
     if summary.held:
         line += f" · held back by the rate limit of {', '.join(summary.held)} (a later pass sends them)"
-    if summary.recovered:
-        line += f" · recovered {summary.recovered} from a dead run"
+    if summary.recovered or summary.settled:
+        line += " · " + _recovered(summary)
     if summary.readback:
         line += " · read back " + summary.readback_text()
     if summary.next_due:
@@ -319,9 +340,9 @@ def sync(
     summary = PassSummary(now=moment)
     runner.read_back(moment, summary)
     if as_json:
-        print_json({"now": moment.isoformat(), "recovered": summary.recovered, "readback": summary.readback, "errors": summary.errors})
+        print_json({"now": moment.isoformat(), "recovered": summary.recovered, "settled": dict(summary.settled), "readback": summary.readback, "errors": summary.errors})
     else:
-        recovered = f"recovered {summary.recovered} from a dead run · " if summary.recovered else ""
+        recovered = _recovered(summary) + " · " if summary.recovered or summary.settled else ""
         found = recovered + (summary.readback_text(delivering=False) or "nothing new")
         err().print(f"{moment:%Y-%m-%d %H:%M} · read back from WeCom 回执: {found}", markup=False)
         for error in summary.errors[:5]:

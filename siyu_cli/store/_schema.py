@@ -420,3 +420,10 @@ def m075_wecom_callbacks(db: Database) -> None:
         CREATE INDEX wecom_welcome_codes_contact ON wecom_welcome_codes(contact_id, userid, received_at);
         """
     )
+
+
+@MIGRATIONS()
+def m031_reminder_times(db: Database) -> None:
+    """When each WeCom mass send was reminded (JSON list of UTC stamps): WeCom allows 3 reminders in any rolling
+    24 hours, so the cap is counted over the last 24 hours, not a window from the first reminder."""
+    db.execute("ALTER TABLE wecom_tasks ADD COLUMN reminder_times TEXT")
