@@ -162,8 +162,13 @@ class RealServe:
         return httpx.post(f"{self.url}?{urlencode(params)}", content=body)
 
     def rest(self) -> str:
-        """The rest of its log once it has exited."""
-        return self.proc.communicate(timeout=60)[1]
+        """The rest of its log once it has exited: read through the text stream to its end, since readline()
+        may have buffered more than the first line (communicate() with a timeout reads the pipe past that buffer)."""
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            said = self.proc.stderr.read()
+        self.proc.wait(timeout=60)
+        return said
 
     def stop(self) -> str:
         """SIGTERM (serve finishes the welcome passes handed over first), and the rest of its log."""
@@ -176,7 +181,9 @@ class RealServe:
     def __exit__(self, *_: object) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
+            self.proc.stderr.close()
+        self.proc.wait()
 
 
 @pytest.fixture
