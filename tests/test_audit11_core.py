@@ -133,3 +133,28 @@ def test_an_unclosed_bracket_is_reported_where_it_opened(line: str, opened: str,
     result = invoke("check", str(path), code=1)
     text = " ".join((result.stdout + result.stderr).split())
     assert f"playbook.yaml:4:" in text and f"the {opened} opened here is not closed" in text and f"close it with {closing} on line 4" in text, text
+
+
+def test_personas_sharing_an_account_each_reach_its_customers(tmp_path: Path) -> None:
+    """verify11 #1: the account map holds one persona per account; a beat of the other is not a stranger's."""
+    personas = [{"id": "teacher", "name": "林老师", "account": "lin_wx"}, {"id": "service", "name": "客服", "account": "lin_wx"}]
+    write_playbook(tmp_path, beats=[{**NOON_1V1, "persona": "teacher", "text": "午安～"}], days=1, personas=personas, groups=[{"id": "g1", "name": "1群", "persona": "teacher"}], limits={"missed": {"max_late": "6h"}})
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "account": "lin_wx"}, {"contact_id": "c2", "account": "lin_wx"}])
+    problems = json.loads(invoke("check", str(tmp_path / "playbook.yaml"), "--db", str(tmp_path / "siyu.db"), "--json").stdout)["files"][0]["problems"]
+    assert not [p for p in problems if p["code"] == "persona-strangers"]
+    assert run(tmp_path, "2026-12-01 12:31")["sent"] == 2
+
+
+def test_a_customer_who_adds_the_beats_persona_later_gets_only_the_beats_after_that_add(tmp_path: Path) -> None:
+    """verify11 #3: first added host (11-30), then the advisor on day 3 at 13:00: the advisor's 1v1s of days 1-3 were never theirs."""
+    write_playbook(tmp_path, beats=[ADVISOR_BEAT], days=4, limits=LATE)
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "both", "account": "wx_host_01"}, {"contact_id": "adv", "account": "wx_adv_02"}])
+    add_event(tmp_path / "siyu.db", "later", "friend_added", "both", "2026-12-03T05:00:00Z")
+    with __import__("sqlite3").connect(tmp_path / "siyu.db") as conn:
+        conn.execute("UPDATE events SET props = '{\"account\": \"wx_adv_02\"}' WHERE event_id = 'later'")
+    conn.close()
+    run(tmp_path, "2026-12-03 14:00")  # after the add: days 1-3's 12:30 were before it
+    assert drafts(tmp_path, "target = 'contact:both'") == []
+    run(tmp_path, "2026-12-04 12:31")
+    assert drafts(tmp_path, "target = 'contact:both'") == [("tip", "contact:both", 4, "sent", None)]
+    assert [row[2] for row in drafts(tmp_path, "target = 'contact:adv'")] == [1, 2, 3, 4]

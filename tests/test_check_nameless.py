@@ -43,6 +43,13 @@ def test_a_name_with_a_fallback_or_none_printed_is_not_warned(text: str, tmp_pat
     assert _nameless(tmp_path) == []
 
 
+def test_a_default_without_its_boolean_argument_is_no_fallback_for_an_empty_name(tmp_path: Path) -> None:
+    write_playbook(tmp_path, beats=[{**NOON_1V1, "text": "{{ contact.name | default('同学') }}，午安"}], days=1)
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "wmA002", "name": None}])
+    [problem] = _nameless(tmp_path)  # a nameless contact's name is "", which only `default('同学', true)` stands in for
+    assert problem["path"] == "beats[0].text"
+
+
 def test_every_contact_named_is_not_warned(tmp_path: Path) -> None:
     write_playbook(tmp_path, beats=[{**NOON_1V1, "text": "{{ contact.name }}，午安～"}], days=1)
     add_contacts(tmp_path / "siyu.db", [{"contact_id": "wmA001", "name": "王小美"}])

@@ -75,7 +75,7 @@ def test_a_deleted_contact_gets_no_private_draft_and_status_says_why_while_the_g
     report = json.loads(siyu("status", "--json").stdout)
     assert report["skipped"] == {"camp": {"not_friend": 1}}
     text = siyu("status").stdout
-    assert "skipped by reason · camp: not_friend 1 (not a friend 已删好友: the contact deleted the account" in text
+    assert "skipped by reason · camp: not_friend 1 (not a friend 非好友: the contact deleted the account" in text
     listed = siyu("outbox", "--status", "skipped").stdout
     assert "c2" in listed and "not_friend" in listed
     only = json.loads(siyu("outbox", "--reason", "not_friend", "--json").stdout)

@@ -24,3 +24,4 @@ def test_outbox_with_an_unknown_reason_is_a_usage_error_naming_the_ledgers_reaso
     assert "1 draft(s)" in invoke("outbox", "--reason", "not_friend").stdout
     # A reason siyu records that no draft holds yet is no typo: it lists none, exit 0 (a script's "any missed?").
     assert "0 draft(s)" in invoke("outbox", "--reason", "missed").stdout
+    assert "0 draft(s)" in invoke("outbox", "--reason", "capacity:carried").stdout  # a reason siyu records, with its detail

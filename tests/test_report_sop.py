@@ -225,7 +225,7 @@ def test_the_html_heatmap_counts_send_tasks_as_report_sop_does(tmp_path: Path) -
         assert sum(int(c["data-recipients"]) for c in shown) == tasks["recipients"] and sum(int(c["data-reached"]) for c in shown) == tasks["recipients_reached"]
     totals = [cell for (d, _), cell in cells.items() if d == "all"]
     assert (sum(int(c["data-tasks"]) for c in totals), sum(int(c["data-done"]) for c in totals)) == (whole["tasks"]["tasks"], whole["tasks"]["tasks_done"]) == (6, 4)
-    assert f"SOP 执行率 {whole['execution_rate'] * 100:.0f}%: 4 of 6 send tasks 任务 handed to the front line were sent by a staff member, reaching 286 of their 355 recipients" in line
+    assert f"SOP 执行率 {int(whole['execution_rate'] * 100)}%: 4 of 6 send tasks 任务 handed to the front line were sent by a staff member, reaching 286 of their 355 recipients" in line
     # The mass send is one task, done: 100%, not the 94% of its recipients; its recipients are beside it, in its title.
     mass = cells[("1", "noon")]
     assert (mass["data-rate"], mass["data-tasks"], mass["data-recipients"], mass["data-reached"]) == ("1.000", "1", "300", "282")

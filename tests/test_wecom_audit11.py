@@ -4,6 +4,7 @@ and the pass line's capacity carries (auditg 5)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from tests import test_capacity, test_wecom_audit
@@ -189,3 +190,27 @@ def test_the_pass_line_says_capacity_carries_apart_from_quiet_hours(camp: Path) 
     assert "deferred 0 · carried 3 (capacity) · skipped 0" in result.stderr
     summary = json.loads(invoke("run", "--once", "--now", "2026-12-01 20:02", "--json").stdout)
     assert summary["carried"] == {} and summary["deferred"] == 0
+
+
+def test_two_days_of_a_daily_text_in_doubt_at_once_each_keep_their_own_send_and_none_goes_twice(tmp_path: Path, wecom: WecomFake) -> None:
+    """verify11 #2: day 1's task (never made) must not take day 2's send (made, its answer lost), or day 2 is made again."""
+    ours = tmp_path / "xg"
+    cohort(ours, ["wmX1", "wmX2", "wmX3"], DAILY, limits={"missed": {"max_late": "2d"}})
+    for name in ("wmX1", "wmX2", "wmX3"):
+        wecom.add_contact(name, name, follow=("aqi",))
+    wecom.now = at("2026-11-30 12:01")
+    killed_mid(ours, wecom, "externalcontact/add_msg_template", "2026-11-30 12:01", process=False)  # day 1: WeCom never got it
+    wecom.now = at("2026-12-01 12:01")
+    with sqlite3.connect(ours / "siyu.db") as conn:
+        conn.execute("DELETE FROM wecom_tokens")  # the fake's clock jumped a day: its token would answer 42001 to a hung call
+    conn.close()
+    wecom.inject("externalcontact/get_groupmsg_list_v2", 45009, times=None)  # day 1 cannot be looked for today
+    killed_mid(ours, wecom, "externalcontact/add_msg_template", "2026-12-01 12:01")  # day 2: made, its answer lost
+    wecom.clear()
+    [day2] = list(wecom.templates)
+    wecom.now = at("2026-12-01 12:06")
+    again = run(ours, wecom, "2026-12-01 12:06")
+    assert again["readback"] == {"found": 1, "remade": 1}, again
+    assert len(wecom.templates) == 2  # day 2's send, and day 1's made now: nobody gets a text twice
+    remote = dict(query(ours / "siyu.db", "SELECT d.day, t.remote_id FROM wecom_tasks t JOIN drafts d ON d.task_id = t.task_id GROUP BY d.day"))
+    assert remote[2] == day2 and remote[1] != day2

@@ -37,6 +37,9 @@ def capacity_short(playbook: LoadedPlaybook, planner: Planner | None) -> list[Pr
             then = f"the last goes out on {last + timedelta(days=1)} (day {(last - start).days + 2})"
         per = " or ".join(f"{getattr(capacity, tier)} {word}" for tier, word in (("precise", "精准粉"), ("semi", "半精准粉"), ("general", "泛粉")))
         first = min(carried)
+        cap = playbook.model.limits.per_contact_per_day
+        if cap is not None:
+            then += f"; before limits.per_contact_per_day ({cap}), which the runner applies first and which may skip some of this work"
         problems.append(
             playbook.located.problem(
                 ("personas", index, "capacity"),

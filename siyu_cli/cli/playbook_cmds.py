@@ -503,6 +503,8 @@ def _print_summary(summary: Any) -> None:
         carried_in = f" + {load.carried_in} carried in from earlier days" if load.carried_in else ""
         line = f"capacity 人效 · {escape(name)} ({escape(persona)}): 1v1 work for {load.fresh} contact(s){carried_in}; {load.fits} fit"
         line += f", [yellow]{load.carried} carried to the next day 顺延[/] (capacity:carried)" if load.carried else ""
+        if load.carried and summary.per_contact_cap is not None:
+            line += f" (before per_contact_per_day {summary.per_contact_cap}, which may skip some first)"
         console.print(line)
     if summary.extra:
         console.print(f"[blue]--all-variants: {summary.extra} extra draft(s) shown for review, not counted and never sent[/]")

@@ -19,7 +19,10 @@ PANEL = "Run 执行"
 NOW_HELP = "Pretend it is this moment (ISO; a time without zone is in the playbook's zone). For tests and rehearsals."
 STATES = ("pending", "claimed", "sent", "failed", "skipped", "unknown")
 # What `siyu status` says beside a skip reason a person may not read at once.
-SKIP_NOTES = {"not_friend": "not a friend 已删好友: the contact deleted the account, or WeCom said so; a re-add restores 1v1"}
+SKIP_NOTES = {
+    "not_friend": "not a friend 非好友: the contact deleted the account (a re-add restores 1v1), never added the sending persona's account "
+    "(a beat that names its persona; `siyu check --db` warns persona-strangers), or WeCom said so"
+}
 
 
 def _when(text: str | None, tz: Any) -> datetime | None:

@@ -68,7 +68,7 @@ def _known_reason(db: Any, playbook_id: str, reason: str) -> None:
 
     held = sorted({str(row[0]) for row in db.execute("SELECT DISTINCT reason FROM drafts WHERE playbook_id = ? AND reason IS NOT NULL", [playbook_id])})
     heads = sorted({r.split(":", 1)[0] for r in held if ":" in r} - set(held))
-    if reason in held or reason in heads or reason in REASONS:
+    if reason in held or reason in heads or reason in REASONS or reason.partition(":")[0] in REASONS and reason.partition(":")[2]:
         return  # a reason siyu records, held by no draft yet, lists none (exit 0): a script asking "any not_friend?"
     close = difflib.get_close_matches(reason, held + heads + [r for r in REASONS if r not in held], n=1, cutoff=0.6)
     mean = f"did you mean {close[0]!r}? " if close else ""

@@ -105,6 +105,7 @@ class Summary:
     accounts: list[AccountLoad]
     extra: int  # --all-variants drafts, not counted above
     capacity: list[tuple[str, str, Any]] = field(default_factory=list)  # (persona, name, its DayLoad that day): with --db and capacity:
+    per_contact_cap: int | None = None  # limits.per_contact_per_day, which the runner applies before capacity (the play does not)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -299,6 +300,7 @@ def preview(
         play = CapacityPlay(playbook, inputs.planner)
         names = {p.id: p.name for p in playbook.model.personas}
         result.summary.capacity = [(persona, names[persona], days.get(when, DayLoad(when))) for persona, days in sorted(play.days.items())]
+        result.summary.per_contact_cap = playbook.model.limits.per_contact_per_day
     return result
 
 

@@ -351,7 +351,7 @@ class Planner:
         found = self.audience(run, beat_id, expr, at=at)
         named = next((beat.persona for beat in self.playbook.model.beats if beat.id == beat_id), None)
         if named is not None:
-            strangers = self.strangers(named, found)
+            strangers = self.strangers(named, found, at)
             found = [person for person in found if str(person["id"]) not in strangers] if strangers else found
         gone = self.unfriended(found)
         if not gone.log:
@@ -363,31 +363,42 @@ class Planner:
 
         return [person for person in found if gone.deleted_at(str(person["id"]), stamp, staff(person)) is None]
 
-    def strangers(self, persona: str, people: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-        """Contacts who added another persona's account and never this persona's: contact id → why. A beat that
-        names its persona cannot reach them (WeCom hands them back in fail_list; a person has no chat with them).
-        Known from the contact's `account` (添加人账号) being another persona's, unless an add names this persona's
-        staff member (a customer a 客户列表 export lists once per staff member they added). Any other contact counts
-        as a friend: an account no persona has, or none, says nothing."""
-        own = self.staff.get(persona, ())
-        others = {str(p["id"]): str(p.get("account")) for p in people if self.account_personas.get(str(p.get("account") or ""), persona) != persona}
+    def strangers(self, persona: str, people: Sequence[Mapping[str, Any]], at: datetime | None = None) -> dict[str, str | None]:
+        """Contacts who added another persona's account and not this persona's by `at` (default: ever): contact id →
+        why, or None when they add this persona later (not in an occurrence before that add, as added_at rules). A beat
+        that names its persona cannot reach them (WeCom hands them back in fail_list; a person has no chat with them).
+        Known from the contact's `account` (添加人账号) being another persona's and none of this one's names (personas
+        may share an account), unless an add names this persona's staff member (a 客户列表 export lists a customer once
+        per staff member they added). Any other contact counts as a friend: an account no persona has says nothing."""
+        own = set(self.staff.get(persona, ()))
+        others: dict[str, str] = {}
+        for person in people:
+            account = str(person.get("account") or "")
+            if account and account not in own and self.account_personas.get(account, persona) != persona:
+                others[str(person["id"])] = account
         if not others or self.sample_contact:
             return {}
+        later: dict[str, None] = {}
         if self.db is not None and own:
             wanted = sorted(others)
+            stamp = _db_time(at) if at is not None else None
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 rows = self.db.execute(
-                    f"SELECT DISTINCT contact_id FROM events WHERE type = 'friend_added' AND contact_id IN ({', '.join('?' * len(chunk))}) "
-                    f"AND COALESCE(json_extract(props, '$.userid'), json_extract(props, '$.account')) IN ({', '.join('?' * len(own))})",
-                    [*chunk, *own],
+                    f"SELECT contact_id, MIN(at) FROM events WHERE type = 'friend_added' AND contact_id IN ({', '.join('?' * len(chunk))}) "
+                    f"AND COALESCE(json_extract(props, '$.userid'), json_extract(props, '$.account')) IN ({', '.join('?' * len(own))}) GROUP BY contact_id",
+                    [*chunk, *sorted(own)],
                 )
-                for (cid,) in rows:
+                for cid, first in rows:
                     others.pop(cid, None)
-        return {
+                    if stamp is not None and first > stamp:
+                        later[cid] = None
+        found: dict[str, str | None] = {
             cid: f"added {account} (persona {self.account_personas[account]}), never persona {persona}'s account: a 1v1 from {persona} cannot reach them"
             for cid, account in others.items()
         }
+        found.update(later)
+        return found
 
     def _gone(self, draft: Draft, gone: Unfriended, cid: str, stamp: str) -> None:
         """Mark a 1v1 draft to a contact who deleted the account by `stamp` as skipped: not_friend, with when; only the
@@ -526,10 +537,12 @@ class Planner:
         people = self.audience(run, beat.id, expr, at=occ.at)
         gone = self.unfriended(people)
         stamp = _db_time(occ.at)
-        strangers = self.strangers(beat.persona, [p for p in people if only is None or p["id"] == only]) if beat.persona is not None else {}
+        strangers = self.strangers(beat.persona, [p for p in people if only is None or p["id"] == only], occ.at) if beat.persona is not None else {}
         for person in people:
             if only is not None and person["id"] != only:
                 continue
+            if strangers.get(str(person["id"]), "") is None:
+                continue  # adds this persona's account after the occurrence: it was never theirs
             if beat.persona is None:
                 own = self.own_persona(person, occ.persona)
                 sender = senders.get(own) or senders.setdefault(own, replace(occ, persona=own))
@@ -549,8 +562,9 @@ class Planner:
             draft.context = {"occurrence": sender, "contact": person}
             if gone.log:
                 self._gone(draft, gone, draft.contact_id, stamp)
-            if draft.contact_id in strangers:
-                draft.skip, draft.skip_why = NOT_FRIEND, strangers[draft.contact_id]
+            why = strangers.get(draft.contact_id or "")
+            if why is not None:
+                draft.skip, draft.skip_why = NOT_FRIEND, why
             yield draft
 
     def _draft(self, run: CohortRun, occ: Occurrence, *, target: str, label: str, content: Content | None) -> Draft:

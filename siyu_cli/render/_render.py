@@ -132,7 +132,10 @@ class Renderer:
             if isinstance(node, nodes.Or):
                 inner = node.left
             elif isinstance(node, nodes.Filter):
-                if node.name not in ("default", "d") or node.node is None:
+                # `| default('亲')` only stands in for an undefined name; a nameless contact's is "", which takes
+                # `| default('亲', true)` (its boolean argument), as `or` does.
+                boolean = len(node.args) > 1 or any(kw.key == "boolean" for kw in node.kwargs)
+                if node.name not in ("default", "d") or node.node is None or not boolean:
                     continue
                 inner = node.node
             elif any(n in names for n in (node.test, *node.test.find_all(nodes.Getattr))):

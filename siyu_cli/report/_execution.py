@@ -126,7 +126,8 @@ def _cell(cell: Cell | None, where: str) -> str:
     rate = cell.rate
     if rate is None:
         return f'<td class="na" {counts} title="{escape(tip)}">–</td>'
-    return f'<td data-rate="{rate:.3f}" {counts} style="background:{_colour(rate)}" title="{escape(tip)}">{rate * 100:.0f}</td>'
+    # Floored as report sop floors its rates: 999 of 1,000 is 99, never 100 while a task was not done.
+    return f'<td data-rate="{rate:.3f}" {counts} style="background:{_colour(rate)}" title="{escape(tip)}">{tasks.done * 100 // tasks.tasks}</td>'
 
 
 def heatmap_html(found: Execution) -> str:
@@ -147,7 +148,7 @@ def heatmap_html(found: Execution) -> str:
     tasks = found.total.tasks
     rate = tasks.rate
     summary = (
-        f'<p class="note" id="sop-rate">SOP 执行率 {"–" if rate is None else f"{rate * 100:.0f}%"}: {tasks.done:,} of {tasks.tasks:,} send tasks 任务 '
+        f'<p class="note" id="sop-rate">SOP 执行率 {"–" if rate is None else f"{tasks.done * 100 // tasks.tasks}%"}: {tasks.done:,} of {tasks.tasks:,} send tasks 任务 '
         f"handed to the front line were sent by a staff member, reaching {tasks.reached:,} of their {tasks.recipients:,} recipients. "
         "Each cell: send tasks done ÷ handed out, in %, as <code>siyu report sop</code> counts them (a mass send to 300 customers is one task; "
         "skipped drafts and drafts not yet due make none; a task that failed or is in doubt is not done); hover a cell for its tasks and recipients.</p>"

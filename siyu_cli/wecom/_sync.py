@@ -144,7 +144,11 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             claim = min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task)
             spans, doubt = search_spans(claim, now, utcnow())
             asked = _asked_at(db, output.name, [row["draft_id"] for row in task])
-            since = min(claim, asked) - SKEW if asked is not None else claim - SKEW
+            # The send was made while its creating call was open, seconds after the claim: within SKEW of the claim on the
+            # pass's clock (a WeCom that follows --now, as the fake does) or of the ask on this machine's (the real WeCom in
+            # a rehearsal). Not before (another task's, a daily text's earlier day) nor long after (the next day's task of
+            # a daily beat, itself in doubt). A store from before siyu wrote the ask: from the claim on, unbounded.
+            windows = [(claim - SKEW, claim + SKEW), (asked - SKEW, asked + SKEW)] if asked is not None else [(claim - SKEW, None)]
             part = _part(task, made, size)
             ours = set(part) if chat_type == "single" else {str(row["target"]).partition(":")[2] for row in task}
             unsure: str | None = None  # a group send of this text that has reached no group yet: it may be this task
@@ -158,8 +162,9 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 if msgid in listed or msgid in recorded or (item.get("text") or {}).get("content", "") != (task[0]["text"] or ""):
                     continue
                 listed.add(msgid)
-                if item.get("create_time") is not None and datetime.fromtimestamp(int(item["create_time"]), UTC) < since:
-                    continue  # made before this task was claimed: another task's (a daily text, another store's cohort)
+                created = datetime.fromtimestamp(int(item["create_time"]), UTC) if item.get("create_time") is not None else None
+                if created is not None and not any(low <= created and (high is None or created <= high) for low, high in windows):
+                    continue  # not made while this task's call was open: another task's (a daily text's other day, another cohort)
                 if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
                     continue
                 ours_too, listed_ids = _recipients_match(output, msgid, sender, chat_type, ours)
@@ -262,8 +267,9 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
 def _ask(sender: str, name: str) -> str:
     """What a person does with a task WeCom may hold unsent (the same words wherever siyu cannot tell)."""
     return (
-        f"Ask {sender} to send it (企业微信 → 群发助手): the next pass then reads it back as sent. If it went already, see "
-        f"管理后台 → 客户与上下游 → 客户联系 → 群发记录 and mark it: `siyu outbox done {name}`"
+        f"Look in 管理后台 → 客户与上下游 → 客户联系 → 群发记录: if {sender} has it waiting, ask them to send it (企业微信 → 群发助手) "
+        f"and the next pass reads it back; if it went already, mark it: `siyu outbox done {name}`; if WeCom has no such send, "
+        f"it was never made: `siyu retry --unknown {name}` makes it"
     )
 
 
