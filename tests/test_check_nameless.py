@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.playbooks_fixtures import NOON_1V1, add_contacts, invoke, query, write_playbook
+from tests.playbooks_fixtures import NOON_1V1, add_contacts, add_event, invoke, query, write_playbook
 
 
 def _nameless(root: Path) -> list[dict[str, Any]]:
@@ -54,3 +54,14 @@ def test_every_contact_named_is_not_warned(tmp_path: Path) -> None:
     write_playbook(tmp_path, beats=[{**NOON_1V1, "text": "{{ contact.name }}，午安～"}], days=1)
     add_contacts(tmp_path / "siyu.db", [{"contact_id": "wmA001", "name": "王小美"}])
     assert _nameless(tmp_path) == []
+
+
+def test_a_journey_step_counts_the_contacts_it_reaches_not_the_store(tmp_path: Path) -> None:
+    journey = {"id": "care", "enter": {"event": "order"}, "steps": [{"id": "thanks", "after": "1h", "text": "{{ contact.name }}，谢谢下单"}]}
+    write_playbook(tmp_path, beats=[], days=3, journeys=[journey])
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "buyer", "name": None}, {"contact_id": "idle", "name": None}, {"contact_id": "named", "name": "王"}])
+    add_event(tmp_path / "siyu.db", "o1", "order", "buyer", "2026-12-01T02:00:00Z")
+    add_event(tmp_path / "siyu.db", "o2", "order", "named", "2026-12-01T02:00:00Z")
+    [problem] = _nameless(tmp_path)
+    assert problem["path"] == "journeys[0].steps[0].text"
+    assert problem["message"].startswith("1 of the 2 store contacts this step reaches has no name"), problem

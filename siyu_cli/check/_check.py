@@ -486,11 +486,10 @@ def _strangers(playbook: LoadedPlaybook, planner: Planner | None) -> list[Proble
 def _nameless(playbook: LoadedPlaybook, planner: Planner | None) -> list[Problem]:
     """Contacts with no name where a text prints `{{ contact.name }}` without a fallback: they get an empty
     greeting ("，你好"), since siyu never puts a contact's id in a customer's message. A warning per text, counting
-    a beat's own audience; a welcome or journey step the store's contacts (its future adds are not known yet)."""
+    a beat's own audience; a welcome or journey step the store's contacts that entered its route."""
     if planner is None or not planner.contacts or all(contact.get("name") for contact in planner.contacts):
         return []
     renderer = planner.renderer
-    everyone = len(planner.contacts)
     texts: list[tuple[Content, Path_, int, str]] = []  # (content, path, contacts without a name it reaches, of whom)
     for bi, beat in enumerate(playbook.model.beats):
         if beat.channel != "private":
@@ -503,13 +502,23 @@ def _nameless(playbook: LoadedPlaybook, planner: Planner | None) -> list[Problem
         for category in beat.pools or {}:
             contents += [(entry, ("beats", bi, "pools", category)) for entry in pool_entries(playbook, beat, category, renderer.search)]
         texts += [(content, path, nameless, of) for content, path in contents]
-    stored = sum(1 for contact in planner.contacts if not contact.get("name"))
+    # A step reaches the store's contacts that entered its route (a welcome also future adds, whose name siyu serve
+    # asks WeCom for): counted from the journey calendar, as the runner would make their drafts.
+    reached: dict[str, set[str]] = {}
+    if planner.book.routes:
+        for cohort in playbook.cohorts:
+            for draft in planner.journey_calendar(cohort):
+                if draft.contact_id:
+                    reached.setdefault(draft.beat, set()).add(draft.contact_id)
+    names = {str(c["id"]): c.get("name") for c in planner.contacts}
     for route in planner.book.routes:
-        of = f"of the store's {everyone} contacts" + (" (siyu serve gives a new add the name WeCom has)" if route.kind == "welcome" else "")
         for step in route.steps:
+            ids = reached.get(route.beat_id(step), set())
+            nameless = sum(1 for cid in ids if not names.get(cid))
+            of = f"of the {len(ids)} store contacts this step reaches"
             here = route.path + (("welcome", step.index) if route.kind == "welcome" else ("steps", step.index))
-            texts.append((Content(step.template, step.text, ""), here + ("template" if step.template else "text",), stored, of))
-            texts += [(Content(v.template, v.text, ""), here + ("variants", name), stored, of) for name, v in (step.variants or {}).items() if v.template or v.text is not None]
+            texts.append((Content(step.template, step.text, ""), here + ("template" if step.template else "text",), nameless, of))
+            texts += [(Content(v.template, v.text, ""), here + ("variants", name), nameless, of) for name, v in (step.variants or {}).items() if v.template or v.text is not None]
     problems: dict[Path_, Problem] = {}
     for content, path, nameless, of in texts:
         if not nameless or path in problems or not renderer.prints_bare_name(content.template, content.text):
