@@ -132,7 +132,7 @@ def test_an_unclosed_bracket_is_reported_where_it_opened(line: str, opened: str,
     path.write_text(f"id: camp\ntitle: 营\ngroups:\n{line}  - {{id: g2, name: 2群, persona: host}}\ndays: 3\n", encoding="utf-8")
     result = invoke("check", str(path), code=1)
     text = " ".join((result.stdout + result.stderr).split())
-    assert f"playbook.yaml:4:" in text and f"the {opened} opened here is not closed" in text and f"close it with {closing} on line 4" in text, text
+    assert "playbook.yaml:4:" in text and f"the {opened} opened here is not closed" in text and f"close it with {closing} on line 4" in text, text
 
 
 def test_personas_sharing_an_account_each_reach_its_customers(tmp_path: Path) -> None:
@@ -158,3 +158,11 @@ def test_a_customer_who_adds_the_beats_persona_later_gets_only_the_beats_after_t
     run(tmp_path, "2026-12-04 12:31")
     assert drafts(tmp_path, "target = 'contact:both'") == [("tip", "contact:both", 4, "sent", None)]
     assert [row[2] for row in drafts(tmp_path, "target = 'contact:adv'")] == [1, 2, 3, 4]
+
+
+def test_personas_sharing_a_staff_member_with_two_accounts_reach_each_others_customers(tmp_path: Path) -> None:
+    """verify12 E: WeCom sees one staff member (lin), so one client holds both personas' customers."""
+    personas = [{"id": "teacher", "name": "林老师", "account": "lin_wx", "wecom_userid": "lin"}, {"id": "service", "name": "客服", "account": "svc_wx", "wecom_userid": "lin"}]
+    write_playbook(tmp_path, beats=[{**NOON_1V1, "persona": "teacher", "text": "午安～"}], days=1, personas=personas, groups=[{"id": "g1", "name": "1群", "persona": "teacher"}], limits={"missed": {"max_late": "6h"}})
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "account": "svc_wx"}, {"contact_id": "c2", "account": "lin_wx"}])
+    assert run(tmp_path, "2026-12-01 12:31")["sent"] == 2

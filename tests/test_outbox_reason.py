@@ -25,3 +25,14 @@ def test_outbox_with_an_unknown_reason_is_a_usage_error_naming_the_ledgers_reaso
     # A reason siyu records that no draft holds yet is no typo: it lists none, exit 0 (a script's "any missed?").
     assert "0 draft(s)" in invoke("outbox", "--reason", "missed").stdout
     assert "0 draft(s)" in invoke("outbox", "--reason", "capacity:carried").stdout  # a reason siyu records, with its detail
+
+
+def test_a_reason_with_a_misspelt_detail_is_refused_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SIYU_DB", "SIYU_PLAYBOOK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    write_playbook(tmp_path, beats=[MORNING, NOON_1V1], limits={"missed": {"max_late": "6h"}})
+    add_contacts(tmp_path / "siyu.db", [{"contact_id": "c1", "name": "甲"}])
+    invoke("run", "--once", "--now", "2026-12-01 12:30")
+    assert "did you mean 'capacity:carried'?" in invoke("outbox", "--reason", "capacity:carred", code=2).stderr
+    assert "0 draft(s)" in invoke("outbox", "--reason", "nurture:carried").stdout

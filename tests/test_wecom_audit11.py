@@ -214,3 +214,49 @@ def test_two_days_of_a_daily_text_in_doubt_at_once_each_keep_their_own_send_and_
     assert len(wecom.templates) == 2  # day 2's send, and day 1's made now: nobody gets a text twice
     remote = dict(query(ours / "siyu.db", "SELECT d.day, t.remote_id FROM wecom_tasks t JOIN drafts d ON d.task_id = t.task_id GROUP BY d.day"))
     assert remote[2] == day2 and remote[1] != day2
+
+
+def test_in_a_rehearsal_two_days_in_doubt_seconds_apart_each_keep_the_send_made_nearest_their_own_ask(tmp_path: Path, wecom: WecomFake) -> None:
+    """verify12 A: WeCom stamps real time while --now runs days ahead, so both days' asks are seconds apart."""
+    import time
+
+    ours = tmp_path / "r1"
+    cohort(ours, ["wmX1", "wmX2", "wmX3"], DAILY, start="2026-12-10", limits={"missed": {"max_late": "2d"}})
+    for name in ("wmX1", "wmX2", "wmX3"):
+        wecom.add_contact(name, name, follow=("aqi",))
+    wecom.now = time.time()
+    killed_mid(ours, wecom, "externalcontact/add_msg_template", "2026-12-10 12:01", process=False)  # day 1: never made
+    # WeCom stamps a send when it gets the call, after siyu noted its ask: here a few seconds after this pass starts.
+    wecom.now = time.time() + 3
+    wecom.inject("externalcontact/get_groupmsg_list_v2", 45009, times=None)
+    killed_mid(ours, wecom, "externalcontact/add_msg_template", "2026-12-11 12:01")  # day 2: made, its answer lost
+    wecom.clear()
+    [day2] = list(wecom.templates)
+    wecom.now = time.time() + 12
+    again = run(ours, wecom, "2026-12-11 12:06")
+    assert again["readback"] == {"found": 1, "remade": 1}, again
+    assert len(wecom.templates) == 2
+    remote = dict(query(ours / "siyu.db", "SELECT d.day, t.remote_id FROM wecom_tasks t JOIN drafts d ON d.task_id = t.task_id GROUP BY d.day"))
+    assert remote[2] == day2 and remote[1] != day2
+
+
+def test_retry_unknown_of_a_task_siyu_cannot_tell_apart_makes_it_when_a_person_names_it(tmp_path: Path, wecom: WecomFake) -> None:
+    """verify12 B: the to-check message says `siyu retry --unknown TASK` makes a task WeCom has no send of; it must."""
+    other, ours = tmp_path / "b", tmp_path / "a"
+    cohort(other, ["wmX1"], DAILY, start="2026-11-30")
+    cohort(ours, ["wmX1", "wmX2", "wmX3"], DAILY)
+    for name in ("wmX1", "wmX2", "wmX3"):
+        wecom.add_contact(name, name, follow=("aqi",))
+    wecom.now = at("2026-11-30 12:01")
+    run(other, wecom, "2026-11-30 12:01")
+    killed_mid(ours, wecom, "externalcontact/add_msg_template", "2026-11-30 12:01", process=False)
+    wecom.now = at("2026-11-30 12:06")
+    again = run(ours, wecom, "2026-11-30 12:06", code=1)
+    assert again["readback"]["to_check"] == 1
+    [(task,)] = query(ours / "siyu.db", "SELECT DISTINCT task_id FROM drafts")  # the name the message gives
+    assert f"`siyu retry --unknown {task}` makes it" in " ".join(again["errors"])
+    blind = run_siyu(ours, "retry", "--unknown", "--now", "2026-11-30 12:08", env=env_for(wecom))
+    assert blind.returncode == 1 and "none is sent again" in blind.stderr  # unnamed: every task in doubt waits for a person
+    named = run_siyu(ours, "retry", "--unknown", task, "--now", "2026-11-30 12:08", "--json", env=env_for(wecom))
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["sent"] == 3 and len(wecom.templates) == 2

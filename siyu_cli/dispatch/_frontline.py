@@ -12,6 +12,7 @@ from siyu_cli._time import from_db, to_db, utcnow
 from siyu_cli.errors import SiyuError, UsageError
 from siyu_cli.ledger import Ledger, Run
 from siyu_cli.playbook import read
+from siyu_cli.playbook._model import HEALTH_CLASSES
 from siyu_cli.store import default_path, open_store
 
 DONE_FROM = ("sent", "pending", "failed", "unknown", "claimed")
@@ -58,7 +59,12 @@ def list_drafts(
 
 
 # The reasons siyu records drafts with (before a colon: capacity:carried, limit:per_contact_per_day, group_health:dead).
-REASONS = ("not_friend", "missed", "holdout", "quiet_hours", "limit", "capacity", "group_health", "exit", "removed", "no_chat_id", "retry", "waiting")
+REASONS = (
+    "not_friend", "missed", "holdout", "quiet_hours", "quiet_hours:deferred", "exit", "removed", "no_chat_id", "retry", "waiting",
+    "capacity", "capacity:carried", "capacity:superseded", "nurture", "nurture:carried",
+    "limit", "limit:per_contact_per_day", "limit:private_per_account_per_day",
+    "group_health", *(f"group_health:{health}" for health in HEALTH_CLASSES),
+)  # fmt: skip
 
 
 def _known_reason(db: Any, playbook_id: str, reason: str) -> None:
@@ -68,7 +74,7 @@ def _known_reason(db: Any, playbook_id: str, reason: str) -> None:
 
     held = sorted({str(row[0]) for row in db.execute("SELECT DISTINCT reason FROM drafts WHERE playbook_id = ? AND reason IS NOT NULL", [playbook_id])})
     heads = sorted({r.split(":", 1)[0] for r in held if ":" in r} - set(held))
-    if reason in held or reason in heads or reason in REASONS or reason.partition(":")[0] in REASONS and reason.partition(":")[2]:
+    if reason in held or reason in heads or reason in REASONS:
         return  # a reason siyu records, held by no draft yet, lists none (exit 0): a script asking "any not_friend?"
     close = difflib.get_close_matches(reason, held + heads + [r for r in REASONS if r not in held], n=1, cutoff=0.6)
     mean = f"did you mean {close[0]!r}? " if close else ""

@@ -23,7 +23,19 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         # found, it is sent; not made, it goes out in this retry; only the rest is sent again blindly, as asked.
         runner.sync(moment, summary, every_task=True)
         unanswered, to_check = summary.readback.get("unsettled", 0), summary.readback.get("to_check", 0)
-        if unanswered or to_check:
+        # A task siyu cannot tell apart in WeCom's list (to_check) is a person's call: named here, after they looked in
+        # 群发记录 and found no such send, it is made. Unnamed, every task in doubt waits for them.
+        if to_check and ids and not unanswered:
+            named = [e for e in summary.errors if any(f"task {ident} " in e for ident in ids)]
+            summary.errors = [e for e in summary.errors if e not in named]
+            for key in ("to_check", "errors"):
+                left = summary.readback.get(key, 0) - len(named)
+                if left > 0:
+                    summary.readback[key] = left
+                else:
+                    summary.readback.pop(key, None)
+            to_check = summary.readback.get("to_check", 0)
+        if unanswered or (to_check and not ids):
             raise SiyuError(
                 "could not settle the drafts in doubt against WeCom first, so none is sent again: " + "; ".join(summary.errors[:3]),
                 hint="try again when WeCom answers (a draft in doubt may already be in WeCom); `siyu status` lists them"

@@ -374,7 +374,9 @@ class Planner:
         others: dict[str, str] = {}
         for person in people:
             account = str(person.get("account") or "")
-            if account and account not in own and self.account_personas.get(account, persona) != persona:
+            theirs = self.account_personas.get(account, persona)
+            # Personas may share an account or a staff member (wecom_userid): one person's customers are both's.
+            if account and account not in own and theirs != persona and not own & set(self.staff.get(theirs, ())):
                 others[str(person["id"])] = account
         if not others or self.sample_contact:
             return {}

@@ -134,7 +134,8 @@ class Renderer:
             elif isinstance(node, nodes.Filter):
                 # `| default('亲')` only stands in for an undefined name; a nameless contact's is "", which takes
                 # `| default('亲', true)` (its boolean argument), as `or` does.
-                boolean = len(node.args) > 1 or any(kw.key == "boolean" for kw in node.kwargs)
+                flag = node.args[1] if len(node.args) > 1 else next((kw.value for kw in node.kwargs if kw.key == "boolean"), None)
+                boolean = isinstance(flag, nodes.Const) and bool(flag.value)  # `true`, not `false` or 0
                 if node.name not in ("default", "d") or node.node is None or not boolean:
                     continue
                 inner = node.node

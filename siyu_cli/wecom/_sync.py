@@ -125,7 +125,20 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
     )
     columns = [c[0] for c in cursor.description]
     doubted = [dict(zip(columns, row, strict=True)) for row in cursor]
-    for task in send_tasks(doubted):
+    tasks = send_tasks(doubted)
+    # Every task in doubt with its text, staff member and when it was claimed and asked for: a send in two of their
+    # windows (a rehearsal's asks seconds apart for two days of a daily text) is the one's it was made nearest to.
+    rivals = [
+        (
+            task_of([row["draft_id"] for row in task]),
+            str(task[0]["text"] or ""),
+            output.userids.get(str(task[0]["persona"] or "")),
+            min(from_db(str(row["claimed_at"] or row["due_at"])) for row in task),
+            _asked_at(db, output.name, [row["draft_id"] for row in task]),
+        )
+        for task in tasks
+    ]
+    for task in tasks:
         name = task_of([row["draft_id"] for row in task])
         sender = output.userids.get(str(task[0]["persona"] or ""))
         if sender is None:
@@ -165,6 +178,8 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 created = datetime.fromtimestamp(int(item["create_time"]), UTC) if item.get("create_time") is not None else None
                 if created is not None and not any(low <= created and (high is None or created <= high) for low, high in windows):
                     continue  # not made while this task's call was open: another task's (a daily text's other day, another cohort)
+                if created is not None and _nearer(rivals, name, task[0]["text"] or "", sender, created, claim, asked):
+                    continue  # made nearer another task in doubt of this text and staff member: that one's
                 if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
                     continue
                 ours_too, listed_ids = _recipients_match(output, msgid, sender, chat_type, ours)
@@ -337,6 +352,16 @@ def _not_friends(output: WecomOutput, sender: str, missing: list[str]) -> bool:
         if any(entry.get("userid") == sender for entry in follow):
             return False
     return True
+
+
+def _nearer(rivals: list[tuple[str, str, str | None, datetime, datetime | None]], name: str, text: str, sender: str, created: datetime, claim: datetime, asked: datetime | None) -> bool:
+    """Whether another task in doubt of the same text and staff member was claimed or asked for nearer to `created`."""
+
+    def gap(claimed: datetime, ask: datetime | None) -> float:
+        return min(abs((created - moment).total_seconds()) for moment in (claimed, ask) if moment is not None)
+
+    mine = gap(claim, asked)
+    return any(other != name and other_text == text and other_sender == sender and gap(claimed, ask) < mine for other, other_text, other_sender, claimed, ask in rivals)
 
 
 def _asked_at(db: sqlite_utils.Database, output: str, drafts: list[str]) -> datetime | None:
