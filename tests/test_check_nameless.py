@@ -65,3 +65,11 @@ def test_a_journey_step_counts_the_contacts_it_reaches_not_the_store(tmp_path: P
     [problem] = _nameless(tmp_path)
     assert problem["path"] == "journeys[0].steps[0].text"
     assert problem["message"].startswith("1 of the 2 store contacts this step reaches has no name"), problem
+
+
+def test_an_unknown_field_inside_the_fallback_is_an_error_though_a_named_sample_never_reads_it(tmp_path: Path) -> None:
+    """verify12 D: check renders with a sample contact that has a name; a nameless one reads the fallback at send time."""
+    write_playbook(tmp_path, beats=[{**NOON_1V1, "text": "{{ contact.name | default(contact.nick, true) }}，晚上好"}], days=1)
+    result = invoke("check", str(tmp_path / "playbook.yaml"), "--json", code=1)
+    [problem] = [p for p in json.loads(result.stdout)["files"][0]["problems"] if p["code"] == "template"]
+    assert problem["path"] == "beats[0].text" and "a contact has no field 'nick'" in problem["message"], problem
