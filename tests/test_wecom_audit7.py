@@ -102,7 +102,7 @@ def test_retry_unknown_on_a_group_task_in_doubt_says_what_a_person_does_not_to_r
     line = " ".join(invoke("run", "--once", "--now", "2026-12-01 12:03", code=1).stderr.split())  # cron's next pass: a person must look
     assert "as its line above says" in line and "siyu retry --unknown ID" not in line  # retry would refuse it
     status = " ".join(invoke("status", "--now", "2026-12-01 12:04").stdout.split())
-    assert "for a WeCom task, 群发记录 in the admin console" in status and "refuses what WeCom cannot tell" in status
+    assert "for a WeCom task, 群发记录 in the admin console" in status and "refuses what siyu cannot tell apart there until you name the task" in status
     result = invoke("retry", "--unknown", "--now", "2026-12-01 12:05", code=1)
     said = " ".join(result.stderr.split())
     assert "try again when WeCom answers" not in said and "or `siyu retry --unknown`" not in said

@@ -498,7 +498,8 @@ def status(
             console.print(f"  {row['draft_id']} {row['beat']} → {row['target']}{why}", markup=False)
             console.print(
                 f"    check the channel (for a WeCom task, 群发记录 in the admin console), then `siyu outbox done {row['draft_id']}` if it arrived, "
-                f"else `siyu retry --unknown {row['draft_id']}` (which asks WeCom first, and refuses what WeCom cannot tell)",
+                f"else `siyu retry --unknown {row['draft_id']}` (which asks WeCom first, and refuses what siyu cannot tell apart there "
+                "until you name the task the error names)",
                 markup=False,
             )
     if report["locks"]:

@@ -9,6 +9,8 @@ from siyu_cli.dispatch._runner import PassSummary, Runner
 from siyu_cli.errors import SiyuError
 from siyu_cli.store import immediate
 
+_ASK = "Look in 管理后台"  # where a to-check message's advice to a person starts (siyu_cli.wecom._sync._ask)
+
 
 def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: datetime | None) -> PassSummary:
     """Failed deliveries go back to pending and are delivered now; template errors are re-planned."""
@@ -23,11 +25,13 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         # found, it is sent; not made, it goes out in this retry; only the rest is sent again blindly, as asked.
         runner.sync(moment, summary, every_task=True)
         unanswered, to_check = summary.readback.get("unsettled", 0), summary.readback.get("to_check", 0)
-        # A task siyu cannot tell apart in WeCom's list (to_check) is a person's call: named here, after they looked in
-        # 群发记录 and found no such send, it is made. Unnamed, every task in doubt waits for them.
+        # A task siyu cannot tell apart in WeCom's list (to_check) is a person's call: named by its task name (as the
+        # message gives it), after they looked in 群发记录 and found no such send, it is made, and the pass says why it
+        # was in doubt. Anything else (a draft id of it, another task) waits while any task is to be checked.
         if to_check and ids and not unanswered:
-            named = [e for e in summary.errors if any(f"task {ident} " in e for ident in ids)]
+            named = [e for e in summary.errors if any(f"task {ident} is in doubt" in e for ident in ids)]
             summary.errors = [e for e in summary.errors if e not in named]
+            summary.warnings.extend(f"made as you named it, though siyu could not rule out that WeCom holds it: {e.split(f' {_ASK}', 1)[0]}" for e in named)
             for key in ("to_check", "errors"):
                 left = summary.readback.get(key, 0) - len(named)
                 if left > 0:
@@ -35,7 +39,7 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
                 else:
                     summary.readback.pop(key, None)
             to_check = summary.readback.get("to_check", 0)
-        if unanswered or (to_check and not ids):
+        if unanswered or to_check:
             raise SiyuError(
                 "could not settle the drafts in doubt against WeCom first, so none is sent again: " + "; ".join(summary.errors[:3]),
                 hint="try again when WeCom answers (a draft in doubt may already be in WeCom); `siyu status` lists them"

@@ -126,8 +126,8 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
     columns = [c[0] for c in cursor.description]
     doubted = [dict(zip(columns, row, strict=True)) for row in cursor]
     tasks = send_tasks(doubted)
-    # Every task in doubt with its text, staff member and when it was claimed and asked for: a send in two of their
-    # windows (a rehearsal's asks seconds apart for two days of a daily text) is the one's it was made nearest to.
+    # Every task in doubt with its text, staff member and when it was claimed and asked for: a send in the windows of
+    # two of them (a rehearsal's asks seconds apart for two days of a daily text) cannot be told to be either's.
     rivals = [
         (
             task_of([row["draft_id"] for row in task]),
@@ -165,6 +165,7 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             part = _part(task, made, size)
             ours = set(part) if chat_type == "single" else {str(row["target"]).partition(":")[2] for row in task}
             unsure: str | None = None  # a group send of this text that has reached no group yet: it may be this task
+            shared: tuple[str, str] | None = None  # (msgid, task) a send another task in doubt of this text may be
             astray: str | None = None  # a send to this task's customers that is not this part as cut (one of several parts)
             everyone = {str(row["target"]).partition(":")[2] for row in task}
             listed: set[str] = set()
@@ -178,8 +179,10 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 created = datetime.fromtimestamp(int(item["create_time"]), UTC) if item.get("create_time") is not None else None
                 if created is not None and not any(low <= created and (high is None or created <= high) for low, high in windows):
                     continue  # not made while this task's call was open: another task's (a daily text's other day, another cohort)
-                if created is not None and _nearer(rivals, name, task[0]["text"] or "", sender, created, claim, asked):
-                    continue  # made nearer another task in doubt of this text and staff member: that one's
+                rival = _rival(rivals, name, task[0]["text"] or "", sender, created) if created is not None else None
+                if rival is not None:
+                    shared = shared or (msgid, rival)  # another task in doubt of this text may own it: neither takes it
+                    continue
                 if not any(entry.get("userid") == sender for entry in output.client.groupmsg_task(msgid)):
                     continue
                 ours_too, listed_ids = _recipients_match(output, msgid, sender, chat_type, ours)
@@ -189,6 +192,16 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                     unsure = unsure or msgid
                 elif chat_type == "single" and listed_ids and listed_ids <= everyone:
                     astray = astray or msgid  # this task's customers, but not as this part was cut: never made again blindly
+            if shared is not None:
+                # Two tasks in doubt of one text and staff member whose calls were close (a rehearsal's --now days apart,
+                # minutes on this machine): a send near both is either's. Never taken, never made again: a person looks.
+                report.errors.append(
+                    f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({shared[0]}) of the same text for {sender} that task "
+                    f"{shared[1]}, also in doubt, may be too (their calls to WeCom were close in time), so siyu cannot tell whose it is: "
+                    f"none is taken and nothing is made again. {_ask(sender, name)}"
+                )
+                report.to_check += 1
+                continue
             if astray and not found:
                 report.errors.append(
                     f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({astray}) of the same text for {sender}, made since its claim, "
@@ -354,14 +367,13 @@ def _not_friends(output: WecomOutput, sender: str, missing: list[str]) -> bool:
     return True
 
 
-def _nearer(rivals: list[tuple[str, str, str | None, datetime, datetime | None]], name: str, text: str, sender: str, created: datetime, claim: datetime, asked: datetime | None) -> bool:
-    """Whether another task in doubt of the same text and staff member was claimed or asked for nearer to `created`."""
-
-    def gap(claimed: datetime, ask: datetime | None) -> float:
-        return min(abs((created - moment).total_seconds()) for moment in (claimed, ask) if moment is not None)
-
-    mine = gap(claim, asked)
-    return any(other != name and other_text == text and other_sender == sender and gap(claimed, ask) < mine for other, other_text, other_sender, claimed, ask in rivals)
+def _rival(rivals: list[tuple[str, str, str | None, datetime, datetime | None]], name: str, text: str, sender: str, created: datetime) -> str | None:
+    """Another task in doubt of the same text and staff member whose creating call a send made at `created` may
+    have been (within SKEW of its claim or ask), or None. Which of two it is, clocks seconds off cannot tell."""
+    for other, other_text, other_sender, claimed, ask in rivals:
+        if other != name and other_text == text and other_sender == sender and any(abs(created - moment) <= SKEW for moment in (claimed, ask) if moment is not None):
+            return other
+    return None
 
 
 def _asked_at(db: sqlite_utils.Database, output: str, drafts: list[str]) -> datetime | None:
