@@ -61,6 +61,7 @@ def list_drafts(
 # The reasons siyu records drafts with (before a colon: capacity:carried, limit:per_contact_per_day, group_health:dead).
 REASONS = (
     "not_friend", "missed", "holdout", "quiet_hours", "quiet_hours:deferred", "exit", "removed", "no_chat_id", "retry", "waiting",
+    "in_doubt", "template_error", "delivery", "crash",
     "capacity", "capacity:carried", "capacity:superseded", "nurture", "nurture:carried",
     "limit", "limit:per_contact_per_day", "limit:private_per_account_per_day",
     "group_health", *(f"group_health:{health}" for health in HEALTH_CLASSES),
