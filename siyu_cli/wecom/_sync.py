@@ -195,54 +195,49 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             if shared is not None:
                 # Two tasks in doubt of one text and staff member whose calls were close (a rehearsal's --now days apart,
                 # minutes on this machine): a send near both is either's. Never taken, never made again: a person looks.
-                report.errors.append(
-                    f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({shared[0]}) of the same text for {sender} that task "
+                _to_check(report, output.name, name, sender, (
+                    f"WeCom holds a mass send ({shared[0]}) of the same text for {sender} that task "
                     f"{shared[1]}, also in doubt, may be too (their calls to WeCom were close in time), so siyu cannot tell whose it is: "
-                    f"none is taken and nothing is made again. {_ask(sender, name)}"
-                )
-                report.to_check += 1
+                    f"none is taken and nothing is made again."
+                ))
                 continue
             if astray and not found:
-                report.errors.append(
-                    f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({astray}) of the same text for {sender}, made since its claim, "
+                _to_check(report, output.name, name, sender, (
+                    f"WeCom holds a mass send ({astray}) of the same text for {sender}, made since its claim, "
                     f"that reaches this task's customers but not as its part {made + 1} was cut, so siyu cannot tell it is that part, and nothing is "
-                    f"made again. {_ask(sender, name)}"
-                )
-                report.to_check += 1
+                    f"made again."
+                ))
                 continue
             if len(found) > 1 or (found and unsure):
                 # Which one is this task cannot be told (another store or campaign may send the same text): never adopted,
                 # never made again; a person looks.
                 shown = ", ".join([msgid for msgid, _ in found] + ([unsure] if unsure and found else []))
-                report.errors.append(
-                    f"{output.name}: task {name} is in doubt: WeCom holds {len(found) + int(bool(found and unsure))} mass sends of the same text for {sender}, "
+                _to_check(report, output.name, name, sender, (
+                    f"WeCom holds {len(found) + int(bool(found and unsure))} mass sends of the same text for {sender}, "
                     f"made since its claim, that may be it ({shown}); siyu cannot tell which (another store or campaign may send the same text), "
-                    f"so none is taken for it and nothing is made again. {_ask(sender, name)}"
-                )
-                report.to_check += 1
+                    f"so none is taken for it and nothing is made again."
+                ))
                 continue
             if found:
                 msgid, listed_ids = found[0]
                 missing = sorted(set(part) - listed_ids) if chat_type == "single" else []
                 if missing and not _not_friends(output, sender, missing):
                     # It leaves out customers WeCom would have taken: not this part minus WeCom's refusals, maybe another's send.
-                    report.errors.append(
-                        f"{output.name}: task {name} is in doubt: WeCom holds a mass send ({msgid}) of the same text for {sender}, made since its claim, "
+                    _to_check(report, output.name, name, sender, (
+                        f"WeCom holds a mass send ({msgid}) of the same text for {sender}, made since its claim, "
                         f"that reaches {len(listed_ids)} of this part's {len(part)} customers, and siyu cannot tell that WeCom refused the other "
                         f"{len(missing)} (they are still {sender}'s customers, or too many to ask): it may be another store's or campaign's send, so it "
-                        f"is not taken for this task and nothing is made again. {_ask(sender, name)}"
-                    )
-                    report.to_check += 1
+                        f"is not taken for this task and nothing is made again."
+                    ))
                     continue
                 match = msgid
                 refused = [part[ident] for ident in missing]
             if match is None and unsure:
                 # Neither adopted nor made again: once the staff member sends it, its groups tell (the next read finds it).
-                report.errors.append(
-                    f"{output.name}: task {name} is in doubt: WeCom holds a group mass send ({unsure}) of the same text for {sender} that has "
-                    f"reached no group yet, most likely this task, so nothing is made again. {_ask(sender, name)}"
-                )
-                report.to_check += 1
+                _to_check(report, output.name, name, sender, (
+                    f"WeCom holds a group mass send ({unsure}) of the same text for {sender} that has "
+                    f"reached no group yet, most likely this task, so nothing is made again."
+                ))
                 continue
             if match is None and doubt is not None:
                 # "Not in the list" proves nothing when the list could not hold it: made again, it would go twice.
@@ -290,6 +285,12 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
                 [f"wecom: {'part ' + str(made + 1) + ' is' if made else 'it is'} not in WeCom's list of mass sends, so it was never created; sending it now", to_db(now), *ids],
             )
             report.remade += total - made
+
+
+def _to_check(report: SyncReport, output: str, name: str, sender: str, why: str) -> None:
+    """A task in doubt siyu cannot settle from WeCom's list: why, and what a person does; it waits for them."""
+    report.errors.append(f"{output}: task {name} is in doubt: {why} {_ask(sender, name)}")
+    report.to_check += 1
 
 
 def _ask(sender: str, name: str) -> str:
