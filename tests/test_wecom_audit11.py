@@ -265,3 +265,17 @@ def test_retry_unknown_of_a_task_siyu_cannot_tell_apart_makes_it_when_a_person_n
     summary = json.loads(named.stdout)
     assert summary["sent"] == 3 and len(wecom.templates) == 2
     assert any("made as you named it, though siyu could not rule out that WeCom holds it" in w and "reaches 1 of this part's 3 customers" in w for w in summary["warnings"]), summary
+
+
+def test_retry_unknown_of_a_task_wecom_did_make_finds_it_and_sends_nothing_again(tmp_path: Path, wecom: WecomFake) -> None:
+    """verify13 #4: it was found and settled sent, then refused as 'sent, not failed' (exit 1)."""
+    ours = tmp_path / "a"
+    cohort(ours, ["wmX1", "wmX2", "wmX3"], DAILY)
+    wecom.now = at("2026-11-30 12:01")
+    killed_mid(ours, wecom, "externalcontact/add_msg_template", "2026-11-30 12:01")  # made, its answer lost
+    [(draft,)] = query(ours / "siyu.db", "SELECT MIN(draft_id) FROM drafts")  # as siyu status names it
+    result = run_siyu(ours, "retry", "--unknown", draft, "--now", "2026-11-30 12:03", "--json", env=env_for(wecom))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["readback"] == {"found": 1} and len(wecom.templates) == 1
+    assert any("found in WeCom's list and settled sent" in w for w in summary["warnings"]), summary

@@ -51,6 +51,12 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         rows = db.execute(
             f"SELECT draft_id, state, reason FROM drafts WHERE draft_id IN ({', '.join('?' * len(resolved))})", resolved
         ).fetchall()
+        if include_unknown and summary.readback.get("found"):
+            # Looked up first and found in WeCom's list: sent, as the pass line says; nothing to send again.
+            found = [r for r in rows if r[1] == "sent"]
+            if found:
+                summary.warnings.append(f"{len(found)} draft(s) asked for were found in WeCom's list and settled sent: none is sent again")
+                rows = [r for r in rows if r[1] != "sent"]
         wrong = [r for r in rows if r[1] not in states]
         if wrong:
             hint = "add --unknown for drafts in doubt" if wrong[0][1] == "unknown" else "only failed drafts can be retried"
