@@ -9,8 +9,6 @@ from siyu_cli.dispatch._runner import PassSummary, Runner
 from siyu_cli.errors import SiyuError
 from siyu_cli.store import immediate
 
-_ASK = "Look in 管理后台"  # where a to-check message's advice to a person starts (siyu_cli.wecom._sync._ask)
-
 
 def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: datetime | None) -> PassSummary:
     """Failed deliveries go back to pending and are delivered now; template errors are re-planned."""
@@ -29,9 +27,11 @@ def retry(runner: Runner, ids: list[str] | None, *, include_unknown: bool, now: 
         # message gives it), after they looked in 群发记录 and found no such send, it is made, and the pass says why it
         # was in doubt. Anything else (a draft id of it, another task) waits while any task is to be checked.
         if to_check and ids and not unanswered:
+            from siyu_cli.wecom._sync import ASK
+
             named = [e for e in summary.errors if any(f"task {ident} is in doubt" in e for ident in ids)]
             summary.errors = [e for e in summary.errors if e not in named]
-            summary.warnings.extend(f"made as you named it, though siyu could not rule out that WeCom holds it: {e.split(f' {_ASK}', 1)[0]}" for e in named)
+            summary.warnings.extend(f"made as you named it, though siyu could not rule out that WeCom holds it: {e.split(f' {ASK}', 1)[0]}" for e in named)
             for key in ("to_check", "errors"):
                 left = summary.readback.get(key, 0) - len(named)
                 if left > 0:

@@ -370,6 +370,8 @@ class Planner:
         Known from the contact's `account` (添加人账号) being another persona's and none of this one's names (personas
         may share an account), unless an add names this persona's staff member (a 客户列表 export lists a customer once
         per staff member they added). Any other contact counts as a friend: an account no persona has says nothing."""
+        if len(self.playbook.model.personas) < 2:
+            return {}  # one persona: no other account to have added (most playbooks; this runs per occurrence)
         own = set(self.staff.get(persona, ()))
         others: dict[str, str] = {}
         for person in people:

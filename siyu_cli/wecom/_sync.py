@@ -287,6 +287,9 @@ def _find(output: WecomOutput, db: sqlite_utils.Database, playbook_id: str, now:
             report.remade += total - made
 
 
+ASK = "Look in 管理后台"  # where a to-check message's advice to a person starts: `siyu retry` cuts it off a task it makes
+
+
 def _to_check(report: SyncReport, output: str, name: str, sender: str, why: str) -> None:
     """A task in doubt siyu cannot settle from WeCom's list: why, and what a person does; it waits for them."""
     report.errors.append(f"{output}: task {name} is in doubt: {why} {_ask(sender, name)}")
@@ -296,7 +299,7 @@ def _to_check(report: SyncReport, output: str, name: str, sender: str, why: str)
 def _ask(sender: str, name: str) -> str:
     """What a person does with a task WeCom may hold unsent (the same words wherever siyu cannot tell)."""
     return (
-        f"Look in 管理后台 → 客户与上下游 → 客户联系 → 群发记录: if {sender} has it waiting, ask them to send it (企业微信 → 群发助手) "
+        f"{ASK} → 客户与上下游 → 客户联系 → 群发记录: if {sender} has it waiting, ask them to send it (企业微信 → 群发助手) "
         f"and the next pass reads it back; if it went already, mark it: `siyu outbox done {name}`; if WeCom has no such send, "
         f"it was never made: `siyu retry --unknown {name}` makes it"
     )
